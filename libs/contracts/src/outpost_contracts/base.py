@@ -1,0 +1,78 @@
+"""Base struct configuration shared by every message that crosses a process boundary.
+
+Three families, each with the msgspec configuration its evolution rules need
+(STYLE.md, "Contracts change by addition"):
+
+- ``Contract``: replies, views and envelopes. camelCase on the wire, unknown fields ignored
+  so an old reader skips what a newer writer added.
+- ``Event``: event payloads, tagged with a versioned wire tag (``devices.DeviceRegistered.v1``);
+  unknown fields ignored, a breaking change is a new ``.v2`` type published beside the old.
+- ``Request``: commands and queries, which are also the HTTP request bodies: they forbid
+  unknown fields so a typo or a mass-assignment attempt is a ``validation_error``.
+
+``kw_only=True`` is repeated on every subclass because msgspec does not inherit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+_REGISTRY: list[type[msgspec.Struct]] = []
+
+
+def wire_tag(service: str, name: str, version: int) -> str:
+    """The versioned wire tag of a message type: ``<service>.<Name>.v<version>``."""
+    if not name[:1].isupper() or "." in name or "." in service:
+        raise ValueError(f"bad wire tag parts: {service!r}, {name!r}")
+    return f"{service}.{name}.v{version}"
+
+
+def registered_contracts() -> list[type[msgspec.Struct]]:
+    """Every concrete contract type defined so far (for JSON Schema export)."""
+    return list(_REGISTRY)
+
+
+class Contract(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
+    """Replies, views and envelopes: camelCase, unknown fields tolerated."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and cls.__module__ != __name__:
+            _REGISTRY.append(cls)
+
+
+class Event(Contract, kw_only=True, frozen=True, tag_field="type"):
+    """An event payload. Subclasses pass ``tag=wire_tag(service, Name, version)``."""
+
+    service: ClassVar[str] = ""
+
+
+class Request(
+    msgspec.Struct, kw_only=True, frozen=True, rename="camel", forbid_unknown_fields=True
+):
+    """A command or query, and the HTTP body it is read from: unknown fields are refused."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTRY.append(cls)
+
+
+class Empty(Contract, kw_only=True, frozen=True):
+    """The reply of an operation that has nothing to say (HTTP 204)."""
+
+
+def event_tag(event_type: type[Event]) -> str:
+    """The wire tag of an event class."""
+    tag = event_type.__struct_config__.tag
+    if not isinstance(tag, str):
+        raise TypeError(f"{event_type.__name__} has no string wire tag")
+    return tag
+
+
+def event_name(tag: str) -> tuple[str, str, int]:
+    """Split a wire tag into (service, Name, version)."""
+    service, name, version = tag.split(".")
+    return service, name, int(version.removeprefix("v"))

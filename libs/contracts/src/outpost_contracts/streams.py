@@ -1,0 +1,146 @@
+"""JetStream streams and consumers, declared as data (ARCHITECTURE.md decision 5).
+
+The kit applies these idempotently at start-up (each service applies its own streams and
+consumers) and through ``outpost-admin streams apply``. Durable consumers start from the
+beginning of their stream so a new consumer rebuilds its local view from history.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from outpost_contracts import subjects
+
+
+class StreamSpec(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    subjects: tuple[str, ...]
+    owner: str
+    description: str = ""
+    storage: Literal["file", "memory"] = "file"
+    max_age_seconds: float = 0  # 0: keep forever (control-plane history)
+    max_bytes: int = -1
+    duplicate_window_seconds: float = 120
+    # "always" makes JetStream fsync every write; production sets it server-wide for
+    # control-plane streams (RELIABILITY.md). Recorded here so operators see the intent.
+    control_plane: bool = True
+
+
+class ConsumerSpec(msgspec.Struct, kw_only=True, frozen=True):
+    """A consumer of a stream. ``durable=None`` means an ordered, ephemeral consumer that each
+    process replica runs on its own (e.g. the gateway's credential cache)."""
+
+    stream: str
+    name: str
+    owner: str
+    filter_subjects: tuple[str, ...] = ()
+    durable: bool = True
+    ack_wait_seconds: float = 30
+    max_deliver: int = 20
+    max_ack_pending: int = 10_000
+    deliver_policy: Literal["all", "new"] = "all"
+    description: str = ""
+
+
+def _service_stream(service: str, description: str) -> StreamSpec:
+    return StreamSpec(
+        name=service.upper(),
+        subjects=(subjects.service_events(service),),
+        owner=service,
+        description=description,
+    )
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    _service_stream("identity", "Organizations, users, API keys, OAuth clients, signing keys"),
+    _service_stream("devices", "Devices, groups, sites, tokens, certificates, presence, commands"),
+    _service_stream("readings", "Readings service events (quarantine, annotations)"),
+    _service_stream("alerting", "Alert rules, alerts and their transitions, channels"),
+    _service_stream("exports", "Export jobs"),
+    StreamSpec(
+        name="TELEMETRY",
+        subjects=(subjects.TELEMETRY_ALL,),
+        owner="readings",
+        description="Device telemetry as devices publish it (API.md, Device protocol)",
+        max_age_seconds=7 * 24 * 3600,
+        duplicate_window_seconds=120,
+        control_plane=False,
+    ),
+)
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec(
+        stream="IDENTITY",
+        name="gateway-credentials",
+        owner="gateway",
+        durable=False,
+        filter_subjects=(subjects.service_events("identity"),),
+        description="Each gateway replica's credential cache (API keys, organizations)",
+    ),
+    ConsumerSpec(
+        stream="TELEMETRY",
+        name="readings-telemetry",
+        owner="readings",
+        filter_subjects=(subjects.TELEMETRY_ALL,),
+        ack_wait_seconds=60,
+        max_ack_pending=50_000,
+        description="Readings ingest",
+    ),
+    ConsumerSpec(
+        stream="DEVICES",
+        name="readings-devices",
+        owner="readings",
+        filter_subjects=(subjects.service_events("devices"),),
+        description="Readings' local device registry",
+    ),
+    ConsumerSpec(
+        stream="TELEMETRY",
+        name="alerting-telemetry",
+        owner="alerting",
+        filter_subjects=(subjects.TELEMETRY_ALL,),
+        ack_wait_seconds=60,
+        max_ack_pending=50_000,
+        deliver_policy="new",
+        description="Streaming rule evaluation",
+    ),
+    ConsumerSpec(
+        stream="DEVICES",
+        name="alerting-devices",
+        owner="alerting",
+        filter_subjects=(subjects.service_events("devices"),),
+        description="Alerting's local view of devices, groups and sites",
+    ),
+    ConsumerSpec(
+        stream="EXPORTS",
+        name="exports-jobs",
+        owner="exports",
+        filter_subjects=(subjects.event_filter("exports", "ExportRequested"),),
+        ack_wait_seconds=60,
+        max_deliver=5,
+        description="Export work queue",
+    ),
+)
+
+
+def streams_of(service: str) -> tuple[StreamSpec, ...]:
+    return tuple(s for s in STREAMS if s.owner == service)
+
+
+def consumers_of(service: str) -> tuple[ConsumerSpec, ...]:
+    return tuple(c for c in CONSUMERS if c.owner == service)
+
+
+def consumer(name: str) -> ConsumerSpec:
+    for c in CONSUMERS:
+        if c.name == name:
+            return c
+    raise KeyError(name)
+
+
+def stream(name: str) -> StreamSpec:
+    for s in STREAMS:
+        if s.name == name:
+            return s
+    raise KeyError(name)

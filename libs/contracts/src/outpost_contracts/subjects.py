@@ -1,0 +1,77 @@
+"""The one subject builder. Nobody writes a subject string by hand.
+
+Layout (all under the ``outpost`` prefix):
+
+- ``outpost.evt.<service>.<org>.<Name>.v<N>``   domain events, one stream per service
+- ``outpost.rpc.<service>.<Operation>``          request/reply, queue group per service
+- ``outpost.tel.<org>.<device>``                 device telemetry (TELEMETRY stream)
+- ``outpost.cmd.<org>.<device>``                 commands to a device; ``.ack`` for its answers
+
+Organization and device ids are UUID strings: valid subject tokens and MQTT topic levels.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from outpost_contracts.base import event_name
+
+PREFIX = "outpost"
+SERVICES = ("identity", "devices", "readings", "alerting", "exports")
+
+
+def _token(value: str | UUID) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ".*> \t\r\n"):
+        raise ValueError(f"not a subject token: {text!r}")
+    return text
+
+
+def event(tag: str, org_id: str | UUID) -> str:
+    """The subject an event with wire tag ``tag`` of organization ``org_id`` is published on."""
+    service, name, version = event_name(tag)
+    return f"{PREFIX}.evt.{service}.{_token(org_id)}.{name}.v{version}"
+
+
+def event_filter(service: str, name: str | None = None) -> str:
+    """A filter for every event of ``service``, or every version of one event type."""
+    _token(service)
+    if name is None:
+        return f"{PREFIX}.evt.{service}.>"
+    return f"{PREFIX}.evt.{service}.*.{_token(name)}.*"
+
+
+def service_events(service: str) -> str:
+    return event_filter(service)
+
+
+def rpc(service: str, operation: str) -> str:
+    return f"{PREFIX}.rpc.{_token(service)}.{_token(operation)}"
+
+
+def telemetry(org_id: str | UUID, device_id: str | UUID) -> str:
+    return f"{PREFIX}.tel.{_token(org_id)}.{_token(device_id)}"
+
+
+TELEMETRY_ALL = f"{PREFIX}.tel.>"
+
+
+def parse_telemetry(subject: str) -> tuple[str, str]:
+    """(org_id, device_id) of a telemetry subject; ValueError if it is not one."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != PREFIX or parts[1] != "tel":
+        raise ValueError(f"not a telemetry subject: {subject!r}")
+    return parts[2], parts[3]
+
+
+def command(org_id: str | UUID, device_id: str | UUID) -> str:
+    return f"{PREFIX}.cmd.{_token(org_id)}.{_token(device_id)}"
+
+
+def command_ack(org_id: str | UUID, device_id: str | UUID) -> str:
+    return command(org_id, device_id) + ".ack"
+
+
+def mqtt_topic(subject: str) -> str:
+    """The MQTT topic nats-server maps to a subject (``/`` for ``.``)."""
+    return subject.replace(".", "/")

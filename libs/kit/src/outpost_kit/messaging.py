@@ -1,0 +1,121 @@
+"""NATS plumbing: connections, request/reply with timeouts, stream and consumer application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
+
+from outpost_contracts.envelope import RequestContext
+from outpost_contracts.errors import ServiceUnavailable
+from outpost_contracts.rpc import Operation
+from outpost_contracts.streams import ConsumerSpec, StreamSpec
+from outpost_kit import telemetry
+
+_log = logging.getLogger(__name__)
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+MSG_ID = "Nats-Msg-Id"
+REQUEST_ID = "Outpost-Request-Id"
+
+
+async def connect(url: str, name: str, **options: Any) -> NATS:
+    """A connection that reconnects forever: a broker restart is an outage, not a crash."""
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        **options,
+    )
+
+
+async def call(
+    nc: NATS,
+    op: Operation[Req, Rep],
+    ctx: RequestContext,
+    body: Req,
+    *,
+    timeout: float = 5.0,
+) -> Rep:
+    """Send ``body`` to the service that owns ``op`` and return its reply.
+
+    The service's typed error is raised as ``OutpostError``; no answer in time (or nobody
+    listening) is ``ServiceUnavailable`` (HTTP 503).
+    """
+    with telemetry.tracer(__name__).start_as_current_span(
+        f"rpc {op.service}.{op.name}", kind=SpanKind.CLIENT
+    ):
+        headers = telemetry.inject({REQUEST_ID: ctx.request_id})
+        try:
+            msg = await nc.request(
+                op.subject, op.encode_request(ctx, body), timeout=timeout, headers=headers
+            )
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise ServiceUnavailable(
+                f"the {op.service} service did not answer in time"
+            ) from exc
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise ServiceUnavailable(f"the {op.service} service is not available")
+        return op.decode_reply(msg.data)
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        description=spec.description or None,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE if spec.storage == "file" else StorageType.MEMORY,
+        max_age=spec.max_age_seconds or None,
+        max_bytes=spec.max_bytes,
+        duplicate_window=spec.duplicate_window_seconds,
+    )
+
+
+def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
+    filters = list(spec.filter_subjects)
+    return ConsumerConfig(
+        durable_name=spec.name if spec.durable else None,
+        description=spec.description or None,
+        deliver_policy=DeliverPolicy.ALL if spec.deliver_policy == "all" else DeliverPolicy.NEW,
+        ack_wait=spec.ack_wait_seconds,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
+    )
+
+
+async def apply_streams(
+    js: JetStreamContext, streams: Iterable[StreamSpec], consumers: Iterable[ConsumerSpec] = ()
+) -> None:
+    """Create or update every stream and durable consumer: idempotent, safe at every start."""
+    for spec in streams:
+        config = stream_config(spec)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            _log.info("stream %s created", spec.name)
+        else:
+            await js.update_stream(config)
+    for cspec in consumers:
+        if not cspec.durable:
+            continue  # ephemeral consumers are made by each replica when it subscribes
+        await js.add_consumer(cspec.stream, consumer_config(cspec))

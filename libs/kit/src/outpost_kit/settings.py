@@ -1,0 +1,84 @@
+"""Settings read once, at the edge, from ``OUTPOST_<SERVICE>_<FIELD>`` variables.
+
+A service declares a frozen ``msgspec.Struct`` of its settings; ``load_settings`` reads the
+environment (passed in, so tests need no monkeypatching) and converts strings to the declared
+types. Shared variables (``OUTPOST_NATS_URL``, ``OUTPOST_DATABASE_URL``...) are read when the
+service-specific one is absent. Secrets are ``Secret`` so they never show in a repr or a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from outpost_contracts.errors import OutpostError
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class Secret(str):
+    """A string whose repr and str in logs are masked. ``.reveal()`` gives the value."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return "********"
+
+
+class SettingsError(OutpostError):
+    pass
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret:
+        return Secret(obj)
+    raise NotImplementedError(type_)
+
+
+def load_settings(cls: type[S], service: str, environ: Mapping[str, str]) -> S:
+    """Build ``cls`` from ``OUTPOST_<SERVICE>_<FIELD>`` (falling back to ``OUTPOST_<FIELD>``)."""
+    values: dict[str, Any] = {}
+    service_prefix = f"OUTPOST_{service.upper()}_"
+    for field in msgspec.structs.fields(cls):
+        key = field.name.upper()
+        for var in (service_prefix + key, f"OUTPOST_{key}"):
+            if var in environ:
+                raw = environ[var]
+                values[field.encode_name] = _parse(raw, field.type)
+                break
+    try:
+        return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid settings for {service}: {exc}") from exc
+
+
+def _parse(raw: str, type_: Any) -> Any:
+    """Lists and dicts may be given as JSON; everything else stays a string for ``convert``."""
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            pass
+    origin = getattr(type_, "__origin__", None)
+    if origin in (list, tuple, set, frozenset) and isinstance(raw, str):
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+class CommonSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """What every service process needs. Services extend it with their own fields."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: Secret | None = None  # the service role's DSN
+    health_port: int = 0  # 0: pick a free port
+    health_host: str = "127.0.0.1"
+    rpc_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
+    instance: str = ""

@@ -1,0 +1,54 @@
+"""OpenTelemetry setup and trace context carried in NATS headers.
+
+Tracing is configured by the standard ``OTEL_*`` variables. With ``OTEL_TRACES_EXPORTER``
+unset or ``none`` a provider still exists (so context propagates and spans can be read by
+tests through ``add_span_processor``) but nothing is exported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_log = logging.getLogger(__name__)
+
+
+def setup_tracing(service: str, environ: Mapping[str, str]) -> TracerProvider:
+    """Install a tracer provider for ``service``; export over OTLP/HTTP when asked."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", service)})
+    )
+    exporter_name = environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    if exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter_name not in ("none", ""):
+        _log.warning("unsupported OTEL_TRACES_EXPORTER=%s; traces are not exported", exporter_name)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Headers carrying the current trace context (W3C traceparent)."""
+    out: dict[str, str] = dict(headers or {})
+    propagate.inject(out)
+    return out
+
+
+def extract(headers: Mapping[str, Any] | None) -> Context:
+    return propagate.extract(dict(headers or {}))
