@@ -1,0 +1,44 @@
+"""The wire format of API keys, shared by identity (which issues them) and the gateway (which
+verifies them from its event-fed cache).
+
+A key is ``sk_live_<lookup><secret>``: a 12-character lookup prefix (indexed, safe to log and
+to publish) followed by 32 characters of secret, both base62. Only ``hash_key(key)``
+(SHA-256; a key has ~190 bits of entropy, so a slow password hash would buy nothing and cost
+every request) is ever stored or published. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+
+KEY_PREFIX = "sk_live_"
+LOOKUP_LEN = 12
+SECRET_LEN = 32
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_key() -> tuple[str, str]:
+    """A new key and its lookup prefix."""
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(LOOKUP_LEN + SECRET_LEN))
+    return KEY_PREFIX + body, body[:LOOKUP_LEN]
+
+
+def lookup_prefix(key: str) -> str | None:
+    """The lookup prefix of something shaped like a key, else None."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    body = key[len(KEY_PREFIX) :]
+    if len(body) != LOOKUP_LEN + SECRET_LEN or any(c not in _ALPHABET for c in body):
+        return None
+    return body[:LOOKUP_LEN]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def verify_key(key: str, key_hash: str) -> bool:
+    return hmac.compare_digest(hash_key(key), key_hash)
