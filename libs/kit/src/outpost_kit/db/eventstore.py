@@ -1,0 +1,218 @@
+"""The event store: append with an expected version, load a stream.
+
+Events are appended in the caller's transaction together with their outbox rows and the
+projections' updates, so a command's effects commit or roll back as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, Union
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from outpost_contracts import subjects
+from outpost_contracts.base import Event
+from outpost_contracts.envelope import EventEnvelope, Principal
+from outpost_contracts.errors import Conflict, ErrorType
+from outpost_kit import ids, telemetry
+from outpost_kit.messaging import MSG_ID, REQUEST_ID
+
+_encoder = msgspec.json.Encoder()
+
+
+class ConcurrencyConflict(Conflict):
+    """Another command changed the stream since it was read (HTTP 409, or 412 on If-Match)."""
+
+    def __init__(self, stream_id: UUID, expected: int, actual: int) -> None:
+        super().__init__(
+            "the resource was changed by another request; reload it and try again",
+            details={"expectedVersion": expected, "actualVersion": actual},
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class EventCodec:
+    """Decodes stored and published events of a known set of types."""
+
+    def __init__(self, event_types: Sequence[type[Event]]) -> None:
+        self.event_types = tuple(event_types)
+        union: Any = Union[self.event_types] if len(self.event_types) > 1 else self.event_types[0]
+        self._data = msgspec.json.Decoder(union)
+        self._envelope = msgspec.json.Decoder(_envelope_of(union))
+
+    def decode_data(self, raw: bytes | str) -> Event:
+        return self._data.decode(raw)  # type: ignore[no-any-return]
+
+    def decode_envelope(self, raw: bytes) -> EventEnvelope:
+        return self._envelope.decode(raw)  # type: ignore[no-any-return]
+
+    def knows(self, tag: str) -> bool:
+        return any(t.__struct_config__.tag == tag for t in self.event_types)
+
+
+def _envelope_of(union: Any) -> Any:
+    """An EventEnvelope subtype whose ``data`` is decoded as ``union``."""
+    return msgspec.defstruct(
+        "EventEnvelopeOf",
+        [("data", union)],
+        bases=(EventEnvelope,),
+        kw_only=True,
+        frozen=True,
+        rename="camel",
+    )
+
+
+class Projector(Protocol):
+    """A read model kept in the same transaction as the append (and rebuilt by replay)."""
+
+    async def apply(self, conn: AsyncConnection, event: EventEnvelope) -> None: ...
+
+
+class EventStore:
+    def __init__(self, conn: AsyncConnection, codec: EventCodec, projectors: Sequence[Projector] = ()) -> None:
+        self._conn = conn
+        self._codec = codec
+        self._projectors = projectors
+
+    async def version(self, stream_id: UUID) -> int:
+        result = await self._conn.execute(
+            text("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :s"),
+            {"s": stream_id},
+        )
+        return int(result.scalar_one())
+
+    async def append(
+        self,
+        *,
+        org_id: UUID,
+        stream_id: UUID,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[Event],
+        actor: Principal | None = None,
+        request_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> list[EventEnvelope]:
+        """Append ``events`` after ``expected_version``; ``ConcurrencyConflict`` otherwise."""
+        if not events:
+            return []
+        actual = await self.version(stream_id)
+        if actual != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, actual)
+        when = occurred_at or ids.now()
+        trace_headers = telemetry.inject()
+        meta: dict[str, Any] = {"trace": trace_headers} if trace_headers else {}
+        envelopes = [
+            EventEnvelope(
+                id=ids.new_id(),
+                org_id=org_id,
+                stream_id=stream_id,
+                stream_type=stream_type,
+                version=expected_version + i,
+                occurred_at=when,
+                data=event,
+                request_id=request_id,
+                actor=actor,
+                meta=meta,
+            )
+            for i, event in enumerate(events, start=1)
+        ]
+        try:
+            await self._conn.execute(
+                text(
+                    "INSERT INTO events (stream_id, version, event_id, org_id, stream_type,"
+                    " event_type, data, request_id, actor, meta, occurred_at) VALUES"
+                    " (:stream_id, :version, :event_id, :org_id, :stream_type, :event_type,"
+                    " CAST(:data AS jsonb), :request_id, CAST(:actor AS jsonb),"
+                    " CAST(:meta AS jsonb), :occurred_at)"
+                ),
+                [
+                    {
+                        "stream_id": e.stream_id,
+                        "version": e.version,
+                        "event_id": e.id,
+                        "org_id": e.org_id,
+                        "stream_type": e.stream_type,
+                        "event_type": e.type,
+                        "data": _encoder.encode(e.data).decode(),
+                        "request_id": e.request_id,
+                        "actor": _encoder.encode(e.actor).decode() if e.actor else None,
+                        "meta": _encoder.encode(e.meta).decode(),
+                        "occurred_at": e.occurred_at,
+                    }
+                    for e in envelopes
+                ],
+            )
+        except IntegrityError as exc:
+            # A concurrent append took the same version between our check and our insert.
+            raise ConcurrencyConflict(stream_id, expected_version, expected_version + 1) from exc
+        await self._conn.execute(
+            text(
+                "INSERT INTO outbox (event_id, subject, payload, headers)"
+                " VALUES (:event_id, :subject, :payload, CAST(:headers AS jsonb))"
+            ),
+            [
+                {
+                    "event_id": e.id,
+                    "subject": subjects.event(e.type, e.org_id),
+                    "payload": _encoder.encode(e),
+                    "headers": _encoder.encode(
+                        {MSG_ID: str(e.id), REQUEST_ID: e.request_id or "", **e.meta.get("trace", {})}
+                    ).decode(),
+                }
+                for e in envelopes
+            ],
+        )
+        await self._conn.execute(text("SELECT pg_notify('outpost_outbox', current_schema())"))
+        for envelope in envelopes:
+            for projector in self._projectors:
+                await projector.apply(self._conn, envelope)
+        return envelopes
+
+    async def load(self, stream_id: UUID) -> list[EventEnvelope]:
+        result = await self._conn.execute(
+            text(
+                "SELECT event_id, org_id, stream_id, stream_type, version, occurred_at,"
+                " data::text AS data, request_id, actor::text AS actor, meta::text AS meta"
+                " FROM events WHERE stream_id = :s ORDER BY version"
+            ),
+            {"s": stream_id},
+        )
+        return [self._row_to_envelope(row._mapping) for row in result]
+
+    async def iter_all(self, *, after_position: int = 0, batch: int = 1000) -> list[tuple[int, EventEnvelope]]:
+        """Events visible to the current tenant after a position (for replay)."""
+        result = await self._conn.execute(
+            text(
+                "SELECT position, event_id, org_id, stream_id, stream_type, version, occurred_at,"
+                " data::text AS data, request_id, actor::text AS actor, meta::text AS meta"
+                " FROM events WHERE position > :p ORDER BY position LIMIT :n"
+            ),
+            {"p": after_position, "n": batch},
+        )
+        return [(row.position, self._row_to_envelope(row._mapping)) for row in result]
+
+    def _row_to_envelope(self, row: Any) -> EventEnvelope:
+        return EventEnvelope(
+            id=row["event_id"],
+            org_id=row["org_id"],
+            stream_id=row["stream_id"],
+            stream_type=row["stream_type"],
+            version=row["version"],
+            occurred_at=row["occurred_at"],
+            data=self._codec.decode_data(row["data"]),
+            request_id=row["request_id"],
+            actor=msgspec.json.decode(row["actor"], type=Principal) if row["actor"] else None,
+            meta=msgspec.json.decode(row["meta"]) if row["meta"] else {},
+        )
+
+
+__all__ = ["ConcurrencyConflict", "ErrorType", "EventCodec", "EventStore", "Projector"]

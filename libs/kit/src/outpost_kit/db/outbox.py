@@ -1,0 +1,156 @@
+"""The outbox relay: every committed event reaches JetStream, exactly once by ``Nats-Msg-Id``.
+
+Rows are marked individually (deleted once JetStream acknowledged them), never skipped by a
+position watermark: a row committed late, out of position order, is simply still there on
+the next poll (RELIABILITY.md, "commit-order"). A publish is retried with the same
+``Nats-Msg-Id`` (the event id) until acknowledged; JetStream's duplicate window absorbs the
+repeats of a relay killed between ack and delete, and consumers' inboxes absorb the rest.
+
+One relay per service is active at a time: it holds a session advisory lock on its own
+connection, so a second replica stands by and takes over when the first one's connection
+dies. The append's ``pg_notify`` wakes the relay; a short poll covers lost notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+import msgspec
+from nats.js.client import JetStreamContext
+from prometheus_client import Counter, Gauge
+
+from outpost_kit.db.engine import plain_dsn
+
+_log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("outpost_outbox_published_total", "Events published by the relay", ["service"])
+FAILURES = Counter("outpost_outbox_publish_failures_total", "Failed publish attempts", ["service"])
+BACKLOG = Gauge("outpost_outbox_backlog", "Rows waiting in the outbox at the last poll", ["service"])
+ACTIVE = Gauge("outpost_outbox_relay_active", "1 while this process holds the relay lock", ["service"])
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        js: JetStreamContext,
+        *,
+        batch_size: int = 500,
+        idle_wait: float = 0.5,
+        lock_retry: float = 1.0,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self._dsn = plain_dsn(dsn)
+        self.schema = schema
+        self._js = js
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.lock_retry = lock_retry
+        self.publish_timeout = publish_timeout
+        self.active = False
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set, surviving database and broker outages."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                backoff = 0.2
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("outbox relay for %s lost its database: %s", self.schema, exc)
+                self._set_active(False)
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._dsn, server_settings={"search_path": self.schema}
+        )
+        try:
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", f"outpost.outbox.{self.schema}"
+            )
+            if not locked:
+                await _wait(stop, self.lock_retry)
+                return
+            self._set_active(True)
+            wake = asyncio.Event()
+
+            def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+                if payload == self.schema:
+                    wake.set()
+
+            await conn.add_listener("outpost_outbox", on_notify)
+            while not stop.is_set():
+                wake.clear()
+                relayed = await self.drain_once(conn)
+                if relayed < self.batch_size:
+                    await _wait_any(stop, wake, self.idle_wait)
+        finally:
+            self._set_active(False)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+
+    async def drain_once(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch in position order, pipelined; delete what JetStream acked."""
+        rows = await conn.fetch(
+            "SELECT position, subject, payload, headers::text AS headers"
+            " FROM outbox ORDER BY position LIMIT $1",
+            self.batch_size,
+        )
+        BACKLOG.labels(self.schema).set(len(rows))
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+        done = [r["position"] for r, res in zip(rows, results, strict=True) if res is None]
+        failed = [(r["position"], res) for r, res in zip(rows, results, strict=True) if res is not None]
+        if done:
+            await conn.execute("DELETE FROM outbox WHERE position = ANY($1::bigint[])", done)
+            PUBLISHED.labels(self.schema).inc(len(done))
+            self.published += len(done)
+        if failed:
+            FAILURES.labels(self.schema).inc(len(failed))
+            await conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE position = $1",
+                [(pos, repr(err)[:500]) for pos, err in failed],
+            )
+            _log.warning(
+                "outbox relay for %s: %d of %d publishes failed (first: %r); retrying",
+                self.schema, len(failed), len(rows), failed[0][1],
+            )
+            await asyncio.sleep(0.5)
+        return len(done)
+
+    async def _publish(self, row: asyncpg.Record) -> BaseException | None:
+        headers: dict[str, str] = msgspec.json.decode(row["headers"])
+        try:
+            await self._js.publish(
+                row["subject"], bytes(row["payload"]), headers=headers, timeout=self.publish_timeout
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure means "retry this row"
+            return exc
+        return None
+
+    def _set_active(self, active: bool) -> None:
+        self.active = active
+        ACTIVE.labels(self.schema).set(1 if active else 0)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
