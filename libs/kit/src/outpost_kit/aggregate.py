@@ -1,0 +1,75 @@
+"""The command pipeline every event-sourced handler shares: load, decide, append.
+
+Generic over the domain's decider functions; no domain type lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from outpost_contracts.base import Event
+from outpost_contracts.envelope import EventEnvelope, RequestContext
+from outpost_kit import ids
+from outpost_kit.db.uow import UnitOfWork
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+Evolve = Callable[[Any, Event, UUID], Any]
+Decide = Callable[[Any, Any, datetime], Sequence[Event]]
+
+
+def fold(evolve: Evolve, stream_id: UUID, events: Sequence[EventEnvelope]) -> tuple[Any, int]:
+    state = None
+    version = 0
+    for envelope in events:
+        state = evolve(state, envelope.data, stream_id)
+        version = envelope.version
+    return state, version
+
+
+async def load(uow: UnitOfWork, evolve: Evolve, stream_id: UUID) -> tuple[Any, int]:
+    """The aggregate's state and version (``(None, 0)`` if it has no events)."""
+    return fold(evolve, stream_id, await uow.events.load(stream_id))
+
+
+async def execute(
+    uow: UnitOfWork,
+    ctx: RequestContext | None,
+    *,
+    stream_id: UUID,
+    stream_type: str,
+    decide: Decide,
+    evolve: Evolve,
+    command: Any,
+    org_id: UUID,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Any, list[EventEnvelope]]:
+    """Load, decide, append (projections update in the same transaction).
+
+    ``expected_version`` (from ``If-Match``) must equal the current version; otherwise the
+    loaded version is expected, and a concurrent change still fails the append."""
+    state, version = await load(uow, evolve, stream_id)
+    if expected_version is not None and expected_version != version:
+        from outpost_contracts.errors import PreconditionFailed
+
+        raise PreconditionFailed(
+            "the resource has changed since that version",
+            details={"expectedVersion": expected_version, "actualVersion": version},
+        )
+    events = decide(state, command, now or ids.now())
+    envelopes = await uow.events.append(
+        org_id=org_id,
+        stream_id=stream_id,
+        stream_type=stream_type,
+        expected_version=version,
+        events=events,
+        actor=ctx.principal if ctx else None,
+        request_id=ctx.request_id if ctx else None,
+    )
+    for envelope in envelopes:
+        state = evolve(state, envelope.data, stream_id)
+    return state, envelopes

@@ -1,0 +1,46 @@
+"""Identity's collections: what may be filtered, and how rows become views."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from outpost_contracts.identity import ApiKeyView, OrganizationStatus, OrganizationView
+from outpost_kit.db.listing import Collection, Field
+
+ORGANIZATIONS = Collection(
+    table="organizations",
+    columns="id, name, status, created_at, version",
+    fields={
+        "id": Field("id", "uuid"),
+        "name": Field("name"),
+        "status": Field("status", ops=frozenset({"eq", "ne", "in", "nin"})),
+        "createdAt": Field("created_at", "datetime"),
+    },
+)
+
+API_KEYS = Collection(
+    table="api_keys",
+    columns="id, name, prefix, scopes, created_at, expires_at, revoked_at, version",
+    fields={
+        "id": Field("id", "uuid"),
+        "name": Field("name"),
+        "createdAt": Field("created_at", "datetime"),
+        "expiresAt": Field("expires_at", "datetime"),
+    },
+)
+
+
+def organization_view(row: Mapping[str, Any]) -> OrganizationView:
+    return OrganizationView(
+        id=row["id"], name=row["name"], status=OrganizationStatus(row["status"]),
+        created_at=row["created_at"], version=row["version"],
+    )
+
+
+def api_key_view(row: Mapping[str, Any]) -> ApiKeyView:
+    return ApiKeyView(
+        id=row["id"], name=row["name"], prefix=row["prefix"], scopes=list(row["scopes"]),
+        created_at=row["created_at"], expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"], version=row["version"],
+    )
