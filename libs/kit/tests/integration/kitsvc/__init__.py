@@ -1,0 +1,86 @@
+"""A test-only service for the kit's integration tests: two event types, one projection
+(``counters``), its own migrations and its own stream, declared here and nowhere else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from outpost_contracts import subjects
+from outpost_contracts.base import Event, wire_tag
+from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.streams import ConsumerSpec, StreamSpec
+from outpost_kit.db.eventstore import EventCodec
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = "kitsvc"  # the wire-tag service: subjects are outpost.evt.kitsvc.<org>.<Name>.v1
+STREAM_TYPE = "counter"
+
+
+class CounterCreated(Event, kw_only=True, frozen=True, tag=wire_tag(SERVICE, "CounterCreated", 1)):
+    name: str
+
+
+class CounterIncremented(
+    Event, kw_only=True, frozen=True, tag=wire_tag(SERVICE, "CounterIncremented", 1)
+):
+    by: int = 1
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (CounterCreated, CounterIncremented)
+CODEC = EventCodec(EVENT_TYPES)
+
+STREAM = StreamSpec(
+    name="KITSVC",
+    subjects=(subjects.service_events(SERVICE),),
+    owner=SERVICE,
+    description="The kit's test service",
+)
+
+
+def consumer_spec(name: str, *, ack_wait: float = 30, max_deliver: int = 20) -> ConsumerSpec:
+    """A durable consumer of KITSVC, local to the tests (not in contracts' CONSUMERS)."""
+    return ConsumerSpec(
+        stream=STREAM.name,
+        name=name,
+        owner=SERVICE,
+        filter_subjects=(subjects.service_events(SERVICE),),
+        ack_wait_seconds=ack_wait,
+        max_deliver=max_deliver,
+    )
+
+
+class CounterProjector:
+    """``counters``: one row per counter. Deliberately not idempotent (an increment applied
+    twice counts twice) so the tests can see a duplicate effect."""
+
+    async def apply(self, conn: AsyncConnection, event: EventEnvelope) -> None:
+        data = event.data
+        if isinstance(data, CounterCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO counters (org_id, id, name, value, version)"
+                    " VALUES (:o, :i, :n, 0, :v)"
+                ),
+                {"o": event.org_id, "i": event.stream_id, "n": data.name, "v": event.version},
+            )
+        elif isinstance(data, CounterIncremented):
+            await conn.execute(
+                text(
+                    "UPDATE counters SET value = value + :by, version = :v"
+                    " WHERE org_id = :o AND id = :i"
+                ),
+                {"o": event.org_id, "i": event.stream_id, "by": data.by, "v": event.version},
+            )
+
+    async def reset(self, conn: AsyncConnection) -> None:
+        """Delete the current tenant's rows (RLS scopes the DELETE to it)."""
+        await conn.execute(text("DELETE FROM counters"))
+
+
+async def counters(conn: AsyncConnection) -> dict[UUID, tuple[str, int, int]]:
+    rows = await conn.execute(text("SELECT id, name, value, version FROM counters"))
+    return {r.id: (r.name, r.value, r.version) for r in rows}
