@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 import pytest
-from kitsvc import CODEC, MIGRATIONS, STREAM, CounterProjector
+from kitsvc import CODEC, MIGRATIONS, STREAM, CounterProjector, KitDb
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,13 +21,6 @@ from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import app_role, owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.messaging import apply_streams, connect
-
-
-@dataclass(frozen=True)
-class KitDb:
-    admin_dsn: str
-    dsn: str  # the service role's DSN
-    schema: str
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -28,6 +29,15 @@ class CounterIncremented(
     Event, kw_only=True, frozen=True, tag=wire_tag(SERVICE, "CounterIncremented", 1)
 ):
     by: int = 1
+
+
+@dataclass(frozen=True)
+class KitDb:
+    """A provisioned, migrated kitsvc schema."""
+
+    admin_dsn: str
+    dsn: str  # the service role's DSN
+    schema: str
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (CounterCreated, CounterIncremented)
