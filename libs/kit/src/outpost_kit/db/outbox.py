@@ -62,8 +62,13 @@ class OutboxRelay:
             try:
                 await self._session(stop)
                 backoff = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                _log.warning("outbox relay for %s lost its database: %s", self.schema, exc)
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # e.g. a query after the server ended the session
+            ) as exc:
+                _log.warning("outbox relay for %s lost its database: %r", self.schema, exc)
                 self._set_active(False)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -86,8 +91,16 @@ class OutboxRelay:
                 if payload == self.schema:
                     wake.set()
 
+            def on_lost(_c: Any) -> None:
+                # The lock went with the session: stop claiming it now, not at the next poll.
+                self._set_active(False)
+                wake.set()
+
+            conn.add_termination_listener(on_lost)
             await conn.add_listener("outpost_outbox", on_notify)
             while not stop.is_set():
+                if conn.is_closed():
+                    raise asyncpg.InterfaceError("the relay's connection was closed")
                 wake.clear()
                 relayed = await self.drain_once(conn)
                 if relayed < self.batch_size:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,3 +97,28 @@ class CounterProjector:
 async def counters(conn: AsyncConnection) -> dict[UUID, tuple[str, int, int]]:
     rows = await conn.execute(text("SELECT id, name, value, version FROM counters"))
     return {r.id: (r.name, r.value, r.version) for r in rows}
+
+
+async def read_stream(js: JetStreamContext, org_id: UUID) -> list[str]:
+    """Every Nats-Msg-Id in KITSVC for one tenant, in stream order (duplicates kept)."""
+    sub = await js.pull_subscribe(
+        f"outpost.evt.{SERVICE}.{org_id}.>",
+        stream=STREAM.name,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    seen: list[str] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(1000, timeout=0.5)
+            except NatsTimeout:
+                return seen
+            for msg in msgs:
+                envelope = CODEC.decode_envelope(msg.data)
+                msg_id = (msg.headers or {}).get("Nats-Msg-Id")
+                assert msg_id == str(envelope.id), (msg_id, envelope.id)
+                seen.append(msg_id)
+            if msgs and msgs[-1].metadata.num_pending == 0:
+                return seen
+    finally:
+        await sub.unsubscribe()
