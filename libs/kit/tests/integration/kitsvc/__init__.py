@@ -54,13 +54,21 @@ STREAM = StreamSpec(
 )
 
 
-def consumer_spec(name: str, *, ack_wait: float = 30, max_deliver: int = 20) -> ConsumerSpec:
-    """A durable consumer of KITSVC, local to the tests (not in contracts' CONSUMERS)."""
+def org_events(org_id: UUID) -> str:
+    """Every KITSVC event of one tenant (tests give each test its own tenant)."""
+    return f"{subjects.PREFIX}.evt.{SERVICE}.{org_id}.>"
+
+
+def consumer_spec(
+    name: str, org_id: UUID, *, ack_wait: float = 30, max_deliver: int = 20
+) -> ConsumerSpec:
+    """A durable consumer of one tenant's KITSVC events, local to the tests (not in
+    contracts' CONSUMERS)."""
     return ConsumerSpec(
         stream=STREAM.name,
         name=name,
         owner=SERVICE,
-        filter_subjects=(subjects.service_events(SERVICE),),
+        filter_subjects=(org_events(org_id),),
         ack_wait_seconds=ack_wait,
         max_deliver=max_deliver,
     )
@@ -102,7 +110,7 @@ async def counters(conn: AsyncConnection) -> dict[UUID, tuple[str, int, int]]:
 async def read_stream(js: JetStreamContext, org_id: UUID) -> list[str]:
     """Every Nats-Msg-Id in KITSVC for one tenant, in stream order (duplicates kept)."""
     sub = await js.pull_subscribe(
-        f"outpost.evt.{SERVICE}.{org_id}.>",
+        org_events(org_id),
         stream=STREAM.name,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
     )
