@@ -55,7 +55,11 @@ async def admin(kitsvc_db: KitDb) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _publish_counters(
-    db: KitDb, uow: UnitOfWorkFactory, js: JetStreamContext, org: UUID, names: list[str],
+    db: KitDb,
+    uow: UnitOfWorkFactory,
+    js: JetStreamContext,
+    org: UUID,
+    names: list[str],
     increments: int,
 ) -> dict[str, UUID]:
     """Append a counter per name (created, then incremented) and relay it to the stream."""
@@ -64,7 +68,10 @@ async def _publish_counters(
         streams[name] = ids.new_id()
         async with uow(org) as u:
             await u.events.append(
-                org_id=org, stream_id=streams[name], stream_type=STREAM_TYPE, expected_version=0,
+                org_id=org,
+                stream_id=streams[name],
+                stream_type=STREAM_TYPE,
+                expected_version=0,
                 events=[CounterCreated(name=name), *[CounterIncremented()] * increments],
             )
             await u.commit()
@@ -78,15 +85,18 @@ async def _publish_counters(
     return streams
 
 
-async def _until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _until(predicate, within: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
     while not await predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
 
 
 async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
-    kitsvc_db: KitDb, plain_uow: UnitOfWorkFactory, js: JetStreamContext, org: UUID,
+    kitsvc_db: KitDb,
+    plain_uow: UnitOfWorkFactory,
+    js: JetStreamContext,
+    org: UUID,
     admin: asyncpg.Connection,
 ) -> None:
     spec = consumer_spec(f"kit-crash-{secrets.token_hex(4)}", org, ack_wait=1.0)
@@ -137,7 +147,7 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
         return bool(n == 50)
 
     try:
-        await _until(inbox_full, timeout=20)
+        await _until(inbox_full, within=20)
         await asyncio.sleep(1.5)  # past ack_wait: any unacked leftover would come back now
     finally:
         stop.set()
@@ -150,7 +160,7 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
     async with plain_uow(org) as u:
         assert await counters(u.conn) == {sid: (name, 9, 10) for name, sid in streams.items()}
     info = await js.consumer_info(spec.stream, spec.name)
-    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
     await js.delete_consumer(spec.stream, spec.name)
 
 
@@ -162,8 +172,12 @@ def _crash_on_ack(msg: Msg) -> None:
 
 
 async def test_poison_message_is_dead_lettered_and_does_not_block(
-    kitsvc_db: KitDb, plain_uow: UnitOfWorkFactory, js: JetStreamContext, org: UUID,
-    admin: asyncpg.Connection, nc: object,
+    kitsvc_db: KitDb,
+    plain_uow: UnitOfWorkFactory,
+    js: JetStreamContext,
+    org: UUID,
+    admin: asyncpg.Connection,
+    nc: object,
 ) -> None:
     spec = consumer_spec(f"kit-poison-{secrets.token_hex(4)}", org, ack_wait=5, max_deliver=4)
     await apply_streams(js, [], [spec])
@@ -198,7 +212,7 @@ async def test_poison_message_is_dead_lettered_and_does_not_block(
         return bool(n == 4)
 
     try:
-        await _until(settled, timeout=20)
+        await _until(settled, within=20)
         await asyncio.sleep(0.3)
     finally:
         stop.set()
@@ -218,7 +232,9 @@ async def test_poison_message_is_dead_lettered_and_does_not_block(
         live = await counters(u.conn)
     poison_id = str(next(e.id for e in events.values() if e.stream_id == streams["poison"]))
     permanent_id = str(
-        next(e.id for e in events.values() if e.stream_id == streams["permanent"] and e.version == 1)
+        next(
+            e.id for e in events.values() if e.stream_id == streams["permanent"] and e.version == 1
+        )
     )
     poison = letters[poison_id]
     assert (poison["error_class"], poison["attempts"]) == ("RuntimeError", 4)
@@ -234,8 +250,10 @@ async def test_poison_message_is_dead_lettered_and_does_not_block(
     last_poison = max(i for i, c in enumerate(calls) if c[0] == "poison")
     assert calls.index(("after-1", 1)) < last_poison
     assert {v[0]: v[1:] for v in live.values()} == {
-        "after-1": (2, 3), "after-2": (2, 3), "after-3": (2, 3),
+        "after-1": (2, 3),
+        "after-2": (2, 3),
+        "after-3": (2, 3),
     }
     info = await js.consumer_info(spec.stream, spec.name)
-    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
     await js.delete_consumer(spec.stream, spec.name)

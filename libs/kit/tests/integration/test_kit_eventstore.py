@@ -21,7 +21,10 @@ async def _create(uow: UnitOfWorkFactory, org: UUID, name: str = "c") -> UUID:
     stream = ids.new_id()
     async with uow(org) as u:
         await u.events.append(
-            org_id=org, stream_id=stream, stream_type=STREAM_TYPE, expected_version=0,
+            org_id=org,
+            stream_id=stream,
+            stream_type=STREAM_TYPE,
+            expected_version=0,
             events=[CounterCreated(name=name)],
         )
         await u.commit()
@@ -37,8 +40,11 @@ async def test_occ_concurrent_appends_at_same_version(uow: UnitOfWorkFactory, or
             version = await u.events.version(stream)
             await both_read.wait()  # both transactions are open and saw the same version
             await u.events.append(
-                org_id=org, stream_id=stream, stream_type=STREAM_TYPE,
-                expected_version=version, events=[CounterIncremented(by=by)],
+                org_id=org,
+                stream_id=stream,
+                stream_type=STREAM_TYPE,
+                expected_version=version,
+                events=[CounterIncremented(by=by)],
             )
             await u.commit()
             return by
@@ -61,18 +67,27 @@ async def test_occ_refuses_stale_and_future_versions(
     stream = await _create(uow, org)
     async with uow(org) as u:
         await u.events.append(
-            org_id=org, stream_id=stream, stream_type=STREAM_TYPE, expected_version=1,
+            org_id=org,
+            stream_id=stream,
+            stream_type=STREAM_TYPE,
+            expected_version=1,
             events=[CounterIncremented()],
         )
         await u.commit()
 
-    with pytest.raises(ConcurrencyConflict) as refused:
+    async def command() -> None:
         async with uow(org) as u:
             await u.events.append(
-                org_id=org, stream_id=stream, stream_type=STREAM_TYPE,
-                expected_version=expected, events=[CounterIncremented()],
+                org_id=org,
+                stream_id=stream,
+                stream_type=STREAM_TYPE,
+                expected_version=expected,
+                events=[CounterIncremented()],
             )
             await u.commit()
+
+    with pytest.raises(ConcurrencyConflict) as refused:
+        await command()
 
     assert refused.value.actual == 2
     async with uow(org) as u:
@@ -91,16 +106,24 @@ async def test_replay_rebuilds_the_live_projection(
             if not versions or rng.random() < 0.15:
                 stream = ids.new_id()
                 await u.events.append(
-                    org_id=org, stream_id=stream, stream_type=STREAM_TYPE, expected_version=0,
+                    org_id=org,
+                    stream_id=stream,
+                    stream_type=STREAM_TYPE,
+                    expected_version=0,
                     events=[CounterCreated(name=f"counter-{step}")],
                 )
                 versions[stream] = 1
             else:
                 stream = rng.choice(list(versions))
-                batch = [CounterIncremented(by=rng.randint(-5, 20)) for _ in range(rng.randint(1, 3))]
+                batch = [
+                    CounterIncremented(by=rng.randint(-5, 20)) for _ in range(rng.randint(1, 3))
+                ]
                 await u.events.append(
-                    org_id=org, stream_id=stream, stream_type=STREAM_TYPE,
-                    expected_version=versions[stream], events=batch,
+                    org_id=org,
+                    stream_id=stream,
+                    stream_type=STREAM_TYPE,
+                    expected_version=versions[stream],
+                    events=batch,
                 )
                 versions[stream] += len(batch)
             await u.commit()

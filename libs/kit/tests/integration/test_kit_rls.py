@@ -26,7 +26,10 @@ async def _svc(db: KitDb) -> asyncpg.Connection:
 async def test_rls_audit_no_bypass(kitsvc_db: KitDb, uow: UnitOfWorkFactory, org: UUID) -> None:
     async with uow(org) as u:  # some rows, so "sees nothing" is not vacuous
         await u.events.append(
-            org_id=org, stream_id=ids.new_id(), stream_type=STREAM_TYPE, expected_version=0,
+            org_id=org,
+            stream_id=ids.new_id(),
+            stream_type=STREAM_TYPE,
+            expected_version=0,
             events=[CounterCreated(name="audited")],
         )
         await u.commit()
@@ -101,23 +104,22 @@ async def test_rls_audit_no_bypass(kitsvc_db: KitDb, uow: UnitOfWorkFactory, org
             await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
             assert await conn.fetchval("SELECT count(*) FROM counters") == 1
             assert await conn.fetchval("SELECT count(*) FROM counters WHERE org_id <> $1", org) == 0
+
+        async def as_tenant(tenant: UUID | None, sql: str, *args: object) -> None:
+            async with conn.transaction():
+                if tenant:
+                    await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(tenant))
+                await conn.execute(sql, *args)
+
+        insert = (
+            "INSERT INTO counters (org_id, id, name, value, version) VALUES ($1, $2, 'x', 0, 1)"
+        )
         for tenant in (None, org):
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-                async with conn.transaction():
-                    if tenant:
-                        await conn.execute(
-                            "SELECT set_config('outpost.org_id', $1, true)", str(tenant)
-                        )
-                    await conn.execute(
-                        "INSERT INTO counters (org_id, id, name, value, version)"
-                        " VALUES ($1, $2, 'intruder', 0, 1)",
-                        ids.new_id(), ids.new_id(),
-                    )
+                await as_tenant(tenant, insert, ids.new_id(), ids.new_id())
         # And a tenant cannot move its row to another tenant.
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-            async with conn.transaction():
-                await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
-                await conn.execute("UPDATE counters SET org_id = $1", ids.new_id())
+            await as_tenant(org, "UPDATE counters SET org_id = $1", ids.new_id())
     finally:
         await conn.close()
 
@@ -146,8 +148,11 @@ async def test_rls_pool_mixed_tenants_never_leak(kitsvc_db: KitDb) -> None:
         try:
             async with uow(org) as u:
                 await u.events.append(
-                    org_id=org, stream_id=ids.new_id(), stream_type=STREAM_TYPE,
-                    expected_version=0, events=[CounterCreated(name=f"t{i}")],
+                    org_id=org,
+                    stream_id=ids.new_id(),
+                    stream_type=STREAM_TYPE,
+                    expected_version=0,
+                    events=[CounterCreated(name=f"t{i}")],
                 )
                 await asyncio.sleep(rng.random() / 100)
                 rows = (await u.execute("SELECT org_id FROM counters")).all()
@@ -165,7 +170,8 @@ async def test_rls_pool_mixed_tenants_never_leak(kitsvc_db: KitDb) -> None:
         await asyncio.gather(*(task(i) for i in range(200)))
 
         assert leaks == []
-        assert untenanted_seen and set(untenanted_seen) == {0}
+        assert untenanted_seen
+        assert set(untenanted_seen) == {0}
         for org in tenants:
             async with uow(org) as u:
                 count = (await u.execute("SELECT count(*) FROM counters")).scalar_one()
@@ -181,16 +187,23 @@ async def test_rls_pool_rollback_leaves_no_tenant_on_the_connection(kitsvc_db: K
     try:
         async with uow(org) as u:
             await u.events.append(
-                org_id=org, stream_id=ids.new_id(), stream_type=STREAM_TYPE,
-                expected_version=0, events=[CounterCreated(name="kept")],
+                org_id=org,
+                stream_id=ids.new_id(),
+                stream_type=STREAM_TYPE,
+                expected_version=0,
+                events=[CounterCreated(name="kept")],
             )
             await u.commit()
         backend_pids = set()
-        with pytest.raises(Boom):
+
+        async def failing_command() -> None:
             async with uow(org) as u:
                 backend_pids.add((await u.execute("SELECT pg_backend_pid()")).scalar_one())
                 assert (await u.execute("SELECT count(*) FROM counters")).scalar_one() == 1
                 raise Boom
+
+        with pytest.raises(Boom):
+            await failing_command()
         async with engine.connect() as conn:  # the same pooled connection, next user
             backend_pids.add((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             setting = (
