@@ -34,8 +34,12 @@ from outpost_kit.messaging import MSG_ID
 _log = logging.getLogger(__name__)
 
 PROCESSED = Counter("outpost_consumer_processed_total", "Messages processed", ["consumer"])
-DUPLICATES = Counter("outpost_consumer_duplicates_total", "Redeliveries skipped by the inbox", ["consumer"])
-REDELIVERIES = Counter("outpost_consumer_redeliveries_total", "Transient failures redelivered", ["consumer"])
+DUPLICATES = Counter(
+    "outpost_consumer_duplicates_total", "Redeliveries skipped by the inbox", ["consumer"]
+)
+REDELIVERIES = Counter(
+    "outpost_consumer_redeliveries_total", "Transient failures redelivered", ["consumer"]
+)
 DEAD_LETTERS = Counter("outpost_dead_letters_total", "Messages dead-lettered", ["consumer"])
 
 EventHandler = Callable[[UnitOfWork, EventEnvelope], Awaitable[None]]
@@ -83,7 +87,7 @@ class InboxConsumer:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
                 except NatsTimeout:
                     continue
-                except Exception as exc:  # noqa: BLE001 - broker outage: wait and fetch again
+                except Exception as exc:
                     _log.warning("consumer %s: fetch failed: %s", self.spec.name, exc)
                     await asyncio.sleep(0.5)
                     continue
@@ -128,7 +132,7 @@ class InboxConsumer:
             except PermanentFailure as exc:
                 await self._dead_letter(msg, exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+            except Exception as exc:
                 await self._transient(msg, exc)
                 return
         await msg.ack()
@@ -154,11 +158,16 @@ class InboxConsumer:
         REDELIVERIES.labels(self.spec.name).inc()
         _log.warning(
             "consumer %s: attempt %d failed (%s: %s); redelivering",
-            self.spec.name, attempt, type(exc).__name__, exc,
+            self.spec.name,
+            attempt,
+            type(exc).__name__,
+            exc,
         )
         await msg.nak(delay=backoff_seconds(attempt))
 
-    async def _dead_letter(self, msg: Msg, exc: BaseException, *, attempts: int | None = None) -> None:
+    async def _dead_letter(
+        self, msg: Msg, exc: BaseException, *, attempts: int | None = None
+    ) -> None:
         headers = dict(msg.headers or {})
         attempt = attempts or (msg.metadata.num_delivered if msg.metadata else 1)
         async with self._uow(None) as uow:
@@ -190,5 +199,5 @@ def _tag_of(data: bytes) -> str | None:
         probe: Any = msgspec.json.decode(data)
         tag = probe.get("data", {}).get("type")
         return tag if isinstance(tag, str) else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
@@ -51,7 +52,7 @@ async def call(
     ctx: RequestContext,
     body: Req,
     *,
-    timeout: float = 5.0,
+    timeout: float = 5.0,  # noqa: ASYNC109 - the request's own timeout, passed to NATS
 ) -> Rep:
     """Send ``body`` to the service that owns ``op`` and return its reply.
 
@@ -67,9 +68,7 @@ async def call(
                 op.subject, op.encode_request(ctx, body), timeout=timeout, headers=headers
             )
         except (NatsTimeout, NoRespondersError) as exc:
-            raise ServiceUnavailable(
-                f"the {op.service} service did not answer in time"
-            ) from exc
+            raise ServiceUnavailable(f"the {op.service} service did not answer in time") from exc
         if msg.headers and msg.headers.get("Status") == "503":
             raise ServiceUnavailable(f"the {op.service} service is not available")
         return op.decode_reply(msg.data)

@@ -65,7 +65,9 @@ class Responder:
             if op.service != self.service:
                 raise ValueError(f"{op.name} belongs to {op.service}, not {self.service}")
             self._subs.append(
-                await self._nc.subscribe(op.subject, queue=self.service, cb=self._callback(op, handler))
+                await self._nc.subscribe(
+                    op.subject, queue=self.service, cb=self._callback(op, handler)
+                )
             )
 
     async def stop(self) -> None:
@@ -74,7 +76,9 @@ class Responder:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
 
-    def _callback(self, op: Operation[Any, Any], handler: Handler) -> Callable[[Msg], Awaitable[None]]:
+    def _callback(
+        self, op: Operation[Any, Any], handler: Handler
+    ) -> Callable[[Msg], Awaitable[None]]:
         async def callback(msg: Msg) -> None:
             await self._limit.acquire()
             task = asyncio.create_task(self._serve(op, handler, msg))
@@ -113,9 +117,11 @@ class Responder:
                 reply = op.encode_error(
                     OutpostError("internal error", type=ErrorType.INTERNAL_SERVER_ERROR)
                 )
-        RPC_SECONDS.labels(f"{op.service}.{op.name}", outcome).observe(time.perf_counter() - started)
+        RPC_SECONDS.labels(f"{op.service}.{op.name}", outcome).observe(
+            time.perf_counter() - started
+        )
         if msg.reply:
             try:
                 await msg.respond(reply)
-            except Exception as exc:  # noqa: BLE001 - the caller gave up or the broker is gone
+            except Exception as exc:
                 _log.warning("%s.%s: could not reply: %s", op.service, op.name, exc)

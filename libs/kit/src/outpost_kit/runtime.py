@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -31,6 +31,10 @@ from outpost_kit.responder import Handler, Responder
 from outpost_kit.settings import CommonSettings
 
 _log = logging.getLogger(__name__)
+
+
+# A long-running job: a coroutine (asyncio.create_task needs one) that returns on stop.
+Job = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class ServiceRuntime:
@@ -58,7 +62,7 @@ class ServiceRuntime:
         self.stop = asyncio.Event()
         self._responders: list[Responder] = []
         self._consumers: list[InboxConsumer] = []
-        self._background: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        self._background: list[Job] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.health: HealthServer | None = None
         self.ready = False
@@ -83,14 +87,19 @@ class ServiceRuntime:
         assert self.nc is not None
         self._responders.append(Responder(self.nc, self.service, handlers))
 
-    def consume(self, consumer_name: str, handler: EventHandler, event_types: Sequence[type[Event]]) -> None:
-        assert self.js is not None and self.uow is not None
+    def consume(
+        self, consumer_name: str, handler: EventHandler, event_types: Sequence[type[Event]]
+    ) -> None:
+        assert self.js is not None
+        assert self.uow is not None
         spec = streams.consumer(consumer_name)
         if spec.owner != self.service:
             raise ValueError(f"consumer {consumer_name} belongs to {spec.owner}")
-        self._consumers.append(InboxConsumer(self.uow, self.js, spec, handler, EventCodec(event_types)))
+        self._consumers.append(
+            InboxConsumer(self.uow, self.js, spec, handler, EventCodec(event_types))
+        )
 
-    def background(self, job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def background(self, job: Job) -> None:
         """A long-running job that returns when ``stop`` is set."""
         self._background.append(job)
 
@@ -106,14 +115,17 @@ class ServiceRuntime:
         await self.health.start()
         for responder in self._responders:
             await responder.start()
-        jobs: list[Callable[[asyncio.Event], Awaitable[None]]] = [c.run for c in self._consumers]
+        jobs: list[Job] = [c.run for c in self._consumers]
         if self.relay is not None:
             jobs.append(self.relay.run)
         jobs.extend(self._background)
         self._tasks = [asyncio.create_task(job(self.stop)) for job in jobs]
         self.ready = True
         _log.info(
-            "outpost-%s ready (health on %s:%d)", self.service, self.settings.health_host, self.health.port
+            "outpost-%s ready (health on %s:%d)",
+            self.service,
+            self.settings.health_host,
+            self.health.port,
         )
         stopper = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -3,6 +3,9 @@ the row-level-security policy of a tenant table.
 
 Migrations run with ``search_path`` set to the service's schema, as its owner role, so names
 here are unqualified and bound to the schema at run time.
+
+The asyncpg driver prepares every statement and a prepared statement holds one command, so
+a migration runs these one by one: ``for sql in statements(core_tables()): op.execute(sql)``.
 """
 
 from __future__ import annotations
@@ -83,3 +86,9 @@ def tenant_rls(table: str) -> str:
 def core_tables() -> str:
     """The shared tables, with the event store tenant-isolated like every tenant table."""
     return CORE_TABLES + tenant_rls("events")
+
+
+def statements(ddl: str) -> list[str]:
+    """Split DDL made of ``;``-terminated lines into single statements (asyncpg prepares each
+    statement, and a prepared statement may hold only one command)."""
+    return [part.strip() for part in re.split(r";\s*$", ddl, flags=re.MULTILINE) if part.strip()]

@@ -18,7 +18,9 @@ def plain_dsn(dsn: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(dsn: str, schema: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    dsn: str, schema: str, *, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
     """An engine whose connections resolve unqualified names in ``schema`` only.
 
     Tables are declared without a schema and bound to the service's schema here, at run

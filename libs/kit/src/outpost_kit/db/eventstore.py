@@ -44,7 +44,9 @@ class EventCodec:
 
     def __init__(self, event_types: Sequence[type[Event]]) -> None:
         self.event_types = tuple(event_types)
-        union: Any = Union[self.event_types] if len(self.event_types) > 1 else self.event_types[0]
+        # A union built at run time from a tuple of types: only typing.Union can do that.
+        many = len(self.event_types) > 1
+        union: Any = Union[self.event_types] if many else self.event_types[0]  # noqa: UP007
         self._data = msgspec.json.Decoder(union)
         self._envelope = msgspec.json.Decoder(_envelope_of(union))
 
@@ -77,7 +79,9 @@ class Projector(Protocol):
 
 
 class EventStore:
-    def __init__(self, conn: AsyncConnection, codec: EventCodec, projectors: Sequence[Projector] = ()) -> None:
+    def __init__(
+        self, conn: AsyncConnection, codec: EventCodec, projectors: Sequence[Projector] = ()
+    ) -> None:
         self._conn = conn
         self._codec = codec
         self._projectors = projectors
@@ -165,7 +169,11 @@ class EventStore:
                     "subject": subjects.event(e.type, e.org_id),
                     "payload": _encoder.encode(e),
                     "headers": _encoder.encode(
-                        {MSG_ID: str(e.id), REQUEST_ID: e.request_id or "", **e.meta.get("trace", {})}
+                        {
+                            MSG_ID: str(e.id),
+                            REQUEST_ID: e.request_id or "",
+                            **e.meta.get("trace", {}),
+                        }
                     ).decode(),
                 }
                 for e in envelopes
@@ -188,7 +196,9 @@ class EventStore:
         )
         return [self._row_to_envelope(row._mapping) for row in result]
 
-    async def iter_all(self, *, after_position: int = 0, batch: int = 1000) -> list[tuple[int, EventEnvelope]]:
+    async def iter_all(
+        self, *, after_position: int = 0, batch: int = 1000
+    ) -> list[tuple[int, EventEnvelope]]:
         """Events visible to the current tenant after a position (for replay)."""
         result = await self._conn.execute(
             text(

@@ -25,11 +25,15 @@ def _config(admin_dsn: str, service: str, migrations_dir: Path) -> Config:
     return cfg
 
 
-def upgrade_sync(admin_dsn: str, service: str, migrations_dir: Path, revision: str = "head") -> None:
+def upgrade_sync(
+    admin_dsn: str, service: str, migrations_dir: Path, revision: str = "head"
+) -> None:
     command.upgrade(_config(admin_dsn, service, migrations_dir), revision)
 
 
-async def upgrade(admin_dsn: str, service: str, migrations_dir: Path, revision: str = "head") -> None:
+async def upgrade(
+    admin_dsn: str, service: str, migrations_dir: Path, revision: str = "head"
+) -> None:
     """Run ``upgrade`` in a thread: Alembic's env runs its own event loop."""
     await asyncio.to_thread(upgrade_sync, admin_dsn, service, migrations_dir, revision)
 

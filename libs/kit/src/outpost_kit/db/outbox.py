@@ -29,8 +29,12 @@ _log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("outpost_outbox_published_total", "Events published by the relay", ["service"])
 FAILURES = Counter("outpost_outbox_publish_failures_total", "Failed publish attempts", ["service"])
-BACKLOG = Gauge("outpost_outbox_backlog", "Rows waiting in the outbox at the last poll", ["service"])
-ACTIVE = Gauge("outpost_outbox_relay_active", "1 while this process holds the relay lock", ["service"])
+BACKLOG = Gauge(
+    "outpost_outbox_backlog", "Rows waiting in the outbox at the last poll", ["service"]
+)
+ACTIVE = Gauge(
+    "outpost_outbox_relay_active", "1 while this process holds the relay lock", ["service"]
+)
 
 
 class OutboxRelay:
@@ -62,8 +66,13 @@ class OutboxRelay:
             try:
                 await self._session(stop)
                 backoff = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                _log.warning("outbox relay for %s lost its database: %s", self.schema, exc)
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # e.g. a query after the server ended the session
+            ) as exc:
+                _log.warning("outbox relay for %s lost its database: %r", self.schema, exc)
                 self._set_active(False)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -86,8 +95,16 @@ class OutboxRelay:
                 if payload == self.schema:
                     wake.set()
 
+            def on_lost(_c: Any) -> None:
+                # The lock went with the session: stop claiming it now, not at the next poll.
+                self._set_active(False)
+                wake.set()
+
+            conn.add_termination_listener(on_lost)
             await conn.add_listener("outpost_outbox", on_notify)
             while not stop.is_set():
+                if conn.is_closed():
+                    raise asyncpg.InterfaceError("the relay's connection was closed")
                 wake.clear()
                 relayed = await self.drain_once(conn)
                 if relayed < self.batch_size:
@@ -109,7 +126,9 @@ class OutboxRelay:
             return 0
         results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
         done = [r["position"] for r, res in zip(rows, results, strict=True) if res is None]
-        failed = [(r["position"], res) for r, res in zip(rows, results, strict=True) if res is not None]
+        failed = [
+            (r["position"], res) for r, res in zip(rows, results, strict=True) if res is not None
+        ]
         if done:
             await conn.execute("DELETE FROM outbox WHERE position = ANY($1::bigint[])", done)
             PUBLISHED.labels(self.schema).inc(len(done))
@@ -122,7 +141,10 @@ class OutboxRelay:
             )
             _log.warning(
                 "outbox relay for %s: %d of %d publishes failed (first: %r); retrying",
-                self.schema, len(failed), len(rows), failed[0][1],
+                self.schema,
+                len(failed),
+                len(rows),
+                failed[0][1],
             )
             await asyncio.sleep(0.5)
         return len(done)
@@ -133,7 +155,7 @@ class OutboxRelay:
             await self._js.publish(
                 row["subject"], bytes(row["payload"]), headers=headers, timeout=self.publish_timeout
             )
-        except Exception as exc:  # noqa: BLE001 - every failure means "retry this row"
+        except Exception as exc:
             return exc
         return None
 

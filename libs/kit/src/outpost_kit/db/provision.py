@@ -78,9 +78,7 @@ async def provision_service(admin_dsn: str, service: str, password: str) -> str:
             await conn.execute(
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {service} TO {app}"
             )
-            await conn.execute(
-                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {service} TO {app}"
-            )
+            await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {service} TO {app}")
             await conn.execute(f"ALTER ROLE {app} SET search_path = {service}")
             db = await conn.fetchval("SELECT current_database()")
             await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {app}')

@@ -58,7 +58,8 @@ class UnitOfWork:
         """Switch the transaction's tenant (e.g. a consumer batch spanning organizations)."""
         self.org_id = org_id
         await self.conn.execute(
-            text("SELECT set_config(:name, :org, true)"), {"name": TENANT_SETTING, "org": str(org_id)}
+            text("SELECT set_config(:name, :org, true)"),
+            {"name": TENANT_SETTING, "org": str(org_id)},
         )
 
     async def execute(self, sql: str, params: Any = None) -> Any:
@@ -87,7 +88,9 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     """What a service's composition root hands to its handlers."""
 
-    def __init__(self, engine: AsyncEngine, codec: EventCodec, projectors: Sequence[Projector] = ()) -> None:
+    def __init__(
+        self, engine: AsyncEngine, codec: EventCodec, projectors: Sequence[Projector] = ()
+    ) -> None:
         self.engine = engine
         self.codec = codec
         self.projectors = projectors

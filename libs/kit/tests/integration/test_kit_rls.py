@@ -1,0 +1,217 @@
+"""Tenant isolation in the database: no bypass anywhere (rls-audit), no leak through the
+pool (rls-pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from uuid import UUID
+
+import asyncpg
+import pytest
+from kitsvc import CODEC, STREAM_TYPE, CounterCreated, CounterProjector, KitDb
+from sqlalchemy import text
+
+from outpost_kit import ids
+from outpost_kit.db.engine import create_engine, plain_dsn
+from outpost_kit.db.uow import UnitOfWorkFactory
+
+pytestmark = pytest.mark.integration
+
+
+async def _svc(db: KitDb) -> asyncpg.Connection:
+    return await asyncpg.connect(plain_dsn(db.dsn), server_settings={"search_path": db.schema})
+
+
+async def test_rls_audit_no_bypass(kitsvc_db: KitDb, uow: UnitOfWorkFactory, org: UUID) -> None:
+    async with uow(org) as u:  # some rows, so "sees nothing" is not vacuous
+        await u.events.append(
+            org_id=org,
+            stream_id=ids.new_id(),
+            stream_type=STREAM_TYPE,
+            expected_version=0,
+            events=[CounterCreated(name="audited")],
+        )
+        await u.commit()
+    conn = await _svc(kitsvc_db)
+    try:
+        schema = kitsvc_db.schema
+        tenant_tables = await conn.fetch(
+            """
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                   (SELECT count(*) FROM pg_policies p
+                     WHERE p.schemaname = n.nspname AND p.tablename = c.relname) AS policies
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+              AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                          AND a.attname = 'org_id' AND NOT a.attisdropped)
+            """,
+            schema,
+        )
+        assert {r["relname"] for r in tenant_tables} >= {"events", "counters"}
+        for r in tenant_tables:
+            assert r["relrowsecurity"], r["relname"]
+            assert r["relforcerowsecurity"], r["relname"]
+            assert r["policies"] >= 1, r["relname"]
+
+        role = await conn.fetchrow(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        assert role is not None
+        assert not role["rolsuper"]
+        assert not role["rolbypassrls"]
+        owned = await conn.fetchval(
+            """
+            SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
+                 + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid)
+                 + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)
+            FROM pg_roles r WHERE r.rolname = current_user
+            """
+        )
+        assert owned == 0
+        # The service role is a member of no role that could carry ownership or bypass.
+        inherited = await conn.fetch(
+            """
+            SELECT b.rolname, b.rolsuper, b.rolbypassrls FROM pg_auth_members m
+            JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+            WHERE u.rolname = current_user
+            """
+        )
+        assert inherited == []
+        views = await conn.fetch(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relkind IN ('v', 'm')
+              AND NOT coalesce('security_invoker=true' = ANY(c.reloptions), false)
+            """,
+            schema,
+        )
+        assert views == []
+        definer = await conn.fetch(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = $1 AND p.prosecdef",
+            schema,
+        )
+        assert definer == []
+
+        # No tenant set: nothing is visible.
+        assert await conn.fetchval("SELECT current_setting('outpost.org_id', true)") in (None, "")
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+        assert await conn.fetchval("SELECT count(*) FROM counters") == 0
+
+        # A tenant set: only its rows; another tenant's row is refused by WITH CHECK.
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
+            assert await conn.fetchval("SELECT count(*) FROM counters") == 1
+            assert await conn.fetchval("SELECT count(*) FROM counters WHERE org_id <> $1", org) == 0
+
+        async def as_tenant(tenant: UUID | None, sql: str, *args: object) -> None:
+            async with conn.transaction():
+                if tenant:
+                    await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(tenant))
+                await conn.execute(sql, *args)
+
+        insert = (
+            "INSERT INTO counters (org_id, id, name, value, version) VALUES ($1, $2, 'x', 0, 1)"
+        )
+        for tenant in (None, org):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+                await as_tenant(tenant, insert, ids.new_id(), ids.new_id())
+        # And a tenant cannot move its row to another tenant.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await as_tenant(org, "UPDATE counters SET org_id = $1", ids.new_id())
+    finally:
+        await conn.close()
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_rls_pool_mixed_tenants_never_leak(kitsvc_db: KitDb) -> None:
+    engine = create_engine(kitsvc_db.dsn, kitsvc_db.schema, pool_size=5, max_overflow=0)
+    uow = UnitOfWorkFactory(engine, CODEC, [CounterProjector()])
+    tenants = [ids.new_id() for _ in range(10)]
+    rng = random.Random(11)
+    committed: dict[UUID, int] = dict.fromkeys(tenants, 0)
+    leaks: list[tuple[UUID, UUID]] = []
+    untenanted_seen: list[int] = []
+
+    async def task(i: int) -> None:
+        org = tenants[i % len(tenants)]
+        fail = rng.random() < 0.25
+        if i % 17 == 0:  # a user with no tenant sees nothing, whoever used the connection
+            async with uow(None) as u:
+                rows = (await u.execute("SELECT count(*) FROM counters")).scalar_one()
+                untenanted_seen.append(rows)
+            return
+        try:
+            async with uow(org) as u:
+                await u.events.append(
+                    org_id=org,
+                    stream_id=ids.new_id(),
+                    stream_type=STREAM_TYPE,
+                    expected_version=0,
+                    events=[CounterCreated(name=f"t{i}")],
+                )
+                await asyncio.sleep(rng.random() / 100)
+                rows = (await u.execute("SELECT org_id FROM counters")).all()
+                leaks.extend((org, r.org_id) for r in rows if r.org_id != org)
+                ev = (await u.execute("SELECT DISTINCT org_id FROM events")).all()
+                leaks.extend((org, r.org_id) for r in ev if r.org_id != org)
+                if fail:
+                    raise Boom(i)
+                await u.commit()
+                committed[org] += 1
+        except Boom:
+            pass
+
+    try:
+        await asyncio.gather(*(task(i) for i in range(200)))
+
+        assert leaks == []
+        assert untenanted_seen
+        assert set(untenanted_seen) == {0}
+        for org in tenants:
+            async with uow(org) as u:
+                count = (await u.execute("SELECT count(*) FROM counters")).scalar_one()
+                assert count == committed[org]
+    finally:
+        await engine.dispose()
+
+
+async def test_rls_pool_rollback_leaves_no_tenant_on_the_connection(kitsvc_db: KitDb) -> None:
+    engine = create_engine(kitsvc_db.dsn, kitsvc_db.schema, pool_size=1, max_overflow=0)
+    uow = UnitOfWorkFactory(engine, CODEC, [CounterProjector()])
+    org = ids.new_id()
+    try:
+        async with uow(org) as u:
+            await u.events.append(
+                org_id=org,
+                stream_id=ids.new_id(),
+                stream_type=STREAM_TYPE,
+                expected_version=0,
+                events=[CounterCreated(name="kept")],
+            )
+            await u.commit()
+        backend_pids = set()
+
+        async def failing_command() -> None:
+            async with uow(org) as u:
+                backend_pids.add((await u.execute("SELECT pg_backend_pid()")).scalar_one())
+                assert (await u.execute("SELECT count(*) FROM counters")).scalar_one() == 1
+                raise Boom
+
+        with pytest.raises(Boom):
+            await failing_command()
+        async with engine.connect() as conn:  # the same pooled connection, next user
+            backend_pids.add((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            setting = (
+                await conn.execute(text("SELECT current_setting('outpost.org_id', true)"))
+            ).scalar_one()
+            visible = (await conn.execute(text("SELECT count(*) FROM counters"))).scalar_one()
+        assert len(backend_pids) == 1
+        assert setting in (None, "")
+        assert visible == 0
+    finally:
+        await engine.dispose()
