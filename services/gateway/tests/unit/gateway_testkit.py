@@ -103,7 +103,9 @@ def build_world() -> World:
     events += [e, envelope(org_b, org_b, OrganizationSuspended(reason="unpaid"), 2)]
     for ev in events:
         evolve(cache, ev)
-    return World(cache, org_a, org_b, operator, full, reader, devices_all, revoked, expired, suspended)
+    return World(
+        cache, org_a, org_b, operator, full, reader, devices_all, revoked, expired, suspended
+    )
 
 
 def bearer(key: Key | str) -> dict[str, str]:

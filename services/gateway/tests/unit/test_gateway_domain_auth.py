@@ -5,6 +5,7 @@ from uuid import uuid4
 
 import msgspec
 import pytest
+from gateway_testkit import NOW, bearer, build_world, envelope, key_created
 
 from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind
 from outpost_contracts.errors import ErrorType, OutpostError
@@ -19,8 +20,6 @@ from outpost_gateway.domain.policy import (
     grants,
     resolve_organization,
 )
-
-from gateway_testkit import NOW, bearer, build_world, envelope, key_created
 
 pytestmark = pytest.mark.unit
 
@@ -177,12 +176,16 @@ def test_tenancy_of_org_keys_and_the_operator() -> None:
     org_key = _auth(bearer(world.full)["Authorization"], world)
     operator = _auth(bearer(world.operator)["Authorization"], world)
     assert resolve_organization(org_key, "devices:read", None, world.cache) == world.org_a
-    assert resolve_organization(org_key, "devices:read", str(world.org_a), world.cache) == world.org_a
+    assert (
+        resolve_organization(org_key, "devices:read", str(world.org_a), world.cache) == world.org_a
+    )
     with pytest.raises(OutpostError) as exc:
         resolve_organization(org_key, "devices:read", str(world.org_b), world.cache)
     assert _type(exc) is ErrorType.ACCESS_DENIED
     assert resolve_organization(operator, OPERATOR, None, world.cache) == PLATFORM_ORG_ID
-    assert resolve_organization(operator, "devices:read", str(world.org_b), world.cache) == world.org_b
+    assert (
+        resolve_organization(operator, "devices:read", str(world.org_b), world.cache) == world.org_b
+    )
     with pytest.raises(OutpostError) as exc:
         resolve_organization(operator, "devices:read", "not-a-uuid", world.cache)
     assert _type(exc) is ErrorType.VALIDATION_ERROR

@@ -28,7 +28,13 @@ def test_paging_parameters() -> None:
     q = parse_list_query(
         [("limit", "1000"), ("after", "abc"), ("order", "desc"), ("include", "totalCount")]
     )
-    assert (q.limit, q.after, q.order, q.include_total, q.filter) == (1000, "abc", "DESC", True, None)
+    assert (q.limit, q.after, q.order, q.include_total, q.filter) == (
+        1000,
+        "abc",
+        "DESC",
+        True,
+        None,
+    )
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-5", "ten", "1.5"])
@@ -97,7 +103,8 @@ def test_typed_queries_convert_and_name_bad_parameters() -> None:
         [("deviceId", str(device)), ("from", "20240101T000000Z"), ("limit", "5")], ListReadings
     )
     assert q.device_id == device
-    assert q.from_ is not None and q.from_.year == 2024
+    assert q.from_ is not None
+    assert q.from_.year == 2024
     assert q.limit == 5
     for params, field in [
         ([("deviceId", "nope")], "deviceId"),

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.devices import (
     CREATE_DEVICE,
@@ -17,31 +18,30 @@ from outpost_contracts.devices import (
     GetDevice,
     ListDevices,
 )
-from outpost_contracts.envelope import RequestContext
-from outpost_gateway.app.ports import Backend
 from outpost_gateway.domain.query import parse_list_query
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.rendering import ListOf, render_list
+from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
 
 @post("/api/v1/devices", tags=["devices"])
-async def create_device(data: CreateDevice, ctx: RequestContext, backend: Backend) -> DeviceView:
+async def create_device(data: JSONBody[CreateDevice], ctx: Ctx, backend: BackendDep) -> DeviceView:
     return await backend.call(CREATE_DEVICE, ctx, data)
 
 
 @get("/api/v1/devices", tags=["devices"])
 async def list_devices(
     request: Req,
-    ctx: RequestContext,
-    backend: Backend,
+    ctx: Ctx,
+    backend: BackendDep,
     limit: Limit = DEFAULT,
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[DeviceView]:
-    query = parse_list_query(request.query_params.multi_items())
+    query = parse_list_query(list(request.query_params.multi_items()))
     page = await backend.call(LIST_DEVICES, ctx, ListDevices(query=query))
     return render_list(page, query)
 
@@ -53,7 +53,7 @@ async def list_devices(
         ResponseHeader(name="ETag", description="The device's version", documentation_only=True)
     ],
 )
-async def get_device(id: UUID, ctx: RequestContext, backend: Backend) -> Response[DeviceView]:
+async def get_device(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> Response[DeviceView]:
     view = await backend.call(GET_DEVICE, ctx, GetDevice(id=id))
     return Response(view, headers={"ETag": f'"{view.version}"'})
 

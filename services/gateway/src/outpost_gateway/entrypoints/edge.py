@@ -72,10 +72,9 @@ class Edge:
             if not started:
                 await self._internal_error(scope, send_with_id)
         finally:
-            route = scope.get("path_template") or UNMATCHED
-            self.metrics.observe(
-                scope.get("method", "GET"), route, status, time.perf_counter() - start
-            )
+            route = str(scope.get("path_template") or UNMATCHED)
+            method = str(scope.get("method", "GET"))
+            self.metrics.observe(method, route, status, time.perf_counter() - start)
 
     @staticmethod
     async def _internal_error(scope: Scope, send: Send) -> None:

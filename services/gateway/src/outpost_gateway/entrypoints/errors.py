@@ -88,6 +88,7 @@ def on_outpost_error(request: Request[Any, Any, Any], exc: OutpostError) -> Resp
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 def _field_errors(extra: Any) -> list[ErrorField]:
@@ -112,6 +113,9 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException):
         fields = _field_errors(exc.extra)
+        missing = _MISSING_PARAMETER.search(exc.detail or "")
+        if not fields and missing:
+            fields = [ErrorField(name=missing.group(1), message="required")]
         message = "; ".join(f"{f.name}: {f.message}" for f in fields) or "invalid request"
         return error_response(request.scope, ErrorType.VALIDATION_ERROR, message, fields)
     if isinstance(exc, NotFoundException):
@@ -128,7 +132,7 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         )
     type_ = _BY_STATUS.get(exc.status_code, ErrorType.BAD_REQUEST)
     if exc.status_code >= 500:
-        _log.error("HTTP %d: %s", exc.status_code, exc.detail)
+        _log.error("HTTP %d: %s", exc.status_code, exc.detail, exc_info=exc)
         type_, message = ErrorType.INTERNAL_SERVER_ERROR, "internal server error"
     else:
         message = exc.detail or type_.value

@@ -6,8 +6,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
 
-from outpost_contracts.envelope import RequestContext
 from outpost_contracts.identity import (
     CREATE_API_KEY,
     CREATE_ORGANIZATION,
@@ -25,17 +25,17 @@ from outpost_contracts.identity import (
     OrganizationView,
     RevokeApiKey,
 )
-from outpost_gateway.app.ports import Backend
 from outpost_gateway.domain.query import parse_list_query
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.rendering import ListOf, render_list
+from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
 
 @post("/api/v1/admin/organizations", tags=["organizations"])
 async def create_organization(
-    data: CreateOrganization, ctx: RequestContext, backend: Backend
+    data: JSONBody[CreateOrganization], ctx: Ctx, backend: BackendDep
 ) -> OrganizationView:
     return await backend.call(CREATE_ORGANIZATION, ctx, data)
 
@@ -43,45 +43,47 @@ async def create_organization(
 @get("/api/v1/admin/organizations", tags=["organizations"])
 async def list_organizations(
     request: Req,
-    ctx: RequestContext,
-    backend: Backend,
+    ctx: Ctx,
+    backend: BackendDep,
     limit: Limit = DEFAULT,
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[OrganizationView]:
-    query = parse_list_query(request.query_params.multi_items())
+    query = parse_list_query(list(request.query_params.multi_items()))
     page = await backend.call(LIST_ORGANIZATIONS, ctx, ListOrganizations(query=query))
     return render_list(page, query)
 
 
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
-async def get_organization(id: UUID, ctx: RequestContext, backend: Backend) -> OrganizationView:
+async def get_organization(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> OrganizationView:
     return await backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=id))
 
 
 @post("/api/v1/api-keys", tags=["api-keys"])
-async def create_api_key(data: CreateApiKey, ctx: RequestContext, backend: Backend) -> ApiKeyIssued:
+async def create_api_key(
+    data: JSONBody[CreateApiKey], ctx: Ctx, backend: BackendDep
+) -> ApiKeyIssued:
     return await backend.call(CREATE_API_KEY, ctx, data)
 
 
 @get("/api/v1/api-keys", tags=["api-keys"])
 async def list_api_keys(
     request: Req,
-    ctx: RequestContext,
-    backend: Backend,
+    ctx: Ctx,
+    backend: BackendDep,
     limit: Limit = DEFAULT,
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[ApiKeyView]:
-    query = parse_list_query(request.query_params.multi_items())
+    query = parse_list_query(list(request.query_params.multi_items()))
     page = await backend.call(LIST_API_KEYS, ctx, ListApiKeys(query=query))
     return render_list(page, query)
 
 
 @delete("/api/v1/api-keys/{id:uuid}", tags=["api-keys"])
-async def revoke_api_key(id: UUID, ctx: RequestContext, backend: Backend) -> None:
+async def revoke_api_key(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> None:
     await backend.call(REVOKE_API_KEY, ctx, RevokeApiKey(id=id))
 
 

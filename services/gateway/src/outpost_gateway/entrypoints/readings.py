@@ -6,36 +6,35 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
-from outpost_contracts.envelope import RequestContext
 from outpost_contracts.readings import LIST_READINGS, ListReadings, ReadingView
-from outpost_gateway.app.ports import Backend
 from outpost_gateway.domain.query.typed import parse_typed_query
 from outpost_gateway.entrypoints.params import DEFAULT, After, Limit, Order
 from outpost_gateway.entrypoints.rendering import ListOf, render_page
+from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 Timestamp = Annotated[
     str | None,
-    Parameter(description="RFC 3339 UTC, or the truncated form 20161130T162512Z"),
+    QueryParameter(description="RFC 3339 UTC, or the truncated form 20161130T162512Z"),
 ]
 
 
 @get("/api/v1/readings", tags=["readings"])
 async def list_readings(
     request: Req,
-    ctx: RequestContext,
-    backend: Backend,
-    device_id: Annotated[UUID, Parameter(query="deviceId")],
-    sensor: str | None = None,
-    from_: Annotated[Timestamp, Parameter(query="from")] = None,
+    ctx: Ctx,
+    backend: BackendDep,
+    device_id: Annotated[UUID, QueryParameter(name="deviceId")],
+    sensor: Annotated[str | None, QueryParameter()] = None,
+    from_: Annotated[Timestamp, QueryParameter(name="from")] = None,
     to: Timestamp = None,
     limit: Limit = DEFAULT,
     after: After = None,
     order: Order = "ASC",
 ) -> ListOf[ReadingView]:
-    body = parse_typed_query(request.query_params.multi_items(), ListReadings)
+    body = parse_typed_query(list(request.query_params.multi_items()), ListReadings)
     page = await backend.call(LIST_READINGS, ctx, body)
     return render_page(page, include_total=False)
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import SkipValidation
 
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
@@ -97,3 +99,9 @@ def provide_ctx(request: Request[Any, Any, Any]) -> RequestContext:
 
 def provide_backend(request: Request[Any, Any, Any]) -> Backend:
     return gateway_state(request).backend
+
+
+# What handlers declare to receive the verified context and the backend (injected by name;
+# not re-validated: both are built by the gateway itself).
+Ctx = NamedDependency[SkipValidation[RequestContext]]
+BackendDep = NamedDependency[SkipValidation[Backend]]
