@@ -1,0 +1,1 @@
+"""Adapters: the NATS backend and the identity event follower."""

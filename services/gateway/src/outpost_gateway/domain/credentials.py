@@ -1,0 +1,87 @@
+"""The credential cache: what the gateway needs to authenticate API keys locally.
+
+It is a projection of the IDENTITY stream, rebuilt on every start by applying ``evolve`` to
+each event in order (ARCHITECTURE.md: "revocation reaches it as an event"). Only lookup
+prefixes and SHA-256 hashes are held, never a key.
+
+``evolve`` updates the cache in place and returns it: a replica may hold many keys and replays
+the whole stream at start, so copying the maps on every event would make replay quadratic.
+The records themselves are frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.identity import (
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    OrganizationCreated,
+    OrganizationSuspended,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: UUID
+    org_id: UUID
+    prefix: str
+    key_hash: str
+    scopes: tuple[str, ...]
+    operator: bool = False
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+
+@dataclass(slots=True)
+class CredentialCache:
+    keys: dict[str, KeyRecord] = field(default_factory=dict)  # by lookup prefix
+    organizations: set[UUID] = field(default_factory=set)
+    suspended: set[UUID] = field(default_factory=set)
+    applied: int = 0  # events applied so far (for logs and metrics)
+
+    def key(self, prefix: str) -> KeyRecord | None:
+        return self.keys.get(prefix)
+
+    def organization_exists(self, org_id: UUID) -> bool:
+        return org_id in self.organizations
+
+    def organization_suspended(self, org_id: UUID) -> bool:
+        return org_id in self.suspended
+
+
+def evolve(cache: CredentialCache, envelope: EventEnvelope) -> CredentialCache:
+    """Apply one identity event. Events the gateway does not need are ignored."""
+    event = envelope.data
+    if isinstance(event, ApiKeyCreated):
+        cache.keys[event.prefix] = KeyRecord(
+            id=envelope.stream_id,
+            org_id=envelope.org_id,
+            prefix=event.prefix,
+            key_hash=event.key_hash,
+            scopes=tuple(event.scopes),
+            operator=event.operator,
+            expires_at=event.expires_at,
+        )
+    elif isinstance(event, ApiKeyRevoked):
+        record = cache.keys.get(event.prefix)
+        if record is not None:
+            cache.keys[event.prefix] = KeyRecord(
+                id=record.id,
+                org_id=record.org_id,
+                prefix=record.prefix,
+                key_hash=record.key_hash,
+                scopes=record.scopes,
+                operator=record.operator,
+                expires_at=record.expires_at,
+                revoked=True,
+            )
+    elif isinstance(event, OrganizationCreated):
+        cache.organizations.add(envelope.stream_id)
+    elif isinstance(event, OrganizationSuspended):
+        cache.suspended.add(envelope.stream_id)
+    cache.applied += 1
+    return cache

@@ -1,0 +1,114 @@
+"""Authorization: the one route-policy table, scope matching and tenancy resolution.
+
+Every route the gateway serves has exactly one entry in ``ROUTE_POLICIES`` keyed by method
+and path template (as Litestar and the OpenAPI document spell it). A route missing from the
+table is refused (fail closed), and a unit test walks the OpenAPI to keep the table complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind
+from outpost_contracts.errors import (
+    AccessDenied,
+    ErrorType,
+    NotFound,
+    OutpostError,
+    validation_error,
+)
+from outpost_gateway.domain.credentials import CredentialCache
+
+PUBLIC = "public"  # no credential needed (health, metrics, documents)
+OPERATOR = "operator"  # the platform operator only; requests run in the platform tenant
+UNRECOGNIZED = "unrecognized"  # a framework route that must answer 404 unrecognized_request
+
+ORGANIZATION_HEADER = "X-Organization"
+
+ROUTE_POLICIES: dict[tuple[str, str], str] = {
+    # platform
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/api/v3/api-docs"): PUBLIC,  # the OpenAPI document, and its aliases:
+    ("GET", "/api/v3"): PUBLIC,
+    ("GET", "/api/v3/openapi.json"): PUBLIC,
+    ("GET", "/api/v3/{path}"): UNRECOGNIZED,  # Litestar's catch-all for other document names
+    ("GET", "/api/schemas"): PUBLIC,
+    # identity
+    ("POST", "/api/v1/admin/organizations"): OPERATOR,
+    ("GET", "/api/v1/admin/organizations"): OPERATOR,
+    ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
+    ("POST", "/api/v1/api-keys"): "api-keys:write",
+    ("GET", "/api/v1/api-keys"): "api-keys:read",
+    ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
+    # devices
+    ("POST", "/api/v1/devices"): "devices:write",
+    ("GET", "/api/v1/devices"): "devices:read",
+    ("GET", "/api/v1/devices/{id}"): "devices:read",
+    # readings
+    ("GET", "/api/v1/readings"): "readings:read",
+}
+
+
+def policy_for(method: str, path_template: str) -> str | None:
+    """The policy of a route; None when it has none (the caller refuses the request).
+    ``OPTIONS`` is answered by the framework with the allowed methods and needs no
+    credential (CORS preflight requests carry none)."""
+    if method.upper() == "OPTIONS":
+        return PUBLIC
+    return ROUTE_POLICIES.get((method.upper(), path_template))
+
+
+def grants(granted: Iterable[str], required: str) -> bool:
+    """Whether any granted scope covers ``required``: ``*`` covers everything,
+    ``<resource>:*`` every action on the resource, otherwise an exact match."""
+    resource = required.partition(":")[0]
+    return any(scope in ("*", required, f"{resource}:*") for scope in granted)
+
+
+def authorize(principal: Principal, required: str) -> None:
+    """Raise ``access_denied`` unless ``principal`` may call a route with policy ``required``."""
+    if required == PUBLIC:
+        return
+    if required == UNRECOGNIZED:
+        raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
+    if required == OPERATOR:
+        if principal.kind is not PrincipalKind.OPERATOR:
+            raise AccessDenied("this route is for the platform operator")
+        return
+    if not grants(principal.scopes, required):
+        raise AccessDenied(f"the credential lacks the scope {required!r}")
+
+
+def resolve_organization(
+    principal: Principal, required: str, header: str | None, cache: CredentialCache
+) -> UUID:
+    """The tenant a request runs in.
+
+    An organization credential always acts in its own organization. The operator acts in the
+    platform tenant on operator routes, and inside an organization named by ``X-Organization``
+    elsewhere.
+    """
+    if principal.kind is not PrincipalKind.OPERATOR:
+        if header is not None and _parse_org(header) != principal.org_id:
+            raise AccessDenied("only the platform operator may act in another organization")
+        return principal.org_id
+    if required == OPERATOR:
+        return PLATFORM_ORG_ID
+    if header is None:
+        raise validation_error(
+            ORGANIZATION_HEADER, "the operator must name the organization to act in"
+        )
+    org_id = _parse_org(header)
+    if not cache.organization_exists(org_id):
+        raise NotFound(f"organization {org_id} not found")
+    return org_id
+
+
+def _parse_org(header: str) -> UUID:
+    try:
+        return UUID(header.strip())
+    except ValueError:
+        raise validation_error(ORGANIZATION_HEADER, "must be an organization id (UUID)") from None

@@ -1,0 +1,21 @@
+"""Query parameters every list route documents. The domain's parser reads them (and every
+filter parameter) again from the raw query string; these declarations are for the OpenAPI
+document and agree with it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar.params import QueryParameter
+
+from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1–{MAX_LIMIT}")]
+After = Annotated[
+    str | None, QueryParameter(description="The id of the last item of the previous page")
+]
+Order = Annotated[Literal["ASC", "DESC"], QueryParameter(description="Creation order")]
+Include = Annotated[
+    str | None, QueryParameter(description="`totalCount` to add the number of matching items")
+]
+DEFAULT = DEFAULT_LIMIT

@@ -1,0 +1,107 @@
+"""Authentication, authorization and tenancy for every route, in one guard.
+
+The guard runs after routing (so unknown paths are 404 and wrong methods 405 before any
+credential is asked for) and before the body is read. It looks the route up in the domain's
+policy table, fails closed when a route has no entry, and leaves the verified
+``RequestContext`` on the connection for the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import SkipValidation
+
+from outpost_contracts.envelope import RequestContext
+from outpost_contracts.errors import ErrorType, OutpostError
+from outpost_gateway.app.ports import Backend
+from outpost_gateway.app.readiness import Readiness
+from outpost_gateway.domain.auth import authenticate
+from outpost_gateway.domain.credentials import CredentialCache
+from outpost_gateway.domain.policy import (
+    ORGANIZATION_HEADER,
+    PUBLIC,
+    UNRECOGNIZED,
+    authorize,
+    policy_for,
+    resolve_organization,
+)
+from outpost_gateway.entrypoints.edge import HttpMetrics
+from outpost_gateway.entrypoints.errors import request_id_of
+
+_log = logging.getLogger(__name__)
+
+CTX_KEY = "outpost.ctx"
+JSON_TYPES = ("application/json",)
+
+
+@dataclass
+class GatewayState:
+    backend: Backend
+    cache: CredentialCache
+    readiness: Readiness
+    metrics: HttpMetrics
+    clock: Callable[[], datetime]
+
+
+def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
+    state: GatewayState = connection.app.state["gateway"]
+    return state
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def security_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    scope = connection.scope
+    method = scope.get("method", "GET")  # type: ignore[call-overload]
+    required = policy_for(method, scope.get("path_template", ""))
+    if required is None:
+        _log.error("route %s %s has no policy entry", method, scope.get("path_template"))
+        raise OutpostError("internal server error", type=ErrorType.INTERNAL_SERVER_ERROR)
+    if required == PUBLIC:
+        return
+    if required == UNRECOGNIZED:
+        raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
+    state = gateway_state(connection)
+    principal = authenticate(connection.headers.get("authorization"), state.cache, state.clock())
+    authorize(principal, required)
+    org_id = resolve_organization(
+        principal, required, connection.headers.get(ORGANIZATION_HEADER), state.cache
+    )
+    if "data" in handler.parsed_fn_signature.parameters and not _is_json(
+        connection.headers.get("content-type", "")
+    ):
+        raise OutpostError(
+            "the request body must be application/json", type=ErrorType.UNSUPPORTED_MEDIA_TYPE
+        )
+    scope[CTX_KEY] = RequestContext(  # type: ignore[literal-required]
+        request_id=request_id_of(scope), org_id=org_id, principal=principal
+    )
+
+
+def provide_ctx(request: Request[Any, Any, Any]) -> RequestContext:
+    ctx: RequestContext = request.scope[CTX_KEY]  # type: ignore[literal-required]
+    return ctx
+
+
+def provide_backend(request: Request[Any, Any, Any]) -> Backend:
+    return gateway_state(request).backend
+
+
+# What handlers declare to receive the verified context and the backend (injected by name;
+# not re-validated: both are built by the gateway itself).
+Ctx = NamedDependency[SkipValidation[RequestContext]]
+BackendDep = NamedDependency[SkipValidation[Backend]]

@@ -1,0 +1,454 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from gateway_testkit import NOW, FakeBackend, World, bearer, build_world
+from litestar import Litestar, get
+from litestar.testing import TestClient
+
+from outpost_contracts.devices import (
+    CREATE_DEVICE,
+    GET_DEVICE,
+    LIST_DEVICES,
+    DeviceStatus,
+    DeviceView,
+)
+from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind
+from outpost_contracts.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from outpost_contracts.identity import (
+    CREATE_API_KEY,
+    CREATE_ORGANIZATION,
+    GET_ORGANIZATION,
+    LIST_ORGANIZATIONS,
+    REVOKE_API_KEY,
+    ApiKeyIssued,
+    OrganizationStatus,
+    OrganizationView,
+)
+from outpost_contracts.query import Cmp, Page
+from outpost_contracts.readings import LIST_READINGS, ReadingView
+from outpost_gateway.app.readiness import Readiness
+from outpost_gateway.bootstrap import create_app
+from outpost_gateway.domain.policy import policy_for
+from outpost_gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.unit
+
+RID = re.compile(r"^[0-9a-f]{32}$")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def device(name: str = "gw-1", version: int = 3) -> DeviceView:
+    return DeviceView(
+        id=uuid4(),
+        name=name,
+        status=DeviceStatus.REGISTERED,
+        created_at=T0,
+        updated_at=T0,
+        version=version,
+    )
+
+
+class Env:
+    def __init__(self, client: TestClient[Litestar], backend: FakeBackend, world: World) -> None:
+        self.client, self.backend, self.world = client, backend, world
+
+
+def make_app(backend: FakeBackend, world: World, readiness: Readiness | None = None) -> Litestar:
+    return create_app(
+        GatewaySettings(max_body_bytes=4096),
+        backend,
+        world.cache,
+        readiness=readiness,
+        clock=lambda: NOW,
+    )
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    world = build_world()
+    backend = FakeBackend()
+    app = make_app(backend, world)
+
+    @get("/boom", include_in_schema=False)
+    async def boom() -> None:
+        raise RuntimeError("secret stack detail")
+
+    app.register(boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Env(client, backend, world)
+
+
+def assert_error(resp: Any, status: int, type_: str, field: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"object", "code", "type", "message", "fields", "request_id"}
+    assert body["object"] == "error"
+    assert (body["code"], body["type"]) == (status, type_)
+    assert RID.match(body["request_id"])
+    assert body["request_id"] == resp.headers["x-request-id"]
+    if field is not None:
+        assert field in [f["name"] for f in body["fields"]], body
+    return body
+
+
+# --- the error model -----------------------------------------------------------------------
+
+
+def test_every_response_has_a_fresh_request_id(env: Env) -> None:
+    seen = set()
+    for method, path in [
+        ("GET", "/healthz"),
+        ("GET", "/nowhere"),
+        ("POST", "/healthz"),
+        ("GET", "/boom"),
+        ("GET", "/api/v1/devices"),
+    ]:
+        resp = env.client.request(method, path, headers={"X-Request-ID": "client-chosen"})
+        rid = resp.headers["x-request-id"]
+        assert RID.match(rid), (path, rid)
+        seen.add(rid)
+    assert len(seen) == 5
+
+
+def test_unknown_url_is_unrecognized_request(env: Env) -> None:
+    assert_error(env.client.get("/api/v1/nothing"), 404, "unrecognized_request")
+    assert_error(env.client.get("/api/v3/whatever"), 404, "unrecognized_request")
+
+
+def test_wrong_method_is_method_not_supported(env: Env) -> None:
+    resp = env.client.put("/api/v1/devices", headers=bearer(env.world.full))
+    assert_error(resp, 405, "method_not_supported")
+    assert "GET" in resp.headers["allow"]
+
+
+def test_unexpected_errors_are_500_without_a_stack_trace(env: Env) -> None:
+    body = assert_error(env.client.get("/boom"), 500, "internal_server_error")
+    assert "secret" not in body["message"]
+    assert "Traceback" not in str(body)
+
+
+def test_authentication_errors(env: Env) -> None:
+    w = env.world
+    assert_error(env.client.get("/api/v1/devices"), 401, "invalid_auth")
+    resp = env.client.get("/api/v1/devices", headers={"Authorization": "Token x"})
+    assert_error(resp, 401, "invalid_auth")
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert_error(
+        env.client.get("/api/v1/devices", headers=bearer("jwt.like.token")), 401, "invalid_token"
+    )
+    for key in (w.revoked, w.expired, w.suspended):
+        assert_error(env.client.get("/api/v1/devices", headers=bearer(key)), 401, "invalid_apikey")
+    assert env.backend.calls == []
+
+
+def test_body_validation_errors_name_the_field(env: Env) -> None:
+    h = bearer(env.world.full)
+    assert_error(
+        env.client.post("/api/v1/devices", json={"name": 5}, headers=h),
+        400,
+        "validation_error",
+        "name",
+    )
+    assert_error(
+        env.client.post("/api/v1/devices", json={}, headers=h), 400, "validation_error", "name"
+    )
+    resp = env.client.post("/api/v1/devices", json={"name": "a", "owner": "x"}, headers=h)
+    assert_error(resp, 400, "validation_error", "owner")
+    resp = env.client.post("/api/v1/devices", json={"name": "a", "tags": [{"key": 1}]}, headers=h)
+    assert_error(resp, 400, "validation_error", "tags[0].key")
+    assert env.backend.calls == []
+
+
+def test_malformed_json_is_bad_request(env: Env) -> None:
+    h = {**bearer(env.world.full), "Content-Type": "application/json"}
+    assert_error(
+        env.client.post("/api/v1/devices", content=b"{nope", headers=h), 400, "bad_request"
+    )
+
+
+def test_non_json_content_type_is_415(env: Env) -> None:
+    h = {**bearer(env.world.full), "Content-Type": "text/plain"}
+    resp = env.client.post("/api/v1/devices", content=b'{"name":"a"}', headers=h)
+    assert_error(resp, 415, "unsupported_media_type")
+
+
+def test_oversized_body_is_413(env: Env) -> None:
+    h = {**bearer(env.world.full), "Content-Type": "application/json"}
+    big = b'{"name":"a","attributes":{"x":"' + b"y" * 8000 + b'"}}'
+    assert_error(
+        env.client.post("/api/v1/devices", content=big, headers=h), 413, "payload_too_large"
+    )
+
+
+def test_bad_uuid_path_parameter_is_validation_error(env: Env) -> None:
+    resp = env.client.get("/api/v1/devices/not-a-uuid", headers=bearer(env.world.full))
+    assert resp.status_code in (400, 404)
+    if resp.status_code == 400:
+        assert_error(resp, 400, "validation_error", "id")
+    else:
+        assert_error(resp, 404, "unrecognized_request")
+
+
+def test_bad_query_parameters_are_validation_errors(env: Env) -> None:
+    h = bearer(env.world.full)
+    for query, field in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("name__like=x", "name__like"),
+        ("include=everything", "include"),
+    ]:
+        assert_error(
+            env.client.get(f"/api/v1/devices?{query}", headers=h), 400, "validation_error", field
+        )
+    assert env.backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "type_"),
+    [
+        (NotFound("device not found"), 404, "not_found"),
+        (Conflict("name taken"), 409, "conflict"),
+        (
+            ServiceUnavailable("the devices service did not answer in time"),
+            503,
+            "service_unavailable",
+        ),
+    ],
+)
+def test_service_errors_keep_their_type(env: Env, exc: Exception, status: int, type_: str) -> None:
+    env.backend.on(CREATE_DEVICE, exc)
+    resp = env.client.post("/api/v1/devices", json={"name": "a"}, headers=bearer(env.world.full))
+    assert_error(resp, status, type_)
+
+
+def test_service_validation_errors_keep_their_fields(env: Env) -> None:
+    env.backend.on(
+        LIST_DEVICES,
+        ValidationFailed(
+            "colour: unknown field", fields=[FieldError(name="colour", message="unknown")]
+        ),
+    )
+    resp = env.client.get("/api/v1/devices?colour=red", headers=bearer(env.world.full))
+    assert_error(resp, 400, "validation_error", "colour")
+
+
+# --- authorization and tenancy -------------------------------------------------------------
+
+
+def test_every_route_has_a_policy(env: Env) -> None:
+    schema = env.client.get("/api/v3/api-docs").json()
+    documented = [
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(documented) == 10
+    missing = [r for r in documented if policy_for(*r) is None]
+    assert missing == []
+    served = [
+        (m, r.path_format)
+        for r in env.client.app.routes
+        for m in getattr(r, "methods", ())
+        if r.path_format != "/boom"
+    ]
+    assert [r for r in served if policy_for(*r) is None] == []
+
+
+def test_missing_scope_is_access_denied(env: Env) -> None:
+    resp = env.client.post("/api/v1/devices", json={"name": "a"}, headers=bearer(env.world.reader))
+    assert_error(resp, 403, "access_denied")
+    resp = env.client.get("/api/v1/readings", headers=bearer(env.world.devices_all))
+    assert_error(resp, 403, "access_denied")
+
+
+def test_org_keys_cannot_use_admin_routes(env: Env) -> None:
+    resp = env.client.get("/api/v1/admin/organizations", headers=bearer(env.world.full))
+    assert_error(resp, 403, "access_denied")
+
+
+def test_org_key_requests_carry_the_org_and_principal(env: Env) -> None:
+    env.backend.on(CREATE_DEVICE, lambda ctx, body: device(body.name))
+    resp = env.client.post(
+        "/api/v1/devices",
+        json={"name": "gw-1", "tags": [{"key": "k"}]},
+        headers=bearer(env.world.devices_all),
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["name"] == "gw-1"
+    assert body["createdAt"] == "2026-01-01T00:00:00Z"
+    call = env.backend.last
+    assert call.op is CREATE_DEVICE
+    assert call.ctx.org_id == env.world.org_a
+    assert call.ctx.principal.kind is PrincipalKind.API_KEY
+    assert call.ctx.principal.id == env.world.devices_all.id
+    assert call.ctx.request_id == resp.headers["x-request-id"]
+
+
+def test_operator_manages_organizations_in_the_platform_tenant(env: Env) -> None:
+    org = OrganizationView(
+        id=uuid4(), name="acme", status=OrganizationStatus.ACTIVE, created_at=T0, version=1
+    )
+    env.backend.on(CREATE_ORGANIZATION, org).on(GET_ORGANIZATION, org)
+    env.backend.on(LIST_ORGANIZATIONS, Page(data=[org], limit=50))
+    h = bearer(env.world.operator)
+    resp = env.client.post("/api/v1/admin/organizations", json={"name": "acme"}, headers=h)
+    assert resp.status_code == 201
+    assert resp.json()["id"] == str(org.id)
+    assert env.backend.last.ctx.org_id == PLATFORM_ORG_ID
+    assert env.backend.last.ctx.principal.kind is PrincipalKind.OPERATOR
+    assert (
+        env.client.get(f"/api/v1/admin/organizations/{org.id}", headers=h).json()["name"] == "acme"
+    )
+    assert env.backend.last.body.id == org.id
+    listing = env.client.get("/api/v1/admin/organizations", headers=h).json()
+    assert listing["object"] == "list"
+    assert listing["data"][0]["name"] == "acme"
+
+
+def test_operator_acts_inside_an_organization_with_x_organization(env: Env) -> None:
+    w = env.world
+    issued = ApiKeyIssued(id=uuid4(), name="ci", key="sk_live_x", scopes=["*"], created_at=T0)
+    env.backend.on(CREATE_API_KEY, issued)
+    h = {**bearer(w.operator), "X-Organization": str(w.org_a)}
+    resp = env.client.post("/api/v1/api-keys", json={"name": "ci"}, headers=h)
+    assert resp.status_code == 201
+    assert resp.json() == {
+        "id": str(issued.id),
+        "name": "ci",
+        "key": "sk_live_x",
+        "scopes": ["*"],
+        "createdAt": "2026-01-01T00:00:00Z",
+        "expiresAt": None,
+    }
+    assert env.backend.last.ctx.org_id == w.org_a
+    h["X-Organization"] = "nope"
+    assert_error(
+        env.client.post("/api/v1/api-keys", json={"name": "ci"}, headers=h),
+        400,
+        "validation_error",
+        "X-Organization",
+    )
+    h["X-Organization"] = str(uuid4())
+    assert_error(
+        env.client.post("/api/v1/api-keys", json={"name": "ci"}, headers=h), 404, "not_found"
+    )
+    resp = env.client.post("/api/v1/api-keys", json={"name": "ci"}, headers=bearer(w.operator))
+    assert_error(resp, 400, "validation_error", "X-Organization")
+
+
+def test_org_key_cannot_name_another_organization(env: Env) -> None:
+    h = {**bearer(env.world.full), "X-Organization": str(env.world.org_b)}
+    assert_error(env.client.get("/api/v1/devices", headers=h), 403, "access_denied")
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def test_get_device_has_an_etag(env: Env) -> None:
+    view = device(version=7)
+    env.backend.on(GET_DEVICE, view)
+    resp = env.client.get(f"/api/v1/devices/{view.id}", headers=bearer(env.world.reader))
+    assert resp.status_code == 200
+    assert resp.headers["etag"] == '"7"'
+    assert env.backend.last.body.id == view.id
+
+
+def test_lists_have_the_api_shape_and_pass_the_query(env: Env) -> None:
+    env.backend.on(LIST_DEVICES, Page(data=[device()], limit=10, order="DESC", total_count=1))
+    h = bearer(env.world.reader)
+    body = env.client.get("/api/v1/devices?limit=10&order=DESC&status=ACTIVE", headers=h).json()
+    assert set(body) == {"object", "data", "limit", "after", "order", "hasMore"}
+    assert (body["object"], body["limit"], body["after"], body["order"], body["hasMore"]) == (
+        "list",
+        10,
+        None,
+        "DESC",
+        False,
+    )
+    query = env.backend.last.body.query
+    assert query.filter == Cmp(field="status", op="eq", value="ACTIVE")
+    assert (query.limit, query.order, query.include_total) == (10, "DESC", False)
+    body = env.client.get("/api/v1/devices?include=totalCount", headers=h).json()
+    assert body["totalCount"] == 1
+    assert env.backend.last.body.query.include_total is True
+
+
+def test_revoke_api_key_is_204(env: Env) -> None:
+    from outpost_contracts.base import Empty
+
+    env.backend.on(REVOKE_API_KEY, Empty())
+    key_id = uuid4()
+    resp = env.client.delete(f"/api/v1/api-keys/{key_id}", headers=bearer(env.world.full))
+    assert resp.status_code == 204
+    assert resp.content == b""
+    assert env.backend.last.body.id == key_id
+
+
+def test_readings_query(env: Env) -> None:
+    dev = uuid4()
+    reading = ReadingView(device_id=dev, sensor="temperature", ts=T0, value=21.5)
+    env.backend.on(LIST_READINGS, Page(data=[reading], limit=5))
+    h = bearer(env.world.full)
+    resp = env.client.get(
+        f"/api/v1/readings?deviceId={dev}&sensor=temperature&from=20251231T000000Z&limit=5&order=DESC",
+        headers=h,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"] == [
+        {"deviceId": str(dev), "sensor": "temperature", "ts": "2026-01-01T00:00:00Z", "value": 21.5}
+    ]
+    body = env.backend.last.body
+    assert (body.device_id, body.sensor, body.limit, body.order) == (dev, "temperature", 5, "DESC")
+    assert body.from_ == datetime(2025, 12, 31, tzinfo=UTC)
+    assert_error(env.client.get("/api/v1/readings", headers=h), 400, "validation_error", "deviceId")
+    resp = env.client.get(f"/api/v1/readings?deviceId={dev}&from=yesterday", headers=h)
+    assert_error(resp, 400, "validation_error", "from")
+
+
+# --- platform ------------------------------------------------------------------------------
+
+
+def test_health_and_readiness() -> None:
+    world = build_world()
+    ready = {"nats": True, "credentials": False}
+    readiness = Readiness()
+    for name in ready:
+        readiness.add(name, lambda name=name: ready[name])  # type: ignore[misc]
+    with TestClient(make_app(FakeBackend(), world, readiness)) as client:
+        assert client.get("/healthz").status_code == 200
+        body = assert_error(client.get("/readyz"), 503, "service_unavailable")
+        assert "credentials" in body["message"]
+        ready["credentials"] = True
+        assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_count_requests_by_route_template(env: Env) -> None:
+    env.client.get(f"/api/v1/devices/{uuid4()}")
+    env.client.get("/nowhere")
+    text = env.client.get("/metrics").text
+    assert 'route="/api/v1/devices/{id}",status="401"' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "outpost_gateway_http_request_duration_seconds_bucket" in text
+
+
+def test_documents(env: Env) -> None:
+    schema = env.client.get("/api/v3/api-docs").json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/devices/{id}" in schema["paths"]
+    assert "CreateDevice" in schema["components"]["schemas"]
+    schemas = env.client.get("/api/schemas").json()
+    assert "DeviceView" in schemas["contracts"]
