@@ -5,7 +5,7 @@ Revision ID: 0001
 
 from alembic import op
 
-from outpost_kit.db.ddl import core_tables, tenant_rls
+from outpost_kit.db import ddl
 
 revision = "0001"
 down_revision = None
@@ -14,10 +14,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(core_tables())
     # The organization registry is platform data, not a tenant's: only the operator lists it,
     # an organization's principals reach their own row by id. Hence no org_id column.
-    op.execute(
+    ddl.execute(
+        op,
+        ddl.core_tables(),
         """
         CREATE TABLE organizations (
             id         uuid PRIMARY KEY,
@@ -42,9 +43,9 @@ def upgrade() -> None:
             PRIMARY KEY (org_id, id)
         );
         CREATE UNIQUE INDEX api_keys_prefix ON api_keys (prefix);
-        """
+        """,
+        ddl.tenant_rls("api_keys"),
     )
-    op.execute(tenant_rls("api_keys"))
 
 
 def downgrade() -> None:

@@ -11,6 +11,7 @@ a migration runs these one by one: ``for sql in statements(core_tables()): op.ex
 from __future__ import annotations
 
 import re
+from typing import Any
 
 TENANT_SETTING = "outpost.org_id"
 # After a transaction ends current_setting(..., true) returns '' (not NULL): NULLIF keeps a
@@ -92,3 +93,9 @@ def statements(ddl: str) -> list[str]:
     """Split DDL made of ``;``-terminated lines into single statements (asyncpg prepares each
     statement, and a prepared statement may hold only one command)."""
     return [part.strip() for part in re.split(r";\s*$", ddl, flags=re.MULTILINE) if part.strip()]
+
+
+def execute(op: Any, *ddl: str) -> None:
+    """Run DDL from a migration, one statement at a time."""
+    for sql in statements("\n".join(ddl)):
+        op.execute(sql)
