@@ -168,30 +168,42 @@ class InboxConsumer:
     async def _dead_letter(
         self, msg: Msg, exc: BaseException, *, attempts: int | None = None
     ) -> None:
-        headers = dict(msg.headers or {})
-        attempt = attempts or (msg.metadata.num_delivered if msg.metadata else 1)
-        async with self._uow(None) as uow:
-            await uow.conn.execute(
-                text(
-                    "INSERT INTO dead_letters (consumer, message_id, subject, payload, headers,"
-                    " reason, error_class, attempts) VALUES (:c, :m, :s, :p, CAST(:h AS jsonb),"
-                    " :r, :e, :a)"
-                ),
-                {
-                    "c": self.spec.name,
-                    "m": headers.get(MSG_ID),
-                    "s": msg.subject,
-                    "p": msg.data,
-                    "h": msgspec.json.encode(headers).decode(),
-                    "r": str(exc)[:2000] or type(exc).__name__,
-                    "e": type(exc).__name__,
-                    "a": attempt,
-                },
-            )
-            await uow.commit()
-        DEAD_LETTERS.labels(self.spec.name).inc()
-        _log.error("consumer %s: dead-lettered %s: %s", self.spec.name, msg.subject, exc)
-        await msg.term()
+        await dead_letter(self._uow, self.spec.name, msg, exc, attempts=attempts)
+
+
+async def dead_letter(
+    uow_factory: UnitOfWorkFactory,
+    consumer: str,
+    msg: Msg,
+    exc: BaseException,
+    *,
+    attempts: int | None = None,
+) -> None:
+    """Record ``msg`` in the dead-letter table with the reason, then stop its redelivery."""
+    headers = dict(msg.headers or {})
+    attempt = attempts or (msg.metadata.num_delivered if msg.metadata else 1)
+    async with uow_factory(None) as uow:
+        await uow.conn.execute(
+            text(
+                "INSERT INTO dead_letters (consumer, message_id, subject, payload, headers,"
+                " reason, error_class, attempts) VALUES (:c, :m, :s, :p, CAST(:h AS jsonb),"
+                " :r, :e, :a)"
+            ),
+            {
+                "c": consumer,
+                "m": headers.get(MSG_ID),
+                "s": msg.subject,
+                "p": msg.data,
+                "h": msgspec.json.encode(headers).decode(),
+                "r": str(exc)[:2000] or type(exc).__name__,
+                "e": type(exc).__name__,
+                "a": attempt,
+            },
+        )
+        await uow.commit()
+    DEAD_LETTERS.labels(consumer).inc()
+    _log.error("consumer %s: dead-lettered %s: %s", consumer, msg.subject, exc)
+    await msg.term()
 
 
 def _tag_of(data: bytes) -> str | None:

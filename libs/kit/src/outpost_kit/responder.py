@@ -9,6 +9,7 @@ subscription calls its callback serially) under a concurrency bound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +34,11 @@ RPC_SECONDS = Histogram(
 )
 
 Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+
+
+def bind(table: Mapping[Operation[Any, Any], Callable[..., Awaitable[Any]]], deps: Any) -> dict[Operation[Any, Any], Handler]:
+    """A service's handler table (``fn(deps, ctx, body)``) bound to its dependencies."""
+    return {op: functools.partial(fn, deps) for op, fn in table.items()}
 
 
 def validation_failure(exc: msgspec.ValidationError) -> ValidationFailed:

@@ -1,0 +1,1 @@
+"""Pure decisions: decide(state, command, now) -> events; evolve(state, event) -> state. No I/O."""

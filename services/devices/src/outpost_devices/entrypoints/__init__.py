@@ -1,0 +1,1 @@
+"""Request/reply responders and stream consumers: decode, call one use case, encode."""

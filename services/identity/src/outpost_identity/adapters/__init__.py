@@ -1,0 +1,1 @@
+"""SQL, projections, and other I/O behind the use cases."""

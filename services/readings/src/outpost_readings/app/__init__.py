@@ -1,0 +1,1 @@
+"""Use cases and the handler tables (HANDLERS, policies on other services' events)."""

@@ -1,0 +1,44 @@
+"""Readings' composition root."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+from outpost_contracts import devices, streams
+from outpost_kit.cli import migrations_dir, service_main
+from outpost_kit.runtime import ServiceRuntime
+from outpost_readings.app.handlers import Deps, on_device_event
+from outpost_readings.domain.readings import Limits
+from outpost_readings.entrypoints import rpc, telemetry
+from outpost_readings.settings import ReadingsSettings
+
+
+async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
+    assert runtime.uow is not None and runtime.js is not None
+    limits = Limits(
+        max_future=timedelta(seconds=settings.max_future_seconds),
+        max_past=timedelta(days=settings.max_past_days),
+    )
+    deps = Deps(uow=runtime.uow, limits=limits)
+    runtime.serve(rpc.handlers(deps))
+    runtime.consume("readings-devices", on_device_event, (devices.DeviceRegistered,))
+    runtime.background(
+        partial(
+            telemetry.run, deps, runtime.js, streams.consumer("readings-telemetry"),
+            settings.ingest_batch_messages,
+        )
+    )
+
+
+def main() -> None:
+    service_main(
+        "readings",
+        settings_type=ReadingsSettings,
+        build=build,
+        migrations=migrations_dir(__file__),
+    )
+
+
+if __name__ == "__main__":
+    main()
