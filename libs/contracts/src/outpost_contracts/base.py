@@ -15,11 +15,9 @@ Three families, each with the msgspec configuration its evolution rules need
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
-
-_REGISTRY: list[type[msgspec.Struct]] = []
 
 
 def wire_tag(service: str, name: str, version: int) -> str:
@@ -29,18 +27,8 @@ def wire_tag(service: str, name: str, version: int) -> str:
     return f"{service}.{name}.v{version}"
 
 
-def registered_contracts() -> list[type[msgspec.Struct]]:
-    """Every concrete contract type defined so far (for JSON Schema export)."""
-    return list(_REGISTRY)
-
-
 class Contract(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     """Replies, views and envelopes: camelCase, unknown fields tolerated."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_") and cls.__module__ != __name__:
-            _REGISTRY.append(cls)
 
 
 class Event(Contract, kw_only=True, frozen=True, tag_field="type"):
@@ -53,11 +41,6 @@ class Request(
     msgspec.Struct, kw_only=True, frozen=True, rename="camel", forbid_unknown_fields=True
 ):
     """A command or query, and the HTTP body it is read from: unknown fields are refused."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            _REGISTRY.append(cls)
 
 
 class Empty(Contract, kw_only=True, frozen=True):

@@ -7,7 +7,7 @@ SQL. The tree is data, so it crosses NATS like any other contract.
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar, Union
+from typing import Generic, Literal, TypeVar
 
 import msgspec
 
@@ -15,7 +15,7 @@ from outpost_contracts.base import Contract
 
 T = TypeVar("T")
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 CmpOp = Literal[
     "eq", "ne", "lt", "le", "gt", "ge", "in", "nin", "contains", "startswith", "endswith"
 ]
@@ -60,7 +60,7 @@ class AllOf(msgspec.Struct, tag="all", kw_only=True, frozen=True):
     predicate: Node
 
 
-Node = Union[Cmp, And, Or, Not, AnyOf, AllOf]
+Node = Cmp | And | Or | Not | AnyOf | AllOf
 
 
 class OrderBy(msgspec.Struct, kw_only=True, frozen=True):

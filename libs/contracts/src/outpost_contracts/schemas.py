@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
+import inspect
+from types import ModuleType
 from typing import Any
 
 import msgspec
 
-from outpost_contracts import alerting, devices, exports, identity, readings  # noqa: F401
-from outpost_contracts.base import registered_contracts
-from outpost_contracts.query import ListQuery
+from outpost_contracts import (
+    alerting,
+    devices,
+    envelope,
+    errors,
+    exports,
+    identity,
+    query,
+    readings,
+)
+from outpost_contracts.base import Contract, Event, Request
+
+MODULES: tuple[ModuleType, ...] = (
+    identity, devices, readings, alerting, exports, envelope, errors, query,
+)
+
+
+def contract_types() -> list[type[msgspec.Struct]]:
+    """Every concrete, non-generic contract type the modules define."""
+    found: dict[str, type[msgspec.Struct]] = {}
+    for module in MODULES:
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, (Contract, Request, Event))
+                and obj.__module__ == module.__name__
+                and not name.startswith("_")
+                and not getattr(obj, "__parameters__", ())
+            ):
+                found[name] = obj
+    for extra in (readings.TelemetryMessage, query.ListQuery):
+        found[extra.__name__] = extra
+    return [found[name] for name in sorted(found)]
 
 
 def json_schemas() -> dict[str, Any]:
     """``{"$defs": {...}, "contracts": {TypeName: {"$ref": ...}}}`` for every contract."""
-    types: list[Any] = sorted(
-        {t for t in registered_contracts() if not getattr(t, "__parameters__", ())}, key=lambda t: t.__name__
-    )
-    types.append(ListQuery)
+    types = contract_types()
     refs, defs = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -48,8 +48,11 @@ def test_request_round_trip_through_an_operation() -> None:
 
 def test_reply_carries_result_or_typed_error() -> None:
     view = identity.OrganizationView(
-        id=uuid4(), name="acme", status=identity.OrganizationStatus.ACTIVE,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC), version=1,
+        id=uuid4(),
+        name="acme",
+        status=identity.OrganizationStatus.ACTIVE,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        version=1,
     )
     op = identity.GET_ORGANIZATION
     assert op.decode_reply(op.encode_result(view)) == view
@@ -77,14 +80,23 @@ def test_requests_refuse_unknown_fields_events_tolerate_them() -> None:
 
 def test_event_envelope_round_trip_keeps_the_tagged_payload() -> None:
     env = EventEnvelope(
-        id=uuid4(), org_id=uuid4(), stream_id=uuid4(), stream_type="device", version=1,
-        occurred_at=datetime(2026, 1, 1, tzinfo=UTC), data=devices.DeviceRegistered(name="a"),
+        id=uuid4(),
+        org_id=uuid4(),
+        stream_id=uuid4(),
+        stream_type="device",
+        version=1,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        data=devices.DeviceRegistered(name="a"),
     )
     raw = msgspec.json.encode(env)
     assert b'"type":"devices.DeviceRegistered.v1"' in raw
     typed = msgspec.defstruct(
-        "E", [("data", devices.DeviceRegistered)], bases=(EventEnvelope,), kw_only=True,
-        frozen=True, rename="camel",
+        "E",
+        [("data", devices.DeviceRegistered)],
+        bases=(EventEnvelope,),
+        kw_only=True,
+        frozen=True,
+        rename="camel",
     )
     assert msgspec.json.decode(raw, type=typed).data == env.data
 
@@ -109,7 +121,10 @@ def test_subjects() -> None:
     assert subjects.parse_telemetry(tel) == (str(org), str(dev))
     assert subjects.command_ack(org, dev) == subjects.command(org, dev) + ".ack"
     assert subjects.mqtt_topic(tel) == tel.replace(".", "/")
-    assert subjects.event_filter("devices", "DeviceRegistered") == "outpost.evt.devices.*.DeviceRegistered.*"
+    assert (
+        subjects.event_filter("devices", "DeviceRegistered")
+        == "outpost.evt.devices.*.DeviceRegistered.*"
+    )
     with pytest.raises(ValueError):
         subjects.telemetry("a.b", dev)
     with pytest.raises(ValueError):
@@ -117,12 +132,18 @@ def test_subjects() -> None:
 
 
 def test_filter_tree_round_trips_and_measures() -> None:
-    tree = And(items=[
-        Cmp(field="name", op="startswith", value="pump"),
-        Or(items=[Cmp(field="status", op="in", value=["ACTIVE", "PROVISIONED"]),
-                  Not(item=Cmp(field="deviceType", op="eq", value=None))]),
-        AnyOf(relation="tags", predicate=Cmp(field="key", op="eq", value="site")),
-    ])
+    tree = And(
+        items=[
+            Cmp(field="name", op="startswith", value="pump"),
+            Or(
+                items=[
+                    Cmp(field="status", op="in", value=["ACTIVE", "PROVISIONED"]),
+                    Not(item=Cmp(field="deviceType", op="eq", value=None)),
+                ]
+            ),
+            AnyOf(relation="tags", predicate=Cmp(field="key", op="eq", value="site")),
+        ]
+    )
     query = ListQuery(filter=tree, limit=10)
     assert msgspec.json.decode(msgspec.json.encode(query), type=ListQuery) == query
     assert depth(tree) == 4

@@ -36,7 +36,9 @@ RPC_SECONDS = Histogram(
 Handler = Callable[[RequestContext, Any], Awaitable[Any]]
 
 
-def bind(table: Mapping[Operation[Any, Any], Callable[..., Awaitable[Any]]], deps: Any) -> dict[Operation[Any, Any], Handler]:
+def bind(
+    table: Mapping[Operation[Any, Any], Callable[..., Awaitable[Any]]], deps: Any
+) -> dict[Operation[Any, Any], Handler]:
     """A service's handler table (``fn(deps, ctx, body)``) bound to its dependencies."""
     return {op: functools.partial(fn, deps) for op, fn in table.items()}
 

@@ -18,7 +18,9 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 def test_register() -> None:
     cmd = CreateDevice(name="pump-1", device_type="pump", tags=[Tag(key="site", value="n")])
     [event] = devices.decide(None, cmd, NOW)
-    assert event == DeviceRegistered(name="pump-1", device_type="pump", tags=[Tag(key="site", value="n")])
+    assert event == DeviceRegistered(
+        name="pump-1", device_type="pump", tags=[Tag(key="site", value="n")]
+    )
     state = devices.evolve(None, event, uuid4())
     assert state.status is DeviceStatus.REGISTERED and state.version == 1
 

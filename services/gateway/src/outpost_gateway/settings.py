@@ -7,7 +7,7 @@ from outpost_kit.settings import CommonSettings
 MIB = 1024 * 1024
 
 
-class GatewaySettings(CommonSettings, kw_only=True, frozen=True):  # type: ignore[call-arg]
+class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1

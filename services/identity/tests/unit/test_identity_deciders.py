@@ -56,12 +56,16 @@ def test_suspend_is_idempotent() -> None:
 
 
 def _issue(scopes: tuple[str, ...], granted: tuple[str, ...], **kw) -> api_keys.IssueApiKey:  # type: ignore[no-untyped-def]
-    return api_keys.IssueApiKey(name="k", prefix="p" * 12, key_hash="h", scopes=scopes, granted=granted, **kw)
+    return api_keys.IssueApiKey(
+        name="k", prefix="p" * 12, key_hash="h", scopes=scopes, granted=granted, **kw
+    )
 
 
 def test_a_key_never_gets_more_than_its_creator() -> None:
     events = api_keys.decide(None, _issue(("devices:read",), ("devices:*",)), NOW)
-    assert events == [ApiKeyCreated(name="k", prefix="p" * 12, key_hash="h", scopes=("devices:read",))]
+    assert events == [
+        ApiKeyCreated(name="k", prefix="p" * 12, key_hash="h", scopes=("devices:read",))
+    ]
     with pytest.raises(ValidationFailed) as caught:
         api_keys.decide(None, _issue(("api-keys:write",), ("devices:*",)), NOW)
     assert caught.value.fields[0].name == "scopes"
@@ -84,9 +88,13 @@ def test_revoke() -> None:
 
 @pytest.mark.parametrize(
     ("granted", "wanted", "ok"),
-    [("*", "devices:read", True), ("devices:*", "devices:write", True),
-     ("devices:read", "devices:read", True), ("devices:read", "devices:write", False),
-     ("readings:*", "devices:read", False)],
+    [
+        ("*", "devices:read", True),
+        ("devices:*", "devices:write", True),
+        ("devices:read", "devices:read", True),
+        ("devices:read", "devices:write", False),
+        ("readings:*", "devices:read", False),
+    ],
 )
 def test_scope_covers(granted: str, wanted: str, ok: bool) -> None:
     assert api_keys.scope_covers(granted, wanted) is ok

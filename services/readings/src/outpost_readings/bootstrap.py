@@ -25,7 +25,10 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
     runtime.consume("readings-devices", on_device_event, (devices.DeviceRegistered,))
     runtime.background(
         partial(
-            telemetry.run, deps, runtime.js, streams.consumer("readings-telemetry"),
+            telemetry.run,
+            deps,
+            runtime.js,
+            streams.consumer("readings-telemetry"),
             settings.ingest_batch_messages,
         )
     )

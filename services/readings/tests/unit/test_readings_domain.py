@@ -15,11 +15,14 @@ ARRIVAL = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 def test_defaults_ts_to_arrival_and_types_values() -> None:
-    msg = TelemetryMessage(seq=7, readings=[
-        TelemetryReading(sensor="t", value=21.5),
-        TelemetryReading(sensor="on", value=True, ts=ARRIVAL - timedelta(seconds=1)),
-        TelemetryReading(sensor="mode", value="eco", ts=ARRIVAL - timedelta(seconds=2)),
-    ])
+    msg = TelemetryMessage(
+        seq=7,
+        readings=[
+            TelemetryReading(sensor="t", value=21.5),
+            TelemetryReading(sensor="on", value=True, ts=ARRIVAL - timedelta(seconds=1)),
+            TelemetryReading(sensor="mode", value="eco", ts=ARRIVAL - timedelta(seconds=2)),
+        ],
+    )
     rows, rejected = readings_of(uuid4(), uuid4(), msg, ARRIVAL, Limits())
     assert rejected == []
     assert [(r.sensor, r.ts, r.kind) for r in rows] == [
@@ -32,19 +35,26 @@ def test_defaults_ts_to_arrival_and_types_values() -> None:
 
 
 def test_refuses_absurd_timestamps_and_duplicates() -> None:
-    msg = TelemetryMessage(seq=1, readings=[
-        TelemetryReading(sensor="t", value=1, ts=ARRIVAL + timedelta(hours=1)),
-        TelemetryReading(sensor="t", value=1, ts=ARRIVAL - timedelta(days=400)),
-        TelemetryReading(sensor="t", value=1, ts=ARRIVAL),
-        TelemetryReading(sensor="t", value=2, ts=ARRIVAL),
-    ])
+    msg = TelemetryMessage(
+        seq=1,
+        readings=[
+            TelemetryReading(sensor="t", value=1, ts=ARRIVAL + timedelta(hours=1)),
+            TelemetryReading(sensor="t", value=1, ts=ARRIVAL - timedelta(days=400)),
+            TelemetryReading(sensor="t", value=1, ts=ARRIVAL),
+            TelemetryReading(sensor="t", value=2, ts=ARRIVAL),
+        ],
+    )
     rows, rejected = readings_of(uuid4(), uuid4(), msg, ARRIVAL, Limits())
     assert len(rows) == 1
     assert [(r.index, r.reason.split()[-1]) for r in rejected] == [
-        (0, "future"), (1, "past"), (3, "timestamp")
+        (0, "future"),
+        (1, "past"),
+        (3, "timestamp"),
     ]
 
 
 def test_integers_come_back_as_integers() -> None:
-    assert value_of(Kind.NUMBER, 3.0, None) == 3 and isinstance(value_of(Kind.NUMBER, 3.0, None), int)
+    assert value_of(Kind.NUMBER, 3.0, None) == 3 and isinstance(
+        value_of(Kind.NUMBER, 3.0, None), int
+    )
     assert value_of(Kind.NUMBER, 2.5, None) == 2.5

@@ -24,16 +24,24 @@ class DevicesProjector:
                     " :at, :at, :v)"
                 ),
                 {
-                    "org": e.org_id, "id": e.stream_id, "name": data.name,
-                    "status": DeviceStatus.REGISTERED.value, "type": data.device_type,
-                    "site": data.site_id, "group": data.group_id,
-                    "tags": _encode(data.tags).decode(), "attrs": _encode(data.attributes).decode(),
-                    "at": e.occurred_at, "v": e.version,
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "name": data.name,
+                    "status": DeviceStatus.REGISTERED.value,
+                    "type": data.device_type,
+                    "site": data.site_id,
+                    "group": data.group_id,
+                    "tags": _encode(data.tags).decode(),
+                    "attrs": _encode(data.attributes).decode(),
+                    "at": e.occurred_at,
+                    "v": e.version,
                 },
             )
         else:
             await conn.execute(
-                text("UPDATE devices SET updated_at = :at, version = :v WHERE org_id = :org AND id = :id"),
+                text(
+                    "UPDATE devices SET updated_at = :at, version = :v WHERE org_id = :org AND id = :id"
+                ),
                 {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version},
             )
 

@@ -36,8 +36,15 @@ def _json(value: Any) -> Any:
 
 def device_view(row: Mapping[str, Any]) -> DeviceView:
     return DeviceView(
-        id=row["id"], name=row["name"], status=DeviceStatus(row["status"]),
-        device_type=row["device_type"], site_id=row["site_id"], group_id=row["group_id"],
-        tags=msgspec.convert(_json(row["tags"]), list[Tag]), attributes=_json(row["attributes"]),
-        created_at=row["created_at"], updated_at=row["updated_at"], version=row["version"],
+        id=row["id"],
+        name=row["name"],
+        status=DeviceStatus(row["status"]),
+        device_type=row["device_type"],
+        site_id=row["site_id"],
+        group_id=row["group_id"],
+        tags=msgspec.convert(_json(row["tags"]), list[Tag]),
+        attributes=_json(row["attributes"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
     )

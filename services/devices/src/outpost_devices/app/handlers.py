@@ -34,13 +34,21 @@ async def create_device(deps: Deps, ctx: RequestContext, cmd: api.CreateDevice) 
     _tenant(ctx)
     device_id = ids.new_id()
     async with deps.uow(ctx.org_id) as uow:
-        taken = (await uow.execute("SELECT 1 FROM devices WHERE name = :n", {"n": cmd.name})).first()
+        taken = (
+            await uow.execute("SELECT 1 FROM devices WHERE name = :n", {"n": cmd.name})
+        ).first()
         if taken is not None:
             raise Conflict(f"a device named '{cmd.name}' already exists")
         try:
             await aggregate.execute(
-                uow, ctx, stream_id=device_id, stream_type=devices.STREAM_TYPE,
-                decide=devices.decide, evolve=devices.evolve, command=cmd, org_id=ctx.org_id,
+                uow,
+                ctx,
+                stream_id=device_id,
+                stream_type=devices.STREAM_TYPE,
+                decide=devices.decide,
+                evolve=devices.evolve,
+                command=cmd,
+                org_id=ctx.org_id,
             )
         except IntegrityError as exc:  # a concurrent create took the name first
             raise Conflict(f"a device named '{cmd.name}' already exists") from exc
@@ -50,9 +58,11 @@ async def create_device(deps: Deps, ctx: RequestContext, cmd: api.CreateDevice) 
 
 
 async def _get(uow: Any, device_id: Any) -> api.DeviceView:
-    row = (await uow.execute(
-        f"SELECT {queries.DEVICES.columns} FROM devices WHERE id = :id", {"id": device_id}
-    )).first()
+    row = (
+        await uow.execute(
+            f"SELECT {queries.DEVICES.columns} FROM devices WHERE id = :id", {"id": device_id}
+        )
+    ).first()
     if row is None:
         raise NotFound("no such device")
     return queries.device_view(row._mapping)

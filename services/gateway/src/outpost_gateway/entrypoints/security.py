@@ -67,7 +67,7 @@ async def security_guard(
 ) -> None:
     scope = connection.scope
     method = scope.get("method", "GET")  # type: ignore[call-overload]
-    required = policy_for(method, scope.get("path_template", ""))
+    required = policy_for(str(method), str(scope.get("path_template", "")))
     if required is None:
         _log.error("route %s %s has no policy entry", method, scope.get("path_template"))
         raise OutpostError("internal server error", type=ErrorType.INTERNAL_SERVER_ERROR)

@@ -11,7 +11,9 @@ from outpost_kit.db.uow import UnitOfWork
 from outpost_readings.domain.readings import Reading
 
 
-async def upsert_device(uow: UnitOfWork, org_id: UUID, device_id: UUID, name: str, status: str, version: int) -> None:
+async def upsert_device(
+    uow: UnitOfWork, org_id: UUID, device_id: UUID, name: str, status: str, version: int
+) -> None:
     await uow.execute(
         "INSERT INTO devices (org_id, id, name, status, version) VALUES (:o, :i, :n, :s, :v)"
         " ON CONFLICT (org_id, id) DO UPDATE SET name = excluded.name, status = excluded.status,"
@@ -40,15 +42,23 @@ async def insert_readings(uow: UnitOfWork, rows: Sequence[Reading], received_at:
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],"
         " $5::smallint[], $6::float8[], $7::text[], $8::bigint[], $9::timestamptz[])"
         " ON CONFLICT DO NOTHING",
-        [r.org_id for r in rows], [r.device_id for r in rows], [r.sensor for r in rows],
-        [r.ts for r in rows], [int(r.kind) for r in rows], [r.num for r in rows],
-        [r.txt for r in rows], [r.seq for r in rows], [received_at] * len(rows),
+        [r.org_id for r in rows],
+        [r.device_id for r in rows],
+        [r.sensor for r in rows],
+        [r.ts for r in rows],
+        [int(r.kind) for r in rows],
+        [r.num for r in rows],
+        [r.txt for r in rows],
+        [r.seq for r in rows],
+        [received_at] * len(rows),
     )
     return int(status.rsplit(" ", 1)[-1])
 
 
 async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:
-    return (await uow.execute("SELECT 1 FROM devices WHERE id = :i", {"i": device_id})).first() is not None
+    return (
+        await uow.execute("SELECT 1 FROM devices WHERE id = :i", {"i": device_id})
+    ).first() is not None
 
 
 async def select_readings(

@@ -66,7 +66,9 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
                 if item.device_id not in known:
                     outcomes[i].unknown_device = True
                     continue
-                accepted, rejected = readings_of(org_id, item.device_id, item.message, item.arrival, deps.limits)
+                accepted, rejected = readings_of(
+                    org_id, item.device_id, item.message, item.arrival, deps.limits
+                )
                 rows.extend(accepted)
                 outcomes[i].stored = len(accepted)
                 outcomes[i].rejected = rejected
@@ -80,7 +82,12 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
     data = event.data
     if isinstance(data, DeviceRegistered):
         await store.upsert_device(
-            uow, event.org_id, event.stream_id, data.name, DeviceStatus.REGISTERED.value, event.version
+            uow,
+            event.org_id,
+            event.stream_id,
+            data.name,
+            DeviceStatus.REGISTERED.value,
+            event.version,
         )
 
 
@@ -98,7 +105,9 @@ def _parse_cursor(text: str) -> tuple[datetime, str]:
     return ts, sensor
 
 
-async def list_readings(deps: Deps, ctx: RequestContext, q: api.ListReadings) -> Page[api.ReadingView]:
+async def list_readings(
+    deps: Deps, ctx: RequestContext, q: api.ListReadings
+) -> Page[api.ReadingView]:
     if q.from_ is not None and q.to is not None and q.from_ >= q.to:
         raise validation_error("from", "must be before 'to'")
     after = _parse_cursor(q.after) if q.after else None
@@ -106,18 +115,29 @@ async def list_readings(deps: Deps, ctx: RequestContext, q: api.ListReadings) ->
         if not await store.device_known(uow, q.device_id):
             raise NotFound("no such device")
         rows = await store.select_readings(
-            uow, device_id=q.device_id, sensor=q.sensor, start=q.from_, end=q.to,
-            after=after, descending=q.order == "DESC", limit=q.limit + 1,
+            uow,
+            device_id=q.device_id,
+            sensor=q.sensor,
+            start=q.from_,
+            end=q.to,
+            after=after,
+            descending=q.order == "DESC",
+            limit=q.limit + 1,
         )
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
     data = [
-        api.ReadingView(device_id=r.device_id, sensor=r.sensor, ts=r.ts, value=value_of(r.kind, r.num, r.txt))
+        api.ReadingView(
+            device_id=r.device_id, sensor=r.sensor, ts=r.ts, value=value_of(r.kind, r.num, r.txt)
+        )
         for r in rows
     ]
     # Readings have no ids: the cursor names the last (ts, sensor) of this page.
     return Page(
-        data=data, limit=q.limit, order=q.order, has_more=has_more,
+        data=data,
+        limit=q.limit,
+        order=q.order,
+        has_more=has_more,
         after=_cursor(rows[-1].ts, rows[-1].sensor) if has_more and rows else None,
     )
 

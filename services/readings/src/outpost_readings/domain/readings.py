@@ -70,8 +70,14 @@ def readings_of(
             kind, num, txt = Kind.TEXT, None, value
         rows.append(
             Reading(
-                org_id=org_id, device_id=device_id, sensor=item.sensor, ts=ts,
-                kind=kind, num=num, txt=txt, seq=message.seq,
+                org_id=org_id,
+                device_id=device_id,
+                sensor=item.sensor,
+                ts=ts,
+                kind=kind,
+                num=num,
+                txt=txt,
+                seq=message.seq,
             )
         )
     return rows, rejected

@@ -46,14 +46,16 @@ def _incoming(msg: Msg) -> Incoming:
     return Incoming(org_id=org_id, device_id=device_id, message=message, arrival=arrival)
 
 
-async def run(deps: Deps, js: JetStreamContext, spec: ConsumerSpec, batch: int, stop: asyncio.Event) -> None:
+async def run(
+    deps: Deps, js: JetStreamContext, spec: ConsumerSpec, batch: int, stop: asyncio.Event
+) -> None:
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
     while not stop.is_set():
         try:
             msgs = await sub.fetch(batch, timeout=1.0)
         except NatsTimeout:
             continue
-        except Exception as exc:  # noqa: BLE001 - broker outage: wait and fetch again
+        except Exception as exc:
             _log.warning("telemetry fetch failed: %s", exc)
             await asyncio.sleep(0.5)
             continue
@@ -71,7 +73,7 @@ async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
         return
     try:
         outcomes = await ingest(deps, [i for _, i in good], ids.now())
-    except Exception as exc:  # noqa: BLE001 - transient (database): redeliver the batch
+    except Exception as exc:
         _log.warning("telemetry batch of %d failed: %s; redelivering", len(good), exc)
         for msg, _ in good:
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
