@@ -21,7 +21,14 @@ from outpost_contracts import (
 from outpost_contracts.base import Contract, Event, Request
 
 MODULES: tuple[ModuleType, ...] = (
-    identity, devices, readings, alerting, exports, envelope, errors, query,
+    identity,
+    devices,
+    readings,
+    alerting,
+    exports,
+    envelope,
+    errors,
+    query,
 )
 
 

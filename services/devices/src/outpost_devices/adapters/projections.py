@@ -40,7 +40,8 @@ class DevicesProjector:
         else:
             await conn.execute(
                 text(
-                    "UPDATE devices SET updated_at = :at, version = :v WHERE org_id = :org AND id = :id"
+                    "UPDATE devices SET updated_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
                 ),
                 {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version},
             )

@@ -35,7 +35,8 @@ class OrganizationsProjector:
         elif isinstance(data, OrganizationSuspended):
             await conn.execute(
                 text(
-                    "UPDATE organizations SET status = :s, updated_at = :at, version = :v WHERE id = :id"
+                    "UPDATE organizations SET status = :s, updated_at = :at, version = :v"
+                    " WHERE id = :id"
                 ),
                 {
                     "id": e.stream_id,
@@ -71,7 +72,8 @@ class ApiKeysProjector:
         elif isinstance(data, ApiKeyRevoked):
             await conn.execute(
                 text(
-                    "UPDATE api_keys SET revoked_at = :at, version = :v WHERE org_id = :org AND id = :id"
+                    "UPDATE api_keys SET revoked_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
                 ),
                 {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version},
             )
