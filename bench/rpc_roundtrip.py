@@ -1,7 +1,8 @@
 """Request/reply round trips: the kit's responder against raw nats-py and FastStream.
 
 Prints requests/s for sequential and concurrent clients, each beside the raw nats-py
-baseline measured in the same run on the same nats-server. Run: `uv run python bench/rpc_roundtrip.py`.
+baseline measured in the same run on the same nats-server.
+Run: `uv run python bench/rpc_roundtrip.py`.
 """
 
 from __future__ import annotations
