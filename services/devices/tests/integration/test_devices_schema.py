@@ -1,0 +1,15 @@
+"""rls-audit of the devices schema as its migrations build it, through its own role."""
+
+from __future__ import annotations
+
+import pytest
+
+from outpost_devices import bootstrap
+from outpost_kit.cli import migrations_dir
+from outpost_kit.testing.audit import audit_service
+
+pytestmark = pytest.mark.integration
+
+
+async def test_devices_schema_has_no_rls_bypass(postgres_dsn: str) -> None:
+    assert await audit_service(postgres_dsn, "devices", migrations_dir(bootstrap.__file__)) == []
