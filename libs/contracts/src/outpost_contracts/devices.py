@@ -36,7 +36,9 @@ class Tag(Contract, kw_only=True, frozen=True):
 # --- events -----------------------------------------------------------------------------
 
 
-class DeviceRegistered(Event, tag=wire_tag(SERVICE, "DeviceRegistered", 1), kw_only=True, frozen=True):
+class DeviceRegistered(
+    Event, tag=wire_tag(SERVICE, "DeviceRegistered", 1), kw_only=True, frozen=True
+):
     name: str
     device_type: str | None = None
     site_id: UUID | None = None

@@ -156,6 +156,4 @@ _BY_TYPE: dict[ErrorType, type[OutpostError]] = {
 
 def validation_error(field: str, message: str) -> ValidationFailed:
     """A ``validation_error`` naming one field."""
-    return ValidationFailed(
-        f"{field}: {message}", fields=[FieldError(name=field, message=message)]
-    )
+    return ValidationFailed(f"{field}: {message}", fields=[FieldError(name=field, message=message)])

@@ -27,11 +27,15 @@ class OrganizationStatus(enum.StrEnum):
 # --- events -----------------------------------------------------------------------------
 
 
-class OrganizationCreated(Event, tag=wire_tag(SERVICE, "OrganizationCreated", 1), kw_only=True, frozen=True):
+class OrganizationCreated(
+    Event, tag=wire_tag(SERVICE, "OrganizationCreated", 1), kw_only=True, frozen=True
+):
     name: str
 
 
-class OrganizationSuspended(Event, tag=wire_tag(SERVICE, "OrganizationSuspended", 1), kw_only=True, frozen=True):
+class OrganizationSuspended(
+    Event, tag=wire_tag(SERVICE, "OrganizationSuspended", 1), kw_only=True, frozen=True
+):
     reason: str = ""
 
 
@@ -115,7 +119,9 @@ class ApiKeyIssued(Contract, kw_only=True, frozen=True):
 
 
 CREATE_ORGANIZATION = Operation(SERVICE, "CreateOrganization", CreateOrganization, OrganizationView)
-LIST_ORGANIZATIONS = Operation(SERVICE, "ListOrganizations", ListOrganizations, Page[OrganizationView])
+LIST_ORGANIZATIONS = Operation(
+    SERVICE, "ListOrganizations", ListOrganizations, Page[OrganizationView]
+)
 GET_ORGANIZATION = Operation(SERVICE, "GetOrganization", GetOrganization, OrganizationView)
 CREATE_API_KEY = Operation(SERVICE, "CreateApiKey", CreateApiKey, ApiKeyIssued)
 LIST_API_KEYS = Operation(SERVICE, "ListApiKeys", ListApiKeys, Page[ApiKeyView])

@@ -15,7 +15,7 @@ from outpost_contracts.base import Contract
 
 T = TypeVar("T")
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = Union[str, int, float, bool, None]  # noqa: UP007 - a runtime alias msgspec reads
 CmpOp = Literal[
     "eq", "ne", "lt", "le", "gt", "ge", "in", "nin", "contains", "startswith", "endswith"
 ]
@@ -60,7 +60,7 @@ class AllOf(msgspec.Struct, tag="all", kw_only=True, frozen=True):
     predicate: Node
 
 
-Node = Union[Cmp, And, Or, Not, AnyOf, AllOf]
+Node = Union[Cmp, And, Or, Not, AnyOf, AllOf]  # noqa: UP007 - a runtime alias msgspec reads
 
 
 class OrderBy(msgspec.Struct, kw_only=True, frozen=True):

@@ -14,7 +14,8 @@ from outpost_contracts.query import ListQuery
 def json_schemas() -> dict[str, Any]:
     """``{"$defs": {...}, "contracts": {TypeName: {"$ref": ...}}}`` for every contract."""
     types: list[Any] = sorted(
-        {t for t in registered_contracts() if not getattr(t, "__parameters__", ())}, key=lambda t: t.__name__
+        {t for t in registered_contracts() if not getattr(t, "__parameters__", ())},
+        key=lambda t: t.__name__,
     )
     types.append(ListQuery)
     refs, defs = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")

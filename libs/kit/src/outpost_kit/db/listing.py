@@ -116,9 +116,17 @@ class _Compiler:
         if isinstance(node, Cmp):
             return self.cmp(node, fields)
         if isinstance(node, And):
-            return "(" + " AND ".join(self.node(i, scope) for i in node.items) + ")" if node.items else "TRUE"
+            return (
+                "(" + " AND ".join(self.node(i, scope) for i in node.items) + ")"
+                if node.items
+                else "TRUE"
+            )
         if isinstance(node, Or):
-            return "(" + " OR ".join(self.node(i, scope) for i in node.items) + ")" if node.items else "FALSE"
+            return (
+                "(" + " OR ".join(self.node(i, scope) for i in node.items) + ")"
+                if node.items
+                else "FALSE"
+            )
         if isinstance(node, Not):
             return f"(NOT {self.node(node.item, scope)})"
         if isinstance(node, (AnyOf, AllOf)):
@@ -170,7 +178,11 @@ class _Compiler:
             raise validation_error(node.field, f"invalid value: {exc}") from exc
         if node.op in _TEXT_OPS:
             escaped = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = {"contains": f"%{escaped}%", "startswith": f"{escaped}%", "endswith": f"%{escaped}"}[node.op]
+            pattern = {
+                "contains": f"%{escaped}%",
+                "startswith": f"{escaped}%",
+                "endswith": f"%{escaped}",
+            }[node.op]
             return f"{f.sql} LIKE {self.param(pattern)}"
         return f"{f.sql} {_SQL_OPS[node.op]} {self.param(value)}"
 

@@ -66,7 +66,7 @@ async def security_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     scope = connection.scope
-    method = scope.get("method", "GET")  # type: ignore[call-overload]
+    method = str(scope.get("method", "GET"))  # type: ignore[call-overload]
     required = policy_for(method, scope.get("path_template", ""))
     if required is None:
         _log.error("route %s %s has no policy entry", method, scope.get("path_template"))

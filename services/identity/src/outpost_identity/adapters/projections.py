@@ -24,13 +24,26 @@ class OrganizationsProjector:
                     "INSERT INTO organizations (id, name, status, created_at, updated_at, version)"
                     " VALUES (:id, :name, :status, :at, :at, :v)"
                 ),
-                {"id": e.stream_id, "name": data.name, "status": OrganizationStatus.ACTIVE.value,
-                 "at": e.occurred_at, "v": e.version},
+                {
+                    "id": e.stream_id,
+                    "name": data.name,
+                    "status": OrganizationStatus.ACTIVE.value,
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
             )
         elif isinstance(data, OrganizationSuspended):
             await conn.execute(
-                text("UPDATE organizations SET status = :s, updated_at = :at, version = :v WHERE id = :id"),
-                {"id": e.stream_id, "s": OrganizationStatus.SUSPENDED.value, "at": e.occurred_at, "v": e.version},
+                text(
+                    "UPDATE organizations SET status = :s, updated_at = :at, version = :v "
+                    "WHERE id = :id"
+                ),
+                {
+                    "id": e.stream_id,
+                    "s": OrganizationStatus.SUSPENDED.value,
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
             )
 
 
@@ -44,13 +57,24 @@ class ApiKeysProjector:
                     " expires_at, version) VALUES (:org, :id, :name, :prefix, :scopes, :op, :at,"
                     " :exp, :v)"
                 ),
-                {"org": e.org_id, "id": e.stream_id, "name": data.name, "prefix": data.prefix,
-                 "scopes": list(data.scopes), "op": data.operator, "at": e.occurred_at,
-                 "exp": data.expires_at, "v": e.version},
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "name": data.name,
+                    "prefix": data.prefix,
+                    "scopes": list(data.scopes),
+                    "op": data.operator,
+                    "at": e.occurred_at,
+                    "exp": data.expires_at,
+                    "v": e.version,
+                },
             )
         elif isinstance(data, ApiKeyRevoked):
             await conn.execute(
-                text("UPDATE api_keys SET revoked_at = :at, version = :v WHERE org_id = :org AND id = :id"),
+                text(
+                    "UPDATE api_keys SET revoked_at = :at, version = :v "
+                    "WHERE org_id = :org AND id = :id"
+                ),
                 {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version},
             )
 

@@ -33,14 +33,22 @@ API_KEYS = Collection(
 
 def organization_view(row: Mapping[str, Any]) -> OrganizationView:
     return OrganizationView(
-        id=row["id"], name=row["name"], status=OrganizationStatus(row["status"]),
-        created_at=row["created_at"], version=row["version"],
+        id=row["id"],
+        name=row["name"],
+        status=OrganizationStatus(row["status"]),
+        created_at=row["created_at"],
+        version=row["version"],
     )
 
 
 def api_key_view(row: Mapping[str, Any]) -> ApiKeyView:
     return ApiKeyView(
-        id=row["id"], name=row["name"], prefix=row["prefix"], scopes=list(row["scopes"]),
-        created_at=row["created_at"], expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"], version=row["version"],
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        scopes=list(row["scopes"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        version=row["version"],
     )

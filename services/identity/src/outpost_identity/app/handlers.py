@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy.exc import IntegrityError
+
 from outpost_contracts import identity as api
 from outpost_contracts.base import Empty
 from outpost_contracts.credentials import generate_key, hash_key
@@ -20,7 +22,6 @@ from outpost_identity.domain import api_keys, organizations
 from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWorkFactory
-from sqlalchemy.exc import IntegrityError
 
 
 @dataclass(frozen=True)
@@ -33,43 +34,63 @@ def _require_operator(ctx: RequestContext) -> None:
         raise AccessDenied("only the platform operator may do this")
 
 
-async def create_organization(deps: Deps, ctx: RequestContext, cmd: api.CreateOrganization) -> api.OrganizationView:
+async def create_organization(
+    deps: Deps, ctx: RequestContext, cmd: api.CreateOrganization
+) -> api.OrganizationView:
     _require_operator(ctx)
     org_id = ids.new_id()
     async with deps.uow(org_id) as uow:
         try:
             _state, envelopes = await aggregate.execute(
-                uow, ctx, stream_id=org_id, stream_type=organizations.STREAM_TYPE,
-                decide=organizations.decide, evolve=organizations.evolve, command=cmd, org_id=org_id,
+                uow,
+                ctx,
+                stream_id=org_id,
+                stream_type=organizations.STREAM_TYPE,
+                decide=organizations.decide,
+                evolve=organizations.evolve,
+                command=cmd,
+                org_id=org_id,
             )
         except IntegrityError as exc:
             raise Conflict(f"an organization named '{cmd.name}' already exists") from exc
         await uow.commit()
     return api.OrganizationView(
-        id=org_id, name=cmd.name.strip(), status=api.OrganizationStatus.ACTIVE,
-        created_at=envelopes[0].occurred_at, version=1,
+        id=org_id,
+        name=cmd.name.strip(),
+        status=api.OrganizationStatus.ACTIVE,
+        created_at=envelopes[0].occurred_at,
+        version=1,
     )
 
 
-async def get_organization(deps: Deps, ctx: RequestContext, q: api.GetOrganization) -> api.OrganizationView:
+async def get_organization(
+    deps: Deps, ctx: RequestContext, q: api.GetOrganization
+) -> api.OrganizationView:
     if ctx.principal.kind is not PrincipalKind.OPERATOR and q.id != ctx.org_id:
         raise NotFound("no such organization")
     async with deps.uow(ctx.org_id) as uow:
-        row = (await uow.execute(
-            f"SELECT {queries.ORGANIZATIONS.columns} FROM organizations WHERE id = :id", {"id": q.id}
-        )).first()
+        row = (
+            await uow.execute(
+                f"SELECT {queries.ORGANIZATIONS.columns} FROM organizations WHERE id = :id",
+                {"id": q.id},
+            )
+        ).first()
     if row is None:
         raise NotFound("no such organization")
     return queries.organization_view(row._mapping)
 
 
-async def list_organizations(deps: Deps, ctx: RequestContext, q: api.ListOrganizations) -> Page[api.OrganizationView]:
+async def list_organizations(
+    deps: Deps, ctx: RequestContext, q: api.ListOrganizations
+) -> Page[api.OrganizationView]:
     _require_operator(ctx)
     async with deps.uow(ctx.org_id) as uow:
         return await list_page(uow.conn, queries.ORGANIZATIONS, q.query, queries.organization_view)
 
 
-async def create_api_key(deps: Deps, ctx: RequestContext, cmd: api.CreateApiKey) -> api.ApiKeyIssued:
+async def create_api_key(
+    deps: Deps, ctx: RequestContext, cmd: api.CreateApiKey
+) -> api.ApiKeyIssued:
     if ctx.org_id == PLATFORM_ORG_ID:
         raise AccessDenied("API keys belong to an organization: name it with X-Organization")
     granted = ("*",) if ctx.principal.kind is PrincipalKind.OPERATOR else ctx.principal.scopes
@@ -79,29 +100,47 @@ async def create_api_key(deps: Deps, ctx: RequestContext, cmd: api.CreateApiKey)
     async with deps.uow(ctx.org_id) as uow:
         await _require_active_org(uow, ctx.org_id)
         _state, envelopes = await aggregate.execute(
-            uow, ctx, stream_id=key_id, stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide, evolve=api_keys.evolve, org_id=ctx.org_id,
+            uow,
+            ctx,
+            stream_id=key_id,
+            stream_type=api_keys.STREAM_TYPE,
+            decide=api_keys.decide,
+            evolve=api_keys.evolve,
+            org_id=ctx.org_id,
             command=api_keys.IssueApiKey(
-                name=cmd.name, prefix=prefix, key_hash=hash_key(key), scopes=scopes,
-                granted=granted, expires_at=cmd.expires_at, created_by=ctx.principal.id,
+                name=cmd.name,
+                prefix=prefix,
+                key_hash=hash_key(key),
+                scopes=scopes,
+                granted=granted,
+                expires_at=cmd.expires_at,
+                created_by=ctx.principal.id,
             ),
         )
         await uow.commit()
     return api.ApiKeyIssued(
-        id=key_id, name=cmd.name, key=key, scopes=list(scopes),
-        created_at=envelopes[0].occurred_at, expires_at=cmd.expires_at,
+        id=key_id,
+        name=cmd.name,
+        key=key,
+        scopes=list(scopes),
+        created_at=envelopes[0].occurred_at,
+        expires_at=cmd.expires_at,
     )
 
 
 async def _require_active_org(uow: Any, org_id: UUID) -> None:
-    status = (await uow.execute("SELECT status FROM organizations WHERE id = :id", {"id": org_id})).scalar()
+    status = (
+        await uow.execute("SELECT status FROM organizations WHERE id = :id", {"id": org_id})
+    ).scalar()
     if status is None:
         raise NotFound("no such organization")
     if status != api.OrganizationStatus.ACTIVE.value:
         raise AccessDenied("the organization is suspended")
 
 
-async def list_api_keys(deps: Deps, ctx: RequestContext, q: api.ListApiKeys) -> Page[api.ApiKeyView]:
+async def list_api_keys(
+    deps: Deps, ctx: RequestContext, q: api.ListApiKeys
+) -> Page[api.ApiKeyView]:
     async with deps.uow(ctx.org_id) as uow:
         return await list_page(uow.conn, queries.API_KEYS, q.query, queries.api_key_view)
 
@@ -112,8 +151,13 @@ async def revoke_api_key(deps: Deps, ctx: RequestContext, cmd: api.RevokeApiKey)
         if state is None:
             raise NotFound("no such API key")
         await aggregate.execute(
-            uow, ctx, stream_id=cmd.id, stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide, evolve=api_keys.evolve, org_id=ctx.org_id,
+            uow,
+            ctx,
+            stream_id=cmd.id,
+            stream_type=api_keys.STREAM_TYPE,
+            decide=api_keys.decide,
+            evolve=api_keys.evolve,
+            org_id=ctx.org_id,
             command=api_keys.RevokeApiKey(),
         )
         await uow.commit()
@@ -126,10 +170,19 @@ async def issue_operator_key(deps: Deps, name: str, now: datetime | None = None)
     key_id = ids.new_id()
     async with deps.uow(PLATFORM_ORG_ID) as uow:
         await aggregate.execute(
-            uow, None, stream_id=key_id, stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide, evolve=api_keys.evolve, org_id=PLATFORM_ORG_ID,
+            uow,
+            None,
+            stream_id=key_id,
+            stream_type=api_keys.STREAM_TYPE,
+            decide=api_keys.decide,
+            evolve=api_keys.evolve,
+            org_id=PLATFORM_ORG_ID,
             command=api_keys.IssueApiKey(
-                name=name, prefix=prefix, key_hash=hash_key(key), scopes=("*",), granted=("*",),
+                name=name,
+                prefix=prefix,
+                key_hash=hash_key(key),
+                scopes=("*",),
+                granted=("*",),
                 operator=True,
             ),
             now=now,
@@ -146,10 +199,12 @@ async def operator_key_valid(deps: Deps, key: str) -> bool:
     if prefix is None:
         return False
     async with deps.uow(PLATFORM_ORG_ID) as uow:
-        row = (await uow.execute(
-            "SELECT id FROM api_keys WHERE prefix = :p AND operator AND revoked_at IS NULL",
-            {"p": prefix},
-        )).first()
+        row = (
+            await uow.execute(
+                "SELECT id FROM api_keys WHERE prefix = :p AND operator AND revoked_at IS NULL",
+                {"p": prefix},
+            )
+        ).first()
         if row is None:
             return False
         envs = await uow.events.load(row.id)

@@ -73,7 +73,9 @@ def decide(state: ApiKey | None, command: IssueApiKey | RevokeApiKey, now: datet
 
 def evolve(state: ApiKey | None, event: Event, stream_id: UUID) -> ApiKey | None:
     if isinstance(event, ApiKeyCreated):
-        return ApiKey(id=stream_id, prefix=event.prefix, scopes=event.scopes, revoked=False, version=1)
+        return ApiKey(
+            id=stream_id, prefix=event.prefix, scopes=event.scopes, revoked=False, version=1
+        )
     assert state is not None
     if isinstance(event, ApiKeyRevoked):
         return msgspec.structs.replace(state, revoked=True, version=state.version + 1)

@@ -48,8 +48,12 @@ def decide(state: Organization | None, command: Command, now: datetime) -> list[
 
 def evolve(state: Organization | None, event: Event, stream_id: UUID) -> Organization | None:
     if isinstance(event, OrganizationCreated):
-        return Organization(id=stream_id, name=event.name, status=OrganizationStatus.ACTIVE, version=1)
+        return Organization(
+            id=stream_id, name=event.name, status=OrganizationStatus.ACTIVE, version=1
+        )
     assert state is not None, "an organization's first event creates it"
     if isinstance(event, OrganizationSuspended):
-        return msgspec.structs.replace(state, status=OrganizationStatus.SUSPENDED, version=state.version + 1)
+        return msgspec.structs.replace(
+            state, status=OrganizationStatus.SUSPENDED, version=state.version + 1
+        )
     return msgspec.structs.replace(state, version=state.version + 1)
