@@ -7,6 +7,7 @@ import asyncio
 from typing import Annotated
 
 import typer
+from nats.errors import NoServersError
 
 from outpost_contracts.streams import (
     CONSUMERS,
@@ -40,10 +41,12 @@ def apply(
             owners = sorted({s.owner for s in STREAMS} | {c.owner for c in CONSUMERS})
             typer.echo(f"no streams or consumers belong to {service!r}; owners: {owners}", err=True)
             raise typer.Exit(2)
+    errors: list[Exception] = []
     try:
-        asyncio.run(_apply(nats_url, streams, consumers))
-    except OSError as exc:
-        typer.echo(f"cannot reach NATS at {nats_url}: {exc}", err=True)
+        asyncio.run(_apply(nats_url, streams, consumers, errors))
+    except (OSError, NoServersError) as exc:
+        reason = errors[-1] if errors else exc
+        typer.echo(f"cannot reach NATS at {nats_url}: {reason or type(reason).__name__}", err=True)
         raise typer.Exit(1) from None
     for spec in streams:
         typer.echo(f"stream   {spec.name:<10} {', '.join(spec.subjects)}")
@@ -53,11 +56,30 @@ def apply(
 
 
 async def _apply(
-    url: str, streams: tuple[StreamSpec, ...], consumers: tuple[ConsumerSpec, ...]
+    url: str,
+    streams: tuple[StreamSpec, ...],
+    consumers: tuple[ConsumerSpec, ...],
+    errors: list[Exception],
 ) -> None:
-    from outpost_kit.messaging import apply_streams, connect
+    import nats
 
-    nc = await connect(url, "outpost-admin", allow_reconnect=False, connect_timeout=5)
+    from outpost_kit.messaging import apply_streams
+
+    async def record(exc: Exception) -> None:
+        errors.append(exc)  # reported once by the caller, not as a traceback per attempt
+
+    # Not messaging.connect: a one-shot tool should fail fast, not reconnect forever.
+    nc = await asyncio.wait_for(
+        nats.connect(
+            url,
+            name="outpost-admin",
+            allow_reconnect=False,
+            connect_timeout=5,
+            max_reconnect_attempts=0,
+            error_cb=record,
+        ),
+        timeout=10,
+    )
     try:
         await apply_streams(nc.jetstream(), streams, consumers)
     finally:
