@@ -1,0 +1,71 @@
+# Outpost: one entry point for developers and CI. Every target starts with `install`, which
+# bootstraps uv when it is missing (into .outpost/tools) and syncs the locked environment.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TOOLS_DIR := .outpost/tools
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/$(TOOLS_DIR)/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST := $(RUN) pytest -p no:cacheprovider -q
+SRC_DIRS := $(wildcard libs/*/src services/*/src)
+# Each src/ is a package base, so modules are named outpost_x... and not libs.x.src.outpost_x.
+MYPYPATH := $(subst $(eval) ,:,$(SRC_DIRS))
+
+# pytest exits 5 when a marker selects no tests: not a failure for a layer with none yet.
+define pytest_layer
+	@set +e; $(PYTEST) $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "(no tests selected by: $(1))"; exit 0; fi; exit $$rc
+endef
+
+.PHONY: help install dev test test-unit test-integration test-e2e lint fmt bench
+
+help:
+	@echo "make dev | test | test-unit | test-integration | test-e2e | lint | fmt | bench | install"
+
+install:
+	@if [ ! -x "$(UV)" ]; then \
+		echo "uv not found: installing it into $(TOOLS_DIR)"; \
+		if python3 -m venv "$(TOOLS_DIR)" >/dev/null 2>&1; then \
+			"$(TOOLS_DIR)/bin/python" -m pip install --quiet --disable-pip-version-check uv; \
+		else \
+			python3 -m pip install --quiet --user --break-system-packages uv 2>/dev/null \
+				|| python3 -m pip install --quiet --user uv; \
+			mkdir -p "$(TOOLS_DIR)/bin"; \
+			ln -sf "$$(python3 -m site --user-base)/bin/uv" "$(TOOLS_DIR)/bin/uv"; \
+		fi; \
+	fi
+	@$(UV) sync --frozen --quiet
+
+dev: install
+	$(RUN) outpost-dev up
+
+test: lint test-unit test-integration test-e2e
+
+test-unit: install
+	$(call pytest_layer,-m unit)
+
+test-integration: install
+	$(call pytest_layer,-m integration)
+
+test-e2e: install
+ifeq ($(wildcard tests/e2e),)
+	@echo "(no tests/e2e yet)"
+else
+	$(call pytest_layer,-m e2e tests/e2e)
+endif
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(SRC_DIRS)
+	$(RUN) python tools/check_boundaries.py
+
+fmt: install
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: install
+	@shopt -s nullglob; benches=(bench/*.py); \
+	if [ $${#benches[@]} -eq 0 ]; then echo "no benchmarks yet (bench/*.py)"; exit 0; fi; \
+	for bench in "$${benches[@]}"; do echo "== $$bench"; $(RUN) python "$$bench" || exit 1; done
