@@ -42,7 +42,3 @@ def http(platform: dict[str, Any]) -> Iterator[httpx.Client]:
         event_hooks={"response": [_require_request_id]},
     ) as client:
         yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
