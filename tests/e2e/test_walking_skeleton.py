@@ -15,7 +15,6 @@ import pytest
 
 from outpost_contracts import subjects
 
-
 pytestmark = pytest.mark.e2e
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
@@ -85,10 +84,10 @@ class InboxConsumer:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
                     continue
                 except Exception as exc:
-                    _log.warning("consumer %s: fetch failed: %s", self.spec.name, exc)
+                    _log.warning("consumer %s: fetch failed: %r", self.spec.name, exc)
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:

@@ -144,11 +144,18 @@ class ServiceRuntime:
             with contextlib.suppress(Exception):
                 await responder.stop()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                _log.warning("stopping: %s did not finish in time; cancelling it", task.get_name())
+                task.cancel()
         if self.health is not None:
             await self.health.stop()
         if self.nc is not None and not self.nc.is_closed:
+            # Subscriptions are gone and every job has returned: flush what was published and
+            # close (a drain would wait out its timeout on the pull subscriptions).
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await self.nc.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await self.nc.close()
         if self.engine is not None:
             await self.engine.dispose()

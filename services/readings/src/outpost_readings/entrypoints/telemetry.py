@@ -13,7 +13,6 @@ from uuid import UUID
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
@@ -53,10 +52,10 @@ async def run(
     while not stop.is_set():
         try:
             msgs = await sub.fetch(batch, timeout=1.0)
-        except NatsTimeout:
+        except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
             continue
         except Exception as exc:
-            _log.warning("telemetry fetch failed: %s", exc)
+            _log.warning("telemetry fetch failed: %r", exc)
             await asyncio.sleep(0.5)
             continue
         await handle(deps, spec, msgs)
