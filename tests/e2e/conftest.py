@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,15 +16,21 @@ from outpost_kit.dev.stack import DevStack
 
 
 @pytest.fixture(scope="session")
-def platform() -> Iterator[dict[str, Any]]:
+def stack() -> Iterator[DevStack]:
     base = Path(tempfile.mkdtemp(prefix="outpost-e2e-"))
-    stack = DevStack(base, gateway_port=None, nats_port=None, pg_port=None, mqtt_port=None)
+    dev = DevStack(base, gateway_port=None, nats_port=None, pg_port=None, mqtt_port=None)
     try:
-        credentials = stack.start()
-        yield credentials
+        dev.start()
+        yield dev
     finally:
-        stack.stop()
+        dev.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform(stack: DevStack) -> dict[str, Any]:
+    """``dev-credentials.json`` as ``make dev`` wrote it."""
+    return dict(json.loads(stack.credentials_path.read_text()))
 
 
 def _require_request_id(response: httpx.Response) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ import nats
 import pytest
 
 from outpost_contracts import subjects
+from outpost_kit.dev.stack import DevStack
 
 pytestmark = pytest.mark.e2e
 
@@ -245,3 +248,22 @@ def test_platform_endpoints(platform: dict[str, Any], http: httpx.Client) -> Non
     assert "/api/v1/devices" in spec["paths"]
     schemas = http.get("/api/schemas").json()
     assert "DeviceRegistered" in schemas["contracts"]
+
+
+def test_a_service_that_does_not_answer_is_503(
+    platform: dict[str, Any], http: httpx.Client, stack: DevStack
+) -> None:
+    key = platform["organization"]["apiKey"]
+    assert http.get("/api/v1/devices", headers=bearer(key)).status_code == 200
+    devices = stack.pid("devices")
+    os.kill(devices, signal.SIGSTOP)  # alive, connected, and silent
+    try:
+        started = time.monotonic()
+        response = http.get("/api/v1/devices", headers=bearer(key))
+        waited = time.monotonic() - started
+    finally:
+        os.kill(devices, signal.SIGCONT)
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "service_unavailable"
+    assert waited < 9
+    assert _eventually(lambda: http.get("/api/v1/devices", headers=bearer(key)).status_code == 200)

@@ -288,6 +288,10 @@ class DevStack:
         if self._died is not None:
             raise self._died
 
+    def pid(self, service: str) -> int:
+        """The PID of a running service (tests pause one to see the gateway answer 503)."""
+        return self._children[service].process.pid
+
     def echo(self, text: str) -> None:
         """Print unprefixed text to the sink without interleaving it with service logs."""
         self._printer.text(text)
