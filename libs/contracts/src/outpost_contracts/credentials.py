@@ -42,3 +42,13 @@ def hash_key(key: str) -> str:
 
 def verify_key(key: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), key_hash)
+
+
+def scope_covers(granted: str, wanted: str) -> bool:
+    """Scope grammar shared by identity (a key never gets more than its creator) and the
+    gateway (a route's required scope): ``*`` covers everything, ``devices:*`` covers
+    ``devices:read``, otherwise an exact match."""
+    if granted in ("*", wanted):
+        return True
+    resource, _, action = granted.partition(":")
+    return action == "*" and wanted.partition(":")[0] == resource

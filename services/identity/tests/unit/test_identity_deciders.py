@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from outpost_contracts.credentials import scope_covers
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
 from outpost_contracts.identity import (
     ApiKeyCreated,
@@ -97,7 +98,7 @@ def test_revoke() -> None:
     ],
 )
 def test_scope_covers(granted: str, wanted: str, ok: bool) -> None:
-    assert api_keys.scope_covers(granted, wanted) is ok
+    assert scope_covers(granted, wanted) is ok
 
 
 def test_fold_reports_version() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
+from outpost_contracts.credentials import scope_covers
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind
 from outpost_contracts.errors import (
     AccessDenied,
@@ -62,10 +63,8 @@ def policy_for(method: str, path_template: str) -> str | None:
 
 
 def grants(granted: Iterable[str], required: str) -> bool:
-    """Whether any granted scope covers ``required``: ``*`` covers everything,
-    ``<resource>:*`` every action on the resource, otherwise an exact match."""
-    resource = required.partition(":")[0]
-    return any(scope in ("*", required, f"{resource}:*") for scope in granted)
+    """Whether any granted scope covers ``required`` (the shared scope grammar)."""
+    return any(scope_covers(scope, required) for scope in granted)
 
 
 def authorize(principal: Principal, required: str) -> None:

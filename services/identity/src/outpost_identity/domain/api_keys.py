@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Event
+from outpost_contracts.credentials import scope_covers
 from outpost_contracts.errors import NotFound, validation_error
 from outpost_contracts.identity import ApiKeyCreated, ApiKeyRevoked
 
@@ -36,14 +37,6 @@ class IssueApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
 class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
     pass
-
-
-def scope_covers(granted: str, wanted: str) -> bool:
-    """``*`` covers everything, ``devices:*`` covers ``devices:read``."""
-    if granted in ("*", wanted):
-        return True
-    resource, _, action = granted.partition(":")
-    return action == "*" and wanted.partition(":")[0] == resource
 
 
 def decide(state: ApiKey | None, command: IssueApiKey | RevokeApiKey, now: datetime) -> list[Event]:
