@@ -24,12 +24,15 @@ def create_engine(
     """An engine whose connections resolve unqualified names in ``schema`` only.
 
     Tables are declared without a schema and bound to the service's schema here, at run
-    time (STYLE.md, "Own your schema")."""
+    time (STYLE.md, "Own your schema").
+
+    No ``pool_pre_ping``: it costs a round trip on every checkout of every request. A
+    connection broken by a database restart fails its one request and SQLAlchemy discards
+    the pool's stale connections on that disconnect error (docs/decisions.md)."""
     return create_async_engine(
         asyncpg_url(dsn),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
             "server_settings": {"search_path": schema, "application_name": f"outpost-{schema}"},
