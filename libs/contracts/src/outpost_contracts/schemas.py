@@ -10,6 +10,7 @@ import msgspec
 
 from outpost_contracts import (
     alerting,
+    audit,
     devices,
     envelope,
     errors,
@@ -26,6 +27,7 @@ MODULES: tuple[ModuleType, ...] = (
     readings,
     alerting,
     exports,
+    audit,
     envelope,
     errors,
     query,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -17,10 +18,11 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from outpost_contracts import audit as audit_contract
 from outpost_contracts import streams
 from outpost_contracts.base import Event
 from outpost_contracts.rpc import Operation
-from outpost_kit import messaging, telemetry
+from outpost_kit import audit, messaging, telemetry
 from outpost_kit.consumer import EventHandler, InboxConsumer
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec, Projector
@@ -82,6 +84,13 @@ class ServiceRuntime:
             codec = EventCodec(tuple(self._event_types) or (Event,))
             self.uow = UnitOfWorkFactory(self.engine, codec, self._projectors)
             self.relay = OutboxRelay(dsn, self.service, self.js)
+            self.serve(
+                {
+                    audit_contract.list_audit_log(self.service): functools.partial(
+                        audit.list_audit_log, self.uow, self.service
+                    )
+                }
+            )
 
     def serve(self, handlers: Mapping[Operation[Any, Any], Handler]) -> None:
         assert self.nc is not None

@@ -25,7 +25,7 @@ from outpost_gateway.adapters.nats_backend import NatsBackend
 from outpost_gateway.app.ports import Backend
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
-from outpost_gateway.entrypoints import devices, identity, platform, readings
+from outpost_gateway.entrypoints import audit, devices, identity, platform, readings
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.security import (
@@ -62,7 +62,13 @@ def create_app(
         clock=clock,
     )
     app = Litestar(
-        route_handlers=[*platform.ROUTES, *identity.ROUTES, *devices.ROUTES, *readings.ROUTES],
+        route_handlers=[
+            *platform.ROUTES,
+            *identity.ROUTES,
+            *devices.ROUTES,
+            *readings.ROUTES,
+            *audit.ROUTES,
+        ],
         guards=[security_guard],
         dependencies={
             "ctx": Provide(provide_ctx, sync_to_thread=False),

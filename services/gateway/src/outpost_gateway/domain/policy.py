@@ -50,6 +50,8 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices/{id}"): "devices:read",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
+    # every service's event store
+    ("GET", "/api/v1/audit-log"): "audit-log:read",
 }
 
 
