@@ -19,3 +19,26 @@ Include = Annotated[
     str | None, QueryParameter(description="`totalCount` to add the number of matching items")
 ]
 DEFAULT = DEFAULT_LIMIT
+
+# OData query options (API.md, "Collections"); the Python names differ, the query keys do not.
+Filter = Annotated[
+    str | None,
+    QueryParameter(name="$filter", description="OData filter, e.g. `name eq 'gw-1'`"),
+]
+Select = Annotated[
+    str | None,
+    QueryParameter(name="$select", description="Comma-separated fields to return (id always)"),
+]
+Expand = Annotated[
+    str | None,
+    QueryParameter(name="$expand", description="Relations to expand, e.g. `tags($select=key)`"),
+]
+OrderBy = Annotated[
+    str | None,
+    QueryParameter(name="$orderby", description="e.g. `name desc,createdAt`; pages with $skip"),
+]
+Top = Annotated[
+    int | None, QueryParameter(name="$top", ge=1, le=MAX_LIMIT, description="Like limit")
+]
+Skip = Annotated[int | None, QueryParameter(name="$skip", ge=0, description="Rows to skip")]
+Count = Annotated[bool | None, QueryParameter(name="$count", description="true to add totalCount")]
