@@ -15,12 +15,12 @@ ID = "id"
 def parse_key(text: str, alternate: Collection[str]) -> tuple[str, str]:
     """``(key name, value)``: a bare or quoted value is the id; ``name='…'`` must be one of
     ``alternate``. Anything else is a validation_error naming ``key``."""
-    tokens = tokenize(text, KEY)
-    kinds = [t.kind for t in tokens]
-    if kinds in (["string", "end"], ["literal", "end"], ["number", "end"]):
-        return ID, str(tokens[0].value)
     eq = text.find("=")
-    if eq > 0:
+    if eq < 0 or text.lstrip().startswith("'"):
+        tokens = tokenize(text, KEY)
+        if [t.kind for t in tokens] in (["string", "end"], ["literal", "end"], ["number", "end"]):
+            return ID, str(tokens[0].value)
+    elif eq > 0:
         name = text[:eq].strip()
         value_tokens = tokenize(text[eq + 1 :], KEY)
         if [t.kind for t in value_tokens] in (["string", "end"], ["literal", "end"]):

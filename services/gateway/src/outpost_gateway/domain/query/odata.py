@@ -183,10 +183,10 @@ class _Parser:
             raise self.error(f"expected '{text}', found {self.describe(self.tok)}")
         return self.advance()
 
-    def enter(self) -> None:
+    def enter(self, opened_by: Token) -> None:
         self.nesting += 1
         if self.nesting > MAX_DEPTH:
-            raise self.error(f"nested deeper than {MAX_DEPTH}")
+            raise self.error(f"nested deeper than {MAX_DEPTH}", opened_by)
 
     def leave(self) -> None:
         self.nesting -= 1
@@ -217,8 +217,7 @@ class _Parser:
 
     def parse_unary(self) -> Node:
         if self.is_word("not") and not self.is_punct("/", self.peek()):
-            self.advance()
-            self.enter()
+            self.enter(self.advance())
             item = self.parse_unary()
             self.leave()
             return Not(item=item)
@@ -227,8 +226,7 @@ class _Parser:
     def parse_primary(self) -> Node:
         tok = self.tok
         if self.is_punct("("):
-            self.advance()
-            self.enter()
+            self.enter(self.advance())
             node = self.parse_or()
             self.leave()
             self.expect_punct(")")
@@ -334,7 +332,7 @@ class _Parser:
             predicate = None
         else:
             self.lambda_var = var.text
-            self.enter()
+            self.enter(kind)
             predicate = self.parse_or()
             self.leave()
             self.lambda_var = None
