@@ -429,6 +429,8 @@ def test_odata_list_options_reach_the_service_and_select_prunes(env: Env) -> Non
         ({"$select": "colour"}, "$select"),
         ({"$expand": "site"}, "$expand"),
         ({"$search": "x"}, "$search"),
+        ({"$top": "0"}, "$top"),
+        ({"$skip": "x"}, "$skip"),
     ],
 )
 def test_odata_errors_are_validation_errors(env: Env, params: dict[str, str], field: str) -> None:

@@ -37,8 +37,11 @@ OrderBy = Annotated[
     str | None,
     QueryParameter(name="$orderby", description="e.g. `name desc,createdAt`; pages with $skip"),
 ]
+# $top, $skip and $count are declared as text so that the domain's parser, not the framework,
+# checks them and names them as clients spell them.
 Top = Annotated[
-    int | None, QueryParameter(name="$top", ge=1, le=MAX_LIMIT, description="Like limit")
+    str | None,
+    QueryParameter(name="$top", description=f"Page size, 1–{MAX_LIMIT}, like limit"),
 ]
-Skip = Annotated[int | None, QueryParameter(name="$skip", ge=0, description="Rows to skip")]
-Count = Annotated[bool | None, QueryParameter(name="$count", description="true to add totalCount")]
+Skip = Annotated[str | None, QueryParameter(name="$skip", description="Items to skip (≥ 0)")]
+Count = Annotated[str | None, QueryParameter(name="$count", description="`true` to add totalCount")]
