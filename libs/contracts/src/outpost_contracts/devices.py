@@ -63,6 +63,12 @@ class GetDevice(Request, kw_only=True, frozen=True):
     id: UUID
 
 
+class GetDeviceByName(Request, kw_only=True, frozen=True):
+    """The alternate key ``/devices(name='…')``: device names are unique in an organization."""
+
+    name: str
+
+
 class ListDevices(Request, kw_only=True, frozen=True):
     query: ListQuery = msgspec.field(default_factory=ListQuery)
 
@@ -87,4 +93,5 @@ class DeviceView(Contract, kw_only=True, frozen=True):
 
 CREATE_DEVICE = Operation(SERVICE, "CreateDevice", CreateDevice, DeviceView)
 GET_DEVICE = Operation(SERVICE, "GetDevice", GetDevice, DeviceView)
+GET_DEVICE_BY_NAME = Operation(SERVICE, "GetDeviceByName", GetDeviceByName, DeviceView)
 LIST_DEVICES = Operation(SERVICE, "ListDevices", ListDevices, Page[DeviceView])

@@ -28,6 +28,7 @@ from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.entrypoints import audit, devices, identity, platform, readings
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
+from outpost_gateway.entrypoints.keys import KeyedPaths
 from outpost_gateway.entrypoints.security import (
     GatewayState,
     provide_backend,
@@ -89,7 +90,7 @@ def create_app(
         debug=False,
     )
     app.state["gateway"] = state
-    app.asgi_handler = Edge(app.asgi_handler, metrics)
+    app.asgi_handler = Edge(KeyedPaths(app.asgi_handler), metrics)
     return app
 
 

@@ -53,7 +53,8 @@ def test_limit_must_be_1_to_1000(limit: str) -> None:
         ([("__eq", "x")], "__eq"),
         ([("bad-field", "x")], "bad-field"),
         ([("status__in", ",,")], "status__in"),
-        ([("$filter", "name eq 'x'")], "$filter"),
+        ([("$filter", "name eq")], "$filter"),
+        ([("$format", "json")], "$format"),
     ],
 )
 def test_bad_parameters_name_the_field(params: list[tuple[str, str]], field: str) -> None:

@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from outpost_contracts.devices import (
     CREATE_DEVICE,
     GET_DEVICE,
+    GET_DEVICE_BY_NAME,
     LIST_DEVICES,
     DeviceStatus,
     DeviceView,
@@ -36,7 +37,7 @@ from outpost_contracts.identity import (
     OrganizationStatus,
     OrganizationView,
 )
-from outpost_contracts.query import Cmp, Page
+from outpost_contracts.query import And, AnyOf, Cmp, OrderBy, Page
 from outpost_contracts.readings import LIST_READINGS, ReadingView
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.bootstrap import create_app
@@ -387,6 +388,110 @@ def test_lists_have_the_api_shape_and_pass_the_query(env: Env) -> None:
     body = env.client.get("/api/v1/devices?include=totalCount", headers=h).json()
     assert body["totalCount"] == 1
     assert env.backend.last.body.query.include_total is True
+
+
+def test_odata_list_options_reach_the_service_and_select_prunes(env: Env) -> None:
+    view = device("gw-1")
+    env.backend.on(LIST_DEVICES, Page(data=[view], limit=5, total_count=1))
+    h = bearer(env.world.reader)
+    body = env.client.get(
+        "/api/v1/devices",
+        params={
+            "status": "ACTIVE",
+            "$filter": "tags/any(t:t/key eq 'site')",
+            "$select": "name",
+            "$top": "5",
+            "$orderby": "name desc",
+            "$count": "true",
+        },
+        headers=h,
+    ).json()
+    assert body["data"] == [{"id": str(view.id), "name": "gw-1"}]
+    assert body["totalCount"] == 1
+    query = env.backend.last.body.query
+    assert query.filter == And(
+        items=[
+            Cmp(field="status", op="eq", value="ACTIVE"),
+            AnyOf(relation="tags", predicate=Cmp(field="key", op="eq", value="site")),
+        ]
+    )
+    assert (query.limit, query.order_by, query.include_total) == (
+        5,
+        [OrderBy(field="name", desc=True)],
+        True,
+    )
+    full = env.client.get("/api/v1/devices", params={"$expand": "tags"}, headers=h).json()
+    assert set(full["data"][0]) >= {"id", "name", "status", "tags", "createdAt"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"$filter": "name eq"}, "$filter"),
+        ({"$select": "colour"}, "$select"),
+        ({"$expand": "site"}, "$expand"),
+        ({"$search": "x"}, "$search"),
+        ({"$top": "0"}, "$top"),
+        ({"$skip": "x"}, "$skip"),
+    ],
+)
+def test_odata_errors_are_validation_errors(env: Env, params: dict[str, str], field: str) -> None:
+    resp = env.client.get("/api/v1/devices", params=params, headers=bearer(env.world.reader))
+    assert_error(resp, 400, "validation_error", field)
+    assert env.backend.calls == []
+
+
+def test_get_device_accepts_select(env: Env) -> None:
+    view = device(version=4)
+    env.backend.on(GET_DEVICE, view)
+    resp = env.client.get(
+        f"/api/v1/devices/{view.id}", params={"$select": "name,version"},
+        headers=bearer(env.world.reader),
+    )  # fmt: skip
+    assert resp.json() == {"id": str(view.id), "name": "gw-1", "version": 4}
+    assert resp.headers["etag"] == '"4"'
+    bad = env.client.get(
+        f"/api/v1/devices/{view.id}", params={"$top": "1"}, headers=bearer(env.world.reader)
+    )
+    assert_error(bad, 400, "validation_error", "$top")
+
+
+def test_alternate_keys_route_to_the_by_key_handler(env: Env) -> None:
+    view = device("warehouse-gateway-01", version=2)
+    env.backend.on(GET_DEVICE_BY_NAME, view).on(GET_DEVICE, view)
+    h = bearer(env.world.reader)
+    resp = env.client.get("/api/v1/devices(name='warehouse-gateway-01')", headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["id"] == str(view.id) and resp.headers["etag"] == '"2"'
+    assert env.backend.last.op is GET_DEVICE_BY_NAME
+    assert env.backend.last.body.name == "warehouse-gateway-01"
+    resp = env.client.get(
+        "/api/v1/devices(name=%27warehouse-gateway-01%27)?$select=name", headers=h
+    )
+    assert resp.json() == {"id": str(view.id), "name": "warehouse-gateway-01"}
+    resp = env.client.get(f"/api/v1/devices({view.id})", headers=h)
+    assert resp.status_code == 200 and env.backend.last.op is GET_DEVICE
+    assert env.backend.last.body.id == view.id
+    env.backend.on(GET_DEVICE_BY_NAME, NotFound("no such device"))
+    assert_error(env.client.get("/api/v1/devices(name='x')", headers=h), 404, "not_found")
+    assert_error(
+        env.client.get("/api/v1/devices(colour='x')", headers=h), 400, "validation_error", "key"
+    )
+    assert_error(
+        env.client.get("/api/v1/devices(not-a-uuid)", headers=h), 400, "validation_error", "key"
+    )
+    assert_error(env.client.get("/api/v1/devices(name='x')"), 401, "invalid_auth")
+    assert_error(
+        env.client.get("/api/v1/gadgets(name='x')", headers=h), 404, "unrecognized_request"
+    )
+
+
+def test_openapi_documents_odata_options(env: Env) -> None:
+    schema = env.client.get("/api/v3/api-docs").json()
+    listed = {p["name"] for p in schema["paths"]["/api/v1/devices"]["get"]["parameters"]}
+    assert {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count"} <= listed
+    assert "/api/v1/devices/by-key/{key}" in schema["paths"]
+    assert not any("(" in path for path in schema["paths"])
 
 
 def test_revoke_api_key_is_204(env: Env) -> None:

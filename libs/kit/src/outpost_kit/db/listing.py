@@ -1,6 +1,10 @@
 """Collections: the contracts' filter tree compiled to SQL against a per-collection allowlist,
 with keyset pagination on the id (UUIDv7, so id order is creation order).
 
+``order_by`` (OData ``$orderby``) names orderable fields of the allowlist; ordering by any
+field other than the id pages with ``skip`` (``$skip``) only, and ``after`` is refused with
+it (docs/decisions.md). Ties are broken by the id in ``order``'s direction.
+
 A field that is not in the allowlist, an operator a field does not support, or a value of
 the wrong type is a ``validation_error`` naming the field; nothing reaches SQL unchecked.
 """
@@ -82,6 +86,7 @@ class Field:
     sql: str
     type: str = "text"
     ops: frozenset[str] | None = None  # None: every operator that fits the type
+    orderable: bool = True  # may be named in order_by ($orderby)
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,38 @@ def compile_filter(collection: Collection, node: Node | None) -> tuple[str, dict
     return comp.node(node), comp.params
 
 
+def compile_order(collection: Collection, query: ListQuery) -> tuple[str, bool]:
+    """``(order_by_sql, keyset)``: keyset is False when rows are ordered by another field
+    than the id, so ``after`` cannot continue a page."""
+    idc = collection.id_column
+    parts: list[str] = []
+    keyset = True
+    for item in query.order_by:
+        f = collection.fields.get(item.field)
+        if f is None:
+            raise validation_error("$orderby", f"unknown field '{item.field}'")
+        if not f.orderable:
+            raise validation_error("$orderby", f"'{item.field}' cannot be ordered by")
+        direction = "DESC" if item.desc else "ASC"
+        if f.sql == idc:
+            parts.append(f"{idc} {direction}")
+            break  # the id is unique: nothing after it changes the order
+        keyset = False
+        parts.append(f"{f.sql} {direction}")
+    if not parts or not parts[-1].startswith(f"{idc} "):
+        parts.append(f"{idc} {query.order}")
+    return ", ".join(parts), keyset
+
+
+def _effective_order(collection: Collection, query: ListQuery) -> str:
+    """The id direction a keyset page follows: ``$orderby=id desc`` overrides ``order``."""
+    for item in query.order_by:
+        f = collection.fields.get(item.field)
+        if f is not None and f.sql == collection.id_column:
+            return "DESC" if item.desc else "ASC"
+    return query.order
+
+
 async def list_page(
     conn: AsyncConnection,
     collection: Collection,
@@ -208,24 +245,35 @@ async def list_page(
     extra_where: str = "TRUE",
     extra_params: Mapping[str, Any] | None = None,
 ) -> Page[Any]:
-    """One page of ``collection`` in creation order (API.md, "Collections")."""
+    """One page of ``collection``, in creation order unless ``order_by`` says otherwise
+    (API.md, "Collections")."""
     if not 1 <= query.limit <= MAX_LIMIT:
         raise validation_error("limit", f"must be between 1 and {MAX_LIMIT}")
+    if query.skip < 0:
+        raise validation_error("$skip", "must not be negative")
     where, params = compile_filter(collection, query.filter)
     params.update(extra_params or {})
     idc = collection.id_column
     clauses = [where, extra_where]
+    order_sql, keyset = compile_order(collection, query)
+    direction = _effective_order(collection, query)
     if query.after is not None:
+        if not keyset:
+            raise validation_error(
+                "after",
+                "cannot continue a page ordered by $orderby on a field other than id;"
+                " use $skip to page",
+            )
         try:
             params["_after"] = UUID(query.after)
         except ValueError as exc:
             raise validation_error("after", "must be the id of an item") from exc
-        clauses.append(f"{idc} {'>' if query.order == 'ASC' else '<'} :_after")
+        clauses.append(f"{idc} {'>' if direction == 'ASC' else '<'} :_after")
     params["_limit"] = query.limit + 1
     params["_skip"] = query.skip
     sql = (
         f"SELECT {collection.columns} FROM {collection.table} WHERE {' AND '.join(clauses)}"
-        f" ORDER BY {idc} {query.order} LIMIT :_limit OFFSET :_skip"
+        f" ORDER BY {order_sql} LIMIT :_limit OFFSET :_skip"
     )
     rows = [dict(r._mapping) for r in await conn.execute(text(sql), params)]
     has_more = len(rows) > query.limit
@@ -244,7 +292,7 @@ async def list_page(
         data=data,
         limit=query.limit,
         after=query.after,
-        order=query.order,
+        order="DESC" if direction == "DESC" else "ASC",
         has_more=has_more,
         total_count=total,
     )

@@ -680,13 +680,20 @@ class DevStack:
             org_id = found[0]["id"]
         else:
             raise DevStackError(f"creating organization {DEMO_ORG!r} failed ({status}): {body}")
-        status, body = api.call(
-            "POST",
-            "/api/v1/api-keys",
-            operator_key,
-            {"name": DEMO_KEY_NAME},
-            headers={"X-Organization": org_id},
-        )
+        # The gateway learns of the new organization from identity's events (decision 10):
+        # until its cache has caught up, X-Organization names an unknown organization (404).
+        deadline = time.monotonic() + 15
+        while True:
+            status, body = api.call(
+                "POST",
+                "/api/v1/api-keys",
+                operator_key,
+                {"name": DEMO_KEY_NAME},
+                headers={"X-Organization": org_id},
+            )
+            if status != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if status != 201:
             raise DevStackError(f"creating the demo API key failed ({status}): {body}")
         self._say(f"created organization {DEMO_ORG!r} ({org_id}) and its API key")

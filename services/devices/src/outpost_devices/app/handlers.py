@@ -57,10 +57,10 @@ async def create_device(deps: Deps, ctx: RequestContext, cmd: api.CreateDevice) 
     return view
 
 
-async def _get(uow: Any, device_id: Any) -> api.DeviceView:
+async def _get(uow: Any, device_id: Any, *, by: str = "id") -> api.DeviceView:
     row = (
         await uow.execute(
-            f"SELECT {queries.DEVICES.columns} FROM devices WHERE id = :id", {"id": device_id}
+            f"SELECT {queries.DEVICES.columns} FROM devices WHERE {by} = :key", {"key": device_id}
         )
     ).first()
     if row is None:
@@ -73,6 +73,13 @@ async def get_device(deps: Deps, ctx: RequestContext, q: api.GetDevice) -> api.D
         return await _get(uow, q.id)
 
 
+async def get_device_by_name(
+    deps: Deps, ctx: RequestContext, q: api.GetDeviceByName
+) -> api.DeviceView:
+    async with deps.uow(ctx.org_id) as uow:
+        return await _get(uow, q.name, by="name")
+
+
 async def list_devices(deps: Deps, ctx: RequestContext, q: api.ListDevices) -> Page[api.DeviceView]:
     async with deps.uow(ctx.org_id) as uow:
         return await list_page(uow.conn, queries.DEVICES, q.query, queries.device_view)
@@ -83,5 +90,6 @@ Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.CREATE_DEVICE: create_device,
     api.GET_DEVICE: get_device,
+    api.GET_DEVICE_BY_NAME: get_device_by_name,
     api.LIST_DEVICES: list_devices,
 }

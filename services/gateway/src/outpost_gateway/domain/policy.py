@@ -48,6 +48,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/devices"): "devices:write",
     ("GET", "/api/v1/devices"): "devices:read",
     ("GET", "/api/v1/devices/{id}"): "devices:read",
+    ("GET", "/api/v1/devices/by-key/{key}"): "devices:read",  # also /api/v1/devices(…)
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store

@@ -25,12 +25,15 @@ from outpost_contracts.identity import (
     OrganizationView,
     RevokeApiKey,
 )
-from outpost_gateway.domain.query import parse_list_query
+from outpost_gateway.domain.query import parse_list_request
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list
+from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
+
+ORGANIZATION = resource_of(OrganizationView)
+API_KEY = resource_of(ApiKeyView)
 
 
 @post("/api/v1/admin/organizations", tags=["organizations"])
@@ -50,9 +53,9 @@ async def list_organizations(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[OrganizationView]:
-    query = parse_list_query(list(request.query_params.multi_items()))
+    query, shape = parse_list_request(list(request.query_params.multi_items()), ORGANIZATION)
     page = await backend.call(LIST_ORGANIZATIONS, ctx, ListOrganizations(query=query))
-    return render_list(page, query)
+    return render_list(page, query, shape)
 
 
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
@@ -77,9 +80,9 @@ async def list_api_keys(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[ApiKeyView]:
-    query = parse_list_query(list(request.query_params.multi_items()))
+    query, shape = parse_list_request(list(request.query_params.multi_items()), API_KEY)
     page = await backend.call(LIST_API_KEYS, ctx, ListApiKeys(query=query))
-    return render_list(page, query)
+    return render_list(page, query, shape)
 
 
 @delete("/api/v1/api-keys/{id:uuid}", tags=["api-keys"])

@@ -19,3 +19,29 @@ Include = Annotated[
     str | None, QueryParameter(description="`totalCount` to add the number of matching items")
 ]
 DEFAULT = DEFAULT_LIMIT
+
+# OData query options (API.md, "Collections"); the Python names differ, the query keys do not.
+Filter = Annotated[
+    str | None,
+    QueryParameter(name="$filter", description="OData filter, e.g. `name eq 'gw-1'`"),
+]
+Select = Annotated[
+    str | None,
+    QueryParameter(name="$select", description="Comma-separated fields to return (id always)"),
+]
+Expand = Annotated[
+    str | None,
+    QueryParameter(name="$expand", description="Relations to expand, e.g. `tags($select=key)`"),
+]
+OrderBy = Annotated[
+    str | None,
+    QueryParameter(name="$orderby", description="e.g. `name desc,createdAt`; pages with $skip"),
+]
+# $top, $skip and $count are declared as text so that the domain's parser, not the framework,
+# checks them and names them as clients spell them.
+Top = Annotated[
+    str | None,
+    QueryParameter(name="$top", description=f"Page size, 1–{MAX_LIMIT}, like limit"),
+]
+Skip = Annotated[str | None, QueryParameter(name="$skip", description="Items to skip (≥ 0)")]
+Count = Annotated[str | None, QueryParameter(name="$count", description="`true` to add totalCount")]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from outpost_contracts.query import ListQuery, Page
+from outpost_gateway.domain.query import Resource, Shape
+from outpost_gateway.domain.query.shape import prune
 
 T = TypeVar("T")
 
 
 class ListOf(msgspec.Struct, Generic[T], kw_only=True, rename="camel"):
     """API.md's list shape, every key always present except ``totalCount``, which appears
-    only when asked for with ``include=totalCount``."""
+    only when asked for with ``include=totalCount`` (or ``$count=true``)."""
 
     object: Literal["list"] = "list"
     data: list[T]
@@ -22,6 +25,14 @@ class ListOf(msgspec.Struct, Generic[T], kw_only=True, rename="camel"):
     order: Literal["ASC", "DESC"]
     has_more: bool
     total_count: int | msgspec.UnsetType = msgspec.UNSET
+
+
+def resource_of(
+    view: type[msgspec.Struct], relations: Mapping[str, Resource] | None = None
+) -> Resource:
+    """A view's fields as clients see them in JSON, for ``$select``/``$expand``."""
+    names = frozenset(f.encode_name for f in msgspec.structs.fields(view))
+    return Resource(fields=names, relations=dict(relations or {}))
 
 
 def render_page(page: Page[T], *, include_total: bool) -> ListOf[T]:
@@ -38,5 +49,15 @@ def render_page(page: Page[T], *, include_total: bool) -> ListOf[T]:
     )
 
 
-def render_list(page: Page[T], query: ListQuery) -> ListOf[T]:
-    return render_page(page, include_total=query.include_total)
+def render_one(item: Any, shape: Shape | None) -> Any:
+    """An item as JSON-ready data, restricted by ``$select``/``$expand``."""
+    if shape is None or shape.is_full:
+        return item
+    return prune(msgspec.to_builtins(item), shape)
+
+
+def render_list(page: Page[T], query: ListQuery, shape: Shape | None = None) -> ListOf[Any]:
+    listed = render_page(page, include_total=query.include_total)
+    if shape is None or shape.is_full:
+        return listed
+    return msgspec.structs.replace(listed, data=[render_one(d, shape) for d in listed.data])
