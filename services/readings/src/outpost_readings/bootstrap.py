@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from uuid import UUID
 
 from outpost_contracts import devices, streams
+from outpost_contracts.envelope import RequestContext
+from outpost_contracts.errors import NotFound
+from outpost_kit import messaging
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
 from outpost_readings.app.handlers import Deps, on_device_event
@@ -20,7 +24,17 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
         max_future=timedelta(seconds=settings.max_future_seconds),
         max_past=timedelta(days=settings.max_past_days),
     )
-    deps = Deps(uow=runtime.uow, limits=limits)
+    nc = runtime.nc
+    assert nc is not None
+
+    async def device_exists(ctx: RequestContext, device_id: UUID) -> bool:
+        try:
+            await messaging.call(nc, devices.GET_DEVICE, ctx, devices.GetDevice(id=device_id))
+        except NotFound:
+            return False
+        return True
+
+    deps = Deps(uow=runtime.uow, limits=limits, device_exists=device_exists)
     runtime.serve(rpc.handlers(deps))
     runtime.consume("readings-devices", on_device_event, (devices.DeviceRegistered,))
     runtime.background(

@@ -105,8 +105,17 @@ def resolve_organization(
         )
     org_id = _parse_org(header)
     if not cache.organization_exists(org_id):
-        raise NotFound(f"organization {org_id} not found")
+        raise UnknownOrganization(org_id)
     return org_id
+
+
+class UnknownOrganization(NotFound):
+    """The cache has not seen this organization: it may not exist, or its creation event may
+    still be on its way (the caller asks identity before answering 404)."""
+
+    def __init__(self, org_id: UUID) -> None:
+        super().__init__(f"organization {org_id} not found")
+        self.org_id = org_id
 
 
 def _parse_org(header: str) -> UUID:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -20,8 +21,9 @@ from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
-from outpost_contracts.envelope import RequestContext
+from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
+from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
 from outpost_gateway.app.ports import Backend
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import authenticate
@@ -30,6 +32,7 @@ from outpost_gateway.domain.policy import (
     ORGANIZATION_HEADER,
     PUBLIC,
     UNRECOGNIZED,
+    UnknownOrganization,
     authorize,
     policy_for,
     resolve_organization,
@@ -57,6 +60,16 @@ def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayStat
     return state
 
 
+async def _confirm_organization(
+    state: GatewayState, unknown: UnknownOrganization, principal: Principal, request_id: str
+) -> UUID:
+    """Read-your-writes for the operator: an organization created a moment ago may not be in
+    the event-fed cache yet, so ask identity before answering 404."""
+    ctx = RequestContext(request_id=request_id, org_id=PLATFORM_ORG_ID, principal=principal)
+    org = await state.backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=unknown.org_id))
+    return org.id
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
@@ -78,9 +91,12 @@ async def security_guard(
     state = gateway_state(connection)
     principal = authenticate(connection.headers.get("authorization"), state.cache, state.clock())
     authorize(principal, required)
-    org_id = resolve_organization(
-        principal, required, connection.headers.get(ORGANIZATION_HEADER), state.cache
-    )
+    try:
+        org_id = resolve_organization(
+            principal, required, connection.headers.get(ORGANIZATION_HEADER), state.cache
+        )
+    except UnknownOrganization as unknown:
+        org_id = await _confirm_organization(state, unknown, principal, request_id_of(scope))
     if "data" in handler.parsed_fn_signature.parameters and not _is_json(
         connection.headers.get("content-type", "")
     ):

@@ -22,11 +22,15 @@ from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_readings.adapters import store
 from outpost_readings.domain.readings import Limits, Reading, Rejected, readings_of, value_of
 
+DeviceExists = Callable[[RequestContext, UUID], Awaitable[bool]]
+
 
 @dataclass(frozen=True)
 class Deps:
     uow: UnitOfWorkFactory
     limits: Limits
+    # Asks the devices service: the local registry can be a moment behind a registration.
+    device_exists: DeviceExists
 
 
 @dataclass
@@ -113,7 +117,11 @@ async def list_readings(
     after = _parse_cursor(q.after) if q.after else None
     async with deps.uow(ctx.org_id) as uow:
         if not await store.device_known(uow, q.device_id):
-            raise NotFound("no such device")
+            # Not in the registry yet, or not this tenant's: only the devices service knows.
+            # Either way no reading of it is stored (ingest waits for the registry).
+            if not await deps.device_exists(ctx, q.device_id):
+                raise NotFound("no such device")
+            return Page(data=[], limit=q.limit, order=q.order, has_more=False)
         rows = await store.select_readings(
             uow,
             device_id=q.device_id,
