@@ -35,9 +35,12 @@ from outpost_kit.db.provision import service_dsn
 from outpost_kit.infra import NatsServer, PostgresCluster, free_port
 from outpost_kit.infra._process import log_tail
 
-# Services with a database schema, in start order; the gateway comes last.
-DB_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
-ALL_SERVICES: tuple[str, ...] = (*DB_SERVICES, "gateway")
+# Every process, in start order; the gateway comes last.
+DOMAIN_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
+ALL_SERVICES: tuple[str, ...] = (*DOMAIN_SERVICES, "gateway")
+# Processes with a database schema (migrated, given a role and OUTPOST_<SVC>_DATABASE_URL):
+# all of them; the gateway's schema holds rate-limit counters and idempotency keys.
+DB_SERVICES: tuple[str, ...] = ALL_SERVICES
 
 READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 300.0
