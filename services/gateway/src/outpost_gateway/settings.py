@@ -24,10 +24,10 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # When the shared store does not answer, each replica admits limit / this many requests
     # per window from its own memory (fail open, docs/decisions.md).
     ratelimit_assumed_replicas: int = 3
-    ratelimit_store_timeout_seconds: float = 0.5
+    ratelimit_store_timeout_seconds: float = 2.0
     ratelimit_override_ttl_seconds: float = 30.0
     # Idempotency-Key records are kept this long (API.md: 24 h); an in-flight claim older
     # than the claim timeout is taken to be abandoned (a replica died mid-request).
     idempotency_ttl_seconds: float = 24 * 3600.0
     idempotency_claim_timeout_seconds: float = 60.0
-    db_pool_size: int = 10
+    db_pool_size: int = 20

@@ -249,6 +249,7 @@ class DevStack:
         self._lock_file: IO[str] | None = None
         self.nats: NatsServer | None = None
         self.pg: PostgresCluster | None = None
+        self.admin_dsn = ""  # set by start(): tests start extra replicas against it
         self._children: dict[str, _Child] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -355,7 +356,7 @@ class DevStack:
         self._start_nats()
         assert self.nats is not None
         say(f"nats-server at {self.nats.url} (MQTT on 127.0.0.1:{self.mqtt_port})")
-        admin_dsn = self._start_postgres()
+        admin_dsn = self.admin_dsn = self._start_postgres()
         passwords = self._passwords()
         self._migrate(admin_dsn, passwords)
         _run_coroutine(self._apply_streams(self.nats.url))

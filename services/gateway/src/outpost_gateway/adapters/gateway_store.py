@@ -5,6 +5,8 @@ round trips). Every replica connects to the same schema, so counts hold across r
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +15,8 @@ from outpost_gateway.domain.idempotency import Record, StoredResponse
 from outpost_kit.db.engine import plain_dsn
 
 SCHEMA = "gateway"
+WARM_CONNECTIONS = 4
+_log = logging.getLogger(__name__)
 
 _HIT = """
 INSERT INTO rate_limit_windows AS w (credential_id, category, window_start, org_id, n)
@@ -60,15 +64,22 @@ class GatewayStore:
         idempotency_ttl_seconds: float = 24 * 3600.0,
         claim_timeout_seconds: float = 60.0,
     ) -> GatewayStore:
-        """Open the pool lazily (min_size 0), so the gateway starts even while Postgres is
-        down; the rate limiter then falls back until it answers."""
-        pool = await asyncpg.create_pool(
-            plain_dsn(dsn),
-            min_size=0,
-            max_size=pool_size,
-            command_timeout=command_timeout,
-            server_settings={"search_path": SCHEMA, "application_name": "outpost-gateway"},
-        )
+        """Open the pool with a few connections ready (a burst should not wait for
+        connection set-up and trip the fallback); when Postgres is down at start, open it
+        empty instead, so the gateway still serves and the rate limiter falls back until
+        the store answers."""
+        options: dict[str, Any] = {
+            "max_size": pool_size,
+            "command_timeout": command_timeout,
+            "server_settings": {"search_path": SCHEMA, "application_name": "outpost-gateway"},
+        }
+        try:
+            pool = await asyncpg.create_pool(
+                plain_dsn(dsn), min_size=min(pool_size, WARM_CONNECTIONS), **options
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            _log.warning("gateway store not reachable at start (%s); connecting lazily", exc)
+            pool = await asyncpg.create_pool(plain_dsn(dsn), min_size=0, **options)
         return cls(
             pool,
             idempotency_ttl_seconds=idempotency_ttl_seconds,

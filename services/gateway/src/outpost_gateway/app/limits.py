@@ -58,7 +58,7 @@ class RateLimiter:
         metrics: RateLimitMetrics,
         *,
         assumed_replicas: int = 3,
-        store_timeout: float = 0.5,
+        store_timeout: float = 2.0,
         override_ttl: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
