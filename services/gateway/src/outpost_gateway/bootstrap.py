@@ -11,7 +11,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from litestar import Litestar
@@ -20,15 +22,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import CollectorRegistry
 
+from outpost_gateway.adapters.gateway_store import GatewayStore
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
-from outpost_gateway.app.ports import Backend
+from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
+from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
+from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import audit, devices, identity, platform, readings
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.keys import KeyedPaths
+from outpost_gateway.entrypoints.limits import IdempotentReplay, LimitsLayer, on_replay
 from outpost_gateway.entrypoints.security import (
     GatewayState,
     provide_backend,
@@ -37,6 +43,7 @@ from outpost_gateway.entrypoints.security import (
 )
 from outpost_gateway.settings import GatewaySettings
 from outpost_kit import messaging, telemetry
+from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.ids import now
 from outpost_kit.settings import load_settings
 
@@ -51,16 +58,31 @@ def create_app(
     *,
     readiness: Readiness | None = None,
     clock: Callable[[], datetime] = now,
+    store: GatewayStorePort | None = None,
+    epoch_clock: Callable[[], float] = time.time,
 ) -> Litestar:
     """The HTTP app. ``readiness`` defaults to no checks (always ready); ``main`` adds the
-    NATS connection and the credential cache's catch-up."""
+    NATS connection and the credential cache's catch-up. ``store`` is the shared rate-limit
+    and idempotency store (the gateway schema); without one, both live in this process."""
     metrics = HttpMetrics(CollectorRegistry())
+    limiter = RateLimiter(
+        store,
+        limits_of(settings),
+        RateLimitMetrics(metrics.registry),
+        assumed_replicas=settings.ratelimit_assumed_replicas,
+        store_timeout=settings.ratelimit_store_timeout_seconds,
+        override_ttl=settings.ratelimit_override_ttl_seconds,
+        clock=epoch_clock,
+    )
     state = GatewayState(
         backend=backend,
         cache=cache,
         readiness=readiness or Readiness(),
         metrics=metrics,
         clock=clock,
+        limiter=limiter,
+        idempotency=store if store is not None else MemoryStore(),
+        rate_limits=settings.ratelimit_enabled,
     )
     app = Litestar(
         route_handlers=[
@@ -75,7 +97,7 @@ def create_app(
             "ctx": Provide(provide_ctx, sync_to_thread=False),
             "backend": Provide(provide_backend, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplay: on_replay},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Outpost API",
@@ -90,8 +112,31 @@ def create_app(
         debug=False,
     )
     app.state["gateway"] = state
-    app.asgi_handler = Edge(KeyedPaths(app.asgi_handler), metrics)
+    app.asgi_handler = Edge(LimitsLayer(KeyedPaths(app.asgi_handler)), metrics)
     return app
+
+
+def limits_of(settings: GatewaySettings) -> Limits:
+    return Limits(
+        single=settings.ratelimit_single_per_minute,
+        list=settings.ratelimit_list_per_minute,
+        write=settings.ratelimit_write_per_minute,
+    )
+
+
+PURGE_EVERY_SECONDS = 60.0
+
+
+async def _purge_forever(store: GatewayStore) -> None:
+    """Delete finished rate-limit windows and idempotency records past 24 h."""
+    while True:
+        try:
+            windows, keys = await store.purge(time.time())
+            if windows or keys:
+                _log.info("purged %d rate-limit windows, %d idempotency keys", windows, keys)
+        except Exception as exc:
+            _log.warning("gateway store purge failed: %s", exc)
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
 async def serve(settings: GatewaySettings) -> None:
@@ -102,30 +147,62 @@ async def serve(settings: GatewaySettings) -> None:
     nc = await messaging.connect(
         settings.nats_url, name=f"{SERVICE}-{settings.instance or os.getpid()}"
     )
+    store: GatewayStore | None = None
+    if settings.database_url is None:
+        _log.warning(
+            "OUTPOST_GATEWAY_DATABASE_URL is not set: rate limits and Idempotency-Key are kept"
+            " in this process only (not shared between replicas)"
+        )
+    else:
+        store = await GatewayStore.connect(
+            settings.database_url.reveal(),
+            pool_size=settings.db_pool_size,
+            idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            claim_timeout_seconds=settings.idempotency_claim_timeout_seconds,
+        )
     cache = CredentialCache()
     follower = IdentityFollower(nc.jetstream(), cache)
     readiness = Readiness()
     readiness.add("nats", lambda: bool(nc.is_connected))
     readiness.add("credentials", lambda: follower.caught_up)
     app = create_app(
-        settings, NatsBackend(nc, settings.rpc_timeout_seconds), cache, readiness=readiness
+        settings,
+        NatsBackend(nc, settings.rpc_timeout_seconds),
+        cache,
+        readiness=readiness,
+        store=store,
     )
     server = Server(app, address=settings.host, port=settings.port, interface=Interfaces.ASGI)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
     follow = asyncio.create_task(follower.start())
+    purge = asyncio.create_task(_purge_forever(store)) if store is not None else None
     try:
         _log.info("gateway listening on http://%s:%d", settings.host, settings.port)
         await server.serve()
     finally:
         follow.cancel()
+        if purge is not None:
+            purge.cancel()
         await follower.stop()
         await nc.drain()
+        if store is not None:
+            await store.close()
 
 
-def main() -> None:
-    """Entry point (``outpost-gateway``): the only place the gateway reads its environment."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: ``outpost-gateway [serve]`` serves; ``outpost-gateway migrate`` creates
+    the ``gateway`` schema and its roles and applies the migrations (as every service's
+    ``migrate`` does). The only place the gateway reads its environment."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else "serve"
+    if command == "migrate":
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        asyncio.run(migrate(SERVICE, migrations_dir(__file__), dict(os.environ)))
+        return
+    if command != "serve":
+        raise SystemExit("usage: outpost-gateway [serve|migrate]")
     settings = load_settings(GatewaySettings, SERVICE, os.environ)
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -15,3 +15,19 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     max_batch_body_bytes: int = 16 * MIB
     # How long start-up waits for the credential cache before serving anyway (not ready).
     catch_up_timeout_seconds: float = 30.0
+    # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
+    # unless the organization has an override in gateway.rate_limit_overrides.
+    ratelimit_enabled: bool = True
+    ratelimit_single_per_minute: int = 500
+    ratelimit_list_per_minute: int = 50
+    ratelimit_write_per_minute: int = 50
+    # When the shared store does not answer, each replica admits limit / this many requests
+    # per window from its own memory (fail open, docs/decisions.md).
+    ratelimit_assumed_replicas: int = 3
+    ratelimit_store_timeout_seconds: float = 2.0
+    ratelimit_override_ttl_seconds: float = 30.0
+    # Idempotency-Key records are kept this long (API.md: 24 h); an in-flight claim older
+    # than the claim timeout is taken to be abandoned (a replica died mid-request).
+    idempotency_ttl_seconds: float = 24 * 3600.0
+    idempotency_claim_timeout_seconds: float = 60.0
+    db_pool_size: int = 20

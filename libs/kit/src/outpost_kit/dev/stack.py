@@ -35,9 +35,12 @@ from outpost_kit.db.provision import service_dsn
 from outpost_kit.infra import NatsServer, PostgresCluster, free_port
 from outpost_kit.infra._process import log_tail
 
-# Services with a database schema, in start order; the gateway comes last.
-DB_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
-ALL_SERVICES: tuple[str, ...] = (*DB_SERVICES, "gateway")
+# Every process, in start order; the gateway comes last.
+DOMAIN_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
+ALL_SERVICES: tuple[str, ...] = (*DOMAIN_SERVICES, "gateway")
+# Processes with a database schema (migrated, given a role and OUTPOST_<SVC>_DATABASE_URL):
+# all of them; the gateway's schema holds rate-limit counters and idempotency keys.
+DB_SERVICES: tuple[str, ...] = ALL_SERVICES
 
 READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 300.0
@@ -246,6 +249,7 @@ class DevStack:
         self._lock_file: IO[str] | None = None
         self.nats: NatsServer | None = None
         self.pg: PostgresCluster | None = None
+        self.admin_dsn = ""  # set by start(): tests start extra replicas against it
         self._children: dict[str, _Child] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -352,7 +356,7 @@ class DevStack:
         self._start_nats()
         assert self.nats is not None
         say(f"nats-server at {self.nats.url} (MQTT on 127.0.0.1:{self.mqtt_port})")
-        admin_dsn = self._start_postgres()
+        admin_dsn = self.admin_dsn = self._start_postgres()
         passwords = self._passwords()
         self._migrate(admin_dsn, passwords)
         _run_coroutine(self._apply_streams(self.nats.url))

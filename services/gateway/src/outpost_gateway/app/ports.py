@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import Protocol, TypeVar
+from uuid import UUID
 
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.rpc import Operation
+from outpost_gateway.domain.idempotency import Record, StoredResponse
 
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
@@ -18,3 +20,32 @@ class Backend(Protocol):
     """
 
     async def call(self, op: Operation[Req, Rep], ctx: RequestContext, body: Req) -> Rep: ...
+
+
+class RateLimitStore(Protocol):
+    """The shared, atomic counters every replica increments."""
+
+    async def hit(self, org_id: UUID, credential_id: UUID, category: str, window_start: int) -> int:
+        """Count one request in a window; returns the count including it (atomic)."""
+        ...
+
+    async def overrides(self, org_id: UUID) -> dict[str, int]:
+        """An organization's per-category limits (requests per minute), if any."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, credential_id: UUID, key: str, org_id: UUID, request_hash: bytes
+    ) -> Record | None:
+        """Claim ``key`` for a new request: None when claimed (new, expired or abandoned),
+        otherwise the record already there."""
+        ...
+
+    async def complete(self, credential_id: UUID, key: str, response: StoredResponse) -> None: ...
+
+    async def release(self, credential_id: UUID, key: str) -> None: ...
+
+
+class GatewayStorePort(RateLimitStore, IdempotencyStore, Protocol):
+    """Both, as the gateway's schema provides them."""

@@ -20,6 +20,7 @@ from outpost_contracts.errors import (
     validation_error,
 )
 from outpost_gateway.domain.credentials import CredentialCache
+from outpost_gateway.domain.ratelimit import Category
 
 PUBLIC = "public"  # no credential needed (health, metrics, documents)
 OPERATOR = "operator"  # the platform operator only; requests run in the platform tenant
@@ -63,6 +64,30 @@ def policy_for(method: str, path_template: str) -> str | None:
     if method.upper() == "OPTIONS":
         return PUBLIC
     return ROUTE_POLICIES.get((method.upper(), path_template))
+
+
+# GETs of one object whose path does not end in a path parameter (the rule below would call
+# them lists). Rate categories are derived here and only here.
+SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
+    {
+        "/api/v1/organizations/current",
+    }
+)
+
+
+def rate_category(method: str, path_template: str) -> Category | None:
+    """The rate-limit category of a route (API.md "Rate limits"); None for routes that are
+    not limited (public and unrecognized ones). ``GET`` of a path ending in a path parameter
+    (``/devices/{id}``) reads one object; any other ``GET`` is a paginated list; every other
+    method writes."""
+    policy = policy_for(method, path_template)
+    if policy is None or policy in (PUBLIC, UNRECOGNIZED):
+        return None
+    if method.upper() in ("GET", "HEAD"):
+        if path_template.endswith("}") or path_template in SINGLE_OBJECT_GETS:
+            return Category.SINGLE
+        return Category.LIST
+    return Category.WRITE
 
 
 def grants(granted: Iterable[str], required: str) -> bool:

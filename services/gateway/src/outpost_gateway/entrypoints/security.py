@@ -3,7 +3,8 @@
 The guard runs after routing (so unknown paths are 404 and wrong methods 405 before any
 credential is asked for) and before the body is read. It looks the route up in the domain's
 policy table, fails closed when a route has no entry, and leaves the verified
-``RequestContext`` on the connection for the handler.
+``RequestContext`` on the connection for the handler. Rate limits and Idempotency-Key
+(``entrypoints/limits.py``) need the credential, so they run here too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from litestar.params import SkipValidation
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
-from outpost_gateway.app.ports import Backend
+from outpost_gateway.app.limits import RateLimiter
+from outpost_gateway.app.ports import Backend, IdempotencyStore
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import authenticate
 from outpost_gateway.domain.credentials import CredentialCache
@@ -35,10 +37,12 @@ from outpost_gateway.domain.policy import (
     UnknownOrganization,
     authorize,
     policy_for,
+    rate_category,
     resolve_organization,
 )
 from outpost_gateway.entrypoints.edge import HttpMetrics
 from outpost_gateway.entrypoints.errors import request_id_of
+from outpost_gateway.entrypoints.limits import claim_idempotency_key, rate_limit
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ class GatewayState:
     readiness: Readiness
     metrics: HttpMetrics
     clock: Callable[[], datetime]
+    limiter: RateLimiter
+    idempotency: IdempotencyStore
+    rate_limits: bool = True
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
@@ -90,6 +97,10 @@ async def security_guard(
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
     state = gateway_state(connection)
     principal = authenticate(connection.headers.get("authorization"), state.cache, state.clock())
+    # Counted before authorization, so refused attempts count too.
+    category = rate_category(str(method), str(scope.get("path_template", "")))
+    if category is not None and state.rate_limits:
+        await rate_limit(connection, state.limiter, principal, category)
     authorize(principal, required)
     try:
         org_id = resolve_organization(
@@ -103,6 +114,7 @@ async def security_guard(
         raise OutpostError(
             "the request body must be application/json", type=ErrorType.UNSUPPORTED_MEDIA_TYPE
         )
+    await claim_idempotency_key(connection, state.idempotency, principal, org_id)
     scope[CTX_KEY] = RequestContext(  # type: ignore[literal-required]
         request_id=request_id_of(scope), org_id=org_id, principal=principal
     )

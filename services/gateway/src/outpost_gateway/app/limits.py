@@ -1,0 +1,175 @@
+"""Use cases behind rate limits and Idempotency-Key: count a request in the shared store
+(falling back to this process's memory when the store does not answer), read organization
+overrides through a short cache, and claim / complete idempotency keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from uuid import UUID
+
+from prometheus_client import CollectorRegistry, Counter
+
+from outpost_contracts.envelope import Principal
+from outpost_gateway.app.ports import IdempotencyStore, RateLimitStore
+from outpost_gateway.domain.idempotency import Record, StoredResponse
+from outpost_gateway.domain.ratelimit import (
+    Category,
+    Decision,
+    Limits,
+    LocalWindows,
+    decide,
+    local_share,
+    window_at,
+)
+
+_log = logging.getLogger(__name__)
+
+WARN_EVERY_SECONDS = 10.0
+_CATEGORY_NAMES = frozenset(c.value for c in Category)
+
+
+class RateLimitMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refused = Counter(
+            "outpost_ratelimit_refused",
+            "Requests refused with 429, by rate-limit category",
+            ["category"],
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "outpost_ratelimit_store_errors",
+            "Rate-limit checks that fell back to the in-process limiter (store unavailable)",
+            registry=registry,
+        )
+
+
+class RateLimiter:
+    """One ``check`` per limited request. ``store`` None means a single process with no
+    shared store (tests, a one-replica development run): counts are kept in memory at the
+    full limit."""
+
+    def __init__(
+        self,
+        store: RateLimitStore | None,
+        defaults: Limits,
+        metrics: RateLimitMetrics,
+        *,
+        assumed_replicas: int = 3,
+        store_timeout: float = 2.0,
+        override_ttl: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.defaults = defaults
+        self.metrics = metrics
+        self.replicas = 1 if store is None else assumed_replicas
+        self.store_timeout = store_timeout
+        self.override_ttl = override_ttl
+        self.clock = clock
+        self.monotonic = monotonic
+        self.local = LocalWindows()
+        self._overrides: dict[UUID, tuple[float, Limits]] = {}
+        self._last_warning = -WARN_EVERY_SECONDS
+
+    async def check(self, principal: Principal, category: Category) -> Decision:
+        now = self.clock()
+        window = window_at(now)
+        limits = await self.limits_for(principal.org_id)
+        limit = limits.for_category(category)
+        if self.store is not None:
+            try:
+                async with asyncio.timeout(self.store_timeout):
+                    count = await self.store.hit(
+                        principal.org_id, principal.id, category.value, window.start
+                    )
+                return self._counted(decide(category, limit, count, now))
+            except Exception as exc:  # any store failure: fail open, never 500
+                self._store_failed(exc)
+        share = local_share(limit, self.replicas)
+        count = self.local.hit(principal.id, category, window)
+        # Reported against the share this process enforces while the store is away.
+        return self._counted(decide(category, share, count, now))
+
+    def _counted(self, decision: Decision) -> Decision:
+        if not decision.admitted:
+            self.metrics.refused.labels(decision.category.value).inc()
+        return decision
+
+    def _store_failed(self, exc: BaseException) -> None:
+        self.metrics.store_errors.inc()
+        at = self.monotonic()
+        if at - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = at
+            _log.warning(
+                "rate-limit store unavailable (%s: %s); limiting in this process at "
+                "limit/%d until it answers",
+                type(exc).__name__,
+                exc,
+                self.replicas,
+            )
+
+    async def limits_for(self, org_id: UUID) -> Limits:
+        if self.store is None:
+            return self.defaults
+        at = self.monotonic()
+        cached = self._overrides.get(org_id)
+        if cached is not None and cached[0] > at:
+            return cached[1]
+        limits = self.defaults
+        try:
+            async with asyncio.timeout(self.store_timeout):
+                raw = await self.store.overrides(org_id)
+            limits = self.defaults.with_overrides(
+                {Category(k): v for k, v in raw.items() if k in _CATEGORY_NAMES}
+            )
+        except Exception as exc:
+            self._store_failed(exc)
+        if len(self._overrides) > 100_000:
+            self._overrides.clear()
+        self._overrides[org_id] = (at + self.override_ttl, limits)
+        return limits
+
+
+class MemoryStore:
+    """``RateLimitStore`` and ``IdempotencyStore`` in this process's memory: for tests and a
+    single-process run without Postgres. Not shared between replicas."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[UUID, str, int], int] = {}
+        self.limit_overrides: dict[UUID, dict[str, int]] = {}
+        self.keys: dict[tuple[UUID, str], Record] = {}
+
+    async def hit(self, org_id: UUID, credential_id: UUID, category: str, window_start: int) -> int:
+        key = (credential_id, category, window_start)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+    async def overrides(self, org_id: UUID) -> dict[str, int]:
+        return dict(self.limit_overrides.get(org_id, {}))
+
+    async def claim(
+        self, credential_id: UUID, key: str, org_id: UUID, request_hash: bytes
+    ) -> Record | None:
+        existing = self.keys.get((credential_id, key))
+        if existing is not None:
+            return existing
+        self.keys[(credential_id, key)] = Record(request_hash=request_hash, response=None)
+        return None
+
+    async def complete(self, credential_id: UUID, key: str, response: StoredResponse) -> None:
+        record = self.keys[(credential_id, key)]
+        self.keys[(credential_id, key)] = Record(
+            request_hash=record.request_hash, response=response
+        )
+
+    async def release(self, credential_id: UUID, key: str) -> None:
+        record = self.keys.get((credential_id, key))
+        if record is not None and record.response is None:
+            del self.keys[(credential_id, key)]
+
+
+__all__ = ["IdempotencyStore", "MemoryStore", "RateLimitMetrics", "RateLimiter"]

@@ -1,0 +1,116 @@
+"""Rate limits as pure data: the three categories, fixed one-minute windows, the decision
+for a counted request and the headers that report it (API.md "Rate limits").
+
+The count itself comes from the shared store (one atomic increment per request); nothing
+here reads a clock or does I/O: callers pass ``now`` as UTC epoch seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
+
+WINDOW_SECONDS = 60
+
+
+class Category(enum.StrEnum):
+    SINGLE = "single"  # GET of one object
+    LIST = "list"  # paginated GET
+    WRITE = "write"  # POST, PUT, PATCH, DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Requests per minute for each category."""
+
+    single: int = 500
+    list: int = 50
+    write: int = 50
+
+    def for_category(self, category: Category) -> int:
+        return int(getattr(self, category.value))
+
+    def with_overrides(self, overrides: Mapping[Category, int]) -> Limits:
+        values = {c.value: overrides.get(c, self.for_category(c)) for c in Category}
+        return Limits(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: int  # UTC epoch seconds, inclusive
+    end: int  # UTC epoch seconds, exclusive: X-RateLimit-Reset
+
+
+def window_at(now: float, seconds: int = WINDOW_SECONDS) -> Window:
+    """The fixed window containing ``now`` (epoch seconds)."""
+    start = int(now // seconds) * seconds
+    return Window(start=start, end=start + seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    category: Category
+    limit: int
+    count: int  # this request's position in the window (1 = the first)
+    window: Window
+    now: float
+
+    @property
+    def admitted(self) -> bool:
+        return self.count <= self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the window resets (at least 1)."""
+        return max(1, math.ceil(self.window.end - self.now))
+
+    def message(self) -> str:
+        return (
+            f"rate limit '{self.category.value}' of {self.limit} requests per minute exceeded; "
+            f"retry after {self.retry_after} s"
+        )
+
+    def headers(self) -> list[tuple[str, str]]:
+        out = [
+            ("X-RateLimit-Limit", str(self.limit)),
+            ("X-RateLimit-Remaining", str(self.remaining)),
+            ("X-RateLimit-Reset", str(self.window.end)),
+        ]
+        if not self.admitted:
+            out.append(("Retry-After", str(self.retry_after)))
+        return out
+
+
+def decide(category: Category, limit: int, count: int, now: float) -> Decision:
+    return Decision(category=category, limit=limit, count=count, window=window_at(now), now=now)
+
+
+def local_share(limit: int, replicas: int) -> int:
+    """What one replica may admit on its own when the shared store is unavailable."""
+    return max(1, limit // max(1, replicas))
+
+
+class LocalWindows:
+    """Per-process fixed-window counters: the fallback when the shared store is unavailable.
+    Not shared between replicas, hence ``local_share``. Old windows are dropped as new ones
+    start, so memory holds at most the credentials active in the last two windows."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[UUID, Category, int], int] = {}
+        self._current = -1
+
+    def hit(self, credential: UUID, category: Category, window: Window) -> int:
+        if window.start != self._current:
+            self._counts = {k: v for k, v in self._counts.items() if k[2] >= self._current}
+            self._current = window.start
+        key = (credential, category, window.start)
+        n = self._counts.get(key, 0) + 1
+        self._counts[key] = n
+        return n

@@ -1,0 +1,179 @@
+"""Rate limits and Idempotency-Key through real gateways: the platform's gateway plus two
+more replicas started here against the same NATS and Postgres (RELIABILITY.md "ratelimit")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from outpost_kit.db.provision import service_dsn
+from outpost_kit.dev.stack import SECRETS_NAME, DevStack
+from outpost_kit.infra import free_port
+
+pytestmark = pytest.mark.e2e
+
+WRITE_LIMIT = 50
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def gateway_urls(stack: DevStack, platform: dict[str, Any]) -> Iterator[list[str]]:
+    """The platform's gateway and two more ``outpost-gateway`` processes over one store."""
+    password = json.loads((stack.base_dir / SECRETS_NAME).read_text())["gateway"]
+    exe = str(Path(sys.executable).parent / "outpost-gateway")
+    processes: list[subprocess.Popen[bytes]] = []
+    urls = [platform["gatewayUrl"]]
+    try:
+        for i in range(2):
+            port = free_port()
+            env = {
+                **os.environ,
+                "OUTPOST_NATS_URL": platform["natsUrl"],
+                "OUTPOST_GATEWAY_DATABASE_URL": service_dsn(stack.admin_dsn, "gateway", password),
+                "OUTPOST_GATEWAY_HOST": "127.0.0.1",
+                "OUTPOST_GATEWAY_PORT": str(port),
+                "OUTPOST_GATEWAY_INSTANCE": f"e2e-replica-{i}",
+            }
+            log = (stack.log_dir / f"gateway-replica-{i}.log").open("ab")
+            processes.append(
+                subprocess.Popen([exe, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        for url in urls[1:]:
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"gateway replica {url} never got ready"
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _fresh_key(http: httpx.Client, operator: str, urls: list[str]) -> str:
+    name = f"rl-{uuid.uuid4().hex[:8]}"
+    org = http.post("/api/v1/admin/organizations", json={"name": name}, headers=bearer(operator))
+    assert org.status_code == 201, org.text
+    issued = http.post(
+        "/api/v1/api-keys",
+        json={"name": name},
+        headers={**bearer(operator), "X-Organization": org.json()["id"]},
+    )
+    assert issued.status_code == 201, issued.text
+    key = str(issued.json()["key"])
+    # Every replica learns the key from the IDENTITY stream: wait until all accept it.
+    deadline = time.monotonic() + 15
+    for url in urls:
+        while (
+            httpx.get(f"{url}/api/v1/devices/{uuid.uuid4()}", headers=bearer(key)).status_code
+            == 401
+        ):
+            assert time.monotonic() < deadline, f"{url} never learnt the new key"
+            time.sleep(0.1)
+    return key
+
+
+def _store_errors(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("outpost_ratelimit_store_errors_total "):
+            return float(line.split()[1])
+    raise AssertionError(f"{url}/metrics has no outpost_ratelimit_store_errors_total")
+
+
+def _same_window(margin: float = 12.0) -> None:
+    """Wait for a fresh minute if this one ends within ``margin`` seconds."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.2)
+
+
+def test_responses_carry_rate_limit_headers(
+    http: httpx.Client, platform: dict[str, Any], gateway_urls: list[str]
+) -> None:
+    key = platform["organization"]["apiKey"]
+    for url in gateway_urls:
+        listed = httpx.get(f"{url}/api/v1/devices", headers=bearer(key))
+        missing = httpx.get(f"{url}/api/v1/devices/{uuid.uuid4()}", headers=bearer(key))
+        assert listed.status_code == 200 and missing.status_code == 404
+        for resp, limit in ((listed, "50"), (missing, "500")):
+            assert resp.headers["x-ratelimit-limit"] == limit
+            assert 0 <= int(resp.headers["x-ratelimit-remaining"]) < int(limit)
+            reset = int(resp.headers["x-ratelimit-reset"])
+            assert reset % 60 == 0 and 0 < reset - time.time() <= 60
+    assert "x-ratelimit-limit" not in http.get("/healthz").headers
+
+
+def test_the_write_limit_holds_across_three_gateways(
+    http: httpx.Client, platform: dict[str, Any], gateway_urls: list[str]
+) -> None:
+    key = _fresh_key(http, platform["operatorKey"], gateway_urls)
+    _same_window()
+    prefix = uuid.uuid4().hex[:6]
+
+    def post(i: int) -> httpx.Response:
+        url = gateway_urls[i % len(gateway_urls)]
+        return httpx.post(
+            f"{url}/api/v1/devices", json={"name": f"{prefix}-{i}"}, headers=bearer(key), timeout=30
+        )
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        responses = list(pool.map(post, range(WRITE_LIMIT + 10)))
+    statuses = [r.status_code for r in responses]
+    # Every replica counted in the shared store, none fell back to its own memory.
+    assert [_store_errors(url) for url in gateway_urls] == [0.0, 0.0, 0.0]
+    assert statuses.count(201) == WRITE_LIMIT, statuses
+    assert statuses.count(429) == 10, statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    body = refused.json()
+    assert body["type"] == "throttled"
+    assert "rate limit 'write' of 50 requests per minute exceeded" in body["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert refused.headers["x-ratelimit-limit"] == "50"
+    assert all("x-ratelimit-reset" in r.headers for r in responses)
+
+
+def test_idempotency_key_replays_and_refuses_another_body_on_any_replica(
+    http: httpx.Client, platform: dict[str, Any], gateway_urls: list[str]
+) -> None:
+    key = _fresh_key(http, platform["operatorKey"], gateway_urls)
+    name = f"idem-{uuid.uuid4().hex[:8]}"
+    headers = {**bearer(key), "Idempotency-Key": f"create-{name}"}
+    first = httpx.post(f"{gateway_urls[0]}/api/v1/devices", json={"name": name}, headers=headers)
+    assert first.status_code == 201, first.text
+    for url in gateway_urls:
+        again = httpx.post(f"{url}/api/v1/devices", json={"name": name}, headers=headers)
+        assert again.status_code == 201 and again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+    other = httpx.post(
+        f"{gateway_urls[2]}/api/v1/devices", json={"name": name + "-x"}, headers=headers
+    )
+    assert other.status_code == 409 and other.json()["type"] == "conflict"
+    listed = httpx.get(
+        f"{gateway_urls[1]}/api/v1/devices", params={"name": name}, headers=bearer(key)
+    )
+    assert [d["name"] for d in listed.json()["data"]] == [name]  # created once
