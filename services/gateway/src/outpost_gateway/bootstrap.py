@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
+from outpost_gateway.adapters.session_tokens import JwtVerifier
 from outpost_gateway.app.ports import Backend
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
@@ -60,6 +61,7 @@ def create_app(
         readiness=readiness or Readiness(),
         metrics=metrics,
         clock=clock,
+        verify_session=JwtVerifier(cache),
     )
     app = Litestar(
         route_handlers=[*platform.ROUTES, *identity.ROUTES, *devices.ROUTES, *readings.ROUTES],

@@ -24,7 +24,7 @@ from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_gateway.app.ports import Backend
 from outpost_gateway.app.readiness import Readiness
-from outpost_gateway.domain.auth import authenticate
+from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.policy import (
     ORGANIZATION_HEADER,
@@ -50,6 +50,7 @@ class GatewayState:
     readiness: Readiness
     metrics: HttpMetrics
     clock: Callable[[], datetime]
+    verify_session: SessionVerifier | None = None
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
@@ -76,7 +77,9 @@ async def security_guard(
     if required == UNRECOGNIZED:
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
     state = gateway_state(connection)
-    principal = authenticate(connection.headers.get("authorization"), state.cache, state.clock())
+    principal = authenticate(
+        connection.headers.get("authorization"), state.cache, state.clock(), state.verify_session
+    )
     authorize(principal, required)
     org_id = resolve_organization(
         principal, required, connection.headers.get(ORGANIZATION_HEADER), state.cache
