@@ -255,7 +255,7 @@ def test_every_route_has_a_policy(env: Env) -> None:
         for method in item
         if method in {"get", "post", "put", "patch", "delete"}
     ]
-    assert len(documented) == 10
+    assert len(documented) == 16
     missing = [r for r in documented if policy_for(*r) is None]
     assert missing == []
     served = [
