@@ -62,7 +62,10 @@ def test_a_user_is_created_once() -> None:
 )
 def test_who_may_grant_which_role(granter: Role | None, role: Role, allowed: bool) -> None:
     uid = uuid4()
-    cmd = users.GrantMembership(user_id=uid, email="X@y.io", role=role, granted_by_role=granter)
+    scopes = None if granter is None else scopes_of(granter)
+    cmd = users.GrantMembership(
+        user_id=uid, email="X@y.io", role=role, granted_by_role=granter, granted_by_scopes=scopes
+    )
     if allowed:
         assert users.decide_membership(None, cmd, NOW) == [
             MembershipGranted(user_id=uid, email="x@y.io", role=role)
@@ -70,6 +73,26 @@ def test_who_may_grant_which_role(granter: Role | None, role: Role, allowed: boo
     else:
         with pytest.raises(AccessDenied):
             users.decide_membership(None, cmd, NOW)
+
+
+@pytest.mark.parametrize(
+    ("key_scopes", "role", "allowed"),
+    [
+        (("*",), Role.OWNER, True),
+        (("users:write",), Role.OWNER, False),  # no escalation through a narrow key
+        (("users:write",), Role.VIEWER, False),
+        (("users:write", "*:read"), Role.VIEWER, True),
+        (
+            ("users:*", "devices:*", "readings:*", "alerting:*", "exports:*", "api-keys:read"),
+            Role.MEMBER,
+            True,
+        ),
+    ],
+)
+def test_an_api_key_grants_no_more_than_it_holds(
+    key_scopes: tuple[str, ...], role: Role, allowed: bool
+) -> None:
+    assert users.may_grant(None, key_scopes, role) is allowed
 
 
 def test_role_scopes() -> None:

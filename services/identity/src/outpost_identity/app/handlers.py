@@ -243,8 +243,11 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
     granted_by = None
     if ctx.principal.kind is PrincipalKind.USER:
         granted_by = Role(ctx.principal.role) if ctx.principal.role else Role.VIEWER
-    if not users.may_grant(granted_by, cmd.role):  # before paying for the hash
-        raise AccessDenied(f"a {granted_by} cannot grant the role {cmd.role}")
+    granted_scopes = (
+        None if ctx.principal.kind is PrincipalKind.OPERATOR else tuple(ctx.principal.scopes)
+    )
+    if not users.may_grant(granted_by, granted_scopes, cmd.role):  # before paying for the hash
+        raise AccessDenied(f"this credential cannot grant the role {cmd.role}")
     password_hash = await _passwords(deps).hash(cmd.password)
     user_id, membership_id = ids.new_id(), ids.new_id()
     async with deps.uow(ctx.org_id) as uow:
@@ -276,7 +279,11 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
             decide=users.decide_membership,
             evolve=users.evolve_membership,
             command=users.GrantMembership(
-                user_id=user_id, email=cmd.email, role=cmd.role, granted_by_role=granted_by
+                user_id=user_id,
+                email=cmd.email,
+                role=cmd.role,
+                granted_by_role=granted_by,
+                granted_by_scopes=granted_scopes,
             ),
             org_id=ctx.org_id,
         )
@@ -500,9 +507,6 @@ async def refresh(deps: Deps, ctx: RequestContext, cmd: api.Refresh) -> api.Toke
     now = ids.now()
     new_token = signing.new_refresh_token(org_id, session_id)
     async with deps.uow(org_id) as uow:
-        state, _ = await aggregate.load(uow, sessions.evolve, session_id)
-        if state is None:
-            raise _invalid_token()
         state, _envs = await aggregate.execute(
             uow,
             ctx,

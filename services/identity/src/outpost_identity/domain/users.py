@@ -14,9 +14,10 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Event
+from outpost_contracts.credentials import scope_covers
 from outpost_contracts.errors import AccessDenied, Conflict
 from outpost_contracts.identity import MembershipGranted, UserCreated
-from outpost_contracts.tokens import Role
+from outpost_contracts.tokens import Role, scopes_of
 
 USER_STREAM = "user"
 MEMBERSHIP_STREAM = "membership"
@@ -43,9 +44,10 @@ class GrantMembership(msgspec.Struct, frozen=True, kw_only=True):
     user_id: UUID
     email: str
     role: Role
-    # The creator's role when the creator is a user; None for API keys and the operator,
-    # whose reach the gateway already bounded by scope.
+    # The creator's role when the creator is a user (None for API keys and the operator) and
+    # the creator's scopes (None for the operator): nobody makes a user who may do more.
     granted_by_role: Role | None = None
+    granted_by_scopes: tuple[str, ...] | None = None
 
 
 def normalize_email(email: str) -> str:
@@ -65,9 +67,14 @@ def evolve_user(state: User | None, event: Event, stream_id: UUID) -> User | Non
     return msgspec.structs.replace(state, version=state.version + 1)
 
 
-def may_grant(granter: Role | None, role: Role) -> bool:
-    """Only an owner (or a non-user credential) makes owners; viewers and members grant nothing
-    (the gateway's ``users:write`` scope already keeps them out)."""
+def may_grant(granter: Role | None, granter_scopes: tuple[str, ...] | None, role: Role) -> bool:
+    """Only an owner (or a non-user credential) makes owners; an admin makes the other roles;
+    members and viewers grant nothing. And no credential creates a user who could do more
+    than the credential itself (an API key with ``users:write`` alone cannot make an owner)."""
+    if granter_scopes is not None and not all(
+        any(scope_covers(held, wanted) for held in granter_scopes) for wanted in scopes_of(role)
+    ):
+        return False
     if granter is None or granter is Role.OWNER:
         return True
     if granter is Role.ADMIN:
@@ -78,8 +85,8 @@ def may_grant(granter: Role | None, role: Role) -> bool:
 def decide_membership(
     state: Membership | None, command: GrantMembership, now: datetime
 ) -> list[Event]:
-    if not may_grant(command.granted_by_role, command.role):
-        raise AccessDenied(f"a {command.granted_by_role} cannot grant the role {command.role}")
+    if not may_grant(command.granted_by_role, command.granted_by_scopes, command.role):
+        raise AccessDenied(f"this credential cannot grant the role {command.role}")
     if state is not None:
         raise Conflict("the user is already a member of this organization")
     return [
