@@ -94,11 +94,14 @@ def _deps(settings: IdentitySettings) -> tuple[Deps, object]:
 
 
 async def rotate_signing_key(settings: IdentitySettings, args: list[str]) -> None:
-    """``outpost-identity rotate-signing-key``: publish a new signing key now; the previous one
-    keeps verifying for one access-token lifetime. The running service's relay publishes."""
+    """``outpost-identity rotate-signing-key [--revoke-previous]``: publish a new signing key
+    now; the previous one keeps verifying for one access-token lifetime, or not at all with
+    ``--revoke-previous``. The running service's relay publishes the events."""
+    if args not in ([], ["--revoke-previous"]):
+        raise SystemExit("usage: outpost-identity rotate-signing-key [--revoke-previous]")
     deps, engine = _deps(settings)
     try:
-        print(await ensure_signing_key(deps, force=True))
+        print(await ensure_signing_key(deps, force=True, revoke_previous=bool(args)))
     finally:
         await engine.dispose()  # type: ignore[attr-defined]
 

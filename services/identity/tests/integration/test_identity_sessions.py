@@ -167,3 +167,15 @@ async def test_rotation_keeps_the_previous_key_verifying_for_one_token_lifetime(
     assert old.verify_until - old.retired_at == pytest.approx(
         timedelta(minutes=15), abs=timedelta(seconds=2)
     )
+
+
+async def test_revoking_the_previous_key_ends_its_overlap_at_once(deps: handlers.Deps) -> None:
+    first = await handlers.ensure_signing_key(deps, force=True)
+    await handlers.ensure_signing_key(deps, force=True, revoke_previous=True)
+    async with deps.uow(PLATFORM_ORG_ID) as uow:
+        row = (
+            await uow.execute(
+                "SELECT retired_at, verify_until FROM signing_keys WHERE kid = :k", {"k": first}
+            )
+        ).first()
+    assert row.verify_until <= row.retired_at  # no overlap: refused from the event on

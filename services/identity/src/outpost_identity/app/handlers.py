@@ -325,10 +325,12 @@ def _vault(deps: Deps) -> KeyVault:
 
 
 async def ensure_signing_key(
-    deps: Deps, *, force: bool = False, now: datetime | None = None
+    deps: Deps, *, force: bool = False, revoke_previous: bool = False, now: datetime | None = None
 ) -> str:
     """The kid of the active signing key, making one (and retiring the previous one with an
-    overlap of one access-token lifetime) when there is none, it nears its end, or ``force``."""
+    overlap of one access-token lifetime) when there is none, it nears its end, or ``force``.
+    ``revoke_previous`` (a compromised key) ends the previous key's overlap at once: every
+    token it signed is refused as soon as gateways apply the event."""
     vault = _vault(deps)
     now = now or ids.now()
     async with deps.uow(PLATFORM_ORG_ID) as uow:
@@ -350,7 +352,9 @@ async def ensure_signing_key(
                 decide=signing_keys.decide,
                 evolve=signing_keys.evolve,
                 command=signing_keys.RetireSigningKey(
-                    verify_until=min(active.not_after, now + deps.access_ttl)
+                    verify_until=now
+                    if revoke_previous
+                    else min(active.not_after, now + deps.access_ttl)
                 ),
                 org_id=PLATFORM_ORG_ID,
                 now=now,
