@@ -47,8 +47,11 @@ def verify_key(key: str, key_hash: str) -> bool:
 def scope_covers(granted: str, wanted: str) -> bool:
     """Scope grammar shared by identity (a key never gets more than its creator) and the
     gateway (a route's required scope): ``*`` covers everything, ``devices:*`` covers
-    ``devices:read``, otherwise an exact match."""
+    ``devices:read``, ``*:read`` covers every ``<resource>:read``, otherwise an exact match."""
     if granted in ("*", wanted):
         return True
     resource, _, action = granted.partition(":")
-    return action == "*" and wanted.partition(":")[0] == resource
+    want_resource, _, want_action = wanted.partition(":")
+    if resource == "*":
+        return action == want_action and want_resource != "*"
+    return action == "*" and want_resource == resource

@@ -29,6 +29,7 @@ class PrincipalKind(enum.StrEnum):
     OAUTH_CLIENT = "oauth_client"
     DEVICE = "device"
     SYSTEM = "system"
+    ANONYMOUS = "anonymous"  # a public route's caller (login, refresh): no credential yet
 
 
 class Principal(Contract, kw_only=True, frozen=True):
@@ -37,6 +38,7 @@ class Principal(Contract, kw_only=True, frozen=True):
     org_id: UUID
     role: str | None = None
     scopes: tuple[str, ...] = ()
+    session_id: UUID | None = None  # USER principals: the session their access token belongs to
 
 
 class RequestContext(Contract, kw_only=True, frozen=True):

@@ -1,4 +1,4 @@
-"""Identity: organizations and API keys (more arrives with sessions and OAuth clients)."""
+"""Identity: organizations, API keys, users and memberships, signing keys and sessions."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import msgspec
 from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
+from outpost_contracts.tokens import Role
 
 SERVICE = "identity"
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Email = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
 Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z-]*:(read|write|\*)$|^\*$")]
 
 
@@ -56,6 +61,71 @@ class ApiKeyRevoked(Event, tag=wire_tag(SERVICE, "ApiKeyRevoked", 1), kw_only=Tr
     prefix: str
 
 
+class UserCreated(Event, tag=wire_tag(SERVICE, "UserCreated", 1), kw_only=True, frozen=True):
+    """A platform user (stream in the platform tenant). Carries no secret: the password hash
+    is kept beside the event store, never in an event."""
+
+    email: str
+
+
+class MembershipGranted(
+    Event, tag=wire_tag(SERVICE, "MembershipGranted", 1), kw_only=True, frozen=True
+):
+    """A user's membership of the event's organization, with a role."""
+
+    user_id: UUID
+    email: str
+    role: Role
+
+
+class SigningKeyPublished(
+    Event, tag=wire_tag(SERVICE, "SigningKeyPublished", 1), kw_only=True, frozen=True
+):
+    """A public key that verifies access tokens whose header names ``kid``. The private key
+    stays in identity, encrypted at rest."""
+
+    kid: str
+    algorithm: str
+    public_key_pem: str
+    not_before: datetime
+    not_after: datetime
+
+
+class SigningKeyRetired(
+    Event, tag=wire_tag(SERVICE, "SigningKeyRetired", 1), kw_only=True, frozen=True
+):
+    """The key signs nothing more; tokens it signed verify until ``verify_until`` (the longest
+    access-token lifetime after the rotation, or at once when the key is revoked)."""
+
+    kid: str
+    verify_until: datetime
+
+
+class SessionStarted(Event, tag=wire_tag(SERVICE, "SessionStarted", 1), kw_only=True, frozen=True):
+    """A login. ``refresh_token_hash`` is SHA-256 of a 256-bit random token (never the token)."""
+
+    user_id: UUID
+    role: Role
+    refresh_token_hash: str
+    expires_at: datetime
+
+
+class SessionRefreshed(
+    Event, tag=wire_tag(SERVICE, "SessionRefreshed", 1), kw_only=True, frozen=True
+):
+    """The refresh token was rotated: the previous one is spent."""
+
+    refresh_token_hash: str
+
+
+class SessionRevoked(Event, tag=wire_tag(SERVICE, "SessionRevoked", 1), kw_only=True, frozen=True):
+    """Every token of the session (the refresh-token family) is dead. The gateway refuses its
+    access tokens from this event on."""
+
+    reason: str
+    user_id: UUID | None = None
+
+
 # --- requests ---------------------------------------------------------------------------
 
 
@@ -83,6 +153,34 @@ class ListApiKeys(Request, kw_only=True, frozen=True):
 
 class RevokeApiKey(Request, kw_only=True, frozen=True):
     id: UUID
+
+
+class CreateUser(Request, kw_only=True, frozen=True):
+    email: Email
+    password: Password
+    role: Role
+
+
+class ListUsers(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+class GetUser(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class Login(Request, kw_only=True, frozen=True):
+    email: Annotated[str, msgspec.Meta(max_length=254)]
+    password: Annotated[str, msgspec.Meta(max_length=256)]
+    organization: UUID | None = None
+
+
+class Refresh(Request, kw_only=True, frozen=True):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class Logout(Request, kw_only=True, frozen=True):
+    pass
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -126,3 +224,28 @@ GET_ORGANIZATION = Operation(SERVICE, "GetOrganization", GetOrganization, Organi
 CREATE_API_KEY = Operation(SERVICE, "CreateApiKey", CreateApiKey, ApiKeyIssued)
 LIST_API_KEYS = Operation(SERVICE, "ListApiKeys", ListApiKeys, Page[ApiKeyView])
 REVOKE_API_KEY = Operation(SERVICE, "RevokeApiKey", RevokeApiKey, Empty)
+
+
+class UserView(Contract, kw_only=True, frozen=True):
+    """A user as a member of the caller's organization. Never carries the password hash."""
+
+    id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+    version: int = 1
+
+
+class TokenIssued(Contract, kw_only=True, frozen=True):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+
+
+CREATE_USER = Operation(SERVICE, "CreateUser", CreateUser, UserView)
+LIST_USERS = Operation(SERVICE, "ListUsers", ListUsers, Page[UserView])
+GET_USER = Operation(SERVICE, "GetUser", GetUser, UserView)
+LOGIN = Operation(SERVICE, "Login", Login, TokenIssued)
+REFRESH = Operation(SERVICE, "Refresh", Refresh, TokenIssued)
+LOGOUT = Operation(SERVICE, "Logout", Logout, Empty)

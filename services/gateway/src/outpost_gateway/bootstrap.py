@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from outpost_gateway.adapters.gateway_store import GatewayStore
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
+from outpost_gateway.adapters.session_tokens import JwtVerifier
 from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
@@ -83,6 +84,7 @@ def create_app(
         limiter=limiter,
         idempotency=store if store is not None else MemoryStore(),
         rate_limits=settings.ratelimit_enabled,
+        verify_session=JwtVerifier(cache),
     )
     app = Litestar(
         route_handlers=[

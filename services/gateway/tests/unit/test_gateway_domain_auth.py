@@ -202,6 +202,6 @@ def test_every_scope_in_the_policy_table_is_well_formed() -> None:
     for (method, path), required in ROUTE_POLICIES.items():
         assert method in {"GET", "POST", "PUT", "PATCH", "DELETE"}
         assert path.startswith("/")
-        assert required in {"public", "operator", "unrecognized"} or (
+        assert required in {"public", "operator", "unrecognized", "authenticated"} or (
             required.count(":") == 1 and required.split(":")[1] in {"read", "write"}
         )

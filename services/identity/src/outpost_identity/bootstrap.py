@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
+from datetime import timedelta
 
 from outpost_contracts import identity
+from outpost_identity.adapters.passwords import Passwords, make_hasher
 from outpost_identity.adapters.projections import PROJECTORS
-from outpost_identity.app.handlers import Deps, issue_operator_key, operator_key_valid
+from outpost_identity.adapters.signing import KeyVault
+from outpost_identity.app.handlers import (
+    Deps,
+    ensure_signing_key,
+    issue_operator_key,
+    operator_key_valid,
+)
 from outpost_identity.entrypoints import rpc
 from outpost_identity.settings import IdentitySettings
 from outpost_kit.cli import migrations_dir, service_main
@@ -20,19 +31,79 @@ EVENT_TYPES = (
     identity.OrganizationSuspended,
     identity.ApiKeyCreated,
     identity.ApiKeyRevoked,
+    identity.UserCreated,
+    identity.MembershipGranted,
+    identity.SigningKeyPublished,
+    identity.SigningKeyRetired,
+    identity.SessionStarted,
+    identity.SessionRefreshed,
+    identity.SessionRevoked,
 )
+
+_log = logging.getLogger(__name__)
+SIGNING_KEY_CHECK_SECONDS = 600.0
+
+
+def _make_deps(uow: UnitOfWorkFactory, settings: IdentitySettings) -> Deps:
+    kek = settings.key_encryption_key
+    return Deps(
+        uow=uow,
+        passwords=Passwords(
+            make_hasher(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            )
+        ),
+        vault=KeyVault(kek.reveal()) if kek is not None else None,
+        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        signing_key_lifetime=timedelta(seconds=settings.signing_key_lifetime_seconds),
+    )
 
 
 async def build(runtime: ServiceRuntime, settings: IdentitySettings) -> None:
     assert runtime.uow is not None
-    runtime.serve(rpc.handlers(Deps(uow=runtime.uow)))
+    deps = _make_deps(runtime.uow, settings)
+    runtime.serve(rpc.handlers(deps))
+    if deps.vault is None:
+        _log.warning("OUTPOST_IDENTITY_KEY_ENCRYPTION_KEY is not set: login is disabled")
+        return
+    kid = await ensure_signing_key(deps)
+    _log.info("access tokens are signed with key %s", kid)
+
+    async def keep_signing_key_fresh(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), SIGNING_KEY_CHECK_SECONDS)
+            if not stop.is_set():
+                try:
+                    await ensure_signing_key(deps)
+                except Exception:
+                    _log.exception("signing key check failed; retrying later")
+
+    runtime.background(keep_signing_key_fresh)
 
 
 def _deps(settings: IdentitySettings) -> tuple[Deps, object]:
     if settings.database_url is None:
         raise SystemExit("OUTPOST_IDENTITY_DATABASE_URL is required")
     engine = create_engine(settings.database_url.reveal(), "identity", pool_size=2)
-    return Deps(uow=UnitOfWorkFactory(engine, EventCodec(EVENT_TYPES), PROJECTORS)), engine
+    uow = UnitOfWorkFactory(engine, EventCodec(EVENT_TYPES), PROJECTORS)
+    return _make_deps(uow, settings), engine
+
+
+async def rotate_signing_key(settings: IdentitySettings, args: list[str]) -> None:
+    """``outpost-identity rotate-signing-key [--revoke-previous]``: publish a new signing key
+    now; the previous one keeps verifying for one access-token lifetime, or not at all with
+    ``--revoke-previous``. The running service's relay publishes the events."""
+    if args not in ([], ["--revoke-previous"]):
+        raise SystemExit("usage: outpost-identity rotate-signing-key [--revoke-previous]")
+    deps, engine = _deps(settings)
+    try:
+        print(await ensure_signing_key(deps, force=True, revoke_previous=bool(args)))
+    finally:
+        await engine.dispose()  # type: ignore[attr-defined]
 
 
 async def bootstrap_operator(settings: IdentitySettings, args: list[str]) -> None:
@@ -57,7 +128,10 @@ def main() -> None:
         migrations=migrations_dir(__file__),
         event_types=EVENT_TYPES,
         projectors=lambda _s: PROJECTORS,
-        commands={"bootstrap-operator": bootstrap_operator},
+        commands={
+            "bootstrap-operator": bootstrap_operator,
+            "rotate-signing-key": rotate_signing_key,
+        },
     )
 
 

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
-from outpost_kit.settings import CommonSettings
+from outpost_kit.settings import CommonSettings, Secret
 
 
 class IdentitySettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_IDENTITY_*``."""
 
     max_api_keys_per_org: int = 1000
+    # A Fernet key (urlsafe base64 of 32 bytes) that encrypts signing keys at rest. Without it
+    # identity serves everything but sessions (login answers 503).
+    key_encryption_key: Secret | None = None
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600  # a session's absolute lifetime
+    signing_key_lifetime_seconds: int = 90 * 24 * 3600
+    # argon2id cost (RFC 9106, second recommended option).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4

@@ -11,6 +11,7 @@ reuses. Nothing depends on the current directory.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fcntl
 import json
@@ -52,6 +53,7 @@ DEMO_KEY_NAME = "demo"
 LOCK_NAME = "dev.lock"
 STATE_NAME = "dev-state.json"
 SECRETS_NAME = "secrets.json"
+KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
 CREDENTIALS_NAME = "dev-credentials.json"
 
 _TAG_WIDTH = max(len(name) for name in (*ALL_SERVICES, "dev")) + 2
@@ -449,6 +451,11 @@ class DevStack:
         missing = [s for s in DB_SERVICES if not stored.get(s)]
         for service in missing:
             stored[service] = secrets.token_urlsafe(24)
+        if not stored.get(KEY_ENCRYPTION_KEY):
+            # A Fernet key (urlsafe base64 of 32 random bytes) for identity's signing keys;
+            # kept with the passwords so a restarted stack can still open its keys.
+            stored[KEY_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            missing.append(KEY_ENCRYPTION_KEY)
         if missing or (path.stat().st_mode & 0o077):
             _write_private(path, json.dumps(stored, indent=2) + "\n")
         return stored
@@ -532,6 +539,8 @@ class DevStack:
             env[prefix + "HEALTH_HOST"] = "127.0.0.1"
             if service in DB_SERVICES:
                 env[prefix + "DATABASE_URL"] = service_dsn(admin_dsn, service, passwords[service])
+            if service == "identity":
+                env[prefix + "KEY_ENCRYPTION_KEY"] = passwords[KEY_ENCRYPTION_KEY]
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)

@@ -26,6 +26,9 @@ from outpost_contracts.identity import (
     ApiKeyRevoked,
     OrganizationCreated,
     OrganizationSuspended,
+    SessionRevoked,
+    SigningKeyPublished,
+    SigningKeyRetired,
 )
 from outpost_contracts.streams import consumer
 from outpost_gateway.domain.credentials import CredentialCache, evolve
@@ -36,7 +39,15 @@ SPEC = consumer("gateway-credentials")
 
 EVENT_TYPES: dict[str, type[Event]] = {
     event_tag(t): t
-    for t in (ApiKeyCreated, ApiKeyRevoked, OrganizationCreated, OrganizationSuspended)
+    for t in (
+        ApiKeyCreated,
+        ApiKeyRevoked,
+        OrganizationCreated,
+        OrganizationSuspended,
+        SigningKeyPublished,
+        SigningKeyRetired,
+        SessionRevoked,
+    )
 }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from outpost_contracts.credentials import KEY_PREFIX, lookup_prefix, verify_key
 from outpost_contracts.envelope import Principal, PrincipalKind
@@ -10,6 +13,26 @@ from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_gateway.domain.credentials import CredentialCache
 
 OPERATOR_SCOPES = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    """What a verified session access token says (signature, algorithm, kid, audience, issuer
+    and expiry were checked by the verifier in ``adapters/``)."""
+
+    user_id: UUID
+    org_id: UUID
+    role: str
+    scopes: tuple[str, ...]
+    session_id: UUID
+
+
+# token, now → claims; raises ``invalid_token`` when the token does not verify.
+SessionVerifier = Callable[[str, datetime], SessionClaims]
+
+
+def invalid_token() -> OutpostError:
+    return unauthenticated(ErrorType.INVALID_TOKEN, "the bearer token is not valid")
 
 
 def unauthenticated(type_: ErrorType, message: str) -> OutpostError:
@@ -29,11 +52,17 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def authenticate(authorization: str | None, cache: CredentialCache, now: datetime) -> Principal:
+def authenticate(
+    authorization: str | None,
+    cache: CredentialCache,
+    now: datetime,
+    verify_session: SessionVerifier | None = None,
+) -> Principal:
     token = bearer_token(authorization)
     if not token.startswith(KEY_PREFIX):
-        # Session JWTs and OAuth2 access tokens are verified here once they exist.
-        raise unauthenticated(ErrorType.INVALID_TOKEN, "the bearer token is not valid")
+        if verify_session is None:
+            raise invalid_token()
+        return session_principal(verify_session(token, now), cache)
     invalid = unauthenticated(ErrorType.INVALID_APIKEY, "the API key is not valid")
     prefix = lookup_prefix(token)
     if prefix is None:
@@ -56,4 +85,21 @@ def authenticate(authorization: str | None, cache: CredentialCache, now: datetim
         raise invalid
     return Principal(
         kind=PrincipalKind.API_KEY, id=record.id, org_id=record.org_id, scopes=record.scopes
+    )
+
+
+def session_principal(claims: SessionClaims, cache: CredentialCache) -> Principal:
+    """The USER principal of verified claims, unless the session was revoked (logout, refresh
+    token reuse) or the organization suspended since the token was signed."""
+    if cache.session_revoked(claims.session_id):
+        raise invalid_token()
+    if cache.organization_suspended(claims.org_id):
+        raise invalid_token()
+    return Principal(
+        kind=PrincipalKind.USER,
+        id=claims.user_id,
+        org_id=claims.org_id,
+        role=claims.role,
+        scopes=claims.scopes,
+        session_id=claims.session_id,
     )

@@ -1,4 +1,5 @@
-"""The credential cache: what the gateway needs to authenticate API keys locally.
+"""The credential cache: what the gateway needs to authenticate API keys and session tokens
+locally (key hashes, published signing keys, revoked sessions).
 
 It is a projection of the IDENTITY stream, rebuilt on every start by applying ``evolve`` to
 each event in order (ARCHITECTURE.md: "revocation reaches it as an event"). Only lookup
@@ -21,6 +22,9 @@ from outpost_contracts.identity import (
     ApiKeyRevoked,
     OrganizationCreated,
     OrganizationSuspended,
+    SessionRevoked,
+    SigningKeyPublished,
+    SigningKeyRetired,
 )
 
 
@@ -36,15 +40,41 @@ class KeyRecord:
     revoked: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    algorithm: str
+    public_key_pem: str
+    not_before: datetime
+    not_after: datetime
+    verify_until: datetime | None = None  # set when retired: the overlap ends then
+
+    def verifies_at(self, now: datetime) -> bool:
+        """Whether tokens under this key may be accepted at ``now``."""
+        if now >= self.not_after:
+            return False
+        return self.verify_until is None or now < self.verify_until
+
+
 @dataclass(slots=True)
 class CredentialCache:
     keys: dict[str, KeyRecord] = field(default_factory=dict)  # by lookup prefix
+    signing_keys: dict[str, SigningKeyRecord] = field(default_factory=dict)  # by kid
+    # Revoked session ids. Kept for the process's life: a session's access tokens live minutes,
+    # so pruning by age is possible later, but the set is small (one id per logout).
+    revoked_sessions: set[UUID] = field(default_factory=set)
     organizations: set[UUID] = field(default_factory=set)
     suspended: set[UUID] = field(default_factory=set)
     applied: int = 0  # events applied so far (for logs and metrics)
 
     def key(self, prefix: str) -> KeyRecord | None:
         return self.keys.get(prefix)
+
+    def signing_key(self, kid: str) -> SigningKeyRecord | None:
+        return self.signing_keys.get(kid)
+
+    def session_revoked(self, session_id: UUID) -> bool:
+        return session_id in self.revoked_sessions
 
     def organization_exists(self, org_id: UUID) -> bool:
         return org_id in self.organizations
@@ -79,6 +109,27 @@ def evolve(cache: CredentialCache, envelope: EventEnvelope) -> CredentialCache:
                 expires_at=record.expires_at,
                 revoked=True,
             )
+    elif isinstance(event, SigningKeyPublished):
+        cache.signing_keys[event.kid] = SigningKeyRecord(
+            kid=event.kid,
+            algorithm=event.algorithm,
+            public_key_pem=event.public_key_pem,
+            not_before=event.not_before,
+            not_after=event.not_after,
+        )
+    elif isinstance(event, SigningKeyRetired):
+        key = cache.signing_keys.get(event.kid)
+        if key is not None:
+            cache.signing_keys[event.kid] = SigningKeyRecord(
+                kid=key.kid,
+                algorithm=key.algorithm,
+                public_key_pem=key.public_key_pem,
+                not_before=key.not_before,
+                not_after=key.not_after,
+                verify_until=event.verify_until,
+            )
+    elif isinstance(event, SessionRevoked):
+        cache.revoked_sessions.add(envelope.stream_id)
     elif isinstance(event, OrganizationCreated):
         cache.organizations.add(envelope.stream_id)
     elif isinstance(event, OrganizationSuspended):

@@ -23,6 +23,7 @@ from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Category
 
 PUBLIC = "public"  # no credential needed (health, metrics, documents)
+AUTHENTICATED = "authenticated"  # any valid credential, no particular scope (logout)
 OPERATOR = "operator"  # the platform operator only; requests run in the platform tenant
 UNRECOGNIZED = "unrecognized"  # a framework route that must answer 404 unrecognized_request
 
@@ -45,6 +46,12 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/api-keys"): "api-keys:write",
     ("GET", "/api/v1/api-keys"): "api-keys:read",
     ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
+    ("POST", "/api/v1/users"): "users:write",
+    ("GET", "/api/v1/users"): "users:read",
+    ("GET", "/api/v1/users/{id}"): "users:read",
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/refresh"): PUBLIC,  # the refresh token in the body is the credential
+    ("POST", "/api/v1/auth/logout"): AUTHENTICATED,
     # devices
     ("POST", "/api/v1/devices"): "devices:write",
     ("GET", "/api/v1/devices"): "devices:read",
@@ -101,6 +108,8 @@ def authorize(principal: Principal, required: str) -> None:
         return
     if required == UNRECOGNIZED:
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
+    if required == AUTHENTICATED:
+        return
     if required == OPERATOR:
         if principal.kind is not PrincipalKind.OPERATOR:
             raise AccessDenied("this route is for the platform operator")

@@ -1,4 +1,4 @@
-"""Identity routes: organizations (operator) and API keys."""
+"""Identity routes: organizations (operator), API keys, users and sessions."""
 
 from __future__ import annotations
 
@@ -8,27 +8,43 @@ from uuid import UUID
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
+from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
 from outpost_contracts.identity import (
     CREATE_API_KEY,
     CREATE_ORGANIZATION,
+    CREATE_USER,
     GET_ORGANIZATION,
+    GET_USER,
     LIST_API_KEYS,
     LIST_ORGANIZATIONS,
+    LIST_USERS,
+    LOGIN,
+    LOGOUT,
+    REFRESH,
     REVOKE_API_KEY,
     ApiKeyIssued,
     ApiKeyView,
     CreateApiKey,
     CreateOrganization,
+    CreateUser,
     GetOrganization,
+    GetUser,
     ListApiKeys,
     ListOrganizations,
+    ListUsers,
+    Login,
+    Logout,
     OrganizationView,
+    Refresh,
     RevokeApiKey,
+    TokenIssued,
+    UserView,
 )
-from outpost_gateway.domain.query import parse_list_request
+from outpost_gateway.domain.query import parse_list_query, parse_list_request
+from outpost_gateway.entrypoints.errors import request_id_of
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
-from outpost_gateway.entrypoints.security import BackendDep, Ctx
+from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
 
@@ -90,6 +106,57 @@ async def revoke_api_key(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> N
     await backend.call(REVOKE_API_KEY, ctx, RevokeApiKey(id=id))
 
 
+@post("/api/v1/users", tags=["users"])
+async def create_user(data: JSONBody[CreateUser], ctx: Ctx, backend: BackendDep) -> UserView:
+    return await backend.call(CREATE_USER, ctx, data)
+
+
+@get("/api/v1/users", tags=["users"])
+async def list_users(
+    request: Req,
+    ctx: Ctx,
+    backend: BackendDep,
+    limit: Limit = DEFAULT,
+    after: After = None,
+    order: Order = "ASC",
+    include: Include = None,
+) -> ListOf[UserView]:
+    query = parse_list_query(list(request.query_params.multi_items()))
+    page = await backend.call(LIST_USERS, ctx, ListUsers(query=query))
+    return render_list(page, query)
+
+
+@get("/api/v1/users/{id:uuid}", tags=["users"])
+async def get_user(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> UserView:
+    return await backend.call(GET_USER, ctx, GetUser(id=id))
+
+
+def _anonymous(request: Req) -> RequestContext:
+    """The context of a public route's call: no principal has been verified yet."""
+    return RequestContext(
+        request_id=request_id_of(request.scope),
+        org_id=PLATFORM_ORG_ID,
+        principal=Principal(
+            kind=PrincipalKind.ANONYMOUS, id=PLATFORM_ORG_ID, org_id=PLATFORM_ORG_ID
+        ),
+    )
+
+
+@post("/api/v1/auth/login", tags=["auth"], status_code=200)
+async def login(request: Req, data: JSONBody[Login]) -> TokenIssued:
+    return await gateway_state(request).backend.call(LOGIN, _anonymous(request), data)
+
+
+@post("/api/v1/auth/refresh", tags=["auth"], status_code=200)
+async def refresh(request: Req, data: JSONBody[Refresh]) -> TokenIssued:
+    return await gateway_state(request).backend.call(REFRESH, _anonymous(request), data)
+
+
+@post("/api/v1/auth/logout", tags=["auth"], status_code=204)
+async def logout(ctx: Ctx, backend: BackendDep) -> None:
+    await backend.call(LOGOUT, ctx, Logout())
+
+
 ROUTES = [
     create_organization,
     list_organizations,
@@ -97,4 +164,10 @@ ROUTES = [
     create_api_key,
     list_api_keys,
     revoke_api_key,
+    create_user,
+    list_users,
+    get_user,
+    login,
+    refresh,
+    logout,
 ]

@@ -28,7 +28,7 @@ from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
 from outpost_gateway.app.limits import RateLimiter
 from outpost_gateway.app.ports import Backend, IdempotencyStore
 from outpost_gateway.app.readiness import Readiness
-from outpost_gateway.domain.auth import authenticate
+from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.policy import (
     ORGANIZATION_HEADER,
@@ -60,6 +60,7 @@ class GatewayState:
     limiter: RateLimiter
     idempotency: IdempotencyStore
     rate_limits: bool = True
+    verify_session: SessionVerifier | None = None
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
@@ -96,7 +97,9 @@ async def security_guard(
     if required == UNRECOGNIZED:
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
     state = gateway_state(connection)
-    principal = authenticate(connection.headers.get("authorization"), state.cache, state.clock())
+    principal = authenticate(
+        connection.headers.get("authorization"), state.cache, state.clock(), state.verify_session
+    )
     # Counted before authorization, so refused attempts count too.
     category = rate_category(str(method), str(scope.get("path_template", "")))
     if category is not None and state.rate_limits:

@@ -9,9 +9,13 @@ from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
+    MembershipGranted,
     OrganizationCreated,
     OrganizationStatus,
     OrganizationSuspended,
+    SigningKeyPublished,
+    SigningKeyRetired,
+    UserCreated,
 )
 
 
@@ -79,4 +83,74 @@ class ApiKeysProjector:
             )
 
 
-PROJECTORS = (OrganizationsProjector(), ApiKeysProjector())
+class UsersProjector:
+    """``users`` (platform) and ``memberships`` (tenant). A membership also adds its
+    organization to the user's row, which is how login finds a user's organizations."""
+
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        if isinstance(data, UserCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, email, created_at, version)"
+                    " VALUES (:id, :email, :at, :v)"
+                ),
+                {"id": e.stream_id, "email": data.email, "at": e.occurred_at, "v": e.version},
+            )
+        elif isinstance(data, MembershipGranted):
+            await conn.execute(
+                text(
+                    "INSERT INTO memberships (org_id, id, membership_id, email, role, created_at,"
+                    " version) VALUES (:org, :user, :mid, :email, :role, :at, :v)"
+                ),
+                {
+                    "org": e.org_id,
+                    "user": data.user_id,
+                    "mid": e.stream_id,
+                    "email": data.email,
+                    "role": data.role.value,
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
+            await conn.execute(
+                text(
+                    "UPDATE users SET organizations = array_append(organizations, :org)"
+                    " WHERE id = :user AND NOT (:org = ANY(organizations))"
+                ),
+                {"org": e.org_id, "user": data.user_id},
+            )
+
+
+class SigningKeysProjector:
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        if isinstance(data, SigningKeyPublished):
+            await conn.execute(
+                text(
+                    "INSERT INTO signing_keys (id, kid, public_key_pem, not_before, not_after)"
+                    " VALUES (:id, :kid, :pem, :nb, :na)"
+                ),
+                {
+                    "id": e.stream_id,
+                    "kid": data.kid,
+                    "pem": data.public_key_pem,
+                    "nb": data.not_before,
+                    "na": data.not_after,
+                },
+            )
+        elif isinstance(data, SigningKeyRetired):
+            await conn.execute(
+                text(
+                    "UPDATE signing_keys SET retired_at = :at, verify_until = :until WHERE id = :id"
+                ),
+                {"id": e.stream_id, "at": e.occurred_at, "until": data.verify_until},
+            )
+
+
+PROJECTORS = (
+    OrganizationsProjector(),
+    ApiKeysProjector(),
+    UsersProjector(),
+    SigningKeysProjector(),
+)

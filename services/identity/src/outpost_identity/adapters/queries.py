@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from outpost_contracts.identity import ApiKeyView, OrganizationStatus, OrganizationView
+from outpost_contracts.identity import ApiKeyView, OrganizationStatus, OrganizationView, UserView
+from outpost_contracts.tokens import Role
 from outpost_kit.db.listing import Collection, Field
 
 ORGANIZATIONS = Collection(
@@ -29,6 +30,28 @@ API_KEYS = Collection(
         "expiresAt": Field("expires_at", "datetime"),
     },
 )
+
+
+USERS = Collection(
+    table="memberships",
+    columns="id, email, role, created_at, version",
+    fields={
+        "id": Field("id", "uuid"),
+        "email": Field("email"),
+        "role": Field("role", ops=frozenset({"eq", "ne", "in", "nin"})),
+        "createdAt": Field("created_at", "datetime"),
+    },
+)
+
+
+def user_view(row: Mapping[str, Any]) -> UserView:
+    return UserView(
+        id=row["id"],
+        email=row["email"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+        version=row["version"],
+    )
 
 
 def organization_view(row: Mapping[str, Any]) -> OrganizationView:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,11 +14,22 @@ from outpost_contracts import identity as api
 from outpost_contracts.base import Empty
 from outpost_contracts.credentials import generate_key, hash_key
 from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind, RequestContext
-from outpost_contracts.errors import AccessDenied, Conflict, NotFound
+from outpost_contracts.errors import (
+    AccessDenied,
+    Conflict,
+    ErrorType,
+    NotFound,
+    OutpostError,
+    ServiceUnavailable,
+    validation_error,
+)
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_identity.adapters import queries
-from outpost_identity.domain import api_keys, organizations
+from outpost_contracts.tokens import TOKEN_TYPE, Role
+from outpost_identity.adapters import queries, signing
+from outpost_identity.adapters.passwords import Passwords
+from outpost_identity.adapters.signing import KeyVault
+from outpost_identity.domain import api_keys, organizations, sessions, signing_keys, users
 from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -27,6 +38,11 @@ from outpost_kit.db.uow import UnitOfWorkFactory
 @dataclass(frozen=True)
 class Deps:
     uow: UnitOfWorkFactory
+    passwords: Passwords | None = None
+    vault: KeyVault | None = None  # None: sessions are not configured (no encryption key)
+    access_ttl: timedelta = timedelta(minutes=15)
+    refresh_ttl: timedelta = timedelta(days=30)
+    signing_key_lifetime: timedelta = timedelta(days=90)
 
 
 def _require_operator(ctx: RequestContext) -> None:
@@ -212,6 +228,344 @@ async def operator_key_valid(deps: Deps, key: str) -> bool:
     return isinstance(created, api.ApiKeyCreated) and verify_key(key, created.key_hash)
 
 
+# --- users ----------------------------------------------------------------------------------
+
+
+def _passwords(deps: Deps) -> Passwords:
+    if deps.passwords is None:
+        raise ServiceUnavailable("password hashing is not configured")
+    return deps.passwords
+
+
+async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> api.UserView:
+    if ctx.org_id == PLATFORM_ORG_ID:
+        raise AccessDenied("users belong to an organization: name it with X-Organization")
+    granted_by = None
+    if ctx.principal.kind is PrincipalKind.USER:
+        granted_by = Role(ctx.principal.role) if ctx.principal.role else Role.VIEWER
+    granted_scopes = (
+        None if ctx.principal.kind is PrincipalKind.OPERATOR else tuple(ctx.principal.scopes)
+    )
+    if not users.may_grant(granted_by, granted_scopes, cmd.role):  # before paying for the hash
+        raise AccessDenied(f"this credential cannot grant the role {cmd.role}")
+    password_hash = await _passwords(deps).hash(cmd.password)
+    user_id, membership_id = ids.new_id(), ids.new_id()
+    async with deps.uow(ctx.org_id) as uow:
+        await _require_active_org(uow, ctx.org_id)
+        await uow.set_tenant(PLATFORM_ORG_ID)  # users are platform data
+        try:
+            _user, envelopes = await aggregate.execute(
+                uow,
+                ctx,
+                stream_id=user_id,
+                stream_type=users.USER_STREAM,
+                decide=users.decide_user,
+                evolve=users.evolve_user,
+                command=users.RegisterUser(email=cmd.email),
+                org_id=PLATFORM_ORG_ID,
+            )
+        except IntegrityError as exc:
+            raise Conflict("a user with this email already exists") from exc
+        await uow.execute(
+            "INSERT INTO user_passwords (user_id, password_hash, updated_at) VALUES (:u, :h, :at)",
+            {"u": user_id, "h": password_hash, "at": envelopes[0].occurred_at},
+        )
+        await uow.set_tenant(ctx.org_id)
+        await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=membership_id,
+            stream_type=users.MEMBERSHIP_STREAM,
+            decide=users.decide_membership,
+            evolve=users.evolve_membership,
+            command=users.GrantMembership(
+                user_id=user_id,
+                email=cmd.email,
+                role=cmd.role,
+                granted_by_role=granted_by,
+                granted_by_scopes=granted_scopes,
+            ),
+            org_id=ctx.org_id,
+        )
+        await uow.commit()
+    return api.UserView(
+        id=user_id,
+        email=users.normalize_email(cmd.email),
+        role=cmd.role,
+        created_at=envelopes[0].occurred_at,
+    )
+
+
+async def list_users(deps: Deps, ctx: RequestContext, q: api.ListUsers) -> Page[api.UserView]:
+    async with deps.uow(ctx.org_id) as uow:
+        return await list_page(uow.conn, queries.USERS, q.query, queries.user_view)
+
+
+async def get_user(deps: Deps, ctx: RequestContext, q: api.GetUser) -> api.UserView:
+    async with deps.uow(ctx.org_id) as uow:
+        row = (
+            await uow.execute(
+                f"SELECT {queries.USERS.columns} FROM memberships WHERE id = :id", {"id": q.id}
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no such user")
+    return queries.user_view(row._mapping)
+
+
+# --- signing keys ---------------------------------------------------------------------------
+
+_SIGNING_LOCK = "SELECT pg_advisory_xact_lock(hashtext('outpost.identity.signing_key'))"
+
+
+def _vault(deps: Deps) -> KeyVault:
+    if deps.vault is None:
+        raise ServiceUnavailable("sessions are not configured on this deployment")
+    return deps.vault
+
+
+async def ensure_signing_key(
+    deps: Deps, *, force: bool = False, revoke_previous: bool = False, now: datetime | None = None
+) -> str:
+    """The kid of the active signing key, making one (and retiring the previous one with an
+    overlap of one access-token lifetime) when there is none, it nears its end, or ``force``.
+    ``revoke_previous`` (a compromised key) ends the previous key's overlap at once: every
+    token it signed is refused as soon as gateways apply the event."""
+    vault = _vault(deps)
+    now = now or ids.now()
+    async with deps.uow(PLATFORM_ORG_ID) as uow:
+        await uow.execute(_SIGNING_LOCK)
+        active = (
+            await uow.execute(
+                "SELECT id, kid, not_after FROM signing_keys WHERE retired_at IS NULL"
+            )
+        ).first()
+        renew_at = max(2 * deps.access_ttl, deps.signing_key_lifetime / 10)
+        if active is not None and not force and active.not_after - now > renew_at:
+            return str(active.kid)
+        if active is not None:
+            await aggregate.execute(
+                uow,
+                None,
+                stream_id=active.id,
+                stream_type=signing_keys.STREAM_TYPE,
+                decide=signing_keys.decide,
+                evolve=signing_keys.evolve,
+                command=signing_keys.RetireSigningKey(
+                    verify_until=now
+                    if revoke_previous
+                    else min(active.not_after, now + deps.access_ttl)
+                ),
+                org_id=PLATFORM_ORG_ID,
+                now=now,
+            )
+        pair = vault.generate()
+        key_id = ids.new_id()
+        kid = str(key_id)
+        await aggregate.execute(
+            uow,
+            None,
+            stream_id=key_id,
+            stream_type=signing_keys.STREAM_TYPE,
+            decide=signing_keys.decide,
+            evolve=signing_keys.evolve,
+            command=signing_keys.PublishSigningKey(
+                kid=kid,
+                public_key_pem=pair.public_key_pem,
+                not_after=now + deps.signing_key_lifetime,
+            ),
+            org_id=PLATFORM_ORG_ID,
+            now=now,
+        )
+        await uow.execute(
+            "INSERT INTO signing_key_secrets (kid, private_key_enc) VALUES (:kid, :enc)",
+            {"kid": kid, "enc": pair.private_key_enc},
+        )
+        await uow.commit()
+    return kid
+
+
+async def _issue_tokens(
+    deps: Deps,
+    uow: Any,
+    *,
+    user_id: UUID,
+    org_id: UUID,
+    role: Role,
+    session_id: UUID,
+    session_expires_at: datetime,
+    refresh_token: str,
+    now: datetime,
+) -> api.TokenIssued:
+    row = (
+        await uow.execute(
+            "SELECT k.kid, k.not_after, s.private_key_enc FROM signing_keys k"
+            " JOIN signing_key_secrets s ON s.kid = k.kid WHERE k.retired_at IS NULL"
+        )
+    ).first()
+    if row is None or row.not_after <= now:
+        raise ServiceUnavailable("no signing key is active yet; try again shortly")
+    expires_at = min(now + deps.access_ttl, session_expires_at, row.not_after)
+    token = signing.sign_access_token(
+        _vault(deps).open(row.private_key_enc),
+        row.kid,
+        user_id=user_id,
+        org_id=org_id,
+        role=role.value,
+        session_id=session_id,
+        issued_at=now,
+        expires_at=expires_at,
+    )
+    return api.TokenIssued(
+        access_token=token,
+        token_type=TOKEN_TYPE,
+        expires_in=max(0, int((expires_at - now).total_seconds())),
+        refresh_token=refresh_token,
+    )
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+_BAD_LOGIN = "the email or password is not valid"
+
+
+def _invalid_token() -> OutpostError:
+    return OutpostError("the refresh token is not valid", type=ErrorType.INVALID_TOKEN)
+
+
+async def login(deps: Deps, ctx: RequestContext, cmd: api.Login) -> api.TokenIssued:
+    _vault(deps)
+    email = users.normalize_email(cmd.email)
+    async with deps.uow(PLATFORM_ORG_ID) as uow:
+        row = (
+            await uow.execute(
+                "SELECT u.id, u.organizations, p.password_hash FROM users u"
+                " JOIN user_passwords p ON p.user_id = u.id WHERE lower(u.email) = :e",
+                {"e": email},
+            )
+        ).first()
+    # The same argon2 work whether or not the email exists (a dummy hash when it does not).
+    if not await _passwords(deps).verify(row.password_hash if row else None, cmd.password):
+        raise OutpostError(_BAD_LOGIN, type=ErrorType.INVALID_AUTH)
+    assert row is not None
+    organizations_ = list(row.organizations)
+    if cmd.organization is not None:
+        if cmd.organization not in organizations_:
+            raise AccessDenied("the user is not a member of that organization")
+        org_id = cmd.organization
+    elif len(organizations_) == 1:
+        org_id = organizations_[0]
+    elif not organizations_:
+        raise AccessDenied("the user belongs to no organization")
+    else:
+        raise validation_error("organization", "the user belongs to several: name one")
+    now = ids.now()
+    session_id = ids.new_id()
+    refresh_token = signing.new_refresh_token(org_id, session_id)
+    expires_at = now + deps.refresh_ttl
+    async with deps.uow(org_id) as uow:
+        await _require_active_org(uow, org_id)
+        role_value = (
+            await uow.execute("SELECT role FROM memberships WHERE id = :u", {"u": row.id})
+        ).scalar()
+        if role_value is None:
+            raise AccessDenied("the user is not a member of that organization")
+        role = Role(role_value)
+        await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=session_id,
+            stream_type=sessions.STREAM_TYPE,
+            decide=sessions.decide,
+            evolve=sessions.evolve,
+            command=sessions.StartSession(
+                user_id=row.id,
+                role=role,
+                refresh_token_hash=signing.hash_refresh_token(refresh_token),
+                expires_at=expires_at,
+            ),
+            org_id=org_id,
+            now=now,
+        )
+        issued = await _issue_tokens(
+            deps,
+            uow,
+            user_id=row.id,
+            org_id=org_id,
+            role=role,
+            session_id=session_id,
+            session_expires_at=expires_at,
+            refresh_token=refresh_token,
+            now=now,
+        )
+        await uow.commit()
+    return issued
+
+
+async def refresh(deps: Deps, ctx: RequestContext, cmd: api.Refresh) -> api.TokenIssued:
+    _vault(deps)
+    parsed = signing.parse_refresh_token(cmd.refresh_token)
+    if parsed is None:
+        raise _invalid_token()
+    org_id, session_id = parsed
+    now = ids.now()
+    new_token = signing.new_refresh_token(org_id, session_id)
+    async with deps.uow(org_id) as uow:
+        state, _envs = await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=session_id,
+            stream_type=sessions.STREAM_TYPE,
+            decide=sessions.decide,
+            evolve=sessions.evolve,
+            command=sessions.RefreshSession(
+                presented_hash=signing.hash_refresh_token(cmd.refresh_token),
+                new_hash=signing.hash_refresh_token(new_token),
+            ),
+            org_id=org_id,
+            now=now,
+        )
+        if state.revoked is not None:  # a spent token came back: the family is now revoked
+            await uow.commit()
+            raise _invalid_token()
+        await _require_active_org(uow, org_id)
+        issued = await _issue_tokens(
+            deps,
+            uow,
+            user_id=state.user_id,
+            org_id=org_id,
+            role=state.role,
+            session_id=session_id,
+            session_expires_at=state.expires_at,
+            refresh_token=new_token,
+            now=now,
+        )
+        await uow.commit()
+    return issued
+
+
+async def logout(deps: Deps, ctx: RequestContext, cmd: api.Logout) -> Empty:
+    session_id = ctx.principal.session_id
+    if ctx.principal.kind is not PrincipalKind.USER or session_id is None:
+        raise AccessDenied("logout needs a session's access token")
+    async with deps.uow(ctx.org_id) as uow:
+        state, _ = await aggregate.load(uow, sessions.evolve, session_id)
+        if state is None:
+            raise NotFound("no such session")
+        await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=session_id,
+            stream_type=sessions.STREAM_TYPE,
+            decide=sessions.decide,
+            evolve=sessions.evolve,
+            command=sessions.RevokeSession(reason=sessions.LOGOUT),
+            org_id=ctx.org_id,
+        )
+        await uow.commit()
+    return Empty()
+
+
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
 HANDLERS: dict[Operation[Any, Any], Handler] = {
@@ -221,4 +575,10 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.CREATE_API_KEY: create_api_key,
     api.LIST_API_KEYS: list_api_keys,
     api.REVOKE_API_KEY: revoke_api_key,
+    api.CREATE_USER: create_user,
+    api.LIST_USERS: list_users,
+    api.GET_USER: get_user,
+    api.LOGIN: login,
+    api.REFRESH: refresh,
+    api.LOGOUT: logout,
 }

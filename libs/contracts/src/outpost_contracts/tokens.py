@@ -1,0 +1,48 @@
+"""Session access tokens: what identity (which signs them) and the gateway (which verifies them
+from the published signing keys) must agree on, and the one role → scopes table.
+
+Access tokens are JWTs (RFC 7519) signed with Ed25519 (``EdDSA``, RFC 8037). The algorithm is
+fixed here, never read from a token: a verifier that accepts whatever ``alg`` a token names is
+the classic ``alg: none`` / HS256-with-the-public-key hole.
+"""
+
+from __future__ import annotations
+
+import enum
+
+ALGORITHM = "EdDSA"
+AUDIENCE = "outpost-api"
+ISSUER = "outpost-identity"
+TOKEN_TYPE = "Bearer"
+
+# The claims every access token carries (registered ones plus Outpost's own).
+REQUIRED_CLAIMS = ("sub", "org", "role", "scope", "aud", "iss", "iat", "exp", "jti", "sid")
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+# What each role may do, in the shared scope grammar (``credentials.scope_covers``). ``*`` never
+# reaches operator routes: those check the principal's kind, not a scope. Owners and admins
+# differ in what they may grant (an admin cannot make an owner), not in scopes.
+ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
+    Role.OWNER: ("*",),
+    Role.ADMIN: ("*",),
+    Role.MEMBER: (
+        "devices:*",
+        "readings:*",
+        "alerting:*",
+        "exports:*",
+        "users:read",
+        "api-keys:read",
+    ),
+    Role.VIEWER: ("*:read",),
+}
+
+
+def scopes_of(role: Role | str) -> tuple[str, ...]:
+    return ROLE_SCOPES[Role(role)]
