@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import uvloop
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -46,6 +47,7 @@ from outpost_gateway.settings import GatewaySettings
 from outpost_kit import messaging, telemetry
 from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.ids import now
+from outpost_kit.logs import setup_logging
 from outpost_kit.settings import load_settings
 
 SERVICE = "gateway"
@@ -200,18 +202,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "serve"
     if command == "migrate":
-        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        setup_logging(SERVICE)
         asyncio.run(migrate(SERVICE, migrations_dir(__file__), dict(os.environ)))
         return
     if command != "serve":
         raise SystemExit("usage: outpost-gateway [serve|migrate]")
     settings = load_settings(GatewaySettings, SERVICE, os.environ)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    setup_logging(SERVICE, settings.log_level)
     telemetry.setup_tracing(SERVICE, os.environ)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":
