@@ -7,6 +7,7 @@ tests through ``add_span_processor``) but nothing is exported.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -39,7 +40,9 @@ def setup_tracing(service: str, environ: Mapping[str, str]) -> TracerProvider:
     return provider
 
 
+@functools.cache
 def tracer(name: str) -> trace.Tracer:
+    """One tracer per name (looked up once: this runs on every request)."""
     return trace.get_tracer(name)
 
 

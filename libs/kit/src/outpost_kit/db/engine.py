@@ -19,7 +19,7 @@ def plain_dsn(dsn: str) -> str:
 
 
 def create_engine(
-    dsn: str, schema: str, *, pool_size: int = 10, max_overflow: int = 10
+    dsn: str, schema: str, *, pool_size: int = 20, max_overflow: int = 0
 ) -> AsyncEngine:
     """An engine whose connections resolve unqualified names in ``schema`` only.
 
@@ -28,7 +28,10 @@ def create_engine(
 
     No ``pool_pre_ping``: it costs a round trip on every checkout of every request. A
     connection broken by a database restart fails its one request and SQLAlchemy discards
-    the pool's stale connections on that disconnect error (docs/decisions.md)."""
+    the pool's stale connections on that disconnect error (docs/decisions.md).
+
+    A fixed pool and no overflow: overflow connections are opened and closed under load, and
+    each costs a connection handshake; requests wait for a pooled connection instead."""
     return create_async_engine(
         asyncpg_url(dsn),
         pool_size=pool_size,
