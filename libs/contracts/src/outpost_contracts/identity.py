@@ -126,6 +126,35 @@ class SessionRevoked(Event, tag=wire_tag(SERVICE, "SessionRevoked", 1), kw_only=
     user_id: UUID | None = None
 
 
+class OAuthClientCreated(
+    Event, tag=wire_tag(SERVICE, "OAuthClientCreated", 1), kw_only=True, frozen=True
+):
+    """An OAuth2 client (client-credentials grant). Carries the SHA-256 of its secret, never
+    the secret; only identity reads it (the token endpoint asks identity)."""
+
+    name: str
+    client_id: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    created_by: UUID | None = None
+
+
+class OAuthClientSecretRotated(
+    Event, tag=wire_tag(SERVICE, "OAuthClientSecretRotated", 1), kw_only=True, frozen=True
+):
+    """A new secret replaces the old one, which stops working at once."""
+
+    secret_hash: str
+
+
+class OAuthClientDeleted(
+    Event, tag=wire_tag(SERVICE, "OAuthClientDeleted", 1), kw_only=True, frozen=True
+):
+    """The client is gone: no more tokens, and the gateway refuses the ones it holds."""
+
+    client_id: str
+
+
 # --- requests ---------------------------------------------------------------------------
 
 
@@ -153,6 +182,32 @@ class ListApiKeys(Request, kw_only=True, frozen=True):
 
 class RevokeApiKey(Request, kw_only=True, frozen=True):
     id: UUID
+
+
+class CreateOAuthClient(Request, kw_only=True, frozen=True):
+    name: Name
+    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=50)]
+
+
+class ListOAuthClients(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+class RotateOAuthClientSecret(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeleteOAuthClient(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class IssueClientToken(Request, kw_only=True, frozen=True):
+    """The client-credentials grant (RFC 6749 §4.4), already parsed by the gateway. ``scope``
+    None: every scope of the client."""
+
+    client_id: Annotated[str, msgspec.Meta(max_length=256)]
+    client_secret: Annotated[str, msgspec.Meta(max_length=256)]
+    scope: tuple[str, ...] | None = None
 
 
 class CreateUser(Request, kw_only=True, frozen=True):
@@ -216,6 +271,35 @@ class ApiKeyIssued(Contract, kw_only=True, frozen=True):
     expires_at: datetime | None = None
 
 
+class OAuthClientView(Contract, kw_only=True, frozen=True):
+    id: UUID
+    name: str
+    client_id: str
+    scopes: list[str]
+    created_at: datetime
+    version: int = 1
+
+
+class OAuthClientIssued(Contract, kw_only=True, frozen=True):
+    """The one time a client's secret is shown (creation, rotation)."""
+
+    id: UUID
+    name: str
+    client_id: str
+    client_secret: str
+    scopes: list[str]
+    created_at: datetime
+
+
+class ClientTokenIssued(Contract, kw_only=True, frozen=True):
+    """An access token of the client-credentials grant. Field names are RFC 6749's."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
 CREATE_ORGANIZATION = Operation(SERVICE, "CreateOrganization", CreateOrganization, OrganizationView)
 LIST_ORGANIZATIONS = Operation(
     SERVICE, "ListOrganizations", ListOrganizations, Page[OrganizationView]
@@ -249,3 +333,10 @@ GET_USER = Operation(SERVICE, "GetUser", GetUser, UserView)
 LOGIN = Operation(SERVICE, "Login", Login, TokenIssued)
 REFRESH = Operation(SERVICE, "Refresh", Refresh, TokenIssued)
 LOGOUT = Operation(SERVICE, "Logout", Logout, Empty)
+CREATE_OAUTH_CLIENT = Operation(SERVICE, "CreateOAuthClient", CreateOAuthClient, OAuthClientIssued)
+LIST_OAUTH_CLIENTS = Operation(SERVICE, "ListOAuthClients", ListOAuthClients, Page[OAuthClientView])
+ROTATE_OAUTH_CLIENT_SECRET = Operation(
+    SERVICE, "RotateOAuthClientSecret", RotateOAuthClientSecret, OAuthClientIssued
+)
+DELETE_OAUTH_CLIENT = Operation(SERVICE, "DeleteOAuthClient", DeleteOAuthClient, Empty)
+ISSUE_CLIENT_TOKEN = Operation(SERVICE, "IssueClientToken", IssueClientToken, ClientTokenIssued)

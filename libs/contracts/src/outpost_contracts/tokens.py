@@ -18,6 +18,13 @@ TOKEN_TYPE = "Bearer"
 # The claims every access token carries (registered ones plus Outpost's own).
 REQUIRED_CLAIMS = ("sub", "org", "role", "scope", "aud", "iss", "iat", "exp", "jti", "sid")
 
+# OAuth2 client-credentials access tokens (an OAUTH_CLIENT principal): the same signing keys,
+# audience and issuer; ``sub`` is the client's id, ``client_id`` (RFC 9068) its public client
+# identifier. They carry no ``role`` and no ``sid``; a session token carries no ``client_id``,
+# so the two kinds cannot be mistaken for each other.
+CLIENT_REQUIRED_CLAIMS = ("sub", "org", "client_id", "scope", "aud", "iss", "iat", "exp", "jti")
+CLIENT_TOKEN_TYPE = "bearer"  # RFC 6749's spelling in the token endpoint's answer
+
 
 class Role(enum.StrEnum):
     OWNER = "owner"

@@ -32,7 +32,7 @@ from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
-from outpost_gateway.entrypoints import audit, devices, identity, platform, readings
+from outpost_gateway.entrypoints import audit, devices, identity, oauth, platform, readings
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.keys import KeyedPaths
@@ -92,6 +92,7 @@ def create_app(
         route_handlers=[
             *platform.ROUTES,
             *identity.ROUTES,
+            *oauth.ROUTES,
             *devices.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,

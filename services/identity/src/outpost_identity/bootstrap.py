@@ -38,6 +38,9 @@ EVENT_TYPES = (
     identity.SessionStarted,
     identity.SessionRefreshed,
     identity.SessionRevoked,
+    identity.OAuthClientCreated,
+    identity.OAuthClientSecretRotated,
+    identity.OAuthClientDeleted,
 )
 
 _log = logging.getLogger(__name__)

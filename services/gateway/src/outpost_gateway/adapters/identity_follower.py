@@ -24,6 +24,7 @@ from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
+    OAuthClientDeleted,
     OrganizationCreated,
     OrganizationSuspended,
     SessionRevoked,
@@ -47,6 +48,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SigningKeyPublished,
         SigningKeyRetired,
         SessionRevoked,
+        OAuthClientDeleted,
     )
 }
 

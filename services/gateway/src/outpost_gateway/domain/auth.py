@@ -27,8 +27,18 @@ class SessionClaims:
     session_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class ClientClaims:
+    """What a verified OAuth2 client-credentials access token says."""
+
+    client: UUID  # the client's id (``sub``)
+    client_id: str  # its public client identifier
+    org_id: UUID
+    scopes: tuple[str, ...]
+
+
 # token, now → claims; raises ``invalid_token`` when the token does not verify.
-SessionVerifier = Callable[[str, datetime], SessionClaims]
+SessionVerifier = Callable[[str, datetime], SessionClaims | ClientClaims]
 
 
 def invalid_token() -> OutpostError:
@@ -62,7 +72,10 @@ def authenticate(
     if not token.startswith(KEY_PREFIX):
         if verify_session is None:
             raise invalid_token()
-        return session_principal(verify_session(token, now), cache)
+        claims = verify_session(token, now)
+        if isinstance(claims, ClientClaims):
+            return client_principal(claims, cache)
+        return session_principal(claims, cache)
     invalid = unauthenticated(ErrorType.INVALID_APIKEY, "the API key is not valid")
     prefix = lookup_prefix(token)
     if prefix is None:
@@ -102,4 +115,19 @@ def session_principal(claims: SessionClaims, cache: CredentialCache) -> Principa
         role=claims.role,
         scopes=claims.scopes,
         session_id=claims.session_id,
+    )
+
+
+def client_principal(claims: ClientClaims, cache: CredentialCache) -> Principal:
+    """The OAUTH_CLIENT principal of verified claims, unless the client was deleted or the
+    organization suspended since the token was signed. Scopes are the token's."""
+    if cache.client_deleted(claims.client):
+        raise invalid_token()
+    if cache.organization_suspended(claims.org_id):
+        raise invalid_token()
+    return Principal(
+        kind=PrincipalKind.OAUTH_CLIENT,
+        id=claims.client,
+        org_id=claims.org_id,
+        scopes=claims.scopes,
     )

@@ -1,5 +1,5 @@
 """The credential cache: what the gateway needs to authenticate API keys and session tokens
-locally (key hashes, published signing keys, revoked sessions).
+locally (key hashes, published signing keys, revoked sessions, deleted OAuth clients).
 
 It is a projection of the IDENTITY stream, rebuilt on every start by applying ``evolve`` to
 each event in order (ARCHITECTURE.md: "revocation reaches it as an event"). Only lookup
@@ -20,6 +20,7 @@ from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
+    OAuthClientDeleted,
     OrganizationCreated,
     OrganizationSuspended,
     SessionRevoked,
@@ -63,6 +64,8 @@ class CredentialCache:
     # Revoked session ids. Kept for the process's life: a session's access tokens live minutes,
     # so pruning by age is possible later, but the set is small (one id per logout).
     revoked_sessions: set[UUID] = field(default_factory=set)
+    # Deleted OAuth clients (by stream id): their access tokens are refused from the event on.
+    deleted_clients: set[UUID] = field(default_factory=set)
     organizations: set[UUID] = field(default_factory=set)
     suspended: set[UUID] = field(default_factory=set)
     applied: int = 0  # events applied so far (for logs and metrics)
@@ -75,6 +78,9 @@ class CredentialCache:
 
     def session_revoked(self, session_id: UUID) -> bool:
         return session_id in self.revoked_sessions
+
+    def client_deleted(self, client: UUID) -> bool:
+        return client in self.deleted_clients
 
     def organization_exists(self, org_id: UUID) -> bool:
         return org_id in self.organizations
@@ -130,6 +136,8 @@ def evolve(cache: CredentialCache, envelope: EventEnvelope) -> CredentialCache:
             )
     elif isinstance(event, SessionRevoked):
         cache.revoked_sessions.add(envelope.stream_id)
+    elif isinstance(event, OAuthClientDeleted):
+        cache.deleted_clients.add(envelope.stream_id)
     elif isinstance(event, OrganizationCreated):
         cache.organizations.add(envelope.stream_id)
     elif isinstance(event, OrganizationSuspended):

@@ -52,6 +52,12 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,  # the refresh token in the body is the credential
     ("POST", "/api/v1/auth/logout"): AUTHENTICATED,
+    ("POST", "/api/v1/oauth-clients"): "oauth-clients:write",
+    ("GET", "/api/v1/oauth-clients"): "oauth-clients:read",
+    ("POST", "/api/v1/oauth-clients/{id}/rotate-secret"): "oauth-clients:write",
+    ("DELETE", "/api/v1/oauth-clients/{id}"): "oauth-clients:write",
+    # the client's id and secret (Basic or form) are the credential; RFC 6749 errors
+    ("POST", "/auth/oauth/token"): PUBLIC,
     # devices
     ("POST", "/api/v1/devices"): "devices:write",
     ("GET", "/api/v1/devices"): "devices:read",

@@ -131,7 +131,7 @@ async def get_user(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> UserVie
     return await backend.call(GET_USER, ctx, GetUser(id=id))
 
 
-def _anonymous(request: Req) -> RequestContext:
+def anonymous_context(request: Req) -> RequestContext:
     """The context of a public route's call: no principal has been verified yet."""
     return RequestContext(
         request_id=request_id_of(request.scope),
@@ -144,12 +144,12 @@ def _anonymous(request: Req) -> RequestContext:
 
 @post("/api/v1/auth/login", tags=["auth"], status_code=200)
 async def login(request: Req, data: JSONBody[Login]) -> TokenIssued:
-    return await gateway_state(request).backend.call(LOGIN, _anonymous(request), data)
+    return await gateway_state(request).backend.call(LOGIN, anonymous_context(request), data)
 
 
 @post("/api/v1/auth/refresh", tags=["auth"], status_code=200)
 async def refresh(request: Req, data: JSONBody[Refresh]) -> TokenIssued:
-    return await gateway_state(request).backend.call(REFRESH, _anonymous(request), data)
+    return await gateway_state(request).backend.call(REFRESH, anonymous_context(request), data)
 
 
 @post("/api/v1/auth/logout", tags=["auth"], status_code=204)

@@ -10,6 +10,9 @@ from outpost_contracts.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
     MembershipGranted,
+    OAuthClientCreated,
+    OAuthClientDeleted,
+    OAuthClientSecretRotated,
     OrganizationCreated,
     OrganizationStatus,
     OrganizationSuspended,
@@ -148,9 +151,41 @@ class SigningKeysProjector:
             )
 
 
+class OAuthClientsProjector:
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        if isinstance(data, OAuthClientCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO oauth_clients (org_id, id, name, client_id, scopes, created_at,"
+                    " version) VALUES (:org, :id, :name, :cid, :scopes, :at, :v)"
+                ),
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "name": data.name,
+                    "cid": data.client_id,
+                    "scopes": list(data.scopes),
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
+        elif isinstance(data, OAuthClientSecretRotated):
+            await conn.execute(
+                text("UPDATE oauth_clients SET version = :v WHERE org_id = :org AND id = :id"),
+                {"org": e.org_id, "id": e.stream_id, "v": e.version},
+            )
+        elif isinstance(data, OAuthClientDeleted):
+            await conn.execute(
+                text("DELETE FROM oauth_clients WHERE org_id = :org AND id = :id"),
+                {"org": e.org_id, "id": e.stream_id},
+            )
+
+
 PROJECTORS = (
     OrganizationsProjector(),
     ApiKeysProjector(),
     UsersProjector(),
     SigningKeysProjector(),
+    OAuthClientsProjector(),
 )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from outpost_contracts.identity import ApiKeyView, OrganizationStatus, OrganizationView, UserView
+from outpost_contracts.identity import (
+    ApiKeyView,
+    OAuthClientView,
+    OrganizationStatus,
+    OrganizationView,
+    UserView,
+)
 from outpost_contracts.tokens import Role
 from outpost_kit.db.listing import Collection, Field
 
@@ -30,6 +36,28 @@ API_KEYS = Collection(
         "expiresAt": Field("expires_at", "datetime"),
     },
 )
+
+OAUTH_CLIENTS = Collection(
+    table="oauth_clients",
+    columns="id, name, client_id, scopes, created_at, version",
+    fields={
+        "id": Field("id", "uuid"),
+        "name": Field("name"),
+        "clientId": Field("client_id"),
+        "createdAt": Field("created_at", "datetime"),
+    },
+)
+
+
+def oauth_client_view(row: Mapping[str, Any]) -> OAuthClientView:
+    return OAuthClientView(
+        id=row["id"],
+        name=row["name"],
+        client_id=row["client_id"],
+        scopes=list(row["scopes"]),
+        created_at=row["created_at"],
+        version=row["version"],
+    )
 
 
 USERS = Collection(

@@ -82,6 +82,63 @@ def sign_access_token(
     return jwt.encode(claims, key, algorithm=tokens.ALGORITHM, headers={"kid": kid})
 
 
+def sign_client_token(
+    key: Ed25519PrivateKey,
+    kid: str,
+    *,
+    client_uuid: UUID,
+    client_id: str,
+    org_id: UUID,
+    scopes: tuple[str, ...],
+    issued_at: datetime,
+    expires_at: datetime,
+) -> str:
+    """An OAuth2 client-credentials access token: same key, audience and issuer as a session's
+    token, an OAUTH_CLIENT principal's claims (``tokens.CLIENT_REQUIRED_CLAIMS``)."""
+    claims: dict[str, Any] = {
+        "sub": str(client_uuid),
+        "org": str(org_id),
+        "client_id": client_id,
+        "scope": " ".join(scopes),
+        "aud": tokens.AUDIENCE,
+        "iss": tokens.ISSUER,
+        "iat": int(issued_at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": secrets.token_hex(16),
+    }
+    return jwt.encode(claims, key, algorithm=tokens.ALGORITHM, headers={"kid": kid})
+
+
+# --- OAuth2 client credentials --------------------------------------------------------------
+# client id ``oc_<org hex><client hex>`` (public: it routes the grant to its tenant and
+# stream, like a refresh token's ids); secret ``cs_<43 chars>`` (256 random bits). Only the
+# secret's SHA-256 is stored: with that entropy a slow hash buys nothing.
+
+CLIENT_ID_PREFIX = "oc_"
+CLIENT_SECRET_PREFIX = "cs_"
+
+
+def new_client_id(org_id: UUID, client_uuid: UUID) -> str:
+    return f"{CLIENT_ID_PREFIX}{org_id.hex}{client_uuid.hex}"
+
+
+def parse_client_id(client_id: str) -> tuple[UUID, UUID] | None:
+    if not client_id.startswith(CLIENT_ID_PREFIX):
+        return None
+    body = client_id[len(CLIENT_ID_PREFIX) :]
+    if len(body) != 64 or any(c not in "0123456789abcdef" for c in body):
+        return None
+    return UUID(body[:32]), UUID(body[32:])
+
+
+def new_client_secret() -> str:
+    return CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_client_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 # --- refresh tokens -------------------------------------------------------------------------
 # ``rt_<org hex><session hex>_<43 chars of secret>``: opaque to clients; the ids route the
 # token to its tenant and session, the 256-bit secret is what is hashed and compared.

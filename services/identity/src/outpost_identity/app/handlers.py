@@ -25,11 +25,18 @@ from outpost_contracts.errors import (
 )
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_contracts.tokens import TOKEN_TYPE, Role
+from outpost_contracts.tokens import CLIENT_TOKEN_TYPE, TOKEN_TYPE, Role
 from outpost_identity.adapters import queries, signing
 from outpost_identity.adapters.passwords import Passwords
 from outpost_identity.adapters.signing import KeyVault
-from outpost_identity.domain import api_keys, organizations, sessions, signing_keys, users
+from outpost_identity.domain import (
+    api_keys,
+    oauth_clients,
+    organizations,
+    sessions,
+    signing_keys,
+    users,
+)
 from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -385,6 +392,19 @@ async def ensure_signing_key(
     return kid
 
 
+async def _active_signing_key(uow: Any, now: datetime) -> Any:
+    """The active signing key's kid, end and encrypted private half (platform data)."""
+    row = (
+        await uow.execute(
+            "SELECT k.kid, k.not_after, s.private_key_enc FROM signing_keys k"
+            " JOIN signing_key_secrets s ON s.kid = k.kid WHERE k.retired_at IS NULL"
+        )
+    ).first()
+    if row is None or row.not_after <= now:
+        raise ServiceUnavailable("no signing key is active yet; try again shortly")
+    return row
+
+
 async def _issue_tokens(
     deps: Deps,
     uow: Any,
@@ -397,14 +417,7 @@ async def _issue_tokens(
     refresh_token: str,
     now: datetime,
 ) -> api.TokenIssued:
-    row = (
-        await uow.execute(
-            "SELECT k.kid, k.not_after, s.private_key_enc FROM signing_keys k"
-            " JOIN signing_key_secrets s ON s.kid = k.kid WHERE k.retired_at IS NULL"
-        )
-    ).first()
-    if row is None or row.not_after <= now:
-        raise ServiceUnavailable("no signing key is active yet; try again shortly")
+    row = await _active_signing_key(uow, now)
     expires_at = min(now + deps.access_ttl, session_expires_at, row.not_after)
     token = signing.sign_access_token(
         _vault(deps).open(row.private_key_enc),
@@ -566,6 +579,165 @@ async def logout(deps: Deps, ctx: RequestContext, cmd: api.Logout) -> Empty:
     return Empty()
 
 
+# --- OAuth2 clients -------------------------------------------------------------------------
+
+
+def _require_org_credential(ctx: RequestContext) -> None:
+    if ctx.org_id == PLATFORM_ORG_ID:
+        raise AccessDenied("OAuth clients belong to an organization: name it with X-Organization")
+
+
+def _client_issued(
+    client_uuid: UUID, name: str, state: oauth_clients.OAuthClient, secret: str, at: datetime
+) -> api.OAuthClientIssued:
+    return api.OAuthClientIssued(
+        id=client_uuid,
+        name=name,
+        client_id=state.client_id,
+        client_secret=secret,
+        scopes=list(state.scopes),
+        created_at=at,
+    )
+
+
+async def create_oauth_client(
+    deps: Deps, ctx: RequestContext, cmd: api.CreateOAuthClient
+) -> api.OAuthClientIssued:
+    _require_org_credential(ctx)
+    granted = ("*",) if ctx.principal.kind is PrincipalKind.OPERATOR else ctx.principal.scopes
+    client_uuid = ids.new_id()
+    secret = signing.new_client_secret()
+    async with deps.uow(ctx.org_id) as uow:
+        await _require_active_org(uow, ctx.org_id)
+        state, envelopes = await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=client_uuid,
+            stream_type=oauth_clients.STREAM_TYPE,
+            decide=oauth_clients.decide,
+            evolve=oauth_clients.evolve,
+            org_id=ctx.org_id,
+            command=oauth_clients.RegisterClient(
+                name=cmd.name,
+                client_id=signing.new_client_id(ctx.org_id, client_uuid),
+                secret_hash=signing.hash_client_secret(secret),
+                scopes=tuple(cmd.scopes),
+                granted=tuple(granted),
+                created_by=ctx.principal.id,
+            ),
+        )
+        await uow.commit()
+    assert state is not None
+    return _client_issued(client_uuid, cmd.name, state, secret, envelopes[0].occurred_at)
+
+
+async def list_oauth_clients(
+    deps: Deps, ctx: RequestContext, q: api.ListOAuthClients
+) -> Page[api.OAuthClientView]:
+    async with deps.uow(ctx.org_id) as uow:
+        return await list_page(uow.conn, queries.OAUTH_CLIENTS, q.query, queries.oauth_client_view)
+
+
+async def rotate_oauth_client_secret(
+    deps: Deps, ctx: RequestContext, cmd: api.RotateOAuthClientSecret
+) -> api.OAuthClientIssued:
+    secret = signing.new_client_secret()
+    async with deps.uow(ctx.org_id) as uow:
+        row = (
+            await uow.execute(
+                "SELECT name, created_at FROM oauth_clients WHERE id = :id", {"id": cmd.id}
+            )
+        ).first()
+        if row is None:
+            raise NotFound("no such OAuth client")
+        state, _ = await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=cmd.id,
+            stream_type=oauth_clients.STREAM_TYPE,
+            decide=oauth_clients.decide,
+            evolve=oauth_clients.evolve,
+            org_id=ctx.org_id,
+            command=oauth_clients.RotateSecret(secret_hash=signing.hash_client_secret(secret)),
+        )
+        await uow.commit()
+    assert state is not None
+    return _client_issued(cmd.id, row.name, state, secret, row.created_at)
+
+
+async def delete_oauth_client(deps: Deps, ctx: RequestContext, cmd: api.DeleteOAuthClient) -> Empty:
+    async with deps.uow(ctx.org_id) as uow:
+        state, _ = await aggregate.load(uow, oauth_clients.evolve, cmd.id)
+        if state is None or state.deleted:
+            raise NotFound("no such OAuth client")
+        await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=cmd.id,
+            stream_type=oauth_clients.STREAM_TYPE,
+            decide=oauth_clients.decide,
+            evolve=oauth_clients.evolve,
+            org_id=ctx.org_id,
+            command=oauth_clients.DeleteClient(),
+        )
+        await uow.commit()
+    return Empty()
+
+
+def _invalid_client() -> OutpostError:
+    # The gateway answers this as RFC 6749 ``invalid_client`` (401).
+    return OutpostError("client authentication failed", type=ErrorType.INVALID_AUTH)
+
+
+async def issue_client_token(
+    deps: Deps, ctx: RequestContext, cmd: api.IssueClientToken
+) -> api.ClientTokenIssued:
+    """The client-credentials grant. Unknown client, wrong secret, deleted client and a
+    suspended organization are all the same ``invalid_client``."""
+    vault = _vault(deps)
+    presented = signing.hash_client_secret(cmd.client_secret)
+    parsed = signing.parse_client_id(cmd.client_id)
+    if parsed is None:
+        oauth_clients.verify_secret(None, presented)  # the same constant-time work
+        raise _invalid_client()
+    org_id, client_uuid = parsed
+    now = ids.now()
+    async with deps.uow(org_id) as uow:
+        state, _ = await aggregate.load(uow, oauth_clients.evolve, client_uuid)
+        if state is not None and state.client_id != cmd.client_id:
+            state = None
+        if not oauth_clients.verify_secret(state, presented):
+            raise _invalid_client()
+        assert state is not None
+        status = (
+            await uow.execute("SELECT status FROM organizations WHERE id = :id", {"id": org_id})
+        ).scalar()
+        if status != api.OrganizationStatus.ACTIVE.value:
+            raise _invalid_client()
+        scopes = oauth_clients.granted_scopes(state, cmd.scope)
+        if scopes is None:
+            # The gateway answers a validation error on ``scope`` as ``invalid_scope``.
+            raise validation_error("scope", "the client may not have the requested scope")
+        row = await _active_signing_key(uow, now)
+        expires_at = min(now + deps.access_ttl, row.not_after)
+        token = signing.sign_client_token(
+            vault.open(row.private_key_enc),
+            row.kid,
+            client_uuid=client_uuid,
+            client_id=state.client_id,
+            org_id=org_id,
+            scopes=scopes,
+            issued_at=now,
+            expires_at=expires_at,
+        )
+    return api.ClientTokenIssued(
+        access_token=token,
+        token_type=CLIENT_TOKEN_TYPE,
+        expires_in=max(0, int((expires_at - now).total_seconds())),
+        scope=" ".join(scopes),
+    )
+
+
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
 HANDLERS: dict[Operation[Any, Any], Handler] = {
@@ -581,4 +753,9 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.LOGIN: login,
     api.REFRESH: refresh,
     api.LOGOUT: logout,
+    api.CREATE_OAUTH_CLIENT: create_oauth_client,
+    api.LIST_OAUTH_CLIENTS: list_oauth_clients,
+    api.ROTATE_OAUTH_CLIENT_SECRET: rotate_oauth_client_secret,
+    api.DELETE_OAUTH_CLIENT: delete_oauth_client,
+    api.ISSUE_CLIENT_TOKEN: issue_client_token,
 }
