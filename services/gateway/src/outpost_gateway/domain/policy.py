@@ -43,6 +43,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
+    ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/api-keys"): "api-keys:write",
     ("GET", "/api/v1/api-keys"): "api-keys:read",
     ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
