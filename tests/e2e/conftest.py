@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,3 +51,68 @@ def http(platform: dict[str, Any]) -> Iterator[httpx.Client]:
         event_hooks={"response": [_require_request_id]},
     ) as client:
         yield client
+
+
+# --- fresh organizations and keys ------------------------------------------------------
+# Tests that need tenants of their own make them here, so tenants and per-credential rate
+# limits never overlap between tests.
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_org(http: httpx.Client, platform: dict[str, Any], prefix: str) -> dict[str, Any]:
+    resp = http.post(
+        "/api/v1/admin/organizations",
+        json={"name": f"{prefix}-{uuid.uuid4().hex[:8]}"},
+        headers=_bearer(platform["operatorKey"]),
+    )
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())
+
+
+def new_key(
+    http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str] | None = None
+) -> dict[str, Any]:
+    """An API key of ``org_id``, returned once every gateway accepts it."""
+    body: dict[str, Any] = {"name": f"k-{uuid.uuid4().hex[:6]}"}
+    if scopes is not None:
+        body["scopes"] = scopes
+    resp = http.post(
+        "/api/v1/api-keys",
+        json=body,
+        headers={**_bearer(platform["operatorKey"]), "X-Organization": org_id},
+    )
+    assert resp.status_code == 201, resp.text
+    issued = dict(resp.json())
+    wait_until(lambda: http.get("/api/v1/devices", headers=_bearer(issued["key"])).status_code, 200)
+    return issued
+
+
+def wait_until(probe: Any, want: int, seconds: float = 10) -> float:
+    """Poll ``probe()`` (a status code) until it is ``want``; the seconds it took."""
+    start = time.monotonic()
+    while (got := probe()) != want:
+        assert time.monotonic() - start < seconds, f"still {got} after {seconds}s, wanted {want}"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+class Tenants:
+    """``new_org`` / ``new_key`` bound to the session's platform and client."""
+
+    def __init__(self, http: httpx.Client, platform: dict[str, Any]) -> None:
+        self.http = http
+        self.platform = platform
+
+    def org(self, prefix: str) -> dict[str, Any]:
+        return new_org(self.http, self.platform, prefix)
+
+    def key(self, org_id: str, scopes: list[str] | None = None) -> dict[str, Any]:
+        return new_key(self.http, self.platform, org_id, scopes)
+
+
+@pytest.fixture(scope="session")
+def tenants(platform: dict[str, Any], http: httpx.Client) -> Tenants:
+    return Tenants(http, platform)

@@ -170,6 +170,14 @@ class GetOrganization(Request, kw_only=True, frozen=True):
     id: UUID
 
 
+class SuspendOrganizationById(Request, kw_only=True, frozen=True):
+    """``POST /admin/organizations/{id}/suspend`` (operator). Every credential of the
+    organization is refused from then on; repeating it changes nothing."""
+
+    id: UUID
+    reason: Annotated[str, msgspec.Meta(max_length=512)] = ""
+
+
 class CreateApiKey(Request, kw_only=True, frozen=True):
     name: Name
     scopes: list[Scope] | None = None
@@ -305,6 +313,9 @@ LIST_ORGANIZATIONS = Operation(
     SERVICE, "ListOrganizations", ListOrganizations, Page[OrganizationView]
 )
 GET_ORGANIZATION = Operation(SERVICE, "GetOrganization", GetOrganization, OrganizationView)
+SUSPEND_ORGANIZATION = Operation(
+    SERVICE, "SuspendOrganization", SuspendOrganizationById, OrganizationView
+)
 CREATE_API_KEY = Operation(SERVICE, "CreateApiKey", CreateApiKey, ApiKeyIssued)
 LIST_API_KEYS = Operation(SERVICE, "ListApiKeys", ListApiKeys, Page[ApiKeyView])
 REVOKE_API_KEY = Operation(SERVICE, "RevokeApiKey", RevokeApiKey, Empty)

@@ -10,7 +10,7 @@ from outpost_devices.settings import DevicesSettings
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
 
-EVENT_TYPES = (devices.DeviceRegistered,)
+EVENT_TYPES = (devices.DeviceRegistered, devices.DeviceUpdated, devices.DeviceDecommissioned)
 
 
 async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:

@@ -114,7 +114,7 @@ def test_other_bearer_tokens_are_invalid_token() -> None:
     assert _type(exc) is ErrorType.INVALID_TOKEN
 
 
-@pytest.mark.parametrize("which", ["revoked", "expired", "suspended", "unknown", "wrong", "short"])
+@pytest.mark.parametrize("which", ["revoked", "expired", "unknown", "wrong", "short"])
 def test_unusable_keys_are_invalid_apikey(which: str) -> None:
     world = build_world()
     if which == "unknown":
@@ -127,6 +127,20 @@ def test_unusable_keys_are_invalid_apikey(which: str) -> None:
         token = getattr(world, which).key
     with pytest.raises(OutpostError) as exc:
         _auth(f"Bearer {token}", world)
+    assert _type(exc) is ErrorType.INVALID_APIKEY
+
+
+def test_a_suspended_organizations_key_is_access_denied() -> None:
+    """Genuine but refused: 403 access_denied (API.md), not 401; a wrong secret for the same
+    prefix is still 401 (suspension tells nothing to someone without the key)."""
+    world = build_world()
+    with pytest.raises(OutpostError) as exc:
+        _auth(f"Bearer {world.suspended.key}", world)
+    assert _type(exc) is ErrorType.ACCESS_DENIED
+    assert "suspended" in exc.value.message
+    wrong = world.suspended.key[:-1] + ("A" if world.suspended.key[-1] != "A" else "B")
+    with pytest.raises(OutpostError) as exc:
+        _auth(f"Bearer {wrong}", world)
     assert _type(exc) is ErrorType.INVALID_APIKEY
 
 

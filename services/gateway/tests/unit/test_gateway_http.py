@@ -149,8 +149,11 @@ def test_authentication_errors(env: Env) -> None:
     assert_error(
         env.client.get("/api/v1/devices", headers=bearer("jwt.like.token")), 401, "invalid_token"
     )
-    for key in (w.revoked, w.expired, w.suspended):
+    for key in (w.revoked, w.expired):
         assert_error(env.client.get("/api/v1/devices", headers=bearer(key)), 401, "invalid_apikey")
+    assert_error(
+        env.client.get("/api/v1/devices", headers=bearer(w.suspended)), 403, "access_denied"
+    )
     assert env.backend.calls == []
 
 

@@ -36,7 +36,11 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
 
     deps = Deps(uow=runtime.uow, limits=limits, device_exists=device_exists)
     runtime.serve(rpc.handlers(deps))
-    runtime.consume("readings-devices", on_device_event, (devices.DeviceRegistered,))
+    runtime.consume(
+        "readings-devices",
+        on_device_event,
+        (devices.DeviceRegistered, devices.DeviceUpdated, devices.DeviceDecommissioned),
+    )
     runtime.background(
         partial(
             telemetry.run,

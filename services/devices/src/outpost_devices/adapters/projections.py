@@ -6,7 +6,12 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from outpost_contracts.devices import DeviceRegistered, DeviceStatus
+from outpost_contracts.devices import (
+    DeviceDecommissioned,
+    DeviceRegistered,
+    DeviceStatus,
+    DeviceUpdated,
+)
 from outpost_contracts.envelope import EventEnvelope
 
 _encode = msgspec.json.encode
@@ -33,6 +38,46 @@ class DevicesProjector:
                     "group": data.group_id,
                     "tags": _encode(data.tags).decode(),
                     "attrs": _encode(data.attributes).decode(),
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
+        elif isinstance(data, DeviceUpdated):
+            sets = ["updated_at = :at", "version = :v"]
+            params: dict[str, object] = {
+                "org": e.org_id,
+                "id": e.stream_id,
+                "at": e.occurred_at,
+                "v": e.version,
+            }
+            for api_name, (column, value) in {
+                "name": ("name", data.name),
+                "deviceType": ("device_type", data.device_type),
+                "siteId": ("site_id", data.site_id),
+                "groupId": ("group_id", data.group_id),
+                "tags": ("tags", _encode(data.tags).decode()),
+                "attributes": ("attributes", _encode(data.attributes).decode()),
+            }.items():
+                if api_name in data.changed:
+                    json = column in ("tags", "attributes")
+                    sets.append(
+                        f"{column} = CAST(:{column} AS jsonb)" if json else f"{column} = :{column}"
+                    )
+                    params[column] = value
+            await conn.execute(
+                text(f"UPDATE devices SET {', '.join(sets)} WHERE org_id = :org AND id = :id"),
+                params,
+            )
+        elif isinstance(data, DeviceDecommissioned):
+            await conn.execute(
+                text(
+                    "UPDATE devices SET status = :s, updated_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "s": DeviceStatus.DECOMMISSIONED.value,
                     "at": e.occurred_at,
                     "v": e.version,
                 },

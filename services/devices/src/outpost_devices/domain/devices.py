@@ -1,16 +1,25 @@
-"""The device aggregate as a decider (registration now; provisioning and the rest of the
-lifecycle arrive with their issue)."""
+"""The device aggregate as a decider: registration, descriptive changes (a JSON merge patch)
+and decommissioning. No I/O, no clock, no ids made here."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from outpost_contracts.base import Event
-from outpost_contracts.devices import CreateDevice, DeviceRegistered, DeviceStatus
-from outpost_contracts.errors import Conflict, validation_error
+from outpost_contracts.devices import (
+    CreateDevice,
+    DeviceDecommissioned,
+    DevicePatch,
+    DeviceRegistered,
+    DeviceStatus,
+    DeviceUpdated,
+    Tag,
+)
+from outpost_contracts.errors import Conflict, NotFound, validation_error
 
 STREAM_TYPE = "device"
 MAX_ATTRIBUTES_BYTES = 16_384
@@ -21,30 +30,134 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     status: DeviceStatus
     version: int
+    device_type: str | None = None
+    site_id: UUID | None = None
+    group_id: UUID | None = None
+    tags: tuple[Tag, ...] = ()
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-def decide(state: Device | None, command: CreateDevice, now: datetime) -> list[Event]:
-    if state is not None:
-        raise Conflict("the device already exists")
-    keys = [t.key for t in command.tags]
+class Decommission(msgspec.Struct, frozen=True, kw_only=True):
+    """Retire the device (DELETE). Repeating it changes nothing."""
+
+
+Command = CreateDevice | DevicePatch | Decommission
+
+# API name → state attribute, in the order ``DeviceUpdated.changed`` lists them.
+PATCHABLE = {
+    "name": "name",
+    "deviceType": "device_type",
+    "siteId": "site_id",
+    "groupId": "group_id",
+    "tags": "tags",
+    "attributes": "attributes",
+}
+
+
+def _check_tags_and_attributes(tags: Any, attributes: Any) -> None:
+    keys = [t.key for t in tags]
     if len(keys) != len(set(keys)):
         raise validation_error("tags", "each tag key may appear once")
-    if len(msgspec.json.encode(command.attributes)) > MAX_ATTRIBUTES_BYTES:
+    if len(msgspec.json.encode(attributes)) > MAX_ATTRIBUTES_BYTES:
         raise validation_error("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes")
-    return [
-        DeviceRegistered(
-            name=command.name,
-            device_type=command.device_type,
-            site_id=command.site_id,
-            group_id=command.group_id,
-            tags=list(command.tags),
-            attributes=dict(command.attributes),
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def decide(state: Device | None, command: Command, now: datetime) -> list[Event]:
+    if isinstance(command, CreateDevice):
+        if state is not None:
+            raise Conflict("the device already exists")
+        _check_tags_and_attributes(command.tags, command.attributes)
+        return [
+            DeviceRegistered(
+                name=command.name,
+                device_type=command.device_type,
+                site_id=command.site_id,
+                group_id=command.group_id,
+                tags=list(command.tags),
+                attributes=dict(command.attributes),
+            )
+        ]
+    if state is None:
+        raise NotFound("no such device")
+    if isinstance(command, Decommission):
+        if state.status is DeviceStatus.DECOMMISSIONED:
+            return []
+        return [DeviceDecommissioned()]
+    return _update(state, command)
+
+
+def _update(state: Device, patch: DevicePatch) -> list[Event]:
+    if state.status is DeviceStatus.DECOMMISSIONED:
+        raise Conflict(f"device {state.id} is decommissioned and can no longer change")
+    new: dict[str, Any] = {}
+    if patch.name is not msgspec.UNSET:
+        new["name"] = patch.name
+    for api_name, attr in (
+        ("deviceType", "device_type"),
+        ("siteId", "site_id"),
+        ("groupId", "group_id"),
+    ):
+        value = getattr(patch, attr)
+        if value is not msgspec.UNSET:
+            new[api_name] = value
+    if patch.tags is not msgspec.UNSET:
+        new["tags"] = tuple(patch.tags or ())
+    if patch.attributes is not msgspec.UNSET:
+        new["attributes"] = (
+            {} if patch.attributes is None else merge_patch(state.attributes, patch.attributes)
         )
+    _check_tags_and_attributes(new.get("tags", state.tags), new.get("attributes", state.attributes))
+    changed = [
+        api_name
+        for api_name, attr in PATCHABLE.items()
+        if api_name in new and new[api_name] != getattr(state, attr)
     ]
+    if not changed:
+        return []
+    values = {PATCHABLE[k]: new[k] for k in changed}
+    if "tags" in values:
+        values["tags"] = list(values["tags"])
+    return [DeviceUpdated(changed=changed, **values)]
 
 
 def evolve(state: Device | None, event: Event, stream_id: UUID) -> Device | None:
     if isinstance(event, DeviceRegistered):
-        return Device(id=stream_id, name=event.name, status=DeviceStatus.REGISTERED, version=1)
+        return Device(
+            id=stream_id,
+            name=event.name,
+            status=DeviceStatus.REGISTERED,
+            version=1,
+            device_type=event.device_type,
+            site_id=event.site_id,
+            group_id=event.group_id,
+            tags=tuple(event.tags),
+            attributes=dict(event.attributes),
+        )
     assert state is not None, "a device's first event registers it"
+    if isinstance(event, DeviceUpdated):
+        values = {
+            PATCHABLE[k]: getattr(event, PATCHABLE[k]) for k in event.changed if k in PATCHABLE
+        }
+        if "tags" in values:
+            values["tags"] = tuple(values["tags"])
+        if "attributes" in values:
+            values["attributes"] = dict(values["attributes"])
+        return msgspec.structs.replace(state, version=state.version + 1, **values)
+    if isinstance(event, DeviceDecommissioned):
+        return msgspec.structs.replace(
+            state, status=DeviceStatus.DECOMMISSIONED, version=state.version + 1
+        )
     return msgspec.structs.replace(state, version=state.version + 1)

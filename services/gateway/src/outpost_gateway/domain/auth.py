@@ -9,7 +9,7 @@ from uuid import UUID
 
 from outpost_contracts.credentials import KEY_PREFIX, lookup_prefix, verify_key
 from outpost_contracts.envelope import Principal, PrincipalKind
-from outpost_contracts.errors import ErrorType, OutpostError
+from outpost_contracts.errors import AccessDenied, ErrorType, OutpostError
 from outpost_gateway.domain.credentials import CredentialCache
 
 OPERATOR_SCOPES = ("*",)
@@ -43,6 +43,12 @@ SessionVerifier = Callable[[str, datetime], SessionClaims | ClientClaims]
 
 def invalid_token() -> OutpostError:
     return unauthenticated(ErrorType.INVALID_TOKEN, "the bearer token is not valid")
+
+
+def organization_suspended() -> AccessDenied:
+    """The credential is genuine but its organization is suspended: 403, not 401 (the client
+    should not retry with a new token; the operator must lift the suspension)."""
+    return AccessDenied("the organization is suspended: its credentials are refused")
 
 
 def unauthenticated(type_: ErrorType, message: str) -> OutpostError:
@@ -95,7 +101,7 @@ def authenticate(
             scopes=OPERATOR_SCOPES,
         )
     if cache.organization_suspended(record.org_id):
-        raise invalid
+        raise organization_suspended()
     return Principal(
         kind=PrincipalKind.API_KEY, id=record.id, org_id=record.org_id, scopes=record.scopes
     )
@@ -107,7 +113,7 @@ def session_principal(claims: SessionClaims, cache: CredentialCache) -> Principa
     if cache.session_revoked(claims.session_id):
         raise invalid_token()
     if cache.organization_suspended(claims.org_id):
-        raise invalid_token()
+        raise organization_suspended()
     return Principal(
         kind=PrincipalKind.USER,
         id=claims.user_id,

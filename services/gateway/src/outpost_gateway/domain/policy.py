@@ -43,6 +43,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
+    ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/api-keys"): "api-keys:write",
     ("GET", "/api/v1/api-keys"): "api-keys:read",
     ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
@@ -63,6 +64,10 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices"): "devices:read",
     ("GET", "/api/v1/devices/{id}"): "devices:read",
     ("GET", "/api/v1/devices/by-key/{key}"): "devices:read",  # also /api/v1/devices(…)
+    ("PATCH", "/api/v1/devices/{id}"): "devices:write",
+    ("DELETE", "/api/v1/devices/{id}"): "devices:write",  # decommission
+    ("PATCH", "/api/v1/devices"): "devices:write",  # guarded bulk change (X-Expected-Count)
+    ("DELETE", "/api/v1/devices"): "devices:write",  # guarded bulk decommission
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store

@@ -40,6 +40,9 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     message: str
     fields: list[ErrorField] = msgspec.field(default_factory=list)
     request_id: str
+    # Machine-readable facts of the error when the service gave some (e.g. a 412's actual
+    # count or version); absent otherwise.
+    details: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 def request_id_of(scope: Scope) -> str:
@@ -57,6 +60,7 @@ def error_response(
     message: str,
     fields: list[FieldError] | list[ErrorField] | None = None,
     headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Response[bytes]:
     status = HTTP_STATUS[type_]
     body = ErrorBody(
@@ -65,6 +69,7 @@ def error_response(
         message=message,
         fields=[ErrorField(name=f.name, message=f.message) for f in fields or []],
         request_id=request_id_of(scope),
+        details=details if details else msgspec.UNSET,
     )
     out_headers = dict(headers or {})
     if status == 401:
@@ -84,7 +89,7 @@ def encode_error(body: ErrorBody) -> bytes:
 def on_outpost_error(request: Request[Any, Any, Any], exc: OutpostError) -> Response[bytes]:
     if exc.status >= 500:
         _log.warning("%s: %s", exc.type, exc.message)
-    return error_response(request.scope, exc.type, exc.message, exc.fields)
+    return error_response(request.scope, exc.type, exc.message, exc.fields, details=exc.details)
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")

@@ -22,6 +22,7 @@ from outpost_contracts.identity import (
     LOGOUT,
     REFRESH,
     REVOKE_API_KEY,
+    SUSPEND_ORGANIZATION,
     ApiKeyIssued,
     ApiKeyView,
     CreateApiKey,
@@ -37,6 +38,7 @@ from outpost_contracts.identity import (
     OrganizationView,
     Refresh,
     RevokeApiKey,
+    SuspendOrganizationById,
     TokenIssued,
     UserView,
 )
@@ -77,6 +79,19 @@ async def list_organizations(
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
 async def get_organization(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> OrganizationView:
     return await backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=id))
+
+
+@post(
+    "/api/v1/admin/organizations/{id:uuid}/suspend",
+    tags=["organizations"],
+    status_code=200,
+    summary="Suspend an organization",
+    description="Every credential of the organization is refused (403) within seconds.",
+)
+async def suspend_organization(
+    id: FromPath[UUID], ctx: Ctx, backend: BackendDep
+) -> OrganizationView:
+    return await backend.call(SUSPEND_ORGANIZATION, ctx, SuspendOrganizationById(id=id))
 
 
 @post("/api/v1/api-keys", tags=["api-keys"])
@@ -161,6 +176,7 @@ ROUTES = [
     create_organization,
     list_organizations,
     get_organization,
+    suspend_organization,
     create_api_key,
     list_api_keys,
     revoke_api_key,

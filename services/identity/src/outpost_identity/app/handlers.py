@@ -103,6 +103,38 @@ async def get_organization(
     return queries.organization_view(row._mapping)
 
 
+async def suspend_organization(
+    deps: Deps, ctx: RequestContext, cmd: api.SuspendOrganizationById
+) -> api.OrganizationView:
+    """Operator only. The organization's stream lives in its own tenant; the gateways learn
+    ``OrganizationSuspended`` from the IDENTITY stream and refuse its credentials."""
+    _require_operator(ctx)
+    async with deps.uow(cmd.id) as uow:
+        state, _version = await aggregate.load(uow, organizations.evolve, cmd.id)
+        if state is None:
+            raise NotFound("no such organization")
+        await aggregate.execute(
+            uow,
+            ctx,
+            stream_id=cmd.id,
+            stream_type=organizations.STREAM_TYPE,
+            decide=organizations.decide,
+            evolve=organizations.evolve,
+            command=organizations.SuspendOrganization(reason=cmd.reason),
+            org_id=cmd.id,
+        )
+        row = (
+            await uow.execute(
+                f"SELECT {queries.ORGANIZATIONS.columns} FROM organizations WHERE id = :id",
+                {"id": cmd.id},
+            )
+        ).first()
+        await uow.commit()
+    if row is None:
+        raise NotFound("no such organization")
+    return queries.organization_view(row._mapping)
+
+
 async def list_organizations(
     deps: Deps, ctx: RequestContext, q: api.ListOrganizations
 ) -> Page[api.OrganizationView]:
@@ -744,6 +776,7 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.CREATE_ORGANIZATION: create_organization,
     api.GET_ORGANIZATION: get_organization,
     api.LIST_ORGANIZATIONS: list_organizations,
+    api.SUSPEND_ORGANIZATION: suspend_organization,
     api.CREATE_API_KEY: create_api_key,
     api.LIST_API_KEYS: list_api_keys,
     api.REVOKE_API_KEY: revoke_api_key,

@@ -22,6 +22,24 @@ async def upsert_device(
     )
 
 
+async def update_device(
+    uow: UnitOfWork,
+    org_id: UUID,
+    device_id: UUID,
+    version: int,
+    *,
+    name: str | None = None,
+    status: str | None = None,
+) -> None:
+    """A later event of a device the registry holds: keep its name and status (``None``
+    leaves a column as it is). An older event than the row's is skipped."""
+    await uow.execute(
+        "UPDATE devices SET name = COALESCE(:n, name), status = COALESCE(:s, status),"
+        " version = :v WHERE org_id = :o AND id = :i AND version < :v",
+        {"o": org_id, "i": device_id, "n": name, "s": status, "v": version},
+    )
+
+
 async def known_devices(uow: UnitOfWork, device_ids: Iterable[UUID]) -> set[UUID]:
     ids = list(set(device_ids))
     result = await uow.execute(

@@ -13,7 +13,12 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import readings as api
-from outpost_contracts.devices import DeviceRegistered, DeviceStatus
+from outpost_contracts.devices import (
+    DeviceDecommissioned,
+    DeviceRegistered,
+    DeviceStatus,
+    DeviceUpdated,
+)
 from outpost_contracts.envelope import EventEnvelope, RequestContext
 from outpost_contracts.errors import NotFound, validation_error
 from outpost_contracts.query import Page
@@ -92,6 +97,17 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
             data.name,
             DeviceStatus.REGISTERED.value,
             event.version,
+        )
+    elif isinstance(data, DeviceUpdated):
+        name = data.name if "name" in data.changed else None
+        await store.update_device(uow, event.org_id, event.stream_id, event.version, name=name)
+    elif isinstance(data, DeviceDecommissioned):
+        await store.update_device(
+            uow,
+            event.org_id,
+            event.stream_id,
+            event.version,
+            status=DeviceStatus.DECOMMISSIONED.value,
         )
 
 
