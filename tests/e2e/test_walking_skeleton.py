@@ -207,7 +207,7 @@ def test_error_model(platform: dict[str, Any], http: httpx.Client) -> None:
     key = platform["organization"]["apiKey"]
     cases = [
         (http.get("/api/v1/nowhere", headers=bearer(key)), 404, "unrecognized_request"),
-        (http.delete("/api/v1/devices", headers=bearer(key)), 405, "method_not_supported"),
+        (http.put("/api/v1/devices", json={}, headers=bearer(key)), 405, "method_not_supported"),
         (http.get("/api/v1/devices"), 401, "invalid_auth"),
         (http.get("/api/v1/devices", headers=bearer("sk_live_" + "x" * 44)), 401, "invalid_apikey"),
         (
