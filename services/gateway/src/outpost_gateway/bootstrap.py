@@ -33,6 +33,7 @@ from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import audit, devices, identity, platform, readings
+from outpost_gateway.entrypoints.bounds import Bounds
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.keys import KeyedPaths
@@ -43,6 +44,7 @@ from outpost_gateway.entrypoints.security import (
     provide_ctx,
     security_guard,
 )
+from outpost_gateway.entrypoints.versions import Versions
 from outpost_gateway.settings import GatewaySettings
 from outpost_kit import messaging, telemetry
 from outpost_kit.cli import migrate, migrations_dir
@@ -116,7 +118,19 @@ def create_app(
         debug=False,
     )
     app.state["gateway"] = state
-    app.asgi_handler = Edge(LimitsLayer(KeyedPaths(app.asgi_handler)), metrics)
+    # Edge (request id, metrics, last-resort 500) → Bounds (header size, deadline) → Versions
+    # (/api/v0 served as /api/v1) → LimitsLayer (X-RateLimit-*, Idempotency-Key records) →
+    # KeyedPaths (OData key URLs) → Litestar.
+    app.asgi_handler = Edge(
+        Bounds(
+            Versions(
+                LimitsLayer(KeyedPaths(app.asgi_handler)), max_body_bytes=settings.max_body_bytes
+            ),
+            max_header_bytes=settings.max_header_bytes,
+            timeout_seconds=settings.request_timeout_seconds,
+        ),
+        metrics,
+    )
     return app
 
 
