@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from outpost_contracts.errors import HTTP_STATUS, ErrorType
 from outpost_gateway.entrypoints.errors import ErrorBody, encode_error, request_id_of
+from outpost_gateway.entrypoints.limits import decision_of
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +83,16 @@ async def send_error(scope: Scope, send: Send, type_: ErrorType, message: str) -
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *rate_limit_headers(scope),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """``X-RateLimit-*`` of a request already counted (its answer did not come in time)."""
+    decision = decision_of(scope)
+    if decision is None:
+        return []
+    return [(k.lower().encode(), v.encode()) for k, v in decision.headers()]

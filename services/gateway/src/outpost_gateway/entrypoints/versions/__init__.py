@@ -87,13 +87,12 @@ class Versions:
         headers = list(scope.get("headers", []))
         if method in ("POST", "PUT", "PATCH") and _is_json(headers):
             receive, headers = await self._translated_body(chain, method, path, receive, headers)
-        scope = {  # type: ignore[assignment]
-            **scope,
-            "path": path,
-            "raw_path": quote(path, safe="/:@!$&'()*+,;=").encode(),
-            "query_string": translate_query(chain, method, path, scope.get("query_string", b"")),
-            "headers": headers,
-        }
+        # In place, so that the outer layers see what the inner ones record (the route
+        # template for metrics, the rate-limit decision).
+        scope["path"] = path
+        scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=").encode()
+        scope["query_string"] = translate_query(chain, method, path, scope.get("query_string", b""))
+        scope["headers"] = headers
         await self.app(scope, receive, _translating_send(send, chain, method, path))
 
     async def _translated_body(
