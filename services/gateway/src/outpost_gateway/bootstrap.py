@@ -20,7 +20,6 @@ import uvloop
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import CollectorRegistry
 
 from outpost_gateway.adapters.gateway_store import GatewayStore
@@ -38,6 +37,7 @@ from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.keys import KeyedPaths
 from outpost_gateway.entrypoints.limits import IdempotentReplay, LimitsLayer, on_replay
+from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
 from outpost_gateway.entrypoints.security import (
     GatewayState,
     provide_backend,
@@ -112,7 +112,7 @@ def create_app(
             # Served by Litestar's OpenAPI router: the document at /api/v3/api-docs (also at
             # /api/v3 and /api/v3/openapi.json; /api/v3/{path} is Litestar's 404 page).
             path="/api/v3",
-            render_plugins=[JsonRenderPlugin(path=["/api-docs", "/openapi.json"])],
+            render_plugins=[DocumentRenderPlugin(path=["/api-docs", "/openapi.json"])],
         ),
         state=None,
         debug=False,
