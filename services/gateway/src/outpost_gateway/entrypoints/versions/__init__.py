@@ -83,7 +83,7 @@ class Versions:
             await self.app(scope, receive, send)
             return
         path = f"/api/{CURRENT}{m.group(2) or ''}"
-        method = str(scope["method"]).upper()
+        method = str(scope.get("method", "GET")).upper()
         headers = list(scope.get("headers", []))
         if method in ("POST", "PUT", "PATCH") and _is_json(headers):
             receive, headers = await self._translated_body(chain, method, path, receive, headers)
@@ -130,26 +130,22 @@ class Versions:
         return _replay([raw], None, receive), headers
 
 
-def _replay(
-    chunks: list[bytes], then: Message | None, receive: Receive, *, more: bool = False
-) -> Receive:
+def _replay(chunks: list[bytes], then: Any, receive: Receive, *, more: bool = False) -> Receive:
     """A ``receive`` that hands out the buffered body first, then the original stream."""
-    pending: list[Message] = [
-        {"type": "http.request", "body": b"".join(chunks), "more_body": more}  # type: ignore[list-item]
-    ]
+    pending: list[Any] = [{"type": "http.request", "body": b"".join(chunks), "more_body": more}]
     if then is not None:
         pending.append(then)
 
-    async def replay() -> Message:
+    async def replay() -> Any:
         if pending:
             return pending.pop(0)
-        return await receive()  # type: ignore[return-value]
+        return await receive()
 
     return replay  # type: ignore[return-value]
 
 
 def _translating_send(send: Send, chain: Sequence[ModuleType], method: str, path: str) -> Send:
-    start: Message | None = None
+    start: dict[str, Any] | None = None
     chunks: list[bytes] = []
 
     async def send_translated(message: Message) -> None:
@@ -157,7 +153,7 @@ def _translating_send(send: Send, chain: Sequence[ModuleType], method: str, path
         if message["type"] == "http.response.start":
             status = int(message["status"])
             if status < 400 and _is_json(list(message.get("headers", []))):
-                start = message  # hold it: the body's length changes
+                start = dict(message)  # hold it: the body's length changes
                 return
             await send(message)
             return
@@ -176,7 +172,7 @@ def _translating_send(send: Send, chain: Sequence[ModuleType], method: str, path
             pass
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(raw)).encode()))
-        await send({**start, "headers": headers})  # type: ignore[typeddict-item]
+        await send({**start, "headers": headers})  # type: ignore[arg-type]
         await send({"type": "http.response.body", "body": raw, "more_body": False})
 
     return send_translated  # type: ignore[return-value]
