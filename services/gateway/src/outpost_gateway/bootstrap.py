@@ -20,7 +20,6 @@ import uvloop
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import CollectorRegistry
 
 from outpost_gateway.adapters.gateway_store import GatewayStore
@@ -33,16 +32,19 @@ from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import audit, devices, identity, oauth, platform, readings
+from outpost_gateway.entrypoints.bounds import Bounds
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.keys import KeyedPaths
 from outpost_gateway.entrypoints.limits import IdempotentReplay, LimitsLayer, on_replay
+from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
 from outpost_gateway.entrypoints.security import (
     GatewayState,
     provide_backend,
     provide_ctx,
     security_guard,
 )
+from outpost_gateway.entrypoints.versions import Versions
 from outpost_gateway.settings import GatewaySettings
 from outpost_kit import messaging, telemetry
 from outpost_kit.cli import migrate, migrations_dir
@@ -111,13 +113,25 @@ def create_app(
             # Served by Litestar's OpenAPI router: the document at /api/v3/api-docs (also at
             # /api/v3 and /api/v3/openapi.json; /api/v3/{path} is Litestar's 404 page).
             path="/api/v3",
-            render_plugins=[JsonRenderPlugin(path=["/api-docs", "/openapi.json"])],
+            render_plugins=[DocumentRenderPlugin(path=["/api-docs", "/openapi.json"])],
         ),
         state=None,
         debug=False,
     )
     app.state["gateway"] = state
-    app.asgi_handler = Edge(LimitsLayer(KeyedPaths(app.asgi_handler)), metrics)
+    # Edge (request id, metrics, last-resort 500) → Bounds (header size, deadline) → Versions
+    # (/api/v0 served as /api/v1) → LimitsLayer (X-RateLimit-*, Idempotency-Key records) →
+    # KeyedPaths (OData key URLs) → Litestar.
+    app.asgi_handler = Edge(
+        Bounds(
+            Versions(
+                LimitsLayer(KeyedPaths(app.asgi_handler)), max_body_bytes=settings.max_body_bytes
+            ),
+            max_header_bytes=settings.max_header_bytes,
+            timeout_seconds=settings.request_timeout_seconds,
+        ),
+        metrics,
+    )
     return app
 
 

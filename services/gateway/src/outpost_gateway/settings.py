@@ -13,6 +13,10 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     workers: int = 1
     max_body_bytes: int = 1 * MIB
     max_batch_body_bytes: int = 16 * MIB
+    # Request limits (docs/decisions.md): the request line's headers together, and the time
+    # a request may take before it is answered 503 (above the 5 s RPC timeout).
+    max_header_bytes: int = 16 * 1024
+    request_timeout_seconds: float = 10.0
     # How long start-up waits for the credential cache before serving anyway (not ready).
     catch_up_timeout_seconds: float = 30.0
     # Rate limits (API.md "Rate limits"): requests per minute per credential and category,

@@ -1,0 +1,166 @@
+"""The OpenAPI document's security and error responses, derived from the route policy table.
+
+Litestar generates the operations from the handlers; ``document`` then adds, to every
+operation, what the policy table (``domain/policy.py``) implies, so no route declares it:
+
+- ``security``: the bearer scheme (API key ``sk_live_…`` or session JWT) or an OAuth2
+  client-credentials token carrying the route's scope; the operator's routes take the
+  operator's API key only; public routes say ``security: []``.
+- ``responses``: the error model (``#/components/schemas/Error``) for each status that
+  applies: 400 and 503 everywhere; 401, 403, 404 and 429 where a credential is needed (404:
+  another organization's object, or an unknown ``X-Organization``); 404 where the path has a
+  parameter; 409 and 413 for POST/PUT/PATCH; 412 for PUT/PATCH/DELETE (``If-Match``).
+  Litestar's own 400 (its ``ValidationException`` shape, never sent: the gateway renders
+  every error in the error model) is replaced.
+
+The document describes ``/api/v1`` only; older versions are translations of it (decision 41).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from litestar import Request
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from outpost_contracts.errors import ErrorType
+from outpost_gateway.domain.policy import (
+    AUTHENTICATED,
+    OPERATOR,
+    PUBLIC,
+    ROUTE_POLICIES,
+    UNRECOGNIZED,
+    policy_for,
+    rate_category,
+)
+
+BEARER = "bearerAuth"
+OAUTH2 = "oauth2ClientCredentials"
+ERROR_REF = "#/components/schemas/Error"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every non-2xx response (API.md, Errors).",
+    "required": ["object", "code", "type", "message", "fields", "request_id"],
+    "properties": {
+        "object": {"type": "string", "const": "error"},
+        "code": {"type": "integer", "description": "The HTTP status"},
+        "type": {"type": "string", "enum": [t.value for t in ErrorType]},
+        "message": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "message"],
+                "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    },
+}
+
+DESCRIPTIONS: dict[int, str] = {
+    400: "`validation_error` (a field named in `fields`) or `bad_request`",
+    401: "`invalid_auth`, `invalid_token` or `invalid_apikey`: no valid credential",
+    403: "`access_denied`: the credential may not do this",
+    404: "`not_found`: no such object in this organization (or no such organization)",
+    409: "`conflict`: a uniqueness rule, or an Idempotency-Key used with another request",
+    412: "`precondition_failed`: `If-Match` or `X-Expected-Count` did not match",
+    413: "`payload_too_large`",
+    429: "`throttled`: over the rate limit; `Retry-After` says when to retry",
+    503: "`service_unavailable`: a service did not answer in time",
+}
+
+
+def security_schemes(scopes: list[str]) -> dict[str, Any]:
+    return {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API key (`sk_live_…`), a session access token (a JWT from"
+                " `POST /api/v1/auth/login`) or an OAuth2 access token."
+            ),
+        },
+        OAUTH2: {
+            "type": "oauth2",
+            "description": "Client credentials (HTTP Basic or form) for an access token.",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/auth/oauth/token",
+                    "scopes": {s: f"the `{s}` scope" for s in scopes},
+                }
+            },
+        },
+    }
+
+
+def security_for(policy: str) -> list[dict[str, list[str]]]:
+    if policy in (PUBLIC, UNRECOGNIZED):
+        return []
+    if policy == OPERATOR:
+        return [{BEARER: []}]
+    if policy == AUTHENTICATED:
+        return [{BEARER: []}, {OAUTH2: []}]
+    return [{BEARER: []}, {OAUTH2: [policy]}]
+
+
+def error_statuses(method: str, path: str, policy: str) -> list[int]:
+    method = method.upper()
+    statuses = {400, 503}
+    if policy not in (PUBLIC, UNRECOGNIZED):
+        statuses |= {401, 403, 404}
+    if rate_category(method, path) is not None:
+        statuses.add(429)
+    if "{" in path:
+        statuses.add(404)
+    if method in ("POST", "PUT", "PATCH"):
+        statuses |= {401, 409, 413}
+    if method in ("PUT", "PATCH", "DELETE"):
+        statuses.add(412)
+    return sorted(statuses)
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+    }
+
+
+def document(generated: dict[str, Any]) -> dict[str, Any]:
+    """The generated document with security and error responses on every operation."""
+    doc = copy.deepcopy(generated)
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    scopes = sorted(
+        {p for p in ROUTE_POLICIES.values() if p not in (PUBLIC, UNRECOGNIZED, OPERATOR)}
+        - {AUTHENTICATED}
+    )
+    components["securitySchemes"] = security_schemes(scopes)
+    for path, item in doc.get("paths", {}).items():
+        for method in METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            policy = policy_for(method, path) or PUBLIC
+            operation["security"] = security_for(policy)
+            responses = operation.setdefault("responses", {})
+            for status in error_statuses(method, path, policy):
+                responses[str(status)] = _error_response(status)
+    return doc
+
+
+class DocumentRenderPlugin(JsonRenderPlugin):
+    """Serves ``document(...)`` of Litestar's generated schema, computed once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rendered: bytes | None = None
+
+    def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:  # type: ignore[type-arg]
+        if self._rendered is None:
+            self._rendered = self.render_json(request, document(openapi_schema))
+        return self._rendered
