@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -11,22 +13,62 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from outpost_contracts.envelope import PLATFORM_ORG_ID
+from outpost_kit.db.engine import plain_dsn
 from outpost_kit.dev.stack import DevStack
+
+# The operator and the demo organization set up every test's tenants; on a fast machine they
+# would exhaust the default 50 writes a minute. They get a per-organization override, the
+# mechanism an operator would use (docs/runbook.md); every other tenant keeps the defaults,
+# which the rate-limit tests rely on.
+_GENEROUS = 100_000
+
+
+def _raise_limits(dev: DevStack, org_ids: list[str]) -> None:
+    assert dev.pg is not None
+
+    async def run() -> None:
+        conn = await asyncpg.connect(plain_dsn(dev.pg.admin_dsn))  # type: ignore[union-attr]
+        try:
+            await conn.executemany(
+                "INSERT INTO gateway.rate_limit_overrides (org_id, category, per_minute)"
+                " VALUES ($1, $2, $3) ON CONFLICT (org_id, category)"
+                " DO UPDATE SET per_minute = excluded.per_minute",
+                [
+                    (uuid.UUID(o), c, _GENEROUS)
+                    for o in org_ids
+                    for c in ("single", "list", "write")
+                ],
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     base = Path(tempfile.mkdtemp(prefix="outpost-e2e-"))
+    ttl = "OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS"
+    previous = os.environ.get(ttl)
+    os.environ[ttl] = "1"  # so the overrides below apply at once
     dev = DevStack(base, gateway_port=None, nats_port=None, pg_port=None, mqtt_port=None)
     try:
-        dev.start()
+        credentials = dev.start()
+        _raise_limits(dev, [str(PLATFORM_ORG_ID), credentials["organization"]["id"]])
+        time.sleep(1.5)
         yield dev
     finally:
         dev.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(ttl, None)
+        else:
+            os.environ[ttl] = previous
 
 
 @pytest.fixture(scope="session")

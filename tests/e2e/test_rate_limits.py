@@ -114,7 +114,7 @@ def _same_window(margin: float = 12.0) -> None:
 def test_responses_carry_rate_limit_headers(
     http: httpx.Client, platform: dict[str, Any], gateway_urls: list[str]
 ) -> None:
-    key = platform["organization"]["apiKey"]
+    key = _fresh_key(http, platform["operatorKey"], gateway_urls)  # default limits
     for url in gateway_urls:
         listed = httpx.get(f"{url}/api/v1/devices", headers=bearer(key))
         missing = httpx.get(f"{url}/api/v1/devices/{uuid.uuid4()}", headers=bearer(key))
