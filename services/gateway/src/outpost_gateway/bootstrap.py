@@ -106,6 +106,8 @@ def create_app(
         },
         exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplay: on_replay},
         request_max_body_size=settings.max_body_bytes,
+        # Logging is the kit's JSON lines, set up once in main(); Litestar must not replace it.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Outpost API",
             version="1",
