@@ -234,12 +234,22 @@ def test_error_model(platform: dict[str, Any], http: httpx.Client) -> None:
             "access_denied",
         ),
     ]
+    nul = http.post(
+        "/api/v1/devices",
+        json={"name": "nul-1", "attributes": {"k": "a\x00b"}},
+        headers=bearer(key),
+    )
+    cases.append((nul, 400, "validation_error"))
     for response, status, kind in cases:
         body = response.json()
         assert (response.status_code, body["type"]) == (status, kind), (response.request.url, body)
         assert body["object"] == "error" and body["code"] == status
         assert body["request_id"] == response.headers["x-request-id"]
         assert "Traceback" not in response.text
+    assert (
+        http.get("/api/v1/devices", params={"name": "nul-1"}, headers=bearer(key)).json()["data"]
+        == []
+    )
 
 
 def test_platform_endpoints(platform: dict[str, Any], http: httpx.Client) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,6 +35,19 @@ RPC_SECONDS = Histogram(
 )
 
 Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+
+# JSON escapes U+0000 as \u0000; Postgres can store it in neither text nor jsonb. An odd
+# number of backslashes before "u0000" is the escape (an even number is a literal backslash).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul(data: bytes) -> None:
+    """Text with the NUL character is bad input (400), not a database error (500)."""
+    if b"u0000" in data and _NUL.search(data):
+        raise ValidationFailed(
+            "text may not contain the NUL character (U+0000)",
+            fields=[FieldError(name="body", message="contains U+0000")],
+        )
 
 
 def bind(
@@ -108,6 +122,7 @@ class Responder:
             context=telemetry.extract(msg.headers),
         ) as span:
             try:
+                refuse_nul(msg.data)
                 try:
                     request = op.decode_request(msg.data)
                 except msgspec.ValidationError as exc:

@@ -58,3 +58,9 @@ def test_integers_come_back_as_integers() -> None:
         value_of(Kind.NUMBER, 3.0, None), int
     )
     assert value_of(Kind.NUMBER, 2.5, None) == 2.5
+
+
+def test_refuses_text_with_nul() -> None:
+    msg = TelemetryMessage(seq=1, readings=[TelemetryReading(sensor="mode", value="a\x00b")])
+    rows, rejected = readings_of(uuid4(), uuid4(), msg, ARRIVAL, Limits())
+    assert rows == [] and [r.index for r in rejected] == [0]

@@ -60,8 +60,12 @@ def readings_of(
         if (item.sensor, ts) in seen:
             rejected.append(Rejected(index=index, reason="duplicate sensor and timestamp"))
             continue
-        seen.add((item.sensor, ts))
         value = item.value
+        if isinstance(value, str) and "\x00" in value:
+            # Postgres cannot store U+0000 in text: refused here, not failed in the database.
+            rejected.append(Rejected(index=index, reason="text values may not contain U+0000"))
+            continue
+        seen.add((item.sensor, ts))
         if isinstance(value, bool):
             kind, num, txt = Kind.BOOL, float(value), None
         elif isinstance(value, (int, float)):
