@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -158,6 +161,58 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
     assert DUPLICATES.labels(spec.name)._value.get() == crashes
     assert len(handled) == len(set(handled)) == 50  # each effect once
     async with plain_uow(org) as u:
+        assert await counters(u.conn) == {sid: (name, 9, 10) for name, sid in streams.items()}
+    info = await js.consumer_info(spec.stream, spec.name)
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+    await js.delete_consumer(spec.stream, spec.name)
+
+
+async def test_consumer_process_killed_between_commit_and_ack_applies_each_event_once(
+    kitsvc_db: KitDb,
+    plain_uow: UnitOfWorkFactory,
+    js: JetStreamContext,
+    nats_url: str,
+    org: UUID,
+    admin: asyncpg.Connection,
+) -> None:
+    """consumer-crash with real processes: each incarnation is SIGKILLed right after the
+    commit of its N-th message, before the ack; JetStream redelivers after ack_wait."""
+    spec = consumer_spec(f"kit-kill-{secrets.token_hex(4)}", org, ack_wait=1.0)
+    await apply_streams(js, [], [spec])
+    streams = await _publish_counters(kitsvc_db, plain_uow, js, org, ["a", "b", "c", "d", "e"], 9)
+    here = Path(__file__).parent
+    command = [
+        sys.executable,
+        "-m",
+        "kitsvc.consumer_main",
+        "--dsn",
+        kitsvc_db.dsn,
+        "--schema",
+        kitsvc_db.schema,
+        "--nats",
+        nats_url,
+        "--consumer",
+        spec.name,
+        "--org",
+        str(org),
+        "--ack-wait",
+        "1.0",
+    ]
+    killed = 0
+    for crash_at in (3, 9, 4, 12):
+        child = await asyncio.create_subprocess_exec(
+            *command, "--crash-at", str(crash_at), cwd=here
+        )
+        code = await asyncio.wait_for(child.wait(), 60)
+        killed += code == -signal.SIGKILL
+        await asyncio.sleep(1.2)  # past ack_wait: the unacked message is due again
+    assert killed == 4, "every incarnation should have died at its crash point"
+    survivor = await asyncio.create_subprocess_exec(*command, "--seconds", "6", cwd=here)
+    assert await asyncio.wait_for(survivor.wait(), 60) == 0
+
+    assert await admin.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.name) == 50
+    async with plain_uow(org) as u:
+        # The projector adds on every apply: a second application would show in the values.
         assert await counters(u.conn) == {sid: (name, 9, 10) for name, sid in streams.items()}
     info = await js.consumer_info(spec.stream, spec.name)
     assert (info.num_ack_pending, info.num_pending) == (0, 0)
