@@ -29,7 +29,6 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg
 import msgspec
 from litestar import Litestar, Request, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
@@ -37,6 +36,15 @@ from loadgen import HEADER, Result, build_request, closed_loop, open_loop
 
 from outpost_contracts.credentials import lookup_prefix, verify_key
 from outpost_contracts.devices import DeviceStatus, DeviceView, Tag
+from outpost_kit.db.reads import TenantReads
+
+# The monolith reads the row the way the devices service does (the kit's tenant read path:
+# same round trips, same RLS), so the comparison measures the hop and nothing else.
+SELECT_DEVICE = (
+    "SELECT id, name, status, device_type, site_id, group_id, tags::text AS tags,"
+    " attributes::text AS attributes, created_at, updated_at, version"
+    " FROM devices WHERE id = $1"
+)
 
 BARE: dict[str, Any] = {}
 
@@ -48,15 +56,9 @@ async def bare_device(request: Request[Any, Any, Any], device_id: UUID) -> Devic
     found = BARE["keys"].get(lookup_prefix(token) or "")
     if found is None or not verify_key(token, found[0]):
         raise NotAuthorizedException()
-    pool: asyncpg.Pool = BARE["pool"]
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(found[1]))
-        row = await conn.fetchrow(
-            "SELECT id, name, status, device_type, site_id, group_id, tags::text AS tags,"
-            " attributes::text AS attributes, created_at, updated_at, version"
-            " FROM devices WHERE id = $1",
-            device_id,
-        )
+    reads: TenantReads = BARE["reads"]
+    async with reads(found[1]) as conn:
+        row = await conn.fetchrow(SELECT_DEVICE, device_id)
     if row is None:
         raise NotFoundException()
     return DeviceView(
@@ -81,9 +83,7 @@ def serve_bare(port: int, dsn: str, key_hash: str, prefix: str, org: str) -> Non
     BARE["keys"] = {prefix: (key_hash, UUID(org))}
 
     async def startup() -> None:
-        BARE["pool"] = await asyncpg.create_pool(
-            dsn, min_size=4, max_size=10, server_settings={"search_path": "devices"}
-        )
+        BARE["reads"] = await TenantReads.connect(dsn, "devices")
 
     app = Litestar([bare_device], on_startup=[startup])
 

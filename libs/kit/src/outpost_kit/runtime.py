@@ -27,6 +27,7 @@ from outpost_kit.consumer import EventHandler, InboxConsumer
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec, Projector
 from outpost_kit.db.outbox import OutboxRelay
+from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.health import HealthServer
 from outpost_kit.responder import Handler, Responder
@@ -60,6 +61,7 @@ class ServiceRuntime:
         self.js: JetStreamContext | None = None
         self.engine: AsyncEngine | None = None
         self.uow: UnitOfWorkFactory | None = None
+        self.reads: TenantReads | None = None
         self.relay: OutboxRelay | None = None
         self.stop = asyncio.Event()
         self._responders: list[Responder] = []
@@ -83,6 +85,7 @@ class ServiceRuntime:
             self.engine = create_engine(dsn, self.service)
             codec = EventCodec(tuple(self._event_types) or (Event,))
             self.uow = UnitOfWorkFactory(self.engine, codec, self._projectors)
+            self.reads = await TenantReads.connect(dsn, self.service)
             self.relay = OutboxRelay(dsn, self.service, self.js)
             self.serve(
                 {
@@ -166,5 +169,7 @@ class ServiceRuntime:
                 await self.nc.flush(timeout=2)
             with contextlib.suppress(Exception):
                 await self.nc.close()
+        if self.reads is not None:
+            await self.reads.close()
         if self.engine is not None:
             await self.engine.dispose()

@@ -4,6 +4,7 @@ pool (rls-pool)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 
 from outpost_kit import ids
 from outpost_kit.db.engine import create_engine, plain_dsn
+from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
 
@@ -163,3 +165,52 @@ async def test_rls_pool_rollback_leaves_no_tenant_on_the_connection(kitsvc_db: K
         assert visible == 0
     finally:
         await engine.dispose()
+
+
+async def test_tenant_reads_see_one_tenant_and_leave_nothing_on_the_connection(
+    kitsvc_db: KitDb, uow: UnitOfWorkFactory
+) -> None:
+    """The raw read path (``TenantReads``) keeps the unit of work's guarantees: only the
+    tenant's rows, read-only, and a failed read leaves neither a transaction nor a tenant
+    for the next user of the pooled connection."""
+    tenants = [ids.new_id() for _ in range(4)]
+    for org in tenants:
+        async with uow(org) as u:
+            await u.events.append(
+                org_id=org,
+                stream_id=ids.new_id(),
+                stream_type=STREAM_TYPE,
+                expected_version=0,
+                events=[CounterCreated(name=f"read-{org}")],
+            )
+            await u.commit()
+    reads = await TenantReads.connect(kitsvc_db.dsn, kitsvc_db.schema, size=2)
+    leaks: list[tuple[UUID, UUID]] = []
+    try:
+
+        async def read(i: int) -> None:
+            org = tenants[i % len(tenants)]
+            with contextlib.suppress(asyncpg.UndefinedColumnError):
+                async with reads(org) as conn:
+                    rows = await conn.fetch("SELECT org_id FROM counters")
+                    leaks.extend((org, r["org_id"]) for r in rows if r["org_id"] != org)
+                    assert len(rows) == 1
+                    if i % 5 == 0:  # a failing statement aborts the transaction
+                        await conn.fetch("SELECT no_such_column FROM counters")
+
+        await asyncio.gather(*(read(i) for i in range(60)))
+        assert leaks == []
+
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            async with reads(tenants[0]) as conn:
+                await conn.execute("DELETE FROM counters")
+
+        async with reads.pool.acquire() as conn:  # what the next user of a connection gets
+            assert await conn.fetchval("SELECT current_setting('outpost.org_id', true)") in (
+                None,
+                "",
+            )
+            assert await conn.fetchval("SELECT count(*) FROM counters") == 0
+            assert not conn.is_in_transaction()
+    finally:
+        await reads.close()

@@ -14,8 +14,8 @@ EVENT_TYPES = (devices.DeviceRegistered, devices.DeviceUpdated, devices.DeviceDe
 
 
 async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
-    assert runtime.uow is not None
-    runtime.serve(rpc.handlers(Deps(uow=runtime.uow)))
+    assert runtime.uow is not None and runtime.reads is not None
+    runtime.serve(rpc.handlers(Deps(uow=runtime.uow, reads=runtime.reads)))
 
 
 def main() -> None:

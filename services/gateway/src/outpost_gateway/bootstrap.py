@@ -77,6 +77,7 @@ def create_app(
         assumed_replicas=settings.ratelimit_assumed_replicas,
         store_timeout=settings.ratelimit_store_timeout_seconds,
         override_ttl=settings.ratelimit_override_ttl_seconds,
+        max_lease=settings.ratelimit_max_lease,
         clock=epoch_clock,
     )
     state = GatewayState(

@@ -30,6 +30,9 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     ratelimit_assumed_replicas: int = 3
     ratelimit_store_timeout_seconds: float = 2.0
     ratelimit_override_ttl_seconds: float = 30.0
+    # A busy credential's counts are taken from the store in leases of up to this many
+    # (1: one store round trip per request); docs/decisions.md.
+    ratelimit_max_lease: int = 64
     # Idempotency-Key records are kept this long (API.md: 24 h); an in-flight claim older
     # than the claim timeout is taken to be abandoned (a replica died mid-request).
     idempotency_ttl_seconds: float = 24 * 3600.0

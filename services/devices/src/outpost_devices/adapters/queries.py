@@ -29,6 +29,11 @@ DEVICES = Collection(
     relations={"tags": Relation("tags", {"key": "text", "value": "text"})},
 )
 
+# One device by its id or its name, for the raw read path (asyncpg placeholders).
+SELECT_DEVICE_BY = {
+    key: f"SELECT {DEVICES.columns} FROM devices WHERE {key} = $1" for key in ("id", "name")
+}
+
 
 def _json(value: Any) -> Any:
     return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value

@@ -25,12 +25,14 @@ from outpost_devices.adapters import queries
 from outpost_devices.domain import devices
 from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import compile_filter, list_page
+from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
 class Deps:
-    uow: UnitOfWorkFactory
+    uow: UnitOfWorkFactory  # changes, and reads inside a change
+    reads: TenantReads  # the read-only requests
 
 
 def _tenant(ctx: RequestContext) -> None:
@@ -76,16 +78,22 @@ async def _get(uow: Any, device_id: Any, *, by: str = "id") -> api.DeviceView:
     return queries.device_view(row._mapping)
 
 
+async def _read(deps: Deps, ctx: RequestContext, key: Any, *, by: str) -> api.DeviceView:
+    async with deps.reads(ctx.org_id) as conn:
+        row = await conn.fetchrow(queries.SELECT_DEVICE_BY[by], key)
+    if row is None:
+        raise NotFound("no such device")
+    return queries.device_view(row)
+
+
 async def get_device(deps: Deps, ctx: RequestContext, q: api.GetDevice) -> api.DeviceView:
-    async with deps.uow(ctx.org_id) as uow:
-        return await _get(uow, q.id)
+    return await _read(deps, ctx, q.id, by="id")
 
 
 async def get_device_by_name(
     deps: Deps, ctx: RequestContext, q: api.GetDeviceByName
 ) -> api.DeviceView:
-    async with deps.uow(ctx.org_id) as uow:
-        return await _get(uow, q.name, by="name")
+    return await _read(deps, ctx, q.name, by="name")
 
 
 async def list_devices(deps: Deps, ctx: RequestContext, q: api.ListDevices) -> Page[api.DeviceView]:

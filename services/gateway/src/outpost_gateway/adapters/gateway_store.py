@@ -13,6 +13,7 @@ import asyncpg
 
 from outpost_gateway.domain.idempotency import Record, StoredResponse
 from outpost_kit.db.engine import plain_dsn
+from outpost_kit.db.reads import keep_session
 
 SCHEMA = "gateway"
 WARM_CONNECTIONS = 4
@@ -20,8 +21,8 @@ _log = logging.getLogger(__name__)
 
 _HIT = """
 INSERT INTO rate_limit_windows AS w (credential_id, category, window_start, org_id, n)
-VALUES ($1, $2, $3, $4, 1)
-ON CONFLICT (credential_id, category, window_start) DO UPDATE SET n = w.n + 1
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (credential_id, category, window_start) DO UPDATE SET n = w.n + EXCLUDED.n
 RETURNING n
 """
 
@@ -72,6 +73,8 @@ class GatewayStore:
             "max_size": pool_size,
             "command_timeout": command_timeout,
             "server_settings": {"search_path": SCHEMA, "application_name": "outpost-gateway"},
+            # Statements here change no session state: skip the reset round trip on release.
+            "reset": keep_session,
         }
         try:
             pool = await asyncpg.create_pool(
@@ -91,9 +94,11 @@ class GatewayStore:
 
     # -- rate limits ------------------------------------------------------------------
 
-    async def hit(self, org_id: UUID, credential_id: UUID, category: str, window_start: int) -> int:
-        n = await self.pool.fetchval(_HIT, credential_id, category, window_start, org_id)
-        return int(n)
+    async def hit(
+        self, org_id: UUID, credential_id: UUID, category: str, window_start: int, n: int = 1
+    ) -> int:
+        count = await self.pool.fetchval(_HIT, credential_id, category, window_start, org_id, n)
+        return int(count)
 
     async def overrides(self, org_id: UUID) -> dict[str, int]:
         rows = await self.pool.fetch(

@@ -16,11 +16,15 @@ from outpost_contracts.envelope import Principal
 from outpost_gateway.app.ports import IdempotencyStore, RateLimitStore
 from outpost_gateway.domain.idempotency import Record, StoredResponse
 from outpost_gateway.domain.ratelimit import (
+    MAX_LEASE,
     Category,
     Decision,
+    Lease,
     Limits,
     LocalWindows,
+    Window,
     decide,
+    lease_size,
     local_share,
     window_at,
 )
@@ -28,6 +32,8 @@ from outpost_gateway.domain.ratelimit import (
 _log = logging.getLogger(__name__)
 
 WARN_EVERY_SECONDS = 10.0
+# A lease used up within this long of being taken means the credential is busy: lease more.
+BUSY_SECONDS = 1.0
 _CATEGORY_NAMES = frozenset(c.value for c in Category)
 
 
@@ -46,10 +52,27 @@ class RateLimitMetrics:
         )
 
 
+class _Leasing:
+    """One credential and category's lease in this process, and what sizes the next one."""
+
+    __slots__ = ("lease", "lock", "size", "taken_at")
+
+    def __init__(self) -> None:
+        self.lease: Lease | None = None
+        self.size = 1
+        self.taken_at = float("-inf")
+        self.lock = asyncio.Lock()
+
+
 class RateLimiter:
     """One ``check`` per limited request. ``store`` None means a single process with no
     shared store (tests, a one-replica development run): counts are kept in memory at the
-    full limit."""
+    full limit.
+
+    With a store, counts are leased (``domain.ratelimit.Lease``): a quiet credential costs
+    one atomic increment per request, a busy one an increment per lease of up to
+    ``max_lease`` requests, and once the window's limit is passed this process refuses the
+    credential's requests without asking the store until the window ends."""
 
     def __init__(
         self,
@@ -60,6 +83,7 @@ class RateLimiter:
         assumed_replicas: int = 3,
         store_timeout: float = 2.0,
         override_ttl: float = 30.0,
+        max_lease: int = MAX_LEASE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -71,7 +95,10 @@ class RateLimiter:
         self.override_ttl = override_ttl
         self.clock = clock
         self.monotonic = monotonic
+        self.max_lease = max_lease
         self.local = LocalWindows()
+        self._leases: dict[tuple[UUID, Category], _Leasing] = {}
+        self._leases_window = -1
         self._overrides: dict[UUID, tuple[float, Limits]] = {}
         self._last_warning = -WARN_EVERY_SECONDS
 
@@ -82,10 +109,7 @@ class RateLimiter:
         limit = limits.for_category(category)
         if self.store is not None:
             try:
-                async with asyncio.timeout(self.store_timeout):
-                    count = await self.store.hit(
-                        principal.org_id, principal.id, category.value, window.start
-                    )
+                count = await self._leased_count(principal, category, window, limit)
                 return self._counted(decide(category, limit, count, now))
             except Exception as exc:  # any store failure: fail open, never 500
                 self._store_failed(exc)
@@ -93,6 +117,55 @@ class RateLimiter:
         count = self.local.hit(principal.id, category, window)
         # Reported against the share this process enforces while the store is away.
         return self._counted(decide(category, share, count, now))
+
+    async def _leased_count(
+        self, principal: Principal, category: Category, window: Window, limit: int
+    ) -> int:
+        if window.start != self._leases_window:  # a new window: forget the old leases
+            self._leases = {k: v for k, v in self._leases.items() if v.lock.locked()}
+            self._leases_window = window.start
+        leasing = self._leases.get((principal.id, category))
+        if leasing is None:
+            leasing = self._leases[(principal.id, category)] = _Leasing()
+        while True:
+            lease = leasing.lease
+            if lease is not None and lease.window_start == window.start:
+                count = lease.take()
+                if count is not None:
+                    return count
+                if lease.exhausted(limit):
+                    return lease.last + 1
+            async with leasing.lock:
+                if leasing.lease is not lease:  # another request leased meanwhile
+                    continue
+                await self._lease(leasing, principal, category, window, limit)
+
+    async def _lease(
+        self,
+        leasing: _Leasing,
+        principal: Principal,
+        category: Category,
+        window: Window,
+        limit: int,
+    ) -> None:
+        assert self.store is not None
+        at = self.monotonic()
+        lease = leasing.lease
+        same_window = lease is not None and lease.window_start == window.start
+        size = lease_size(
+            limit,
+            lease.last if lease is not None and same_window else 0,
+            leasing.size,
+            busy=at - leasing.taken_at < BUSY_SECONDS,
+            replicas=self.replicas,
+            cap=self.max_lease,
+        )
+        async with asyncio.timeout(self.store_timeout):
+            last = await self.store.hit(
+                principal.org_id, principal.id, category.value, window.start, size
+            )
+        leasing.lease = Lease(window_start=window.start, next=last - size + 1, last=last)
+        leasing.size, leasing.taken_at = size, at
 
     def _counted(self, decision: Decision) -> Decision:
         if not decision.admitted:
@@ -143,9 +216,11 @@ class MemoryStore:
         self.limit_overrides: dict[UUID, dict[str, int]] = {}
         self.keys: dict[tuple[UUID, str], Record] = {}
 
-    async def hit(self, org_id: UUID, credential_id: UUID, category: str, window_start: int) -> int:
+    async def hit(
+        self, org_id: UUID, credential_id: UUID, category: str, window_start: int, n: int = 1
+    ) -> int:
         key = (credential_id, category, window_start)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self.counts[key] = self.counts.get(key, 0) + n
         return self.counts[key]
 
     async def overrides(self, org_id: UUID) -> dict[str, int]:

@@ -25,8 +25,11 @@ class Backend(Protocol):
 class RateLimitStore(Protocol):
     """The shared, atomic counters every replica increments."""
 
-    async def hit(self, org_id: UUID, credential_id: UUID, category: str, window_start: int) -> int:
-        """Count one request in a window; returns the count including it (atomic)."""
+    async def hit(
+        self, org_id: UUID, credential_id: UUID, category: str, window_start: int, n: int = 1
+    ) -> int:
+        """Add ``n`` requests to a window's count, atomically; returns the new count (so this
+        caller owns the counts ``new - n + 1 .. new``)."""
         ...
 
     async def overrides(self, org_id: UUID) -> dict[str, int]:

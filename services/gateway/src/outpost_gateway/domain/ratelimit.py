@@ -1,8 +1,9 @@
 """Rate limits as pure data: the three categories, fixed one-minute windows, the decision
 for a counted request and the headers that report it (API.md "Rate limits").
 
-The count itself comes from the shared store (one atomic increment per request); nothing
-here reads a clock or does I/O: callers pass ``now`` as UTC epoch seconds.
+The count itself comes from the shared store, which hands out counts atomically, one or a
+lease of several at a time (``lease_size``); nothing here reads a clock or does I/O:
+callers pass ``now`` as UTC epoch seconds.
 """
 
 from __future__ import annotations
@@ -90,6 +91,48 @@ class Decision:
 
 def decide(category: Category, limit: int, count: int, now: float) -> Decision:
     return Decision(category=category, limit=limit, count=count, window=window_at(now), now=now)
+
+
+MAX_LEASE = 64
+
+
+@dataclass(slots=True)
+class Lease:
+    """Counts ``first..last`` of one window, taken from the shared counter in one atomic
+    increment by this replica, which hands them out itself, in order. Every count is handed
+    out once across all replicas, so no more than ``limit`` requests are admitted whatever
+    the number of replicas; counts a replica leased and never used are lost for the window
+    (never admitted twice)."""
+
+    window_start: int
+    next: int
+    last: int
+
+    def take(self) -> int | None:
+        if self.next > self.last:
+            return None
+        n = self.next
+        self.next += 1
+        return n
+
+    def exhausted(self, limit: int) -> bool:
+        """The shared count passed the limit: every later request of the window is refused
+        without asking the store (a flood of refused requests costs nothing)."""
+        return self.last >= limit and self.next > self.last
+
+
+def lease_size(
+    limit: int, seen: int, previous: int, *, busy: bool, replicas: int, cap: int = MAX_LEASE
+) -> int:
+    """How many counts to take in the next increment. One while the credential is quiet
+    (every request is counted in the store: exact across replicas); doubling while it is
+    busy (the last lease ran out quickly); never more than a ``2 * replicas`` share of what is
+    left under the limit, so leases shrink back to one near the limit and replicas strand
+    almost nothing; ``seen`` is the last count this replica saw for the window."""
+    if not busy or cap <= 1:
+        return 1
+    headroom = limit - seen
+    return max(1, min(cap, previous * 2, headroom // (2 * max(1, replicas))))
 
 
 def local_share(limit: int, replicas: int) -> int:
