@@ -42,7 +42,7 @@ from outpost_gateway.entrypoints.security import (
     GatewayState,
     provide_backend,
     provide_ctx,
-    security_guard,
+    security_check,
 )
 from outpost_gateway.entrypoints.versions import Versions
 from outpost_gateway.settings import GatewaySettings
@@ -100,7 +100,7 @@ def create_app(
             *readings.ROUTES,
             *audit.ROUTES,
         ],
-        guards=[security_guard],
+        before_request=security_check,
         dependencies={
             "ctx": Provide(provide_ctx, sync_to_thread=False),
             "backend": Provide(provide_backend, sync_to_thread=False),

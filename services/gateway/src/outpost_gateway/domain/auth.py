@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,8 @@ from outpost_contracts.credentials import KEY_PREFIX, lookup_prefix, verify_key
 from outpost_contracts.envelope import Principal, PrincipalKind
 from outpost_contracts.errors import AccessDenied, ErrorType, OutpostError
 from outpost_gateway.domain.credentials import CredentialCache
+
+_WHITESPACE = re.compile(r"\s")
 
 OPERATOR_SCOPES = ("*",)
 
@@ -61,7 +64,7 @@ def bearer_token(authorization: str | None) -> str:
         raise unauthenticated(ErrorType.INVALID_AUTH, "the Authorization header is missing")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+    if scheme.lower() != "bearer" or not token or _WHITESPACE.search(token):
         raise unauthenticated(
             ErrorType.INVALID_AUTH, "the Authorization header must be 'Bearer <token>'"
         )
