@@ -194,7 +194,14 @@ async def serve(settings: GatewaySettings) -> None:
         readiness=readiness,
         store=store,
     )
-    server = Server(app, address=settings.host, port=settings.port, interface=Interfaces.ASGI)
+    server = Server(
+        app,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        backlog=settings.http_backlog,
+        backpressure=settings.http_backpressure,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)

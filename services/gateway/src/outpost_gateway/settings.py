@@ -22,6 +22,12 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
     # unless the organization has an override in gateway.rate_limit_overrides.
     ratelimit_enabled: bool = True
+    # granian: pending connections the kernel queues, and requests taken in at once. Past
+    # the backpressure limit granian holds requests back, and under overload it starved
+    # some connections for tens of seconds (docs/benchmarks.md); the 10 s request deadline
+    # (Bounds) is what bounds a request's life instead.
+    http_backlog: int = 1024
+    http_backpressure: int = 1024
     ratelimit_single_per_minute: int = 500
     ratelimit_list_per_minute: int = 50
     ratelimit_write_per_minute: int = 50
