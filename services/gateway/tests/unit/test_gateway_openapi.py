@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import OPERATOR, PUBLIC, policy_for
+from outpost_gateway.entrypoints.openapi import links
 from outpost_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.unit
@@ -80,3 +81,58 @@ def test_every_operation_documents_its_errors(doc: dict[str, Any]) -> None:
         for status in expected:
             schema = op["responses"][status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def _op(operation_id: str, *statuses: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "responses": {s: {"description": s} for s in statuses}}
+
+
+def test_links_follow_the_collection_rule() -> None:
+    paths: dict[str, dict[str, Any]] = {
+        "/things": {"post": _op("CreateThing", "201"), "get": _op("ListThings", "200")},
+        "/things/{id}": {"get": _op("GetThing", "200"), "delete": _op("DeleteThing", "204")},
+        "/things/{id}/archive": {"post": _op("ArchiveThing", "200")},
+        "/things/{id}/parts/{partId}": {"get": _op("GetPart", "200")},  # another parameter
+        "/things/by-key/{key}": {"get": _op("GetThingByKey", "200")},  # not `{id}`
+        "/actions/login": {"post": _op("Login", "200")},  # creates nothing: no 201
+        "/widgets": {"post": _op("CreateWidget", "201")},  # nothing on /widgets/{id}
+    }
+    found = links(paths)
+    assert set(found) == {"/things"}
+    assert set(found["/things"]) == {"GetThing", "DeleteThing", "ArchiveThing"}
+    for name, link in found["/things"].items():
+        assert link["operationId"] == name
+        assert link["parameters"] == {"path.id": "$response.body#/id"}
+
+
+def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> None:
+    def linked(path: str) -> set[tuple[str, str]]:
+        by_id = {op["operationId"]: (m, p) for m, p, op in operations(doc)}
+        found = doc["paths"][path]["post"]["responses"]["201"]["links"]
+        for link in found.values():
+            assert link["parameters"] == {"path.id": "$response.body#/id"}
+        return {by_id[link["operationId"]] for link in found.values()}
+
+    assert linked("/api/v1/devices") == {
+        ("GET", "/api/v1/devices/{id}"),
+        ("PATCH", "/api/v1/devices/{id}"),
+        ("DELETE", "/api/v1/devices/{id}"),
+    }
+    assert linked("/api/v1/admin/organizations") == {
+        ("GET", "/api/v1/admin/organizations/{id}"),
+        ("POST", "/api/v1/admin/organizations/{id}/suspend"),
+    }
+    assert linked("/api/v1/api-keys") == {("DELETE", "/api/v1/api-keys/{id}")}
+    assert linked("/api/v1/users") == {("GET", "/api/v1/users/{id}")}
+    assert linked("/api/v1/oauth-clients") == {
+        ("POST", "/api/v1/oauth-clients/{id}/rotate-secret"),
+        ("DELETE", "/api/v1/oauth-clients/{id}"),
+    }
+    creating = {p for m, p, op in operations(doc) if m == "POST" and "201" in op["responses"]}
+    with_links = {p for p in creating if "links" in doc["paths"][p]["post"]["responses"]["201"]}
+    assert with_links == creating
+    # every 201 body that a link reads has the `id` it reads
+    for path in creating:
+        ref = doc["paths"][path]["post"]["responses"]["201"]["content"]["application/json"]
+        name = ref["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert "id" in doc["components"]["schemas"][name]["required"], path

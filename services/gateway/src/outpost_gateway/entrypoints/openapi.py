@@ -12,6 +12,9 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   parameter; 409 and 413 for POST/PUT/PATCH; 412 for PUT/PATCH/DELETE (``If-Match``).
   Litestar's own 400 (its ``ValidationException`` shape, never sent: the gateway renders
   every error in the error model) is replaced.
+- ``links`` on the 201 of every creating operation, from one rule (``links``): a ``POST`` on
+  a collection links to every operation on ``{collection}/{id}`` and below it, with
+  ``id: $response.body#/id``. Clients, and schemathesis' stateful tests, follow them.
 
 The document describes ``/api/v1`` only; older versions are translations of it (decision 41).
 """
@@ -19,6 +22,7 @@ The document describes ``/api/v1`` only; older versions are translations of it (
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request
@@ -38,6 +42,7 @@ from outpost_gateway.domain.policy import (
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"
 ERROR_REF = "#/components/schemas/Error"
+ITEM_PARAMETER = "id"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -130,8 +135,44 @@ def _error_response(status: int) -> dict[str, Any]:
     }
 
 
+def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The OpenAPI links of the 201 response of each creating operation, by collection path.
+
+    A ``POST`` on a collection (a path without parameters) that answers 201 creates an object
+    whose ``id`` is the ``{id}`` of every operation on ``{collection}/{id}`` and on the paths
+    below it that take no other parameter. Each link is named by its target's operationId.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for collection, item in paths.items():
+        create = item.get("post")
+        if "{" in collection or not isinstance(create, dict):
+            continue
+        if "201" not in create.get("responses", {}):
+            continue
+        member = f"{collection}/{{{ITEM_PARAMETER}}}"
+        targets: dict[str, Any] = {}
+        for path, target_item in paths.items():
+            if path != member and not path.startswith(f"{member}/"):
+                continue
+            if path.count("{") != 1:
+                continue
+            for method in METHODS:
+                target = target_item.get(method)
+                if not isinstance(target, dict) or "operationId" not in target:
+                    continue
+                targets[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {f"path.{ITEM_PARAMETER}": "$response.body#/id"},
+                    "description": f"`{method.upper()} {path}` on the object just created",
+                }
+        if targets:
+            found[collection] = targets
+    return found
+
+
 def document(generated: dict[str, Any]) -> dict[str, Any]:
-    """The generated document with security and error responses on every operation."""
+    """The generated document with security and error responses on every operation, and
+    links from each creating operation to the operations on what it created."""
     doc = copy.deepcopy(generated)
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
@@ -150,6 +191,8 @@ def document(generated: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in error_statuses(method, path, policy):
                 responses[str(status)] = _error_response(status)
+    for collection, targets in links(doc.get("paths", {})).items():
+        doc["paths"][collection]["post"]["responses"]["201"]["links"] = targets
     return doc
 
 
