@@ -12,6 +12,10 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   parameter; 409 and 413 for POST/PUT/PATCH; 412 for PUT/PATCH/DELETE (``If-Match``).
   Litestar's own 400 (its ``ValidationException`` shape, never sent: the gateway renders
   every error in the error model) is replaced.
+- The OAuth2 token endpoint (``TOKEN_PATH``) answers RFC 6749: its form body, its token and,
+  from its handler, §5.2 error bodies (``#/components/schemas/OAuthError``); the edge in
+  front of it still answers in the error model (a header over the limit, a timeout), so its
+  400, 401 and 503 are either.
 - ``links`` on the 201 of every creating operation, from one rule (``links``): a ``POST`` on
   a collection links to every operation on ``{collection}/{id}`` and below it, with
   ``id: $response.body#/id``. Clients, and schemathesis' stateful tests, follow them.
@@ -42,6 +46,9 @@ from outpost_gateway.domain.policy import (
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"
 ERROR_REF = "#/components/schemas/Error"
+OAUTH_ERROR_REF = "#/components/schemas/OAuthError"
+TOKEN_PATH = "/auth/oauth/token"
+OAUTH_STATUSES = (400, 401, 503)  # the statuses the token handler answers in RFC 6749 form
 ITEM_PARAMETER = "id"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -63,6 +70,68 @@ ERROR_SCHEMA: dict[str, Any] = {
             },
         },
         "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    },
+}
+
+OAUTH_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An error of the OAuth2 token endpoint (RFC 6749 §5.2).",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": [
+                "invalid_request",
+                "invalid_client",
+                "invalid_grant",
+                "unauthorized_client",
+                "unsupported_grant_type",
+                "invalid_scope",
+                "temporarily_unavailable",
+                "server_error",
+            ],
+        },
+        "error_description": {"type": "string"},
+    },
+}
+
+TOKEN_REQUEST: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "description": (
+                    "The client-credentials grant (RFC 6749 §4.4); the client authenticates"
+                    " with HTTP Basic or with `client_id` and `client_secret` here."
+                ),
+                "required": ["grant_type"],
+                "properties": {
+                    "grant_type": {"type": "string", "const": "client_credentials"},
+                    "client_id": {"type": "string"},
+                    "client_secret": {"type": "string"},
+                    "scope": {"type": "string", "description": "Space-separated scopes"},
+                },
+            }
+        }
+    },
+}
+
+TOKEN_RESPONSE: dict[str, Any] = {
+    "description": "An access token (RFC 6749 §5.1)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["access_token", "token_type", "expires_in", "scope"],
+                "properties": {
+                    "access_token": {"type": "string"},
+                    "token_type": {"type": "string"},
+                    "expires_in": {"type": "integer"},
+                    "scope": {"type": "string"},
+                },
+            }
+        }
     },
 }
 
@@ -128,11 +197,27 @@ def error_statuses(method: str, path: str, policy: str) -> list[int]:
     return sorted(statuses)
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def _error_response(status: int, oauth: bool = False) -> dict[str, Any]:
+    if not oauth:
+        return {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        }
+    either = {"anyOf": [{"$ref": OAUTH_ERROR_REF}, {"$ref": ERROR_REF}]}
     return {
-        "description": DESCRIPTIONS[status],
-        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        "description": "An RFC 6749 §5.2 error from the token endpoint, or from the edge: "
+        + DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": either}},
     }
+
+
+def _token_operation(operation: dict[str, Any]) -> None:
+    """The token endpoint's handler reads its body and writes its answer itself, so Litestar
+    documents neither; they are RFC 6749's."""
+    operation["requestBody"] = TOKEN_REQUEST
+    operation.setdefault("responses", {})["200"] = TOKEN_RESPONSE
+    for status in OAUTH_STATUSES:
+        operation["responses"][str(status)] = _error_response(status, oauth=True)
 
 
 def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -176,6 +261,7 @@ def document(generated: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(generated)
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components["schemas"]["OAuthError"] = OAUTH_ERROR_SCHEMA
     scopes = sorted(
         {p for p in ROUTE_POLICIES.values() if p not in (PUBLIC, UNRECOGNIZED, OPERATOR)}
         - {AUTHENTICATED}
@@ -191,6 +277,8 @@ def document(generated: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in error_statuses(method, path, policy):
                 responses[str(status)] = _error_response(status)
+            if (method, path) == ("post", TOKEN_PATH):
+                _token_operation(operation)
     for collection, targets in links(doc.get("paths", {})).items():
         doc["paths"][collection]["post"]["responses"]["201"]["links"] = targets
     return doc
