@@ -16,6 +16,10 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   from its handler, §5.2 error bodies (``#/components/schemas/OAuthError``); the edge in
   front of it still answers in the error model (a header over the limit, a timeout), so its
   400, 401 and 503 are either.
+- Request bodies: the schema of each handler's ``data`` struct is msgspec's own
+  (``request_schemas``), the decoder that enforces it. Litestar's rendering loses what
+  msgspec checks: that request structs forbid unknown fields (``additionalProperties:
+  false``) and constraints inside containers (the pattern of each scope in a list).
 - ``links`` on the 201 of every creating operation, from one rule (``links``): a ``POST`` on
   a collection links to every operation on ``{collection}/{id}`` and below it, with
   ``id: $response.body#/id``. Clients, and schemathesis' stateful tests, follow them.
@@ -26,10 +30,11 @@ The document describes ``/api/v1`` only; older versions are translations of it (
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from litestar import Request
+import msgspec
+from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from outpost_contracts.errors import ErrorType
@@ -255,12 +260,35 @@ def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def document(generated: dict[str, Any]) -> dict[str, Any]:
+def request_types(app: Litestar) -> list[type[msgspec.Struct]]:
+    """The msgspec structs that the app's handlers decode request bodies into."""
+    found: dict[str, type[msgspec.Struct]] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            data = handler.parsed_fn_signature.parameters.get("data")
+            annotation = getattr(data, "annotation", None)
+            if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+                found[annotation.__name__] = annotation
+    return [found[name] for name in sorted(found)]
+
+
+def request_schemas(types: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
+    """msgspec's JSON Schema of request structs and of what they refer to, by name."""
+    _, components = msgspec.json.schema_components(
+        list(types), ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+def document(
+    generated: dict[str, Any], requests: Iterable[type[msgspec.Struct]] = ()
+) -> dict[str, Any]:
     """The generated document with security and error responses on every operation, and
     links from each creating operation to the operations on what it created."""
     doc = copy.deepcopy(generated)
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components.setdefault("schemas", {}).update(request_schemas(requests))
+    components["schemas"]["Error"] = ERROR_SCHEMA
     components["schemas"]["OAuthError"] = OAUTH_ERROR_SCHEMA
     scopes = sorted(
         {p for p in ROUTE_POLICIES.values() if p not in (PUBLIC, UNRECOGNIZED, OPERATOR)}
@@ -293,5 +321,6 @@ class DocumentRenderPlugin(JsonRenderPlugin):
 
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:  # type: ignore[type-arg]
         if self._rendered is None:
-            self._rendered = self.render_json(request, document(openapi_schema))
+            requests = request_types(request.app)
+            self._rendered = self.render_json(request, document(openapi_schema, requests))
         return self._rendered
