@@ -124,11 +124,34 @@ def test_links_follow_the_collection_rule() -> None:
         "/widgets": {"post": _op("CreateWidget", "201")},  # nothing on /widgets/{id}
     }
     found = links(paths)
-    assert set(found) == {"/things"}
-    assert set(found["/things"]) == {"GetThing", "DeleteThing", "ArchiveThing"}
-    for name, link in found["/things"].items():
+    assert set(found) == {("/things", "post", "201")}
+    created = found[("/things", "post", "201")]
+    assert set(created) == {"GetThing", "DeleteThing", "ArchiveThing"}
+    for name, link in created.items():
         assert link["operationId"] == name
         assert link["parameters"] == {"path.id": "$response.body#/id"}
+
+
+def test_links_follow_the_version_rule() -> None:
+    get = _op("GetThing", "200")
+    get["responses"]["200"]["headers"] = {"ETag": {"description": "version"}}
+    patch = _op("PatchThing", "200")
+    patch["parameters"] = [{"name": "If-Match", "in": "header"}]
+    delete = _op("DeleteThing", "204")  # takes no If-Match: no link
+    untagged = _op("GetOther", "200")  # no ETag: no links
+    other_patch = _op("PatchOther", "200")
+    other_patch["parameters"] = [{"name": "If-Match", "in": "header"}]
+    paths: dict[str, dict[str, Any]] = {
+        "/things/{id}": {"get": get, "patch": patch, "delete": delete},
+        "/others/{id}": {"get": untagged, "patch": other_patch},
+    }
+    found = links(paths)
+    assert set(found) == {("/things/{id}", "get", "200")}
+    assert found[("/things/{id}", "get", "200")]["PatchThing"]["parameters"] == {
+        "path.id": "$request.path.id",
+        "header.If-Match": "$response.header.ETag",
+    }
+    assert set(found[("/things/{id}", "get", "200")]) == {"PatchThing"}
 
 
 def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> None:
@@ -153,6 +176,11 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
     assert linked("/api/v1/oauth-clients") == {
         ("POST", "/api/v1/oauth-clients/{id}/rotate-secret"),
         ("DELETE", "/api/v1/oauth-clients/{id}"),
+    }
+    read = doc["paths"]["/api/v1/devices/{id}"]["get"]["responses"]["200"]["links"]
+    assert {link["operationId"] for link in read.values()} == {
+        "ApiV1DevicesIdUpdateDevice",
+        "ApiV1DevicesIdDecommissionDevice",
     }
     creating = {p for m, p, op in operations(doc) if m == "POST" and "201" in op["responses"]}
     with_links = {p for p in creating if "links" in doc["paths"][p]["post"]["responses"]["201"]}

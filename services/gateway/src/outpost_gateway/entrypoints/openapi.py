@@ -20,9 +20,10 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   (``request_schemas``), the decoder that enforces it. Litestar's rendering loses what
   msgspec checks: that request structs forbid unknown fields (``additionalProperties:
   false``) and constraints inside containers (the pattern of each scope in a list).
-- ``links`` on the 201 of every creating operation, from one rule (``links``): a ``POST`` on
-  a collection links to every operation on ``{collection}/{id}`` and below it, with
-  ``id: $response.body#/id``. Clients, and schemathesis' stateful tests, follow them.
+- ``links``, from two rules (``links``): a ``POST`` on a collection links its 201 to every
+  operation on ``{collection}/{id}`` and below it, with ``id: $response.body#/id``; a
+  ``GET`` whose 200 has an ``ETag`` links to the operations on its path that take
+  ``If-Match``. Clients, and schemathesis' stateful tests, follow them.
 
 The document describes ``/api/v1`` only; older versions are translations of it (decision 41).
 """
@@ -30,6 +31,7 @@ The document describes ``/api/v1`` only; older versions are translations of it (
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -225,14 +227,20 @@ def _token_operation(operation: dict[str, Any]) -> None:
         operation["responses"][str(status)] = _error_response(status, oauth=True)
 
 
-def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The OpenAPI links of the 201 response of each creating operation, by collection path.
+LinkedResponse = tuple[str, str, str]  # (path, method, status) of a response that has links
 
-    A ``POST`` on a collection (a path without parameters) that answers 201 creates an object
-    whose ``id`` is the ``{id}`` of every operation on ``{collection}/{id}`` and on the paths
-    below it that take no other parameter. Each link is named by its target's operationId.
+
+def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[str, Any]]:
+    """The OpenAPI links of the document, by response, from two rules; each link is named
+    by its target's operationId.
+
+    - Created objects: a ``POST`` on a collection (a path without parameters) that answers
+      201 creates an object whose ``id`` is the ``{id}`` of every operation on
+      ``{collection}/{id}`` and on the paths below it that take no other parameter.
+    - Versions: a ``GET`` whose 200 has an ``ETag`` links to the operations on the same path
+      that take ``If-Match``, with the same path parameters and that ETag.
     """
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[LinkedResponse, dict[str, Any]] = {}
     for collection, item in paths.items():
         create = item.get("post")
         if "{" in collection or not isinstance(create, dict):
@@ -240,24 +248,51 @@ def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         if "201" not in create.get("responses", {}):
             continue
         member = f"{collection}/{{{ITEM_PARAMETER}}}"
-        targets: dict[str, Any] = {}
+        created: dict[str, Any] = {}
         for path, target_item in paths.items():
             if path != member and not path.startswith(f"{member}/"):
                 continue
             if path.count("{") != 1:
                 continue
-            for method in METHODS:
-                target = target_item.get(method)
-                if not isinstance(target, dict) or "operationId" not in target:
-                    continue
-                targets[target["operationId"]] = {
+            for method, target in _operations(target_item):
+                created[target["operationId"]] = {
                     "operationId": target["operationId"],
                     "parameters": {f"path.{ITEM_PARAMETER}": "$response.body#/id"},
                     "description": f"`{method.upper()} {path}` on the object just created",
                 }
-        if targets:
-            found[collection] = targets
+        if created:
+            found[(collection, "post", "201")] = created
+    for path, item in paths.items():
+        read = item.get("get")
+        if not isinstance(read, dict):
+            continue
+        if "ETag" not in read.get("responses", {}).get("200", {}).get("headers", {}):
+            continue
+        same = {f"path.{name}": f"$request.path.{name}" for name in _path_parameters(path)}
+        versioned: dict[str, Any] = {}
+        for method, target in _operations(item):
+            takes = {(p.get("in"), p.get("name")) for p in target.get("parameters", [])}
+            if ("header", "If-Match") in takes:
+                versioned[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {**same, "header.If-Match": "$response.header.ETag"},
+                    "description": f"`{method.upper()} {path}` on the version just read",
+                }
+        if versioned:
+            found[(path, "get", "200")] = versioned
     return found
+
+
+def _operations(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (method, op)
+        for method in METHODS
+        if isinstance(op := item.get(method), dict) and "operationId" in op
+    ]
+
+
+def _path_parameters(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
 
 
 def request_types(app: Litestar) -> list[type[msgspec.Struct]]:
@@ -284,7 +319,8 @@ def document(
     generated: dict[str, Any], requests: Iterable[type[msgspec.Struct]] = ()
 ) -> dict[str, Any]:
     """The generated document with security and error responses on every operation, and
-    links from each creating operation to the operations on what it created."""
+    links from each creating operation to the operations on what it created, and from each
+    versioned read to the operations that take its version."""
     doc = copy.deepcopy(generated)
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(request_schemas(requests))
@@ -307,8 +343,8 @@ def document(
                 responses[str(status)] = _error_response(status)
             if (method, path) == ("post", TOKEN_PATH):
                 _token_operation(operation)
-    for collection, targets in links(doc.get("paths", {})).items():
-        doc["paths"][collection]["post"]["responses"]["201"]["links"] = targets
+    for (path, method, status), found in links(doc.get("paths", {})).items():
+        doc["paths"][path][method]["responses"][status]["links"] = found
     return doc
 
 
