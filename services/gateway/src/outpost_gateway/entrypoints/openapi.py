@@ -343,8 +343,8 @@ def document(
                 responses[str(status)] = _error_response(status)
             if (method, path) == ("post", TOKEN_PATH):
                 _token_operation(operation)
-    for (path, method, status), found in links(doc.get("paths", {})).items():
-        doc["paths"][path][method]["responses"][status]["links"] = found
+    for (path, method, answer), found in links(doc.get("paths", {})).items():
+        doc["paths"][path][method]["responses"][answer]["links"] = found
     return doc
 
 
