@@ -190,8 +190,9 @@ def _naive_datetimes(t: msgspec.inspect.Type) -> bool:
 
 
 def test_requests_take_only_timestamps_with_an_offset() -> None:
-    """Found by schemathesis: `expiresAt: "2099-01-01T00:00:00"` decoded to a naive datetime,
-    and identity's comparison with the (aware) clock answered 500."""
+    """`expiresAt: "2099-01-01T00:00:00"` decoded to a naive datetime, and identity's
+    comparison with the (aware) clock answered 500 (seen in msgspec's schema of the body,
+    which had no `date-time` format, and confirmed end to end)."""
     with pytest.raises(msgspec.ValidationError, match="timezone"):
         msgspec.json.decode(
             b'{"name":"k","expiresAt":"2099-01-01T00:00:00"}', type=identity.CreateApiKey
