@@ -72,6 +72,18 @@ def stack() -> Iterator[DevStack]:
 
 
 @pytest.fixture(scope="session")
+def raise_limits(stack: DevStack) -> Any:
+    """Give an organization the operator's generous rate limits (for tests whose volume, not
+    whose limits, is the point); effective once the gateway's 1 s override cache expires."""
+
+    def apply(org_id: str) -> None:
+        _raise_limits(stack, [org_id])
+        time.sleep(1.5)
+
+    return apply
+
+
+@pytest.fixture(scope="session")
 def platform(stack: DevStack) -> dict[str, Any]:
     """``dev-credentials.json`` as ``make dev`` wrote it."""
     return dict(json.loads(stack.credentials_path.read_text()))

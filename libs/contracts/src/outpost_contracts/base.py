@@ -15,7 +15,8 @@ Three families, each with the msgspec configuration its evolution rules need
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -25,6 +26,11 @@ def wire_tag(service: str, name: str, version: int) -> str:
     if not name[:1].isupper() or "." in name or "." in service:
         raise ValueError(f"bad wire tag parts: {service!r}, {name!r}")
     return f"{service}.{name}.v{version}"
+
+
+# A point in time as a request states it: RFC 3339 with an offset (API.md, "JSON"). A naive
+# timestamp is a validation_error at the boundary, not a comparison that fails in a service.
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Contract(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):

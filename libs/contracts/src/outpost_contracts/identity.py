@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Instant, Request, wire_tag
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
 from outpost_contracts.tokens import Role
@@ -181,7 +181,7 @@ class SuspendOrganizationById(Request, kw_only=True, frozen=True):
 class CreateApiKey(Request, kw_only=True, frozen=True):
     name: Name
     scopes: list[Scope] | None = None
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
 class ListApiKeys(Request, kw_only=True, frozen=True):

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Request
+from outpost_contracts.base import Contract, Instant, Request
 from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, Page
 from outpost_contracts.rpc import Operation
 
@@ -36,8 +36,8 @@ class TelemetryMessage(msgspec.Struct, kw_only=True, frozen=True):
 class ListReadings(Request, kw_only=True, frozen=True):
     device_id: UUID
     sensor: SensorKey | None = None
-    from_: datetime | None = msgspec.field(default=None, name="from")
-    to: datetime | None = None
+    from_: Instant | None = msgspec.field(default=None, name="from")
+    to: Instant | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     after: str | None = None
     order: Literal["ASC", "DESC"] = "ASC"

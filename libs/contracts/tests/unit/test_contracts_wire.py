@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from outpost_contracts import devices, identity, readings, subjects
-from outpost_contracts.base import Event, event_name, wire_tag
+from outpost_contracts.base import Event, Request, event_name, wire_tag
 from outpost_contracts.credentials import generate_key, hash_key, lookup_prefix, verify_key
 from outpost_contracts.envelope import (
     PLATFORM_ORG_ID,
@@ -167,3 +167,51 @@ def test_json_schema_covers_every_contract() -> None:
     assert "ListQuery" in schemas["$defs"]
     assert readings.TelemetryMessage  # device payload is a plain struct, documented by API.md
     assert PLATFORM_ORG_ID.int == 0
+
+
+def _request_types() -> list[type[Request]]:
+    found: list[type[Request]] = []
+    todo: list[type[Request]] = [Request]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def _naive_datetimes(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.DateTimeType):
+        return t.tz is not True
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(_naive_datetimes(member) for member in t.types)
+    if isinstance(t, msgspec.inspect.ListType | msgspec.inspect.SetType):
+        return _naive_datetimes(t.item_type)
+    return False
+
+
+def test_requests_take_only_timestamps_with_an_offset() -> None:
+    """`expiresAt: "2099-01-01T00:00:00"` decoded to a naive datetime, and identity's
+    comparison with the (aware) clock answered 500 (seen in msgspec's schema of the body,
+    which had no `date-time` format, and confirmed end to end)."""
+    with pytest.raises(msgspec.ValidationError, match="timezone"):
+        msgspec.json.decode(
+            b'{"name":"k","expiresAt":"2099-01-01T00:00:00"}', type=identity.CreateApiKey
+        )
+    key = msgspec.json.decode(
+        b'{"name":"k","expiresAt":"2099-01-01T00:00:00Z"}', type=identity.CreateApiKey
+    )
+    assert key.expires_at == datetime(2099, 1, 1, tzinfo=UTC)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(
+            {"deviceId": str(uuid4()), "from": "2020-01-01T00:00:00"},
+            readings.ListReadings,
+            strict=False,
+        )
+    naive = [
+        f"{cls.__name__}.{field.name}"
+        for cls in _request_types()
+        if cls is not Request
+        for field in msgspec.inspect.type_info(cls).fields  # type: ignore[attr-defined]
+        if _naive_datetimes(field.type)
+    ]
+    assert naive == []

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -22,8 +22,10 @@ from outpost_contracts.devices import (
 from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind
 from outpost_contracts.errors import (
     Conflict,
+    ErrorType,
     FieldError,
     NotFound,
+    OutpostError,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -42,6 +44,7 @@ from outpost_contracts.readings import LIST_READINGS, ReadingView
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import ROUTE_POLICIES, policy_for
+from outpost_gateway.entrypoints.devices import parse_expected_count, parse_if_match
 from outpost_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.unit
@@ -575,3 +578,23 @@ def test_documents(env: Env) -> None:
     assert "CreateDevice" in schema["components"]["schemas"]
     schemas = env.client.get("/api/schemas").json()
     assert "DeviceView" in schemas["contracts"]
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "header"),
+    [
+        (parse_if_match, '"²"', "If-Match"),
+        (parse_if_match, 'W/"1³"', "If-Match"),
+        (parse_expected_count, "¹", "X-Expected-Count"),
+    ],
+)
+def test_version_headers_take_ascii_digits_only(
+    parse: Callable[[str], int | None], value: str, header: str
+) -> None:
+    """``str.isdigit`` is true of '²' (byte 0xB2 of a header, read as latin-1) but ``int``
+    refuses it: the header was a 500 instead of a validation_error."""
+    with pytest.raises(OutpostError) as caught:
+        parse(value)
+    assert caught.value.type is ErrorType.VALIDATION_ERROR
+    assert [f.name for f in caught.value.fields] == [header]
+    assert parse_if_match('W/"12"') == 12 and parse_expected_count("7") == 7

@@ -157,6 +157,11 @@ ExpectedCount = Annotated[
 ETAG = [ResponseHeader(name="ETag", description="The device's version", documentation_only=True)]
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true of '²', which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_if_match(value: str | None) -> int | None:
     """The version an ``If-Match`` names (``"3"``, ``W/"3"``); None for no header or ``*``."""
     if value is None or value.strip() == "*":
@@ -164,7 +169,7 @@ def parse_if_match(value: str | None) -> int | None:
     text = value.strip().removeprefix("W/").strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
-    if not text.isdigit():
+    if not _is_number(text):
         raise validation_error("If-Match", 'must be an ETag of this resource, e.g. "3"')
     return int(text)
 
@@ -175,7 +180,7 @@ def parse_expected_count(value: str | None) -> int:
             "X-Expected-Count", "a bulk change needs the number of devices it expects to change"
         )
     text = value.strip()
-    if not text.isdigit() or int(text) > MAX_BULK:
+    if not _is_number(text) or int(text) > MAX_BULK:
         raise validation_error(
             "X-Expected-Count", f"must be a whole number from 0 to {MAX_BULK} (the bulk limit)"
         )

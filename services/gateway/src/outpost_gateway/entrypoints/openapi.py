@@ -12,6 +12,18 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   parameter; 409 and 413 for POST/PUT/PATCH; 412 for PUT/PATCH/DELETE (``If-Match``).
   Litestar's own 400 (its ``ValidationException`` shape, never sent: the gateway renders
   every error in the error model) is replaced.
+- The OAuth2 token endpoint (``TOKEN_PATH``) answers RFC 6749: its form body, its token and,
+  from its handler, §5.2 error bodies (``#/components/schemas/OAuthError``); the edge in
+  front of it still answers in the error model (a header over the limit, a timeout), so its
+  400, 401 and 503 are either.
+- Request bodies: the schema of each handler's ``data`` struct is msgspec's own
+  (``request_schemas``), the decoder that enforces it. Litestar's rendering loses what
+  msgspec checks: that request structs forbid unknown fields (``additionalProperties:
+  false``) and constraints inside containers (the pattern of each scope in a list).
+- ``links``, from two rules (``links``): a ``POST`` on a collection links its 201 to every
+  operation on ``{collection}/{id}`` and below it, with ``id: $response.body#/id``; a
+  ``GET`` whose 200 has an ``ETag`` links to the operations on its path that take
+  ``If-Match``. Clients, and schemathesis' stateful tests, follow them.
 
 The document describes ``/api/v1`` only; older versions are translations of it (decision 41).
 """
@@ -19,9 +31,12 @@ The document describes ``/api/v1`` only; older versions are translations of it (
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from litestar import Request
+import msgspec
+from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from outpost_contracts.errors import ErrorType
@@ -38,6 +53,10 @@ from outpost_gateway.domain.policy import (
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"
 ERROR_REF = "#/components/schemas/Error"
+OAUTH_ERROR_REF = "#/components/schemas/OAuthError"
+TOKEN_PATH = "/auth/oauth/token"
+OAUTH_STATUSES = (400, 401, 503)  # the statuses the token handler answers in RFC 6749 form
+ITEM_PARAMETER = "id"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -58,6 +77,68 @@ ERROR_SCHEMA: dict[str, Any] = {
             },
         },
         "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    },
+}
+
+OAUTH_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An error of the OAuth2 token endpoint (RFC 6749 §5.2).",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": [
+                "invalid_request",
+                "invalid_client",
+                "invalid_grant",
+                "unauthorized_client",
+                "unsupported_grant_type",
+                "invalid_scope",
+                "temporarily_unavailable",
+                "server_error",
+            ],
+        },
+        "error_description": {"type": "string"},
+    },
+}
+
+TOKEN_REQUEST: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "description": (
+                    "The client-credentials grant (RFC 6749 §4.4); the client authenticates"
+                    " with HTTP Basic or with `client_id` and `client_secret` here."
+                ),
+                "required": ["grant_type"],
+                "properties": {
+                    "grant_type": {"type": "string", "const": "client_credentials"},
+                    "client_id": {"type": "string"},
+                    "client_secret": {"type": "string"},
+                    "scope": {"type": "string", "description": "Space-separated scopes"},
+                },
+            }
+        }
+    },
+}
+
+TOKEN_RESPONSE: dict[str, Any] = {
+    "description": "An access token (RFC 6749 §5.1)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["access_token", "token_type", "expires_in", "scope"],
+                "properties": {
+                    "access_token": {"type": "string"},
+                    "token_type": {"type": "string"},
+                    "expires_in": {"type": "integer"},
+                    "scope": {"type": "string"},
+                },
+            }
+        }
     },
 }
 
@@ -123,18 +204,128 @@ def error_statuses(method: str, path: str, policy: str) -> list[int]:
     return sorted(statuses)
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def _error_response(status: int, oauth: bool = False) -> dict[str, Any]:
+    if not oauth:
+        return {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        }
+    either = {"anyOf": [{"$ref": OAUTH_ERROR_REF}, {"$ref": ERROR_REF}]}
     return {
-        "description": DESCRIPTIONS[status],
-        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        "description": "An RFC 6749 §5.2 error from the token endpoint, or from the edge: "
+        + DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": either}},
     }
 
 
-def document(generated: dict[str, Any]) -> dict[str, Any]:
-    """The generated document with security and error responses on every operation."""
+def _token_operation(operation: dict[str, Any]) -> None:
+    """The token endpoint's handler reads its body and writes its answer itself, so Litestar
+    documents neither; they are RFC 6749's."""
+    operation["requestBody"] = TOKEN_REQUEST
+    operation.setdefault("responses", {})["200"] = TOKEN_RESPONSE
+    for status in OAUTH_STATUSES:
+        operation["responses"][str(status)] = _error_response(status, oauth=True)
+
+
+LinkedResponse = tuple[str, str, str]  # (path, method, status) of a response that has links
+
+
+def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[str, Any]]:
+    """The OpenAPI links of the document, by response, from two rules; each link is named
+    by its target's operationId.
+
+    - Created objects: a ``POST`` on a collection (a path without parameters) that answers
+      201 creates an object whose ``id`` is the ``{id}`` of every operation on
+      ``{collection}/{id}`` and on the paths below it that take no other parameter.
+    - Versions: a ``GET`` whose 200 has an ``ETag`` links to the operations on the same path
+      that take ``If-Match``, with the same path parameters and that ETag.
+    """
+    found: dict[LinkedResponse, dict[str, Any]] = {}
+    for collection, item in paths.items():
+        create = item.get("post")
+        if "{" in collection or not isinstance(create, dict):
+            continue
+        if "201" not in create.get("responses", {}):
+            continue
+        member = f"{collection}/{{{ITEM_PARAMETER}}}"
+        created: dict[str, Any] = {}
+        for path, target_item in paths.items():
+            if path != member and not path.startswith(f"{member}/"):
+                continue
+            if path.count("{") != 1:
+                continue
+            for method, target in _operations(target_item):
+                created[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {f"path.{ITEM_PARAMETER}": "$response.body#/id"},
+                    "description": f"`{method.upper()} {path}` on the object just created",
+                }
+        if created:
+            found[(collection, "post", "201")] = created
+    for path, item in paths.items():
+        read = item.get("get")
+        if not isinstance(read, dict):
+            continue
+        if "ETag" not in read.get("responses", {}).get("200", {}).get("headers", {}):
+            continue
+        same = {f"path.{name}": f"$request.path.{name}" for name in _path_parameters(path)}
+        versioned: dict[str, Any] = {}
+        for method, target in _operations(item):
+            takes = {(p.get("in"), p.get("name")) for p in target.get("parameters", [])}
+            if ("header", "If-Match") in takes:
+                versioned[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {**same, "header.If-Match": "$response.header.ETag"},
+                    "description": f"`{method.upper()} {path}` on the version just read",
+                }
+        if versioned:
+            found[(path, "get", "200")] = versioned
+    return found
+
+
+def _operations(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (method, op)
+        for method in METHODS
+        if isinstance(op := item.get(method), dict) and "operationId" in op
+    ]
+
+
+def _path_parameters(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
+
+
+def request_types(app: Litestar) -> list[type[msgspec.Struct]]:
+    """The msgspec structs that the app's handlers decode request bodies into."""
+    found: dict[str, type[msgspec.Struct]] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            data = handler.parsed_fn_signature.parameters.get("data")
+            annotation = getattr(data, "annotation", None)
+            if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+                found[annotation.__name__] = annotation
+    return [found[name] for name in sorted(found)]
+
+
+def request_schemas(types: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
+    """msgspec's JSON Schema of request structs and of what they refer to, by name."""
+    _, components = msgspec.json.schema_components(
+        list(types), ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+def document(
+    generated: dict[str, Any], requests: Iterable[type[msgspec.Struct]] = ()
+) -> dict[str, Any]:
+    """The generated document with security and error responses on every operation, and
+    links from each creating operation to the operations on what it created, and from each
+    versioned read to the operations that take its version."""
     doc = copy.deepcopy(generated)
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components.setdefault("schemas", {}).update(request_schemas(requests))
+    components["schemas"]["Error"] = ERROR_SCHEMA
+    components["schemas"]["OAuthError"] = OAUTH_ERROR_SCHEMA
     scopes = sorted(
         {p for p in ROUTE_POLICIES.values() if p not in (PUBLIC, UNRECOGNIZED, OPERATOR)}
         - {AUTHENTICATED}
@@ -150,6 +341,10 @@ def document(generated: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in error_statuses(method, path, policy):
                 responses[str(status)] = _error_response(status)
+            if (method, path) == ("post", TOKEN_PATH):
+                _token_operation(operation)
+    for (path, method, answer), found in links(doc.get("paths", {})).items():
+        doc["paths"][path][method]["responses"][answer]["links"] = found
     return doc
 
 
@@ -162,5 +357,6 @@ class DocumentRenderPlugin(JsonRenderPlugin):
 
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:  # type: ignore[type-arg]
         if self._rendered is None:
-            self._rendered = self.render_json(request, document(openapi_schema))
+            requests = request_types(request.app)
+            self._rendered = self.render_json(request, document(openapi_schema, requests))
         return self._rendered

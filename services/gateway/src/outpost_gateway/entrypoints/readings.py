@@ -15,10 +15,7 @@ from outpost_gateway.entrypoints.rendering import ListOf, render_page
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
-Timestamp = Annotated[
-    str | None,
-    QueryParameter(description="RFC 3339 UTC, or the truncated form 20161130T162512Z"),
-]
+TIMESTAMP = "RFC 3339 UTC, or the truncated form 20161130T162512Z"
 
 
 @get("/api/v1/readings", tags=["readings"])
@@ -28,8 +25,10 @@ async def list_readings(
     backend: BackendDep,
     device_id: Annotated[UUID, QueryParameter(name="deviceId")],
     sensor: Annotated[str | None, QueryParameter()] = None,
-    from_: Annotated[Timestamp, QueryParameter(name="from")] = None,
-    to: Timestamp = None,
+    # one QueryParameter each: Litestar reads only the innermost of nested ones, so an alias
+    # beside a shared annotation was lost (the document said `from_`, which is refused)
+    from_: Annotated[str | None, QueryParameter(name="from", description=TIMESTAMP)] = None,
+    to: Annotated[str | None, QueryParameter(description=TIMESTAMP)] = None,
     limit: Limit = DEFAULT,
     after: After = None,
     order: Order = "ASC",
