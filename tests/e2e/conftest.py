@@ -28,7 +28,12 @@ from outpost_kit.dev.stack import DevStack
 _GENEROUS = 100_000
 
 
-def _raise_limits(dev: DevStack, org_ids: list[str]) -> None:
+def _raise_limits(
+    dev: DevStack,
+    org_ids: list[str],
+    per_minute: int = _GENEROUS,
+    categories: tuple[str, ...] = ("single", "list", "write"),
+) -> None:
     assert dev.pg is not None
 
     async def run() -> None:
@@ -38,11 +43,7 @@ def _raise_limits(dev: DevStack, org_ids: list[str]) -> None:
                 "INSERT INTO gateway.rate_limit_overrides (org_id, category, per_minute)"
                 " VALUES ($1, $2, $3) ON CONFLICT (org_id, category)"
                 " DO UPDATE SET per_minute = excluded.per_minute",
-                [
-                    (uuid.UUID(o), c, _GENEROUS)
-                    for o in org_ids
-                    for c in ("single", "list", "write")
-                ],
+                [(uuid.UUID(o), c, per_minute) for o in org_ids for c in categories],
             )
         finally:
             await conn.close()
@@ -74,10 +75,11 @@ def stack() -> Iterator[DevStack]:
 @pytest.fixture(scope="session")
 def raise_limits(stack: DevStack) -> Any:
     """Give an organization the operator's generous rate limits (for tests whose volume, not
-    whose limits, is the point); effective once the gateway's 1 s override cache expires."""
+    whose limits, is the point), or the limits given; effective once the gateways' 1 s
+    override cache expires."""
 
-    def apply(org_id: str) -> None:
-        _raise_limits(stack, [org_id])
+    def apply(org_id: str, per_minute: int = _GENEROUS, categories: tuple[str, ...] = ()) -> None:
+        _raise_limits(stack, [org_id], per_minute, categories or ("single", "list", "write"))
         time.sleep(1.5)
 
     return apply

@@ -94,6 +94,10 @@ def decide(category: Category, limit: int, count: int, now: float) -> Decision:
 
 
 MAX_LEASE = 64
+# A lease is at most this fraction of the limit (1/50 = 2%): counts a replica leased and no
+# longer needs are lost for the window, so with R replicas a credential can be refused at
+# most R * limit / 50 requests early (6% with three) — and never admitted past the limit.
+LEASE_FRACTION = 50
 
 
 @dataclass(slots=True)
@@ -128,11 +132,13 @@ def lease_size(
     (every request is counted in the store: exact across replicas); doubling while it is
     busy (the last lease ran out quickly); never more than a ``2 * replicas`` share of what is
     left under the limit, so leases shrink back to one near the limit and replicas strand
-    almost nothing; ``seen`` is the last count this replica saw for the window."""
+    almost nothing; never more than ``limit / LEASE_FRACTION``; ``seen`` is the last count
+    this replica saw for the window."""
     if not busy or cap <= 1:
         return 1
     headroom = limit - seen
-    return max(1, min(cap, previous * 2, headroom // (2 * max(1, replicas))))
+    most = min(cap, limit // LEASE_FRACTION, headroom // (2 * max(1, replicas)))
+    return max(1, min(previous * 2, most))
 
 
 def local_share(limit: int, replicas: int) -> int:
