@@ -119,18 +119,64 @@ def _wait_for(url: str, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far by each process of interest, from /proc (Linux), grouped:
+    each service, the bare endpoint, Postgres, nats-server and this load generator."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if not args:
+            continue
+        name = Path(args[0]).name
+        if name.startswith("postgres"):
+            group = "postgres"
+        elif name == "nats-server":
+            group = "nats-server"
+        elif int(pid) == os.getpid():
+            group = "load generator"
+        elif "--serve-bare" in args:
+            group = "bare endpoint"
+        elif len(args) > 1 and Path(args[1]).name.startswith("outpost-"):
+            group = Path(args[1]).name
+        else:
+            continue
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_rows(before: dict[str, float], after: dict[str, float], requests: int) -> list[str]:
+    used = {k: after[k] - before.get(k, 0.0) for k in after}
+    rows = [
+        f"  {name:<22}{seconds / requests * 1e6:>8,.0f} us/request"
+        for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])
+        if seconds / requests * 1e6 >= 5
+    ]
+    total = sum(used.values()) / requests * 1e6
+    return [*rows, f"  {'total':<22}{total:>8,.0f} us/request"]
+
+
 async def measure(
     targets: dict[str, tuple[int, bytes]], seconds: float, rates: list[float]
-) -> list[Result]:
+) -> tuple[list[Result], dict[str, list[str]]]:
     results: list[Result] = []
+    cpu: dict[str, list[str]] = {}
     for label, (port, request) in targets.items():  # warm both up
         await closed_loop(label, "127.0.0.1", port, request, 8, 2)
     for label, (port, request) in targets.items():
-        results.append(await closed_loop(label, "127.0.0.1", port, request, 32, seconds))
+        before = cpu_by_process()
+        result = await closed_loop(label, "127.0.0.1", port, request, 32, seconds)
+        cpu[label] = cpu_rows(before, cpu_by_process(), max(1, result.sent))
+        results.append(result)
     for rate in rates:
         for label, (port, request) in targets.items():
             results.append(await open_loop(label, "127.0.0.1", port, request, rate, seconds))
-    return results
+    return results, cpu
 
 
 def main() -> None:
@@ -194,7 +240,7 @@ def main() -> None:
             "platform (gateway)": (gport, build_request("127.0.0.1", gport, path, headers)),
         }
         rates = [float(r) for r in args.rates.split(",") if r]
-        results = asyncio.run(measure(targets, args.seconds, rates))
+        results, cpu = asyncio.run(measure(targets, args.seconds, rates))
         print(
             f"\nauthenticated GET /api/v1/devices/{{id}}, {args.seconds:.0f} s per run,"
             f" {os.cpu_count()} cores shared by every process\n"
@@ -202,6 +248,10 @@ def main() -> None:
         print(HEADER)
         for r in results:
             print(r.row())
+        print("\nCPU per request in the closed-loop runs, by process:")
+        for label, rows in cpu.items():
+            print(f" {label}")
+            print("\n".join(rows))
         closed = {r.label: r.rate for r in results if r.mode == "closed"}
         ratio = closed["platform (gateway)"] / closed["bare (monolith)"]
         print(f"\nplatform / bare, closed-loop requests/s: {ratio:.2f}x (target >= 0.70x)")
