@@ -16,10 +16,20 @@ from sqlalchemy import text
 from outpost_kit import ids
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
 
 pytestmark = pytest.mark.integration
+
+
+async def _create_counter(u: UnitOfWork, org: UUID, name: str) -> None:
+    await u.events.append(
+        org_id=org,
+        stream_id=ids.new_id(),
+        stream_type=STREAM_TYPE,
+        expected_version=0,
+        events=[CounterCreated(name=name)],
+    )
 
 
 async def _svc(db: KitDb) -> asyncpg.Connection:
@@ -28,13 +38,7 @@ async def _svc(db: KitDb) -> asyncpg.Connection:
 
 async def test_rls_audit_no_bypass(kitsvc_db: KitDb, uow: UnitOfWorkFactory, org: UUID) -> None:
     async with uow(org) as u:  # some rows, so "sees nothing" is not vacuous
-        await u.events.append(
-            org_id=org,
-            stream_id=ids.new_id(),
-            stream_type=STREAM_TYPE,
-            expected_version=0,
-            events=[CounterCreated(name="audited")],
-        )
+        await _create_counter(u, org, "audited")
         await u.commit()
     conn = await _svc(kitsvc_db)
     try:
@@ -97,13 +101,7 @@ async def test_rls_pool_mixed_tenants_never_leak(kitsvc_db: KitDb) -> None:
             return
         try:
             async with uow(org) as u:
-                await u.events.append(
-                    org_id=org,
-                    stream_id=ids.new_id(),
-                    stream_type=STREAM_TYPE,
-                    expected_version=0,
-                    events=[CounterCreated(name=f"t{i}")],
-                )
+                await _create_counter(u, org, f"t{i}")
                 await asyncio.sleep(rng.random() / 100)
                 rows = (await u.execute("SELECT org_id FROM counters")).all()
                 leaks.extend((org, r.org_id) for r in rows if r.org_id != org)
@@ -136,13 +134,7 @@ async def test_rls_pool_rollback_leaves_no_tenant_on_the_connection(kitsvc_db: K
     org = ids.new_id()
     try:
         async with uow(org) as u:
-            await u.events.append(
-                org_id=org,
-                stream_id=ids.new_id(),
-                stream_type=STREAM_TYPE,
-                expected_version=0,
-                events=[CounterCreated(name="kept")],
-            )
+            await _create_counter(u, org, "kept")
             await u.commit()
         backend_pids = set()
 
@@ -176,13 +168,7 @@ async def test_tenant_reads_see_one_tenant_and_leave_nothing_on_the_connection(
     tenants = [ids.new_id() for _ in range(4)]
     for org in tenants:
         async with uow(org) as u:
-            await u.events.append(
-                org_id=org,
-                stream_id=ids.new_id(),
-                stream_type=STREAM_TYPE,
-                expected_version=0,
-                events=[CounterCreated(name=f"read-{org}")],
-            )
+            await _create_counter(u, org, f"read-{org}")
             await u.commit()
     reads = await TenantReads.connect(kitsvc_db.dsn, kitsvc_db.schema, size=2)
     leaks: list[tuple[UUID, UUID]] = []
