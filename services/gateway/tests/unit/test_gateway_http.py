@@ -598,3 +598,78 @@ def test_version_headers_take_ascii_digits_only(
     assert caught.value.type is ErrorType.VALIDATION_ERROR
     assert [f.name for f in caught.value.fields] == [header]
     assert parse_if_match('W/"12"') == 12 and parse_expected_count("7") == 7
+
+
+def test_every_get_documents_the_odata_options_it_accepts(env: Env) -> None:
+    """API.md "Collections" and "Single resources" on every route, present and future: the
+    document lists the OData options on every collection and single-resource GET."""
+    schema = env.client.get("/api/v3/api-docs").json()
+    checked = 0
+    for path, item in schema["paths"].items():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        names = {p["name"] for p in operation.get("parameters", [])}
+        if "limit" in names:
+            assert {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count"} <= (
+                names
+            ), path
+            checked += 1
+        elif path.endswith("}"):
+            assert {"$select", "$expand"} <= names, path
+            checked += 1
+    assert checked >= 10
+
+
+def test_select_prunes_users_organizations_and_the_audit_log(env: Env) -> None:
+    from outpost_contracts.audit import LIST_AUDIT_LOG, AuditEntry
+    from outpost_contracts.identity import (
+        GET_ORGANIZATION,
+        GET_USER,
+        LIST_USERS,
+        OrganizationStatus,
+        OrganizationView,
+        Role,
+        UserView,
+    )
+
+    user = UserView(id=uuid4(), email="a@example.com", role=Role.ADMIN, created_at=T0)
+    env.backend.on(LIST_USERS, Page(data=[user], limit=50)).on(GET_USER, user)
+    h = bearer(env.world.full)
+    listed = env.client.get("/api/v1/users", params={"$select": "email"}, headers=h).json()
+    assert listed["data"] == [{"id": str(user.id), "email": "a@example.com"}]
+    one = env.client.get(f"/api/v1/users/{user.id}", params={"$select": "role"}, headers=h)
+    assert one.json() == {"id": str(user.id), "role": "admin"}
+    assert_error(
+        env.client.get("/api/v1/users", params={"$select": "password"}, headers=h),
+        400,
+        "validation_error",
+        "$select",
+    )
+
+    org = OrganizationView(
+        id=env.world.org_a, name="a", status=OrganizationStatus.ACTIVE, created_at=T0, version=1
+    )
+    env.backend.on(GET_ORGANIZATION, org)
+    got = env.client.get(
+        f"/api/v1/admin/organizations/{org.id}",
+        params={"$select": "name"},
+        headers=bearer(env.world.operator),
+    )
+    assert got.json() == {"id": str(org.id), "name": "a"}
+
+    entry = AuditEntry(
+        id=uuid4(),
+        service="devices",
+        type="devices.DeviceRegistered.v1",
+        stream_type="device",
+        stream_id=uuid4(),
+        version=1,
+        occurred_at=T0,
+    )
+    answers = iter([Page(data=[entry], limit=50)])  # one service has the entry, others none
+    env.backend.on(
+        LIST_AUDIT_LOG["devices"], lambda ctx, body: next(answers, Page(data=[], limit=50))
+    )
+    audit = env.client.get("/api/v1/audit-log", params={"$select": "type"}, headers=h).json()
+    assert audit["data"] == [{"id": str(entry.id), "type": "devices.DeviceRegistered.v1"}]

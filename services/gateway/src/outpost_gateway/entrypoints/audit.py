@@ -9,12 +9,14 @@ from litestar import Request, get
 
 from outpost_contracts.audit import LIST_AUDIT_LOG, AuditEntry, ListAuditLog
 from outpost_gateway.domain.audit import merge_pages
-from outpost_gateway.domain.query import parse_list_query
+from outpost_gateway.domain.query import parse_list_request
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list
+from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
+
+AUDIT_ENTRY = resource_of(AuditEntry)
 
 
 @get("/api/v1/audit-log", tags=["audit"])
@@ -30,10 +32,10 @@ async def list_audit_log(
     """Every change in the organization (who, what, when, request id), from the event stores
     of every service, newest last by default; filter on ``type``, ``streamType``,
     ``streamId``, ``occurredAt``, ``requestId``, ``actorId``, ``actorKind``."""
-    query = parse_list_query(list(request.query_params.multi_items()))
+    query, shape = parse_list_request(list(request.query_params.multi_items()), AUDIT_ENTRY)
     body = ListAuditLog(query=query)
     pages = await asyncio.gather(*(backend.call(op, ctx, body) for op in LIST_AUDIT_LOG.values()))
-    return render_list(merge_pages(pages, query), query)
+    return render_list(merge_pages(pages, query), query, shape)
 
 
 ROUTES = [list_audit_log]

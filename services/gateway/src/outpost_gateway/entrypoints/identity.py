@@ -42,16 +42,17 @@ from outpost_contracts.identity import (
     TokenIssued,
     UserView,
 )
-from outpost_gateway.domain.query import parse_list_query, parse_list_request
+from outpost_gateway.domain.query import parse_list_request, parse_single_request
 from outpost_gateway.entrypoints.errors import request_id_of
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
 
 ORGANIZATION = resource_of(OrganizationView)
 API_KEY = resource_of(ApiKeyView)
+USER = resource_of(UserView)
 
 
 @post("/api/v1/admin/organizations", tags=["organizations"])
@@ -77,8 +78,12 @@ async def list_organizations(
 
 
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
-async def get_organization(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> OrganizationView:
-    return await backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=id))
+async def get_organization(
+    id: FromPath[UUID], request: Req, ctx: Ctx, backend: BackendDep
+) -> OrganizationView:
+    shape = parse_single_request(list(request.query_params.multi_items()), ORGANIZATION)
+    view = await backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=id))
+    return render_one(view, shape)  # type: ignore[no-any-return]
 
 
 @post(
@@ -136,14 +141,16 @@ async def list_users(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[UserView]:
-    query = parse_list_query(list(request.query_params.multi_items()))
+    query, shape = parse_list_request(list(request.query_params.multi_items()), USER)
     page = await backend.call(LIST_USERS, ctx, ListUsers(query=query))
-    return render_list(page, query)
+    return render_list(page, query, shape)
 
 
 @get("/api/v1/users/{id:uuid}", tags=["users"])
-async def get_user(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> UserView:
-    return await backend.call(GET_USER, ctx, GetUser(id=id))
+async def get_user(id: FromPath[UUID], request: Req, ctx: Ctx, backend: BackendDep) -> UserView:
+    shape = parse_single_request(list(request.query_params.multi_items()), USER)
+    view = await backend.call(GET_USER, ctx, GetUser(id=id))
+    return render_one(view, shape)  # type: ignore[no-any-return]
 
 
 def anonymous_context(request: Req) -> RequestContext:

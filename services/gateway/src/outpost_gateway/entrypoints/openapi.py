@@ -315,6 +315,44 @@ def request_schemas(types: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
     return components
 
 
+# API.md "Collections" and "Single resources": the OData options every collection GET and
+# every single-resource GET accepts (the domain's parsers read them on every route).
+LIST_OPTIONS: dict[str, str] = {
+    "$filter": "OData filter, e.g. `name eq 'gw-1'`",
+    "$select": "Comma-separated fields to return (id always)",
+    "$expand": "Relations to expand, with nested `$select`",
+    "$orderby": "e.g. `createdAt desc`; pages with $skip",
+    "$top": "Page size, like limit",
+    "$skip": "Items to skip (≥ 0)",
+    "$count": "`true` to add totalCount",
+}
+SINGLE_OPTIONS = ("$select", "$expand")
+
+
+def _query_options(path: str, operation: dict[str, Any]) -> None:
+    """Document the OData options on every collection GET (it takes ``limit``) and every
+    single-resource GET (its path ends in a parameter), where the route did not."""
+    parameters = operation.setdefault("parameters", [])
+    names = {p.get("name") for p in parameters if isinstance(p, dict)}
+    if "limit" in names:
+        wanted = list(LIST_OPTIONS)
+    elif path.endswith("}"):
+        wanted = list(SINGLE_OPTIONS)
+    else:
+        return
+    for name in wanted:
+        if name not in names:
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": LIST_OPTIONS[name],
+                }
+            )
+
+
 def document(
     generated: dict[str, Any], requests: Iterable[type[msgspec.Struct]] = ()
 ) -> dict[str, Any]:
@@ -343,6 +381,8 @@ def document(
                 responses[str(status)] = _error_response(status)
             if (method, path) == ("post", TOKEN_PATH):
                 _token_operation(operation)
+            if method == "get":
+                _query_options(path, operation)
     for (path, method, answer), found in links(doc.get("paths", {})).items():
         doc["paths"][path][method]["responses"][answer]["links"] = found
     return doc
