@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import uvloop
 from litestar import Litestar
@@ -161,6 +161,15 @@ async def _purge_forever(store: GatewayStore) -> None:
         await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
+async def _forget_revoked_sessions_forever(cache: CredentialCache, retention: float) -> None:
+    """Drop revoked sessions whose tokens have all expired, once a minute."""
+    while True:
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        forgotten = cache.forget_revoked_sessions(now() - timedelta(seconds=retention))
+        if forgotten:
+            _log.info("forgot %d revoked sessions whose tokens have expired", forgotten)
+
+
 async def serve(settings: GatewaySettings) -> None:
     """Connect to NATS, start following identity events and serve HTTP until signalled."""
     from granian.constants import Interfaces
@@ -207,11 +216,15 @@ async def serve(settings: GatewaySettings) -> None:
         loop.add_signal_handler(sig, server.stop)
     follow = asyncio.create_task(follower.start())
     purge = asyncio.create_task(_purge_forever(store)) if store is not None else None
+    forget = asyncio.create_task(
+        _forget_revoked_sessions_forever(cache, settings.revoked_session_retention_seconds)
+    )
     try:
         _log.info("gateway listening on http://%s:%d", settings.host, settings.port)
         await server.serve()
     finally:
         follow.cancel()
+        forget.cancel()
         if purge is not None:
             purge.cancel()
         await follower.stop()

@@ -21,6 +21,9 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     catch_up_timeout_seconds: float = 30.0
     # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
     # unless the organization has an override in gateway.rate_limit_overrides.
+    # A revoked session is remembered this long after its revocation: at least the longest
+    # access-token lifetime identity issues (OUTPOST_IDENTITY_ACCESS_TOKEN_TTL_SECONDS, 15 min).
+    revoked_session_retention_seconds: float = 3600.0
     ratelimit_enabled: bool = True
     # granian: pending connections the kernel queues, and requests taken in at once. Past
     # the backpressure limit granian holds requests back, and under overload it starved

@@ -145,3 +145,18 @@ def test_revoked_sessions_and_retired_keys(world: dict[str, Any]) -> None:
     retire = SigningKeyRetired(kid=KID, verify_until=now - timedelta(seconds=1))
     evolve(cache, envelope(PLATFORM_ORG_ID, uuid4(), retire))
     _refused(world, token)
+
+
+def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(
+    world: dict[str, Any],
+) -> None:
+    cache: CredentialCache = world["cache"]
+    claims = _claims()
+    token = jwt.encode(claims, world["key"], algorithm="EdDSA", headers={"kid": KID})
+    sid = UUID(claims["sid"])
+    revoked = envelope(uuid4(), sid, SessionRevoked(reason="logout"))
+    evolve(cache, revoked)
+    assert cache.forget_revoked_sessions(revoked.occurred_at) == 0  # not before it
+    _refused(world, token)
+    assert cache.forget_revoked_sessions(revoked.occurred_at + timedelta(seconds=1)) == 1
+    assert not cache.session_revoked(sid) and cache.revoked_sessions == {}

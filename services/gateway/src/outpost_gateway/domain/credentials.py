@@ -61,9 +61,10 @@ class SigningKeyRecord:
 class CredentialCache:
     keys: dict[str, KeyRecord] = field(default_factory=dict)  # by lookup prefix
     signing_keys: dict[str, SigningKeyRecord] = field(default_factory=dict)  # by kid
-    # Revoked session ids. Kept for the process's life: a session's access tokens live minutes,
-    # so pruning by age is possible later, but the set is small (one id per logout).
-    revoked_sessions: set[UUID] = field(default_factory=set)
+    # Revoked session ids and when they were revoked. Identity issues no token for a revoked
+    # session, so once every token issued before the revocation has expired (access tokens
+    # live minutes) the entry is dropped: ``forget_revoked_sessions``.
+    revoked_sessions: dict[UUID, datetime] = field(default_factory=dict)
     # Deleted OAuth clients (by stream id): their access tokens are refused from the event on.
     deleted_clients: set[UUID] = field(default_factory=set)
     organizations: set[UUID] = field(default_factory=set)
@@ -78,6 +79,13 @@ class CredentialCache:
 
     def session_revoked(self, session_id: UUID) -> bool:
         return session_id in self.revoked_sessions
+
+    def forget_revoked_sessions(self, revoked_before: datetime) -> int:
+        """Drop sessions revoked before ``revoked_before``; returns how many."""
+        old = [sid for sid, at in self.revoked_sessions.items() if at < revoked_before]
+        for sid in old:
+            del self.revoked_sessions[sid]
+        return len(old)
 
     def client_deleted(self, client: UUID) -> bool:
         return client in self.deleted_clients
@@ -135,7 +143,7 @@ def evolve(cache: CredentialCache, envelope: EventEnvelope) -> CredentialCache:
                 verify_until=event.verify_until,
             )
     elif isinstance(event, SessionRevoked):
-        cache.revoked_sessions.add(envelope.stream_id)
+        cache.revoked_sessions[envelope.stream_id] = envelope.occurred_at
     elif isinstance(event, OAuthClientDeleted):
         cache.deleted_clients.add(envelope.stream_id)
     elif isinstance(event, OrganizationCreated):
