@@ -3,6 +3,11 @@
 endpoint on the same HTTP server (granian, embedded) that checks the same API key and reads
 the same row with asyncpg — what a monolith would do.
 
+A third target measures what the hop alone costs: a "minimal hop" whose front is the same
+Litestar endpoint doing the same credential check and one raw nats-py request, answered by a
+raw nats-py responder that reads the row the same way — the platform's path without its
+conventions (rate limits, policy table, tracing, typed envelopes, request limits).
+
 Closed-loop maximum throughput, then open-loop fixed offered loads with p50/p99 measured
 from each request's scheduled time. Target (PERFORMANCE.md): the platform >= 0.7x the bare
 endpoint's requests/s, p99 <= 10 ms at 1,000 requests/s.
@@ -30,7 +35,7 @@ from uuid import UUID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from loadgen import HEADER, Result, build_request, closed_loop, open_loop
 
@@ -47,20 +52,15 @@ SELECT_DEVICE = (
 )
 
 BARE: dict[str, Any] = {}
+HOP_SUBJECT = "bench.hop.device"
+TASKS: set[asyncio.Task[None]] = set()
 
 
-@get("/api/v1/devices/{device_id:uuid}")
-async def bare_device(request: Request[Any, Any, Any], device_id: UUID) -> DeviceView:
-    """The monolith baseline: same credential check, same row, same HTTP server."""
-    token = request.headers.get("authorization", "").removeprefix("Bearer ")
-    found = BARE["keys"].get(lookup_prefix(token) or "")
-    if found is None or not verify_key(token, found[0]):
-        raise NotAuthorizedException()
-    reads: TenantReads = BARE["reads"]
-    async with reads(found[1]) as conn:
+async def read_device(reads: TenantReads, org_id: UUID, device_id: UUID) -> DeviceView | None:
+    async with reads(org_id) as conn:
         row = await conn.fetchrow(SELECT_DEVICE, device_id)
     if row is None:
-        raise NotFoundException()
+        return None
     return DeviceView(
         id=row["id"],
         name=row["name"],
@@ -76,22 +76,90 @@ async def bare_device(request: Request[Any, Any, Any], device_id: UUID) -> Devic
     )
 
 
-def serve_bare(port: int, dsn: str, key_hash: str, prefix: str, org: str) -> None:
+def check_credential(request: Request[Any, Any, Any]) -> UUID:
+    """The same API-key check as the gateway's (prefix lookup, hash compare): the org id."""
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    found = BARE["keys"].get(lookup_prefix(token) or "")
+    if found is None or not verify_key(token, found[0]):
+        raise NotAuthorizedException()
+    org_id: UUID = found[1]
+    return org_id
+
+
+@get("/api/v1/devices/{device_id:uuid}")
+async def bare_device(request: Request[Any, Any, Any], device_id: UUID) -> DeviceView:
+    """The monolith baseline: same credential check, same row, same HTTP server."""
+    view = await read_device(BARE["reads"], check_credential(request), device_id)
+    if view is None:
+        raise NotFoundException()
+    return view
+
+
+@get("/api/v1/devices/{device_id:uuid}", name="hop_device")
+async def hop_device(request: Request[Any, Any, Any], device_id: UUID) -> Response[bytes]:
+    """The minimal hop's front: the same check, then one raw nats-py request to a responder
+    that reads the row (no rate limits, policy table, tracing, typed envelopes)."""
+    org_id = check_credential(request)
+    msg = await BARE["nc"].request(HOP_SUBJECT, org_id.bytes + device_id.bytes, timeout=5)
+    if not msg.data:
+        raise NotFoundException()
+    return Response(msg.data, media_type="application/json")
+
+
+def _serve(port: int, handler: Any, startup: Any) -> None:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    BARE["keys"] = {prefix: (key_hash, UUID(org))}
-
-    async def startup() -> None:
-        BARE["reads"] = await TenantReads.connect(dsn, "devices")
-
-    app = Litestar([bare_device], on_startup=[startup])
+    app = Litestar([handler], on_startup=[startup])
 
     async def main() -> None:
         server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI)
         await server.serve()
 
     import uvloop
+
+    uvloop.run(main())
+
+
+def serve_bare(port: int, dsn: str, key_hash: str, prefix: str, org: str) -> None:
+    BARE["keys"] = {prefix: (key_hash, UUID(org))}
+
+    async def startup() -> None:
+        BARE["reads"] = await TenantReads.connect(dsn, "devices")
+
+    _serve(port, bare_device, startup)
+
+
+def serve_hop_front(port: int, nats_url: str, key_hash: str, prefix: str, org: str) -> None:
+    import nats
+
+    BARE["keys"] = {prefix: (key_hash, UUID(org))}
+
+    async def startup() -> None:
+        BARE["nc"] = await nats.connect(nats_url)
+
+    _serve(port, hop_device, startup)
+
+
+def serve_hop_responder(dsn: str, nats_url: str) -> None:
+    import nats
+    import uvloop
+
+    async def main() -> None:
+        reads = await TenantReads.connect(dsn, "devices")
+        nc = await nats.connect(nats_url)
+
+        async def answer(msg: Any) -> None:
+            view = await read_device(reads, UUID(bytes=msg.data[:16]), UUID(bytes=msg.data[16:]))
+            await msg.respond(msgspec.json.encode(view) if view is not None else b"")
+
+        async def callback(msg: Any) -> None:  # each request in its own task, as the kit's
+            task = asyncio.get_running_loop().create_task(answer(msg))
+            TASKS.add(task)
+            task.add_done_callback(TASKS.discard)
+
+        await nc.subscribe(HOP_SUBJECT, cb=callback)
+        await asyncio.Event().wait()
 
     uvloop.run(main())
 
@@ -104,6 +172,18 @@ def _http(method: str, url: str, key: str, body: dict[str, Any] | None = None) -
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def _create_device(gateway: str, key: str, seconds: float = 30) -> Any:
+    """The bench's device, once the gateway's credential cache has the demo key."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _http("POST", f"{gateway}/api/v1/devices", key, {"name": f"bench-{os.getpid()}"})
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _wait_for(url: str, seconds: float = 30) -> None:
@@ -119,9 +199,26 @@ def _wait_for(url: str, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def cpu_by_process() -> dict[str, float]:
-    """CPU seconds used so far by each process of interest, from /proc (Linux), grouped:
-    each service, the bare endpoint, Postgres, nats-server and this load generator."""
+def _ours(pid: str, args: list[str], ppid: str, base: Path) -> bool:
+    """A process of this run: this one, one it started, or one of its stack (started in, or
+    configured under, the stack's directory; Postgres backends by their postmaster)."""
+    if int(pid) == os.getpid() or int(ppid) == os.getpid():
+        return True
+    if any(str(base) in a for a in args):
+        return True
+    try:
+        if Path(f"/proc/{pid}/cwd").resolve() == base.resolve():
+            return True
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(base).encode() in parent
+
+
+def cpu_by_process(base: Path) -> dict[str, float]:
+    """CPU seconds used so far by each process of this run, from /proc (Linux), grouped:
+    each service, the bare endpoint, the minimal hop, Postgres, nats-server and this load
+    generator. Processes of other runs on the machine are left out."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -131,7 +228,7 @@ def cpu_by_process() -> dict[str, float]:
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in argv if a]
-        if not args:
+        if not args or not _ours(pid, args, fields[1], base):
             continue
         name = Path(args[0]).name
         if name.startswith("postgres"):
@@ -142,6 +239,10 @@ def cpu_by_process() -> dict[str, float]:
             group = "load generator"
         elif "--serve-bare" in args:
             group = "bare endpoint"
+        elif "--serve-hop-front" in args:
+            group = "hop front"
+        elif "--serve-hop-responder" in args:
+            group = "hop responder"
         elif len(args) > 1 and Path(args[1]).name.startswith("outpost-"):
             group = Path(args[1]).name
         else:
@@ -162,16 +263,16 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], requests: int) -
 
 
 async def measure(
-    targets: dict[str, tuple[int, bytes]], seconds: float, rates: list[float]
+    targets: dict[str, tuple[int, bytes]], seconds: float, rates: list[float], base: Path
 ) -> tuple[list[Result], dict[str, list[str]]]:
     results: list[Result] = []
     cpu: dict[str, list[str]] = {}
     for label, (port, request) in targets.items():  # warm both up
         await closed_loop(label, "127.0.0.1", port, request, 8, 2)
     for label, (port, request) in targets.items():
-        before = cpu_by_process()
+        before = cpu_by_process(base)
         result = await closed_loop(label, "127.0.0.1", port, request, 32, seconds)
-        cpu[label] = cpu_rows(before, cpu_by_process(), max(1, result.sent))
+        cpu[label] = cpu_rows(before, cpu_by_process(base), max(1, result.sent))
         results.append(result)
     for rate in rates:
         for label, (port, request) in targets.items():
@@ -184,7 +285,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rates", default="250,500,1000")
     parser.add_argument("--serve-bare", nargs=5, metavar=("PORT", "DSN", "HASH", "PREFIX", "ORG"))
+    parser.add_argument(
+        "--serve-hop-front", nargs=5, metavar=("PORT", "NATS", "HASH", "PREFIX", "ORG")
+    )
+    parser.add_argument("--serve-hop-responder", nargs=2, metavar=("DSN", "NATS"))
     args = parser.parse_args()
+    if args.serve_hop_front:
+        port, nats_url, key_hash, prefix, org = args.serve_hop_front
+        serve_hop_front(int(port), nats_url, key_hash, prefix, org)
+        return
+    if args.serve_hop_responder:
+        serve_hop_responder(*args.serve_hop_responder)
+        return
     if args.serve_bare:
         port, dsn, key_hash, prefix, org = args.serve_bare
         serve_bare(int(port), dsn, key_hash, prefix, org)
@@ -206,41 +318,40 @@ def main() -> None:
         mqtt_port=None,
         log_sink=open(os.devnull, "w"),  # noqa: SIM115 - open as long as the stack runs
     )
-    bare: subprocess.Popen[bytes] | None = None
+    helpers: list[subprocess.Popen[bytes]] = []
     try:
         creds = stack.start()
         gateway = creds["gatewayUrl"]
         key = creds["organization"]["apiKey"]
-        device = _http("POST", f"{gateway}/api/v1/devices", key, {"name": f"bench-{os.getpid()}"})
+        device = _create_device(gateway, key)
         state = json.loads((base / "dev-state.json").read_text())
         secrets = json.loads((base / "secrets.json").read_text())
         password = secrets.get("devices") or secrets["passwords"]["devices"]
         dsn = f"postgresql://outpost_devices:{password}@127.0.0.1:{state['postgresPort']}/outpost"
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve-bare",
-                str(bare_port),
-                dsn,
-                hash_key(key),
-                lookup_prefix(key) or "",
-                creds["organization"]["id"],
-            ],
-        )
+        credential = [hash_key(key), lookup_prefix(key) or "", creds["organization"]["id"]]
+        bare_port, hop_port = free_port(), free_port()
+        for argv in (
+            ["--serve-bare", str(bare_port), dsn, *credential],
+            ["--serve-hop-responder", dsn, creds["natsUrl"]],
+            ["--serve-hop-front", str(hop_port), creds["natsUrl"], *credential],
+        ):
+            helpers.append(subprocess.Popen([sys.executable, __file__, *argv]))
         path = f"/api/v1/devices/{device['id']}"
-        _wait_for(f"http://127.0.0.1:{bare_port}/")
-        assert _http("GET", f"http://127.0.0.1:{bare_port}{path}", key)["id"] == device["id"]
-        assert _http("GET", f"{gateway}{path}", key)["id"] == device["id"]
         gport = int(gateway.rsplit(":", 1)[1])
+        for port in (bare_port, hop_port, gport):
+            _wait_for(f"http://127.0.0.1:{port}/")
+            assert _http("GET", f"http://127.0.0.1:{port}{path}", key)["id"] == device["id"]
         headers = {"Authorization": f"Bearer {key}"}
         targets = {
-            "bare (monolith)": (bare_port, build_request("127.0.0.1", bare_port, path, headers)),
-            "platform (gateway)": (gport, build_request("127.0.0.1", gport, path, headers)),
+            label: (port, build_request("127.0.0.1", port, path, headers))
+            for label, port in (
+                ("bare (monolith)", bare_port),
+                ("minimal hop", hop_port),
+                ("platform (gateway)", gport),
+            )
         }
         rates = [float(r) for r in args.rates.split(",") if r]
-        results, cpu = asyncio.run(measure(targets, args.seconds, rates))
+        results, cpu = asyncio.run(measure(targets, args.seconds, rates, base))
         print(
             f"\nauthenticated GET /api/v1/devices/{{id}}, {args.seconds:.0f} s per run,"
             f" {os.cpu_count()} cores shared by every process\n"
@@ -254,7 +365,9 @@ def main() -> None:
             print("\n".join(rows))
         closed = {r.label: r.rate for r in results if r.mode == "closed"}
         ratio = closed["platform (gateway)"] / closed["bare (monolith)"]
+        hop = closed["minimal hop"] / closed["bare (monolith)"]
         print(f"\nplatform / bare, closed-loop requests/s: {ratio:.2f}x (target >= 0.70x)")
+        print(f"minimal hop / bare (what the hop alone costs): {hop:.2f}x")
         for r in results:
             if r.mode == "open" and r.label.startswith("platform") and r.offered == 1000:
                 print(
@@ -262,9 +375,9 @@ def main() -> None:
                     " (target <= 10 ms)"
                 )
     finally:
-        if bare is not None:
-            bare.terminate()
-            bare.wait(10)
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(10)
         stack.stop()
         shutil.rmtree(base, ignore_errors=True)
 
