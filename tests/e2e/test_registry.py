@@ -230,3 +230,52 @@ def test_sites_groups_devices_and_sensors(tenants: Any, http: httpx.Client) -> N
         "devices.SensorRemoved.v1",
     ]
     assert sensor_log[0]["streamType"] == "sensor" and sensor_log[0]["data"]["unit"] == "C"
+
+
+def test_bulk_changes_and_decommissioned_devices(tenants: Any, http: httpx.Client) -> None:
+    org = tenants.org("registry-bulk")
+    auth = bearer(tenants.key(org["id"])["key"])
+    group = _created(http.post("/api/v1/device-groups", json={"name": "fleet"}, headers=auth))
+    devs = [
+        _created(
+            http.post(
+                "/api/v1/devices",
+                json={"name": f"m-{i}", "deviceType": "meter", "groupId": group["id"]},
+                headers=auth,
+            )
+        )
+        for i in range(2)
+    ]
+    # A bulk PATCH is checked like a single one: nothing changes.
+    unknown = "01900000-0000-7000-8000-000000000000"
+    bulk = http.patch(
+        "/api/v1/devices",
+        params={"deviceType": "meter"},
+        json={"siteId": unknown},
+        headers={**auth, "X-Expected-Count": "2"},
+    )
+    _error(bulk, 400, "validation_error", "siteId")
+    site = _created(http.post("/api/v1/sites", json={"name": "plant"}, headers=auth))
+    bulk = http.patch(
+        "/api/v1/devices",
+        params={"groupId": group["id"]},
+        json={"siteId": site["id"]},
+        headers={**auth, "X-Expected-Count": "2"},
+    )
+    assert bulk.status_code == 200 and bulk.json()["changed"] == 2, bulk.text
+    listed = http.get(
+        "/api/v1/devices", params={"$filter": f"siteId eq {site['id']}"}, headers=auth
+    )
+    assert sorted(_ids(listed)) == sorted(d["id"] for d in devs)
+
+    # A decommissioned device takes no new sensor and no longer holds its site or group.
+    for dev in devs:
+        assert http.delete(f"/api/v1/devices/{dev['id']}", headers=auth).status_code == 204
+    late = http.post("/api/v1/sensors", json={"deviceId": devs[0]["id"], "key": "t"}, headers=auth)
+    _error(late, 409, "conflict")
+    renamed = http.patch(f"/api/v1/device-groups/{group['id']}", json={"name": "old"}, headers=auth)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "old"
+    assert http.delete(f"/api/v1/device-groups/{group['id']}", headers=auth).status_code == 204
+    assert http.delete(f"/api/v1/sites/{site['id']}", headers=auth).status_code == 204
+    # The names are free again.
+    _created(http.post("/api/v1/sites", json={"name": "plant"}, headers=auth))
