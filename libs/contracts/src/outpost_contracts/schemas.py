@@ -18,12 +18,14 @@ from outpost_contracts import (
     identity,
     query,
     readings,
+    registry,
 )
 from outpost_contracts.base import Contract, Event, Request
 
 MODULES: tuple[ModuleType, ...] = (
     identity,
     devices,
+    registry,
     readings,
     alerting,
     exports,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from outpost_contracts import devices
+from outpost_contracts import devices, registry
+from outpost_contracts.base import Event
 from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.app.handlers import Deps
 from outpost_devices.entrypoints import rpc
@@ -10,7 +11,12 @@ from outpost_devices.settings import DevicesSettings
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
 
-EVENT_TYPES = (devices.DeviceRegistered, devices.DeviceUpdated, devices.DeviceDecommissioned)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    devices.DeviceRegistered,
+    devices.DeviceUpdated,
+    devices.DeviceDecommissioned,
+    *registry.EVENT_TYPES,
+)
 
 
 async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:

@@ -13,12 +13,15 @@ from outpost_contracts.devices import (
     DeviceUpdated,
 )
 from outpost_contracts.envelope import EventEnvelope
+from outpost_devices.adapters.registry_projections import RegistryProjector
 
 _encode = msgspec.json.encode
 
 
 class DevicesProjector:
     async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        if e.stream_type != "device":  # sites, groups… have projectors of their own
+            return
         data = e.data
         if isinstance(data, DeviceRegistered):
             await conn.execute(
@@ -92,4 +95,4 @@ class DevicesProjector:
             )
 
 
-PROJECTORS = (DevicesProjector(),)
+PROJECTORS = (DevicesProjector(), RegistryProjector())

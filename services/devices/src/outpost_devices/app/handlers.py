@@ -22,6 +22,7 @@ from outpost_contracts.errors import (
 from outpost_contracts.query import Node, Page
 from outpost_contracts.rpc import Operation
 from outpost_devices.adapters import queries
+from outpost_devices.app.references import patched, require_site_and_group
 from outpost_devices.domain import devices
 from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import compile_filter, list_page
@@ -49,6 +50,7 @@ async def create_device(deps: Deps, ctx: RequestContext, cmd: api.CreateDevice) 
         ).first()
         if taken is not None:
             raise Conflict(f"a device named '{cmd.name}' already exists")
+        await require_site_and_group(uow, cmd.site_id, cmd.group_id)
         try:
             await aggregate.execute(
                 uow,
@@ -145,6 +147,7 @@ async def update_device(deps: Deps, ctx: RequestContext, cmd: api.UpdateDevice) 
         await _require_device(uow, cmd.id)
         if isinstance(cmd.patch.name, str):
             await _name_free(uow, cmd.patch.name, cmd.id)
+        await require_site_and_group(uow, patched(cmd.patch.site_id), patched(cmd.patch.group_id))
         try:
             await _execute(uow, ctx, cmd.id, cmd.patch, cmd.expected_version)
         except IntegrityError as exc:  # a concurrent change took the name first
@@ -195,6 +198,8 @@ async def _bulk(
                 " nothing was changed",
                 details={"expectedCount": expected, "actualCount": matched},
             )
+        if isinstance(command, api.DevicePatch):
+            await require_site_and_group(uow, patched(command.site_id), patched(command.group_id))
         changed = 0
         for row in rows:
             if await _execute(uow, ctx, row.id, command):

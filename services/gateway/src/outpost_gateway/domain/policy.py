@@ -68,6 +68,27 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/devices/{id}"): "devices:write",  # decommission
     ("PATCH", "/api/v1/devices"): "devices:write",  # guarded bulk change (X-Expected-Count)
     ("DELETE", "/api/v1/devices"): "devices:write",  # guarded bulk decommission
+    # the registry beside devices: sites, device groups, components, sensors
+    ("POST", "/api/v1/sites"): "devices:write",
+    ("GET", "/api/v1/sites"): "devices:read",
+    ("GET", "/api/v1/sites/{id}"): "devices:read",
+    ("PATCH", "/api/v1/sites/{id}"): "devices:write",
+    ("DELETE", "/api/v1/sites/{id}"): "devices:write",
+    ("POST", "/api/v1/device-groups"): "devices:write",
+    ("GET", "/api/v1/device-groups"): "devices:read",
+    ("GET", "/api/v1/device-groups/{id}"): "devices:read",
+    ("PATCH", "/api/v1/device-groups/{id}"): "devices:write",
+    ("DELETE", "/api/v1/device-groups/{id}"): "devices:write",
+    ("POST", "/api/v1/components"): "devices:write",
+    ("GET", "/api/v1/components"): "devices:read",
+    ("GET", "/api/v1/components/{id}"): "devices:read",
+    ("PATCH", "/api/v1/components/{id}"): "devices:write",
+    ("DELETE", "/api/v1/components/{id}"): "devices:write",
+    ("POST", "/api/v1/sensors"): "devices:write",
+    ("GET", "/api/v1/sensors"): "devices:read",
+    ("GET", "/api/v1/sensors/{id}"): "devices:read",
+    ("PATCH", "/api/v1/sensors/{id}"): "devices:write",
+    ("DELETE", "/api/v1/sensors/{id}"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store
