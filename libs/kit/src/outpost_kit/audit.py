@@ -37,8 +37,10 @@ EVENTS = Collection(
     id_column="event_id",
 )
 
-# Credential material never leaves in an audit entry, even hashed.
-_SECRET = re.compile(r"(hash|secret|password|token|key)$", re.IGNORECASE)
+# Credential material never leaves in an audit entry, even hashed: fields named like a hash,
+# a secret, a password or a token, and compound keys (``apiKey``, ``privateKey``, ``caKey``).
+# A bare ``key`` is a name (a sensor's or a tag's key) and stays.
+_SECRET = re.compile(r"(?i:hash|secret|password|token)$|.Key$")
 
 
 def _scrub(data: dict[str, Any]) -> dict[str, Any]:
