@@ -16,6 +16,7 @@ from outpost_contracts import (
     errors,
     exports,
     identity,
+    provisioning,
     query,
     readings,
 )
@@ -24,6 +25,7 @@ from outpost_contracts.base import Contract, Event, Request
 MODULES: tuple[ModuleType, ...] = (
     identity,
     devices,
+    provisioning,
     readings,
     alerting,
     exports,
