@@ -31,7 +31,15 @@ from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
-from outpost_gateway.entrypoints import audit, devices, identity, oauth, platform, readings
+from outpost_gateway.entrypoints import (
+    audit,
+    devices,
+    identity,
+    oauth,
+    platform,
+    provisioning,
+    readings,
+)
 from outpost_gateway.entrypoints.bounds import Bounds
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
@@ -97,6 +105,7 @@ def create_app(
             *identity.ROUTES,
             *oauth.ROUTES,
             *devices.ROUTES,
+            *provisioning.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,
         ],

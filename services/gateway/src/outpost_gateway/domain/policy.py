@@ -68,6 +68,16 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/devices/{id}"): "devices:write",  # decommission
     ("PATCH", "/api/v1/devices"): "devices:write",  # guarded bulk change (X-Expected-Count)
     ("DELETE", "/api/v1/devices"): "devices:write",  # guarded bulk decommission
+    # provisioning
+    ("POST", "/api/v1/devices/registration/tokens"): "devices:write",
+    ("GET", "/api/v1/devices/registration/tokens"): "devices:read",
+    ("DELETE", "/api/v1/devices/registration/tokens/{id}"): "devices:write",
+    ("POST", "/api/v1/devices/provision"): PUBLIC,  # the registration token is the credential
+    # the current certificate and a signature with its key are the credential
+    ("POST", "/api/v1/devices/certificates/renew"): PUBLIC,
+    ("GET", "/api/v1/devices/ca"): "devices:read",
+    ("GET", "/api/v1/devices/{id}/certificates"): "devices:read",
+    ("POST", "/api/v1/devices/{id}/certificates/{serial}/revoke"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store
@@ -89,6 +99,7 @@ def policy_for(method: str, path_template: str) -> str | None:
 SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
     {
         "/api/v1/organizations/current",
+        "/api/v1/devices/ca",
     }
 )
 
