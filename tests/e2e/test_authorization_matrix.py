@@ -22,7 +22,13 @@ from outpost_contracts.tokens import ROLE_SCOPES
 pytestmark = pytest.mark.e2e
 
 METHODS = ("get", "post", "put", "patch", "delete")
-PUBLIC_PREFIXES = ("/auth/oauth/token", "/api/v1/auth/login", "/api/v1/auth/refresh")
+PUBLIC_PREFIXES = (
+    "/auth/oauth/token",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/devices/provision",  # the registration token is the credential
+    "/api/v1/devices/certificates/renew",  # the current certificate and key are
+)
 
 
 def covers(granted: str, required: str) -> bool:

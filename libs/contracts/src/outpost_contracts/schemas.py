@@ -16,6 +16,7 @@ from outpost_contracts import (
     errors,
     exports,
     identity,
+    provisioning,
     query,
     readings,
     registry,
@@ -25,6 +26,7 @@ from outpost_contracts.base import Contract, Event, Request
 MODULES: tuple[ModuleType, ...] = (
     identity,
     devices,
+    provisioning,
     registry,
     readings,
     alerting,

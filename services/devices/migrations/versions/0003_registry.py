@@ -9,7 +9,7 @@ from alembic import op
 from outpost_kit.db import ddl
 
 revision = "0003_registry"
-down_revision = "0001"
+down_revision = "0002_provisioning"
 branch_labels = None
 depends_on = None
 

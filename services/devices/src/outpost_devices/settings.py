@@ -1,7 +1,18 @@
 from __future__ import annotations
 
-from outpost_kit.settings import CommonSettings
+from outpost_kit.settings import CommonSettings, Secret
 
 
 class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_DEVICES_*``."""
+
+    # Fernet key(s) (urlsafe base64 of 32 bytes) encrypting the organizations' CA keys at
+    # rest; several, comma-separated, during a rotation (the first encrypts; docs/runbook.md).
+    # Without it devices serves everything but tokens and provisioning (503).
+    ca_encryption_key: Secret | None = None
+    registration_token_ttl_seconds: int = 24 * 3600
+    certificate_validity_seconds: int = 30 * 24 * 3600
+    # What a provisioned device is told (the gateway's and the broker's public addresses).
+    public_api_url: str = ""
+    public_nats_url: str = ""
+    public_mqtt_url: str = ""

@@ -37,6 +37,7 @@ from outpost_gateway.entrypoints import (
     identity,
     oauth,
     platform,
+    provisioning,
     readings,
     registry,
 )
@@ -106,6 +107,7 @@ def create_app(
             *oauth.ROUTES,
             *devices.ROUTES,
             *registry.ROUTES,
+            *provisioning.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,
         ],

@@ -166,6 +166,10 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         ("GET", "/api/v1/devices/{id}"),
         ("PATCH", "/api/v1/devices/{id}"),
         ("DELETE", "/api/v1/devices/{id}"),
+        ("GET", "/api/v1/devices/{id}/certificates"),
+    }
+    assert linked("/api/v1/devices/registration/tokens") == {
+        ("DELETE", "/api/v1/devices/registration/tokens/{id}")
     }
     assert linked("/api/v1/admin/organizations") == {
         ("GET", "/api/v1/admin/organizations/{id}"),
@@ -182,7 +186,13 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         "ApiV1DevicesIdUpdateDevice",
         "ApiV1DevicesIdDecommissionDevice",
     }
-    creating = {p for m, p, op in operations(doc) if m == "POST" and "201" in op["responses"]}
+    # Provisioning and renewal answer 201 with a certificate (no `id`, no collection below).
+    not_collections = {"/api/v1/devices/provision", "/api/v1/devices/certificates/renew"}
+    creating = {
+        p
+        for m, p, op in operations(doc)
+        if m == "POST" and "201" in op["responses"] and p not in not_collections
+    }
     with_links = {p for p in creating if "links" in doc["paths"][p]["post"]["responses"]["201"]}
     assert with_links == creating
     # every 201 body that a link reads has the `id` it reads

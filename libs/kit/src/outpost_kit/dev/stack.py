@@ -54,6 +54,7 @@ LOCK_NAME = "dev.lock"
 STATE_NAME = "dev-state.json"
 SECRETS_NAME = "secrets.json"
 KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
+CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
 CREDENTIALS_NAME = "dev-credentials.json"
 
 _TAG_WIDTH = max(len(name) for name in (*ALL_SERVICES, "dev")) + 2
@@ -456,6 +457,10 @@ class DevStack:
             # kept with the passwords so a restarted stack can still open its keys.
             stored[KEY_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
             missing.append(KEY_ENCRYPTION_KEY)
+        if not stored.get(CA_ENCRYPTION_KEY):
+            # The same kind of key for the devices service's per-organization CA keys.
+            stored[CA_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            missing.append(CA_ENCRYPTION_KEY)
         if missing or (path.stat().st_mode & 0o077):
             _write_private(path, json.dumps(stored, indent=2) + "\n")
         return stored
@@ -541,6 +546,11 @@ class DevStack:
                 env[prefix + "DATABASE_URL"] = service_dsn(admin_dsn, service, passwords[service])
             if service == "identity":
                 env[prefix + "KEY_ENCRYPTION_KEY"] = passwords[KEY_ENCRYPTION_KEY]
+            if service == "devices":
+                env[prefix + "CA_ENCRYPTION_KEY"] = passwords[CA_ENCRYPTION_KEY]
+                env[prefix + "PUBLIC_API_URL"] = self.gateway_url
+                env[prefix + "PUBLIC_NATS_URL"] = self.nats.url
+                env[prefix + "PUBLIC_MQTT_URL"] = f"mqtt://127.0.0.1:{self.mqtt_port}"
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)

@@ -13,6 +13,14 @@ from outpost_contracts.devices import (
     DeviceUpdated,
 )
 from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.provisioning import (
+    DeviceCertificateRenewed,
+    DeviceCertificateRevoked,
+    DeviceProvisioned,
+    RegistrationTokenCreated,
+    RegistrationTokenRedeemed,
+    RegistrationTokenRevoked,
+)
 from outpost_devices.adapters.registry_projections import RegistryProjector
 
 _encode = msgspec.json.encode
@@ -85,6 +93,22 @@ class DevicesProjector:
                     "v": e.version,
                 },
             )
+        elif isinstance(data, DeviceProvisioned):
+            await conn.execute(
+                text(
+                    "UPDATE devices SET status = CASE WHEN status = :registered THEN :s"
+                    " ELSE status END, updated_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "registered": DeviceStatus.REGISTERED.value,
+                    "s": DeviceStatus.PROVISIONED.value,
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
         else:
             await conn.execute(
                 text(
@@ -95,4 +119,65 @@ class DevicesProjector:
             )
 
 
-PROJECTORS = (DevicesProjector(), RegistryProjector())
+class ProvisioningProjector:
+    """Registration tokens and device certificates (the token's hash is set beside the
+    creation event by the handler, never carried by an event)."""
+
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        params: dict[str, object] = {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at}
+        if isinstance(data, RegistrationTokenCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO registration_tokens (org_id, id, device_id, device_name,"
+                    " created_at, expires_at) VALUES (:org, :id, :device, :name, :at, :exp)"
+                ),
+                {
+                    **params,
+                    "device": data.device_id,
+                    "name": data.device_name,
+                    "exp": data.expires_at,
+                },
+            )
+        elif isinstance(data, RegistrationTokenRedeemed):
+            # The redeeming handler already set used_at atomically; this keeps a replay equal.
+            await conn.execute(
+                text(
+                    "UPDATE registration_tokens SET used_at = coalesce(used_at, :at)"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                params,
+            )
+        elif isinstance(data, RegistrationTokenRevoked):
+            await conn.execute(
+                text(
+                    "UPDATE registration_tokens SET revoked_at = :at"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                params,
+            )
+        elif isinstance(data, DeviceProvisioned | DeviceCertificateRenewed):
+            await conn.execute(
+                text(
+                    "INSERT INTO device_certificates (org_id, id, serial, device_id, not_before,"
+                    " not_after, created_at) VALUES (:org, :cid, :serial, :id, :nb, :na, :at)"
+                ),
+                {
+                    **params,
+                    "cid": data.certificate_id,
+                    "serial": data.serial,
+                    "nb": data.not_before,
+                    "na": data.not_after,
+                },
+            )
+        elif isinstance(data, DeviceCertificateRevoked):
+            await conn.execute(
+                text(
+                    "UPDATE device_certificates SET revoked_at = :at WHERE org_id = :org"
+                    " AND device_id = :id AND serial = :serial AND revoked_at IS NULL"
+                ),
+                {**params, "serial": data.serial},
+            )
+
+
+PROJECTORS = (DevicesProjector(), RegistryProjector(), ProvisioningProjector())

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from outpost_contracts.devices import DeviceStatus, DeviceView, Tag
+from outpost_contracts.provisioning import CertificateView, RegistrationTokenView, TokenStatus
 from outpost_kit.db.listing import Collection, Field, Relation
 
 DEVICES = Collection(
@@ -52,4 +53,64 @@ def device_view(row: Mapping[str, Any]) -> DeviceView:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
+    )
+
+
+# --- provisioning -------------------------------------------------------------------------
+
+REGISTRATION_TOKENS = Collection(
+    table="registration_tokens",
+    columns=(
+        "id, device_id, device_name, created_at, expires_at, used_at, revoked_at,"
+        " CASE WHEN used_at IS NOT NULL THEN 'USED' WHEN revoked_at IS NOT NULL THEN 'REVOKED'"
+        " WHEN expires_at <= now() THEN 'EXPIRED' ELSE 'ACTIVE' END AS status"
+    ),
+    fields={
+        "id": Field("id", "uuid"),
+        "deviceId": Field("device_id", "uuid"),
+        "deviceName": Field("device_name"),
+        "createdAt": Field("created_at", "datetime"),
+        "expiresAt": Field("expires_at", "datetime"),
+        "usedAt": Field("used_at", "datetime"),
+        "revokedAt": Field("revoked_at", "datetime"),
+    },
+)
+
+
+def registration_token_view(row: Mapping[str, Any]) -> RegistrationTokenView:
+    return RegistrationTokenView(
+        id=row["id"],
+        device_id=row["device_id"],
+        device_name=row["device_name"],
+        status=TokenStatus(row["status"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        used_at=row["used_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+CERTIFICATES = Collection(
+    table="device_certificates",
+    columns="id, serial, device_id, not_before, not_after, created_at, revoked_at",
+    fields={
+        "id": Field("id", "uuid"),
+        "serial": Field("serial"),
+        "notBefore": Field("not_before", "datetime"),
+        "notAfter": Field("not_after", "datetime"),
+        "createdAt": Field("created_at", "datetime"),
+        "revokedAt": Field("revoked_at", "datetime"),
+    },
+)
+
+
+def certificate_view(row: Mapping[str, Any]) -> CertificateView:
+    return CertificateView(
+        id=row["id"],
+        serial=row["serial"],
+        device_id=row["device_id"],
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
     )

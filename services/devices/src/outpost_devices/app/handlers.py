@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -22,6 +22,7 @@ from outpost_contracts.errors import (
 from outpost_contracts.query import Node, Page
 from outpost_contracts.rpc import Operation
 from outpost_devices.adapters import queries
+from outpost_devices.app import provisioning
 from outpost_devices.app.references import patched, require_site_and_group
 from outpost_devices.domain import devices
 from outpost_kit import aggregate, ids
@@ -30,10 +31,15 @@ from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 
+def _no_provisioning() -> provisioning.ProvisioningConfig:
+    return provisioning.ProvisioningConfig(vault=None)
+
+
 @dataclass(frozen=True)
 class Deps:
     uow: UnitOfWorkFactory  # changes, and reads inside a change
     reads: TenantReads  # the read-only requests
+    provisioning: provisioning.ProvisioningConfig = field(default_factory=_no_provisioning)
 
 
 def _tenant(ctx: RequestContext) -> None:
@@ -233,4 +239,5 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.DECOMMISSION_DEVICE: decommission_device,
     api.BULK_UPDATE_DEVICES: bulk_update_devices,
     api.BULK_DECOMMISSION_DEVICES: bulk_decommission_devices,
+    **provisioning.HANDLERS,
 }

@@ -19,7 +19,12 @@ from outpost_contracts.devices import (
     DeviceUpdated,
     Tag,
 )
-from outpost_contracts.errors import Conflict, NotFound, validation_error
+from outpost_contracts.errors import Conflict, Gone, NotFound, validation_error
+from outpost_contracts.provisioning import (
+    DeviceCertificateRenewed,
+    DeviceCertificateRevoked,
+    DeviceProvisioned,
+)
 
 STREAM_TYPE = "device"
 MAX_ATTRIBUTES_BYTES = 16_384
@@ -35,13 +40,43 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     group_id: UUID | None = None
     tags: tuple[Tag, ...] = ()
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    certificates: tuple[str, ...] = ()  # serials issued and not revoked (expired included)
 
 
 class Decommission(msgspec.Struct, frozen=True, kw_only=True):
     """Retire the device (DELETE). Repeating it changes nothing."""
 
 
-Command = CreateDevice | DevicePatch | Decommission
+class ProvisionDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """Record the certificate issued on redeeming a registration token."""
+
+    certificate_id: UUID
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    token_id: UUID | None = None
+
+
+class RenewCertificate(msgspec.Struct, frozen=True, kw_only=True):
+    certificate_id: UUID
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    previous_serial: str
+
+
+class RevokeCertificate(msgspec.Struct, frozen=True, kw_only=True):
+    serial: str
+
+
+Command = (
+    CreateDevice
+    | DevicePatch
+    | Decommission
+    | ProvisionDevice
+    | RenewCertificate
+    | RevokeCertificate
+)
 
 # API name → state attribute, in the order ``DeviceUpdated.changed`` lists them.
 PATCHABLE = {
@@ -95,8 +130,44 @@ def decide(state: Device | None, command: Command, now: datetime) -> list[Event]
     if isinstance(command, Decommission):
         if state.status is DeviceStatus.DECOMMISSIONED:
             return []
-        return [DeviceDecommissioned()]
+        revocations: list[Event] = [
+            DeviceCertificateRevoked(serial=serial, reason="decommissioned")
+            for serial in state.certificates
+        ]
+        return [DeviceDecommissioned(), *revocations]
+    if isinstance(command, ProvisionDevice | RenewCertificate):
+        return _issue(state, command)
+    if isinstance(command, RevokeCertificate):
+        if command.serial not in state.certificates:
+            return []  # unknown or already revoked: the caller checked it exists
+        return [DeviceCertificateRevoked(serial=command.serial)]
     return _update(state, command)
+
+
+def _issue(state: Device, command: ProvisionDevice | RenewCertificate) -> list[Event]:
+    if state.status is DeviceStatus.DECOMMISSIONED:
+        raise Gone(f"device {state.id} is decommissioned")
+    if isinstance(command, ProvisionDevice):
+        return [
+            DeviceProvisioned(
+                certificate_id=command.certificate_id,
+                serial=command.serial,
+                not_before=command.not_before,
+                not_after=command.not_after,
+                token_id=command.token_id,
+            )
+        ]
+    if command.previous_serial not in state.certificates:
+        raise Gone("the certificate to renew has been revoked")
+    return [
+        DeviceCertificateRenewed(
+            certificate_id=command.certificate_id,
+            serial=command.serial,
+            not_before=command.not_before,
+            not_after=command.not_after,
+            previous_serial=command.previous_serial,
+        )
+    ]
 
 
 def _update(state: Device, patch: DevicePatch) -> list[Event]:
@@ -159,5 +230,21 @@ def evolve(state: Device | None, event: Event, stream_id: UUID) -> Device | None
     if isinstance(event, DeviceDecommissioned):
         return msgspec.structs.replace(
             state, status=DeviceStatus.DECOMMISSIONED, version=state.version + 1
+        )
+    if isinstance(event, DeviceProvisioned | DeviceCertificateRenewed):
+        status = (
+            DeviceStatus.PROVISIONED if state.status is DeviceStatus.REGISTERED else state.status
+        )
+        return msgspec.structs.replace(
+            state,
+            status=status,
+            certificates=(*state.certificates, event.serial),
+            version=state.version + 1,
+        )
+    if isinstance(event, DeviceCertificateRevoked):
+        return msgspec.structs.replace(
+            state,
+            certificates=tuple(s for s in state.certificates if s != event.serial),
+            version=state.version + 1,
         )
     return msgspec.structs.replace(state, version=state.version + 1)

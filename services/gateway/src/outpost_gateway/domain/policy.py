@@ -89,6 +89,16 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/sensors/{id}"): "devices:read",
     ("PATCH", "/api/v1/sensors/{id}"): "devices:write",
     ("DELETE", "/api/v1/sensors/{id}"): "devices:write",
+    # provisioning
+    ("POST", "/api/v1/devices/registration/tokens"): "devices:write",
+    ("GET", "/api/v1/devices/registration/tokens"): "devices:read",
+    ("DELETE", "/api/v1/devices/registration/tokens/{id}"): "devices:write",
+    ("POST", "/api/v1/devices/provision"): PUBLIC,  # the registration token is the credential
+    # the current certificate and a signature with its key are the credential
+    ("POST", "/api/v1/devices/certificates/renew"): PUBLIC,
+    ("GET", "/api/v1/devices/ca"): "devices:read",
+    ("GET", "/api/v1/devices/{id}/certificates"): "devices:read",
+    ("POST", "/api/v1/devices/{id}/certificates/{serial}/revoke"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store
@@ -110,6 +120,7 @@ def policy_for(method: str, path_template: str) -> str | None:
 SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
     {
         "/api/v1/organizations/current",
+        "/api/v1/devices/ca",
     }
 )
 

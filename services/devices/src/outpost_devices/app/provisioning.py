@@ -1,0 +1,438 @@
+"""Provisioning use cases: registration tokens, provisioning, renewal, certificates, the CA.
+
+The token secret is ``rt_<org id hex>_<random>``: the organization in it lets the public
+provisioning route open a transaction in that tenant (FORCEd RLS, no bypass); only its
+SHA-256 is stored. Redemption is one guarded UPDATE, so of any number of concurrent
+redemptions exactly one wins (docs/decisions.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from cryptography import x509
+from sqlalchemy.exc import IntegrityError
+
+from outpost_contracts import provisioning as api
+from outpost_contracts import subjects
+from outpost_contracts.base import Empty
+from outpost_contracts.devices import CreateDevice, DeviceStatus
+from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
+from outpost_contracts.errors import (
+    AccessDenied,
+    Conflict,
+    Gone,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from outpost_contracts.query import Page
+from outpost_contracts.rpc import Operation
+from outpost_devices.adapters import pki, queries
+from outpost_devices.domain import devices, registration_tokens
+from outpost_kit import aggregate, ids
+from outpost_kit.db.listing import list_page
+
+PROVISION_PATH = "/api/v1/devices/provision"
+TOKEN_PREFIX = "rt_"
+
+
+@dataclass(frozen=True)
+class ProvisioningConfig:
+    vault: pki.CaVault | None
+    token_ttl: timedelta = timedelta(hours=24)
+    certificate_validity: timedelta = timedelta(days=30)
+    public_api_url: str = ""
+    nats_url: str = ""
+    mqtt_url: str = ""
+
+
+def _tenant(ctx: RequestContext) -> None:
+    if ctx.org_id == PLATFORM_ORG_ID:
+        raise ValidationFailed("devices belong to an organization: name it with X-Organization")
+
+
+def _vault(deps: Any) -> pki.CaVault:
+    vault = deps.provisioning.vault
+    if vault is None:
+        raise ServiceUnavailable(
+            "provisioning is not configured (OUTPOST_DEVICES_CA_ENCRYPTION_KEY is not set)"
+        )
+    return vault  # type: ignore[no-any-return]
+
+
+def new_token(org_id: UUID) -> str:
+    return f"{TOKEN_PREFIX}{org_id.hex}_{secrets.token_urlsafe(32)}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_org(token: str) -> UUID:
+    """The organization a token names; ``gone`` for anything that is not a token."""
+    parts = token.split("_")
+    if len(parts) < 3 or parts[0] + "_" != TOKEN_PREFIX:
+        raise Gone(registration_tokens.GONE_MESSAGE)
+    try:
+        return UUID(hex=parts[1])
+    except ValueError:
+        raise Gone(registration_tokens.GONE_MESSAGE) from None
+
+
+@dataclass(frozen=True)
+class _Ca:
+    certificate: x509.Certificate
+    sealed_key: str
+
+    @property
+    def pem(self) -> str:
+        return pki.pem(self.certificate)
+
+
+async def _load_ca(uow: Any) -> _Ca | None:
+    row = (
+        await uow.execute("SELECT certificate_pem, private_key_enc FROM certificate_authorities")
+    ).first()
+    if row is None:
+        return None
+    return _Ca(x509.load_pem_x509_certificate(row.certificate_pem.encode()), row.private_key_enc)
+
+
+async def _ensure_ca(uow: Any, vault: pki.CaVault, org_id: UUID, now: datetime) -> _Ca:
+    """The organization's CA, made on first need (a concurrent maker's wins)."""
+    ca = await _load_ca(uow)
+    if ca is not None:
+        return ca
+    cert, key = pki.new_ca(org_id, now)
+    await uow.execute(
+        "INSERT INTO certificate_authorities (org_id, certificate_pem, private_key_enc,"
+        " not_after, created_at) VALUES (:org, :pem, :enc, :na, :at)"
+        " ON CONFLICT (org_id) DO NOTHING",
+        {
+            "org": org_id,
+            "pem": pki.pem(cert),
+            "enc": vault.seal(key),
+            "na": cert.not_valid_after_utc,
+            "at": now,
+        },
+    )
+    ca = await _load_ca(uow)
+    assert ca is not None
+    return ca
+
+
+def _as_device(ctx: RequestContext, org_id: UUID, device_id: UUID) -> RequestContext:
+    """A public route's context once the credential (token or certificate) named the device."""
+    return msgspec.structs.replace(
+        ctx,
+        org_id=org_id,
+        principal=Principal(kind=PrincipalKind.DEVICE, id=device_id, org_id=org_id),
+    )
+
+
+async def _device_execute(uow: Any, ctx: RequestContext, device_id: UUID, command: Any) -> None:
+    await aggregate.execute(
+        uow,
+        ctx,
+        stream_id=device_id,
+        stream_type=devices.STREAM_TYPE,
+        decide=devices.decide,
+        evolve=devices.evolve,
+        command=command,
+        org_id=ctx.org_id,
+    )
+
+
+async def _token_execute(
+    uow: Any, ctx: RequestContext, token_id: UUID, command: Any, now: datetime
+) -> None:
+    await aggregate.execute(
+        uow,
+        ctx,
+        stream_id=token_id,
+        stream_type=registration_tokens.STREAM_TYPE,
+        decide=registration_tokens.decide,
+        evolve=registration_tokens.evolve,
+        command=command,
+        org_id=ctx.org_id,
+        now=now,
+    )
+
+
+# --- registration tokens (organization credentials) --------------------------------------
+
+
+async def create_registration_token(
+    deps: Any, ctx: RequestContext, cmd: api.CreateRegistrationToken
+) -> api.RegistrationTokenIssued:
+    _tenant(ctx)
+    vault = _vault(deps)
+    config: ProvisioningConfig = deps.provisioning
+    now = ids.now()
+    ttl = config.token_ttl
+    if cmd.ttl_seconds is not None:
+        ttl = min(ttl, timedelta(seconds=cmd.ttl_seconds))
+    token_id = ids.new_id()
+    token = new_token(ctx.org_id)
+    async with deps.uow(ctx.org_id) as uow:
+        await _ensure_ca(uow, vault, ctx.org_id, now)
+        row = (
+            await uow.execute(
+                "SELECT id, status FROM devices WHERE name = :n", {"n": cmd.device_name}
+            )
+        ).first()
+        if row is None:
+            device_id = ids.new_id()
+            try:
+                await _device_execute(uow, ctx, device_id, CreateDevice(name=cmd.device_name))
+            except IntegrityError as exc:  # a concurrent create took the name first
+                raise Conflict(f"a device named '{cmd.device_name}' was just created") from exc
+        elif row.status == DeviceStatus.DECOMMISSIONED.value:
+            raise Conflict(f"device '{cmd.device_name}' is decommissioned")
+        else:
+            device_id = row.id
+        await _token_execute(
+            uow,
+            ctx,
+            token_id,
+            registration_tokens.Create(
+                device_id=device_id, device_name=cmd.device_name, expires_at=now + ttl
+            ),
+            now,
+        )
+        await uow.execute(
+            "UPDATE registration_tokens SET token_hash = :h WHERE id = :id",
+            {"h": hash_token(token), "id": token_id},
+        )
+        await uow.commit()
+    return api.RegistrationTokenIssued(
+        id=token_id,
+        token=token,
+        device_id=device_id,
+        device_name=cmd.device_name,
+        provision_endpoint=config.public_api_url.rstrip("/") + PROVISION_PATH,
+        expires_at=now + ttl,
+        created_at=now,
+    )
+
+
+async def list_registration_tokens(
+    deps: Any, ctx: RequestContext, q: api.ListRegistrationTokens
+) -> Page[api.RegistrationTokenView]:
+    async with deps.uow(ctx.org_id) as uow:
+        return await list_page(
+            uow.conn, queries.REGISTRATION_TOKENS, q.query, queries.registration_token_view
+        )
+
+
+async def revoke_registration_token(
+    deps: Any, ctx: RequestContext, cmd: api.RevokeRegistrationToken
+) -> Empty:
+    async with deps.uow(ctx.org_id) as uow:
+        await _token_execute(uow, ctx, cmd.id, registration_tokens.Revoke(), ids.now())
+        await uow.commit()
+    return Empty()
+
+
+# --- provisioning and renewal (devices, no organization credential) ----------------------
+
+
+def _provisioned(
+    config: ProvisioningConfig, org_id: UUID, device_id: UUID, issued: pki.Issued, ca: _Ca
+) -> api.Provisioned:
+    return api.Provisioned(
+        device_id=device_id,
+        certificate=issued.pem,
+        ca_chain=ca.pem,
+        serial=issued.serial,
+        not_after=issued.not_after,
+        nats_url=config.nats_url,
+        mqtt_url=config.mqtt_url,
+        telemetry_subject=subjects.telemetry(org_id, device_id),
+        command_subject=subjects.command(org_id, device_id),
+    )
+
+
+async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.Provisioned:
+    vault = _vault(deps)
+    config: ProvisioningConfig = deps.provisioning
+    csr = pki.check_csr(cmd.csr)  # a bad CSR leaves the token unspent
+    org_id = token_org(cmd.token)
+    now = ids.now()
+    async with deps.uow(org_id) as uow:
+        # The one guarded UPDATE: concurrent redemptions queue on the row lock and all but
+        # the first find used_at set when it commits.
+        row = (
+            await uow.execute(
+                "UPDATE registration_tokens SET used_at = :now WHERE token_hash = :h"
+                " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > :now"
+                " RETURNING id, device_id",
+                {"now": now, "h": hash_token(cmd.token)},
+            )
+        ).first()
+        if row is None:
+            raise Gone(registration_tokens.GONE_MESSAGE)
+        device_ctx = _as_device(ctx, org_id, row.device_id)
+        ca = await _load_ca(uow)
+        if ca is None:
+            raise ServiceUnavailable("the organization's CA is missing")
+        issued = pki.issue(
+            ca.certificate,
+            vault.open(ca.sealed_key),
+            csr,
+            org_id=org_id,
+            device_id=row.device_id,
+            serial=x509.random_serial_number(),
+            now=now,
+            validity=config.certificate_validity,
+        )
+        await _token_execute(
+            uow,
+            device_ctx,
+            row.id,
+            registration_tokens.Redeem(certificate_serial=issued.serial),
+            now,
+        )
+        await _device_execute(
+            uow,
+            device_ctx,
+            row.device_id,
+            devices.ProvisionDevice(
+                certificate_id=ids.new_id(),
+                serial=issued.serial,
+                not_before=issued.not_before,
+                not_after=issued.not_after,
+                token_id=row.id,
+            ),
+        )
+        await uow.commit()
+    return _provisioned(config, org_id, row.device_id, issued, ca)
+
+
+async def renew_certificate(
+    deps: Any, ctx: RequestContext, cmd: api.RenewCertificate
+) -> api.Provisioned:
+    vault = _vault(deps)
+    config: ProvisioningConfig = deps.provisioning
+    current = pki.load_certificate(cmd.certificate)
+    org_id, device_id = pki.certificate_identity(current)
+    csr = pki.check_csr(cmd.csr)
+    now = ids.now()
+    previous = pki.serial_hex(current.serial_number)
+    async with deps.uow(org_id) as uow:
+        ca = await _load_ca(uow)
+        if ca is None:
+            raise AccessDenied("the certificate was not issued by this organization's CA")
+        pki.verify_device_certificate(ca.certificate, current, now)
+        pki.verify_possession(current, csr, cmd.signature)
+        row = (
+            await uow.execute(
+                "SELECT device_id, revoked_at FROM device_certificates WHERE serial = :s",
+                {"s": previous},
+            )
+        ).first()
+        if row is None or row.device_id != device_id:
+            raise AccessDenied("the certificate is not on record")
+        if row.revoked_at is not None:
+            raise AccessDenied("the certificate has been revoked")
+        issued = pki.issue(
+            ca.certificate,
+            vault.open(ca.sealed_key),
+            csr,
+            org_id=org_id,
+            device_id=device_id,
+            serial=x509.random_serial_number(),
+            now=now,
+            validity=config.certificate_validity,
+        )
+        await _device_execute(
+            uow,
+            _as_device(ctx, org_id, device_id),
+            device_id,
+            devices.RenewCertificate(
+                certificate_id=ids.new_id(),
+                serial=issued.serial,
+                not_before=issued.not_before,
+                not_after=issued.not_after,
+                previous_serial=previous,
+            ),
+        )
+        await uow.commit()
+    return _provisioned(config, org_id, device_id, issued, ca)
+
+
+# --- the CA and certificates (organization credentials) ---------------------------------
+
+
+async def get_device_ca(
+    deps: Any, ctx: RequestContext, _q: api.GetDeviceCa
+) -> api.CertificateAuthorityView:
+    _tenant(ctx)
+    vault = _vault(deps)
+    async with deps.uow(ctx.org_id) as uow:
+        ca = await _ensure_ca(uow, vault, ctx.org_id, ids.now())
+        await uow.commit()
+    return api.CertificateAuthorityView(
+        certificate=ca.pem, not_after=ca.certificate.not_valid_after_utc
+    )
+
+
+async def _require_device(uow: Any, device_id: UUID) -> None:
+    row = (await uow.execute("SELECT 1 FROM devices WHERE id = :id", {"id": device_id})).first()
+    if row is None:
+        raise NotFound("no such device")
+
+
+async def list_device_certificates(
+    deps: Any, ctx: RequestContext, q: api.ListDeviceCertificates
+) -> Page[api.CertificateView]:
+    async with deps.uow(ctx.org_id) as uow:
+        await _require_device(uow, q.device_id)
+        return await list_page(
+            uow.conn,
+            queries.CERTIFICATES,
+            q.query,
+            queries.certificate_view,
+            extra_where="device_id = :cert_device",
+            extra_params={"cert_device": q.device_id},
+        )
+
+
+async def revoke_device_certificate(
+    deps: Any, ctx: RequestContext, cmd: api.RevokeDeviceCertificate
+) -> api.CertificateView:
+    serial = format(int(cmd.serial, 16), "x")
+    select = (
+        f"SELECT {queries.CERTIFICATES.columns} FROM device_certificates"
+        " WHERE serial = :s AND device_id = :d"
+    )
+    params = {"s": serial, "d": cmd.device_id}
+    async with deps.uow(ctx.org_id) as uow:
+        row = (await uow.execute(select, params)).first()
+        if row is None:
+            raise NotFound("no such certificate")
+        if row.revoked_at is None:
+            await _device_execute(uow, ctx, cmd.device_id, devices.RevokeCertificate(serial=serial))
+            row = (await uow.execute(select, params)).first()
+        view = queries.certificate_view(row._mapping)
+        await uow.commit()
+    return view
+
+
+HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
+    api.CREATE_REGISTRATION_TOKEN: create_registration_token,
+    api.LIST_REGISTRATION_TOKENS: list_registration_tokens,
+    api.REVOKE_REGISTRATION_TOKEN: revoke_registration_token,
+    api.PROVISION: provision,
+    api.RENEW_CERTIFICATE: renew_certificate,
+    api.GET_DEVICE_CA: get_device_ca,
+    api.LIST_DEVICE_CERTIFICATES: list_device_certificates,
+    api.REVOKE_DEVICE_CERTIFICATE: revoke_device_certificate,
+}

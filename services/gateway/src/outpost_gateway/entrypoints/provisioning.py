@@ -1,0 +1,187 @@
+"""Registration tokens, provisioning and device certificates (API.md, "Registration and
+provisioning"). ``provision`` and ``renew`` are public: the registration token, or the
+device's current certificate and key, is the credential."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from outpost_contracts.provisioning import (
+    CREATE_REGISTRATION_TOKEN,
+    GET_DEVICE_CA,
+    LIST_DEVICE_CERTIFICATES,
+    LIST_REGISTRATION_TOKENS,
+    PROVISION,
+    RENEW_CERTIFICATE,
+    REVOKE_DEVICE_CERTIFICATE,
+    REVOKE_REGISTRATION_TOKEN,
+    CertificateAuthorityView,
+    CertificateView,
+    CreateRegistrationToken,
+    GetDeviceCa,
+    ListDeviceCertificates,
+    ListRegistrationTokens,
+    Provision,
+    Provisioned,
+    RegistrationTokenIssued,
+    RegistrationTokenView,
+    RenewCertificate,
+    RevokeDeviceCertificate,
+    RevokeRegistrationToken,
+)
+from outpost_gateway.domain.query import parse_list_request
+from outpost_gateway.entrypoints.identity import anonymous_context
+from outpost_gateway.entrypoints.params import (
+    DEFAULT,
+    After,
+    Count,
+    Filter,
+    Include,
+    Limit,
+    Order,
+    OrderBy,
+    Select,
+    Skip,
+    Top,
+)
+from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
+from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
+
+Req = Request[Any, Any, Any]
+
+TOKEN = resource_of(RegistrationTokenView)
+CERTIFICATE = resource_of(CertificateView)
+
+
+@post(
+    "/api/v1/devices/registration/tokens",
+    tags=["provisioning"],
+    summary="Create a one-time registration token (and the device, if no device has the name)",
+)
+async def create_registration_token(
+    data: JSONBody[CreateRegistrationToken], ctx: Ctx, backend: BackendDep
+) -> RegistrationTokenIssued:
+    return await backend.call(CREATE_REGISTRATION_TOKEN, ctx, data)
+
+
+@get("/api/v1/devices/registration/tokens", tags=["provisioning"])
+async def list_registration_tokens(
+    request: Req,
+    ctx: Ctx,
+    backend: BackendDep,
+    limit: Limit = DEFAULT,
+    after: After = None,
+    order: Order = "ASC",
+    include: Include = None,
+    filter_: Filter = None,
+    select: Select = None,
+    orderby: OrderBy = None,
+    top: Top = None,
+    skip: Skip = None,
+    count: Count = None,
+) -> ListOf[RegistrationTokenView]:
+    query, shape = parse_list_request(list(request.query_params.multi_items()), TOKEN)
+    page = await backend.call(LIST_REGISTRATION_TOKENS, ctx, ListRegistrationTokens(query=query))
+    return render_list(page, query, shape)
+
+
+@delete(
+    "/api/v1/devices/registration/tokens/{id:uuid}",
+    tags=["provisioning"],
+    summary="Revoke a registration token",
+)
+async def revoke_registration_token(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> None:
+    await backend.call(REVOKE_REGISTRATION_TOKEN, ctx, RevokeRegistrationToken(id=id))
+
+
+@post(
+    "/api/v1/devices/provision",
+    tags=["provisioning"],
+    summary="Redeem a registration token with a CSR (no Authorization header)",
+    description=(
+        "A used, expired, revoked or unknown token is 410 `gone`. The CSR (PEM) must carry an"
+        " EC P-256/P-384 or RSA ≥ 2048 key, a valid signature and no extensions but CA:FALSE;"
+        " every field of the certificate is the server's."
+    ),
+)
+async def provision(request: Req, data: JSONBody[Provision]) -> Provisioned:
+    return await gateway_state(request).backend.call(PROVISION, anonymous_context(request), data)
+
+
+@post(
+    "/api/v1/devices/certificates/renew",
+    tags=["provisioning"],
+    summary="Renew a device certificate (no Authorization header)",
+    description=(
+        "`certificate` is the current certificate, `csr` the new request and `signature` the"
+        " base64 signature of the CSR's DER with the current key (ECDSA/SHA-256 or"
+        " PKCS#1 v1.5/SHA-256). The current certificate stays valid until it expires or is"
+        " revoked."
+    ),
+)
+async def renew_certificate(request: Req, data: JSONBody[RenewCertificate]) -> Provisioned:
+    return await gateway_state(request).backend.call(
+        RENEW_CERTIFICATE, anonymous_context(request), data
+    )
+
+
+@get(
+    "/api/v1/devices/ca",
+    tags=["provisioning"],
+    summary="The organization's device CA certificate (made on first need)",
+)
+async def get_device_ca(ctx: Ctx, backend: BackendDep) -> CertificateAuthorityView:
+    return await backend.call(GET_DEVICE_CA, ctx, GetDeviceCa())
+
+
+@get("/api/v1/devices/{id:uuid}/certificates", tags=["provisioning"])
+async def list_device_certificates(
+    id: FromPath[UUID],
+    request: Req,
+    ctx: Ctx,
+    backend: BackendDep,
+    limit: Limit = DEFAULT,
+    after: After = None,
+    order: Order = "ASC",
+    include: Include = None,
+    filter_: Filter = None,
+    select: Select = None,
+    orderby: OrderBy = None,
+    top: Top = None,
+    skip: Skip = None,
+    count: Count = None,
+) -> ListOf[CertificateView]:
+    query, shape = parse_list_request(list(request.query_params.multi_items()), CERTIFICATE)
+    page = await backend.call(
+        LIST_DEVICE_CERTIFICATES, ctx, ListDeviceCertificates(device_id=id, query=query)
+    )
+    return render_list(page, query, shape)
+
+
+@post(
+    "/api/v1/devices/{id:uuid}/certificates/{serial:str}/revoke",
+    tags=["provisioning"],
+    summary="Revoke a device certificate",
+    status_code=200,
+)
+async def revoke_device_certificate(
+    id: FromPath[UUID], serial: FromPath[str], ctx: Ctx, backend: BackendDep
+) -> CertificateView:
+    cmd = RevokeDeviceCertificate(device_id=id, serial=serial)
+    return await backend.call(REVOKE_DEVICE_CERTIFICATE, ctx, cmd)
+
+
+ROUTES = [
+    create_registration_token,
+    list_registration_tokens,
+    revoke_registration_token,
+    provision,
+    renew_certificate,
+    get_device_ca,
+    list_device_certificates,
+    revoke_device_certificate,
+]
