@@ -39,16 +39,10 @@ from outpost_gateway.domain.query.keys import ID, parse_key
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,
-    Count,
-    Expand,
     Filter,
     Include,
     Limit,
     Order,
-    OrderBy,
-    Select,
-    Skip,
-    Top,
 )
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
@@ -73,13 +67,6 @@ async def list_devices(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    expand: Expand = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[DeviceView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), DEVICE)
     page = await backend.call(LIST_DEVICES, ctx, ListDevices(query=query))
@@ -98,8 +85,6 @@ async def get_device(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[DeviceView]:
     shape = parse_single_request(list(request.query_params.multi_items()), DEVICE)
     view = await backend.call(GET_DEVICE, ctx, GetDevice(id=id))
@@ -124,8 +109,6 @@ async def get_device_by_key(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[DeviceView]:
     shape = parse_single_request(list(request.query_params.multi_items()), DEVICE)
     name, value = parse_key(key, alternate=("name",))

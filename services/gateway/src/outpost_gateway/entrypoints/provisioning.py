@@ -38,15 +38,9 @@ from outpost_gateway.entrypoints.identity import anonymous_context
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,
-    Count,
-    Filter,
     Include,
     Limit,
     Order,
-    OrderBy,
-    Select,
-    Skip,
-    Top,
 )
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
@@ -77,12 +71,6 @@ async def list_registration_tokens(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[RegistrationTokenView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), TOKEN)
     page = await backend.call(LIST_REGISTRATION_TOKENS, ctx, ListRegistrationTokens(query=query))
@@ -148,12 +136,6 @@ async def list_device_certificates(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[CertificateView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), CERTIFICATE)
     page = await backend.call(

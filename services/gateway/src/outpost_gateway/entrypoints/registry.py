@@ -58,16 +58,9 @@ from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,
-    Count,
-    Expand,
-    Filter,
     Include,
     Limit,
     Order,
-    OrderBy,
-    Select,
-    Skip,
-    Top,
 )
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
@@ -99,13 +92,6 @@ async def list_sites(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    expand: Expand = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[SiteView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), SITE)
     page = await backend.call(LIST_SITES, ctx, ListRegistry(query=query))
@@ -118,8 +104,6 @@ async def get_site(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[SiteView]:
     shape = parse_single_request(list(request.query_params.multi_items()), SITE)
     view = await backend.call(GET_SITE, ctx, Get(id=id))
@@ -170,13 +154,6 @@ async def list_device_groups(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    expand: Expand = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[DeviceGroupView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), DEVICE_GROUP)
     page = await backend.call(LIST_GROUPS, ctx, ListRegistry(query=query))
@@ -189,8 +166,6 @@ async def get_device_group(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[DeviceGroupView]:
     shape = parse_single_request(list(request.query_params.multi_items()), DEVICE_GROUP)
     view = await backend.call(GET_GROUP, ctx, Get(id=id))
@@ -247,13 +222,6 @@ async def list_components(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    expand: Expand = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[ComponentView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), COMPONENT)
     page = await backend.call(LIST_COMPONENTS, ctx, ListRegistry(query=query))
@@ -266,8 +234,6 @@ async def get_component(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[ComponentView]:
     shape = parse_single_request(list(request.query_params.multi_items()), COMPONENT)
     view = await backend.call(GET_COMPONENT, ctx, Get(id=id))
@@ -318,13 +284,6 @@ async def list_sensors(
     after: After = None,
     order: Order = "ASC",
     include: Include = None,
-    filter_: Filter = None,
-    select: Select = None,
-    expand: Expand = None,
-    orderby: OrderBy = None,
-    top: Top = None,
-    skip: Skip = None,
-    count: Count = None,
 ) -> ListOf[SensorView]:
     query, shape = parse_list_request(list(request.query_params.multi_items()), SENSOR)
     page = await backend.call(LIST_SENSORS, ctx, ListRegistry(query=query))
@@ -337,8 +296,6 @@ async def get_sensor(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    select: Select = None,
-    expand: Expand = None,
 ) -> Response[SensorView]:
     shape = parse_single_request(list(request.query_params.multi_items()), SENSOR)
     view = await backend.call(GET_SENSOR, ctx, Get(id=id))
