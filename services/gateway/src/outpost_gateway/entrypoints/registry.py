@@ -1,15 +1,20 @@
 """Registry routes beside devices: sites, device groups (fleets), components and sensors.
 
 Each resource has the same five routes as a device: create, list (API.md "Collections"),
-get (``$select``, ``ETag``), PATCH (JSON merge patch, ``If-Match``) and DELETE."""
+get (``$select``, ``ETag``), PATCH (JSON merge patch, ``If-Match``) and DELETE. They are
+made by one function from a table (``RESOURCES``), so the four cannot drift apart; the
+operation ids are those of hand-written handlers (``create_site``, ``list_sites``…)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.registry import (
@@ -53,294 +58,205 @@ from outpost_contracts.registry import (
     UpdateSensor,
     UpdateSite,
 )
+from outpost_contracts.rpc import Operation
 from outpost_gateway.domain.query import parse_list_request, parse_single_request
 from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
-from outpost_gateway.entrypoints.params import (
-    DEFAULT,
-    After,
-    Include,
-    Limit,
-    Order,
-)
+from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
 
+@dataclass(frozen=True)
+class RegistryResource:
+    path: str  # the collection, e.g. /api/v1/sites
+    one: str  # in operation ids and descriptions: site, device_group…
+    many: str  # sites, device_groups…
+    view: type[msgspec.Struct]
+    create_body: type[msgspec.Struct]
+    patch_body: type[msgspec.Struct]
+    update_command: type[msgspec.Struct]  # (id, patch, expected_version)
+    create: Operation[Any, Any]
+    list: Operation[Any, Any]
+    get: Operation[Any, Any]
+    update: Operation[Any, Any]
+    delete: Operation[Any, Any]
+    delete_summary: str
+
+
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
-# --- sites ---
-
-SITE = resource_of(SiteView)
-SITE_ETAG = [ResponseHeader(name="ETag", description="The site's version", documentation_only=True)]
-
-
-@post("/api/v1/sites", tags=["sites"])
-async def create_site(data: JSONBody[CreateSite], ctx: Ctx, backend: BackendDep) -> SiteView:
-    return await backend.call(CREATE_SITE, ctx, data)
+def _of(generic: Any, argument: type) -> Any:
+    """``generic[argument]`` for an argument known only at run time."""
+    return generic[argument]
 
 
-@get("/api/v1/sites", tags=["sites"])
-async def list_sites(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[SiteView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), SITE)
-    page = await backend.call(LIST_SITES, ctx, ListRegistry(query=query))
-    return render_list(page, query, shape)
+def _named(fn: Any, name: str, annotations: dict[str, Any]) -> Any:
+    """A handler as Litestar reads one: its name (the operation id) and its parameters."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__annotations__ = annotations
+    return fn
 
 
-@get("/api/v1/sites/{id:uuid}", tags=["sites"], response_headers=SITE_ETAG)
-async def get_site(
-    id: FromPath[UUID],
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-) -> Response[SiteView]:
-    shape = parse_single_request(list(request.query_params.multi_items()), SITE)
-    view = await backend.call(GET_SITE, ctx, Get(id=id))
-    return Response(render_one(view, shape), headers=_etag(view.version))
+def registry_routes(r: RegistryResource) -> list[HTTPRouteHandler]:
+    """The five routes of one registry resource."""
+    tag = r.path.rsplit("/", 1)[1]
+    item = f"{r.path}/{{id:uuid}}"
+    shape_of = resource_of(r.view)
+    etag = [
+        ResponseHeader(
+            name="ETag",
+            description=f"The {r.one.replace('_', ' ')}'s version",
+            documentation_only=True,
+        )
+    ]
+
+    async def create(data: Any, ctx: Any, backend: Any) -> Any:
+        return await backend.call(r.create, ctx, data)
+
+    async def list_(
+        request: Req,
+        ctx: Any,
+        backend: Any,
+        limit: int = DEFAULT,
+        after: Any = None,
+        order: Any = "ASC",
+        include: Any = None,
+    ) -> Any:
+        query, shape = parse_list_request(list(request.query_params.multi_items()), shape_of)
+        page = await backend.call(r.list, ctx, ListRegistry(query=query))
+        return render_list(page, query, shape)
+
+    async def get_(id: UUID, request: Req, ctx: Any, backend: Any) -> Any:
+        shape = parse_single_request(list(request.query_params.multi_items()), shape_of)
+        view = await backend.call(r.get, ctx, Get(id=id))
+        return Response(render_one(view, shape), headers=_etag(view.version))
+
+    async def update(id: UUID, data: Any, ctx: Any, backend: Any, if_match: Any = None) -> Any:
+        cmd = r.update_command(id=id, patch=data, expected_version=parse_if_match(if_match))
+        view = await backend.call(r.update, ctx, cmd)
+        return Response(view, headers=_etag(view.version))
+
+    async def delete_(id: UUID, ctx: Any, backend: Any, if_match: Any = None) -> None:
+        await backend.call(r.delete, ctx, Delete(id=id, expected_version=parse_if_match(if_match)))
+
+    deps = {"ctx": Ctx, "backend": BackendDep}
+    one_id = {"id": FromPath[UUID]}
+    return [
+        post(r.path, tags=[tag])(
+            _named(
+                create,
+                f"create_{r.one}",
+                {"data": _of(JSONBody, r.create_body), **deps, "return": r.view},
+            )
+        ),
+        get(r.path, tags=[tag])(
+            _named(
+                list_,
+                f"list_{r.many}",
+                {
+                    "request": Req,
+                    **deps,
+                    "limit": Limit,
+                    "after": After,
+                    "order": Order,
+                    "include": Include,
+                    "return": _of(ListOf, r.view),
+                },
+            )
+        ),
+        get(item, tags=[tag], response_headers=etag)(
+            _named(
+                get_,
+                f"get_{r.one}",
+                {**one_id, "request": Req, **deps, "return": _of(Response, r.view)},
+            )
+        ),
+        patch(item, tags=[tag], response_headers=etag)(
+            _named(
+                update,
+                f"update_{r.one}",
+                {
+                    **one_id,
+                    "data": _of(JSONBody, r.patch_body),
+                    **deps,
+                    "if_match": IfMatch,
+                    "return": _of(Response, r.view),
+                },
+            )
+        ),
+        delete(item, tags=[tag], summary=r.delete_summary)(
+            _named(
+                delete_, f"delete_{r.one}", {**one_id, **deps, "if_match": IfMatch, "return": None}
+            )
+        ),
+    ]
 
 
-@patch("/api/v1/sites/{id:uuid}", tags=["sites"], response_headers=SITE_ETAG)
-async def update_site(
-    id: FromPath[UUID],
-    data: JSONBody[SitePatch],
-    ctx: Ctx,
-    backend: BackendDep,
-    if_match: IfMatch = None,
-) -> Response[SiteView]:
-    cmd = UpdateSite(id=id, patch=data, expected_version=parse_if_match(if_match))
-    view = await backend.call(UPDATE_SITE, ctx, cmd)
-    return Response(view, headers=_etag(view.version))
-
-
-@delete("/api/v1/sites/{id:uuid}", tags=["sites"], summary="Delete a site no device uses")
-async def delete_site(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(DELETE_SITE, ctx, Delete(id=id, expected_version=parse_if_match(if_match)))
-
-
-# --- device-groups ---
-
-DEVICE_GROUP = resource_of(DeviceGroupView)
-DEVICE_GROUP_ETAG = [
-    ResponseHeader(name="ETag", description="The device group's version", documentation_only=True)
-]
-
-
-@post("/api/v1/device-groups", tags=["device-groups"])
-async def create_device_group(
-    data: JSONBody[CreateDeviceGroup], ctx: Ctx, backend: BackendDep
-) -> DeviceGroupView:
-    return await backend.call(CREATE_GROUP, ctx, data)
-
-
-@get("/api/v1/device-groups", tags=["device-groups"])
-async def list_device_groups(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[DeviceGroupView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), DEVICE_GROUP)
-    page = await backend.call(LIST_GROUPS, ctx, ListRegistry(query=query))
-    return render_list(page, query, shape)
-
-
-@get("/api/v1/device-groups/{id:uuid}", tags=["device-groups"], response_headers=DEVICE_GROUP_ETAG)
-async def get_device_group(
-    id: FromPath[UUID],
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-) -> Response[DeviceGroupView]:
-    shape = parse_single_request(list(request.query_params.multi_items()), DEVICE_GROUP)
-    view = await backend.call(GET_GROUP, ctx, Get(id=id))
-    return Response(render_one(view, shape), headers=_etag(view.version))
-
-
-@patch(
-    "/api/v1/device-groups/{id:uuid}", tags=["device-groups"], response_headers=DEVICE_GROUP_ETAG
+RESOURCES = (
+    RegistryResource(
+        path="/api/v1/sites",
+        one="site",
+        many="sites",
+        view=SiteView,
+        create_body=CreateSite,
+        patch_body=SitePatch,
+        update_command=UpdateSite,
+        create=CREATE_SITE,
+        list=LIST_SITES,
+        get=GET_SITE,
+        update=UPDATE_SITE,
+        delete=DELETE_SITE,
+        delete_summary="Delete a site no device uses",
+    ),
+    RegistryResource(
+        path="/api/v1/device-groups",
+        one="device_group",
+        many="device_groups",
+        view=DeviceGroupView,
+        create_body=CreateDeviceGroup,
+        patch_body=DeviceGroupPatch,
+        update_command=UpdateDeviceGroup,
+        create=CREATE_GROUP,
+        list=LIST_GROUPS,
+        get=GET_GROUP,
+        update=UPDATE_GROUP,
+        delete=DELETE_GROUP,
+        delete_summary="Delete a device group no device is in",
+    ),
+    RegistryResource(
+        path="/api/v1/components",
+        one="component",
+        many="components",
+        view=ComponentView,
+        create_body=AddComponent,
+        patch_body=ComponentPatch,
+        update_command=UpdateComponent,
+        create=ADD_COMPONENT,
+        list=LIST_COMPONENTS,
+        get=GET_COMPONENT,
+        update=UPDATE_COMPONENT,
+        delete=REMOVE_COMPONENT,
+        delete_summary="Remove a component",
+    ),
+    RegistryResource(
+        path="/api/v1/sensors",
+        one="sensor",
+        many="sensors",
+        view=SensorView,
+        create_body=DeclareSensor,
+        patch_body=SensorPatch,
+        update_command=UpdateSensor,
+        create=DECLARE_SENSOR,
+        list=LIST_SENSORS,
+        get=GET_SENSOR,
+        update=UPDATE_SENSOR,
+        delete=REMOVE_SENSOR,
+        delete_summary="Remove a sensor",
+    ),
 )
-async def update_device_group(
-    id: FromPath[UUID],
-    data: JSONBody[DeviceGroupPatch],
-    ctx: Ctx,
-    backend: BackendDep,
-    if_match: IfMatch = None,
-) -> Response[DeviceGroupView]:
-    cmd = UpdateDeviceGroup(id=id, patch=data, expected_version=parse_if_match(if_match))
-    view = await backend.call(UPDATE_GROUP, ctx, cmd)
-    return Response(view, headers=_etag(view.version))
 
-
-@delete(
-    "/api/v1/device-groups/{id:uuid}",
-    tags=["device-groups"],
-    summary="Delete a device group no device is in",
-)
-async def delete_device_group(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(DELETE_GROUP, ctx, Delete(id=id, expected_version=parse_if_match(if_match)))
-
-
-# --- components ---
-
-COMPONENT = resource_of(ComponentView)
-COMPONENT_ETAG = [
-    ResponseHeader(name="ETag", description="The component's version", documentation_only=True)
-]
-
-
-@post("/api/v1/components", tags=["components"])
-async def create_component(
-    data: JSONBody[AddComponent], ctx: Ctx, backend: BackendDep
-) -> ComponentView:
-    return await backend.call(ADD_COMPONENT, ctx, data)
-
-
-@get("/api/v1/components", tags=["components"])
-async def list_components(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[ComponentView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), COMPONENT)
-    page = await backend.call(LIST_COMPONENTS, ctx, ListRegistry(query=query))
-    return render_list(page, query, shape)
-
-
-@get("/api/v1/components/{id:uuid}", tags=["components"], response_headers=COMPONENT_ETAG)
-async def get_component(
-    id: FromPath[UUID],
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-) -> Response[ComponentView]:
-    shape = parse_single_request(list(request.query_params.multi_items()), COMPONENT)
-    view = await backend.call(GET_COMPONENT, ctx, Get(id=id))
-    return Response(render_one(view, shape), headers=_etag(view.version))
-
-
-@patch("/api/v1/components/{id:uuid}", tags=["components"], response_headers=COMPONENT_ETAG)
-async def update_component(
-    id: FromPath[UUID],
-    data: JSONBody[ComponentPatch],
-    ctx: Ctx,
-    backend: BackendDep,
-    if_match: IfMatch = None,
-) -> Response[ComponentView]:
-    cmd = UpdateComponent(id=id, patch=data, expected_version=parse_if_match(if_match))
-    view = await backend.call(UPDATE_COMPONENT, ctx, cmd)
-    return Response(view, headers=_etag(view.version))
-
-
-@delete("/api/v1/components/{id:uuid}", tags=["components"], summary="Remove a component")
-async def delete_component(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(
-        REMOVE_COMPONENT, ctx, Delete(id=id, expected_version=parse_if_match(if_match))
-    )
-
-
-# --- sensors ---
-
-SENSOR = resource_of(SensorView)
-SENSOR_ETAG = [
-    ResponseHeader(name="ETag", description="The sensor's version", documentation_only=True)
-]
-
-
-@post("/api/v1/sensors", tags=["sensors"])
-async def create_sensor(data: JSONBody[DeclareSensor], ctx: Ctx, backend: BackendDep) -> SensorView:
-    return await backend.call(DECLARE_SENSOR, ctx, data)
-
-
-@get("/api/v1/sensors", tags=["sensors"])
-async def list_sensors(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[SensorView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), SENSOR)
-    page = await backend.call(LIST_SENSORS, ctx, ListRegistry(query=query))
-    return render_list(page, query, shape)
-
-
-@get("/api/v1/sensors/{id:uuid}", tags=["sensors"], response_headers=SENSOR_ETAG)
-async def get_sensor(
-    id: FromPath[UUID],
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-) -> Response[SensorView]:
-    shape = parse_single_request(list(request.query_params.multi_items()), SENSOR)
-    view = await backend.call(GET_SENSOR, ctx, Get(id=id))
-    return Response(render_one(view, shape), headers=_etag(view.version))
-
-
-@patch("/api/v1/sensors/{id:uuid}", tags=["sensors"], response_headers=SENSOR_ETAG)
-async def update_sensor(
-    id: FromPath[UUID],
-    data: JSONBody[SensorPatch],
-    ctx: Ctx,
-    backend: BackendDep,
-    if_match: IfMatch = None,
-) -> Response[SensorView]:
-    cmd = UpdateSensor(id=id, patch=data, expected_version=parse_if_match(if_match))
-    view = await backend.call(UPDATE_SENSOR, ctx, cmd)
-    return Response(view, headers=_etag(view.version))
-
-
-@delete("/api/v1/sensors/{id:uuid}", tags=["sensors"], summary="Remove a sensor")
-async def delete_sensor(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(REMOVE_SENSOR, ctx, Delete(id=id, expected_version=parse_if_match(if_match)))
-
-
-ROUTES = [
-    create_site,
-    list_sites,
-    get_site,
-    update_site,
-    delete_site,
-    create_device_group,
-    list_device_groups,
-    get_device_group,
-    update_device_group,
-    delete_device_group,
-    create_component,
-    list_components,
-    get_component,
-    update_component,
-    delete_component,
-    create_sensor,
-    list_sensors,
-    get_sensor,
-    update_sensor,
-    delete_sensor,
-]
+ROUTES = [route for resource in RESOURCES for route in registry_routes(resource)]
