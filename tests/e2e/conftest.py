@@ -54,9 +54,13 @@ def _raise_limits(
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     base = Path(tempfile.mkdtemp(prefix="outpost-e2e-"))
-    ttl = "OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS"
-    previous = os.environ.get(ttl)
-    os.environ[ttl] = "1"  # so the overrides below apply at once
+    # The overrides below apply at once; API keys' lastUsedAt is reported every second.
+    quick = {
+        "OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS": "1",
+        "OUTPOST_GATEWAY_KEY_USAGE_REPORT_SECONDS": "1",
+    }
+    previous = {name: os.environ.get(name) for name in quick}
+    os.environ.update(quick)
     dev = DevStack(base, gateway_port=None, nats_port=None, pg_port=None, mqtt_port=None)
     try:
         credentials = dev.start()
@@ -66,10 +70,11 @@ def stack() -> Iterator[DevStack]:
     finally:
         dev.stop()
         shutil.rmtree(base, ignore_errors=True)
-        if previous is None:
-            os.environ.pop(ttl, None)
-        else:
-            os.environ[ttl] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

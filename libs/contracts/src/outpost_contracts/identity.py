@@ -265,7 +265,22 @@ class ApiKeyView(Contract, kw_only=True, frozen=True):
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    # When a gateway last accepted the key, reported in batches (within about 30 s).
+    last_used_at: datetime | None = None
     version: int = 1
+
+
+class KeyUse(Contract, kw_only=True, frozen=True):
+    id: UUID
+    org_id: UUID
+    at: datetime
+
+
+class RecordKeyUsage(Request, kw_only=True, frozen=True):
+    """Internal, from the gateways (no HTTP route): the keys they accepted since their last
+    report and when each was last used."""
+
+    uses: list[KeyUse]
 
 
 class ApiKeyIssued(Contract, kw_only=True, frozen=True):
@@ -319,6 +334,7 @@ SUSPEND_ORGANIZATION = Operation(
 CREATE_API_KEY = Operation(SERVICE, "CreateApiKey", CreateApiKey, ApiKeyIssued)
 LIST_API_KEYS = Operation(SERVICE, "ListApiKeys", ListApiKeys, Page[ApiKeyView])
 REVOKE_API_KEY = Operation(SERVICE, "RevokeApiKey", RevokeApiKey, Empty)
+RECORD_KEY_USAGE = Operation(SERVICE, "RecordKeyUsage", RecordKeyUsage, Empty)
 
 
 class UserView(Contract, kw_only=True, frozen=True):

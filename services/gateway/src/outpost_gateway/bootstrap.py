@@ -26,6 +26,7 @@ from outpost_gateway.adapters.gateway_store import GatewayStore
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
 from outpost_gateway.adapters.session_tokens import JwtVerifier
+from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
@@ -207,9 +208,10 @@ async def serve(settings: GatewaySettings) -> None:
     readiness = Readiness()
     readiness.add("nats", lambda: bool(nc.is_connected))
     readiness.add("credentials", lambda: follower.caught_up)
+    backend = NatsBackend(nc, settings.rpc_timeout_seconds)
     app = create_app(
         settings,
-        NatsBackend(nc, settings.rpc_timeout_seconds),
+        backend,
         cache,
         readiness=readiness,
         store=store,
@@ -230,12 +232,16 @@ async def serve(settings: GatewaySettings) -> None:
     forget = asyncio.create_task(
         _forget_revoked_sessions_forever(cache, settings.revoked_session_retention_seconds)
     )
+    usage: KeyUsage = app.state["gateway"].usage
+    report = asyncio.create_task(usage.report_forever(backend, settings.key_usage_report_seconds))
     try:
         _log.info("gateway listening on http://%s:%d", settings.host, settings.port)
         await server.serve()
     finally:
         follow.cancel()
         forget.cancel()
+        report.cancel()
+        await usage.report(backend)  # what was used since the last report
         if purge is not None:
             purge.cancel()
         await follower.stop()

@@ -24,6 +24,8 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # A revoked session is remembered this long after its revocation: at least the longest
     # access-token lifetime identity issues (OUTPOST_IDENTITY_ACCESS_TOKEN_TTL_SECONDS, 15 min).
     revoked_session_retention_seconds: float = 3600.0
+    # API keys' lastUsedAt: each replica reports the keys it accepted this often.
+    key_usage_report_seconds: float = 30.0
     ratelimit_enabled: bool = True
     # granian: pending connections the kernel queues, and requests taken in at once. Past
     # the backpressure limit granian holds requests back, and under overload it starved

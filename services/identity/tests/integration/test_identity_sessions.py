@@ -179,3 +179,46 @@ async def test_revoking_the_previous_key_ends_its_overlap_at_once(deps: handlers
             )
         ).first()
     assert row.verify_until <= row.retired_at  # no overlap: refused from the event on
+
+
+async def test_key_usage_reports_set_last_used_at_forward_only_per_tenant(
+    deps: handlers.Deps,
+) -> None:
+    operator = _ctx(PrincipalKind.OPERATOR, PLATFORM_ORG_ID)
+    orgs = [
+        await handlers.create_organization(
+            deps, operator, api.CreateOrganization(name=f"org-{uuid.uuid4().hex[:8]}")
+        )
+        for _ in range(2)
+    ]
+    keys = [
+        await handlers.create_api_key(
+            deps, _ctx(PrincipalKind.OPERATOR, org.id), api.CreateApiKey(name="k")
+        )
+        for org in orgs
+    ]
+    system = _ctx(PrincipalKind.SYSTEM, PLATFORM_ORG_ID)
+    t0 = keys[0].created_at + timedelta(minutes=1)
+    report = api.RecordKeyUsage(
+        uses=[
+            api.KeyUse(id=keys[0].id, org_id=orgs[0].id, at=t0),
+            api.KeyUse(id=keys[1].id, org_id=orgs[1].id, at=t0 + timedelta(seconds=5)),
+        ]
+    )
+    await handlers.record_key_usage(deps, system, report)
+    # An older report (another gateway, late) never moves it back.
+    older = api.KeyUse(id=keys[0].id, org_id=orgs[0].id, at=t0 - timedelta(seconds=30))
+    await handlers.record_key_usage(deps, system, api.RecordKeyUsage(uses=[older]))
+    # A report naming a key under the wrong organization changes nothing (RLS).
+    wrong = api.KeyUse(id=keys[1].id, org_id=orgs[0].id, at=t0 + timedelta(hours=1))
+    await handlers.record_key_usage(deps, system, api.RecordKeyUsage(uses=[wrong]))
+
+    for org, key, expected in (
+        (orgs[0], keys[0], t0),
+        (orgs[1], keys[1], t0 + timedelta(seconds=5)),
+    ):
+        page = await handlers.list_api_keys(
+            deps, _ctx(PrincipalKind.OPERATOR, org.id), api.ListApiKeys()
+        )
+        (view,) = [k for k in page.data if k.id == key.id]
+        assert view.last_used_at == expected

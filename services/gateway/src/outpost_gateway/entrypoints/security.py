@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from litestar.params import SkipValidation
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
+from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import RateLimiter
 from outpost_gateway.app.ports import Backend, IdempotencyStore
 from outpost_gateway.app.readiness import Readiness
@@ -63,6 +64,7 @@ class GatewayState:
     idempotency: IdempotencyStore
     rate_limits: bool = True
     verify_session: SessionVerifier | None = None
+    usage: KeyUsage = field(default_factory=KeyUsage)
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
@@ -99,9 +101,11 @@ async def security_guard(
     if required == UNRECOGNIZED:
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
     state = gateway_state(connection)
+    now = state.clock()
     principal = authenticate(
-        connection.headers.get("authorization"), state.cache, state.clock(), state.verify_session
+        connection.headers.get("authorization"), state.cache, now, state.verify_session
     )
+    state.usage.note(principal, now)  # lastUsedAt, reported in batches
     # Counted before authorization, so refused attempts count too.
     category = rate_category(str(method), str(scope.get("path_template", "")))
     if category is not None and state.rate_limits:

@@ -28,12 +28,13 @@ ORGANIZATIONS = Collection(
 
 API_KEYS = Collection(
     table="api_keys",
-    columns="id, name, prefix, scopes, created_at, expires_at, revoked_at, version",
+    columns="id, name, prefix, scopes, created_at, expires_at, revoked_at, last_used_at, version",
     fields={
         "id": Field("id", "uuid"),
         "name": Field("name"),
         "createdAt": Field("created_at", "datetime"),
         "expiresAt": Field("expires_at", "datetime"),
+        "lastUsedAt": Field("last_used_at", "datetime"),
     },
 )
 
@@ -101,5 +102,6 @@ def api_key_view(row: Mapping[str, Any]) -> ApiKeyView:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
         version=row["version"],
     )

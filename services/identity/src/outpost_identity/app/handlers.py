@@ -200,6 +200,24 @@ async def list_api_keys(
         return await list_page(uow.conn, queries.API_KEYS, q.query, queries.api_key_view)
 
 
+async def record_key_usage(deps: Deps, ctx: RequestContext, cmd: api.RecordKeyUsage) -> Empty:
+    """The gateways' usage reports: ``last_used_at`` only moves forward, whatever order
+    reports from several gateways arrive in. One transaction, tenant by tenant (RLS)."""
+    by_org: dict[Any, list[api.KeyUse]] = {}
+    for use in cmd.uses:
+        by_org.setdefault(use.org_id, []).append(use)
+    async with deps.uow(None) as uow:
+        for org_id, uses in by_org.items():
+            await uow.set_tenant(org_id)
+            for use in uses:
+                await uow.execute(
+                    "UPDATE api_keys SET last_used_at = greatest(last_used_at, :at) WHERE id = :id",
+                    {"id": use.id, "at": use.at},
+                )
+        await uow.commit()
+    return Empty()
+
+
 async def revoke_api_key(deps: Deps, ctx: RequestContext, cmd: api.RevokeApiKey) -> Empty:
     async with deps.uow(ctx.org_id) as uow:
         state, _ = await aggregate.load(uow, api_keys.evolve, cmd.id)
@@ -780,6 +798,7 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.CREATE_API_KEY: create_api_key,
     api.LIST_API_KEYS: list_api_keys,
     api.REVOKE_API_KEY: revoke_api_key,
+    api.RECORD_KEY_USAGE: record_key_usage,
     api.CREATE_USER: create_user,
     api.LIST_USERS: list_users,
     api.GET_USER: get_user,
