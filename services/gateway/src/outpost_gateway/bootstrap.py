@@ -39,6 +39,7 @@ from outpost_gateway.entrypoints import (
     oauth,
     platform,
     provisioning,
+    rate_limits,
     readings,
     registry,
 )
@@ -111,6 +112,7 @@ def create_app(
             *provisioning.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,
+            *rate_limits.ROUTES,
         ],
         before_request=security_check,
         dependencies={

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from outpost_contracts.devices import CREATE_DEVICE, GET_DEVICE, DeviceStatus, DeviceView
-from outpost_contracts.errors import ServiceUnavailable
+from outpost_contracts.errors import NotFound, ServiceUnavailable
 from outpost_gateway.app.limits import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.settings import GatewaySettings
@@ -130,3 +130,52 @@ def test_a_5xx_releases_the_key_so_a_retry_reaches_the_service(env: Env) -> None
     env.backend.on(CREATE_DEVICE, lambda ctx, body: device(body.name))
     assert env.client.post("/api/v1/devices", json={"name": "a"}, headers=key).status_code == 201
     assert len(env.backend.calls) == 2
+
+
+def test_the_operator_sets_and_clears_an_organizations_limits() -> None:
+    from outpost_contracts.identity import GET_ORGANIZATION
+
+    world, backend = build_world(), FakeBackend()
+    backend.on(CREATE_DEVICE, lambda ctx, body: device(body.name))
+    app = create_app(
+        GatewaySettings(ratelimit_write_per_minute=20),
+        backend,
+        world.cache,
+        clock=lambda: NOW,
+        store=MemoryStore(),
+        epoch_clock=lambda: T,
+    )
+    op, org = bearer(world.operator), world.org_a
+    url = f"/api/v1/admin/organizations/{org}/rate-limits"
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get(url, headers=op).json() == {
+            "organizationId": str(org),
+            "single": 500,
+            "list": 50,
+            "write": 20,
+            "overridden": [],
+        }
+        put = client.put(url, json={"write": 5, "list": None}, headers=op)
+        assert put.status_code == 200, put.text
+        assert (put.json()["write"], put.json()["list"], put.json()["overridden"]) == (
+            5,
+            50,
+            ["write"],
+        )
+        key = bearer(world.full)
+        statuses = [
+            client.post("/api/v1/devices", json={"name": f"n{i}"}, headers=key).status_code
+            for i in range(6)
+        ]
+        assert statuses == [201] * 5 + [429]  # the new limit applies at once on this replica
+        cleared = client.put(url, json={}, headers=op).json()
+        assert (cleared["write"], cleared["overridden"]) == (20, [])
+
+        for body in ({"write": 0}, {"write": "many"}, {"burst": 5}):
+            resp = client.put(url, json=body, headers=op)
+            assert resp.status_code == 400, resp.text
+            assert resp.json()["type"] == "validation_error", resp.text
+        assert client.get(url, headers=key).status_code == 403  # operator only
+        backend.on(GET_ORGANIZATION, NotFound("no such organization"))
+        unknown = f"/api/v1/admin/organizations/{uuid4()}/rate-limits"
+        assert client.get(unknown, headers=op).status_code == 404

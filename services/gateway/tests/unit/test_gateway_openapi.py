@@ -174,6 +174,8 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
     assert linked("/api/v1/admin/organizations") == {
         ("GET", "/api/v1/admin/organizations/{id}"),
         ("POST", "/api/v1/admin/organizations/{id}/suspend"),
+        ("GET", "/api/v1/admin/organizations/{id}/rate-limits"),
+        ("PUT", "/api/v1/admin/organizations/{id}/rate-limits"),
     }
     assert linked("/api/v1/api-keys") == {("DELETE", "/api/v1/api-keys/{id}")}
     assert linked("/api/v1/users") == {("GET", "/api/v1/users/{id}")}

@@ -115,6 +115,26 @@ class GatewayStore:
             per_minute,
         )
 
+    async def set_overrides(self, org_id: UUID, overrides: dict[str, int | None]) -> None:
+        """Set (a number) or clear (None) an organization's per-category limits, at once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for category, per_minute in overrides.items():
+                if per_minute is None:
+                    await conn.execute(
+                        "DELETE FROM rate_limit_overrides WHERE org_id = $1 AND category = $2",
+                        org_id,
+                        category,
+                    )
+                else:
+                    await conn.execute(
+                        "INSERT INTO rate_limit_overrides (org_id, category, per_minute)"
+                        " VALUES ($1, $2, $3) ON CONFLICT (org_id, category)"
+                        " DO UPDATE SET per_minute = EXCLUDED.per_minute",
+                        org_id,
+                        category,
+                        per_minute,
+                    )
+
     # -- idempotency ------------------------------------------------------------------
 
     async def claim(

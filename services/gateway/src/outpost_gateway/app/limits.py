@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter
@@ -185,6 +185,22 @@ class RateLimiter:
                 self.replicas,
             )
 
+    async def set_overrides(self, org_id: UUID, overrides: Mapping[Category, int | None]) -> Limits:
+        """Change an organization's limits in the shared store (every replica reads them
+        within its override cache's lifetime; this one at once) and return the new ones."""
+        if self.store is None:
+            raise RuntimeError("no shared store: limits are the settings' defaults")
+        await self.store.set_overrides(org_id, {c.value: n for c, n in overrides.items()})
+        self._overrides.pop(org_id, None)
+        return await self.limits_for(org_id)
+
+    async def overridden(self, org_id: UUID) -> list[Category]:
+        """The categories the organization has its own limit for."""
+        if self.store is None:
+            return []
+        raw = await self.store.overrides(org_id)
+        return [c for c in Category if c.value in raw]
+
     async def limits_for(self, org_id: UUID) -> Limits:
         if self.store is None:
             return self.defaults
@@ -225,6 +241,14 @@ class MemoryStore:
 
     async def overrides(self, org_id: UUID) -> dict[str, int]:
         return dict(self.limit_overrides.get(org_id, {}))
+
+    async def set_overrides(self, org_id: UUID, overrides: dict[str, int | None]) -> None:
+        current = self.limit_overrides.setdefault(org_id, {})
+        for category, per_minute in overrides.items():
+            if per_minute is None:
+                current.pop(category, None)
+            else:
+                current[category] = per_minute
 
     async def claim(
         self, credential_id: UUID, key: str, org_id: UUID, request_hash: bytes

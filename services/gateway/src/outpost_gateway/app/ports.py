@@ -36,6 +36,10 @@ class RateLimitStore(Protocol):
         """An organization's per-category limits (requests per minute), if any."""
         ...
 
+    async def set_overrides(self, org_id: UUID, overrides: dict[str, int | None]) -> None:
+        """Set (a number) or clear (None) an organization's per-category limits."""
+        ...
+
 
 class IdempotencyStore(Protocol):
     async def claim(
