@@ -267,3 +267,43 @@ def test_an_mqtt_device_publishes_telemetry_over_tls(
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+@pytest.mark.parametrize("cut", ["decommission", "revoke"])
+def test_a_connected_device_is_disconnected_when_decommissioned_or_revoked(
+    cut: str,
+    stack: DevStack,
+    platform: dict[str, Any],
+    http: httpx.Client,
+    org: tuple[str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    org_id, auth = org
+    url, ca = platform["natsUrl"], platform["brokerCaFile"]
+    device = _provision(http, auth, org_id, tmp_path)
+
+    async def run() -> None:
+        nc = await _connect(url, device.tls(ca))
+        await nc.publish(device.telemetry, b'{"seq": 1, "readings": []}')
+        await nc.flush()
+        assert nc.is_connected
+        if cut == "decommission":
+            resp = await asyncio.to_thread(
+                http.delete, f"/api/v1/devices/{device.id}", headers=auth
+            )
+            assert resp.status_code == 204, resp.text
+        else:
+            resp = await asyncio.to_thread(
+                http.post,
+                f"/api/v1/devices/{device.id}/certificates/{device.serial}/revoke",
+                headers=auth,
+            )
+            assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 15
+        while nc.is_connected and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        assert not nc.is_connected, "still connected"
+        await nc.close()
+        await _refused(url, device.tls(ca))
+
+    asyncio.run(run())

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from outpost_contracts import devices, provisioning, registry
 from outpost_contracts.base import Event
-from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer
+from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.app import broker
@@ -20,7 +20,7 @@ from outpost_devices.app.handlers import Deps
 from outpost_devices.app.provisioning import ProvisioningConfig
 from outpost_devices.entrypoints import rpc
 from outpost_devices.settings import DevicesSettings
-from outpost_kit import ids
+from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.runtime import ServiceRuntime
@@ -73,11 +73,23 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     uow = runtime.uow
     session = timedelta(seconds=settings.broker_session_seconds)
 
+    assert runtime.nc is not None
+    sessions: Sessions | None = None
+    if settings.broker_system_url is not None:
+        system = await messaging.connect(
+            settings.broker_system_url.reveal(), "outpost-devices-system", tls=settings.nats_tls()
+        )
+        sessions = Sessions(runtime.nc, system)
+        runtime.background(sessions.run)
+    else:
+        _log.warning("OUTPOST_DEVICES_BROKER_SYSTEM_URL is not set: no disconnect on decommission")
+
     async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
         admitted = await broker.authorize(uow, request.chain_pems, ids.now(), session)
+        if sessions is not None:
+            sessions.admitted(admitted.device_id, request)
         return admitted.name, admitted.permissions(), admitted.expires
 
-    assert runtime.nc is not None
     responder = CalloutResponder(runtime.nc, Issuer(settings.broker_issuer_seed.reveal()), decide)
     runtime.background(responder.run)
 

@@ -26,3 +26,7 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # How long an admitted connection lasts before nats-server closes it and the device
     # reconnects through the callout (which sees a revocation or a decommissioning).
     broker_session_seconds: int = 300
+    # A system-account connection (tls://user:password@host:port) for closing a device's
+    # connections when it is decommissioned or a certificate of it revoked. Without it they
+    # last until their session ends (broker_session_seconds).
+    broker_system_url: Secret | None = None

@@ -60,6 +60,8 @@ CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
 CREDENTIALS_NAME = "dev-credentials.json"
 # The broker user of dev tooling and tests (streams, inspection); every service has its own.
 DEV_NATS_USER = "outpost-dev"
+# The system-account user the devices service closes a decommissioned device's connections with.
+SYSTEM_NATS_USER = "outpost-system"
 
 _TAG_WIDTH = max(len(name) for name in (*ALL_SERVICES, "dev")) + 2
 _COLOURS = {
@@ -446,7 +448,7 @@ class DevStack:
         if running is not None:
             config = (store / "nats.conf").read_text()
             match = _MQTT_LISTEN.search(config)
-            if match is None or "auth_callout" not in config:
+            if match is None or "system_account" not in config:
                 # started without MQTT or without the broker's security: start afresh
                 running.stop()
             else:
@@ -481,7 +483,7 @@ class DevStack:
         if path.exists():
             stored = json.loads(path.read_text())
         missing = [s for s in DB_SERVICES if not stored.get(s)]
-        missing += [_nats_secret(u) for u in NATS_USERS if not stored.get(_nats_secret(u))]
+        missing += [_nats_secret(u) for u in _ALL_NATS_USERS if not stored.get(_nats_secret(u))]
         for service in missing:
             stored[service] = secrets.token_urlsafe(24)
         if not stored.get(KEY_ENCRYPTION_KEY):
@@ -587,6 +589,7 @@ class DevStack:
                 env[prefix + "DEVICE_ROOT_CERT"] = str(self.broker.device_root_cert)
                 env[prefix + "DEVICE_ROOT_KEY"] = str(self.broker.device_root_key)
                 env[prefix + "BROKER_ISSUER_SEED"] = self.broker.issuer_seed
+                env[prefix + "BROKER_SYSTEM_URL"] = self.nats_service_url(SYSTEM_NATS_USER)
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)
@@ -760,6 +763,7 @@ class DevStack:
 
 
 NATS_USERS: tuple[str, ...] = (*ALL_SERVICES, DEV_NATS_USER)
+_ALL_NATS_USERS: tuple[str, ...] = (*NATS_USERS, SYSTEM_NATS_USER)
 
 
 def _nats_secret(user: str) -> str:
@@ -781,13 +785,18 @@ def broker_config(broker: BrokerPki, mqtt_port: int, passwords: Mapping[str, str
         "  verify: true\n"
         "  timeout: 5\n"
     )
+    system = passwords[_nats_secret(SYSTEM_NATS_USER)]
     return (
         f"tls {{\n  {tls}}}\n"
+        "accounts {\n"
+        f"  SYS: {{ users: [ {{user: {q(SYSTEM_NATS_USER)}, password: {q(system)}}} ] }}\n"
+        "}\n"
+        "system_account: SYS\n"
         "authorization {\n"
         f"  users: [\n{users}\n  ]\n"
         "  auth_callout {\n"
         f"    issuer: {q(broker.issuer_public_key)}\n"
-        f"    auth_users: [{', '.join(q(u) for u in NATS_USERS)}]\n"
+        f"    auth_users: [{', '.join(q(u) for u in _ALL_NATS_USERS)}]\n"
         "  }\n"
         "}\n"
         # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.

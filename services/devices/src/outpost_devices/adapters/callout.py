@@ -19,11 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+import msgspec
 import nkeys
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from outpost_contracts import subjects
 from outpost_contracts.errors import OutpostError
 
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
@@ -46,6 +49,7 @@ class CalloutRequest:
     server_id: str
     chain_pems: list[str]  # the presented certificate first, then its chain
     kind: str  # "Client", or the listener's kind for MQTT/WebSocket/leafnode connections
+    client_id: int = 0  # the connection's id on that server (what a KICK names)
 
 
 def parse_request(token: str) -> CalloutRequest:
@@ -62,6 +66,7 @@ def parse_request(token: str) -> CalloutRequest:
             server_id=nats["server_id"]["id"],
             chain_pems=chain,
             kind=str((nats.get("client_info") or {}).get("kind", "")),
+            client_id=int((nats.get("client_info") or {}).get("id", 0)),
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an authorization request: {exc}") from None
@@ -139,3 +144,60 @@ class CalloutResponder:
             answer = self.issuer.response(request, error="authorization failed")
         if msg.reply:
             await msg.respond(answer.encode())
+
+
+class _DeviceEvent(msgspec.Struct, rename="camel"):
+    """What a device event's envelope says about whose it is (the rest is not needed)."""
+
+    stream_id: UUID
+
+
+class Sessions:
+    """The device connections this replica admitted, so that it can close them when the
+    device is decommissioned or a certificate of it revoked: nats-server's
+    ``$SYS.REQ.SERVER.<id>.KICK`` over a system-account connection. Every replica hears the
+    devices service's own events (a plain subscription, no queue group) and kicks the
+    connections it admitted; the callout refuses the reconnection."""
+
+    def __init__(self, nc: NATS, system: NATS) -> None:
+        self.nc = nc
+        self.system = system
+        self._by_device: dict[UUID, set[tuple[str, int]]] = {}
+
+    def admitted(self, device_id: UUID, request: CalloutRequest) -> None:
+        self._by_device.setdefault(device_id, set()).add((request.server_id, request.client_id))
+
+    async def kick(self, device_id: UUID) -> int:
+        kicked = 0
+        for server_id, cid in self._by_device.pop(device_id, set()):
+            try:
+                await self.system.request(
+                    f"$SYS.REQ.SERVER.{server_id}.KICK",
+                    json.dumps({"cid": cid}).encode(),
+                    timeout=2,
+                )
+                kicked += 1
+            except Exception as exc:  # gone already, or the server is away: nothing to close
+                _log.info("broker: kick of connection %s on %s: %s", cid, server_id, exc)
+        return kicked
+
+    async def run(self, stop: asyncio.Event) -> None:
+        filters = [
+            subjects.event_filter("devices", "DeviceDecommissioned"),
+            subjects.event_filter("devices", "DeviceCertificateRevoked"),
+        ]
+        subs = [await self.nc.subscribe(f, cb=self._on_event) for f in filters]
+        try:
+            await stop.wait()
+        finally:
+            for sub in subs:
+                await sub.unsubscribe()
+            await self.system.close()
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            device_id = msgspec.json.decode(msg.data, type=_DeviceEvent).stream_id
+        except msgspec.DecodeError:
+            return
+        if await self.kick(device_id):
+            _log.info("broker: disconnected device %s (%s)", device_id, msg.subject)
