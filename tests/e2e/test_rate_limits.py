@@ -44,7 +44,8 @@ def gateway_urls(stack: DevStack, platform: dict[str, Any]) -> Iterator[list[str
             port = free_port()
             env = {
                 **os.environ,
-                "OUTPOST_NATS_URL": platform["natsUrl"],
+                **stack.nats_tls_env(),
+                "OUTPOST_NATS_URL": stack.nats_service_url("gateway"),
                 "OUTPOST_GATEWAY_DATABASE_URL": service_dsn(stack.admin_dsn, "gateway", password),
                 "OUTPOST_GATEWAY_HOST": "127.0.0.1",
                 "OUTPOST_GATEWAY_PORT": str(port),

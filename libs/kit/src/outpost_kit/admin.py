@@ -31,6 +31,15 @@ def apply(
     service: Annotated[
         str | None, typer.Option(help="Only this service's streams and consumers.")
     ] = None,
+    tls_ca: Annotated[
+        str, typer.Option(envvar="OUTPOST_NATS_TLS_CA", help="The broker's CA (PEM file).")
+    ] = "",
+    tls_cert: Annotated[
+        str, typer.Option(envvar="OUTPOST_NATS_TLS_CERT", help="Client certificate (PEM).")
+    ] = "",
+    tls_key: Annotated[
+        str, typer.Option(envvar="OUTPOST_NATS_TLS_KEY", help="Client key (PEM).")
+    ] = "",
 ) -> None:
     """Create or update every stream and durable consumer (or one service's)."""
     if service is None:
@@ -43,7 +52,7 @@ def apply(
             raise typer.Exit(2)
     errors: list[Exception] = []
     try:
-        asyncio.run(_apply(nats_url, streams, consumers, errors))
+        asyncio.run(_apply(nats_url, streams, consumers, errors, (tls_ca, tls_cert, tls_key)))
     except (OSError, NoServersError) as exc:
         reason = errors[-1] if errors else exc
         typer.echo(f"cannot reach NATS at {nats_url}: {reason or type(reason).__name__}", err=True)
@@ -60,10 +69,11 @@ async def _apply(
     streams: tuple[StreamSpec, ...],
     consumers: tuple[ConsumerSpec, ...],
     errors: list[Exception],
+    tls: tuple[str, str, str] = ("", "", ""),
 ) -> None:
     import nats
 
-    from outpost_kit.messaging import apply_streams
+    from outpost_kit.messaging import apply_streams, client_tls
 
     async def record(exc: Exception) -> None:
         errors.append(exc)  # reported once by the caller, not as a traceback per attempt
@@ -77,6 +87,7 @@ async def _apply(
             connect_timeout=5,
             max_reconnect_attempts=0,
             error_cb=record,
+            tls=client_tls(*tls),
         ),
         timeout=10,
     )

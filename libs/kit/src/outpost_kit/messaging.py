@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -35,8 +36,27 @@ MSG_ID = "Nats-Msg-Id"
 REQUEST_ID = "Outpost-Request-Id"
 
 
-async def connect(url: str, name: str, **options: Any) -> NATS:
-    """A connection that reconnects forever: a broker restart is an outage, not a crash."""
+def client_tls(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ssl.SSLContext | None:
+    """A TLS context trusting ``ca_file`` (the broker's CA) and presenting ``cert_file``, or
+    None when no CA is given (a plain connection, as in the integration tests)."""
+    if not ca_file:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file or None)
+    return context
+
+
+async def connect(
+    url: str, name: str, *, tls: ssl.SSLContext | None = None, **options: Any
+) -> NATS:
+    """A connection that reconnects forever: a broker restart is an outage, not a crash.
+
+    Credentials travel in the URL (``tls://user:password@host:port``); ``tls`` is the
+    context from ``client_tls`` when the broker requires TLS.
+    """
+    if tls is not None:
+        options["tls"] = tls
     return await nats.connect(
         url,
         name=name,

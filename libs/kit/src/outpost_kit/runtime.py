@@ -74,7 +74,9 @@ class ServiceRuntime:
     async def connect(self) -> None:
         telemetry.setup_tracing(f"outpost-{self.service}", self.environ)
         self.nc = await messaging.connect(
-            self.settings.nats_url, f"outpost-{self.service}{self.settings.instance}"
+            self.settings.nats_url,
+            f"outpost-{self.service}{self.settings.instance}",
+            tls=self.settings.nats_tls(),
         )
         self.js = self.nc.jetstream()
         await messaging.apply_streams(

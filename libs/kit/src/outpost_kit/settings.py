@@ -75,10 +75,21 @@ def _parse(raw: str, type_: Any) -> Any:
 class CommonSettings(msgspec.Struct, kw_only=True, frozen=True):
     """What every service process needs. Services extend it with their own fields."""
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = "nats://127.0.0.1:4222"  # tls://user:password@host:port with a broker
+    # The broker's CA, and this service's client certificate and key (files): when the
+    # broker requires TLS (docs/runbook.md, "The broker").
+    nats_tls_ca: str = ""
+    nats_tls_cert: str = ""
+    nats_tls_key: str = ""
     database_url: Secret | None = None  # the service role's DSN
     health_port: int = 0  # 0: pick a free port
     health_host: str = "127.0.0.1"
     rpc_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     instance: str = ""
+
+    def nats_tls(self) -> Any:
+        """The ``ssl.SSLContext`` for the broker, or None without ``nats_tls_ca``."""
+        from outpost_kit.messaging import client_tls
+
+        return client_tls(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)

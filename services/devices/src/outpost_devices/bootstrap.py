@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from outpost_contracts import devices, provisioning, registry
 from outpost_contracts.base import Event
+from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
+from outpost_devices.app import broker
 from outpost_devices.app.handlers import Deps
 from outpost_devices.app.provisioning import ProvisioningConfig
 from outpost_devices.entrypoints import rpc
 from outpost_devices.settings import DevicesSettings
+from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.runtime import ServiceRuntime
@@ -30,9 +35,23 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 _log = logging.getLogger(__name__)
 
 
+def device_root(settings: DevicesSettings) -> tuple[x509.Certificate, object] | None:
+    if not settings.device_root_cert or settings.device_root_key is None:
+        return None
+    with (
+        open(settings.device_root_cert, "rb") as cert,
+        open(settings.device_root_key.reveal(), "rb") as key,
+    ):
+        return (
+            x509.load_pem_x509_certificate(cert.read()),
+            serialization.load_pem_private_key(key.read(), password=None),
+        )
+
+
 def provisioning_config(settings: DevicesSettings) -> ProvisioningConfig:
     key = settings.ca_encryption_key
     return ProvisioningConfig(
+        device_root=device_root(settings),
         vault=CaVault(key.reveal()) if key is not None else None,
         token_ttl=timedelta(seconds=settings.registration_token_ttl_seconds),
         certificate_validity=timedelta(seconds=settings.certificate_validity_seconds),
@@ -48,6 +67,31 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     if config.vault is None:
         _log.warning("OUTPOST_DEVICES_CA_ENCRYPTION_KEY is not set: provisioning is disabled")
     runtime.serve(rpc.handlers(Deps(uow=runtime.uow, reads=runtime.reads, provisioning=config)))
+    if settings.broker_issuer_seed is None:
+        _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
+        return
+    uow = runtime.uow
+    session = timedelta(seconds=settings.broker_session_seconds)
+
+    assert runtime.nc is not None
+    sessions: Sessions | None = None
+    if settings.broker_system_url is not None:
+        system = await messaging.connect(
+            settings.broker_system_url.reveal(), "outpost-devices-system", tls=settings.nats_tls()
+        )
+        sessions = Sessions(runtime.nc, system)
+        runtime.background(sessions.run)
+    else:
+        _log.warning("OUTPOST_DEVICES_BROKER_SYSTEM_URL is not set: no disconnect on decommission")
+
+    async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
+        admitted = await broker.authorize(uow, request.chain_pems, ids.now(), session)
+        if sessions is not None:
+            sessions.admitted(admitted.device_id, request)
+        return admitted.name, admitted.permissions(), admitted.expires
+
+    responder = CalloutResponder(runtime.nc, Issuer(settings.broker_issuer_seed.reveal()), decide)
+    runtime.background(responder.run)
 
 
 async def rotate_ca_keys(settings: DevicesSettings, args: list[str]) -> None:

@@ -16,3 +16,17 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     public_api_url: str = ""
     public_nats_url: str = ""
     public_mqtt_url: str = ""
+    # The broker (docs/decisions.md, "The broker"): the platform device root (PEM files)
+    # that signs every organization's CA, so nats-server verifies device certificates; and
+    # the account nkey seed the auth callout signs its answers with. Without the seed the
+    # devices service does not answer the callout (devices cannot connect).
+    device_root_cert: str = ""
+    device_root_key: Secret | None = None  # a file path; the file is the secret
+    broker_issuer_seed: Secret | None = None
+    # How long an admitted connection lasts before nats-server closes it and the device
+    # reconnects through the callout (which sees a revocation or a decommissioning).
+    broker_session_seconds: int = 300
+    # A system-account connection (tls://user:password@host:port) for closing a device's
+    # connections when it is decommissioned or a certificate of it revoked. Without it they
+    # last until their session ends (broker_session_seconds).
+    broker_system_url: Secret | None = None

@@ -190,7 +190,9 @@ async def serve(settings: GatewaySettings) -> None:
     from granian.server.embed import Server
 
     nc = await messaging.connect(
-        settings.nats_url, name=f"{SERVICE}-{settings.instance or os.getpid()}"
+        settings.nats_url,
+        name=f"{SERVICE}-{settings.instance or os.getpid()}",
+        tls=settings.nats_tls(),
     )
     store: GatewayStore | None = None
     if settings.database_url is None:

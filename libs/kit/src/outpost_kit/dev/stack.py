@@ -20,6 +20,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from typing import IO, Any
 from outpost_kit.db.provision import service_dsn
 from outpost_kit.infra import NatsServer, PostgresCluster, free_port
 from outpost_kit.infra._process import log_tail
+from outpost_kit.infra.broker_pki import BrokerPki, ensure_broker_pki
 
 # Every process, in start order; the gateway comes last.
 DOMAIN_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
@@ -56,6 +58,10 @@ SECRETS_NAME = "secrets.json"
 KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
 CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
 CREDENTIALS_NAME = "dev-credentials.json"
+# The broker user of dev tooling and tests (streams, inspection); every service has its own.
+DEV_NATS_USER = "outpost-dev"
+# The system-account user the devices service closes a decommissioned device's connections with.
+SYSTEM_NATS_USER = "outpost-system"
 
 _TAG_WIDTH = max(len(name) for name in (*ALL_SERVICES, "dev")) + 2
 _COLOURS = {
@@ -67,7 +73,7 @@ _COLOURS = {
     "gateway": "96",
     "dev": "1",
 }
-_MQTT_LISTEN = re.compile(r"^mqtt \{ listen: 127\.0\.0\.1:(\d+) \}$", re.MULTILINE)
+_MQTT_LISTEN = re.compile(r"^mqtt \{ listen: 127\.0\.0\.1:(\d+)\b", re.MULTILINE)
 
 
 class DevStackError(RuntimeError):
@@ -260,6 +266,7 @@ class DevStack:
         self.credentials: dict[str, Any] | None = None
         self.gateway_url = ""
         self.mqtt_port = 0
+        self.broker = BrokerPki(self.base_dir / "broker")
 
     # -- public -----------------------------------------------------------------------
 
@@ -294,6 +301,30 @@ class DevStack:
             self._wake.wait(0.25)
         if self._died is not None:
             raise self._died
+
+    def nats_service_url(self, user: str = DEV_NATS_USER) -> str:
+        """The broker URL with a service user's credentials (``outpost-dev`` for tooling)."""
+        assert self.nats is not None
+        password = self._passwords()[_nats_secret(user)]
+        return f"tls://{user}:{password}@127.0.0.1:{self.nats.port}"
+
+    def nats_tls_env(self) -> dict[str, str]:
+        """The ``OUTPOST_NATS_*`` variables a service process (or a replica) needs."""
+        return {
+            "OUTPOST_NATS_TLS_CA": str(self.broker.ca_file),
+            "OUTPOST_NATS_TLS_CERT": str(self.broker.service_cert),
+            "OUTPOST_NATS_TLS_KEY": str(self.broker.service_key),
+        }
+
+    def nats_tls(self) -> ssl.SSLContext:
+        """A service's TLS context for the broker (tests connect with it as ``outpost-dev``)."""
+        from outpost_kit.messaging import client_tls
+
+        context = client_tls(
+            str(self.broker.ca_file), str(self.broker.service_cert), str(self.broker.service_key)
+        )
+        assert context is not None
+        return context
 
     def pid(self, service: str) -> int:
         """The PID of a running service (tests pause one to see the gateway answer 503)."""
@@ -362,7 +393,7 @@ class DevStack:
         admin_dsn = self.admin_dsn = self._start_postgres()
         passwords = self._passwords()
         self._migrate(admin_dsn, passwords)
-        _run_coroutine(self._apply_streams(self.nats.url))
+        _run_coroutine(self._apply_streams(self.nats_service_url()))
         say("streams and consumers applied")
         env = self._service_envs(admin_dsn, passwords)
         for name in self.services:
@@ -375,7 +406,8 @@ class DevStack:
         creds: dict[str, Any] = {
             "gatewayUrl": self.gateway_url,
             "natsUrl": self.nats.url,
-            "mqttUrl": f"mqtt://127.0.0.1:{self.mqtt_port}",
+            "mqttUrl": f"mqtts://127.0.0.1:{self.mqtt_port}",
+            "brokerCaFile": str(self.broker.ca_file),
             "operatorKey": operator_key,
             "organization": org,
         }
@@ -414,8 +446,10 @@ class DevStack:
         store = self.base_dir / "nats"
         running = NatsServer.attach(store)
         if running is not None:
-            match = _MQTT_LISTEN.search((store / "nats.conf").read_text())
-            if match is None:  # started without MQTT by someone else: start afresh
+            config = (store / "nats.conf").read_text()
+            match = _MQTT_LISTEN.search(config)
+            if match is None or "system_account" not in config:
+                # started without MQTT or without the broker's security: start afresh
                 running.stop()
             else:
                 self.nats, self.mqtt_port = running, int(match.group(1))
@@ -424,14 +458,13 @@ class DevStack:
         nats_port = choose_port(self._want["nats"])
         self.mqtt_port = choose_port(self._want["mqtt"], taken=[nats_port])
         monitor = choose_port(None, taken=[nats_port, self.mqtt_port])
-        # One line on purpose: NatsServer finds its client port with an anchored `listen:`.
-        mqtt = f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}"
+        self.broker = ensure_broker_pki(self.base_dir / "broker")
         self.nats = NatsServer.start(
             store,
             port=nats_port,
             monitor_port=monitor,
             server_name="outpost-dev",
-            extra_config=mqtt,
+            extra_config=broker_config(self.broker, self.mqtt_port, self._passwords()),
         )
 
     def _start_postgres(self) -> str:
@@ -450,6 +483,7 @@ class DevStack:
         if path.exists():
             stored = json.loads(path.read_text())
         missing = [s for s in DB_SERVICES if not stored.get(s)]
+        missing += [_nats_secret(u) for u in _ALL_NATS_USERS if not stored.get(_nats_secret(u))]
         for service in missing:
             stored[service] = secrets.token_urlsafe(24)
         if not stored.get(KEY_ENCRYPTION_KEY):
@@ -517,7 +551,7 @@ class DevStack:
         from outpost_contracts.streams import CONSUMERS, STREAMS
         from outpost_kit.messaging import apply_streams, connect
 
-        nc = await connect(nats_url, "outpost-dev")
+        nc = await connect(nats_url, "outpost-dev", tls=self.nats_tls())
         try:
             await apply_streams(nc.jetstream(), STREAMS, CONSUMERS)
         finally:
@@ -537,7 +571,8 @@ class DevStack:
         for service in self.services:
             prefix = f"OUTPOST_{service.upper()}_"
             env = self._base_env()
-            env["OUTPOST_NATS_URL"] = self.nats.url
+            env["OUTPOST_NATS_URL"] = self.nats_service_url(service)
+            env.update(self.nats_tls_env())
             health = choose_port(None, taken)
             taken.append(health)
             env[prefix + "HEALTH_PORT"] = str(health)
@@ -550,7 +585,11 @@ class DevStack:
                 env[prefix + "CA_ENCRYPTION_KEY"] = passwords[CA_ENCRYPTION_KEY]
                 env[prefix + "PUBLIC_API_URL"] = self.gateway_url
                 env[prefix + "PUBLIC_NATS_URL"] = self.nats.url
-                env[prefix + "PUBLIC_MQTT_URL"] = f"mqtt://127.0.0.1:{self.mqtt_port}"
+                env[prefix + "PUBLIC_MQTT_URL"] = f"mqtts://127.0.0.1:{self.mqtt_port}"
+                env[prefix + "DEVICE_ROOT_CERT"] = str(self.broker.device_root_cert)
+                env[prefix + "DEVICE_ROOT_KEY"] = str(self.broker.device_root_key)
+                env[prefix + "BROKER_ISSUER_SEED"] = self.broker.issuer_seed
+                env[prefix + "BROKER_SYSTEM_URL"] = self.nats_service_url(SYSTEM_NATS_USER)
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)
@@ -603,7 +642,7 @@ class DevStack:
             "pid": os.getpid(),
             "gatewayUrl": self.gateway_url,
             "natsUrl": self.nats.url,
-            "mqttUrl": f"mqtt://127.0.0.1:{self.mqtt_port}",
+            "mqttUrl": f"mqtts://127.0.0.1:{self.mqtt_port}",
             "postgresPort": self.pg.port if self.pg else None,
             "services": {
                 name: {"pid": c.process.pid, "readyz": c.ready_url}
@@ -721,6 +760,50 @@ class DevStack:
             raise DevStackError(f"creating the demo API key failed ({status}): {body}")
         self._say(f"created organization {DEMO_ORG!r} ({org_id}) and its API key")
         return {"id": org_id, "name": DEMO_ORG, "apiKey": body["key"]}
+
+
+NATS_USERS: tuple[str, ...] = (*ALL_SERVICES, DEV_NATS_USER)
+_ALL_NATS_USERS: tuple[str, ...] = (*NATS_USERS, SYSTEM_NATS_USER)
+
+
+def _nats_secret(user: str) -> str:
+    return f"nats_{user}"
+
+
+def broker_config(broker: BrokerPki, mqtt_port: int, passwords: Mapping[str, str]) -> str:
+    """nats-server's security: TLS with client certificates on both listeners, a user per
+    service (they bypass the auth callout), and the devices service's auth callout for every
+    other connection, i.e. devices (docs/decisions.md, "The broker")."""
+    q = json.dumps
+    users = ",\n".join(
+        f"    {{user: {q(u)}, password: {q(passwords[_nats_secret(u)])}}}" for u in NATS_USERS
+    )
+    tls = (
+        f"cert_file: {q(str(broker.server_cert))}\n"
+        f"  key_file: {q(str(broker.server_key))}\n"
+        f"  ca_file: {q(str(broker.client_ca_file))}\n"
+        "  verify: true\n"
+        "  timeout: 5\n"
+    )
+    system = passwords[_nats_secret(SYSTEM_NATS_USER)]
+    return (
+        f"tls {{\n  {tls}}}\n"
+        "accounts {\n"
+        f"  SYS: {{ users: [ {{user: {q(SYSTEM_NATS_USER)}, password: {q(system)}}} ] }}\n"
+        "}\n"
+        "system_account: SYS\n"
+        "authorization {\n"
+        f"  users: [\n{users}\n  ]\n"
+        "  auth_callout {\n"
+        f"    issuer: {q(broker.issuer_public_key)}\n"
+        f"    auth_users: [{', '.join(q(u) for u in _ALL_NATS_USERS)}]\n"
+        "  }\n"
+        "}\n"
+        # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.
+        f"mqtt {{ listen: 127.0.0.1:{mqtt_port}\n"
+        f"  tls {{\n  {tls}  }}\n"
+        "}\n"
+    )
 
 
 class _Api:

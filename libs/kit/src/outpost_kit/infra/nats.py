@@ -69,6 +69,11 @@ def _render_config(
     )
 
 
+def _requires_tls(config: str) -> bool:
+    """A top-level ``tls {`` block: clients must connect with TLS (``tls://``)."""
+    return re.search(r"^tls \{", config, re.MULTILINE) is not None
+
+
 def _ports_from_config(config: str) -> tuple[int, int] | None:
     listen = re.search(r"^listen: 127\.0\.0\.1:(\d+)$", config, re.MULTILINE)
     http = re.search(r"^http: 127\.0\.0\.1:(\d+)$", config, re.MULTILINE)
@@ -91,8 +96,11 @@ class NatsServer:
         monitor_port: int,
         pid: int,
         process: subprocess.Popen[bytes] | None = None,
+        *,
+        tls: bool = False,
     ) -> None:
         self.store_dir = store_dir
+        self.tls = tls
         self.port = port
         self.monitor_port = monitor_port
         self._pid = pid
@@ -123,7 +131,7 @@ class NatsServer:
         monitor_port = monitor_port or free_port()
         config = _render_config(store_dir, port, monitor_port, server_name, extra_config)
         (store_dir / CONFIG_NAME).write_text(config)
-        server = cls(store_dir, port, monitor_port, pid=0)
+        server = cls(store_dir, port, monitor_port, pid=0, tls=_requires_tls(config))
         server._launch()
         return server
 
@@ -135,18 +143,19 @@ class NatsServer:
         if pid is None or not process_alive(pid, "nats-server"):
             return None
         try:
-            ports = _ports_from_config((store_dir / CONFIG_NAME).read_text())
+            config = (store_dir / CONFIG_NAME).read_text()
         except OSError:
             return None
+        ports = _ports_from_config(config)
         if ports is None:
             return None
-        return cls(store_dir, ports[0], ports[1], pid=pid)
+        return cls(store_dir, ports[0], ports[1], pid=pid, tls=_requires_tls(config))
 
     # -- properties -----------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     @property
     def monitor_url(self) -> str:

@@ -86,8 +86,13 @@ def check_public_key(key: object, field: str = "csr") -> DevicePublicKey:
 # --- the CA and issuing -----------------------------------------------------------------
 
 
-def new_ca(org_id: UUID, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A self-signed EC P-256 CA for one organization's devices (path length 0)."""
+def new_ca(
+    org_id: UUID,
+    now: datetime,
+    root: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """An EC P-256 CA for one organization's devices (path length 0): signed by the platform
+    device ``root`` when given (so the broker can verify its devices), else self-signed."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -96,14 +101,18 @@ def new_ca(org_id: UUID, now: datetime) -> tuple[x509.Certificate, ec.EllipticCu
         ]
     )
     public = key.public_key()
-    cert = (
+    issuer_name, signer, not_after = name, key, now + CA_VALIDITY
+    if root is not None:
+        issuer_name, signer = root[0].subject, root[1]
+        not_after = min(not_after, root[0].not_valid_after_utc)
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer_name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_VALIDITY)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -120,8 +129,14 @@ def new_ca(org_id: UUID, now: datetime) -> tuple[x509.Certificate, ec.EllipticCu
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
     )
+    if root is not None:
+        root_ski = root[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
+            critical=False,
+        )
+    cert = builder.sign(signer, hashes.SHA256())
     return cert, key
 
 

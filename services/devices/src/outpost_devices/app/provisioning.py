@@ -51,6 +51,9 @@ class ProvisioningConfig:
     public_api_url: str = ""
     nats_url: str = ""
     mqtt_url: str = ""
+    # The platform device root that signs new organization CAs (None: self-signed CAs,
+    # which the broker cannot verify; docs/decisions.md, "The broker").
+    device_root: tuple[x509.Certificate, Any] | None = None
 
 
 def _tenant(ctx: RequestContext) -> None:
@@ -105,12 +108,14 @@ async def _load_ca(uow: Any) -> _Ca | None:
     return _Ca(x509.load_pem_x509_certificate(row.certificate_pem.encode()), row.private_key_enc)
 
 
-async def _ensure_ca(uow: Any, vault: pki.CaVault, org_id: UUID, now: datetime) -> _Ca:
+async def _ensure_ca(
+    uow: Any, vault: pki.CaVault, org_id: UUID, now: datetime, root: Any = None
+) -> _Ca:
     """The organization's CA, made on first need (a concurrent maker's wins)."""
     ca = await _load_ca(uow)
     if ca is not None:
         return ca
-    cert, key = pki.new_ca(org_id, now)
+    cert, key = pki.new_ca(org_id, now, root)
     await uow.execute(
         "INSERT INTO certificate_authorities (org_id, certificate_pem, private_key_enc,"
         " not_after, created_at) VALUES (:org, :pem, :enc, :na, :at)"
@@ -182,7 +187,7 @@ async def create_registration_token(
     token_id = ids.new_id()
     token = new_token(ctx.org_id)
     async with deps.uow(ctx.org_id) as uow:
-        await _ensure_ca(uow, vault, ctx.org_id, now)
+        await _ensure_ca(uow, vault, ctx.org_id, now, config.device_root)
         row = (
             await uow.execute(
                 "SELECT id, status FROM devices WHERE name = :n", {"n": cmd.device_name}
@@ -377,7 +382,7 @@ async def get_device_ca(
     _tenant(ctx)
     vault = _vault(deps)
     async with deps.uow(ctx.org_id) as uow:
-        ca = await _ensure_ca(uow, vault, ctx.org_id, ids.now())
+        ca = await _ensure_ca(uow, vault, ctx.org_id, ids.now(), deps.provisioning.device_root)
         await uow.commit()
     return api.CertificateAuthorityView(
         certificate=ca.pem, not_after=ca.certificate.not_valid_after_utc

@@ -1,0 +1,203 @@
+"""nats-server's auth callout protocol (nats-server docs, "Auth Callout").
+
+nats-server sends every connection that is not a service user to ``$SYS.REQ.USER.AUTH`` as
+an ``authorization_request`` JWT; the answer is an ``authorization_response`` JWT signed by
+the issuer account nkey, carrying either a user JWT (same issuer) with the connection's
+permissions, or an error. JWTs here are ``ed25519-nkey`` JWTs, encoded by hand: a header, the
+claims and an nkey signature, each base64url without padding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import nkeys
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from outpost_contracts import subjects
+from outpost_contracts.errors import OutpostError
+
+CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
+QUEUE = "outpost-devices-callout"
+GLOBAL_ACCOUNT = "$G"  # the account of a server without operator mode: services and devices
+_log = logging.getLogger(__name__)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class CalloutRequest:
+    user_nkey: str
+    server_id: str
+    chain_pems: list[str]  # the presented certificate first, then its chain
+    kind: str  # "Client", or the listener's kind for MQTT/WebSocket/leafnode connections
+    client_id: int = 0  # the connection's id on that server (what a KICK names)
+
+
+def parse_request(token: str) -> CalloutRequest:
+    """The parts of an ``authorization_request`` the decision needs. nats-server's signature
+    is not checked: only service users (trusted) can publish on the callout subject."""
+    try:
+        claims = json.loads(_unb64(token.split(".")[1]))
+        nats = claims["nats"]
+        tls = nats.get("client_tls") or {}
+        chains = tls.get("verified_chains") or []
+        chain = list(chains[0]) if chains else list(tls.get("certs") or [])
+        return CalloutRequest(
+            user_nkey=nats["user_nkey"],
+            server_id=nats["server_id"]["id"],
+            chain_pems=chain,
+            kind=str((nats.get("client_info") or {}).get("kind", "")),
+            client_id=int((nats.get("client_info") or {}).get("id", 0)),
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an authorization request: {exc}") from None
+
+
+class Issuer:
+    """Signs JWTs with the issuer account nkey (``OUTPOST_DEVICES_BROKER_ISSUER_SEED``)."""
+
+    def __init__(self, seed: str) -> None:
+        self._pair = nkeys.from_seed(seed.encode())
+        self.public_key = self._pair.public_key.decode()
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        header = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+        body = dict(claims, iss=self.public_key, iat=int(time.time()))
+        body["jti"] = ""
+        body["jti"] = _b64(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest())
+        payload = _b64(json.dumps(body).encode())
+        signature = self._pair.sign(f"{header}.{payload}".encode())
+        return f"{header}.{payload}.{_b64(signature)}"
+
+    def user(self, request: CalloutRequest, name: str, perms: dict[str, Any], exp: datetime) -> str:
+        return self.sign(
+            {
+                "sub": request.user_nkey,
+                "name": name,
+                "aud": GLOBAL_ACCOUNT,
+                "exp": int(exp.timestamp()),
+                "nats": {**perms, "type": "user", "version": 2},
+            }
+        )
+
+    def response(self, request: CalloutRequest, *, jwt: str = "", error: str = "") -> str:
+        nats: dict[str, Any] = {"type": "authorization_response", "version": 2}
+        if jwt:
+            nats["jwt"] = jwt
+        else:
+            nats["error"] = error or "not authorized"
+        return self.sign({"sub": request.user_nkey, "aud": request.server_id, "nats": nats})
+
+
+Decide = Callable[[CalloutRequest], Awaitable[tuple[str, dict[str, Any], datetime]]]
+
+
+class CalloutResponder:
+    """Answers ``$SYS.REQ.USER.AUTH`` (a queue group: any devices replica may answer)."""
+
+    def __init__(self, nc: NATS, issuer: Issuer, decide: Decide) -> None:
+        self.nc = nc
+        self.issuer = issuer
+        self.decide = decide
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self.nc.subscribe(CALLOUT_SUBJECT, queue=QUEUE, cb=self._on_request)
+        try:
+            await stop.wait()
+        finally:
+            await sub.unsubscribe()
+
+    async def _on_request(self, msg: Msg) -> None:
+        try:
+            request = parse_request(msg.data.decode())
+        except ValueError as exc:
+            _log.warning("ignoring a malformed auth callout request: %s", exc)
+            return
+        try:
+            name, perms, exp = await self.decide(request)
+            answer = self.issuer.response(request, jwt=self.issuer.user(request, name, perms, exp))
+            _log.info("broker: admitted %s", name)
+        except OutpostError as exc:
+            _log.info("broker: refused a connection: %s", exc)
+            answer = self.issuer.response(request, error=str(exc))
+        except Exception:
+            _log.exception("broker: the auth callout failed")
+            answer = self.issuer.response(request, error="authorization failed")
+        if msg.reply:
+            await msg.respond(answer.encode())
+
+
+class _DeviceEvent(msgspec.Struct, rename="camel"):
+    """What a device event's envelope says about whose it is (the rest is not needed)."""
+
+    stream_id: UUID
+
+
+class Sessions:
+    """The device connections this replica admitted, so that it can close them when the
+    device is decommissioned or a certificate of it revoked: nats-server's
+    ``$SYS.REQ.SERVER.<id>.KICK`` over a system-account connection. Every replica hears the
+    devices service's own events (a plain subscription, no queue group) and kicks the
+    connections it admitted; the callout refuses the reconnection."""
+
+    def __init__(self, nc: NATS, system: NATS) -> None:
+        self.nc = nc
+        self.system = system
+        self._by_device: dict[UUID, set[tuple[str, int]]] = {}
+
+    def admitted(self, device_id: UUID, request: CalloutRequest) -> None:
+        self._by_device.setdefault(device_id, set()).add((request.server_id, request.client_id))
+
+    async def kick(self, device_id: UUID) -> int:
+        kicked = 0
+        for server_id, cid in self._by_device.pop(device_id, set()):
+            try:
+                await self.system.request(
+                    f"$SYS.REQ.SERVER.{server_id}.KICK",
+                    json.dumps({"cid": cid}).encode(),
+                    timeout=2,
+                )
+                kicked += 1
+            except Exception as exc:  # gone already, or the server is away: nothing to close
+                _log.info("broker: kick of connection %s on %s: %s", cid, server_id, exc)
+        return kicked
+
+    async def run(self, stop: asyncio.Event) -> None:
+        filters = [
+            subjects.event_filter("devices", "DeviceDecommissioned"),
+            subjects.event_filter("devices", "DeviceCertificateRevoked"),
+        ]
+        subs = [await self.nc.subscribe(f, cb=self._on_event) for f in filters]
+        try:
+            await stop.wait()
+        finally:
+            for sub in subs:
+                await sub.unsubscribe()
+            await self.system.close()
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            device_id = msgspec.json.decode(msg.data, type=_DeviceEvent).stream_id
+        except msgspec.DecodeError:
+            return
+        if await self.kick(device_id):
+            _log.info("broker: disconnected device %s (%s)", device_id, msg.subject)

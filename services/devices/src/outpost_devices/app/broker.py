@@ -1,0 +1,114 @@
+"""The broker's auth callout, the decision: which device a connection is and what it may do.
+
+nats-server has already verified the TLS client certificate up to the platform device root
+(the chain the device presented: its certificate, then its organization's CA). Here the
+devices service checks what only it knows: the chain ends in *this organization's* CA, the
+certificate is one it issued to that device, not revoked, not expired, and the device is
+not decommissioned. The answer is the device's permissions: publish on its telemetry
+subject and its command-ack subject, subscribe to its command subject; nothing else (no
+``_INBOX``, no JetStream API). Organization and device come from the certificate only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from cryptography import x509
+
+from outpost_contracts import subjects
+from outpost_contracts.devices import DeviceStatus
+from outpost_contracts.errors import AccessDenied
+from outpost_devices.adapters import pki
+
+
+@dataclass(frozen=True)
+class DeviceSession:
+    """An admitted connection: who it is, what it may do, until when."""
+
+    org_id: UUID
+    device_id: UUID
+    serial: str
+    expires: datetime
+
+    @property
+    def name(self) -> str:
+        return f"device:{self.device_id}"
+
+    def permissions(self) -> dict[str, Any]:
+        return device_permissions(self.org_id, self.device_id)
+
+
+def device_permissions(org_id: UUID, device_id: UUID) -> dict[str, Any]:
+    """The NATS permissions of one device (MQTT topics map onto the same subjects)."""
+    return {
+        "pub": {
+            "allow": [
+                subjects.telemetry(org_id, device_id),
+                subjects.command_ack(org_id, device_id),
+            ]
+        },
+        "sub": {"allow": [subjects.command(org_id, device_id)]},
+    }
+
+
+def leaf_identity(chain_pems: list[str]) -> tuple[x509.Certificate, UUID, UUID]:
+    """The presented certificate and the (organization, device) it names: the subject's O and
+    CN, which must agree with its SAN URI. access_denied for anything else."""
+    if not chain_pems:
+        raise AccessDenied("no client certificate: devices connect with their certificate")
+    try:
+        leaf = x509.load_pem_x509_certificate(chain_pems[0].encode())
+    except ValueError:
+        raise AccessDenied("the client certificate does not parse") from None
+    org_id, device_id = pki.certificate_identity(leaf)
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if uris != [pki.device_uri(org_id, device_id)]:
+        raise AccessDenied("the certificate's subject and SAN do not name the same device")
+    return leaf, org_id, device_id
+
+
+def session_expiry(not_after: datetime, now: datetime, session: timedelta) -> datetime:
+    """A connection is re-checked at least every ``session`` (nats-server closes it when its
+    user JWT expires and the device reconnects through the callout again), and never
+    outlives its certificate."""
+    return min(not_after, now + session)
+
+
+async def authorize(
+    uow_factory: Any, chain_pems: list[str], now: datetime, session: timedelta
+) -> DeviceSession:
+    """The session of the device presenting ``chain_pems``; access_denied otherwise."""
+    leaf, org_id, device_id = leaf_identity(chain_pems)
+    serial = pki.serial_hex(leaf.serial_number)
+    async with uow_factory(org_id) as uow:
+        ca = (await uow.execute("SELECT certificate_pem FROM certificate_authorities")).first()
+        if ca is None:
+            raise AccessDenied("the organization has no device CA")
+        ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+        pki.verify_device_certificate(ca_cert, leaf, now)
+        cert = (
+            await uow.execute(
+                "SELECT not_after, revoked_at FROM device_certificates"
+                " WHERE serial = :s AND device_id = :d",
+                {"s": serial, "d": device_id},
+            )
+        ).first()
+        if cert is None:
+            raise AccessDenied("the certificate was not issued to this device")
+        if cert.revoked_at is not None:
+            raise AccessDenied("the certificate is revoked")
+        if cert.not_after <= now:
+            raise AccessDenied("the certificate has expired")
+        device = (
+            await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})
+        ).first()
+        if device is None or device.status == DeviceStatus.DECOMMISSIONED:
+            raise AccessDenied("the device is decommissioned")
+    return DeviceSession(org_id, device_id, serial, session_expiry(cert.not_after, now, session))
