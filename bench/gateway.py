@@ -130,13 +130,26 @@ def serve_bare(port: int, dsn: str, key_hash: str, prefix: str, org: str) -> Non
     _serve(port, bare_device, startup)
 
 
+def _broker_tls() -> Any:
+    """The service TLS context for the broker, from the variables ``DevStack`` hands to a
+    service process (``nats_tls_env``)."""
+    from outpost_kit.messaging import client_tls
+
+    env = os.environ
+    return client_tls(
+        env.get("OUTPOST_NATS_TLS_CA", ""),
+        env.get("OUTPOST_NATS_TLS_CERT", ""),
+        env.get("OUTPOST_NATS_TLS_KEY", ""),
+    )
+
+
 def serve_hop_front(port: int, nats_url: str, key_hash: str, prefix: str, org: str) -> None:
     import nats
 
     BARE["keys"] = {prefix: (key_hash, UUID(org))}
 
     async def startup() -> None:
-        BARE["nc"] = await nats.connect(nats_url)
+        BARE["nc"] = await nats.connect(nats_url, tls=_broker_tls())
 
     _serve(port, hop_device, startup)
 
@@ -147,7 +160,7 @@ def serve_hop_responder(dsn: str, nats_url: str) -> None:
 
     async def main() -> None:
         reads = await TenantReads.connect(dsn, "devices")
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, tls=_broker_tls())
 
         async def answer(msg: Any) -> None:
             view = await read_device(reads, UUID(bytes=msg.data[:16]), UUID(bytes=msg.data[16:]))
@@ -332,10 +345,11 @@ def main() -> None:
         bare_port, hop_port = free_port(), free_port()
         for argv in (
             ["--serve-bare", str(bare_port), dsn, *credential],
-            ["--serve-hop-responder", dsn, creds["natsUrl"]],
-            ["--serve-hop-front", str(hop_port), creds["natsUrl"], *credential],
+            ["--serve-hop-responder", dsn, stack.nats_service_url()],
+            ["--serve-hop-front", str(hop_port), stack.nats_service_url(), *credential],
         ):
-            helpers.append(subprocess.Popen([sys.executable, __file__, *argv]))
+            env = {**os.environ, **stack.nats_tls_env()}
+            helpers.append(subprocess.Popen([sys.executable, __file__, *argv], env=env))
         path = f"/api/v1/devices/{device['id']}"
         gport = int(gateway.rsplit(":", 1)[1])
         for port in (bare_port, hop_port, gport):
