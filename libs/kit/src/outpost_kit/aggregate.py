@@ -5,6 +5,7 @@ Generic over the domain's decider functions; no domain type lives here."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -73,3 +74,41 @@ async def execute(
     for envelope in envelopes:
         state = evolve(state, envelope.data, stream_id)
     return state, envelopes
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One kind of aggregate: its stream type and its pure decider, named once beside the
+    domain module, so a use case says ``await API_KEYS.execute(uow, ctx, stream_id=…,
+    command=…, org_id=…)``."""
+
+    stream_type: str
+    decide: Decide
+    evolve: Evolve
+
+    async def execute(
+        self,
+        uow: UnitOfWork,
+        ctx: RequestContext | None,
+        *,
+        stream_id: UUID,
+        command: Any,
+        org_id: UUID,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Any, list[EventEnvelope]]:
+        return await execute(
+            uow,
+            ctx,
+            stream_id=stream_id,
+            stream_type=self.stream_type,
+            decide=self.decide,
+            evolve=self.evolve,
+            command=command,
+            org_id=org_id,
+            expected_version=expected_version,
+            now=now,
+        )
+
+    async def load(self, uow: UnitOfWork, stream_id: UUID) -> tuple[Any, int]:
+        return await load(uow, self.evolve, stream_id)

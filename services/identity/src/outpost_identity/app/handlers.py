@@ -41,6 +41,22 @@ from outpost_kit import aggregate, ids
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWorkFactory
 
+API_KEYS = aggregate.Aggregate(api_keys.STREAM_TYPE, api_keys.decide, api_keys.evolve)
+OAUTH_CLIENTS = aggregate.Aggregate(
+    oauth_clients.STREAM_TYPE, oauth_clients.decide, oauth_clients.evolve
+)
+ORGANIZATIONS = aggregate.Aggregate(
+    organizations.STREAM_TYPE, organizations.decide, organizations.evolve
+)
+SESSIONS = aggregate.Aggregate(sessions.STREAM_TYPE, sessions.decide, sessions.evolve)
+SIGNING_KEYS = aggregate.Aggregate(
+    signing_keys.STREAM_TYPE, signing_keys.decide, signing_keys.evolve
+)
+MEMBERSHIPS = aggregate.Aggregate(
+    users.MEMBERSHIP_STREAM, users.decide_membership, users.evolve_membership
+)
+USERS = aggregate.Aggregate(users.USER_STREAM, users.decide_user, users.evolve_user)
+
 
 @dataclass(frozen=True)
 class Deps:
@@ -64,13 +80,10 @@ async def create_organization(
     org_id = ids.new_id()
     async with deps.uow(org_id) as uow:
         try:
-            _state, envelopes = await aggregate.execute(
+            _state, envelopes = await ORGANIZATIONS.execute(
                 uow,
                 ctx,
                 stream_id=org_id,
-                stream_type=organizations.STREAM_TYPE,
-                decide=organizations.decide,
-                evolve=organizations.evolve,
                 command=cmd,
                 org_id=org_id,
             )
@@ -110,16 +123,13 @@ async def suspend_organization(
     ``OrganizationSuspended`` from the IDENTITY stream and refuse its credentials."""
     _require_operator(ctx)
     async with deps.uow(cmd.id) as uow:
-        state, _version = await aggregate.load(uow, organizations.evolve, cmd.id)
+        state, _version = await ORGANIZATIONS.load(uow, cmd.id)
         if state is None:
             raise NotFound("no such organization")
-        await aggregate.execute(
+        await ORGANIZATIONS.execute(
             uow,
             ctx,
             stream_id=cmd.id,
-            stream_type=organizations.STREAM_TYPE,
-            decide=organizations.decide,
-            evolve=organizations.evolve,
             command=organizations.SuspendOrganization(reason=cmd.reason),
             org_id=cmd.id,
         )
@@ -154,13 +164,10 @@ async def create_api_key(
     key_id = ids.new_id()
     async with deps.uow(ctx.org_id) as uow:
         await _require_active_org(uow, ctx.org_id)
-        _state, envelopes = await aggregate.execute(
+        _state, envelopes = await API_KEYS.execute(
             uow,
             ctx,
             stream_id=key_id,
-            stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide,
-            evolve=api_keys.evolve,
             org_id=ctx.org_id,
             command=api_keys.IssueApiKey(
                 name=cmd.name,
@@ -220,16 +227,13 @@ async def record_key_usage(deps: Deps, ctx: RequestContext, cmd: api.RecordKeyUs
 
 async def revoke_api_key(deps: Deps, ctx: RequestContext, cmd: api.RevokeApiKey) -> Empty:
     async with deps.uow(ctx.org_id) as uow:
-        state, _ = await aggregate.load(uow, api_keys.evolve, cmd.id)
+        state, _ = await API_KEYS.load(uow, cmd.id)
         if state is None:
             raise NotFound("no such API key")
-        await aggregate.execute(
+        await API_KEYS.execute(
             uow,
             ctx,
             stream_id=cmd.id,
-            stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide,
-            evolve=api_keys.evolve,
             org_id=ctx.org_id,
             command=api_keys.RevokeApiKey(),
         )
@@ -242,13 +246,10 @@ async def issue_operator_key(deps: Deps, name: str, now: datetime | None = None)
     key, prefix = generate_key()
     key_id = ids.new_id()
     async with deps.uow(PLATFORM_ORG_ID) as uow:
-        await aggregate.execute(
+        await API_KEYS.execute(
             uow,
             None,
             stream_id=key_id,
-            stream_type=api_keys.STREAM_TYPE,
-            decide=api_keys.decide,
-            evolve=api_keys.evolve,
             org_id=PLATFORM_ORG_ID,
             command=api_keys.IssueApiKey(
                 name=name,
@@ -311,13 +312,10 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
         await _require_active_org(uow, ctx.org_id)
         await uow.set_tenant(PLATFORM_ORG_ID)  # users are platform data
         try:
-            _user, envelopes = await aggregate.execute(
+            _user, envelopes = await USERS.execute(
                 uow,
                 ctx,
                 stream_id=user_id,
-                stream_type=users.USER_STREAM,
-                decide=users.decide_user,
-                evolve=users.evolve_user,
                 command=users.RegisterUser(email=cmd.email),
                 org_id=PLATFORM_ORG_ID,
             )
@@ -328,13 +326,10 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
             {"u": user_id, "h": password_hash, "at": envelopes[0].occurred_at},
         )
         await uow.set_tenant(ctx.org_id)
-        await aggregate.execute(
+        await MEMBERSHIPS.execute(
             uow,
             ctx,
             stream_id=membership_id,
-            stream_type=users.MEMBERSHIP_STREAM,
-            decide=users.decide_membership,
-            evolve=users.evolve_membership,
             command=users.GrantMembership(
                 user_id=user_id,
                 email=cmd.email,
@@ -401,13 +396,10 @@ async def ensure_signing_key(
         if active is not None and not force and active.not_after - now > renew_at:
             return str(active.kid)
         if active is not None:
-            await aggregate.execute(
+            await SIGNING_KEYS.execute(
                 uow,
                 None,
                 stream_id=active.id,
-                stream_type=signing_keys.STREAM_TYPE,
-                decide=signing_keys.decide,
-                evolve=signing_keys.evolve,
                 command=signing_keys.RetireSigningKey(
                     verify_until=now
                     if revoke_previous
@@ -419,13 +411,10 @@ async def ensure_signing_key(
         pair = vault.generate()
         key_id = ids.new_id()
         kid = str(key_id)
-        await aggregate.execute(
+        await SIGNING_KEYS.execute(
             uow,
             None,
             stream_id=key_id,
-            stream_type=signing_keys.STREAM_TYPE,
-            decide=signing_keys.decide,
-            evolve=signing_keys.evolve,
             command=signing_keys.PublishSigningKey(
                 kid=kid,
                 public_key_pem=pair.public_key_pem,
@@ -534,13 +523,10 @@ async def login(deps: Deps, ctx: RequestContext, cmd: api.Login) -> api.TokenIss
         if role_value is None:
             raise AccessDenied("the user is not a member of that organization")
         role = Role(role_value)
-        await aggregate.execute(
+        await SESSIONS.execute(
             uow,
             ctx,
             stream_id=session_id,
-            stream_type=sessions.STREAM_TYPE,
-            decide=sessions.decide,
-            evolve=sessions.evolve,
             command=sessions.StartSession(
                 user_id=row.id,
                 role=role,
@@ -574,13 +560,10 @@ async def refresh(deps: Deps, ctx: RequestContext, cmd: api.Refresh) -> api.Toke
     now = ids.now()
     new_token = signing.new_refresh_token(org_id, session_id)
     async with deps.uow(org_id) as uow:
-        state, _envs = await aggregate.execute(
+        state, _envs = await SESSIONS.execute(
             uow,
             ctx,
             stream_id=session_id,
-            stream_type=sessions.STREAM_TYPE,
-            decide=sessions.decide,
-            evolve=sessions.evolve,
             command=sessions.RefreshSession(
                 presented_hash=signing.hash_refresh_token(cmd.refresh_token),
                 new_hash=signing.hash_refresh_token(new_token),
@@ -612,16 +595,13 @@ async def logout(deps: Deps, ctx: RequestContext, cmd: api.Logout) -> Empty:
     if ctx.principal.kind is not PrincipalKind.USER or session_id is None:
         raise AccessDenied("logout needs a session's access token")
     async with deps.uow(ctx.org_id) as uow:
-        state, _ = await aggregate.load(uow, sessions.evolve, session_id)
+        state, _ = await SESSIONS.load(uow, session_id)
         if state is None:
             raise NotFound("no such session")
-        await aggregate.execute(
+        await SESSIONS.execute(
             uow,
             ctx,
             stream_id=session_id,
-            stream_type=sessions.STREAM_TYPE,
-            decide=sessions.decide,
-            evolve=sessions.evolve,
             command=sessions.RevokeSession(reason=sessions.LOGOUT),
             org_id=ctx.org_id,
         )
@@ -659,13 +639,10 @@ async def create_oauth_client(
     secret = signing.new_client_secret()
     async with deps.uow(ctx.org_id) as uow:
         await _require_active_org(uow, ctx.org_id)
-        state, envelopes = await aggregate.execute(
+        state, envelopes = await OAUTH_CLIENTS.execute(
             uow,
             ctx,
             stream_id=client_uuid,
-            stream_type=oauth_clients.STREAM_TYPE,
-            decide=oauth_clients.decide,
-            evolve=oauth_clients.evolve,
             org_id=ctx.org_id,
             command=oauth_clients.RegisterClient(
                 name=cmd.name,
@@ -700,13 +677,10 @@ async def rotate_oauth_client_secret(
         ).first()
         if row is None:
             raise NotFound("no such OAuth client")
-        state, _ = await aggregate.execute(
+        state, _ = await OAUTH_CLIENTS.execute(
             uow,
             ctx,
             stream_id=cmd.id,
-            stream_type=oauth_clients.STREAM_TYPE,
-            decide=oauth_clients.decide,
-            evolve=oauth_clients.evolve,
             org_id=ctx.org_id,
             command=oauth_clients.RotateSecret(secret_hash=signing.hash_client_secret(secret)),
         )
@@ -717,16 +691,13 @@ async def rotate_oauth_client_secret(
 
 async def delete_oauth_client(deps: Deps, ctx: RequestContext, cmd: api.DeleteOAuthClient) -> Empty:
     async with deps.uow(ctx.org_id) as uow:
-        state, _ = await aggregate.load(uow, oauth_clients.evolve, cmd.id)
+        state, _ = await OAUTH_CLIENTS.load(uow, cmd.id)
         if state is None or state.deleted:
             raise NotFound("no such OAuth client")
-        await aggregate.execute(
+        await OAUTH_CLIENTS.execute(
             uow,
             ctx,
             stream_id=cmd.id,
-            stream_type=oauth_clients.STREAM_TYPE,
-            decide=oauth_clients.decide,
-            evolve=oauth_clients.evolve,
             org_id=ctx.org_id,
             command=oauth_clients.DeleteClient(),
         )
@@ -753,7 +724,7 @@ async def issue_client_token(
     org_id, client_uuid = parsed
     now = ids.now()
     async with deps.uow(org_id) as uow:
-        state, _ = await aggregate.load(uow, oauth_clients.evolve, client_uuid)
+        state, _ = await OAUTH_CLIENTS.load(uow, client_uuid)
         if state is not None and state.client_id != cmd.client_id:
             state = None
         if not oauth_clients.verify_secret(state, presented):
