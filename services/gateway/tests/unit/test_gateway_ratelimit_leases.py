@@ -109,3 +109,20 @@ async def test_counts_beyond_the_limit_are_refused_when_other_replicas_took_the_
     refused = await b.check(who, Category.WRITE)
     assert not refused.admitted and refused.count == 51
     assert refused.headers()[-1] == ("Retry-After", "50")
+
+
+async def test_a_store_that_hangs_costs_one_time_out_not_one_per_waiting_request() -> None:
+    class Hanging(MemoryStore):
+        async def hit(self, *args: object, **kwargs: object) -> int:
+            await asyncio.sleep(10)
+            return 0
+
+    limiter = RateLimiter(
+        Hanging(), Limits(), RateLimitMetrics(CollectorRegistry()), store_timeout=0.2
+    )
+    who = principal()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    decisions = await asyncio.gather(*(limiter.check(who, Category.SINGLE) for _ in range(20)))
+    assert loop.time() - started < 1.0  # not 20 x 0.2 s behind the lease lock
+    assert all(d.admitted and d.limit == 500 // 3 for d in decisions)  # the local share

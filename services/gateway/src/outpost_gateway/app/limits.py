@@ -34,6 +34,10 @@ _log = logging.getLogger(__name__)
 WARN_EVERY_SECONDS = 10.0
 # A lease used up within this long of being taken means the credential is busy: lease more.
 BUSY_SECONDS = 1.0
+# After a failed store call, a credential's requests use the in-process fallback for this
+# long without trying the store again (they would otherwise wait behind the lease lock,
+# one time-out each).
+FAIL_FAST_SECONDS = 1.0
 _CATEGORY_NAMES = frozenset(c.value for c in Category)
 
 
@@ -55,13 +59,19 @@ class RateLimitMetrics:
 class _Leasing:
     """One credential and category's lease in this process, and what sizes the next one."""
 
-    __slots__ = ("lease", "lock", "size", "taken_at")
+    __slots__ = ("failed_at", "lease", "lock", "size", "taken_at")
 
     def __init__(self) -> None:
         self.lease: Lease | None = None
         self.size = 1
         self.taken_at = float("-inf")
+        self.failed_at = float("-inf")
         self.lock = asyncio.Lock()
+
+
+class StoreRecentlyFailed(Exception):
+    """The store failed this credential's last lease a moment ago: fall back at once rather
+    than queue behind the lock for another time-out each."""
 
 
 class RateLimiter:
@@ -135,10 +145,16 @@ class RateLimiter:
                     return count
                 if lease.exhausted(limit):
                     return lease.last + 1
+            self._fail_fast(leasing)
             async with leasing.lock:
                 if leasing.lease is not lease:  # another request leased meanwhile
                     continue
+                self._fail_fast(leasing)  # the request that held the lock just failed
                 await self._lease(leasing, principal, category, window, limit)
+
+    def _fail_fast(self, leasing: _Leasing) -> None:
+        if self.monotonic() - leasing.failed_at < FAIL_FAST_SECONDS:
+            raise StoreRecentlyFailed("the rate-limit store failed a moment ago")
 
     async def _lease(
         self,
@@ -160,10 +176,14 @@ class RateLimiter:
             replicas=self.replicas,
             cap=self.max_lease,
         )
-        async with asyncio.timeout(self.store_timeout):
-            last = await self.store.hit(
-                principal.org_id, principal.id, category.value, window.start, size
-            )
+        try:
+            async with asyncio.timeout(self.store_timeout):
+                last = await self.store.hit(
+                    principal.org_id, principal.id, category.value, window.start, size
+                )
+        except Exception:
+            leasing.failed_at = self.monotonic()
+            raise
         leasing.lease = Lease(window_start=window.start, next=last - size + 1, last=last)
         leasing.size, leasing.taken_at = size, at
 
