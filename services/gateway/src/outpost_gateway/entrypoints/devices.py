@@ -28,7 +28,6 @@ from outpost_contracts.devices import (
     DeviceView,
     GetDevice,
     GetDeviceByName,
-    ListDevices,
     Tag,
     UpdateDevice,
 )
@@ -44,7 +43,7 @@ from outpost_gateway.entrypoints.params import (
     Limit,
     Order,
 )
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
@@ -68,9 +67,8 @@ async def list_devices(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[DeviceView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), DEVICE)
-    page = await backend.call(LIST_DEVICES, ctx, ListDevices(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_DEVICES, DEVICE)
 
 
 @get(

@@ -30,9 +30,6 @@ from outpost_contracts.identity import (
     CreateUser,
     GetOrganization,
     GetUser,
-    ListApiKeys,
-    ListOrganizations,
-    ListUsers,
     Login,
     Logout,
     OrganizationView,
@@ -42,10 +39,10 @@ from outpost_contracts.identity import (
     TokenIssued,
     UserView,
 )
-from outpost_gateway.domain.query import parse_list_request, parse_single_request
+from outpost_gateway.domain.query import parse_single_request
 from outpost_gateway.entrypoints.errors import request_id_of
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
@@ -72,9 +69,8 @@ async def list_organizations(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[OrganizationView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), ORGANIZATION)
-    page = await backend.call(LIST_ORGANIZATIONS, ctx, ListOrganizations(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_ORGANIZATIONS, ORGANIZATION)
 
 
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
@@ -116,9 +112,8 @@ async def list_api_keys(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[ApiKeyView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), API_KEY)
-    page = await backend.call(LIST_API_KEYS, ctx, ListApiKeys(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_API_KEYS, API_KEY)
 
 
 @delete("/api/v1/api-keys/{id:uuid}", tags=["api-keys"])
@@ -141,9 +136,8 @@ async def list_users(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[UserView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), USER)
-    page = await backend.call(LIST_USERS, ctx, ListUsers(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_USERS, USER)
 
 
 @get("/api/v1/users/{id:uuid}", tags=["users"])

@@ -19,7 +19,6 @@ from outpost_contracts.identity import (
     CreateOAuthClient,
     DeleteOAuthClient,
     IssueClientToken,
-    ListOAuthClients,
     OAuthClientIssued,
     OAuthClientView,
     RotateOAuthClientSecret,
@@ -31,10 +30,9 @@ from outpost_gateway.domain.oauth import (
     invalid_scope,
     parse_token_request,
 )
-from outpost_gateway.domain.query import parse_list_request
 from outpost_gateway.entrypoints.identity import anonymous_context
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
@@ -61,9 +59,8 @@ async def list_oauth_clients(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[OAuthClientView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), OAUTH_CLIENT)
-    page = await backend.call(LIST_OAUTH_CLIENTS, ctx, ListOAuthClients(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_OAUTH_CLIENTS, OAUTH_CLIENT)
 
 
 @post("/api/v1/oauth-clients/{id:uuid}/rotate-secret", tags=["oauth-clients"], status_code=200)

@@ -23,8 +23,6 @@ from outpost_contracts.provisioning import (
     CertificateView,
     CreateRegistrationToken,
     GetDeviceCa,
-    ListDeviceCertificates,
-    ListRegistrationTokens,
     Provision,
     Provisioned,
     RegistrationTokenIssued,
@@ -33,7 +31,6 @@ from outpost_contracts.provisioning import (
     RevokeDeviceCertificate,
     RevokeRegistrationToken,
 )
-from outpost_gateway.domain.query import parse_list_request
 from outpost_gateway.entrypoints.identity import anonymous_context
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
@@ -42,7 +39,7 @@ from outpost_gateway.entrypoints.params import (
     Limit,
     Order,
 )
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
@@ -72,9 +69,8 @@ async def list_registration_tokens(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[RegistrationTokenView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), TOKEN)
-    page = await backend.call(LIST_REGISTRATION_TOKENS, ctx, ListRegistrationTokens(query=query))
-    return render_list(page, query, shape)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_REGISTRATION_TOKENS, TOKEN)
 
 
 @delete(
@@ -137,11 +133,10 @@ async def list_device_certificates(
     order: Order = "ASC",
     include: Include = None,
 ) -> ListOf[CertificateView]:
-    query, shape = parse_list_request(list(request.query_params.multi_items()), CERTIFICATE)
-    page = await backend.call(
-        LIST_DEVICE_CERTIFICATES, ctx, ListDeviceCertificates(device_id=id, query=query)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(
+        params, backend, ctx, LIST_DEVICE_CERTIFICATES, CERTIFICATE, device_id=id
     )
-    return render_list(page, query, shape)
 
 
 @post(

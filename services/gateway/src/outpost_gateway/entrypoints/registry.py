@@ -48,7 +48,6 @@ from outpost_contracts.registry import (
     DeviceGroupPatch,
     DeviceGroupView,
     Get,
-    ListRegistry,
     SensorPatch,
     SensorView,
     SitePatch,
@@ -59,10 +58,10 @@ from outpost_contracts.registry import (
     UpdateSite,
 )
 from outpost_contracts.rpc import Operation
-from outpost_gateway.domain.query import parse_list_request, parse_single_request
+from outpost_gateway.domain.query import parse_single_request
 from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_list, render_one, resource_of
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
@@ -126,9 +125,8 @@ def registry_routes(r: RegistryResource) -> list[HTTPRouteHandler]:
         order: Any = "ASC",
         include: Any = None,
     ) -> Any:
-        query, shape = parse_list_request(list(request.query_params.multi_items()), shape_of)
-        page = await backend.call(r.list, ctx, ListRegistry(query=query))
-        return render_list(page, query, shape)
+        params = list(request.query_params.multi_items())
+        return await fetch_list(params, backend, ctx, r.list, shape_of)
 
     async def get_(id: UUID, request: Req, ctx: Any, backend: Any) -> Any:
         shape = parse_single_request(list(request.query_params.multi_items()), shape_of)

@@ -7,8 +7,11 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
+from outpost_contracts.envelope import RequestContext
 from outpost_contracts.query import ListQuery, Page
-from outpost_gateway.domain.query import Resource, Shape
+from outpost_contracts.rpc import Operation
+from outpost_gateway.app.ports import Backend
+from outpost_gateway.domain.query import Resource, Shape, parse_list_request
 from outpost_gateway.domain.query.shape import prune
 
 T = TypeVar("T")
@@ -61,3 +64,19 @@ def render_list(page: Page[T], query: ListQuery, shape: Shape | None = None) -> 
     if shape is None or shape.is_full:
         return listed
     return msgspec.structs.replace(listed, data=[render_one(d, shape) for d in listed.data])
+
+
+async def fetch_list(
+    params: list[tuple[str, str]],
+    backend: Backend,
+    ctx: RequestContext,
+    op: Operation[Any, Page[Any]],
+    resource: Resource,
+    **fields: Any,
+) -> ListOf[Any]:
+    """A collection GET from start to end: the query parameters compiled (API.md
+    "Collections"), ``op``'s request with that query (and ``fields``), the page shaped by
+    ``$select``/``$expand``."""
+    query, shape = parse_list_request(params, resource)
+    page = await backend.call(op, ctx, op.request(query=query, **fields))
+    return render_list(page, query, shape)
