@@ -10,7 +10,7 @@ import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from outpost_contracts import devices, provisioning, registry
+from outpost_contracts import devices, presence, provisioning, registry
 from outpost_contracts.base import Event
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.pki import CaVault
@@ -31,6 +31,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     devices.DeviceDecommissioned,
     *registry.EVENT_TYPES,
     *provisioning.EVENT_TYPES,
+    *presence.EVENT_TYPES,
 )
 _log = logging.getLogger(__name__)
 
