@@ -11,6 +11,7 @@ import msgspec
 from outpost_contracts import (
     alerting,
     audit,
+    commands,
     devices,
     envelope,
     errors,
@@ -30,6 +31,7 @@ MODULES: tuple[ModuleType, ...] = (
     provisioning,
     registry,
     presence,
+    commands,
     readings,
     alerting,
     exports,

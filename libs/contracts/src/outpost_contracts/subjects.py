@@ -72,6 +72,17 @@ def command_ack(org_id: str | UUID, device_id: str | UUID) -> str:
     return command(org_id, device_id) + ".ack"
 
 
+COMMAND_ACKS_ALL = f"{PREFIX}.cmd.*.*.ack"
+
+
+def parse_command_ack(subject: str) -> tuple[str, str]:
+    """(org id, device id) of a command-ack subject; ValueError for anything else."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != PREFIX or parts[1] != "cmd" or parts[4] != "ack":
+        raise ValueError(f"not a command-ack subject: {subject}")
+    return parts[2], parts[3]
+
+
 def mqtt_topic(subject: str) -> str:
     """The MQTT topic nats-server maps to a subject (``/`` for ``.``)."""
     return subject.replace(".", "/")

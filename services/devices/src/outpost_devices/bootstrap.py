@@ -10,14 +10,18 @@ import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from outpost_contracts import commands as command_contracts
 from outpost_contracts import devices, presence, provisioning, registry
 from outpost_contracts.base import Event
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
+from outpost_devices.adapters.command_delivery import NatsDelivery
+from outpost_devices.adapters.command_store import CommandsProjector
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
-from outpost_devices.app import broker
+from outpost_devices.app import broker, commands
 from outpost_devices.app.handlers import Deps
 from outpost_devices.app.provisioning import ProvisioningConfig
+from outpost_devices.entrypoints import commands as command_entrypoints
 from outpost_devices.entrypoints import rpc
 from outpost_devices.settings import DevicesSettings
 from outpost_kit import ids, messaging
@@ -32,7 +36,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     *registry.EVENT_TYPES,
     *provisioning.EVENT_TYPES,
     *presence.EVENT_TYPES,
+    *command_contracts.EVENT_TYPES,
 )
+# The registry's projectors and the commands' (kept apart: adapters/command_store.py).
+ALL_PROJECTORS = (*PROJECTORS, CommandsProjector())
 _log = logging.getLogger(__name__)
 
 
@@ -62,12 +69,32 @@ def provisioning_config(settings: DevicesSettings) -> ProvisioningConfig:
     )
 
 
+def commands_config(settings: DevicesSettings) -> commands.CommandsConfig:
+    return commands.CommandsConfig(
+        default_ttl=timedelta(seconds=settings.command_default_ttl_seconds),
+        max_ttl=timedelta(seconds=settings.command_max_ttl_seconds),
+        resend=timedelta(seconds=settings.command_resend_seconds),
+        backoff_max=timedelta(seconds=settings.command_backoff_max_seconds),
+        sweep_seconds=settings.command_sweep_seconds,
+    )
+
+
 async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     assert runtime.uow is not None and runtime.reads is not None
     config = provisioning_config(settings)
     if config.vault is None:
         _log.warning("OUTPOST_DEVICES_CA_ENCRYPTION_KEY is not set: provisioning is disabled")
-    runtime.serve(rpc.handlers(Deps(uow=runtime.uow, reads=runtime.reads, provisioning=config)))
+    assert runtime.nc is not None
+    command_deps = commands.CommandDeps(
+        uow=runtime.uow,
+        config=commands_config(settings),
+        deliver=NatsDelivery(runtime.nc, settings.command_delivery_timeout_seconds),
+    )
+    runtime.serve(
+        rpc.handlers(Deps(uow=runtime.uow, reads=runtime.reads, provisioning=config), command_deps)
+    )
+    nc = runtime.nc
+    runtime.background(lambda stop: command_entrypoints.run(nc, command_deps, stop))
     if settings.broker_issuer_seed is None:
         _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
         return
@@ -131,7 +158,7 @@ def main() -> None:
         build=build,
         migrations=migrations_dir(__file__),
         event_types=EVENT_TYPES,
-        projectors=lambda _s: PROJECTORS,
+        projectors=lambda _s: ALL_PROJECTORS,
         commands={"rotate-ca-keys": rotate_ca_keys},
     )
 

@@ -30,3 +30,14 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # connections when it is decommissioned or a certificate of it revoked. Without it they
     # last until their session ends (broker_session_seconds).
     broker_system_url: Secret | None = None
+    # Commands and desired state (docs/decisions.md, decision 56): a command's expiry when
+    # the request names none, and the latest it may name; how long a delivery waits to learn
+    # whether a device is subscribed; how often a SENT command without an ack is offered
+    # again; the back-off between offers to an offline device (doubling up to the maximum);
+    # how often the sweeper looks for due deliveries and expiries.
+    command_default_ttl_seconds: int = 3600
+    command_max_ttl_seconds: int = 7 * 24 * 3600
+    command_delivery_timeout_seconds: float = 0.25
+    command_resend_seconds: float = 30.0
+    command_backoff_max_seconds: float = 60.0
+    command_sweep_seconds: float = 1.0

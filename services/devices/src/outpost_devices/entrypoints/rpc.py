@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_devices.app import registry
+from outpost_devices.app import commands, registry
 from outpost_devices.app.handlers import HANDLERS, Deps
 from outpost_kit.responder import Handler, bind
 
 
-def handlers(deps: Deps) -> dict[Operation[Any, Any], Handler]:
-    return bind({**HANDLERS, **registry.HANDLERS}, deps)
+def handlers(
+    deps: Deps, command_deps: commands.CommandDeps | None = None
+) -> dict[Operation[Any, Any], Handler]:
+    command_deps = command_deps or commands.CommandDeps(uow=deps.uow)
+    return {
+        **bind({**HANDLERS, **registry.HANDLERS}, deps),
+        **bind(commands.HANDLERS, command_deps),
+    }
