@@ -137,9 +137,7 @@ def test_every_open_status_expires_at_its_expiry_and_not_before(events: Any) -> 
 def test_a_result_too_large_is_refused() -> None:
     sent = _state(CREATED, SENT)
     with pytest.raises(ValidationFailed):
-        domain.decide_command(
-            sent, domain.Ack(status=AckStatus.SUCCEEDED, result="x" * 20000), NOW
-        )
+        domain.decide_command(sent, domain.Ack(status=AckStatus.SUCCEEDED, result="x" * 20000), NOW)
 
 
 # --- desired state ----------------------------------------------------------------------

@@ -170,6 +170,24 @@ async def claim_due(
     return [(r.tenant_id, r.device_id, r.attempts) for r in rows]
 
 
+async def claim_device(
+    conn: AsyncConnection, device_id: UUID, now: datetime, lease_until: datetime
+) -> int | None:
+    """Claim one device's due wake-up as ``claim_due`` does; its attempts, or None when it is
+    not due or another replica holds it."""
+    row = (
+        await conn.execute(
+            text(
+                "UPDATE command_wakeups SET due_at = :lease WHERE device_id = (SELECT device_id"
+                " FROM command_wakeups WHERE device_id = :d AND due_at <= :now"
+                " FOR UPDATE SKIP LOCKED) RETURNING attempts"
+            ),
+            {"d": device_id, "now": now, "lease": lease_until},
+        )
+    ).first()
+    return None if row is None else int(row.attempts)
+
+
 async def reschedule(
     conn: AsyncConnection,
     org_id: UUID,

@@ -87,7 +87,7 @@ class CommandDeps:
         committed; the sweeper would get to it anyway)."""
         if self.deliver is None:
             return
-        self.spawn(deliver_device(self, org_id, device_id))
+        self.spawn(deliver_claimed(self, org_id, device_id))
 
     def spawn(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(job)
@@ -347,6 +347,18 @@ async def deliver_device(
         await store.reschedule(uow.conn, org_id, device_id, due, attempts, seq)
         await uow.commit()
     return online
+
+
+async def deliver_claimed(deps: CommandDeps, org_id: UUID, device_id: UUID) -> bool | None:
+    """``deliver_device`` if the device's wake-up is due and no replica's sweeper holds it
+    (then that sweep delivers: one offer, not two)."""
+    now = ids.now()
+    async with deps.uow(None) as uow:
+        attempts = await store.claim_device(uow.conn, device_id, now, now + deps.config.lease)
+        await uow.commit()
+    if attempts is None:
+        return None
+    return await deliver_device(deps, org_id, device_id, attempts)
 
 
 class _Envelope(msgspec.Struct, rename="camel"):
