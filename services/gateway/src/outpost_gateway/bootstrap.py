@@ -34,6 +34,7 @@ from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import (
     audit,
+    commands,
     devices,
     identity,
     oauth,
@@ -110,6 +111,7 @@ def create_app(
             *devices.ROUTES,
             *registry.ROUTES,
             *provisioning.ROUTES,
+            *commands.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,

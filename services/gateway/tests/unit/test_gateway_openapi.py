@@ -167,6 +167,11 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         ("PATCH", "/api/v1/devices/{id}"),
         ("DELETE", "/api/v1/devices/{id}"),
         ("GET", "/api/v1/devices/{id}/certificates"),
+        ("POST", "/api/v1/devices/{id}/commands"),
+        ("GET", "/api/v1/devices/{id}/commands"),
+        ("GET", "/api/v1/devices/{id}/state"),
+        ("PATCH", "/api/v1/devices/{id}/state"),
+        ("PUT", "/api/v1/devices/{id}/state"),
     }
     assert linked("/api/v1/devices/registration/tokens") == {
         ("DELETE", "/api/v1/devices/registration/tokens/{id}")
@@ -183,6 +188,11 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         ("POST", "/api/v1/oauth-clients/{id}/rotate-secret"),
         ("DELETE", "/api/v1/oauth-clients/{id}"),
     }
+    # A collection under an object: the created command is `{command_id}` under the same device.
+    commands = doc["paths"]["/api/v1/devices/{id}/commands"]["post"]["responses"]["201"]["links"]
+    assert [link["parameters"] for link in commands.values()] == [
+        {"path.id": "$request.path.id", "path.command_id": "$response.body#/id"}
+    ]
     read = doc["paths"]["/api/v1/devices/{id}"]["get"]["responses"]["200"]["links"]
     assert {link["operationId"] for link in read.values()} == {
         "ApiV1DevicesIdUpdateDevice",

@@ -101,6 +101,13 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices/ca"): "devices:read",
     ("GET", "/api/v1/devices/{id}/certificates"): "devices:read",
     ("POST", "/api/v1/devices/{id}/certificates/{serial}/revoke"): "devices:write",
+    # commands and desired/reported state
+    ("POST", "/api/v1/devices/{id}/commands"): "devices:write",
+    ("GET", "/api/v1/devices/{id}/commands"): "devices:read",
+    ("GET", "/api/v1/devices/{id}/commands/{command_id}"): "devices:read",
+    ("GET", "/api/v1/devices/{id}/state"): "devices:read",
+    ("PATCH", "/api/v1/devices/{id}/state"): "devices:write",
+    ("PUT", "/api/v1/devices/{id}/state"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     # every service's event store
@@ -123,6 +130,7 @@ SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
     {
         "/api/v1/organizations/current",
         "/api/v1/devices/ca",
+        "/api/v1/devices/{id}/state",
     }
 )
 

@@ -243,23 +243,12 @@ def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[s
     found: dict[LinkedResponse, dict[str, Any]] = {}
     for collection, item in paths.items():
         create = item.get("post")
-        if "{" in collection or not isinstance(create, dict):
+        if not isinstance(create, dict) or "201" not in create.get("responses", {}):
             continue
-        if "201" not in create.get("responses", {}):
-            continue
-        member = f"{collection}/{{{ITEM_PARAMETER}}}"
-        created: dict[str, Any] = {}
-        for path, target_item in paths.items():
-            if path != member and not path.startswith(f"{member}/"):
-                continue
-            if path.count("{") != 1:
-                continue
-            for method, target in _operations(target_item):
-                created[target["operationId"]] = {
-                    "operationId": target["operationId"],
-                    "parameters": {f"path.{ITEM_PARAMETER}": "$response.body#/id"},
-                    "description": f"`{method.upper()} {path}` on the object just created",
-                }
+        if "{" not in collection:
+            created = _created_links(paths, collection, ITEM_PARAMETER, {})
+        else:
+            created = _sub_collection_links(paths, collection)
         if created:
             found[(collection, "post", "201")] = created
     for path, item in paths.items():
@@ -281,6 +270,43 @@ def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[s
         if versioned:
             found[(path, "get", "200")] = versioned
     return found
+
+
+def _created_links(
+    paths: Mapping[str, Mapping[str, Any]],
+    collection: str,
+    parameter: str,
+    outer: Mapping[str, str],
+) -> dict[str, Any]:
+    """Links from a 201 on ``collection`` to the operations on ``{collection}/{parameter}``
+    and below that take no other parameter than ``outer``'s and ``parameter``."""
+    member = f"{collection}/{{{parameter}}}"
+    created: dict[str, Any] = {}
+    for path, target_item in paths.items():
+        if path != member and not path.startswith(f"{member}/"):
+            continue
+        if path.count("{") != len(outer) + 1:
+            continue
+        for method, target in _operations(target_item):
+            created[target["operationId"]] = {
+                "operationId": target["operationId"],
+                "parameters": {**outer, f"path.{parameter}": "$response.body#/id"},
+                "description": f"`{method.upper()} {path}` on the object just created",
+            }
+    return created
+
+
+def _sub_collection_links(
+    paths: Mapping[str, Mapping[str, Any]], collection: str
+) -> dict[str, Any]:
+    """A collection under an object (``/devices/{id}/commands``): its member's parameter is
+    the one ``{collection}/{…}`` adds; the outer ones are the request's."""
+    outer = {f"path.{name}": f"$request.path.{name}" for name in _path_parameters(collection)}
+    prefix = f"{collection}/{{"
+    for path in paths:
+        if path.startswith(prefix) and path.endswith("}") and path.count("{") == len(outer) + 1:
+            return _created_links(paths, collection, path[len(prefix) : -1], outer)
+    return {}
 
 
 def _operations(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
