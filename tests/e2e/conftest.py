@@ -58,6 +58,8 @@ def stack() -> Iterator[DevStack]:
     quick = {
         "OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS": "1",
         "OUTPOST_GATEWAY_KEY_USAGE_REPORT_SECONDS": "1",
+        # A command for an offline device is offered again at least every 2 s.
+        "OUTPOST_DEVICES_COMMAND_BACKOFF_MAX_SECONDS": "2",
     }
     previous = {name: os.environ.get(name) for name in quick}
     os.environ.update(quick)

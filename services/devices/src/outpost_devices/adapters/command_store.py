@@ -26,7 +26,7 @@ COMMANDS = Collection(
     table="commands",
     columns=(
         "id, device_id, name, params, status, created_at, expires_at, sent_at,"
-        " acknowledged_at, completed_at, result, requested_by, version"
+        " acknowledged_at, completed_at, result::text AS result, requested_by, version"
     ),
     fields={
         "id": Field("id", "uuid"),
@@ -58,7 +58,8 @@ def command_view(row: Mapping[str, Any]) -> api.CommandView:
         sent_at=row["sent_at"],
         acknowledged_at=row["acknowledged_at"],
         completed_at=row["completed_at"],
-        result=_json(row["result"]),
+        # Read as text (any JSON value, a bare string too), so decoded here and only here.
+        result=None if row["result"] is None else msgspec.json.decode(row["result"]),
         requested_by=row["requested_by"],
         version=row["version"],
     )
