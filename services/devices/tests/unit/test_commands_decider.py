@@ -209,3 +209,18 @@ def test_expiry_defaults_and_limits() -> None:
     ):
         with pytest.raises(ValidationFailed):
             expiry(config, body, NOW)
+
+
+def test_a_device_message_is_an_ack_or_a_state_report() -> None:
+    from outpost_contracts.presence import CommandAck, StateReport
+    from outpost_devices.app.commands import device_message
+
+    ack = device_message(
+        f'{{"id": "{ID}", "status": "SUCCEEDED", "result": {{"state": "on"}}}}'.encode()
+    )
+    assert isinstance(ack, CommandAck) and ack.id == ID and ack.result == {"state": "on"}
+    report = device_message(b'{"state": {"reported": {"led": true}}}')
+    assert isinstance(report, StateReport) and report.state.reported == {"led": True}
+    for bad in (b'{"id": "x", "status": "DONE"}', b"[]", b'{"state": 1}'):
+        with pytest.raises((ValueError, TypeError)):
+            device_message(bad)

@@ -378,8 +378,13 @@ async def on_device_connected(deps: CommandDeps, data: bytes) -> None:
             return
 
 
-_ack_decoder = msgspec.json.Decoder(CommandAck)
-_report_decoder = msgspec.json.Decoder(StateReport)
+def device_message(data: bytes) -> CommandAck | StateReport:
+    """What a device sent on its ack subject: a ``StateReport`` has ``state`` and no ``id``
+    (an ack's ``result`` may well hold a ``state`` of its own)."""
+    raw = msgspec.json.decode(data)
+    if isinstance(raw, dict) and "state" in raw and "id" not in raw:
+        return msgspec.convert(raw, StateReport)
+    return msgspec.convert(raw, CommandAck)
 
 
 async def on_ack(deps: CommandDeps, subject: str, data: bytes) -> None:
@@ -393,14 +398,14 @@ async def on_ack(deps: CommandDeps, subject: str, data: bytes) -> None:
         _log.warning("ignoring a message on %s", subject)
         return
     try:
-        if b'"state"' in data:
-            report = _report_decoder.decode(data)
-            await record_report(deps, org_id, device_id, report.state.reported)
-            return
-        ack = _ack_decoder.decode(data)
+        message = device_message(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         _log.info("device %s sent a malformed ack: %s", device_id, exc)
         return
+    if isinstance(message, StateReport):
+        await record_report(deps, org_id, device_id, message.state.reported)
+        return
+    ack = message
     try:
         found = await transition(
             deps,
