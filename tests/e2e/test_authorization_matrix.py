@@ -10,6 +10,7 @@ nothing.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -65,7 +66,8 @@ def _operations(http: httpx.Client) -> list[tuple[str, str, str | None]]:
 
 
 def _call(http: httpx.Client, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
-    concrete = path.replace("{id}", str(uuid.uuid4())).replace("{key}", str(uuid.uuid4()))
+    # every path parameter a random id (`{id}`, `{key}`, `{command_id}`…; `{serial}` too)
+    concrete = re.sub(r"\{[^}]+\}", lambda _m: str(uuid.uuid4()), path)
     body = {} if method in ("POST", "PATCH", "PUT") else None
     return http.request(method, concrete, json=body, headers=headers)
 
