@@ -42,7 +42,7 @@ COMMANDS = Collection(
 )
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value
 
 
@@ -51,7 +51,7 @@ def command_view(row: Mapping[str, Any]) -> api.CommandView:
         id=row["id"],
         device_id=row["device_id"],
         name=row["name"],
-        params=_json(row["params"]),
+        params=json_value(row["params"]),
         status=CommandStatus(row["status"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
@@ -96,9 +96,9 @@ def state_row(row: Mapping[str, Any] | None) -> StateRow:
     if row is None:
         return EMPTY_STATE
     return StateRow(
-        desired=_json(row["desired"]),
+        desired=json_value(row["desired"]),
         version=row["version"],
-        reported=_json(row["reported"]),
+        reported=json_value(row["reported"]),
         desired_updated_at=row["desired_updated_at"],
         reported_updated_at=row["reported_updated_at"],
         delivered_version=row["delivered_version"],

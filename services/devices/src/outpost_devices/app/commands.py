@@ -315,7 +315,7 @@ async def deliver_device(
             message = CommandMessage(
                 id=row.id,
                 name=row.name,
-                params=store._json(row.params),
+                params=store.json_value(row.params),
                 expires_at=row.expires_at,
             )
             offers.append((row, _encode(message)))
