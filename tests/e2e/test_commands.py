@@ -346,3 +346,20 @@ def test_commands_need_a_live_device_and_valid_bodies(
     assert retired.status_code == 409 and retired.json()["type"] == "conflict"
     missing = http.get(f"{base}/{device.id}", headers=auth)
     assert missing.status_code == 404
+
+
+def test_an_idempotency_key_creates_one_command(
+    http: httpx.Client, org: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    org_id, auth = org
+    device = _provision(http, auth, org_id, tmp_path)
+    base = f"/api/v1/devices/{device.id}/commands"
+    headers = {**auth, "Idempotency-Key": f"reboot-{device.id}"}
+    first = http.post(base, json={"name": "reboot"}, headers=headers)
+    again = http.post(base, json={"name": "reboot"}, headers=headers)
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert first.json()["id"] == again.json()["id"]
+    other = http.post(base, json={"name": "shutdown"}, headers=headers)
+    assert other.status_code == 409, other.text
+    listed = http.get(base, headers=auth).json()["data"]
+    assert [c["id"] for c in listed] == [first.json()["id"]]

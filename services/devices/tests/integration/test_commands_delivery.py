@@ -22,10 +22,11 @@ from outpost_contracts import devices as dev_api
 from outpost_contracts import subjects
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import PreconditionFailed
-from outpost_contracts.presence import STATE_COMMAND, DeviceConnected, Protocol
+from outpost_contracts.presence import STATE_COMMAND, AckStatus, DeviceConnected, Protocol
 from outpost_devices import bootstrap
 from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.app import commands, handlers
+from outpost_devices.domain import commands as domain
 from outpost_devices.entrypoints import commands as entrypoints
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
@@ -270,3 +271,32 @@ async def test_state_round_trip_and_foreign_acks(world: World) -> None:
     await _ack(world, other, {"id": str(created.id), "status": "SUCCEEDED"})
     await asyncio.sleep(0.3)
     assert (await world.get(device, created.id)).status == "SENT"
+
+
+async def test_racing_acks_decide_one_final_status(world: World) -> None:
+    """Acks handled at once (as by several replicas): one final status, each event once."""
+    device = await world.device()
+    created = await world.command(device)
+    acks = [AckStatus.SUCCEEDED, AckStatus.FAILED, AckStatus.ACKNOWLEDGED] * 4
+    await asyncio.gather(
+        *(
+            commands.transition(
+                world.cmds, world.ctx.org_id, created.id, domain.Ack(status=s), device_id=device
+            )
+            for s in acks
+        )
+    )
+    async with world.cmds.uow(world.ctx.org_id) as uow:
+        types = [
+            r.event_type
+            for r in await uow.execute(
+                "SELECT event_type FROM events WHERE stream_id = :id ORDER BY version",
+                {"id": created.id},
+            )
+        ]
+    finals = [t for t in types if t.endswith(("CommandSucceeded.v1", "CommandFailed.v1"))]
+    assert len(finals) == 1, types
+    assert types.count("devices.CommandSent.v1") == 1, types
+    assert types.count("devices.CommandAcknowledged.v1") <= 1, types
+    view = await world.get(device, created.id)
+    assert view.status in ("SUCCEEDED", "FAILED") and view.completed_at is not None
