@@ -31,9 +31,18 @@ class WhenListened(Sampler):
     def __init__(self) -> None:
         self.listening = False
 
-    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
         if self.listening:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, kwargs.get("attributes"))
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
         return SamplingResult(Decision.DROP)
 
     def get_description(self) -> str:
