@@ -158,4 +158,3 @@ class TenantReads:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(asyncpg.InterfaceError("the read pool is closed"))
-
