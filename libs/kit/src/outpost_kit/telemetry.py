@@ -3,7 +3,7 @@
 Tracing is configured by the standard ``OTEL_*`` variables. With ``OTEL_TRACES_EXPORTER``
 unset or ``none`` a provider still exists (so context propagates and spans can be read by
 tests through ``add_span_processor``) but nothing is exported, and spans are not recorded
-until a span processor is added: a span nobody receives costs half as much (decision 55).
+until a span processor is added: a span nobody receives costs half as much (decision 57).
 Trace ids still exist and still propagate (``traceparent`` with the sampled flag off).
 """
 

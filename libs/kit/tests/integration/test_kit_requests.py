@@ -83,4 +83,3 @@ async def test_concurrent_calls_get_their_own_replies_and_failures_are_typed(
     finally:
         await client.close()
         await service.close()
-

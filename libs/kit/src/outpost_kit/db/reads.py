@@ -6,7 +6,7 @@ one page need none of that, and SQLAlchemy's per-statement machinery was most of
 service's time on ``GET /api/v1/devices/{id}`` (docs/benchmarks.md).
 
 One round trip per read while a connection keeps serving the same tenant, two when it
-changes (decision 55):
+changes (decision 57):
 - each connection is opened read-only (``default_transaction_read_only``) with the
   service's ``search_path``; FORCEd RLS applies as in the unit of work;
 - the tenant is a *session* setting (``set_config('outpost.org_id', <org>, false)``), set
