@@ -61,10 +61,14 @@ def kinds(events: list[object]) -> list[str]:
 def test_connect_then_disconnect_flips_online_and_back() -> None:
     state, events = run([connect(1, 1)])
     assert state.online and state.last_connected_at == at(1) and state.protocol is Protocol.NATS
-    assert events == [DeviceConnected(connected_at=at(1), protocol=Protocol.NATS, connection=f"{S}/1")]
+    assert events == [
+        DeviceConnected(connected_at=at(1), protocol=Protocol.NATS, connection=f"{S}/1")
+    ]
     state, events = run([disconnect(1, 5, 1)], state)
     assert not state.online and state.last_disconnected_at == at(5)
-    assert events == [DeviceDisconnected(disconnected_at=at(5), connection=f"{S}/1", reason="Closed")]
+    assert events == [
+        DeviceDisconnected(disconnected_at=at(5), connection=f"{S}/1", reason="Closed")
+    ]
     assert state.last_seen_at == at(5)
 
 
@@ -133,7 +137,9 @@ def test_reconcile_closes_what_the_broker_no_longer_lists() -> None:
 def test_reconcile_adds_what_the_broker_lists() -> None:
     state, events = step(None, Reconciled(answered={S: at(50)}, live=[conn(7, 40)]), at(50))
     assert state.online and state.last_connected_at == at(40)
-    assert events == [DeviceConnected(connected_at=at(40), protocol=Protocol.NATS, connection=f"{S}/7")]
+    assert events == [
+        DeviceConnected(connected_at=at(40), protocol=Protocol.NATS, connection=f"{S}/7")
+    ]
     # the connect event that was missed, arriving after all: a repeat
     state, events = step(state, connect(7, 40), at(51))
     assert events == [] and len(state.connections) == 1
@@ -157,7 +163,7 @@ def test_reconcile_leaves_silent_servers_alone_unless_they_are_gone() -> None:
     kept, events = step(state, Reconciled(answered={S: at(50)}, live=[]), at(50))
     assert kept.online and events == []
     dropped, events = step(
-        state, Reconciled(answered={S: at(50)}, live=[], drop_silent=True), at(50)
+        state, Reconciled(answered={S: at(50)}, live=[], gone=frozenset({"NOTHER"})), at(50)
     )
     assert not dropped.online and kinds(events) == ["DeviceDisconnected"]
     # no tombstone: a server that was only slow lists it again

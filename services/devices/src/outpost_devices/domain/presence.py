@@ -15,9 +15,9 @@ servers' own lists of open connections (``CONNZ``), which repairs whatever was m
   online → offline.
 - A reconciliation closes the connections a server that answered did not list (if they
   started before its snapshot: one that connected after it is not expected there), adds
-  those it listed that are not tombstoned, and, when told the servers that did not answer
-  are gone, drops their connections (without a tombstone: a server that was only slow lists
-  them again next time).
+  those it listed that are not tombstoned, and drops the connections of servers it is told
+  are gone (a restarted nats-server has a new id and never answers for the old one), without
+  a tombstone: a server that was only slow lists them again next time.
 
 ``step(state, fact, now) -> (state, events)``: no clock, no I/O; ``now`` only ages tombstones.
 """
@@ -93,7 +93,7 @@ class Reconciled(msgspec.Struct, frozen=True, kw_only=True):
 
     answered: Mapping[str, datetime]  # server id → the time of its snapshot
     live: Sequence[Connection]  # this device's connections they listed
-    drop_silent: bool = False  # the servers that did not answer are gone
+    gone: frozenset[str] = frozenset()  # servers that stopped answering: their connections end
 
 
 class Seen(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,7 +182,7 @@ def _reconcile(s: Presence, fact: Reconciled) -> Presence:
             else:  # its server no longer has it: it closed while we were not listening
                 closed.append(Tombstone(key=c.key, at=taken))
                 ended = _later(ended, taken)
-        elif not fact.drop_silent:
+        elif c.server_id not in fact.gone:
             kept.append(c)
         else:
             ended = _later(ended, max(fact.answered.values(), default=c.since))
@@ -199,9 +199,9 @@ def _reconcile(s: Presence, fact: Reconciled) -> Presence:
         connections=tuple(kept),
         closed=tuple(closed),
         last_connected_at=connected,
-        last_disconnected_at=_later(s.last_disconnected_at, ended) if not kept else (
-            s.last_disconnected_at
-        ),
+        last_disconnected_at=_later(s.last_disconnected_at, ended)
+        if not kept
+        else (s.last_disconnected_at),
     )
 
 
@@ -209,17 +209,13 @@ def _transition(before: Presence, after: Presence, fact: Fact) -> list[Event]:
     if not before.online and after.online:
         first = min(after.connections, key=lambda c: c.since)
         return [
-            DeviceConnected(
-                connected_at=first.since, protocol=first.protocol, connection=first.key
-            )
+            DeviceConnected(connected_at=first.since, protocol=first.protocol, connection=first.key)
         ]
     if before.online and not after.online:
         last = max(before.connections, key=lambda c: c.since)
         if isinstance(fact, Disconnected):
             return [
-                DeviceDisconnected(
-                    disconnected_at=fact.at, connection=fact.key, reason=fact.reason
-                )
+                DeviceDisconnected(disconnected_at=fact.at, connection=fact.key, reason=fact.reason)
             ]
         return [
             DeviceDisconnected(
