@@ -129,9 +129,7 @@ def test_a_nats_device_goes_online_and_offline(
         # Listed and filtered by presence.
         listed = http.get("/api/v1/devices", params={"online": "true"}, headers=auth).json()
         assert [d["id"] for d in listed["data"]] == [device.id]
-        ordered = http.get(
-            "/api/v1/devices", params={"$orderby": "lastSeenAt desc"}, headers=auth
-        )
+        ordered = http.get("/api/v1/devices", params={"$orderby": "lastSeenAt desc"}, headers=auth)
         assert ordered.status_code == 200, ordered.text
 
         loop.run_until_complete(nc.close())

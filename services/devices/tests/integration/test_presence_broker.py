@@ -117,8 +117,16 @@ def broker_for(tmp_path: Path) -> Any:
         server.stop()
 
 
-def _url(server: NatsServer, user: str) -> str:
-    return f"nats://{user}:{'sys' if user == 'sys' else 'pw'}@127.0.0.1:{server.port}"
+async def _connect(server: NatsServer, user: str, **options: Any) -> Any:
+    # The user name has colons, so it goes beside the URL, not in it.
+    password = "sys" if user == "sys" else "pw"
+    return await nats.connect(
+        f"nats://127.0.0.1:{server.port}",
+        user=user,
+        password=password,
+        max_reconnect_attempts=0,
+        **options,
+    )
 
 
 async def test_presence_follows_the_broker_and_repairs_what_it_missed(
@@ -130,10 +138,10 @@ async def test_presence_follows_the_broker_and_repairs_what_it_missed(
     server = broker_for([user])
 
     # The device connects while no devices service listens (it is down).
-    first = await nats.connect(_url(server, user))
+    first = await _connect(server, user)
     assert not (await _view(deps, org, device)).online
 
-    system = await nats.connect(_url(server, "sys"))
+    system = await _connect(server, "sys")
     service = BrokerPresence(system, deps.uow, PresenceConfig(reconcile_seconds=3600))
     stop = asyncio.Event()
     running = asyncio.create_task(service.run(stop))  # reconciles once at start
@@ -147,7 +155,7 @@ async def test_presence_follows_the_broker_and_repairs_what_it_missed(
         view = await _until(lambda: _view(deps, org, device), lambda v: not v.online)
         assert not view.online and view.last_disconnected_at is not None
         # And a connect again.
-        second = await nats.connect(_url(server, user))
+        second = await _connect(server, user)
         view = await _until(lambda: _view(deps, org, device), lambda v: v.online)
         assert view.online
     finally:
@@ -159,7 +167,7 @@ async def test_presence_follows_the_broker_and_repairs_what_it_missed(
     await asyncio.sleep(0.3)
     assert (await _view(deps, org, device)).online
     # A new replica starts: its first reconciliation sets it right.
-    system = await nats.connect(_url(server, "sys"))
+    system = await _connect(server, "sys")
     restarted = BrokerPresence(system, deps.uow, PresenceConfig(reconcile_seconds=3600))
     assert await restarted.reconcile_once() == 1
     view = await _view(deps, org, device)
@@ -183,8 +191,8 @@ async def test_a_restarted_broker_ends_the_connections_it_forgot(
     device = await _device(deps, org)
     user = broker_events.device_user(org, device)
     server = broker_for([user])
-    conn = await nats.connect(_url(server, user), allow_reconnect=False)
-    system = await nats.connect(_url(server, "sys"))
+    conn = await _connect(server, user, allow_reconnect=False)
+    system = await _connect(server, "sys")
     service = BrokerPresence(system, deps.uow, PresenceConfig())
     await service.reconcile_once()
     assert (await _view(deps, org, device)).online
@@ -192,7 +200,7 @@ async def test_a_restarted_broker_ends_the_connections_it_forgot(
 
     server.restart()  # the device's connection is gone with it, and no advisory told us
     await conn.close()
-    system = await nats.connect(_url(server, "sys"))
+    system = await _connect(server, "sys")
     service = BrokerPresence(system, deps.uow, PresenceConfig())
     assert await service.reconcile_once() == 0  # silent once: perhaps only slow
     assert (await _view(deps, org, device)).online
@@ -223,9 +231,7 @@ async def test_concurrent_handlers_never_leave_a_device_offline_while_connected(
         await asyncio.gather(*(presence.apply(deps.uow, org, device, f) for f in facts))
         view = await _view(deps, org, device)
         assert view.online, f"offline while connected in round {round_}"
-        health = await presence.get_device_health(
-            deps, _ctx(org), GetDeviceHealth(id=device)
-        )
+        health = await presence.get_device_health(deps, _ctx(org), GetDeviceHealth(id=device))
         assert health.connections == 1
     # Between rounds the device may really have had no connection for a moment (the last
     # round's closed before this round's opened): then it went offline and back, in order.
