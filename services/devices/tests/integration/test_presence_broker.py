@@ -5,6 +5,7 @@ a restarted nats-server's connections ending, and concurrent handlers under the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 import uuid
@@ -237,4 +238,4 @@ async def test_concurrent_handlers_never_leave_a_device_offline_while_connected(
     # round's closed before this round's opened): then it went offline and back, in order.
     events = await _presence_outbox(deps, device)
     assert events[0] == "DeviceConnected" and events[-1] == "DeviceConnected"
-    assert all(a != b for a, b in zip(events, events[1:], strict=False)), events
+    assert all(a != b for a, b in itertools.pairwise(events)), events
