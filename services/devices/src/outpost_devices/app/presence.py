@@ -31,24 +31,24 @@ async def apply(
     device_id: UUID,
     fact: presence.Fact,
     now: datetime | None = None,
-) -> list[Any]:
+) -> list[Any] | None:
     """One fact about one device, in one transaction under the device's presence row lock;
-    the events it decided (already in the outbox)."""
+    the events it decided (already in the outbox), or None if nothing changed."""
     now = now or ids.now()
     async with uow_factory(org_id) as uow:
         locked = await store.lock(uow, device_id)
         if locked is None:
-            return []  # not a device of this organization (any more): nothing to keep
+            return None  # not a device of this organization (any more): nothing to keep
         state, version = locked
         after, events = presence.step(state, fact, now)
         if after == state:
-            return []
+            return None
         await store.save(uow, device_id, after, version, events, now)
         await uow.commit()
     return events
 
 
-async def on_broker_fact(uow_factory: UnitOfWorkFactory, fact: DeviceFact) -> list[Any]:
+async def on_broker_fact(uow_factory: UnitOfWorkFactory, fact: DeviceFact) -> list[Any] | None:
     return await apply(uow_factory, fact.org_id, fact.device_id, fact.fact)
 
 
@@ -107,8 +107,7 @@ class Reconciler:
         after, _ = presence.step(state, fact, now)
         if [c.key for c in after.connections] == [c.key for c in state.connections]:
             return False  # nothing to repair: no lock taken
-        await apply(self.uow, org_id, device_id, fact, now)
-        return True
+        return await apply(self.uow, org_id, device_id, fact, now) is not None
 
 
 class SeenRecorder:
