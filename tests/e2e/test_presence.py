@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 1
         if ok(got) or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def device_of(http: httpx.Client, auth: dict[str, str], device: Device) -> dict[str, Any]:
@@ -135,7 +140,7 @@ def test_a_nats_device_goes_online_and_offline(
         loop.run_until_complete(nc.close())
         offline = wait_online(http, auth, device, False)
         assert offline["lastDisconnectedAt"] is not None
-        assert offline["lastDisconnectedAt"] >= offline["lastConnectedAt"]
+        assert ts(offline["lastDisconnectedAt"]) >= ts(offline["lastConnectedAt"])
         health = health_of(http, auth, device)
         assert health["online"] is False and health["connections"] == 0
     finally:
@@ -186,9 +191,11 @@ def test_an_mqtt_device_goes_online_and_offline(
         payload = json.dumps({"seq": 1, "readings": [{"sensor": "t", "value": 1}]})
         client.publish(subjects.mqtt_topic(device.telemetry), payload, qos=1).wait_for_publish(10)
         moved = poll(
-            lambda: device_of(http, auth, device), lambda v: v["lastSeenAt"] > seen, seconds=20
+            lambda: device_of(http, auth, device),
+            lambda v: ts(v["lastSeenAt"]) > ts(seen),
+            seconds=20,
         )
-        assert moved["lastSeenAt"] > seen and moved["online"] is True
+        assert ts(moved["lastSeenAt"]) > ts(seen) and moved["online"] is True
     finally:
         client.disconnect()
         client.loop_stop()
