@@ -80,7 +80,13 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         reconcile_seconds=settings.presence_reconcile_seconds,
         seen_flush_seconds=settings.presence_seen_flush_seconds,
     )
-    runtime.background(TelemetrySeen(runtime.nc, uow, presence_config).run)
+    if settings.presence_seen_from_telemetry:
+        # Its own connection: at full telemetry rate it may fall behind and be cut off as a
+        # slow consumer, which must not take the service's requests and callout with it.
+        seen = await messaging.connect(
+            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls()
+        )
+        runtime.background(TelemetrySeen(seen, uow, presence_config).run)
     sessions: Sessions | None = None
     if settings.broker_system_url is not None:
         system = await messaging.connect(

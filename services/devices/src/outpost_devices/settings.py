@@ -34,3 +34,5 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # with presence (and at start), and how often telemetry's "last seen" times are written.
     presence_reconcile_seconds: float = 60.0
     presence_seen_flush_seconds: float = 5.0
+    # false: lastSeenAt moves only with connections (no subscription to all telemetry).
+    presence_seen_from_telemetry: bool = True

@@ -91,7 +91,11 @@ class BrokerPresence:
 
 class TelemetrySeen:
     """``lastSeenAt`` from telemetry: a core subscription (queue group) that reads only the
-    subject, and a flush every few seconds."""
+    subject, and a flush every few seconds, on a connection of its own (closed on stop).
+
+    Measured on the 2-core development machine: about 27k messages/s per replica (nats-py's
+    per-message work, not the noting). Past that the client drops messages (its pending
+    limits), which only makes ``lastSeenAt`` coarser; more replicas share the queue group."""
 
     def __init__(self, nc: NATS, uow: UnitOfWorkFactory, config: PresenceConfig) -> None:
         self.nc = nc
@@ -121,3 +125,5 @@ class TelemetrySeen:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             await self.recorder.flush(self.uow)
+            with contextlib.suppress(Exception):
+                await self.nc.close()
