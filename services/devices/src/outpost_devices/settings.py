@@ -30,3 +30,9 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # connections when it is decommissioned or a certificate of it revoked. Without it they
     # last until their session ends (broker_session_seconds).
     broker_system_url: Secret | None = None
+    # Presence (docs/decisions.md, 55): how often the broker's open connections are compared
+    # with presence (and at start), and how often telemetry's "last seen" times are written.
+    presence_reconcile_seconds: float = 60.0
+    presence_seen_flush_seconds: float = 5.0
+    # false: lastSeenAt moves only with connections (no subscription to all telemetry).
+    presence_seen_from_telemetry: bool = True
