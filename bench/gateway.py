@@ -40,16 +40,13 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from loadgen import HEADER, Result, build_request, closed_loop, open_loop
 
 from outpost_contracts.credentials import lookup_prefix, verify_key
-from outpost_contracts.devices import DeviceStatus, DeviceView, Tag
+from outpost_contracts.devices import DeviceView
+from outpost_devices.adapters.queries import SELECT_DEVICE_BY, device_view
 from outpost_kit.db.reads import TenantReads
 
-# The monolith reads the row the way the devices service does (the kit's tenant read path:
-# same round trips, same RLS), so the comparison measures the hop and nothing else.
-SELECT_DEVICE = (
-    "SELECT id, name, status, device_type, site_id, group_id, tags::text AS tags,"
-    " attributes::text AS attributes, created_at, updated_at, version"
-    " FROM devices WHERE id = $1"
-)
+# The monolith reads the row exactly as the devices service does: its query, its view, the
+# kit's tenant read path (same round trips, same RLS), so the comparison measures the hop.
+SELECT_DEVICE = SELECT_DEVICE_BY["id"]
 
 BARE: dict[str, Any] = {}
 HOP_SUBJECT = "bench.hop.device"
@@ -59,21 +56,7 @@ TASKS: set[asyncio.Task[None]] = set()
 async def read_device(reads: TenantReads, org_id: UUID, device_id: UUID) -> DeviceView | None:
     async with reads(org_id) as conn:
         row = await conn.fetchrow(SELECT_DEVICE, device_id)
-    if row is None:
-        return None
-    return DeviceView(
-        id=row["id"],
-        name=row["name"],
-        status=DeviceStatus(row["status"]),
-        device_type=row["device_type"],
-        site_id=row["site_id"],
-        group_id=row["group_id"],
-        tags=msgspec.json.decode(row["tags"], type=list[Tag]),
-        attributes=msgspec.json.decode(row["attributes"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
-    )
+    return None if row is None else device_view(row)
 
 
 def check_credential(request: Request[Any, Any, Any]) -> UUID:

@@ -18,7 +18,8 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Event, wire_tag
+from outpost_contracts.base import Contract, Event, Request, wire_tag
+from outpost_contracts.rpc import Operation
 
 SERVICE = "devices"
 STATE_COMMAND = "outpost.state"  # the name a desired-state delivery carries on the command subject
@@ -53,6 +54,32 @@ class DeviceDisconnected(
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (DeviceConnected, DeviceDisconnected)
+
+
+# --- presence on the API ------------------------------------------------------------------
+
+
+class GetDeviceHealth(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeviceHealth(Contract, kw_only=True, frozen=True):
+    """``GET /api/v1/devices/{id}/health``: the device's presence as the broker reports it.
+
+    ``version`` (the ETag) counts presence changes; it is not the device's version."""
+
+    device_id: UUID
+    online: bool
+    connections: int  # live broker connections of the device
+    protocol: Protocol | None = None  # of its newest live connection
+    last_seen_at: datetime | None = None
+    last_connected_at: datetime | None = None
+    last_disconnected_at: datetime | None = None
+    version: int = 0
+    object: str = "deviceHealth"
+
+
+GET_DEVICE_HEALTH = Operation(SERVICE, "GetDeviceHealth", GetDeviceHealth, DeviceHealth)
 
 
 # --- the device protocol ------------------------------------------------------------------

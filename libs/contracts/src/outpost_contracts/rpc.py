@@ -28,10 +28,10 @@ class Operation(Generic[Req, Rep]):
     request: type[Req]
     reply: type[Rep]
     _decoders: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    subject: str = field(init=False, compare=False, repr=False)  # built (and checked) once
 
-    @property
-    def subject(self) -> str:
-        return subjects.rpc(self.service, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", subjects.rpc(self.service, self.name))
 
     def _decoder(self, kind: str) -> Any:
         dec = self._decoders.get(kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Iterable
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
@@ -66,6 +68,72 @@ async def connect(
     )
 
 
+class Requests:
+    """Request/reply over one connection: every reply comes back on one wildcard inbox
+    subscription and is matched to its waiting request by a counter token. The same
+    protocol as ``nc.request``, without its per-request random token, ``wait_for`` and
+    closures (the gateway sends one request per HTTP request; docs/benchmarks.md)."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self._prefix = ""
+        self._next = 0
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+
+    async def _subscribe(self) -> None:
+        prefix = self.nc.new_inbox() + "."
+        await self.nc.subscribe(prefix + "*", cb=self._on_reply)
+        self._prefix = prefix
+
+    async def _on_reply(self, msg: Msg) -> None:
+        waiter = self._waiting.pop(msg.subject[len(self._prefix) :], None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes,
+        timeout: float,  # noqa: ASYNC109 - the request's own timeout, passed to NATS
+        headers: dict[str, str] | None = None,
+    ) -> Msg:
+        """The reply; ``NatsTimeout`` without one in time, ``NoRespondersError`` when nobody
+        listens on ``subject``."""
+        if not self._prefix:
+            await self._subscribe()
+        self._next += 1
+        token = str(self._next)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[token] = waiter
+        expiry = loop.call_later(timeout, _expire, waiter)
+        try:
+            await self.nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            msg = await waiter
+        finally:
+            expiry.cancel()
+            self._waiting.pop(token, None)
+        if msg.headers and msg.headers.get("Status") == "503" and not msg.data:
+            raise NoRespondersError
+        return msg
+
+
+def _expire(waiter: asyncio.Future[Msg]) -> None:
+    if not waiter.done():
+        waiter.set_exception(NatsTimeout())
+
+
+_requests: dict[int, Requests] = {}
+
+
+def requests_of(nc: NATS) -> Requests:
+    """The ``Requests`` of a connection (one per connection, made on first use)."""
+    found = _requests.get(id(nc))
+    if found is None or found.nc is not nc:
+        found = _requests[id(nc)] = Requests(nc)
+    return found
+
+
 async def call(
     nc: NATS,
     op: Operation[Req, Rep],
@@ -77,15 +145,17 @@ async def call(
     """Send ``body`` to the service that owns ``op`` and return its reply.
 
     The service's typed error is raised as ``OutpostError``; no answer in time (or nobody
-    listening) is ``ServiceUnavailable`` (HTTP 503).
+    listening) is ``ServiceUnavailable`` (HTTP 503). The request id travels in the envelope
+    (``ctx``); the trace context travels in a ``traceparent`` header when the span is
+    recorded (telemetry.py), and the request has no headers otherwise.
     """
     with telemetry.tracer(__name__).start_as_current_span(
         f"rpc {op.service}.{op.name}", kind=SpanKind.CLIENT
-    ):
-        headers = telemetry.inject({REQUEST_ID: ctx.request_id})
+    ) as span:
+        headers = telemetry.inject() if span.is_recording() else None
         try:
-            msg = await nc.request(
-                op.subject, op.encode_request(ctx, body), timeout=timeout, headers=headers
+            msg = await requests_of(nc).request(
+                op.subject, op.encode_request(ctx, body), timeout, headers
             )
         except (NatsTimeout, NoRespondersError) as exc:
             raise ServiceUnavailable(f"the {op.service} service did not answer in time") from exc

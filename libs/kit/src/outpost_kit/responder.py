@@ -119,7 +119,7 @@ class Responder:
         with telemetry.tracer(__name__).start_as_current_span(
             f"handle {op.service}.{op.name}",
             kind=SpanKind.SERVER,
-            context=telemetry.extract(msg.headers),
+            context=telemetry.extract(msg.headers) if msg.headers else None,
         ) as span:
             try:
                 refuse_nul(msg.data)

@@ -164,7 +164,7 @@ async def test_tenant_reads_see_one_tenant_and_leave_nothing_on_the_connection(
 ) -> None:
     """The raw read path (``TenantReads``) keeps the unit of work's guarantees: only the
     tenant's rows, read-only, and a failed read leaves neither a transaction nor a tenant
-    for the next user of the pooled connection."""
+    for the next reader of the connection."""
     tenants = [ids.new_id() for _ in range(4)]
     for org in tenants:
         async with uow(org) as u:
@@ -191,12 +191,46 @@ async def test_tenant_reads_see_one_tenant_and_leave_nothing_on_the_connection(
             async with reads(tenants[0]) as conn:
                 await conn.execute("DELETE FROM counters")
 
-        async with reads.pool.acquire() as conn:  # what the next user of a connection gets
-            assert await conn.fetchval("SELECT current_setting('outpost.org_id', true)") in (
-                None,
-                "",
-            )
-            assert await conn.fetchval("SELECT count(*) FROM counters") == 0
-            assert not conn.is_in_transaction()
+        # A failed read forgets the connection's tenant; the next reader of that connection,
+        # another tenant, sees its own rows only, outside any transaction.
+        for org in (tenants[1], tenants[2], tenants[1]):
+            async with reads(org) as conn:
+                assert [r["org_id"] for r in await conn.fetch("SELECT org_id FROM counters")] == [
+                    org
+                ]
+                assert not conn.is_in_transaction()
+    finally:
+        await reads.close()
+
+
+async def test_tenant_reads_switch_tenants_on_one_connection_and_survive_cancellation(
+    kitsvc_db: KitDb, uow: UnitOfWorkFactory
+) -> None:
+    """One connection, tenants alternating: every read sees its own tenant (the session's
+    tenant is set whenever it changes). A read cancelled mid-statement closes its
+    connection; the pool opens another and goes on."""
+    tenants = [ids.new_id() for _ in range(2)]
+    for org in tenants:
+        async with uow(org) as u:
+            await _create_counter(u, org, f"switch-{org}")
+            await u.commit()
+    reads = await TenantReads.connect(kitsvc_db.dsn, kitsvc_db.schema, size=1)
+    try:
+        for i in range(6):
+            org = tenants[i % 2]
+            async with reads(org) as conn:
+                assert await conn.fetchval("SELECT org_id FROM counters") == org
+
+        async def slow() -> None:
+            async with reads(tenants[0]) as conn:
+                await conn.execute("SELECT pg_sleep(5)")
+
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with reads(tenants[1]) as conn:
+            assert await conn.fetchval("SELECT org_id FROM counters") == tenants[1]
     finally:
         await reads.close()

@@ -10,7 +10,7 @@ from alembic import op
 from outpost_kit.db import ddl
 
 revision = "0005_commands"
-down_revision = "0003_registry"
+down_revision = "0004_presence"
 branch_labels = None
 depends_on = None
 

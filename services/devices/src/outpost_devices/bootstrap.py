@@ -23,6 +23,7 @@ from outpost_devices.app.handlers import Deps
 from outpost_devices.app.provisioning import ProvisioningConfig
 from outpost_devices.entrypoints import commands as command_entrypoints
 from outpost_devices.entrypoints import rpc
+from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig, TelemetrySeen
 from outpost_devices.settings import DevicesSettings
 from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir, service_main
@@ -102,6 +103,17 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     session = timedelta(seconds=settings.broker_session_seconds)
 
     assert runtime.nc is not None
+    presence_config = PresenceConfig(
+        reconcile_seconds=settings.presence_reconcile_seconds,
+        seen_flush_seconds=settings.presence_seen_flush_seconds,
+    )
+    if settings.presence_seen_from_telemetry:
+        # Its own connection: at full telemetry rate it may fall behind and be cut off as a
+        # slow consumer, which must not take the service's requests and callout with it.
+        seen = await messaging.connect(
+            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls()
+        )
+        runtime.background(TelemetrySeen(seen, uow, presence_config).run)
     sessions: Sessions | None = None
     if settings.broker_system_url is not None:
         system = await messaging.connect(
@@ -109,8 +121,16 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         )
         sessions = Sessions(runtime.nc, system)
         runtime.background(sessions.run)
+        # Presence has a system connection of its own (Sessions closes its one on stop).
+        presence_system = await messaging.connect(
+            settings.broker_system_url.reveal(), "outpost-devices-presence", tls=settings.nats_tls()
+        )
+        runtime.background(BrokerPresence(presence_system, uow, presence_config).run)
     else:
-        _log.warning("OUTPOST_DEVICES_BROKER_SYSTEM_URL is not set: no disconnect on decommission")
+        _log.warning(
+            "OUTPOST_DEVICES_BROKER_SYSTEM_URL is not set: no disconnect on decommission,"
+            " no presence from connections"
+        )
 
     async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
         admitted = await broker.authorize(uow, request.chain_pems, ids.now(), session)

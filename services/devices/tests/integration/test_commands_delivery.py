@@ -114,7 +114,7 @@ async def world(postgres_dsn: str, nats_url: str) -> AsyncIterator[World]:
         stop.set()
         await service
         await nc.close()
-        await reads.pool.close()
+        await reads.close()
         await engine.dispose()
 
 

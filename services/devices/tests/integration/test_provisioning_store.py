@@ -61,7 +61,7 @@ async def deps(devices_dsn: str) -> AsyncIterator[Deps]:
             provisioning=config,
         )
     finally:
-        await reads.pool.close()
+        await reads.close()
         await engine.dispose()
 
 

@@ -50,7 +50,7 @@ async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
             reads=reads,
         )
     finally:
-        await reads.pool.close()
+        await reads.close()
         await engine.dispose()
 
 

@@ -39,16 +39,15 @@ from outpost_gateway.entrypoints import (
     identity,
     oauth,
     platform,
+    presence,
     provisioning,
     rate_limits,
     readings,
     registry,
 )
-from outpost_gateway.entrypoints.bounds import Bounds
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
-from outpost_gateway.entrypoints.keys import KeyedPaths
-from outpost_gateway.entrypoints.limits import IdempotentReplay, LimitsLayer, on_replay
+from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
 from outpost_gateway.entrypoints.security import (
     GatewayState,
@@ -56,7 +55,6 @@ from outpost_gateway.entrypoints.security import (
     provide_ctx,
     security_check,
 )
-from outpost_gateway.entrypoints.versions import Versions
 from outpost_gateway.settings import GatewaySettings
 from outpost_kit import messaging, telemetry
 from outpost_kit.cli import migrate, migrations_dir
@@ -111,6 +109,7 @@ def create_app(
             *devices.ROUTES,
             *registry.ROUTES,
             *provisioning.ROUTES,
+            *presence.ROUTES,
             *commands.ROUTES,
             *readings.ROUTES,
             *audit.ROUTES,
@@ -138,18 +137,14 @@ def create_app(
         debug=False,
     )
     app.state["gateway"] = state
-    # Edge (request id, metrics, last-resort 500) → Bounds (header size, deadline) → Versions
-    # (/api/v0 served as /api/v1) → LimitsLayer (X-RateLimit-*, Idempotency-Key records) →
-    # KeyedPaths (OData key URLs) → Litestar.
+    # The one ASGI layer (request id, metrics, request limits, versions, key URLs, rate-limit
+    # headers, Idempotency-Key records): entrypoints/edge.py.
     app.asgi_handler = Edge(
-        Bounds(
-            Versions(
-                LimitsLayer(KeyedPaths(app.asgi_handler)), max_body_bytes=settings.max_body_bytes
-            ),
-            max_header_bytes=settings.max_header_bytes,
-            timeout_seconds=settings.request_timeout_seconds,
-        ),
+        app.asgi_handler,
         metrics,
+        max_header_bytes=settings.max_header_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
     )
     return app
 

@@ -482,6 +482,9 @@ def test_alternate_keys_route_to_the_by_key_handler(env: Env) -> None:
     resp = env.client.get("/api/v1/devices(name='warehouse-gateway-01')", headers=h)
     assert resp.status_code == 200, resp.text
     assert resp.json()["id"] == str(view.id) and resp.headers["etag"] == '"2"'
+    assert "x-ratelimit-remaining" in resp.headers  # counted like any single GET
+    metrics = env.client.get("/metrics").text
+    assert 'route="/api/v1/devices/by-key/{key}",status="200"' in metrics
     assert env.backend.last.op is GET_DEVICE_BY_NAME
     assert env.backend.last.body.name == "warehouse-gateway-01"
     resp = env.client.get(

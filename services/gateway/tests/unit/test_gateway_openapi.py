@@ -167,6 +167,7 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         ("PATCH", "/api/v1/devices/{id}"),
         ("DELETE", "/api/v1/devices/{id}"),
         ("GET", "/api/v1/devices/{id}/certificates"),
+        ("GET", "/api/v1/devices/{id}/health"),
         ("POST", "/api/v1/devices/{id}/commands"),
         ("GET", "/api/v1/devices/{id}/commands"),
         ("GET", "/api/v1/devices/{id}/state"),

@@ -15,7 +15,7 @@ DEVICES = Collection(
     table="devices",
     columns=(
         "id, name, status, device_type, site_id, group_id, tags, attributes, created_at,"
-        " updated_at, version"
+        " updated_at, version, online, last_seen_at, last_connected_at, last_disconnected_at"
     ),
     fields={
         "id": Field("id", "uuid"),
@@ -26,6 +26,11 @@ DEVICES = Collection(
         "groupId": Field("group_id", "uuid"),
         "createdAt": Field("created_at", "datetime"),
         "updatedAt": Field("updated_at", "datetime"),
+        # presence (decision 55)
+        "online": Field("online", "bool"),
+        "lastSeenAt": Field("last_seen_at", "datetime"),
+        "lastConnectedAt": Field("last_connected_at", "datetime"),
+        "lastDisconnectedAt": Field("last_disconnected_at", "datetime"),
     },
     relations={"tags": Relation("tags", {"key": "text", "value": "text"})},
 )
@@ -53,6 +58,10 @@ def device_view(row: Mapping[str, Any]) -> DeviceView:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
+        online=row["online"],
+        last_seen_at=row["last_seen_at"],
+        last_connected_at=row["last_connected_at"],
+        last_disconnected_at=row["last_disconnected_at"],
     )
 
 

@@ -35,7 +35,8 @@ class DeviceSession:
 
     @property
     def name(self) -> str:
-        return f"device:{self.device_id}"
+        # The broker user of its connections; presence reads the organization from it.
+        return f"device:{self.org_id}:{self.device_id}"
 
     def permissions(self) -> dict[str, Any]:
         return device_permissions(self.org_id, self.device_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_devices.app import commands, registry
+from outpost_devices.app import commands, presence, registry
 from outpost_devices.app.handlers import HANDLERS, Deps
 from outpost_kit.responder import Handler, bind
 
@@ -15,6 +15,6 @@ def handlers(
 ) -> dict[Operation[Any, Any], Handler]:
     command_deps = command_deps or commands.CommandDeps(uow=deps.uow)
     return {
-        **bind({**HANDLERS, **registry.HANDLERS}, deps),
+        **bind({**HANDLERS, **registry.HANDLERS, **presence.HANDLERS}, deps),
         **bind(commands.HANDLERS, command_deps),
     }

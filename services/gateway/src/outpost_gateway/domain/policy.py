@@ -101,6 +101,8 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices/ca"): "devices:read",
     ("GET", "/api/v1/devices/{id}/certificates"): "devices:read",
     ("POST", "/api/v1/devices/{id}/certificates/{serial}/revoke"): "devices:write",
+    # presence
+    ("GET", "/api/v1/devices/{id}/health"): "devices:read",
     # commands and desired/reported state
     ("POST", "/api/v1/devices/{id}/commands"): "devices:write",
     ("GET", "/api/v1/devices/{id}/commands"): "devices:read",

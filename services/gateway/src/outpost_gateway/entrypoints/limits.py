@@ -2,9 +2,11 @@
 
 ``enforce`` runs inside the security guard once the credential is known: it counts the
 request (429 ``throttled`` when over the limit) and, for a POST with ``Idempotency-Key``,
-claims the key or answers from the first response. ``LimitsLayer`` wraps the whole app so
-that every response to a counted request, error or not, carries the ``X-RateLimit-*``
-headers, and so that the response to a claimed key is stored before its last byte is sent.
+claims the key or answers from the first response. The edge (``edge.py``) sends every
+response through ``limits_send``, so that every response to a counted request, error or
+not, carries the ``X-RateLimit-*`` headers and the response to a claimed key is stored
+before its last byte is sent; ``release_unanswered`` frees a key whose response never went
+out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from uuid import UUID
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope, Send
 
 from outpost_contracts.envelope import Principal
 from outpost_contracts.errors import Conflict, ErrorType, OutpostError, validation_error
@@ -122,40 +124,36 @@ def _claim_of(scope: Scope) -> Claim | None:
     return found if isinstance(found, Claim) else None
 
 
-class LimitsLayer:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_limits(message: Message) -> None:
-            claim = _claim_of(scope)
-            if message["type"] == "http.response.start":
-                decision = decision_of(scope)
+def limits_send(scope: Scope, send: Send) -> Send:
+    async def send_with_limits(message: Message) -> None:
+        claim = _claim_of(scope)
+        if message["type"] == "http.response.start":
+            decision = decision_of(scope)
+            if decision is not None:
                 headers = list(message.get("headers", []))
-                if decision is not None:
-                    headers.extend((k.lower().encode(), v.encode()) for k, v in decision.headers())
-                    message = {**message, "headers": headers}  # type: ignore[typeddict-item]
-                if claim is not None:
-                    claim.status = message["status"]
-                    claim.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-            elif message["type"] == "http.response.body" and claim is not None:
-                claim.body.append(bytes(message.get("body", b"")))
-                if not message.get("more_body", False):
-                    scope.pop(CLAIM_KEY, None)  # type: ignore[misc]
-                    await _finish(claim)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_limits)
-        finally:
-            claim = scope.pop(CLAIM_KEY, None)  # type: ignore[misc]
-            if claim is not None:  # no complete response went out: free the key
-                claim.status = 500
+                headers.extend((k.lower().encode(), v.encode()) for k, v in decision.headers())
+                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+            if claim is not None:
+                claim.status = message["status"]
+                claim.headers = [
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in message.get("headers", [])
+                ]
+        elif message["type"] == "http.response.body" and claim is not None:
+            claim.body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                scope.pop(CLAIM_KEY, None)  # type: ignore[misc]
                 await _finish(claim)
+        await send(message)
+
+    return send_with_limits
+
+
+async def release_unanswered(scope: Scope) -> None:
+    claim = scope.pop(CLAIM_KEY, None)  # type: ignore[misc]
+    if claim is not None:  # no complete response went out: free the key
+        claim.status = 500
+        await _finish(claim)
 
 
 async def _finish(claim: Claim) -> None:

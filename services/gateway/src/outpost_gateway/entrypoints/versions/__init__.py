@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Receive, Scope, Send
 
 from outpost_gateway.entrypoints.versions import v0
 
@@ -69,65 +69,64 @@ def _is_json(headers: Sequence[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-class Versions:
-    """The ASGI wrapper: ``/api/vN/...`` (N older than current) served as ``/api/v1/...``."""
+async def translated(
+    scope: Scope, receive: Receive, send: Send, *, max_body_bytes: int
+) -> tuple[Receive, Send] | None:
+    """For ``/api/vN/...`` (N older than current): rewrite ``scope`` in place to the
+    ``/api/v1/...`` request (in place, so that the edge sees what the route records: its
+    template, the rate-limit decision) and return the ``receive`` and ``send`` that
+    translate its body and response. None for any other request."""
+    m = _VERSIONED.match(scope["path"])
+    chain = chain_for(m.group(1)) if m is not None else None
+    if m is None or chain is None:
+        return None
+    path = f"/api/{CURRENT}{m.group(2) or ''}"
+    method = str(scope.get("method", "GET")).upper()
+    headers = list(scope.get("headers", []))
+    if method in ("POST", "PUT", "PATCH") and _is_json(headers):
+        receive, headers = await _translated_body(
+            chain, method, path, receive, headers, max_body_bytes
+        )
+    scope["path"] = path
+    scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=").encode()
+    scope["query_string"] = translate_query(chain, method, path, scope.get("query_string", b""))
+    scope["headers"] = headers
+    return receive, _translating_send(send, chain, method, path)
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        m = _VERSIONED.match(scope["path"]) if scope["type"] == "http" else None
-        chain = chain_for(m.group(1)) if m is not None else None
-        if m is None or chain is None:
-            await self.app(scope, receive, send)
-            return
-        path = f"/api/{CURRENT}{m.group(2) or ''}"
-        method = str(scope.get("method", "GET")).upper()
-        headers = list(scope.get("headers", []))
-        if method in ("POST", "PUT", "PATCH") and _is_json(headers):
-            receive, headers = await self._translated_body(chain, method, path, receive, headers)
-        # In place, so that the outer layers see what the inner ones record (the route
-        # template for metrics, the rate-limit decision).
-        scope["path"] = path
-        scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=").encode()
-        scope["query_string"] = translate_query(chain, method, path, scope.get("query_string", b""))
-        scope["headers"] = headers
-        await self.app(scope, receive, _translating_send(send, chain, method, path))
-
-    async def _translated_body(
-        self,
-        chain: Sequence[ModuleType],
-        method: str,
-        path: str,
-        receive: Receive,
-        headers: list[tuple[bytes, bytes]],
-    ) -> tuple[Receive, list[tuple[bytes, bytes]]]:
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # disconnected: let the app see it
-                return _replay([b"".join(chunks)], message, receive), headers
-            chunk = bytes(message.get("body", b""))
-            chunks.append(chunk)
-            size += len(chunk)
-            more = bool(message.get("more_body", False))
-            if size > self.max_body_bytes:  # too large: untranslated, the app answers 413
-                return _replay([b"".join(chunks)], None, receive, more=more), headers
-        raw = b"".join(chunks)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:  # not JSON: the app answers it as v1 would
-            return _replay([raw], None, receive), headers
-        if body is not None:
-            raw = json.dumps(
-                translate_request(chain, method, path, body), separators=(",", ":")
-            ).encode()
-        headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(raw)).encode()))
+async def _translated_body(
+    chain: Sequence[ModuleType],
+    method: str,
+    path: str,
+    receive: Receive,
+    headers: list[tuple[bytes, bytes]],
+    max_body_bytes: int,
+) -> tuple[Receive, list[tuple[bytes, bytes]]]:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # disconnected: let the app see it
+            return _replay([b"".join(chunks)], message, receive), headers
+        chunk = bytes(message.get("body", b""))
+        chunks.append(chunk)
+        size += len(chunk)
+        more = bool(message.get("more_body", False))
+        if size > max_body_bytes:  # too large: untranslated, the app answers 413
+            return _replay([b"".join(chunks)], None, receive, more=more), headers
+    raw = b"".join(chunks)
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:  # not JSON: the app answers it as v1 would
         return _replay([raw], None, receive), headers
+    if body is not None:
+        raw = json.dumps(
+            translate_request(chain, method, path, body), separators=(",", ":")
+        ).encode()
+    headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(raw)).encode()))
+    return _replay([raw], None, receive), headers
 
 
 def _replay(chunks: list[bytes], then: Any, receive: Receive, *, more: bool = False) -> Receive:

@@ -1,0 +1,85 @@
+"""Request/reply through the kit (``messaging.call`` over ``Requests``) against a real
+nats-server: many concurrent requests each get their own reply, nobody listening and no
+answer in time are both ``ServiceUnavailable``, a service's typed error comes back typed,
+and a request carries headers only when its span is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from nats.aio.msg import Msg
+
+from outpost_contracts.base import Contract, Request
+from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
+from outpost_contracts.errors import NotFound, ServiceUnavailable
+from outpost_contracts.rpc import Operation
+from outpost_kit import ids, messaging
+
+pytestmark = pytest.mark.integration
+
+
+class Echo(Request, kw_only=True, frozen=True):
+    n: int
+
+
+class Echoed(Contract, kw_only=True, frozen=True):
+    n: int
+
+
+ECHO = Operation("kitreq", "Echo", Echo, Echoed)
+
+
+def _ctx() -> RequestContext:
+    org = ids.new_id()
+    principal = Principal(kind=PrincipalKind.SYSTEM, id=ids.new_id(), org_id=org)
+    return RequestContext(org_id=org, request_id=ids.new_id().hex, principal=principal)
+
+
+async def test_concurrent_calls_get_their_own_replies_and_failures_are_typed(
+    nats_url: str,
+) -> None:
+    client = await messaging.connect(nats_url, "kit-requests-client")
+    service = await messaging.connect(nats_url, "kit-requests-service")
+    seen_headers: list[object] = []
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):  # nobody listens: at once, not after 5 s
+            await messaging.call(client, ECHO, _ctx(), Echo(n=1), timeout=5)
+        assert time.monotonic() - started < 1
+
+        async def answer(msg: Msg) -> None:
+            seen_headers.append(msg.headers)
+            request = ECHO.decode_request(msg.data)
+            if request.body.n < 0:
+                await msg.respond(ECHO.encode_error(NotFound("negative")))
+            elif request.body.n == 0:
+                return  # never answers
+            else:
+                await asyncio.sleep((request.body.n % 7) / 1000)  # replies out of order
+                await msg.respond(ECHO.encode_result(Echoed(n=request.body.n * 2)))
+
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def spawn(msg: Msg) -> None:
+            task = asyncio.create_task(answer(msg))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        await service.subscribe(ECHO.subject, cb=spawn)
+        await service.flush()
+        replies = await asyncio.gather(
+            *(messaging.call(client, ECHO, _ctx(), Echo(n=n)) for n in range(1, 301))
+        )
+        assert [r.n for r in replies] == [2 * n for n in range(1, 301)]
+        assert not any(seen_headers)  # spans are not recorded here: no headers at all
+
+        with pytest.raises(NotFound, match="negative"):
+            await messaging.call(client, ECHO, _ctx(), Echo(n=-1))
+        with pytest.raises(ServiceUnavailable):
+            await messaging.call(client, ECHO, _ctx(), Echo(n=0), timeout=0.3)
+        assert messaging.requests_of(client)._waiting == {}  # nothing left waiting
+    finally:
+        await client.close()
+        await service.close()

@@ -1,0 +1,32 @@
+"""Spans are recorded only once something receives them; trace context propagates anyway."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import propagate
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from outpost_kit.telemetry import OutpostTracerProvider
+
+pytestmark = pytest.mark.unit
+
+
+def test_spans_are_not_recorded_until_a_processor_listens_and_context_still_propagates() -> None:
+    provider = OutpostTracerProvider(Resource.create({"service.name": "t"}))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("unheard") as span:
+        assert not span.is_recording()
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert carrier["traceparent"].split("-")[1] == trace_id  # ids exist and travel
+    assert int(carrier["traceparent"][-2:], 16) & 1 == 0  # the sampled flag is off
+
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracer.start_as_current_span("heard", attributes={"a": "b"}) as span:
+        assert span.is_recording()
+    [finished] = exporter.get_finished_spans()
+    assert finished.name == "heard" and finished.attributes == {"a": "b"}
