@@ -20,7 +20,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Event, Instant, Request, wire_tag
 from outpost_contracts.presence import CommandStatus
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
@@ -112,7 +112,7 @@ class CommandBody(Request, kw_only=True, frozen=True):
 
     name: CommandName
     params: dict[str, Any] = msgspec.field(default_factory=dict)
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     ttl_seconds: TtlSeconds | None = None
 
 
