@@ -201,13 +201,18 @@ class MqttClient:
         password: str = "",
         connect_timeout: float = 10,
     ) -> None:
-        self._reader, self._writer = await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=tls), connect_timeout
         )
+        self._reader, self._writer = reader, writer
         self._connack = asyncio.get_running_loop().create_future()
         self._task = asyncio.get_running_loop().create_task(self._read())
-        self._writer.write(mqtt_connect_packet(client_id, username=username, password=password))
-        code = await asyncio.wait_for(self._connack, connect_timeout)
+        writer.write(mqtt_connect_packet(client_id, username=username, password=password))
+        try:
+            code = await asyncio.wait_for(self._connack, connect_timeout)
+        except BaseException:
+            await self.close()
+            raise
         if code != 0:
             await self.close()
             raise MqttError(f"CONNACK return code {code}")
