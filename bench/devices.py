@@ -392,6 +392,15 @@ def _total(runs: list[Row]) -> Row:
     return total
 
 
+def _alone(runs: list[Row]) -> float:
+    """What the run's processes would reach with every core to themselves: the cores divided
+    by the CPU this run used per unit (an estimate for a shared machine, not a measurement:
+    it assumes the work spreads over the cores)."""
+    total = _total(runs)
+    ours = sum(v for k, v in total.cpu.items() if k != MACHINE)
+    return (os.cpu_count() or 1) * total.count / ours if ours else 0.0
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -407,7 +416,7 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
         " (range beside)\n"
     )
     print(f"connections established ({args.concurrency} in flight, {args.devices} per run)")
-    print(f"  {'kind':<46}{'conn/s':>8}  {'range':<13}{'vs TLS svc':>11}{'errors':>8}")
+    print(f"  {'kind':<46}{'conn/s':>8}  {'range':<13}{'vs TLS svc':>11}{'errors':>8}{'alone≈':>9}")
     rate = {label: _median([r.rate for r in runs]) for label, runs in conns.items()}
     for label, runs in conns.items():
         proto = label.split()[0]
@@ -415,7 +424,7 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
         errors = sum(r.errors for r in runs)
         print(
             f"  {label:<46}{rate[label]:>8,.0f}  {_spread([r.rate for r in runs]):<13}"
-            f"{rate[label] / svc if svc else 0:>10.2f}x{errors:>8}"
+            f"{rate[label] / svc if svc else 0:>10.2f}x{errors:>8}{_alone(runs):>9,.0f}"
         )
         note = next((r.note for r in runs if r.note), "")
         if note:
@@ -429,7 +438,7 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
     print(f"\ntelemetry, 1 reading per message, {args.seconds:.0f} s per run")
     print(
         f"  {'kind':<46}{'stored/s':>9}  {'range':<15}{'sent/s':>8}{'acked/s':>9}"
-        f"{'stored/sent':>12}{'vs base':>9}"
+        f"{'stored/sent':>12}{'vs base':>9}{'alone≈':>9}"
     )
     stored = {label: _median([r.rate for r in runs]) for label, runs in tel.items()}
     base = next(iter(stored.values()), 0.0)
@@ -440,9 +449,14 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
         print(
             f"  {label:<46}{stored[label]:>9,.0f}  {_spread([r.rate for r in runs]):<15}"
             f"{sent:>8,.0f}{f'{acked:,.0f}' if acked else '—':>9}{ratio:>12.4f}"
-            f"{stored[label] / base if base else 0:>8.2f}x"
+            f"{stored[label] / base if base else 0:>8.2f}x{_alone(runs):>9,.0f}"
         )
     print("  stored/sent: the lowest over the runs, once everything sent had landed")
+    print(
+        "  alone≈: the cores / this run's CPU per connection or stored message, i.e. what it"
+        " would reach\n  with the machine to itself (an estimate; the other processes'"
+        " share is printed below)"
+    )
     print("  CPU during the windows, µs per stored message (% of one core), all runs:")
     for label, runs in tel.items():
         total = _total(runs)
