@@ -100,6 +100,8 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
         return
     uow = runtime.uow
+    reads = runtime.reads
+    cas = broker.CaCache()
     session = timedelta(seconds=settings.broker_session_seconds)
 
     assert runtime.nc is not None
@@ -119,7 +121,7 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         system = await messaging.connect(
             settings.broker_system_url.reveal(), "outpost-devices-system", tls=settings.nats_tls()
         )
-        sessions = Sessions(runtime.nc, system)
+        sessions = Sessions(runtime.nc, system, uow)
         runtime.background(sessions.run)
         # Presence has a system connection of its own (Sessions closes its one on stop).
         presence_system = await messaging.connect(
@@ -133,7 +135,7 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         )
 
     async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
-        admitted = await broker.authorize(uow, request.chain_pems, ids.now(), session)
+        admitted = await broker.authorize(reads, cas, request.chain_pems, ids.now(), session)
         if sessions is not None:
             sessions.admitted(admitted.device_id, request)
         return admitted.name, admitted.permissions(), admitted.expires

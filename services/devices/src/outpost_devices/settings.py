@@ -24,8 +24,9 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     device_root_key: Secret | None = None  # a file path; the file is the secret
     broker_issuer_seed: Secret | None = None
     # How long an admitted connection lasts before nats-server closes it and the device
-    # reconnects through the callout (which sees a revocation or a decommissioning).
-    broker_session_seconds: int = 300
+    # reconnects through the callout (the backstop for a kick that failed; decommissioning and
+    # revocation close connections at once through broker_system_url).
+    broker_session_seconds: int = 3600
     # A system-account connection (tls://user:password@host:port) for closing a device's
     # connections when it is decommissioned or a certificate of it revoked. Without it they
     # last until their session ends (broker_session_seconds).

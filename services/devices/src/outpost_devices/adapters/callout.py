@@ -28,6 +28,7 @@ from nats.aio.msg import Msg
 
 from outpost_contracts import subjects
 from outpost_contracts.errors import OutpostError
+from outpost_devices.adapters import presence_store
 
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
 QUEUE = "outpost-devices-callout"
@@ -149,27 +150,52 @@ class CalloutResponder:
 class _DeviceEvent(msgspec.Struct, rename="camel"):
     """What a device event's envelope says about whose it is (the rest is not needed)."""
 
+    org_id: UUID
     stream_id: UUID
 
 
 class Sessions:
-    """The device connections this replica admitted, so that it can close them when the
-    device is decommissioned or a certificate of it revoked: nats-server's
-    ``$SYS.REQ.SERVER.<id>.KICK`` over a system-account connection. Every replica hears the
-    devices service's own events (a plain subscription, no queue group) and kicks the
-    connections it admitted; the callout refuses the reconnection."""
+    """Closes a device's broker connections when it is decommissioned or a certificate of it
+    revoked: nats-server's ``$SYS.REQ.SERVER.<id>.KICK`` over a system-account connection;
+    the callout refuses the reconnection. Every replica hears the devices service's own
+    events (a plain subscription, no queue group) and kicks the connections it admitted
+    itself (known at once, before presence has heard of them) and the ones presence
+    recorded for the device (so a connection admitted by a replica that has since
+    restarted is closed too). Kicking a connection twice, or one already gone, is harmless.
+    This is what lets a broker session last long (``OUTPOST_DEVICES_BROKER_SESSION_SECONDS``):
+    revocation does not wait for the session to end."""
 
-    def __init__(self, nc: NATS, system: NATS) -> None:
+    def __init__(self, nc: NATS, system: NATS, uow_factory: Any = None) -> None:
         self.nc = nc
         self.system = system
+        self.uow_factory = uow_factory
         self._by_device: dict[UUID, set[tuple[str, int]]] = {}
 
     def admitted(self, device_id: UUID, request: CalloutRequest) -> None:
         self._by_device.setdefault(device_id, set()).add((request.server_id, request.client_id))
 
-    async def kick(self, device_id: UUID) -> int:
+    async def recorded(self, org_id: UUID, device_id: UUID) -> set[tuple[str, int]]:
+        """The live connections presence recorded for the device."""
+        if self.uow_factory is None:
+            return set()
+        async with self.uow_factory(org_id) as uow:
+            state = (await presence_store.states(uow, [device_id])).get(device_id)
+        found: set[tuple[str, int]] = set()
+        for conn in state.connections if state is not None else ():
+            server_id, _, cid = conn.key.rpartition("/")
+            if cid.isdigit():
+                found.add((server_id, int(cid)))
+        return found
+
+    async def kick(self, device_id: UUID, org_id: UUID | None = None) -> int:
+        targets = self._by_device.pop(device_id, set())
+        if org_id is not None:
+            try:
+                targets |= await self.recorded(org_id, device_id)
+            except Exception as exc:  # the database is away: the admitted ones still go
+                _log.warning("broker: presence of %s unreadable for a kick: %s", device_id, exc)
         kicked = 0
-        for server_id, cid in self._by_device.pop(device_id, set()):
+        for server_id, cid in targets:
             try:
                 await self.system.request(
                     f"$SYS.REQ.SERVER.{server_id}.KICK",
@@ -196,8 +222,8 @@ class Sessions:
 
     async def _on_event(self, msg: Msg) -> None:
         try:
-            device_id = msgspec.json.decode(msg.data, type=_DeviceEvent).stream_id
+            event = msgspec.json.decode(msg.data, type=_DeviceEvent)
         except msgspec.DecodeError:
             return
-        if await self.kick(device_id):
-            _log.info("broker: disconnected device %s (%s)", device_id, msg.subject)
+        if await self.kick(event.stream_id, event.org_id):
+            _log.info("broker: disconnected device %s (%s)", event.stream_id, msg.subject)

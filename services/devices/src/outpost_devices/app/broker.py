@@ -22,6 +22,7 @@ from outpost_contracts import subjects
 from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.errors import AccessDenied
 from outpost_devices.adapters import pki
+from outpost_kit.db.reads import TenantReads
 
 
 @dataclass(frozen=True)
@@ -82,34 +83,52 @@ def session_expiry(not_after: datetime, now: datetime, session: timedelta) -> da
     return min(not_after, now + session)
 
 
+# One round trip: the organization's CA, the certificate as issued and the device's status.
+# The CA is a one-row table; a missing certificate or device leaves its columns NULL.
+ADMISSION = (
+    "SELECT (SELECT certificate_pem FROM certificate_authorities) AS ca_pem,"
+    " c.not_after, c.revoked_at, (SELECT status FROM devices WHERE id = $2) AS status"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN device_certificates c ON c.serial = $1 AND c.device_id = $2"
+)
+
+
+class CaCache:
+    """Parsed organization CA certificates, parsed again only when the stored PEM changes."""
+
+    def __init__(self) -> None:
+        self._by_org: dict[UUID, tuple[str, x509.Certificate]] = {}
+
+    def certificate(self, org_id: UUID, pem: str) -> x509.Certificate:
+        found = self._by_org.get(org_id)
+        if found is None or found[0] != pem:
+            found = (pem, x509.load_pem_x509_certificate(pem.encode()))
+            self._by_org[org_id] = found
+        return found[1]
+
+
 async def authorize(
-    uow_factory: Any, chain_pems: list[str], now: datetime, session: timedelta
+    reads: TenantReads,
+    cas: CaCache,
+    chain_pems: list[str],
+    now: datetime,
+    session: timedelta,
 ) -> DeviceSession:
     """The session of the device presenting ``chain_pems``; access_denied otherwise."""
     leaf, org_id, device_id = leaf_identity(chain_pems)
     serial = pki.serial_hex(leaf.serial_number)
-    async with uow_factory(org_id) as uow:
-        ca = (await uow.execute("SELECT certificate_pem FROM certificate_authorities")).first()
-        if ca is None:
-            raise AccessDenied("the organization has no device CA")
-        ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
-        pki.verify_device_certificate(ca_cert, leaf, now)
-        cert = (
-            await uow.execute(
-                "SELECT not_after, revoked_at FROM device_certificates"
-                " WHERE serial = :s AND device_id = :d",
-                {"s": serial, "d": device_id},
-            )
-        ).first()
-        if cert is None:
-            raise AccessDenied("the certificate was not issued to this device")
-        if cert.revoked_at is not None:
-            raise AccessDenied("the certificate is revoked")
-        if cert.not_after <= now:
-            raise AccessDenied("the certificate has expired")
-        device = (
-            await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})
-        ).first()
-        if device is None or device.status == DeviceStatus.DECOMMISSIONED:
-            raise AccessDenied("the device is decommissioned")
-    return DeviceSession(org_id, device_id, serial, session_expiry(cert.not_after, now, session))
+    async with reads(org_id) as conn:
+        row = await conn.fetchrow(ADMISSION, serial, device_id)
+    assert row is not None  # (SELECT 1) always gives one row
+    if row["ca_pem"] is None:
+        raise AccessDenied("the organization has no device CA")
+    pki.verify_device_certificate(cas.certificate(org_id, row["ca_pem"]), leaf, now)
+    if row["not_after"] is None:
+        raise AccessDenied("the certificate was not issued to this device")
+    if row["revoked_at"] is not None:
+        raise AccessDenied("the certificate is revoked")
+    if row["not_after"] <= now:
+        raise AccessDenied("the certificate has expired")
+    if row["status"] is None or row["status"] == DeviceStatus.DECOMMISSIONED:
+        raise AccessDenied("the device is decommissioned")
+    return DeviceSession(org_id, device_id, serial, session_expiry(row["not_after"], now, session))
