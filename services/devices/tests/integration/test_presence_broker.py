@@ -22,6 +22,7 @@ from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.presence import GetDeviceHealth
 from outpost_devices import bootstrap
 from outpost_devices.adapters import broker_events
+from outpost_devices.adapters.callout import Sessions
 from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.app import handlers, presence
 from outpost_devices.domain.presence import Connected, Connection, Disconnected
@@ -239,3 +240,33 @@ async def test_concurrent_handlers_never_leave_a_device_offline_while_connected(
     events = await _presence_outbox(deps, device)
     assert events[0] == "DeviceConnected" and events[-1] == "DeviceConnected"
     assert all(a != b for a, b in itertools.pairwise(events)), events
+
+
+async def test_a_replica_that_never_admitted_a_connection_kicks_it_from_presence(
+    deps: handlers.Deps, broker_for: Any
+) -> None:
+    """Decommissioning closes a device's connections even when the replica that admitted
+    them is gone: every replica kicks the connections presence recorded (decision 54's
+    amendment), which is what lets broker sessions last an hour."""
+    org = uuid.uuid4()
+    device = await _device(deps, org)
+    user = broker_events.device_user(org, device)
+    server = broker_for([user])
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    conn = await _connect(server, user, allow_reconnect=False, closed_cb=on_closed)
+    system = await _connect(server, "sys")
+    await BrokerPresence(system, deps.uow, PresenceConfig()).reconcile_once()
+    assert (await _view(deps, org, device)).online
+
+    kicker = await _connect(server, "sys")
+    fresh = Sessions(system, kicker, deps.uow)  # admitted nothing itself
+    assert await fresh.kick(uuid.uuid4(), org) == 0  # a device with no connections
+    assert await fresh.kick(device, org) == 1
+    await asyncio.wait_for(closed.wait(), 5)
+    assert conn.is_closed
+    await kicker.close()
+    await system.close()
