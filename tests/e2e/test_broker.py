@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,93 +19,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from nats.errors import Error as NatsError
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._devices import bearer, connect, mqtt_session, provision, refused
 
 pytestmark = pytest.mark.e2e
-
-TOKENS = "/api/v1/devices/registration/tokens"
-PROVISION = "/api/v1/devices/provision"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-class Device:
-    """A provisioned device's files: key, certificate + its organization's CA (the chain)."""
-
-    def __init__(self, directory: Path, org_id: str, device_id: str) -> None:
-        self.directory, self.org_id, self.id = directory, org_id, device_id
-        self.key_file = directory / f"{device_id}.key"
-        self.chain_file = directory / f"{device_id}.pem"
-        self.serial = ""
-
-    @property
-    def telemetry(self) -> str:
-        return subjects.telemetry(self.org_id, self.id)
-
-    def tls(self, broker_ca: str) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=broker_ca)
-        context.load_cert_chain(self.chain_file, self.key_file)
-        return context
-
-
-def _provision(http: httpx.Client, auth: dict[str, str], org_id: str, tmp: Path) -> Device:
-    issued = http.post(TOKENS, json={"deviceName": f"d-{uuid.uuid4().hex[:8]}"}, headers=auth)
-    assert issued.status_code == 201, issued.text
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
-    resp = http.post(PROVISION, json={"token": issued.json()["token"], "csr": csr})
-    assert resp.status_code == 201, resp.text
-    body = resp.json()
-    device = Device(tmp, org_id, body["deviceId"])
-    device.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    device.chain_file.write_text(body["certificate"] + body["caChain"])
-    cert = x509.load_pem_x509_certificate(body["certificate"].encode())
-    device.serial = format(cert.serial_number, "x")
-    return device
-
-
-async def _connect(url: str, tls: ssl.SSLContext | None) -> Any:
-    errors: list[Exception] = []
-
-    async def record(exc: Exception) -> None:
-        errors.append(exc)
-
-    nc = await nats.connect(
-        url,
-        tls=tls,
-        allow_reconnect=False,
-        max_reconnect_attempts=0,
-        connect_timeout=5,
-        error_cb=record,
-    )
-    nc.errors = errors  # type: ignore[attr-defined]
-    return nc
-
-
-async def _refused(url: str, tls: ssl.SSLContext | None) -> None:
-    try:
-        nc = await _connect(url, tls)
-    except (TimeoutError, NatsError, OSError, ssl.SSLError):
-        return
-    await nc.close()
-    pytest.fail("the broker accepted the connection")
 
 
 async def _last_on(stack: DevStack, subject: str) -> Any:
@@ -133,12 +51,12 @@ def test_a_device_publishes_its_telemetry_and_nothing_else(
     tmp_path: Path,
 ) -> None:
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
-    other = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
+    other = provision(http, auth, org_id, tmp_path)
     ca = platform["brokerCaFile"]
 
     async def run() -> None:
-        nc = await _connect(platform["natsUrl"], device.tls(ca))
+        nc = await connect(platform["natsUrl"], device.tls(ca))
         payload = json.dumps({"seq": 1, "readings": [{"sensor": "t", "value": 1.5}]}).encode()
         await nc.publish(device.telemetry, payload)
         # Another device's subject, a made-up one, and another organization's: refused.
@@ -174,7 +92,7 @@ def test_connections_without_a_valid_device_certificate_are_refused(
 ) -> None:
     org_id, auth = org
     url, ca = platform["natsUrl"], platform["brokerCaFile"]
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
 
     # A self-signed certificate naming the same device: refused at the TLS handshake.
     key = ec.generate_private_key(ec.SECP256R1())
@@ -210,22 +128,22 @@ def test_connections_without_a_valid_device_certificate_are_refused(
 
     async def run() -> None:
         # It works first, so what follows is refused for the stated reason only.
-        nc = await _connect(url, device.tls(ca))
+        nc = await connect(url, device.tls(ca))
         await nc.close()
-        await _refused(url, ssl.create_default_context(cafile=ca))  # no certificate
-        await _refused(url, self_signed)
+        await refused(url, ssl.create_default_context(cafile=ca))  # no certificate
+        await refused(url, self_signed)
 
     asyncio.run(run())
 
     # Revoked: the callout refuses it.
     certs = f"/api/v1/devices/{device.id}/certificates"
     assert http.post(f"{certs}/{device.serial}/revoke", headers=auth).status_code == 200
-    asyncio.run(_refused(url, device.tls(ca)))
+    asyncio.run(refused(url, device.tls(ca)))
 
     # Decommissioned: refused too (its certificates are revoked with it).
-    other = _provision(http, auth, org_id, tmp_path)
+    other = provision(http, auth, org_id, tmp_path)
     assert http.delete(f"/api/v1/devices/{other.id}", headers=auth).status_code == 204
-    asyncio.run(_refused(url, other.tls(ca)))
+    asyncio.run(refused(url, other.tls(ca)))
 
 
 def test_an_mqtt_device_publishes_telemetry_over_tls(
@@ -235,25 +153,10 @@ def test_an_mqtt_device_publishes_telemetry_over_tls(
     org: tuple[str, dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    import paho.mqtt.client as mqtt
-
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device.id)
-    client.tls_set_context(device.tls(platform["brokerCaFile"]))
-    connected = threading.Event()
-    result: list[Any] = []
-
-    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        result.append(reason)
-        connected.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", stack.mqtt_port)
-    client.loop_start()
-    try:
-        assert connected.wait(10), "no CONNACK"
-        assert not result[0].is_failure, result
+    device = provision(http, auth, org_id, tmp_path)
+    with mqtt_session(device, platform["brokerCaFile"], stack.mqtt_port) as client:
+        assert not client.connack.is_failure, client.connack
         payload = json.dumps({"seq": 7, "readings": [{"sensor": "t", "value": 2}]}).encode()
         info = client.publish(subjects.mqtt_topic(device.telemetry), payload, qos=1)
         info.wait_for_publish(10)
@@ -264,9 +167,6 @@ def test_an_mqtt_device_publishes_telemetry_over_tls(
                 break
             time.sleep(0.2)
         assert msg is not None and msg.data == payload
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 @pytest.mark.parametrize("cut", ["decommission", "revoke"])
@@ -280,10 +180,10 @@ def test_a_connected_device_is_disconnected_when_decommissioned_or_revoked(
 ) -> None:
     org_id, auth = org
     url, ca = platform["natsUrl"], platform["brokerCaFile"]
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
 
     async def run() -> None:
-        nc = await _connect(url, device.tls(ca))
+        nc = await connect(url, device.tls(ca))
         await nc.publish(device.telemetry, b'{"seq": 1, "readings": []}')
         await nc.flush()
         assert nc.is_connected
@@ -304,6 +204,6 @@ def test_a_connected_device_is_disconnected_when_decommissioned_or_revoked(
             await asyncio.sleep(0.1)
         assert not nc.is_connected, "still connected"
         await nc.close()
-        await _refused(url, device.tls(ca))
+        await refused(url, device.tls(ca))
 
     asyncio.run(run())

@@ -14,18 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from test_broker import Device, _connect, _provision
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._devices import Device, bearer, connect, mqtt_session, provision
 
 pytestmark = pytest.mark.e2e
 
 STATE_COMMAND = "outpost.state"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -83,7 +79,7 @@ class NatsDevice:
 
     def connect(self) -> None:
         async def go() -> None:
-            self.nc = await _connect(self.url, self.device.tls(self.ca))
+            self.nc = await connect(self.url, self.device.tls(self.ca))
 
             async def on_command(msg: Any) -> None:
                 self.received.append(json.loads(msg.data))
@@ -137,7 +133,7 @@ def nats_device(
     def make() -> NatsDevice:
         org_id, auth = org
         device = NatsDevice(
-            _provision(http, auth, org_id, tmp_path), platform["natsUrl"], platform["brokerCaFile"]
+            provision(http, auth, org_id, tmp_path), platform["natsUrl"], platform["brokerCaFile"]
         )
         made.append(device)
         return device
@@ -209,18 +205,10 @@ def test_an_mqtt_device_receives_a_command_and_acks_it(
     org: tuple[str, dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    import paho.mqtt.client as mqtt
-
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device.id)
-    client.tls_set_context(device.tls(platform["brokerCaFile"]))
+    device = provision(http, auth, org_id, tmp_path)
     subscribed = threading.Event()
     received: list[dict[str, Any]] = []
-    command_topic = subjects.mqtt_topic(subjects.command(org_id, device.id))
-
-    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        c.subscribe(command_topic, qos=1)
 
     def on_subscribe(c: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
         subscribed.set()
@@ -228,12 +216,10 @@ def test_an_mqtt_device_receives_a_command_and_acks_it(
     def on_message(c: Any, userdata: Any, msg: Any) -> None:
         received.append(json.loads(msg.payload))
 
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    client.connect("127.0.0.1", stack.mqtt_port)
-    client.loop_start()
-    try:
+    with mqtt_session(device, platform["brokerCaFile"], stack.mqtt_port) as client:
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+        client.subscribe(subjects.mqtt_topic(device.commands), qos=1)
         assert subscribed.wait(10), "no SUBACK"
         created = _command(http, auth, device, params={"level": 3})
         message = _wait_for(lambda: next((m for m in received if m["name"] == "reboot"), None))
@@ -243,9 +229,6 @@ def test_an_mqtt_device_receives_a_command_and_acks_it(
         client.publish(ack_topic, json.dumps(body), qos=1).wait_for_publish(10)
         done = _status_is(http, auth, device, created["id"], "SUCCEEDED")
         assert done["result"] == 42
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 def test_desired_and_reported_state_round_trip(
@@ -331,7 +314,7 @@ def test_commands_need_a_live_device_and_valid_bodies(
     http: httpx.Client, org: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
     base = f"/api/v1/devices/{device.id}/commands"
     bad = http.post(
         base,
@@ -352,7 +335,7 @@ def test_an_idempotency_key_creates_one_command(
     http: httpx.Client, org: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
     base = f"/api/v1/devices/{device.id}/commands"
     headers = {**auth, "Idempotency-Key": f"reboot-{device.id}"}
     first = http.post(base, json={"name": "reboot"}, headers=headers)

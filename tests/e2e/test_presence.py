@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -20,7 +19,7 @@ import pytest
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
-from tests.e2e.test_broker import Device, _connect, _provision, bearer
+from tests.e2e._devices import Device, bearer, connect, mqtt_session, provision
 
 pytestmark = pytest.mark.e2e
 
@@ -103,18 +102,18 @@ def test_a_nats_device_goes_online_and_offline(
     tmp_path: Path,
 ) -> None:
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
     before = device_of(http, auth, device)
     assert before["online"] is False and before["lastConnectedAt"] is None
     etag = http.get(f"/api/v1/devices/{device.id}", headers=auth).headers["etag"]
     ca = platform["brokerCaFile"]
 
-    async def connect() -> Any:
-        return await _connect(platform["natsUrl"], device.tls(ca))
+    async def connect_device() -> Any:
+        return await connect(platform["natsUrl"], device.tls(ca))
 
     loop = asyncio.new_event_loop()
     try:
-        nc = loop.run_until_complete(connect())
+        nc = loop.run_until_complete(connect_device())
         online = wait_online(http, auth, device, True)
         assert online["lastConnectedAt"] is not None and online["lastSeenAt"] is not None
         health = health_of(http, auth, device)
@@ -171,18 +170,9 @@ def test_an_mqtt_device_goes_online_and_offline(
     org: tuple[str, dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    import paho.mqtt.client as mqtt
-
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device.id)
-    client.tls_set_context(device.tls(platform["brokerCaFile"]))
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
-    client.connect("127.0.0.1", stack.mqtt_port)
-    client.loop_start()
-    try:
-        assert connected.wait(10), "no CONNACK"
+    device = provision(http, auth, org_id, tmp_path)
+    with mqtt_session(device, platform["brokerCaFile"], stack.mqtt_port) as client:
         wait_online(http, auth, device, True)
         assert health_of(http, auth, device)["protocol"] == "MQTT"
         seen = device_of(http, auth, device)["lastSeenAt"]
@@ -196,9 +186,6 @@ def test_an_mqtt_device_goes_online_and_offline(
             seconds=20,
         )
         assert ts(moved["lastSeenAt"]) > ts(seen) and moved["online"] is True
-    finally:
-        client.disconnect()
-        client.loop_stop()
     offline = wait_online(http, auth, device, False)
     assert offline["lastDisconnectedAt"] is not None
 
@@ -213,13 +200,13 @@ def test_a_quick_reconnect_stays_online(
     """A second connection opens before the first closes (a device reconnecting quickly):
     the device is online throughout and no DeviceDisconnected is decided."""
     org_id, auth = org
-    device = _provision(http, auth, org_id, tmp_path)
+    device = provision(http, auth, org_id, tmp_path)
     ca = platform["brokerCaFile"]
     loop = asyncio.new_event_loop()
     try:
-        first = loop.run_until_complete(_connect(platform["natsUrl"], device.tls(ca)))
+        first = loop.run_until_complete(connect(platform["natsUrl"], device.tls(ca)))
         wait_online(http, auth, device, True)
-        second = loop.run_until_complete(_connect(platform["natsUrl"], device.tls(ca)))
+        second = loop.run_until_complete(connect(platform["natsUrl"], device.tls(ca)))
         poll(lambda: health_of(http, auth, device), lambda h: h["connections"] == 2)
         loop.run_until_complete(first.close())
         health = poll(lambda: health_of(http, auth, device), lambda h: h["connections"] == 1)
