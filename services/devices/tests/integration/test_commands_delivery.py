@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,25 +15,18 @@ from typing import Any
 import msgspec
 import nats
 import pytest
+from devices_testkit import ctx, devices_deps
 
 from outpost_contracts import commands as api
 from outpost_contracts import devices as dev_api
 from outpost_contracts import subjects
-from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
+from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.errors import PreconditionFailed
 from outpost_contracts.presence import STATE_COMMAND, AckStatus, DeviceConnected, Protocol
-from outpost_devices import bootstrap
 from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.app import commands, handlers
 from outpost_devices.domain import commands as domain
 from outpost_devices.entrypoints import commands as entrypoints
-from outpost_kit.cli import migrations_dir
-from outpost_kit.db.engine import create_engine
-from outpost_kit.db.eventstore import EventCodec
-from outpost_kit.db.migrate import upgrade
-from outpost_kit.db.provision import provision_service
-from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +37,10 @@ CONFIG = commands.CommandsConfig(
 )
 
 
-def _ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
-
-
 class World:
     def __init__(self, deps: handlers.Deps, cmds: commands.CommandDeps, nc: Any) -> None:
         self.deps, self.cmds, self.nc = deps, cmds, nc
-        self.ctx = _ctx(uuid.uuid4())
+        self.ctx = ctx(uuid.uuid4())
 
     async def device(self) -> uuid.UUID:
         view = await handlers.create_device(
@@ -99,23 +83,17 @@ async def _eventually(probe: Callable[[], Awaitable[bool]], seconds: float = 5) 
 
 @pytest.fixture
 async def world(postgres_dsn: str, nats_url: str) -> AsyncIterator[World]:
-    dsn = await provision_service(postgres_dsn, "devices", secrets.token_urlsafe(16))
-    await upgrade(postgres_dsn, "devices", migrations_dir(bootstrap.__file__))
-    engine = create_engine(dsn, "devices", pool_size=6)
-    reads = await TenantReads.connect(dsn, "devices", size=2)
-    nc = await nats.connect(nats_url)
-    uow = UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.ALL_PROJECTORS)
-    cmds = commands.CommandDeps(uow=uow, config=CONFIG, deliver=NatsDelivery(nc, 0.25))
-    stop = asyncio.Event()
-    service = asyncio.create_task(entrypoints.run(nc, cmds, stop))
-    try:
-        yield World(handlers.Deps(uow=uow, reads=reads), cmds, nc)
-    finally:
-        stop.set()
-        await service
-        await nc.close()
-        await reads.close()
-        await engine.dispose()
+    async with devices_deps(postgres_dsn, pool_size=6) as deps:
+        nc = await nats.connect(nats_url)
+        cmds = commands.CommandDeps(uow=deps.uow, config=CONFIG, deliver=NatsDelivery(nc, 0.25))
+        stop = asyncio.Event()
+        service = asyncio.create_task(entrypoints.run(nc, cmds, stop))
+        try:
+            yield World(deps, cmds, nc)
+        finally:
+            stop.set()
+            await service
+            await nc.close()
 
 
 class Inbox:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -16,63 +15,36 @@ from typing import Any
 
 import nats
 import pytest
+from devices_testkit import ctx, devices_deps
 
 from outpost_contracts import devices as dev_api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.presence import GetDeviceHealth
-from outpost_devices import bootstrap
 from outpost_devices.adapters import broker_events
 from outpost_devices.adapters.callout import Sessions
-from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.app import handlers, presence
 from outpost_devices.domain.presence import Connected, Connection, Disconnected
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig
 from outpost_kit import ids
-from outpost_kit.cli import migrations_dir
-from outpost_kit.db.engine import create_engine
-from outpost_kit.db.eventstore import EventCodec
-from outpost_kit.db.migrate import upgrade
-from outpost_kit.db.provision import provision_service
-from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.infra.nats import NatsServer
 
 pytestmark = pytest.mark.integration
 
 
-def _ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
-
-
 @pytest.fixture
 async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
-    dsn = await provision_service(postgres_dsn, "devices", secrets.token_urlsafe(16))
-    await upgrade(postgres_dsn, "devices", migrations_dir(bootstrap.__file__))
-    engine = create_engine(dsn, "devices", pool_size=8)
-    reads = await TenantReads.connect(dsn, "devices", size=2)
-    try:
-        yield handlers.Deps(
-            uow=UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS),
-            reads=reads,
-        )
-    finally:
-        await reads.close()
-        await engine.dispose()
+    async with devices_deps(postgres_dsn) as found:
+        yield found
 
 
 async def _device(deps: handlers.Deps, org: uuid.UUID) -> uuid.UUID:
     view = await handlers.create_device(
-        deps, _ctx(org), dev_api.CreateDevice(name=f"d-{uuid.uuid4().hex[:8]}")
+        deps, ctx(org), dev_api.CreateDevice(name=f"d-{uuid.uuid4().hex[:8]}")
     )
     return view.id
 
 
 async def _view(deps: handlers.Deps, org: uuid.UUID, device: uuid.UUID) -> dev_api.DeviceView:
-    return await handlers.get_device(deps, _ctx(org), dev_api.GetDevice(id=device))
+    return await handlers.get_device(deps, ctx(org), dev_api.GetDevice(id=device))
 
 
 async def _presence_outbox(deps: handlers.Deps, device: uuid.UUID) -> list[str]:
@@ -233,7 +205,7 @@ async def test_concurrent_handlers_never_leave_a_device_offline_while_connected(
         await asyncio.gather(*(presence.apply(deps.uow, org, device, f) for f in facts))
         view = await _view(deps, org, device)
         assert view.online, f"offline while connected in round {round_}"
-        health = await presence.get_device_health(deps, _ctx(org), GetDeviceHealth(id=device))
+        health = await presence.get_device_health(deps, ctx(org), GetDeviceHealth(id=device))
         assert health.connections == 1
     # Between rounds the device may really have had no connection for a moment (the last
     # round's closed before this round's opened): then it went offline and back, in order.

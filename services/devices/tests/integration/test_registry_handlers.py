@@ -4,54 +4,27 @@ pointed at it, concurrent sensor declarations, and sensor events in the outbox."
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from devices_testkit import ctx as ctx_of
+from devices_testkit import devices_deps
 
 from outpost_contracts import devices as dev_api
 from outpost_contracts import registry as api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Conflict, ValidationFailed
 from outpost_contracts.query import ListQuery
-from outpost_devices import bootstrap
-from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.app import handlers, registry
-from outpost_kit.cli import migrations_dir
-from outpost_kit.db.engine import create_engine
-from outpost_kit.db.eventstore import EventCodec
-from outpost_kit.db.migrate import upgrade
-from outpost_kit.db.provision import provision_service
-from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
 
-def _ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
-
-
 @pytest.fixture
 async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
-    dsn = await provision_service(postgres_dsn, "devices", secrets.token_urlsafe(16))
-    await upgrade(postgres_dsn, "devices", migrations_dir(bootstrap.__file__))
-    engine = create_engine(dsn, "devices", pool_size=4)
-    reads = await TenantReads.connect(dsn, "devices", size=2)
-    try:
-        yield handlers.Deps(
-            uow=UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS),
-            reads=reads,
-        )
-    finally:
-        await reads.close()
-        await engine.dispose()
+    async with devices_deps(postgres_dsn) as found:
+        yield found
 
 
 async def _outcome(coro: Any) -> str:
@@ -64,7 +37,7 @@ async def _outcome(coro: Any) -> str:
 
 async def test_a_site_is_never_deleted_under_a_device(deps: handlers.Deps) -> None:
     """Delete and a device create naming the site race: exactly one wins, every time."""
-    ctx = _ctx(uuid.uuid4())
+    ctx = ctx_of(uuid.uuid4())
     seen = set()
     for i in range(12):
         site = await registry.create_site(deps, ctx, api.CreateSite(name=f"s-{i}"))
@@ -86,7 +59,7 @@ async def test_a_site_is_never_deleted_under_a_device(deps: handlers.Deps) -> No
 
 
 async def test_concurrent_declarations_of_one_key_make_one_sensor(deps: handlers.Deps) -> None:
-    ctx = _ctx(uuid.uuid4())
+    ctx = ctx_of(uuid.uuid4())
     device = await handlers.create_device(deps, ctx, dev_api.CreateDevice(name="pump"))
     cmd = api.DeclareSensor(device_id=device.id, key="temperature", unit="C")
     outcomes = await asyncio.gather(
@@ -99,7 +72,7 @@ async def test_concurrent_declarations_of_one_key_make_one_sensor(deps: handlers
 
 async def test_sensor_events_go_through_the_outbox(deps: handlers.Deps) -> None:
     org = uuid.uuid4()
-    ctx = _ctx(org)
+    ctx = ctx_of(org)
     device = await handlers.create_device(deps, ctx, dev_api.CreateDevice(name="pump"))
     sensor = await registry.declare_sensor(
         deps, ctx, api.DeclareSensor(device_id=device.id, key="rh", unit="%")
