@@ -105,7 +105,7 @@ def test_a_nats_device_goes_online_and_offline(
     device = provision(http, auth, org_id, tmp_path)
     before = device_of(http, auth, device)
     assert before["online"] is False and before["lastConnectedAt"] is None
-    etag = http.get(f"/api/v1/devices/{device.id}", headers=auth).headers["etag"]
+    assert before["status"] == "PROVISIONED"
     ca = platform["brokerCaFile"]
 
     async def connect_device() -> Any:
@@ -116,20 +116,14 @@ def test_a_nats_device_goes_online_and_offline(
         nc = loop.run_until_complete(connect_device())
         online = wait_online(http, auth, device, True)
         assert online["lastConnectedAt"] is not None and online["lastSeenAt"] is not None
+        # The first connection activates the device (once: a device event, one version).
+        assert online["status"] == "ACTIVE" and online["version"] == before["version"] + 1
+        etag = http.get(f"/api/v1/devices/{device.id}", headers=auth).headers["etag"]
         health = health_of(http, auth, device)
         assert health["object"] == "deviceHealth" and health["deviceId"] == device.id
         assert health["online"] is True and health["connections"] == 1
         assert health["protocol"] == "NATS"
         assert health["lastConnectedAt"] == online["lastConnectedAt"]
-        # Presence is not a change to the device: same ETag, and a PATCH with it succeeds.
-        assert http.get(f"/api/v1/devices/{device.id}", headers=auth).headers["etag"] == etag
-        patched = http.patch(
-            f"/api/v1/devices/{device.id}",
-            json={"attributes": {"floor": 2}},
-            headers={**auth, "If-Match": etag},
-        )
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["online"] is True
         # Listed and filtered by presence.
         listed = http.get("/api/v1/devices", params={"online": "true"}, headers=auth).json()
         assert [d["id"] for d in listed["data"]] == [device.id]
@@ -142,6 +136,15 @@ def test_a_nats_device_goes_online_and_offline(
         assert ts(offline["lastDisconnectedAt"]) >= ts(offline["lastConnectedAt"])
         health = health_of(http, auth, device)
         assert health["online"] is False and health["connections"] == 0
+        # Presence is not a change to the device: same ETag, and a PATCH with it succeeds.
+        assert http.get(f"/api/v1/devices/{device.id}", headers=auth).headers["etag"] == etag
+        patched = http.patch(
+            f"/api/v1/devices/{device.id}",
+            json={"attributes": {"floor": 2}},
+            headers={**auth, "If-Match": etag},
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["online"] is False and patched.json()["status"] == "ACTIVE"
     finally:
         loop.close()
 
@@ -159,7 +162,7 @@ def test_a_nats_device_goes_online_and_offline(
     )
     assert audit.status_code == 200, audit.text
     types = {entry["type"] for entry in audit.json()["data"]}
-    assert "devices.DeviceRegistered.v1" in types
+    assert {"devices.DeviceRegistered.v1", "devices.DeviceActivated.v1"} <= types
     assert not types & {"devices.DeviceConnected.v1", "devices.DeviceDisconnected.v1"}
 
 

@@ -61,6 +61,15 @@ class DeviceUpdated(Event, tag=wire_tag(SERVICE, "DeviceUpdated", 1), kw_only=Tr
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class DeviceActivated(
+    Event, tag=wire_tag(SERVICE, "DeviceActivated", 1), kw_only=True, frozen=True
+):
+    """The provisioned device connected to the broker for the first time: ACTIVE from now
+    on (until decommissioned)."""
+
+    connected_at: datetime
+
+
 class DeviceDecommissioned(
     Event, tag=wire_tag(SERVICE, "DeviceDecommissioned", 1), kw_only=True, frozen=True
 ):

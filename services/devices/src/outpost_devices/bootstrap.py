@@ -33,6 +33,7 @@ from outpost_kit.runtime import ServiceRuntime
 EVENT_TYPES: tuple[type[Event], ...] = (
     devices.DeviceRegistered,
     devices.DeviceUpdated,
+    devices.DeviceActivated,
     devices.DeviceDecommissioned,
     *registry.EVENT_TYPES,
     *provisioning.EVENT_TYPES,

@@ -180,3 +180,28 @@ def test_expected_version_from_if_match(expected: int | None, fails: bool) -> No
     else:
         asyncio.run(run())
         assert len(uow.events.appended) == 1
+
+
+def test_the_first_connection_activates_a_provisioned_device_and_nothing_else() -> None:
+    from outpost_contracts.devices import DeviceActivated
+    from outpost_contracts.provisioning import DeviceProvisioned
+
+    registered = _registered()
+    activate = devices.Activate(connected_at=NOW)
+    assert devices.decide(registered, activate, NOW) == []  # not provisioned: cannot connect
+    provisioned = devices.evolve(
+        registered,
+        DeviceProvisioned(
+            certificate_id=uuid4(), serial="ab", not_before=NOW, not_after=NOW, token_id=None
+        ),
+        registered.id,
+    )
+    assert provisioned is not None and provisioned.status is DeviceStatus.PROVISIONED
+    [event] = devices.decide(provisioned, activate, NOW)
+    assert event == DeviceActivated(connected_at=NOW)
+    active = devices.evolve(provisioned, event, provisioned.id)
+    assert active is not None and active.status is DeviceStatus.ACTIVE
+    assert active.version == provisioned.version + 1
+    assert devices.decide(active, activate, NOW) == []  # once only
+    retired = devices.evolve(active, DeviceDecommissioned(), active.id)
+    assert retired is not None and devices.decide(retired, activate, NOW) == []

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from outpost_contracts.devices import (
+    DeviceActivated,
     DeviceDecommissioned,
     DeviceRegistered,
     DeviceStatus,
@@ -89,6 +90,22 @@ class DevicesProjector:
                     "org": e.org_id,
                     "id": e.stream_id,
                     "s": DeviceStatus.DECOMMISSIONED.value,
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
+        elif isinstance(data, DeviceActivated):
+            await conn.execute(
+                text(
+                    "UPDATE devices SET status = CASE WHEN status = :provisioned THEN :s"
+                    " ELSE status END, updated_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "provisioned": DeviceStatus.PROVISIONED.value,
+                    "s": DeviceStatus.ACTIVE.value,
                     "at": e.occurred_at,
                     "v": e.version,
                 },

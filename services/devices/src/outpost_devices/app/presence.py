@@ -11,15 +11,21 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_contracts.presence import GET_DEVICE_HEALTH, DeviceHealth, GetDeviceHealth
+from outpost_contracts.presence import (
+    GET_DEVICE_HEALTH,
+    DeviceConnected,
+    DeviceHealth,
+    GetDeviceHealth,
+)
 from outpost_contracts.rpc import Operation
 from outpost_devices.adapters import presence_store as store
 from outpost_devices.adapters.broker_events import DeviceFact, Snapshot
 from outpost_devices.app.handlers import Deps
-from outpost_devices.domain import presence
-from outpost_kit import ids
+from outpost_devices.domain import devices, presence
+from outpost_kit import aggregate, ids
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
@@ -44,8 +50,29 @@ async def apply(
         if after == state:
             return None
         await store.save(uow, device_id, after, version, events, now)
+        for event in events:
+            if isinstance(event, DeviceConnected):
+                await _activate(uow, org_id, device_id, event.connected_at)
         await uow.commit()
     return events
+
+
+async def _activate(uow: Any, org_id: UUID, device_id: UUID, connected_at: datetime) -> None:
+    """A PROVISIONED device's first connection makes it ACTIVE, in the same transaction (a
+    device event, in the audit log as the platform's doing); any other status is left."""
+    row = (await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})).first()
+    if row is None or row.status != DeviceStatus.PROVISIONED:
+        return
+    await aggregate.execute(
+        uow,
+        None,
+        stream_id=device_id,
+        stream_type=devices.STREAM_TYPE,
+        decide=devices.decide,
+        evolve=devices.evolve,
+        command=devices.Activate(connected_at=connected_at),
+        org_id=org_id,
+    )
 
 
 async def on_broker_fact(uow_factory: UnitOfWorkFactory, fact: DeviceFact) -> list[Any] | None:

@@ -12,6 +12,7 @@ import msgspec
 from outpost_contracts.base import Event
 from outpost_contracts.devices import (
     CreateDevice,
+    DeviceActivated,
     DeviceDecommissioned,
     DevicePatch,
     DeviceRegistered,
@@ -69,6 +70,13 @@ class RevokeCertificate(msgspec.Struct, frozen=True, kw_only=True):
     serial: str
 
 
+class Activate(msgspec.Struct, frozen=True, kw_only=True):
+    """The device's first broker connection (presence saw it come online): a PROVISIONED
+    device becomes ACTIVE. In any other status nothing changes."""
+
+    connected_at: datetime
+
+
 Command = (
     CreateDevice
     | DevicePatch
@@ -76,6 +84,7 @@ Command = (
     | ProvisionDevice
     | RenewCertificate
     | RevokeCertificate
+    | Activate
 )
 
 # API name → state attribute, in the order ``DeviceUpdated.changed`` lists them.
@@ -137,6 +146,10 @@ def decide(state: Device | None, command: Command, now: datetime) -> list[Event]
         return [DeviceDecommissioned(), *revocations]
     if isinstance(command, ProvisionDevice | RenewCertificate):
         return _issue(state, command)
+    if isinstance(command, Activate):
+        if state.status is not DeviceStatus.PROVISIONED:
+            return []
+        return [DeviceActivated(connected_at=command.connected_at)]
     if isinstance(command, RevokeCertificate):
         if command.serial not in state.certificates:
             return []  # unknown or already revoked: the caller checked it exists
@@ -231,6 +244,8 @@ def evolve(state: Device | None, event: Event, stream_id: UUID) -> Device | None
         return msgspec.structs.replace(
             state, status=DeviceStatus.DECOMMISSIONED, version=state.version + 1
         )
+    if isinstance(event, DeviceActivated):
+        return msgspec.structs.replace(state, status=DeviceStatus.ACTIVE, version=state.version + 1)
     if isinstance(event, DeviceProvisioned | DeviceCertificateRenewed):
         status = (
             DeviceStatus.PROVISIONED if state.status is DeviceStatus.REGISTERED else state.status
