@@ -14,7 +14,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-_ORG = ddl.CURRENT_ORG
+_ORG = ddl.CURRENT_ORG  # inside a dollar-quoted literal of the function body
 
 # Creates the partition of ``readings`` holding UTC day ``day`` (idempotent), with the same
 # FORCEd row-level security as every tenant table: a partition can be queried directly, and
@@ -46,7 +46,7 @@ BEGIN
     RETURN true;
 END
 $fn$
-""".replace("'outpost.org_id'", "''outpost.org_id''").replace("''::uuid", "''''::uuid")
+"""
 
 GRANT_EXECUTE = """
 DO $do$

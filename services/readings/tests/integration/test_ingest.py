@@ -1,0 +1,334 @@
+"""Ingest against real nats-server and Postgres: partitions created ahead, COPY ingest,
+quarantine with reasons, redelivery without duplicates, seq gaps, tenant isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+import nats
+import pytest
+from nats.js.client import JetStreamContext
+
+from outpost_contracts import streams, subjects
+from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered
+from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
+from outpost_contracts.streams import ConsumerSpec
+from outpost_kit import ids, messaging
+from outpost_kit.cli import migrations_dir
+from outpost_kit.db.engine import create_engine, plain_dsn
+from outpost_kit.db.eventstore import EventCodec
+from outpost_kit.db.migrate import upgrade
+from outpost_kit.db.provision import provision_service
+from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit.testing.audit import rls_violations
+from outpost_readings import bootstrap
+from outpost_readings.adapters import store
+from outpost_readings.app import handlers
+from outpost_readings.domain.readings import Limits
+from outpost_readings.entrypoints import telemetry
+
+pytestmark = pytest.mark.integration
+
+
+class Env:
+    def __init__(self, deps: handlers.Deps, dsn: str, js: JetStreamContext) -> None:
+        self.deps = deps
+        self.dsn = dsn
+        self.js = js
+
+    async def device(self, org: uuid.UUID, *, decommissioned: bool = False) -> uuid.UUID:
+        device = ids.new_id()
+        await self.event(org, device, 1, DeviceRegistered(name=f"d-{device}"))
+        if decommissioned:
+            await self.event(org, device, 2, DeviceDecommissioned())
+        return device
+
+    async def event(self, org: uuid.UUID, stream: uuid.UUID, version: int, data: Any) -> None:
+        envelope = EventEnvelope(
+            id=ids.new_id(),
+            org_id=org,
+            stream_id=stream,
+            stream_type="device",
+            version=version,
+            occurred_at=ids.now(),
+            data=data,
+        )
+        async with self.deps.uow(org) as uow:
+            await handlers.on_device_event(uow, envelope)
+            await uow.commit()
+
+    async def consumer(self, org: uuid.UUID, *, ack_wait: float = 30) -> ConsumerSpec:
+        """A durable consumer of this organization's telemetry only, like readings-telemetry."""
+        spec = ConsumerSpec(
+            stream="TELEMETRY",
+            name=f"test-{secrets.token_hex(6)}",
+            owner="readings",
+            filter_subjects=(f"{subjects.PREFIX}.tel.{org}.>",),
+            ack_wait_seconds=ack_wait,
+            max_deliver=5,
+        )
+        await messaging.apply_streams(self.js, [streams.stream("TELEMETRY")], [spec])
+        return spec
+
+    async def publish(self, org: uuid.UUID, device: uuid.UUID, body: Any) -> None:
+        data = body if isinstance(body, bytes) else msgspec.json.encode(body)
+        await self.js.publish(subjects.telemetry(org, device), data)
+
+    async def rows(self, org: uuid.UUID, sql: str, *args: Any) -> list[Any]:
+        async with self.deps.uow(org) as uow:
+            driver = await store._driver(uow)
+            return list(await driver.fetch(sql, *args))
+
+
+@pytest.fixture
+async def env(postgres_dsn: str, nats_url: str) -> AsyncIterator[Env]:
+    dsn = await provision_service(postgres_dsn, "readings", secrets.token_urlsafe(16))
+    await upgrade(postgres_dsn, "readings", migrations_dir(bootstrap.__file__))
+    engine = create_engine(dsn, "readings", pool_size=4)
+    nc = await nats.connect(nats_url)
+
+    async def exists(ctx: Any, device_id: uuid.UUID) -> bool:
+        return False
+
+    deps = handlers.Deps(
+        uow=UnitOfWorkFactory(engine, EventCodec(handlers.DEVICE_EVENT_TYPES)),
+        limits=Limits(),
+        device_exists=exists,
+    )
+    try:
+        yield Env(deps, dsn, nc.jetstream())
+    finally:
+        await nc.close()
+        await engine.dispose()
+
+
+async def _drain(env: Env, spec: ConsumerSpec, expect: int, *, batch: int = 1000) -> None:
+    """Run the real ingest loop until ``expect`` messages are acked, then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(telemetry.run(env.deps, env.js, spec, batch, stop))
+    try:
+        for _ in range(200):
+            info = await env.js.consumer_info(spec.stream, spec.name)
+            if info.ack_floor.consumer_seq >= expect and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"only {info.ack_floor.consumer_seq} of {expect} acked")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
+def _at(seconds: float) -> str:
+    return (BASE + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+async def test_partitions_are_created_ahead_with_row_level_security(env: Env) -> None:
+    today = datetime.now(UTC).date()
+    made = await handlers.ensure_partitions_ahead(env.deps, today, 3)
+    again = await handlers.ensure_partitions_ahead(env.deps, today, 3)
+    fresh = handlers.Deps(
+        uow=env.deps.uow, limits=env.deps.limits, device_exists=env.deps.device_exists
+    )
+    assert await handlers.ensure_partitions_ahead(fresh, today, 3) == 0  # they exist already
+    async with env.deps.uow(None) as uow:
+        names = await store.partitions(uow)
+    wanted = [f"readings_p{(today + timedelta(days=n)):%Y%m%d}" for n in range(-1, 4)]
+    assert set(wanted) <= set(names)
+    assert made <= 5 and again == 0
+    # Each partition has FORCEd RLS and a policy; the app role owns none and runs no other
+    # SECURITY DEFINER function (the rls-audit, now with partitions in the schema).
+    conn = await asyncpg.connect(plain_dsn(env.dsn))
+    try:
+        assert await rls_violations(conn, "readings") == []
+    finally:
+        await conn.close()
+
+
+async def test_copy_ingest_quarantine_and_seq_gaps(env: Env) -> None:
+    org = ids.new_id()
+    device, gone = await env.device(org), await env.device(org, decommissioned=True)
+    unknown = ids.new_id()
+    await env.event(
+        org,
+        ids.new_id(),
+        1,
+        SensorDeclared(
+            device_id=device,
+            key="temp",
+            value_type=ValueType.NUMBER,
+            valid_range=ValidRange(min=-40, max=85),
+        ),
+    )
+    spec = await env.consumer(org)
+    far = (datetime.now(UTC) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    await env.publish(
+        org,
+        device,
+        {
+            "seq": 1,
+            "readings": [
+                {"sensor": "temp", "ts": _at(i), "value": 20 + i / 10} for i in range(200)
+            ],
+        },
+    )
+    await env.publish(
+        org,
+        device,
+        {
+            "seq": 2,
+            "readings": [
+                {"sensor": "temp", "ts": _at(300), "value": 99},  # out of range
+                {"sensor": "temp", "ts": _at(301), "value": "hot"},  # wrong type
+                {"sensor": "door", "ts": _at(302), "value": True},  # auto-declared
+                {"sensor": "door", "ts": _at(303), "value": 1},  # wrong type now
+                {"sensor": "temp", "ts": far, "value": 1},  # too far ahead
+            ],
+        },
+    )
+    await env.publish(org, device, {"seq": 6, "readings": [{"sensor": "temp", "value": 1}]})
+    await env.publish(org, device, b"{not json")
+    await env.publish(org, gone, {"seq": 1, "readings": [{"sensor": "temp", "value": 1}]})
+    # A device the registry does not know: retried, then quarantined at the last delivery.
+    await env.publish(org, unknown, {"seq": 1, "readings": [{"sensor": "temp", "value": 1}]})
+    await _drain(env, spec, 6)
+
+    stored = await env.rows(org, "SELECT sensor, count(*) AS n FROM readings GROUP BY sensor")
+    assert {r["sensor"]: r["n"] for r in stored} == {"temp": 201, "door": 1}
+    quarantined = await env.rows(
+        org,
+        "SELECT device_id, reason, reading_index, sensor, payload, source, subject, stream_seq"
+        " FROM quarantine ORDER BY stream_seq, reading_index",
+    )
+    assert [(q["device_id"], q["reason"], q["reading_index"]) for q in quarantined] == [
+        (device, "out_of_range", 0),
+        (device, "wrong_type", 1),
+        (device, "wrong_type", 3),
+        (device, "ts_in_future", 4),
+        (device, "invalid_payload", -1),
+        (gone, "device_decommissioned", -1),
+        (unknown, "unknown_device", -1),
+    ]
+    assert all(q["source"] == "nats" and q["stream_seq"] for q in quarantined)
+    assert quarantined[0]["subject"] == subjects.telemetry(org, device)
+    # A refused reading is kept as a message its device could send again (a replay).
+    assert msgspec.json.decode(quarantined[0]["payload"]) == {
+        "seq": 2,
+        "readings": [{"sensor": "temp", "value": 99, "ts": _at(300)}],
+    }
+    assert quarantined[4]["payload"] == b"{not json"
+    sensors = await env.rows(org, "SELECT key, value_type, auto FROM sensors ORDER BY key")
+    assert [tuple(s) for s in sensors] == [("door", "BOOLEAN", True), ("temp", "NUMBER", False)]
+    seq = await env.rows(org, "SELECT device_id, last_seq, gaps FROM device_seq")
+    assert {s["device_id"]: (s["last_seq"], s["gaps"]) for s in seq} == {
+        device: (6, 3),
+        gone: (1, 0),
+    }
+
+
+async def test_auto_declare_off_for_an_organization_quarantines_unknown_sensors(
+    env: Env,
+) -> None:
+    org = ids.new_id()
+    device = await env.device(org)
+    async with env.deps.uow(org) as uow:
+        await uow.execute(
+            "INSERT INTO org_settings (org_id, auto_declare_sensors) VALUES (:o, false)", {"o": org}
+        )
+        await uow.commit()
+    spec = await env.consumer(org)
+    await env.publish(org, device, {"seq": 1, "readings": [{"sensor": "x", "value": 1}]})
+    await _drain(env, spec, 1)
+    assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(0,)]
+    assert [r["reason"] for r in await env.rows(org, "SELECT reason FROM quarantine")] == [
+        "unknown_sensor"
+    ]
+
+
+async def test_redelivery_after_commit_without_ack_duplicates_nothing(env: Env) -> None:
+    """The consumer stores a batch and dies before acking: every message comes again
+    (num_delivered 2) and the next consumer stores nothing twice, quarantines nothing twice
+    and counts no gap twice."""
+    org = ids.new_id()
+    device = await env.device(org)
+    spec = await env.consumer(org, ack_wait=1)
+    for seq in (1, 2, 5):
+        await env.publish(
+            org,
+            device,
+            {
+                "seq": seq,
+                "readings": [
+                    {"sensor": "t", "ts": _at(seq * 100 + i), "value": i} for i in range(50)
+                ]
+                + [{"sensor": "t", "ts": _at(seq * 100), "value": "dup"}],
+            },
+        )
+    sub = await env.js.pull_subscribe_bind(spec.name, stream=spec.stream)
+    msgs = await sub.fetch(10, timeout=5)
+    assert len(msgs) == 3
+    await telemetry.ingest(
+        env.deps, [telemetry._incoming(m, spec.max_deliver) for m in msgs], ids.now()
+    )
+    await sub.unsubscribe()  # "crash": committed, never acked
+    first = await env.rows(org, "SELECT count(*) AS n FROM readings")
+    assert first == [(150,)]
+    await _drain(env, spec, 3)  # redelivered after ack_wait, acked this time
+    assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(150,)]
+    assert await env.rows(org, "SELECT count(*) AS n FROM quarantine") == [(3,)]
+    assert [
+        tuple(r) for r in await env.rows(org, "SELECT last_seq, gaps, resets FROM device_seq")
+    ] == [(5, 2, 0)]
+
+
+async def test_tenants_see_only_their_own_rows(env: Env) -> None:
+    org_a, org_b = ids.new_id(), ids.new_id()
+    dev_a, dev_b = await env.device(org_a), await env.device(org_b)
+    spec_a, spec_b = await env.consumer(org_a), await env.consumer(org_b)
+    for org, dev in ((org_a, dev_a), (org_b, dev_b)):
+        await env.publish(
+            org,
+            dev,
+            {
+                "seq": 1,
+                "readings": [
+                    {"sensor": "t", "value": 1},
+                    {"sensor": "t", "value": "x", "ts": _at(1)},
+                ],
+            },
+        )
+        await env.publish(
+            org, dev, {"seq": 3, "readings": [{"sensor": "t", "value": 2, "ts": _at(2)}]}
+        )
+    await _drain(env, spec_a, 2)
+    await _drain(env, spec_b, 2)
+    day = f"readings_p{datetime.now(UTC):%Y%m%d}"
+    for org, dev in ((org_a, dev_a), (org_b, dev_b)):
+        for table in ("readings", day, "quarantine", "device_seq", "sensors", "devices"):
+            column = "id" if table == "devices" else "device_id"
+            got = await env.rows(org, f"SELECT DISTINCT {column} AS d FROM {table}")
+            assert [r["d"] for r in got] == [dev], table
+    # No tenant set: nothing at all, through the parent or a partition.
+    async with env.deps.uow(None) as uow:
+        driver = await store._driver(uow)
+        for table in ("readings", day, "quarantine", "device_seq", "sensors"):
+            assert await driver.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    # And a tenant cannot write another's rows.
+    async with env.deps.uow(org_a) as uow:
+        with pytest.raises(Exception, match="row-level security"):
+            await uow.execute(
+                "INSERT INTO readings (org_id, device_id, sensor, ts, kind, received_at)"
+                " VALUES (:o, :d, 't', now(), 0, now())",
+                {"o": org_b, "d": dev_b},
+            )
