@@ -1,10 +1,14 @@
 """Ingest against real nats-server and Postgres: partitions created ahead, COPY ingest,
-quarantine with reasons, redelivery without duplicates, seq gaps, tenant isolation."""
+quarantine with reasons, redelivery without duplicates, a consumer killed between commit and
+ack, seq gaps, tenant isolation."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -39,9 +43,10 @@ pytestmark = pytest.mark.integration
 
 
 class Env:
-    def __init__(self, deps: handlers.Deps, dsn: str, js: JetStreamContext) -> None:
+    def __init__(self, deps: handlers.Deps, dsn: str, nats_url: str, js: JetStreamContext) -> None:
         self.deps = deps
         self.dsn = dsn
+        self.nats_url = nats_url
         self.js = js
 
     async def device(self, org: uuid.UUID, *, decommissioned: bool = False) -> uuid.UUID:
@@ -104,24 +109,24 @@ async def env(postgres_dsn: str, nats_url: str) -> AsyncIterator[Env]:
         device_exists=exists,
     )
     try:
-        yield Env(deps, dsn, nc.jetstream())
+        yield Env(deps, dsn, nats_url, nc.jetstream())
     finally:
         await nc.close()
         await engine.dispose()
 
 
 async def _drain(env: Env, spec: ConsumerSpec, expect: int, *, batch: int = 1000) -> None:
-    """Run the real ingest loop until ``expect`` messages are acked, then stop it."""
+    """Run the real ingest loop until nothing is left to deliver or to ack, then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(telemetry.run(env.deps, env.js, spec, batch, stop))
     try:
         for _ in range(200):
             info = await env.js.consumer_info(spec.stream, spec.name)
-            if info.ack_floor.consumer_seq >= expect and info.num_ack_pending == 0:
+            if info.num_pending == 0 and info.num_ack_pending == 0:
                 break
             await asyncio.sleep(0.05)
         else:
-            raise AssertionError(f"only {info.ack_floor.consumer_seq} of {expect} acked")
+            raise AssertionError(f"{info.num_pending + info.num_ack_pending} of {expect} left")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -332,3 +337,71 @@ async def test_tenants_see_only_their_own_rows(env: Env) -> None:
                 " VALUES (:o, :d, 't', now(), 0, now())",
                 {"o": org_b, "d": dev_b},
             )
+
+
+# The real ingest loop in a process of its own that kills itself once a batch has committed.
+CHILD = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    import nats
+    from outpost_contracts import streams
+    from outpost_kit.db.engine import create_engine
+    from outpost_kit.db.eventstore import EventCodec
+    from outpost_kit.db.uow import UnitOfWorkFactory
+    from outpost_readings.app import handlers
+    from outpost_readings.domain.readings import Limits
+    from outpost_readings.entrypoints import telemetry
+
+    async def main():
+        dsn, url, name = sys.argv[1:4]
+        engine = create_engine(dsn, "readings", pool_size=2)
+        nc = await nats.connect(url)
+
+        async def exists(ctx, device_id):
+            return False
+
+        deps = handlers.Deps(
+            uow=UnitOfWorkFactory(engine, EventCodec(handlers.DEVICE_EVENT_TYPES)),
+            limits=Limits(),
+            device_exists=exists,
+        )
+        real = telemetry.ingest
+
+        async def ingest_then_die(*args, **kwargs):
+            await real(*args, **kwargs)  # committed
+            os.kill(os.getpid(), signal.SIGKILL)  # before a single ack
+
+        telemetry.ingest = ingest_then_die
+        spec = streams.ConsumerSpec(stream="TELEMETRY", name=name, owner="readings")
+        await telemetry.run(deps, nc.jetstream(), spec, 1000, asyncio.Event())
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_consumer_killed_between_commit_and_ack_duplicates_nothing(env: Env) -> None:
+    """consumer-crash (RELIABILITY.md) for telemetry: a consumer process is killed with
+    SIGKILL after its batch committed and before any ack; the next consumer gets every
+    message again and the table holds each reading exactly once."""
+    org = ids.new_id()
+    device = await env.device(org)
+    spec = await env.consumer(org, ack_wait=2)
+    sent = 0
+    for seq in range(1, 21):
+        readings = [{"sensor": "t", "ts": _at(seq + i / 1000), "value": i} for i in range(100)]
+        await env.publish(org, device, {"seq": seq, "readings": readings})
+        sent += len(readings)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, env.dsn, env.nats_url, spec.name, env=dict(os.environ)
+    )
+    code = await asyncio.wait_for(child.wait(), 60)
+    assert code == -9  # it died by SIGKILL, after its commit
+    committed = await env.rows(org, "SELECT count(*) AS n FROM readings")
+    assert committed[0]["n"] > 0
+    info = await env.js.consumer_info(spec.stream, spec.name)
+    assert info.ack_floor.consumer_seq == 0  # nothing was acked
+    await _drain(env, spec, 20)
+    assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(sent,)]
+    assert await env.rows(org, "SELECT last_seq, gaps FROM device_seq") == [(20, 0)]
+    assert await env.rows(org, "SELECT count(*) AS n FROM quarantine") == [(0,)]
