@@ -22,7 +22,9 @@ from nats.js.client import JetStreamContext
 
 from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered
-from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
+from outpost_contracts.errors import NotFound
+from outpost_contracts.readings import ListReadings, TelemetryMessage, TelemetryReading
 from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids, messaging
@@ -405,3 +407,58 @@ async def test_a_consumer_killed_between_commit_and_ack_duplicates_nothing(env: 
     assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(sent,)]
     assert await env.rows(org, "SELECT last_seq, gaps FROM device_seq") == [(20, 0)]
     assert await env.rows(org, "SELECT count(*) AS n FROM quarantine") == [(0,)]
+
+
+def _ctx(org: uuid.UUID) -> RequestContext:
+    return RequestContext(
+        request_id=secrets.token_hex(16),
+        org_id=org,
+        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
+    )
+
+
+async def test_raw_readings_page_in_both_orders_across_partitions(env: Env) -> None:
+    """ListReadings over readings either side of midnight UTC (two partitions), two
+    sensors, pages of 3 followed by their cursor, ASC and DESC; another tenant sees none."""
+    org = ids.new_id()
+    device = await env.device(org)
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    times = [midnight + timedelta(seconds=s) for s in (-3, -2, -1, 0, 1, 2)]
+    message = TelemetryMessage(
+        seq=1,
+        readings=[
+            TelemetryReading(sensor=s, ts=t, value=i)
+            for i, t in enumerate(times)
+            for s in ("a", "b")
+        ],
+    )
+    arrival = datetime.now(UTC)
+    await handlers.ingest(
+        env.deps,
+        [handlers.Incoming(org_id=org, device_id=device, message=message, arrival=arrival)],
+        arrival,
+    )
+    async with env.deps.uow(None) as uow:
+        names = set(await store.partitions(uow))
+    assert {f"readings_p{times[0]:%Y%m%d}", f"readings_p{times[-1]:%Y%m%d}"} <= names
+    expected = [(t, s) for t in times for s in ("a", "b")]
+    for order in ("ASC", "DESC"):
+        got: list[tuple[datetime, str]] = []
+        after = None
+        while True:
+            page = await handlers.list_readings(
+                env.deps,
+                _ctx(org),
+                ListReadings(device_id=device, limit=3, order=order, after=after),
+            )
+            got.extend((r.ts, r.sensor) for r in page.data)
+            if not page.has_more:
+                break
+            after = page.after
+        assert got == (expected if order == "ASC" else expected[::-1]), order
+    only_a = await handlers.list_readings(
+        env.deps, _ctx(org), ListReadings(device_id=device, sensor="a", limit=100)
+    )
+    assert [r.value for r in only_a.data] == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(NotFound):
+        await handlers.list_readings(env.deps, _ctx(ids.new_id()), ListReadings(device_id=device))
