@@ -84,19 +84,25 @@ def upgrade() -> None:
         -- Raw reads across every sensor of a device, in time order.
         CREATE INDEX readings_device_ts ON readings (device_id, ts);
         """,
-        ddl.tenant_rls("readings"),
     )
     op.execute(ENSURE_PARTITION)
     op.execute(GRANT_EXECUTE)
     ddl.execute(
         op,
         """
+        -- Moving the rows stored so far: the owner is bound by FORCEd RLS, with no tenant
+        -- set it would see none of them. So the old table stops forcing it, and the new one
+        -- gets its policy once they are in.
+        ALTER TABLE readings_unpartitioned NO FORCE ROW LEVEL SECURITY;
         SELECT ensure_readings_partition(d::date)
           FROM (SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date AS d
                   FROM readings_unpartitioned) days;
         INSERT INTO readings SELECT org_id, device_id, sensor, ts, kind, num, txt, seq,
             received_at FROM readings_unpartitioned;
         DROP TABLE readings_unpartitioned;
+        """,
+        ddl.tenant_rls("readings"),
+        """
         -- What readings knows of each device's sensors: declared in the devices service
         -- (SensorDeclared) or, where the organization allows it, declared here by a first
         -- reading (auto = true) with the type of that reading.

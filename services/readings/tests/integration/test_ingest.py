@@ -39,7 +39,7 @@ from outpost_readings import bootstrap
 from outpost_readings.adapters import store
 from outpost_readings.app import handlers
 from outpost_readings.domain.readings import Limits
-from outpost_readings.entrypoints import telemetry
+from outpost_readings.entrypoints import maintenance, telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -462,3 +462,53 @@ async def test_raw_readings_page_in_both_orders_across_partitions(env: Env) -> N
     assert [r.value for r in only_a.data] == [0, 1, 2, 3, 4, 5]
     with pytest.raises(NotFound):
         await handlers.list_readings(env.deps, _ctx(ids.new_id()), ListReadings(device_id=device))
+
+
+async def test_the_maintenance_job_creates_partitions_ahead_at_start(env: Env) -> None:
+    today = datetime.now(UTC).date()
+    far = f"readings_p{today + timedelta(days=12):%Y%m%d}"
+    stop = asyncio.Event()
+    job = asyncio.create_task(maintenance.run(env.deps, 12, 3600, stop))
+    try:
+        for _ in range(100):
+            async with env.deps.uow(None) as uow:
+                if far in await store.partitions(uow):
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"{far} was not created")
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 5)  # the job returns promptly when told to stop
+
+
+async def test_the_migration_keeps_readings_stored_before_partitioning(postgres_dsn: str) -> None:
+    """0001 → 0002 moves the unpartitioned table's rows into day partitions."""
+    service = f"readings{secrets.token_hex(3)}"
+    dsn = await provision_service(postgres_dsn, service, secrets.token_urlsafe(16))
+    where = migrations_dir(bootstrap.__file__)
+    await upgrade(postgres_dsn, service, where, revision="0001")
+    org, device = ids.new_id(), ids.new_id()
+    days = [datetime(2026, 1, 1, 23, 59, tzinfo=UTC), datetime(2026, 1, 2, 0, 1, tzinfo=UTC)]
+    conn = await asyncpg.connect(plain_dsn(dsn))
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
+            await conn.executemany(
+                "INSERT INTO readings (org_id, device_id, sensor, ts, kind, num, received_at)"
+                " VALUES ($1, $2, 't', $3, 0, 1, now())",
+                [(org, device, ts) for ts in days],
+            )
+        await upgrade(postgres_dsn, service, where)
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
+            rows = await conn.fetch(
+                "SELECT tableoid::regclass::text AS part, ts FROM readings ORDER BY ts"
+            )
+        assert [(r["part"], r["ts"]) for r in rows] == [
+            ("readings_p20260101", days[0]),
+            ("readings_p20260102", days[1]),
+        ]
+        assert await rls_violations(conn, service) == []
+    finally:
+        await conn.close()
