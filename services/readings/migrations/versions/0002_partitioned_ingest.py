@@ -138,6 +138,9 @@ def upgrade() -> None:
             subject       text,
             stream_seq    bigint,
             reading_index integer     NOT NULL,
+            -- When the message reached the stream: a replay checks time and defaults ``ts``
+            -- against it, as the first pass did.
+            arrival       timestamptz NOT NULL,
             received_at   timestamptz NOT NULL,
             -- A redelivered message quarantines nothing twice.
             UNIQUE (source, stream_seq, reading_index)

@@ -224,6 +224,7 @@ class QuarantineRow(msgspec.Struct, frozen=True, kw_only=True):
     subject: str | None
     stream_seq: int | None
     reading_index: int
+    arrival: datetime
 
 
 async def quarantine(uow: UnitOfWork, rows: Sequence[QuarantineRow], received_at: datetime) -> None:
@@ -232,11 +233,57 @@ async def quarantine(uow: UnitOfWork, rows: Sequence[QuarantineRow], received_at
         return
     await (await _driver(uow)).executemany(
         "INSERT INTO quarantine (id, org_id, device_id, sensor, ts, reason, detail, payload,"
-        " source, subject, stream_seq, reading_index, received_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " source, subject, stream_seq, reading_index, arrival, received_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         " ON CONFLICT (source, stream_seq, reading_index) DO NOTHING",
         [(*msgspec.structs.astuple(r), received_at) for r in rows],
     )
+
+
+QUARANTINE_COLUMNS = (
+    "id, org_id, device_id, sensor, ts, reason, detail, payload, source, subject, stream_seq,"
+    " reading_index, arrival, received_at"
+)
+
+
+async def list_quarantine(
+    uow: UnitOfWork,
+    *,
+    device_id: UUID | None,
+    reason: str | None,
+    after: UUID | None,
+    descending: bool,
+    limit: int,
+) -> list[Any]:
+    """The tenant's quarantine by id (UUIDv7: the order they were refused in)."""
+    clauses = ["true"]
+    params: dict[str, Any] = {"n": limit}
+    if device_id is not None:
+        clauses.append("device_id = :d")
+        params["d"] = device_id
+    if reason is not None:
+        clauses.append("reason = :r")
+        params["r"] = reason
+    if after is not None:
+        clauses.append(f"id {'<' if descending else '>'} :after")
+        params["after"] = after
+    order = "DESC" if descending else "ASC"
+    result = await uow.execute(
+        f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {' AND '.join(clauses)}"
+        f" ORDER BY id {order} LIMIT :n",
+        params,
+    )
+    return list(result)
+
+
+async def take_quarantined(uow: UnitOfWork, quarantine_ids: Sequence[UUID]) -> list[Any]:
+    """Remove these rows from the quarantine (the tenant's only) and return them, oldest
+    first; the caller puts back what is still refused, in the same transaction."""
+    result = await uow.execute(
+        f"DELETE FROM quarantine WHERE id = ANY(:ids) RETURNING {QUARANTINE_COLUMNS}",
+        {"ids": list(set(quarantine_ids))},
+    )
+    return sorted(result, key=lambda row: (row.id, row.reading_index))
 
 
 async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:

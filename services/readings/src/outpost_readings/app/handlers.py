@@ -131,6 +131,7 @@ def _quarantine_rows(item: Incoming, rejected: list[Rejected]) -> list[store.Qua
                 subject=item.subject,
                 stream_seq=item.stream_seq,
                 reading_index=r.index,
+                arrival=item.arrival,
             )
         )
     return rows
@@ -352,6 +353,158 @@ async def list_readings(
     )
 
 
+def _quarantined_view(row: Any) -> api.QuarantinedReading:
+    return api.QuarantinedReading(
+        id=row.id,
+        device_id=row.device_id,
+        sensor=row.sensor,
+        ts=row.ts,
+        reason=row.reason,
+        detail=row.detail,
+        payload=bytes(row.payload).decode("utf-8", errors="replace"),
+        source=row.source,
+        subject=row.subject,
+        stream_seq=row.stream_seq,
+        reading_index=row.reading_index,
+        received_at=row.received_at,
+    )
+
+
+async def list_quarantine(
+    deps: Deps, ctx: RequestContext, q: api.ListQuarantine
+) -> Page[api.QuarantinedReading]:
+    async with deps.uow(ctx.org_id) as uow:
+        rows = await store.list_quarantine(
+            uow,
+            device_id=q.device_id,
+            reason=q.reason,
+            after=q.after,
+            descending=q.order == "DESC",
+            limit=q.limit + 1,
+        )
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(
+        data=[_quarantined_view(r) for r in rows],
+        limit=q.limit,
+        order=q.order,
+        has_more=has_more,
+        after=str(rows[-1].id) if has_more and rows else None,
+    )
+
+
+_decode_message = msgspec.json.Decoder(api.TelemetryMessage)
+
+
+async def replay_quarantine(
+    deps: Deps, ctx: RequestContext, q: api.ReplayQuarantine
+) -> api.QuarantineOutcome:
+    """Validate quarantined readings again against what the registry knows now. Those that
+    pass are stored (a reading already stored is not stored twice); the others go back to
+    the quarantine with their current reason, under the same id when they are the same
+    reading or message."""
+    org_id = ctx.org_id
+    async with deps.uow(org_id) as uow:
+        taken = await store.take_quarantined(uow, q.ids)
+        devices = {row.device_id for row in taken}
+        statuses = await store.device_statuses(uow, devices)
+        sensors = await store.sensors_of(uow, devices)
+        auto = await store.auto_declare_of(uow, org_id, deps.auto_declare_sensors)
+        rows: list[Reading] = []
+        back: list[store.QuarantineRow] = []
+        declared: list[tuple[UUID, str, SensorSpec]] = []
+        for row in taken:
+            item = Incoming(
+                org_id=org_id,
+                device_id=row.device_id,
+                message=None,
+                arrival=row.arrival,
+                raw=bytes(row.payload),
+                subject=row.subject,
+                stream_seq=row.stream_seq,
+            )
+            try:
+                item.message = _decode_message.decode(item.raw)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                back.append(_same_row(row))
+                continue
+            verdict = validate(
+                org_id,
+                row.device_id,
+                item.message,
+                row.arrival,
+                deps.limits,
+                device_status=statuses.get(row.device_id),
+                sensors=sensors.get(row.device_id, {}),
+                auto_declare=auto,
+            )
+            if verdict.unknown_device:
+                back.append(_same_row(row))
+                continue
+            for key, spec in verdict.declared.items():
+                sensors.setdefault(row.device_id, {})[key] = spec
+                declared.append((row.device_id, key, spec))
+            rows.extend(verdict.rows)
+            refused = _quarantine_rows(item, verdict.rejected)
+            for new in refused:
+                # A refused reading of a one-reading row keeps its place in the original
+                # message, and a row refused as it was keeps its id.
+                index = row.reading_index if row.reading_index >= 0 else new.reading_index
+                same = index == row.reading_index
+                back.append(
+                    msgspec.structs.replace(
+                        new,
+                        id=row.id if same else new.id,
+                        reading_index=index,
+                        source=row.source,
+                    )
+                )
+        await deps.partitions.ensure(uow, {_day(r.ts) for r in rows})
+        stored = 0
+        if rows:
+            await store.stage_readings(uow, rows)
+            stored = await store.store_staged(uow, org_id, ids.now())
+        for device_id, key, spec in declared:
+            await store.declare_sensor(uow, org_id, device_id, key, spec, replace=False)
+        await store.quarantine(uow, back, ids.now())
+        await uow.commit()
+    return api.QuarantineOutcome(
+        stored=stored, still_refused=len(back), not_found=len(set(q.ids)) - len(taken)
+    )
+
+
+def _same_row(row: Any) -> store.QuarantineRow:
+    return store.QuarantineRow(
+        id=row.id,
+        org_id=row.org_id,
+        device_id=row.device_id,
+        sensor=row.sensor,
+        ts=row.ts,
+        reason=row.reason,
+        detail=row.detail,
+        payload=bytes(row.payload),
+        source=row.source,
+        subject=row.subject,
+        stream_seq=row.stream_seq,
+        reading_index=row.reading_index,
+        arrival=row.arrival,
+    )
+
+
+async def discard_quarantine(
+    deps: Deps, ctx: RequestContext, q: api.DiscardQuarantine
+) -> api.QuarantineOutcome:
+    async with deps.uow(ctx.org_id) as uow:
+        taken = await store.take_quarantined(uow, q.ids)
+        await uow.commit()
+    return api.QuarantineOutcome(discarded=len(taken), not_found=len(set(q.ids)) - len(taken))
+
+
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
-HANDLERS: dict[Operation[Any, Any], Handler] = {api.LIST_READINGS: list_readings}
+HANDLERS: dict[Operation[Any, Any], Handler] = {
+    api.LIST_READINGS: list_readings,
+    api.LIST_QUARANTINE: list_quarantine,
+    api.REPLAY_QUARANTINE: replay_quarantine,
+    api.DISCARD_QUARANTINE: discard_quarantine,
+}
