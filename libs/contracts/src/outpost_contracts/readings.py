@@ -109,3 +109,25 @@ class QuarantineOutcome(Contract, kw_only=True, frozen=True):
 LIST_QUARANTINE = Operation(SERVICE, "ListQuarantine", ListQuarantine, Page[QuarantinedReading])
 REPLAY_QUARANTINE = Operation(SERVICE, "ReplayQuarantine", ReplayQuarantine, QuarantineOutcome)
 DISCARD_QUARANTINE = Operation(SERVICE, "DiscardQuarantine", DiscardQuarantine, QuarantineOutcome)
+
+
+# --- a device's telemetry health (for ``/api/v1/devices/{id}/health``) ------------------
+
+
+class GetTelemetryHealth(Request, kw_only=True, frozen=True):
+    device_id: UUID
+
+
+class TelemetryHealth(Contract, kw_only=True, frozen=True):
+    """What ingest saw of a device's numbering: the highest ``seq``, how many numbers it
+    skipped in all, how often it started counting again, and its quarantined readings."""
+
+    device_id: UUID
+    last_seq: int | None = None
+    seq_gaps: int = 0
+    seq_resets: int = 0
+    quarantined: int = 0
+    updated_at: datetime | None = None
+
+
+GET_TELEMETRY_HEALTH = Operation(SERVICE, "GetTelemetryHealth", GetTelemetryHealth, TelemetryHealth)

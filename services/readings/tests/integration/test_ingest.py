@@ -27,6 +27,7 @@ from outpost_contracts.errors import NotFound
 from outpost_contracts.query import Page
 from outpost_contracts.readings import (
     DiscardQuarantine,
+    GetTelemetryHealth,
     ListQuarantine,
     ListReadings,
     QuarantineOutcome,
@@ -251,6 +252,14 @@ async def test_copy_ingest_quarantine_and_seq_gaps(env: Env) -> None:
         device: (6, 3),
         gone: (1, 0),
     }
+    health = await handlers.get_telemetry_health(
+        env.deps, _ctx(org), GetTelemetryHealth(device_id=device)
+    )
+    assert (health.last_seq, health.seq_gaps, health.seq_resets, health.quarantined) == (6, 3, 0, 5)
+    with pytest.raises(NotFound):  # another organization's device
+        await handlers.get_telemetry_health(
+            env.deps, _ctx(ids.new_id()), GetTelemetryHealth(device_id=device)
+        )
 
 
 async def test_auto_declare_off_for_an_organization_quarantines_unknown_sensors(

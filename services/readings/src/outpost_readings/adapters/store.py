@@ -286,6 +286,17 @@ async def take_quarantined(uow: UnitOfWork, quarantine_ids: Sequence[UUID]) -> l
     return sorted(result, key=lambda row: (row.id, row.reading_index))
 
 
+async def telemetry_health(uow: UnitOfWork, device_id: UUID) -> Any:
+    """The device's ``seq`` state (NULLs if none) and how many of its rows are quarantined."""
+    result = await uow.execute(
+        "SELECT s.last_seq, s.gaps, s.resets, s.updated_at,"
+        " (SELECT count(*) FROM quarantine q WHERE q.device_id = :d) AS quarantined"
+        " FROM (SELECT 1) one LEFT JOIN device_seq s ON s.device_id = :d",
+        {"d": device_id},
+    )
+    return result.one()
+
+
 async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:
     return (
         await uow.execute("SELECT 1 FROM devices WHERE id = :i", {"i": device_id})

@@ -500,6 +500,25 @@ async def discard_quarantine(
     return api.QuarantineOutcome(discarded=len(taken), not_found=len(set(q.ids)) - len(taken))
 
 
+async def get_telemetry_health(
+    deps: Deps, ctx: RequestContext, q: api.GetTelemetryHealth
+) -> api.TelemetryHealth:
+    async with deps.uow(ctx.org_id) as uow:
+        if not await store.device_known(uow, q.device_id) and not await deps.device_exists(
+            ctx, q.device_id
+        ):
+            raise NotFound("no such device")
+        row = await store.telemetry_health(uow, q.device_id)
+    return api.TelemetryHealth(
+        device_id=q.device_id,
+        last_seq=row.last_seq,
+        seq_gaps=row.gaps or 0,
+        seq_resets=row.resets or 0,
+        quarantined=row.quarantined,
+        updated_at=row.updated_at,
+    )
+
+
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
 HANDLERS: dict[Operation[Any, Any], Handler] = {
@@ -507,4 +526,5 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.LIST_QUARANTINE: list_quarantine,
     api.REPLAY_QUARANTINE: replay_quarantine,
     api.DISCARD_QUARANTINE: discard_quarantine,
+    api.GET_TELEMETRY_HEALTH: get_telemetry_health,
 }
