@@ -186,8 +186,22 @@ def test_seq_gaps_are_counted_and_redeliveries_change_nothing() -> None:
     assert advance_seq(state, 6, first_delivery=True) is None
 
 
-def test_a_lower_seq_on_first_delivery_is_a_counter_reset() -> None:
+def test_a_restart_from_one_on_first_delivery_is_a_counter_reset() -> None:
     state = SeqState(last_seq=500, gaps=2)
     state2 = advance_seq(state, 1, first_delivery=True)
     assert state2 == SeqState(last_seq=1, gaps=2, resets=1)
     assert advance_seq(state2, 3, first_delivery=True) == SeqState(last_seq=3, gaps=3, resets=1)
+    assert advance_seq(SeqState(last_seq=9), 0, first_delivery=True) == SeqState(
+        last_seq=0, resets=1
+    )
+    # Delivered before: it may be the very message that was counted, so nothing changes.
+    assert advance_seq(state, 1, first_delivery=False) is None
+
+
+def test_a_late_message_fills_a_gap() -> None:
+    """Replicas commit batches out of order: seq 7 is stored before seq 6."""
+    state = advance_seq(SeqState(last_seq=5), 7, first_delivery=True)
+    assert state == SeqState(last_seq=7, gaps=1)
+    assert advance_seq(state, 6, first_delivery=True) == SeqState(last_seq=7, gaps=0)
+    assert advance_seq(SeqState(last_seq=7), 6, first_delivery=True) is None
+    assert advance_seq(state, 6, first_delivery=False) is None

@@ -127,8 +127,11 @@ async def remove_sensor(uow: UnitOfWork, device_id: UUID, key: str) -> None:
 
 
 async def seq_states(uow: UnitOfWork, device_ids: Iterable[UUID]) -> dict[UUID, SeqState]:
+    """The devices' ``seq`` state, locked until commit (replicas ingesting the same device
+    at once apply their messages one after the other), in device order (no deadlock)."""
     result = await uow.execute(
-        "SELECT device_id, last_seq, gaps, resets FROM device_seq WHERE device_id = ANY(:ids)",
+        "SELECT device_id, last_seq, gaps, resets FROM device_seq WHERE device_id = ANY(:ids)"
+        " ORDER BY device_id FOR UPDATE",
         {"ids": list(set(device_ids))},
     )
     return {

@@ -159,7 +159,8 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
         async with deps.uow(None) as uow:
             plans: list[_OrgPlan] = []
             rows: list[Reading] = []
-            for org_id, indexes in by_org.items():
+            # Organizations in one order on every replica: rows locked in the same order.
+            for org_id, indexes in sorted(by_org.items()):
                 await uow.set_tenant(org_id)
                 plan = _OrgPlan(org_id=org_id)
                 plans.append(plan)

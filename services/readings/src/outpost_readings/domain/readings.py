@@ -214,19 +214,29 @@ class SeqState(msgspec.Struct, frozen=True, kw_only=True):
     resets: int = 0
 
 
+# A device that starts counting again starts from here or below (0 or 1 after a reboot).
+RESET_SEQ = 1
+
+
 def advance_seq(state: SeqState | None, seq: int, *, first_delivery: bool) -> SeqState | None:
     """The state after a message numbered ``seq``; ``None`` when it changes nothing.
 
     A number above ``last + 1`` adds the skipped numbers to ``gaps``. A number at or below
-    ``last`` changes nothing when the message may have been seen before (a redelivery), and
-    is a counter reset (e.g. a reboot) when it is the message's first delivery: a message
-    delivered once was never processed before, so nothing is counted twice."""
+    ``last`` changes nothing when the message may have been processed before (a
+    redelivery). On a message's first delivery (never processed before, so nothing is
+    counted twice) a lower number is either a counter reset (``seq <= RESET_SEQ``, e.g. a
+    reboot) or a late message (batches fetched by several replicas commit out of order)
+    that fills one of the gaps counted."""
     if state is None:
         return SeqState(last_seq=seq)
     if seq > state.last_seq:
         return SeqState(
             last_seq=seq, gaps=state.gaps + seq - state.last_seq - 1, resets=state.resets
         )
-    if first_delivery and seq < state.last_seq:
+    if not first_delivery or seq == state.last_seq:
+        return None
+    if seq <= RESET_SEQ:
         return SeqState(last_seq=seq, gaps=state.gaps, resets=state.resets + 1)
+    if state.gaps > 0:
+        return SeqState(last_seq=state.last_seq, gaps=state.gaps - 1, resets=state.resets)
     return None
