@@ -609,3 +609,28 @@ async def test_quarantine_is_listed_replayed_after_a_fix_and_discarded(env: Env)
     )
     assert gone == QuarantineOutcome(discarded=2)
     assert (await handlers.list_quarantine(env.deps, ctx, ListQuarantine())).data == []
+
+
+async def test_concurrent_batches_of_one_device_count_its_seq_once(env: Env) -> None:
+    """Two replicas' batches of one device commit in either order: seq 2 and 3 after 1
+    leave no gap either way (the device's row is locked, a late seq fills its gap)."""
+    org = ids.new_id()
+    device = await env.device(org)
+    arrival = datetime.now(UTC)
+
+    def batch(seq: int) -> list[handlers.Incoming]:
+        reading = TelemetryReading(sensor="t", ts=BASE + timedelta(seconds=seq), value=seq)
+        message = TelemetryMessage(seq=seq, readings=[reading])
+        return [handlers.Incoming(org_id=org, device_id=device, message=message, arrival=arrival)]
+
+    await handlers.ingest(env.deps, batch(1), arrival)
+    for n in range(5):
+        first, second = (2 + 2 * n, 3 + 2 * n) if n % 2 else (3 + 2 * n, 2 + 2 * n)
+        await asyncio.gather(
+            handlers.ingest(env.deps, batch(first), arrival),
+            handlers.ingest(env.deps, batch(second), arrival),
+        )
+    assert [
+        tuple(r) for r in await env.rows(org, "SELECT last_seq, gaps, resets FROM device_seq")
+    ] == [(11, 0, 0)]
+    assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(11,)]
