@@ -42,7 +42,7 @@ from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
-from outpost_kit.db.provision import provision_service
+from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
 from outpost_readings import bootstrap
@@ -634,3 +634,36 @@ async def test_concurrent_batches_of_one_device_count_its_seq_once(env: Env) -> 
         tuple(r) for r in await env.rows(org, "SELECT last_seq, gaps, resets FROM device_seq")
     ] == [(11, 0, 0)]
     assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(11,)]
+
+
+async def test_the_audit_admits_only_the_declared_ddl_definer(postgres_dsn: str) -> None:
+    """The rls-audit lets ensure_readings_partition through, and still reports a SECURITY
+    DEFINER function that is not declared DDL-only, has no pinned search path, or that
+    PUBLIC may execute."""
+    service = f"readings{secrets.token_hex(3)}"
+    dsn = await provision_service(postgres_dsn, service, secrets.token_urlsafe(16))
+    await upgrade(postgres_dsn, service, migrations_dir(bootstrap.__file__))
+    admin = await asyncpg.connect(plain_dsn(postgres_dsn))
+    conn = await asyncpg.connect(plain_dsn(dsn))
+    try:
+        assert await rls_violations(conn, service) == []
+        await admin.execute(f"SET ROLE {owner_role(service)}")
+        await admin.execute(f"SET search_path = {service}")
+        body = "LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'"
+        await admin.execute(f"CREATE FUNCTION undeclared() RETURNS int {body}")
+        await admin.execute(
+            f"CREATE FUNCTION unpinned() RETURNS int {body};"
+            " REVOKE ALL ON FUNCTION unpinned() FROM PUBLIC;"
+            " COMMENT ON FUNCTION unpinned() IS 'outpost:ddl-only'"
+        )
+        await admin.execute(
+            f"CREATE FUNCTION public_exec() RETURNS int {body} SET search_path FROM CURRENT;"
+            " COMMENT ON FUNCTION public_exec() IS 'outpost:ddl-only'"
+        )
+        assert sorted(await rls_violations(conn, service)) == [
+            f"function {name} is SECURITY DEFINER"
+            for name in ("public_exec", "undeclared", "unpinned")
+        ]
+    finally:
+        await admin.close()
+        await conn.close()
