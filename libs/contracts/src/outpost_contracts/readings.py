@@ -51,3 +51,83 @@ class ReadingView(Contract, kw_only=True, frozen=True):
 
 
 LIST_READINGS = Operation(SERVICE, "ListReadings", ListReadings, Page[ReadingView])
+
+
+# --- quarantine (``/api/v1/admin/quarantine``) ---------------------------------------------
+
+
+class ListQuarantine(Request, kw_only=True, frozen=True):
+    """Refused readings, oldest first by default; ``after`` is the last id of a page."""
+
+    device_id: UUID | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    after: UUID | None = None
+    order: Literal["ASC", "DESC"] = "ASC"
+
+
+class QuarantinedReading(Contract, kw_only=True, frozen=True):
+    """A refused reading (``readingIndex`` its place in the message) or a refused message
+    (``readingIndex`` -1). ``payload`` is what was sent (a refused reading alone, as a
+    one-reading message), as text."""
+
+    id: UUID
+    device_id: UUID
+    sensor: str | None
+    ts: datetime | None
+    reason: str
+    detail: str
+    payload: str
+    source: str
+    subject: str | None
+    stream_seq: int | None
+    reading_index: int
+    received_at: datetime
+
+
+QuarantineIds = Annotated[list[UUID], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ReplayQuarantine(Request, kw_only=True, frozen=True):
+    """Validate these quarantined readings again (e.g. after the sensor was declared): those
+    now valid are stored and leave the quarantine, the others stay with their new reason."""
+
+    ids: QuarantineIds
+
+
+class DiscardQuarantine(Request, kw_only=True, frozen=True):
+    ids: QuarantineIds
+
+
+class QuarantineOutcome(Contract, kw_only=True, frozen=True):
+    stored: int = 0
+    still_refused: int = 0
+    discarded: int = 0
+    not_found: int = 0
+
+
+LIST_QUARANTINE = Operation(SERVICE, "ListQuarantine", ListQuarantine, Page[QuarantinedReading])
+REPLAY_QUARANTINE = Operation(SERVICE, "ReplayQuarantine", ReplayQuarantine, QuarantineOutcome)
+DISCARD_QUARANTINE = Operation(SERVICE, "DiscardQuarantine", DiscardQuarantine, QuarantineOutcome)
+
+
+# --- a device's telemetry health (for ``/api/v1/devices/{id}/health``) ------------------
+
+
+class GetTelemetryHealth(Request, kw_only=True, frozen=True):
+    device_id: UUID
+
+
+class TelemetryHealth(Contract, kw_only=True, frozen=True):
+    """What ingest saw of a device's numbering: the highest ``seq``, how many numbers it
+    skipped in all, how often it started counting again, and its quarantined readings."""
+
+    device_id: UUID
+    last_seq: int | None = None
+    seq_gaps: int = 0
+    seq_resets: int = 0
+    quarantined: int = 0
+    updated_at: datetime | None = None
+
+
+GET_TELEMETRY_HEALTH = Operation(SERVICE, "GetTelemetryHealth", GetTelemetryHealth, TelemetryHealth)

@@ -12,9 +12,9 @@ from outpost_contracts.errors import NotFound
 from outpost_kit import messaging
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
-from outpost_readings.app.handlers import Deps, on_device_event
+from outpost_readings.app.handlers import DEVICE_EVENT_TYPES, Deps, on_device_event
 from outpost_readings.domain.readings import Limits
-from outpost_readings.entrypoints import rpc, telemetry
+from outpost_readings.entrypoints import maintenance, rpc, telemetry
 from outpost_readings.settings import ReadingsSettings
 
 
@@ -34,12 +34,21 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
             return False
         return True
 
-    deps = Deps(uow=runtime.uow, limits=limits, device_exists=device_exists)
+    deps = Deps(
+        uow=runtime.uow,
+        limits=limits,
+        device_exists=device_exists,
+        auto_declare_sensors=settings.auto_declare_sensors,
+    )
     runtime.serve(rpc.handlers(deps))
-    runtime.consume(
-        "readings-devices",
-        on_device_event,
-        (devices.DeviceRegistered, devices.DeviceUpdated, devices.DeviceDecommissioned),
+    runtime.consume("readings-devices", on_device_event, DEVICE_EVENT_TYPES)
+    runtime.background(
+        partial(
+            maintenance.run,
+            deps,
+            settings.partition_days_ahead,
+            settings.partition_check_seconds,
+        )
     )
     runtime.background(
         partial(

@@ -6,7 +6,14 @@ from outpost_kit.settings import CommonSettings
 class ReadingsSettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_READINGS_*``."""
 
-    ingest_batch_messages: int = 500
+    # Messages fetched, validated and stored per transaction (each up to 10,000 readings).
+    ingest_batch_messages: int = 1000
     # How far from arrival a device's timestamp may be before the reading is refused.
     max_future_seconds: int = 300
     max_past_days: int = 365
+    # An organization with no setting of its own auto-declares sensors it has not declared.
+    auto_declare_sensors: bool = True
+    # Day partitions of the readings table kept ready ahead of today (UTC), checked at start
+    # and then every ``partition_check_seconds``.
+    partition_days_ahead: int = 7
+    partition_check_seconds: float = 3600

@@ -66,12 +66,22 @@ async def rls_violations(conn: asyncpg.Connection, schema: str) -> list[str]:
         schema,
     )
     problems.extend(f"view {v['relname']} is not security_invoker" for v in views)
+    # A SECURITY DEFINER function is a bypass unless it only runs DDL the app role may not
+    # (e.g. adding a partition): declared so in its comment, with its search path pinned and
+    # no EXECUTE for PUBLIC. Anything else running as the owner is reported.
     definers = await conn.fetch(
-        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        "SELECT p.proname, coalesce(obj_description(p.oid, 'pg_proc'), '') AS note,"
+        " coalesce(array_to_string(p.proconfig, ','), '') LIKE '%search_path=%' AS pinned,"
+        " has_function_privilege('public', p.oid, 'EXECUTE') AS public"
+        " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE n.nspname = $1 AND p.prosecdef",
         schema,
     )
-    problems.extend(f"function {f['proname']} is SECURITY DEFINER" for f in definers)
+    problems.extend(
+        f"function {f['proname']} is SECURITY DEFINER"
+        for f in definers
+        if not (f["note"].startswith("outpost:ddl-only") and f["pinned"] and not f["public"])
+    )
     for t in tables:
         visible = await conn.fetchval(f'SELECT count(*) FROM "{t["relname"]}"')
         if visible:

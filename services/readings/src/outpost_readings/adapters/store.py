@@ -1,14 +1,18 @@
-"""Readings' SQL: the local device registry and the readings table."""
+"""Readings' SQL: the local device and sensor registry, the partitioned readings table (COPY
+into a staging table, then one INSERT … SELECT … ON CONFLICT DO NOTHING), the quarantine and
+each device's ``seq`` state."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from outpost_kit.db.uow import UnitOfWork
-from outpost_readings.domain.readings import Reading
+from outpost_readings.domain.readings import Reading, SensorSpec, SeqState
 
 
 async def upsert_device(
@@ -40,37 +44,260 @@ async def update_device(
     )
 
 
-async def known_devices(uow: UnitOfWork, device_ids: Iterable[UUID]) -> set[UUID]:
-    ids = list(set(device_ids))
+async def device_statuses(uow: UnitOfWork, device_ids: Iterable[UUID]) -> dict[UUID, str]:
+    """The registry's status of each of ``device_ids`` it knows (the tenant's only)."""
     result = await uow.execute(
-        "SELECT id FROM devices WHERE id = ANY(:ids) AND status <> 'DECOMMISSIONED'", {"ids": ids}
+        "SELECT id, status FROM devices WHERE id = ANY(:ids)", {"ids": list(set(device_ids))}
     )
-    return {row.id for row in result}
+    return {row.id: row.status for row in result}
 
 
-async def insert_readings(uow: UnitOfWork, rows: Sequence[Reading], received_at: datetime) -> int:
-    """Insert, skipping readings already stored (a redelivery); returns how many were new."""
-    if not rows:
-        return 0
+async def sensors_of(
+    uow: UnitOfWork, device_ids: Iterable[UUID]
+) -> dict[UUID, dict[str, SensorSpec]]:
+    result = await uow.execute(
+        "SELECT device_id, key, value_type, min, max, auto FROM sensors"
+        " WHERE device_id = ANY(:ids)",
+        {"ids": list(set(device_ids))},
+    )
+    found: dict[UUID, dict[str, SensorSpec]] = {}
+    for row in result:
+        found.setdefault(row.device_id, {})[row.key] = SensorSpec(
+            value_type=row.value_type, min=row.min, max=row.max, auto=row.auto
+        )
+    return found
+
+
+async def auto_declare_of(uow: UnitOfWork, org_id: UUID, default: bool) -> bool:
+    row = (
+        await uow.execute(
+            "SELECT auto_declare_sensors FROM org_settings WHERE org_id = :o", {"o": org_id}
+        )
+    ).first()
+    return default if row is None else bool(row.auto_declare_sensors)
+
+
+async def declare_sensor(
+    uow: UnitOfWork, org_id: UUID, device_id: UUID, key: str, spec: SensorSpec, *, replace: bool
+) -> None:
+    """Record a sensor. ``replace``: the devices service's declaration wins over what is
+    there (e.g. an auto-declared row); otherwise an existing row is kept."""
+    conflict = (
+        "UPDATE SET value_type = excluded.value_type, min = excluded.min, max = excluded.max,"
+        " auto = excluded.auto"
+        if replace
+        else "NOTHING"
+    )
+    await uow.execute(
+        "INSERT INTO sensors (org_id, device_id, key, value_type, min, max, auto)"
+        f" VALUES (:o, :d, :k, :t, :lo, :hi, :a) ON CONFLICT (device_id, key) DO {conflict}",
+        {
+            "o": org_id,
+            "d": device_id,
+            "k": key,
+            "t": spec.value_type,
+            "lo": spec.min,
+            "hi": spec.max,
+            "a": spec.auto,
+        },
+    )
+
+
+SENSOR_COLUMNS = frozenset({"value_type", "min", "max"})
+
+
+async def update_sensor(
+    uow: UnitOfWork, device_id: UUID, key: str, changes: dict[str, Any]
+) -> None:
+    """Apply a SensorUpdated: ``changes`` maps a column (value_type, min, max) to its value."""
+    if not changes:
+        return
+    assert set(changes) <= SENSOR_COLUMNS
+    sets = ", ".join(f"{column} = :{column}" for column in changes)
+    await uow.execute(
+        f"UPDATE sensors SET {sets}, auto = false WHERE device_id = :d AND key = :k",
+        {**changes, "d": device_id, "k": key},
+    )
+
+
+async def remove_sensor(uow: UnitOfWork, device_id: UUID, key: str) -> None:
+    await uow.execute(
+        "DELETE FROM sensors WHERE device_id = :d AND key = :k", {"d": device_id, "k": key}
+    )
+
+
+async def seq_states(uow: UnitOfWork, device_ids: Iterable[UUID]) -> dict[UUID, SeqState]:
+    """The devices' ``seq`` state, locked until commit (replicas ingesting the same device
+    at once apply their messages one after the other), in device order (no deadlock)."""
+    result = await uow.execute(
+        "SELECT device_id, last_seq, gaps, resets FROM device_seq WHERE device_id = ANY(:ids)"
+        " ORDER BY device_id FOR UPDATE",
+        {"ids": list(set(device_ids))},
+    )
+    return {
+        row.device_id: SeqState(last_seq=row.last_seq, gaps=row.gaps, resets=row.resets)
+        for row in result
+    }
+
+
+async def save_seq_states(
+    uow: UnitOfWork, org_id: UUID, states: dict[UUID, SeqState], now: datetime
+) -> None:
+    if not states:
+        return
+    await (await _driver(uow)).execute(
+        "INSERT INTO device_seq (org_id, device_id, last_seq, gaps, resets, updated_at)"
+        " SELECT $1, d, l, g, r, $6 FROM unnest($2::uuid[], $3::bigint[], $4::bigint[],"
+        " $5::int[]) AS s(d, l, g, r)"
+        " ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq,"
+        " gaps = excluded.gaps, resets = excluded.resets, updated_at = excluded.updated_at",
+        org_id,
+        list(states),
+        [s.last_seq for s in states.values()],
+        [s.gaps for s in states.values()],
+        [s.resets for s in states.values()],
+        now,
+    )
+
+
+async def _driver(uow: UnitOfWork) -> Any:
+    """The asyncpg connection under the unit of work's transaction (COPY, array binds)."""
     raw = await uow.conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    # One round trip for the whole batch: unnest arrays, ON CONFLICT DO NOTHING.
-    status = await driver.execute(
+    return raw.driver_connection
+
+
+async def ensure_partition(uow: UnitOfWork, day: date) -> bool:
+    """Create the partition of UTC day ``day`` unless it exists; True if it was created."""
+    result = await uow.execute("SELECT ensure_readings_partition(:d) AS made", {"d": day})
+    return bool(result.scalar_one())
+
+
+async def partitions(uow: UnitOfWork) -> list[str]:
+    """The names of ``readings``' partitions, oldest first."""
+    result = await uow.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname"
+    )
+    return [row.relname for row in result]
+
+
+STAGING_COLUMNS = ("org_id", "device_id", "sensor", "ts", "kind", "num", "txt", "seq")
+
+
+async def stage_readings(uow: UnitOfWork, rows: Sequence[Reading]) -> None:
+    """COPY ``rows`` into this session's staging table (emptied at every commit)."""
+    driver = await _driver(uow)
+    await driver.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_staging ("
+        " org_id uuid, device_id uuid, sensor text, ts timestamptz, kind smallint,"
+        " num double precision, txt text, seq bigint) ON COMMIT DELETE ROWS"
+    )
+    await driver.copy_records_to_table(
+        "readings_staging",
+        records=[
+            (r.org_id, r.device_id, r.sensor, r.ts, int(r.kind), r.num, r.txt, r.seq) for r in rows
+        ],
+        columns=STAGING_COLUMNS,
+    )
+
+
+async def store_staged(uow: UnitOfWork, org_id: UUID, received_at: datetime) -> int:
+    """Move the tenant's staged rows into ``readings``, skipping readings already stored (a
+    redelivery); returns how many were new."""
+    status = await (await _driver(uow)).execute(
         "INSERT INTO readings (org_id, device_id, sensor, ts, kind, num, txt, seq, received_at)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],"
-        " $5::smallint[], $6::float8[], $7::text[], $8::bigint[], $9::timestamptz[])"
-        " ON CONFLICT DO NOTHING",
-        [r.org_id for r in rows],
-        [r.device_id for r in rows],
-        [r.sensor for r in rows],
-        [r.ts for r in rows],
-        [int(r.kind) for r in rows],
-        [r.num for r in rows],
-        [r.txt for r in rows],
-        [r.seq for r in rows],
-        [received_at] * len(rows),
+        " SELECT org_id, device_id, sensor, ts, kind, num, txt, seq, $2"
+        " FROM readings_staging WHERE org_id = $1 ON CONFLICT DO NOTHING",
+        org_id,
+        received_at,
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+class QuarantineRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    org_id: UUID
+    device_id: UUID
+    sensor: str | None
+    ts: datetime | None
+    reason: str
+    detail: str
+    payload: bytes
+    source: str
+    subject: str | None
+    stream_seq: int | None
+    reading_index: int
+    arrival: datetime
+
+
+async def quarantine(uow: UnitOfWork, rows: Sequence[QuarantineRow], received_at: datetime) -> None:
+    """Record refused readings; a redelivered message's refusals are recorded once."""
+    if not rows:
+        return
+    await (await _driver(uow)).executemany(
+        "INSERT INTO quarantine (id, org_id, device_id, sensor, ts, reason, detail, payload,"
+        " source, subject, stream_seq, reading_index, arrival, received_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        " ON CONFLICT (source, stream_seq, reading_index) DO NOTHING",
+        [(*msgspec.structs.astuple(r), received_at) for r in rows],
+    )
+
+
+QUARANTINE_COLUMNS = (
+    "id, org_id, device_id, sensor, ts, reason, detail, payload, source, subject, stream_seq,"
+    " reading_index, arrival, received_at"
+)
+
+
+async def list_quarantine(
+    uow: UnitOfWork,
+    *,
+    device_id: UUID | None,
+    reason: str | None,
+    after: UUID | None,
+    descending: bool,
+    limit: int,
+) -> list[Any]:
+    """The tenant's quarantine by id (UUIDv7: the order they were refused in)."""
+    clauses = ["true"]
+    params: dict[str, Any] = {"n": limit}
+    if device_id is not None:
+        clauses.append("device_id = :d")
+        params["d"] = device_id
+    if reason is not None:
+        clauses.append("reason = :r")
+        params["r"] = reason
+    if after is not None:
+        clauses.append(f"id {'<' if descending else '>'} :after")
+        params["after"] = after
+    order = "DESC" if descending else "ASC"
+    result = await uow.execute(
+        f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {' AND '.join(clauses)}"
+        f" ORDER BY id {order} LIMIT :n",
+        params,
+    )
+    return list(result)
+
+
+async def take_quarantined(uow: UnitOfWork, quarantine_ids: Sequence[UUID]) -> list[Any]:
+    """Remove these rows from the quarantine (the tenant's only) and return them, oldest
+    first; the caller puts back what is still refused, in the same transaction."""
+    result = await uow.execute(
+        f"DELETE FROM quarantine WHERE id = ANY(:ids) RETURNING {QUARANTINE_COLUMNS}",
+        {"ids": list(set(quarantine_ids))},
+    )
+    return sorted(result, key=lambda row: (row.id, row.reading_index))
+
+
+async def telemetry_health(uow: UnitOfWork, device_id: UUID) -> Any:
+    """The device's ``seq`` state (NULLs if none) and how many of its rows are quarantined."""
+    result = await uow.execute(
+        "SELECT s.last_seq, s.gaps, s.resets, s.updated_at,"
+        " (SELECT count(*) FROM quarantine q WHERE q.device_id = :d) AS quarantined"
+        " FROM (SELECT 1) one LEFT JOIN device_seq s ON s.device_id = :d",
+        {"d": device_id},
+    )
+    return result.one()
 
 
 async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:

@@ -1,4 +1,5 @@
-"""The TELEMETRY ingest loop: fetch a batch, decode, store in one transaction, then ack.
+"""The TELEMETRY ingest loop: fetch a large batch, decode, validate and store it in one
+transaction (readings, quarantine, seq state), then ack.
 
 Raw nats-py rather than a FastStream subscriber: this is the hot path (PERFORMANCE.md), and
 it needs batch fetches and per-message ack/nak/term after one commit.
@@ -7,6 +8,7 @@ it needs batch fetches and per-message ack/nak/term after one commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from uuid import UUID
@@ -27,45 +29,66 @@ _log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(TelemetryMessage)
 
 STORED = Counter("outpost_readings_stored_total", "Readings stored")
-REJECTED = Counter("outpost_readings_rejected_total", "Readings refused by validation")
+REJECTED = Counter(
+    "outpost_readings_rejected_total", "Readings (or whole messages) quarantined by validation"
+)
 
 
-def _incoming(msg: Msg) -> Incoming:
+def _incoming(msg: Msg, max_deliver: int) -> Incoming:
     try:
         org, device = subjects.parse_telemetry(msg.subject)
         org_id, device_id = UUID(org), UUID(device)
-    except ValueError as exc:
+    except ValueError as exc:  # no tenant to quarantine it under
         raise PermanentFailure(f"not a device telemetry subject: {msg.subject}") from exc
-    try:
-        message = _decoder.decode(msg.data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise PermanentFailure(f"invalid telemetry payload: {exc}") from exc
+    meta = msg.metadata
     # The stream's own timestamp: the same on every redelivery, so a defaulted ``ts`` is too.
-    arrival = msg.metadata.timestamp if msg.metadata else datetime.now(UTC)
-    return Incoming(org_id=org_id, device_id=device_id, message=message, arrival=arrival)
+    arrival = meta.timestamp if meta else datetime.now(UTC)
+    attempt = meta.num_delivered if meta else 1
+    incoming = Incoming(
+        org_id=org_id,
+        device_id=device_id,
+        message=None,
+        arrival=arrival,
+        raw=msg.data,
+        subject=msg.subject,
+        stream_seq=meta.sequence.stream if meta else None,
+        first_delivery=attempt <= 1,
+        last_attempt=attempt >= max_deliver,
+    )
+    try:
+        incoming.message = _decoder.decode(msg.data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        incoming.error = f"invalid telemetry payload: {exc}"[:500]
+    return incoming
 
 
 async def run(
     deps: Deps, js: JetStreamContext, spec: ConsumerSpec, batch: int, stop: asyncio.Event
 ) -> None:
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
-    while not stop.is_set():
-        try:
-            msgs = await sub.fetch(batch, timeout=1.0)
-        except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
-            continue
-        except Exception as exc:
-            _log.warning("telemetry fetch failed: %r", exc)
-            await asyncio.sleep(0.5)
-            continue
-        await handle(deps, spec, msgs)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=1.0)
+            except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
+                continue
+            except Exception as exc:
+                _log.warning("telemetry fetch failed: %r", exc)
+                await asyncio.sleep(0.5)
+                continue
+            await handle(deps, spec, msgs)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
+    """Store a fetched batch in one transaction, then ack every message it settled. Nothing
+    is acked before the commit; a crash in between redelivers, and storing is idempotent."""
     good: list[tuple[Msg, Incoming]] = []
     for msg in msgs:
         try:
-            good.append((msg, _incoming(msg)))
+            good.append((msg, _incoming(msg, spec.max_deliver)))
         except PermanentFailure as exc:
             await dead_letter(deps.uow, spec.name, msg, exc)
     if not good:
@@ -78,13 +101,9 @@ async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
         return
     for (msg, _), outcome in zip(good, outcomes, strict=True):
-        if outcome.unknown_device:
-            attempt = msg.metadata.num_delivered
-            if attempt >= spec.max_deliver:
-                await dead_letter(deps.uow, spec.name, msg, PermanentFailure("unknown device"))
-            else:  # the registry may not have caught up with the device's registration yet
-                await msg.nak(delay=backoff_seconds(attempt))
+        if outcome.retry:  # the registry may not have caught up with the registration yet
+            await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
             continue
         STORED.inc(outcome.stored)
-        REJECTED.inc(len(outcome.rejected))
+        REJECTED.inc(outcome.rejected)
         await msg.ack()
