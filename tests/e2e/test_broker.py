@@ -67,11 +67,23 @@ def test_a_device_publishes_its_telemetry_and_nothing_else(
         violations = [str(e) for e in nc.errors]
         assert any("permissions violation" in v and other.telemetry in v for v in violations)
         # Subscribing to its commands is allowed, to anything else is not.
+        stolen: list[bytes] = []
+
+        async def steal(msg: Any) -> None:
+            stolen.append(msg.data)
+
         await nc.subscribe(subjects.command(org_id, device.id))
-        await nc.subscribe(subjects.command(org_id, other.id))
+        await nc.subscribe(subjects.command(org_id, other.id), cb=steal)
         await nc.flush()
         await asyncio.sleep(0.5)
         assert any("subscription" in str(e) for e in nc.errors), nc.errors
+        # ...and nothing sent to the other device's command subject reaches it.
+        service = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+        await service.publish(subjects.command(org_id, other.id), b'{"id": "x"}')
+        await service.flush()
+        await service.close()
+        await asyncio.sleep(0.5)
+        assert stolen == []
         await nc.close()
 
         msg = await _last_on(stack, device.telemetry)

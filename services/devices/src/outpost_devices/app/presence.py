@@ -26,6 +26,7 @@ from outpost_devices.adapters.broker_events import DeviceFact, Snapshot
 from outpost_devices.app.handlers import Deps
 from outpost_devices.domain import devices, presence
 from outpost_kit import aggregate, ids
+from outpost_kit.db.eventstore import ConcurrencyConflict
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
@@ -50,29 +51,44 @@ async def apply(
         if after == state:
             return None
         await store.save(uow, device_id, after, version, events, now)
-        for event in events:
-            if isinstance(event, DeviceConnected):
-                await _activate(uow, org_id, device_id, event.connected_at)
         await uow.commit()
+    for event in events:
+        if isinstance(event, DeviceConnected):
+            await _activate(uow_factory, org_id, device_id, event.connected_at)
     return events
 
 
-async def _activate(uow: Any, org_id: UUID, device_id: UUID, connected_at: datetime) -> None:
-    """A PROVISIONED device's first connection makes it ACTIVE, in the same transaction (a
-    device event, in the audit log as the platform's doing); any other status is left."""
-    row = (await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})).first()
-    if row is None or row.status != DeviceStatus.PROVISIONED:
-        return
-    await aggregate.execute(
-        uow,
-        None,
-        stream_id=device_id,
-        stream_type=devices.STREAM_TYPE,
-        decide=devices.decide,
-        evolve=devices.evolve,
-        command=devices.Activate(connected_at=connected_at),
-        org_id=org_id,
-    )
+async def _activate(
+    uow_factory: UnitOfWorkFactory, org_id: UUID, device_id: UUID, connected_at: datetime
+) -> None:
+    """A PROVISIONED device's first connection makes it ACTIVE: a device event, in the audit
+    log as the platform's doing; any other status is left. Its own transaction, after the
+    presence fold's: holding the presence row while appending to the device's stream
+    deadlocked against a decommissioning that appends first. A concurrent change of the
+    device is retried; a crash in between leaves it PROVISIONED until its next connection."""
+    for attempt in range(3):
+        try:
+            async with uow_factory(org_id) as uow:
+                row = (
+                    await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})
+                ).first()
+                if row is None or row.status != DeviceStatus.PROVISIONED:
+                    return
+                await aggregate.execute(
+                    uow,
+                    None,
+                    stream_id=device_id,
+                    stream_type=devices.STREAM_TYPE,
+                    decide=devices.decide,
+                    evolve=devices.evolve,
+                    command=devices.Activate(connected_at=connected_at),
+                    org_id=org_id,
+                )
+                await uow.commit()
+                return
+        except ConcurrencyConflict:
+            if attempt == 2:
+                _log.warning("presence: could not activate device %s (kept changing)", device_id)
 
 
 async def on_broker_fact(uow_factory: UnitOfWorkFactory, fact: DeviceFact) -> list[Any] | None:
