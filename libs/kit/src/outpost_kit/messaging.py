@@ -123,14 +123,13 @@ def _expire(waiter: asyncio.Future[Msg]) -> None:
         waiter.set_exception(NatsTimeout())
 
 
-_requests: dict[int, Requests] = {}
-
-
 def requests_of(nc: NATS) -> Requests:
-    """The ``Requests`` of a connection (one per connection, made on first use)."""
-    found = _requests.get(id(nc))
-    if found is None or found.nc is not nc:
-        found = _requests[id(nc)] = Requests(nc)
+    """The ``Requests`` of a connection: one per connection, made on first use and kept on
+    the connection object itself (so it goes when the connection goes)."""
+    found: Requests | None = getattr(nc, "_outpost_requests", None)
+    if found is None:
+        found = Requests(nc)
+        nc._outpost_requests = found  # type: ignore[attr-defined]
     return found
 
 
