@@ -112,6 +112,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/devices/{id}/state"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
+    ("POST", "/api/v1/readings/batch"): "readings:write",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
 }

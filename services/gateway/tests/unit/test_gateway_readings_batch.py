@@ -1,0 +1,122 @@
+"""``POST /api/v1/readings/batch`` at the gateway (decision 59): the body's bounds, the slices
+sent to readings with their place in the request, the 202 answer, the scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from gateway_testkit import NOW, FakeBackend, World, bearer, build_world
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from outpost_contracts.readings import (
+    INGEST_READINGS,
+    MAX_BATCH_READINGS,
+    BatchOutcome,
+    BatchRejection,
+    IngestReadings,
+)
+from outpost_gateway.bootstrap import create_app
+from outpost_gateway.domain.policy import rate_category
+from outpost_gateway.domain.ratelimit import Category
+from outpost_gateway.entrypoints import readings
+from outpost_gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.unit
+
+URL = "/api/v1/readings/batch"
+
+
+def item(i: int) -> dict[str, Any]:
+    return {"deviceId": str(uuid4()), "sensor": "t", "ts": "2026-01-01T00:00:00Z", "value": i}
+
+
+def refuse_odd(_ctx: Any, body: IngestReadings) -> BatchOutcome:
+    rejected = [
+        BatchRejection(index=body.first_index + j, reason="out_of_range")
+        for j, it in enumerate(body.readings)
+        if it.get("value", 0) % 2
+    ]
+    return BatchOutcome(accepted=len(body.readings) - len(rejected), rejected=rejected)
+
+
+@pytest.fixture
+def env() -> Iterator[tuple[TestClient[Litestar], FakeBackend, World]]:
+    world = build_world()
+    backend = FakeBackend().on(INGEST_READINGS, refuse_odd)
+    app = create_app(
+        GatewaySettings(max_body_bytes=4 * 1024 * 1024), backend, world.cache, clock=lambda: NOW
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, backend, world
+
+
+def test_a_batch_is_202_with_accepted_and_rejected_by_index(env: Any) -> None:
+    client, backend, world = env
+    resp = client.post(
+        URL, json={"readings": [item(i) for i in range(5)]}, headers=bearer(world.full)
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {
+        "accepted": 3,
+        "rejected": [
+            {"index": 1, "reason": "out_of_range", "detail": ""},
+            {"index": 3, "reason": "out_of_range", "detail": ""},
+        ],
+    }
+    assert backend.last.ctx.org_id == world.org_a  # the credential's organization
+    assert backend.last.body.first_index == 0
+
+
+def test_a_large_batch_goes_to_readings_in_slices_that_keep_their_indexes(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, backend, world = env
+    monkeypatch.setattr(readings, "SLICE_BYTES", 1000)
+    resp = client.post(
+        URL, json={"readings": [item(i) for i in range(40)]}, headers=bearer(world.full)
+    )
+    assert resp.status_code == 202, resp.text
+    assert len(backend.calls) > 1
+    firsts = [c.body.first_index for c in backend.calls]
+    sizes = [len(c.body.readings) for c in backend.calls]
+    assert firsts == [sum(sizes[:n]) for n in range(len(sizes))] and sum(sizes) == 40
+    body = resp.json()
+    assert body["accepted"] == 20
+    assert [r["index"] for r in body["rejected"]] == list(range(1, 40, 2))
+
+
+def test_slices_cover_the_batch_in_order() -> None:
+    items = [{"v": "x" * (i % 7)} for i in range(100)]
+    cut = readings.slices(items)
+    assert [it for _, part in cut for it in part] == items
+    assert readings.slices([]) == []
+
+
+def test_more_than_the_maximum_is_a_validation_error_naming_readings(env: Any) -> None:
+    client, backend, world = env
+    body = {"readings": [{}] * (MAX_BATCH_READINGS + 1)}
+    resp = client.post(URL, json=body, headers=bearer(world.full))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["type"] == "validation_error"
+    assert "readings" in [f["name"] for f in resp.json()["fields"]]
+    assert backend.calls == []
+
+
+def test_unknown_fields_and_non_objects_are_refused_whole(env: Any) -> None:
+    client, backend, world = env
+    h = bearer(world.full)
+    assert client.post(URL, json={"readings": [], "x": 1}, headers=h).status_code == 400
+    assert client.post(URL, json={"readings": [5]}, headers=h).status_code == 400
+    assert backend.calls == []
+
+
+def test_the_route_needs_readings_write_and_is_a_write(env: Any) -> None:
+    client, backend, world = env
+    resp = client.post(URL, json={"readings": [item(0)]}, headers=bearer(world.devices_all))
+    assert resp.status_code == 403 and resp.json()["type"] == "access_denied"
+    assert rate_category("POST", URL) is Category.WRITE
+    assert backend.calls == []
