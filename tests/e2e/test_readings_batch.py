@@ -1,0 +1,130 @@
+"""Readings through the gateway (decisions 58 and 59): HTTP batch ingest with per-item
+rejections, a retried batch stored once, another organization's device refused."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Tenants
+
+pytestmark = pytest.mark.e2e
+
+BATCH = "/api/v1/readings/batch"
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def ts(seconds: int) -> str:
+    return (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def eventually(check: Any, timeout: float = 15.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)
+
+
+def new_device(http: httpx.Client, key: str, name: str) -> dict[str, Any]:
+    made = http.post("/api/v1/devices", json={"name": name}, headers=bearer(key))
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def declare(
+    http: httpx.Client, key: str, device_id: str, sensor: str, low: float, high: float
+) -> dict[str, Any]:
+    made = http.post(
+        "/api/v1/sensors",
+        json={
+            "deviceId": device_id,
+            "key": sensor,
+            "valueType": "NUMBER",
+            "validRange": {"min": low, "max": high},
+        },
+        headers=bearer(key),
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def readings_of(http: httpx.Client, key: str, device_id: str) -> list[dict[str, Any]]:
+    page = http.get(
+        "/api/v1/readings", params={"deviceId": device_id, "limit": 100}, headers=bearer(key)
+    )
+    assert page.status_code == 200, page.text
+    return list(page.json()["data"])
+
+
+def test_a_batch_with_good_and_bad_items(
+    http: httpx.Client, tenants: Tenants, raise_limits: Any
+) -> None:
+    org, other = tenants.org("batch"), tenants.org("batch-other")
+    raise_limits(org["id"])
+    key, other_key = tenants.key(org["id"])["key"], tenants.key(other["id"])["key"]
+    device = new_device(http, key, "meter-1")
+    foreign = new_device(http, other_key, "meter-x")
+    declare(http, key, device["id"], "temp", -40, 85)
+    # The readings service's registry learns of the sensor from the devices service's events.
+    time.sleep(1.0)
+
+    far = (datetime.now(UTC) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    body = {
+        "readings": [
+            {"deviceId": device["id"], "sensor": "temp", "ts": ts(1), "value": 21.5},
+            {"deviceId": device["id"], "sensor": "temp", "ts": ts(2), "value": 500},
+            {"deviceId": foreign["id"], "sensor": "temp", "ts": ts(3), "value": 1},
+            {"deviceId": device["id"], "sensor": "temp", "ts": far, "value": 1},
+            {"deviceId": device["id"], "sensor": "temp", "ts": ts(4), "value": "warm"},
+            {"deviceId": "not-a-uuid", "sensor": "temp", "ts": ts(5), "value": 1},
+            {"deviceId": device["id"], "sensor": "temp", "ts": ts(6), "value": 22.5},
+        ]
+    }
+
+    def send() -> dict[str, Any]:
+        resp = http.post(BATCH, json=body, headers=bearer(key))
+        assert resp.status_code == 202, resp.text
+        return dict(resp.json())
+
+    answer = eventually(lambda: (a := send())["rejected"][1:2] and a)  # the registry caught up
+    reasons = {r["index"]: r["reason"] for r in answer["rejected"]}
+    assert answer["accepted"] == 2
+    assert reasons == {
+        1: "out_of_range",
+        2: "unknown_device",  # another organization's device: refused, never stored
+        3: "ts_in_future",
+        4: "wrong_type",
+        5: "invalid_item",
+    }
+    stored = eventually(lambda: len(r := readings_of(http, key, device["id"])) >= 2 and r)
+    assert [(r["ts"], r["value"]) for r in stored] == [(ts(1), 21.5), (ts(6), 22.5)]
+
+    # The same request again (a client's retry): accepted again, stored once.
+    assert send()["accepted"] == 2
+    time.sleep(2.0)
+    assert len(readings_of(http, key, device["id"])) == 2
+    # Nothing of the other organization's device was stored, and its owner sees that.
+    assert readings_of(http, other_key, foreign["id"]) == []
+
+
+def test_batch_bounds_and_scope(http: httpx.Client, tenants: Tenants) -> None:
+    org = tenants.org("batch-bounds")
+    key = tenants.key(org["id"])["key"]
+    too_many = {"readings": [{}] * 10_001}
+    resp = http.post(BATCH, json=too_many, headers=bearer(key))
+    assert resp.status_code == 400 and resp.json()["type"] == "validation_error", resp.text
+    assert "readings" in [f["name"] for f in resp.json()["fields"]]
+    reader = tenants.key(org["id"], ["readings:read", "devices:read"])["key"]
+    resp = http.post(BATCH, json={"readings": []}, headers=bearer(reader))
+    assert resp.status_code == 403 and resp.json()["type"] == "access_denied"
+    resp = http.post(BATCH, json={"readings": []}, headers=bearer(key))
+    assert resp.status_code == 202 and resp.json() == {"accepted": 0, "rejected": []}
