@@ -120,3 +120,56 @@ def test_the_route_needs_readings_write_and_is_a_write(env: Any) -> None:
     assert resp.status_code == 403 and resp.json()["type"] == "access_denied"
     assert rate_category("POST", URL) is Category.WRITE
     assert backend.calls == []
+
+
+# --- the quarantine routes ------------------------------------------------------------------
+
+
+def test_quarantine_routes_pass_filters_and_ids_to_readings(env: Any) -> None:
+    from outpost_contracts.query import Page
+    from outpost_contracts.readings import (
+        DISCARD_QUARANTINE,
+        LIST_QUARANTINE,
+        REPLAY_QUARANTINE,
+        QuarantineOutcome,
+    )
+
+    client, backend, world = env
+    backend.on(LIST_QUARANTINE, Page(data=[], limit=5, order="DESC", has_more=False))
+    backend.on(REPLAY_QUARANTINE, QuarantineOutcome(stored=1, not_found=1))
+    backend.on(DISCARD_QUARANTINE, QuarantineOutcome(discarded=2))
+    h = bearer(world.full)
+    device = uuid4()
+    resp = client.get(
+        "/api/v1/admin/quarantine",
+        params={"deviceId": str(device), "reason": "out_of_range", "limit": 5, "order": "DESC"},
+        headers=h,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["object"] == "list"
+    q = backend.last.body
+    assert (q.device_id, q.reason, q.limit, q.order) == (device, "out_of_range", 5, "DESC")
+    assert backend.last.ctx.org_id == world.org_a  # an organization sees its own
+    ids = [str(uuid4()), str(uuid4())]
+    resp = client.post("/api/v1/admin/quarantine/replay", json={"ids": ids}, headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"stored": 1, "stillRefused": 0, "discarded": 0, "notFound": 1}
+    assert [str(i) for i in backend.last.body.ids] == ids
+    resp = client.post("/api/v1/admin/quarantine/discard", json={"ids": ids}, headers=h)
+    assert resp.status_code == 200 and resp.json()["discarded"] == 2
+    bad = client.post("/api/v1/admin/quarantine/discard", json={"ids": []}, headers=h)
+    assert bad.status_code == 400 and bad.json()["type"] == "validation_error"
+    unknown = client.get("/api/v1/admin/quarantine", params={"sensor": "x"}, headers=h)
+    assert unknown.status_code == 400 and unknown.json()["type"] == "validation_error"
+
+
+def test_quarantine_routes_need_the_quarantine_scopes(env: Any) -> None:
+    client, backend, world = env
+    for key in (world.devices_all, world.reader):
+        h = bearer(key)
+        assert client.get("/api/v1/admin/quarantine", headers=h).status_code == 403
+        resp = client.post(
+            "/api/v1/admin/quarantine/replay", json={"ids": [str(uuid4())]}, headers=h
+        )
+        assert resp.status_code == 403
+    assert backend.calls == []

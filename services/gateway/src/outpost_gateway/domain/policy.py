@@ -113,6 +113,10 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     ("POST", "/api/v1/readings/batch"): "readings:write",
+    # an organization's quarantine: its own scope, so members (readings:*) do not manage it
+    ("GET", "/api/v1/admin/quarantine"): "quarantine:read",
+    ("POST", "/api/v1/admin/quarantine/replay"): "quarantine:write",
+    ("POST", "/api/v1/admin/quarantine/discard"): "quarantine:write",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
 }

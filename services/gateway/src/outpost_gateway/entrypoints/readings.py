@@ -10,14 +10,22 @@ from litestar import Request, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from outpost_contracts.readings import (
+    DISCARD_QUARANTINE,
     INGEST_READINGS,
+    LIST_QUARANTINE,
     LIST_READINGS,
     MAX_BATCH_READINGS,
+    REPLAY_QUARANTINE,
     BatchOutcome,
+    DiscardQuarantine,
     IngestReadings,
+    ListQuarantine,
     ListReadings,
+    QuarantinedReading,
+    QuarantineOutcome,
     ReadingsBatch,
     ReadingView,
+    ReplayQuarantine,
 )
 from outpost_gateway.domain.query.typed import parse_typed_query
 from outpost_gateway.entrypoints.params import DEFAULT, After, Limit, Order
@@ -99,4 +107,65 @@ async def ingest_readings(
     return BatchOutcome(accepted=accepted, rejected=rejected)
 
 
-ROUTES = [list_readings, ingest_readings]
+# --- the quarantine (decision 58): an organization's refused readings --------------------
+
+
+@get(
+    "/api/v1/admin/quarantine",
+    tags=["readings"],
+    summary="Readings (or whole telemetry messages) refused by validation",
+    description=(
+        "The organization's quarantine, oldest first (`order=DESC` for newest first), in"
+        " pages of `limit` followed by `after` (the last id of a page). Filters:"
+        " `deviceId`, `reason` (a reason code such as `unknown_sensor`, `out_of_range`)."
+        " `readingIndex` is the reading's place in its message, -1 for a whole message;"
+        " `payload` is what was sent, as text."
+    ),
+)
+async def list_quarantine(
+    request: Req,
+    ctx: Ctx,
+    backend: BackendDep,
+    device_id: Annotated[UUID | None, QueryParameter(name="deviceId")] = None,
+    reason: Annotated[str | None, QueryParameter()] = None,
+    limit: Limit = DEFAULT,
+    after: Annotated[UUID | None, QueryParameter(description="The last id of a page")] = None,
+    order: Order = "ASC",
+) -> ListOf[QuarantinedReading]:
+    body = parse_typed_query(list(request.query_params.multi_items()), ListQuarantine)
+    page = await backend.call(LIST_QUARANTINE, ctx, body)
+    return render_page(page, include_total=False)
+
+
+@post(
+    "/api/v1/admin/quarantine/replay",
+    tags=["readings"],
+    status_code=200,
+    summary="Validate quarantined readings again and store those that now pass",
+    description=(
+        "By `ids` (at most 1,000), e.g. after the sensor was declared or its range widened."
+        " Each is checked against what readings knows now, with its original arrival time:"
+        " `stored` left the quarantine into the readings, `stillRefused` stay (with their"
+        " current reason), `notFound` ids are not in this organization's quarantine."
+    ),
+)
+async def replay_quarantine(
+    data: JSONBody[ReplayQuarantine], ctx: Ctx, backend: BackendDep
+) -> QuarantineOutcome:
+    return await backend.call(REPLAY_QUARANTINE, ctx, data)
+
+
+@post(
+    "/api/v1/admin/quarantine/discard",
+    tags=["readings"],
+    status_code=200,
+    summary="Remove quarantined readings for good",
+    description="By `ids` (at most 1,000); `notFound` counts ids not in the quarantine.",
+)
+async def discard_quarantine(
+    data: JSONBody[DiscardQuarantine], ctx: Ctx, backend: BackendDep
+) -> QuarantineOutcome:
+    return await backend.call(DISCARD_QUARANTINE, ctx, data)
+
+
+ROUTES = [list_readings, ingest_readings, list_quarantine, replay_quarantine, discard_quarantine]
