@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import Tenants
 
 pytestmark = pytest.mark.e2e
