@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Tenants
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +66,7 @@ def readings_of(http: httpx.Client, key: str, device_id: str) -> list[dict[str, 
 
 
 def test_a_batch_with_good_and_bad_items(
-    http: httpx.Client, tenants: Tenants, raise_limits: Any
+    http: httpx.Client, tenants: Any, raise_limits: Any
 ) -> None:
     org, other = tenants.org("batch"), tenants.org("batch-other")
     raise_limits(org["id"])
@@ -117,7 +116,7 @@ def test_a_batch_with_good_and_bad_items(
     assert readings_of(http, other_key, foreign["id"]) == []
 
 
-def test_batch_bounds_and_scope(http: httpx.Client, tenants: Tenants) -> None:
+def test_batch_bounds_and_scope(http: httpx.Client, tenants: Any) -> None:
     org = tenants.org("batch-bounds")
     key = tenants.key(org["id"])["key"]
     too_many = {"readings": [{}] * 10_001}

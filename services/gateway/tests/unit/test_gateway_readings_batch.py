@@ -173,3 +173,36 @@ def test_quarantine_routes_need_the_quarantine_scopes(env: Any) -> None:
         )
         assert resp.status_code == 403
     assert backend.calls == []
+
+
+# --- a device's health: presence and telemetry numbering, composed by the gateway ----------
+
+
+def test_device_health_composes_presence_and_seq_gaps(env: Any) -> None:
+    from outpost_contracts.errors import ServiceUnavailable
+    from outpost_contracts.presence import GET_DEVICE_HEALTH, DeviceHealth
+    from outpost_contracts.readings import GET_TELEMETRY_HEALTH, TelemetryHealth
+
+    client, backend, world = env
+    device = uuid4()
+    backend.on(
+        GET_DEVICE_HEALTH, DeviceHealth(device_id=device, online=True, connections=1, version=4)
+    )
+    backend.on(
+        GET_TELEMETRY_HEALTH,
+        TelemetryHealth(device_id=device, last_seq=9, seq_gaps=3, seq_resets=1, quarantined=2),
+    )
+    h = bearer(world.full)
+    resp = client.get(f"/api/v1/devices/{device}/health", headers=h)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["online"], body["lastSeq"], body["seqGaps"], body["seqResets"]) == (True, 9, 3, 1)
+    assert body["quarantined"] == 2 and resp.headers["etag"] == '"4"'
+    assert {c.op.name for c in backend.calls} == {"GetDeviceHealth", "GetTelemetryHealth"}
+    picked = client.get(f"/api/v1/devices/{device}/health?$select=seqGaps", headers=h)
+    assert picked.status_code == 200 and picked.json() == {"seqGaps": 3}
+
+    backend.on(GET_TELEMETRY_HEALTH, ServiceUnavailable("readings did not answer"))
+    resp = client.get(f"/api/v1/devices/{device}/health", headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["online"] is True and resp.json()["seqGaps"] is None
