@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-
 pytestmark = pytest.mark.e2e
 
 BATCH = "/api/v1/readings/batch"
