@@ -1,14 +1,21 @@
 """Readings through the gateway (decisions 58 and 59): HTTP batch ingest with per-item
-rejections, a retried batch stored once, another organization's device refused."""
+rejections, a retried batch stored once, another organization's device refused; the
+quarantine listed, replayed after a fix and discarded; seq gaps on the device's health."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
+import nats
 import pytest
+
+from outpost_contracts import subjects
+from outpost_kit.dev.stack import DevStack
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +134,88 @@ def test_batch_bounds_and_scope(http: httpx.Client, tenants: Any) -> None:
     assert resp.status_code == 403 and resp.json()["type"] == "access_denied"
     resp = http.post(BATCH, json={"readings": []}, headers=bearer(key))
     assert resp.status_code == 202 and resp.json() == {"accepted": 0, "rejected": []}
+
+
+def test_quarantine_replay_discard_and_seq_gaps_on_health(
+    http: httpx.Client, tenants: Any, raise_limits: Any, stack: DevStack
+) -> None:
+    org = tenants.org("quarantine")
+    raise_limits(org["id"])
+    key = tenants.key(org["id"])["key"]
+    device = new_device(http, key, "meter-q")
+    sensor = declare(http, key, device["id"], "temp", 0, 10)
+    time.sleep(1.0)  # the readings registry learns of the sensor from devices' events
+
+    # The device's telemetry over the broker: seq 1, 2, 5 (3 and 4 never came); 50 and 60
+    # are outside the sensor's range and are quarantined.
+    async def publish() -> None:
+        nc = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+        js = nc.jetstream()
+        subject = subjects.telemetry(org["id"], device["id"])
+        for seq, second, value in ((1, 1, 5), (2, 2, 50), (5, 5, 60)):
+            message = {
+                "seq": seq,
+                "readings": [{"sensor": "temp", "ts": ts(second), "value": value}],
+            }
+            await js.publish(subject, msgspec.json.encode(message))
+        await nc.close()
+
+    asyncio.run(publish())
+
+    def quarantined() -> list[dict[str, Any]]:
+        page = http.get(
+            "/api/v1/admin/quarantine", params={"deviceId": device["id"]}, headers=bearer(key)
+        )
+        assert page.status_code == 200, page.text
+        assert page.json()["object"] == "list"
+        return list(page.json()["data"])
+
+    rows = eventually(lambda: len(q := quarantined()) == 2 and q)
+    assert rows, "nothing was quarantined"
+    assert {r["reason"] for r in rows} == {"out_of_range"}
+    by_ts = {r["ts"]: r for r in rows}
+
+    health = eventually(
+        lambda: (
+            (
+                h := http.get(f"/api/v1/devices/{device['id']}/health", headers=bearer(key)).json()
+            ).get("seqGaps")
+            == 2
+            and h
+        )
+    )
+    assert health, "the device's health never showed the seq gap"
+    assert (health["lastSeq"], health["quarantined"]) == (5, 2)
+
+    # Widen the range so that 50 is valid, then replay that row: it is stored.
+    patched = http.patch(
+        f"/api/v1/sensors/{sensor['id']}",
+        json={"validRange": {"min": 0, "max": 55}},
+        headers=bearer(key),
+    )
+    assert patched.status_code == 200, patched.text
+
+    def replay() -> dict[str, Any]:
+        resp = http.post(
+            "/api/v1/admin/quarantine/replay",
+            json={"ids": [by_ts[ts(2)]["id"]]},
+            headers=bearer(key),
+        )
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    replayed = eventually(lambda: (r := replay())["stored"] == 1 and r)
+    assert replayed, "the replay never stored the reading"
+    values = [(r["ts"], r["value"]) for r in readings_of(http, key, device["id"])]
+    assert values == [(ts(1), 5), (ts(2), 50)]
+
+    # 60 is still out of range: discard it.
+    resp = http.post(
+        "/api/v1/admin/quarantine/discard",
+        json={"ids": [by_ts[ts(5)]["id"]]},
+        headers=bearer(key),
+    )
+    assert resp.status_code == 200 and resp.json()["discarded"] == 1, resp.text
+    assert quarantined() == []
+    health = http.get(f"/api/v1/devices/{device['id']}/health", headers=bearer(key)).json()
+    assert (health["seqGaps"], health["quarantined"]) == (2, 0)
