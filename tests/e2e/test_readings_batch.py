@@ -219,3 +219,42 @@ def test_quarantine_replay_discard_and_seq_gaps_on_health(
     assert quarantined() == []
     health = http.get(f"/api/v1/devices/{device['id']}/health", headers=bearer(key)).json()
     assert (health["seqGaps"], health["quarantined"]) == (2, 0)
+
+
+def test_a_full_batch_of_ten_thousand_readings(
+    http: httpx.Client, tenants: Any, raise_limits: Any
+) -> None:
+    org = tenants.org("batch-full")
+    raise_limits(org["id"])
+    key = tenants.key(org["id"])["key"]
+    device = new_device(http, key, "logger-1")
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def at(i: int) -> str:
+        return (base + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+
+    body = {
+        "readings": [
+            {"deviceId": device["id"], "sensor": "load", "ts": at(i), "value": i % 100}
+            for i in range(10_000)
+        ]
+    }
+    answer = eventually(
+        lambda: (
+            (r := http.post(BATCH, json=body, headers=bearer(key))).status_code == 202
+            and r.json()["accepted"] == 10_000
+            and r.json()
+        )
+    )
+    assert answer and answer["rejected"] == [], answer
+
+    def newest() -> list[dict[str, Any]]:
+        page = http.get(
+            "/api/v1/readings",
+            params={"deviceId": device["id"], "order": "DESC", "limit": 1},
+            headers=bearer(key),
+        )
+        return list(page.json()["data"])
+
+    last = eventually(lambda: (n := newest()) and n[0]["ts"] == at(9_999) and n)
+    assert last, "the batch's newest reading never became readable"

@@ -206,3 +206,23 @@ def test_device_health_composes_presence_and_seq_gaps(env: Any) -> None:
     resp = client.get(f"/api/v1/devices/{device}/health", headers=h)
     assert resp.status_code == 200, resp.text
     assert resp.json()["online"] is True and resp.json()["seqGaps"] is None
+
+
+def test_the_batch_route_has_its_own_body_limit() -> None:
+    world = build_world()
+    backend = FakeBackend().on(INGEST_READINGS, refuse_odd)
+    # Every other route refuses bodies over 4 KiB here; a full batch still fits.
+    app = create_app(GatewaySettings(max_body_bytes=4096), backend, world.cache, clock=lambda: NOW)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = bearer(world.full)
+        full = {"readings": [item(2 * i) for i in range(MAX_BATCH_READINGS)]}
+        resp = client.post(URL, json=full, headers=h)
+        assert resp.status_code == 202, resp.text[:300]
+        assert resp.json()["accepted"] == MAX_BATCH_READINGS
+        huge = {"readings": [{**item(0), "sensor": "x" * 1000} for _ in range(5000)]}
+        resp = client.post(URL, json=huge, headers=h)
+        assert resp.status_code == 413 and resp.json()["type"] == "payload_too_large"
+        big_device = client.post(
+            "/api/v1/devices", json={"name": "a", "attributes": {"x": "y" * 8000}}, headers=h
+        )
+        assert big_device.status_code == 413
