@@ -258,3 +258,9 @@ def test_a_full_batch_of_ten_thousand_readings(
 
     last = eventually(lambda: (n := newest()) and n[0]["ts"] == at(9_999) and n)
     assert last, "the batch's newest reading never became readable"
+    # Readings sent over HTTP are not the device seen on the broker (presence flushes every
+    # 5 s): it stays offline and never seen; its seq numbering is untouched.
+    time.sleep(6)
+    health = http.get(f"/api/v1/devices/{device['id']}/health", headers=bearer(key)).json()
+    assert (health["online"], health["lastSeenAt"]) == (False, None), health
+    assert (health["lastSeq"], health["seqGaps"]) == (None, 0), health
