@@ -174,6 +174,22 @@ def test_quarantine_replay_discard_and_seq_gaps_on_health(
     assert rows, "nothing was quarantined"
     assert {r["reason"] for r in rows} == {"out_of_range"}
     by_ts = {r["ts"]: r for r in rows}
+    # The collection conventions: field filters, OData, totalCount.
+    counted = http.get(
+        "/api/v1/admin/quarantine",
+        params={"reason__in": "out_of_range,unknown_sensor", "include": "totalCount"},
+        headers=bearer(key),
+    ).json()
+    assert counted["totalCount"] == 2 and len(counted["data"]) == 2
+    odata = http.get(
+        "/api/v1/admin/quarantine",
+        params={"$filter": f"deviceId eq '{device['id']}' and ts gt {ts(3)}", "$top": "5"},
+        headers=bearer(key),
+    )
+    assert odata.status_code == 200, odata.text
+    assert [r["ts"] for r in odata.json()["data"]] == [ts(5)]
+    unknown = http.get("/api/v1/admin/quarantine", params={"payload": "x"}, headers=bearer(key))
+    assert unknown.status_code == 400 and unknown.json()["type"] == "validation_error"
 
     health = eventually(
         lambda: (

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Contract, Instant, Request
-from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, Page
+from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, Page
 from outpost_contracts.rpc import Operation
 
 SERVICE = "readings"
@@ -123,6 +123,10 @@ class ListQuarantine(Request, kw_only=True, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     after: UUID | None = None
     order: Literal["ASC", "DESC"] = "ASC"
+    # The collection conventions (field filters, OData, totalCount; the gateway's
+    # ``/api/v1/admin/quarantine``): when given, it is the whole query and the fields above
+    # are not used.
+    query: ListQuery | None = None
 
 
 class QuarantinedReading(Contract, kw_only=True, frozen=True):

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from test_ingest import BASE, Env, _ctx, _drain, env  # noqa: F401  (env is a fixture)
 
-from outpost_contracts.readings import IngestReadings
+from outpost_contracts.errors import ValidationFailed
+from outpost_contracts.query import And, Cmp, ListQuery
+from outpost_contracts.readings import IngestReadings, ListQuarantine
 from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
 from outpost_kit import ids
 from outpost_readings.app import handlers
@@ -127,3 +129,56 @@ async def test_a_device_the_registry_does_not_know_yet_is_checked_by_devices(
     assert outcome.accepted == 1
     assert [(r.index, r.reason) for r in outcome.rejected] == [(101, "unknown_device")]
     assert [s for s, _, _ in sent] == [f"outpost.tel.{org}.{fresh}"]
+
+
+async def test_the_quarantine_as_a_collection_filters_counts_and_stays_in_its_tenant(
+    env: Env,  # noqa: F811
+) -> None:
+    org, other = ids.new_id(), ids.new_id()
+    device, second = await env.device(org), await env.device(org)
+    await env.device(other)
+    for d in (device, second):
+        await env.event(
+            org,
+            ids.new_id(),
+            1,
+            SensorDeclared(
+                device_id=d,
+                key="temp",
+                value_type=ValueType.NUMBER,
+                valid_range=ValidRange(min=0, max=10),
+            ),
+        )
+    spec = await env.consumer(org)
+    await env.publish(
+        org,
+        device,
+        {"seq": 1, "readings": [{"sensor": "temp", "ts": _ts(i), "value": 50} for i in range(3)]},
+    )
+    await env.publish(
+        org, second, {"seq": 1, "readings": [{"sensor": "temp", "ts": _ts(1), "value": "x"}]}
+    )
+    await _drain(env, spec, 2)
+
+    def query(*nodes: Cmp, **kw: Any) -> ListQuarantine:
+        node = nodes[0] if len(nodes) == 1 else And(items=list(nodes)) if nodes else None
+        return ListQuarantine(query=ListQuery(filter=node, **kw))
+
+    everything = await handlers.list_quarantine(env.deps, _ctx(org), query(include_total=True))
+    assert everything.total_count == 4 and len(everything.data) == 4
+    by_device = await handlers.list_quarantine(
+        env.deps,
+        _ctx(org),
+        query(Cmp(field="deviceId", op="eq", value=str(device)), limit=2, order="DESC"),
+    )
+    assert [r.reason for r in by_device.data] == ["out_of_range"] * 2 and by_device.has_more
+    wrong = await handlers.list_quarantine(
+        env.deps, _ctx(org), query(Cmp(field="reason", op="in", value=["wrong_type"]))
+    )
+    assert [r.device_id for r in wrong.data] == [second]
+    assert (await handlers.list_quarantine(env.deps, _ctx(other), query())).data == []
+    with pytest.raises(ValidationFailed) as refused:
+        await handlers.list_quarantine(
+            env.deps, _ctx(org), query(Cmp(field="payload", op="eq", value="x"))
+        )
+    assert refused.value.fields[0].name == "payload"

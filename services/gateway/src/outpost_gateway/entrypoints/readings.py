@@ -19,7 +19,6 @@ from outpost_contracts.readings import (
     BatchOutcome,
     DiscardQuarantine,
     IngestReadings,
-    ListQuarantine,
     ListReadings,
     QuarantinedReading,
     QuarantineOutcome,
@@ -28,12 +27,13 @@ from outpost_contracts.readings import (
     ReplayQuarantine,
 )
 from outpost_gateway.domain.query.typed import parse_typed_query
-from outpost_gateway.entrypoints.params import DEFAULT, After, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, render_page
+from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_page, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 TIMESTAMP = "RFC 3339 UTC, or the truncated form 20161130T162512Z"
+QUARANTINED = resource_of(QuarantinedReading)
 
 
 @get("/api/v1/readings", tags=["readings"])
@@ -121,9 +121,11 @@ async def ingest_readings(
     tags=["readings"],
     summary="Readings (or whole telemetry messages) refused by validation",
     description=(
-        "The organization's quarantine, oldest first (`order=DESC` for newest first), in"
-        " pages of `limit` followed by `after` (the last id of a page). Filters:"
-        " `deviceId`, `reason` (a reason code such as `unknown_sensor`, `out_of_range`)."
+        "The organization's quarantine with the collection conventions: oldest first"
+        " (`order=DESC` for newest first), pages of `limit` followed by `after` (the last"
+        " id of a page), `include=totalCount`, field filters and OData on `id`,"
+        " `deviceId`, `sensor`, `ts`, `reason` (a code such as `unknown_sensor`,"
+        " `out_of_range`), `source`, `subject`, `streamSeq`, `readingIndex`, `receivedAt`."
         " `readingIndex` is the reading's place in its message, -1 for a whole message;"
         " `payload` is what was sent, as text."
     ),
@@ -132,15 +134,13 @@ async def list_quarantine(
     request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    device_id: Annotated[UUID | None, QueryParameter(name="deviceId")] = None,
-    reason: Annotated[str | None, QueryParameter()] = None,
     limit: Limit = DEFAULT,
-    after: Annotated[UUID | None, QueryParameter(description="The last id of a page")] = None,
+    after: After = None,
     order: Order = "ASC",
+    include: Include = None,
 ) -> ListOf[QuarantinedReading]:
-    body = parse_typed_query(list(request.query_params.multi_items()), ListQuarantine)
-    page = await backend.call(LIST_QUARANTINE, ctx, body)
-    return render_page(page, include_total=False)
+    params = list(request.query_params.multi_items())
+    return await fetch_list(params, backend, ctx, LIST_QUARANTINE, QUARANTINED)
 
 
 @post(

@@ -27,8 +27,10 @@ from outpost_contracts.query import Page
 from outpost_contracts.registry import SensorDeclared, SensorRemoved, SensorUpdated
 from outpost_contracts.rpc import Operation
 from outpost_kit import ids
+from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_readings.adapters import store
+from outpost_readings.adapters.quarantine_listing import QUARANTINE, quarantined_view
 from outpost_readings.domain.batch import DeviceItems, ItemRefusal, check_device, message_id
 from outpost_readings.domain.readings import (
     WHOLE_MESSAGE,
@@ -384,6 +386,9 @@ def _quarantined_view(row: Any) -> api.QuarantinedReading:
 async def list_quarantine(
     deps: Deps, ctx: RequestContext, q: api.ListQuarantine
 ) -> Page[api.QuarantinedReading]:
+    if q.query is not None:  # the collection conventions, under the tenant's RLS
+        async with deps.uow(ctx.org_id) as uow:
+            return await list_page(uow.conn, QUARANTINE, q.query, quarantined_view)
     async with deps.uow(ctx.org_id) as uow:
         rows = await store.list_quarantine(
             uow,
