@@ -203,6 +203,16 @@ def test_quarantine_replay_discard_and_seq_gaps_on_health(
     assert health, "the device's health never showed the seq gap"
     assert (health["lastSeq"], health["quarantined"]) == (5, 2)
 
+    # Another organization neither sees nor touches them.
+    stranger = tenants.key(tenants.org("quarantine-other")["id"])["key"]
+    theirs = http.get("/api/v1/admin/quarantine", headers=bearer(stranger))
+    assert theirs.status_code == 200 and theirs.json()["data"] == []
+    ids = {"ids": [r["id"] for r in rows]}
+    for action in ("replay", "discard"):
+        resp = http.post(f"/api/v1/admin/quarantine/{action}", json=ids, headers=bearer(stranger))
+        assert resp.status_code == 200 and resp.json()["notFound"] == 2, resp.text
+    assert len(quarantined()) == 2
+
     # Widen the range so that 50 is valid, then replay that row: it is stored.
     patched = http.patch(
         f"/api/v1/sensors/{sensor['id']}",
