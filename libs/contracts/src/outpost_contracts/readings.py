@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 
 from outpost_contracts.base import Contract, Instant, Request
-from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, Page
+from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, Page
 from outpost_contracts.rpc import Operation
 
 SERVICE = "readings"
@@ -53,6 +53,65 @@ class ReadingView(Contract, kw_only=True, frozen=True):
 LIST_READINGS = Operation(SERVICE, "ListReadings", ListReadings, Page[ReadingView])
 
 
+# --- HTTP batch ingest (``POST /api/v1/readings/batch``, decision 59) --------------------
+
+# Readings per request (API.md, "HTTP ingest"); more is a ``validation_error`` naming
+# ``readings``. The gateway's body limit (413) applies first.
+MAX_BATCH_READINGS = 10_000
+
+
+class BatchReading(Request, kw_only=True, frozen=True):
+    """One reading of an HTTP batch. Checked item by item: a malformed item is a per-item
+    rejection, not a failed request. ``ts`` is required (a retried request names the same
+    instants, so the natural key keeps it from being stored twice)."""
+
+    device_id: UUID
+    sensor: SensorKey
+    ts: Instant
+    value: float | int | bool | str
+
+
+class ReadingsBatch(Request, kw_only=True, frozen=True):
+    """The HTTP body. Items are objects shaped like ``BatchReading``, decoded one by one."""
+
+    readings: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_BATCH_READINGS)]
+
+
+class IngestReadings(Request, kw_only=True, frozen=True):
+    """A slice of an HTTP batch (the gateway cuts a large body into slices that fit in a
+    broker message); ``first_index`` is the slice's place in the request."""
+
+    readings: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_BATCH_READINGS)]
+    first_index: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class BatchRejection(Contract, kw_only=True, frozen=True):
+    """Why the item at ``index`` of the request was not accepted: ``reason`` is a code
+    (``invalid_item``, ``unknown_device``, ``device_decommissioned``, ``unknown_sensor``,
+    ``wrong_type``, ``out_of_range``, ``ts_in_future``, ``ts_in_past``,
+    ``duplicate_in_message``, ``invalid_text``), ``detail`` says more."""
+
+    index: int
+    reason: str
+    detail: str = ""
+
+
+class BatchOutcome(Contract, kw_only=True, frozen=True):
+    """``accepted`` readings are in the TELEMETRY stream and will be stored by ingest."""
+
+    accepted: int = 0
+    rejected: list[BatchRejection] = msgspec.field(default_factory=list)
+
+
+# Readings publishes an HTTP batch's accepted readings into TELEMETRY with this header set to
+# ``http``: ingest stores them like a device's, but their ``seq`` (0) is not the device's
+# numbering, so it does not count towards the device's seq gaps.
+SOURCE_HEADER = "Outpost-Source"
+SOURCE_HTTP = "http"
+
+INGEST_READINGS = Operation(SERVICE, "IngestReadings", IngestReadings, BatchOutcome)
+
+
 # --- quarantine (``/api/v1/admin/quarantine``) ---------------------------------------------
 
 
@@ -64,6 +123,10 @@ class ListQuarantine(Request, kw_only=True, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     after: UUID | None = None
     order: Literal["ASC", "DESC"] = "ASC"
+    # The collection conventions (field filters, OData, totalCount; the gateway's
+    # ``/api/v1/admin/quarantine``): when given, it is the whole query and the fields above
+    # are not used.
+    query: ListQuery | None = None
 
 
 class QuarantinedReading(Contract, kw_only=True, frozen=True):

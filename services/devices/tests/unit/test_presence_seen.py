@@ -79,3 +79,11 @@ async def test_a_failed_flush_keeps_its_times() -> None:
     uows.fail = False
     await recorder.flush(uows)  # type: ignore[arg-type]
     assert [params["ids"] for _, sql, params in uows.log if sql != "COMMIT"] == [[device]]
+
+
+def test_an_http_batch_published_for_a_device_is_not_the_device_seen() -> None:
+    from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP
+    from outpost_devices.entrypoints.presence import from_device
+
+    assert from_device(None) and from_device({}) and from_device({"Nats-Msg-Id": "x"})
+    assert not from_device({SOURCE_HEADER: SOURCE_HTTP, "Nats-Msg-Id": "x"})

@@ -34,8 +34,14 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
             return False
         return True
 
+    js = runtime.js
+
+    async def publish(subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        await js.publish(subject, payload, headers=headers)
+
     deps = Deps(
         uow=runtime.uow,
+        publish=publish,
         limits=limits,
         device_exists=device_exists,
         auto_declare_sensors=settings.auto_declare_sensors,

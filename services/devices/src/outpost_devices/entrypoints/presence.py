@@ -12,6 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from outpost_contracts import subjects
+from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP
 from outpost_devices.adapters import broker_events
 from outpost_devices.app import presence
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -89,6 +90,12 @@ class BrokerPresence:
             self._slots.release()
 
 
+def from_device(headers: dict[str, str] | None) -> bool:
+    """Whether a telemetry message is the device's own: an HTTP batch that readings published
+    for it (decision 59) is not the device seen on the broker."""
+    return not headers or headers.get(SOURCE_HEADER) != SOURCE_HTTP
+
+
 class TelemetrySeen:
     """``lastSeenAt`` from telemetry: a core subscription (queue group) that reads only the
     subject, and a flush every few seconds, on a connection of its own (closed on stop).
@@ -107,7 +114,8 @@ class TelemetrySeen:
         note = self.recorder.note
 
         async def on_message(msg: Msg) -> None:
-            note(msg.subject)
+            if from_device(msg.headers):
+                note(msg.subject)
 
         sub = await self.nc.subscribe(
             subjects.TELEMETRY_ALL,

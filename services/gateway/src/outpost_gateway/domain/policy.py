@@ -112,6 +112,11 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/devices/{id}/state"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
+    ("POST", "/api/v1/readings/batch"): "readings:write",
+    # an organization's quarantine: its own scope, so members (readings:*) do not manage it
+    ("GET", "/api/v1/admin/quarantine"): "quarantine:read",
+    ("POST", "/api/v1/admin/quarantine/replay"): "quarantine:write",
+    ("POST", "/api/v1/admin/quarantine/discard"): "quarantine:write",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
 }

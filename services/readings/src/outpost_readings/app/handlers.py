@@ -3,6 +3,7 @@ registry, create partitions ahead, and serve raw readings."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import readings as api
+from outpost_contracts import subjects
 from outpost_contracts.devices import (
     DeviceDecommissioned,
     DeviceRegistered,
@@ -25,8 +27,11 @@ from outpost_contracts.query import Page
 from outpost_contracts.registry import SensorDeclared, SensorRemoved, SensorUpdated
 from outpost_contracts.rpc import Operation
 from outpost_kit import ids
+from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_readings.adapters import store
+from outpost_readings.adapters.quarantine_listing import QUARANTINE, quarantined_view
+from outpost_readings.domain.batch import DeviceItems, ItemRefusal, check_device, message_id
 from outpost_readings.domain.readings import (
     WHOLE_MESSAGE,
     Limits,
@@ -41,6 +46,8 @@ from outpost_readings.domain.readings import (
 )
 
 DeviceExists = Callable[[RequestContext, UUID], Awaitable[bool]]
+# JetStream publish, waiting for the stream's ack: (subject, payload, headers).
+Publish = Callable[[str, bytes, dict[str, str]], Awaitable[None]]
 
 
 class Partitions:
@@ -72,6 +79,8 @@ class Deps:
     # when this is on (decision 58).
     auto_declare_sensors: bool = True
     partitions: Partitions = field(default_factory=Partitions)
+    # Into TELEMETRY (HTTP batches); None where nothing publishes (ingest-only tests).
+    publish: Publish | None = None
 
 
 @dataclass
@@ -91,6 +100,9 @@ class Incoming:
     first_delivery: bool = True
     # The last delivery the consumer will make: an unknown device is quarantined, not retried.
     last_attempt: bool = False
+    # Where the message came from: a device over the broker, or an HTTP batch (its ``seq``
+    # is not the device's numbering and does not count towards seq gaps).
+    source: str = "nats"
 
 
 @dataclass
@@ -127,7 +139,7 @@ def _quarantine_rows(item: Incoming, rejected: list[Rejected]) -> list[store.Qua
                 reason=r.reason.value,
                 detail=r.detail,
                 payload=payload,
-                source=SOURCE_BROKER,
+                source=item.source,
                 subject=item.subject,
                 stream_seq=item.stream_seq,
                 reading_index=r.index,
@@ -206,7 +218,7 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
                     plan.quarantined.extend(_quarantine_rows(item, verdict.rejected))
                     outcomes[i].stored = len(verdict.rows)
                     outcomes[i].rejected = len(verdict.rejected)
-                    if not verdict.unknown_device:
+                    if not verdict.unknown_device and item.source != api.SOURCE_HTTP:
                         state = plan.seqs.get(item.device_id, seqs.get(item.device_id))
                         advanced = advance_seq(
                             state, item.message.seq, first_delivery=item.first_delivery
@@ -374,6 +386,9 @@ def _quarantined_view(row: Any) -> api.QuarantinedReading:
 async def list_quarantine(
     deps: Deps, ctx: RequestContext, q: api.ListQuarantine
 ) -> Page[api.QuarantinedReading]:
+    if q.query is not None:  # the collection conventions, under the tenant's RLS
+        async with deps.uow(ctx.org_id) as uow:
+            return await list_page(uow.conn, QUARANTINE, q.query, quarantined_view)
     async with deps.uow(ctx.org_id) as uow:
         rows = await store.list_quarantine(
             uow,
@@ -520,6 +535,86 @@ async def get_telemetry_health(
     )
 
 
+_REGISTERED = DeviceStatus.REGISTERED.value
+
+
+async def ingest_batch(deps: Deps, ctx: RequestContext, q: api.IngestReadings) -> api.BatchOutcome:
+    """Check a slice of an HTTP batch item by item and publish what passes into TELEMETRY,
+    one message per device (decision 59). The stream ingest stores it like a device's
+    telemetry and validates it again; a retried request has the same message ids, which
+    the stream drops, and the same readings, which the natural key keeps once."""
+    if deps.publish is None:
+        raise RuntimeError("this process does not publish telemetry")
+    org_id = ctx.org_id
+    arrival = ids.now()
+    refused: list[ItemRefusal] = []
+    groups: dict[UUID, DeviceItems] = {}
+    for offset, raw in enumerate(q.readings):
+        index = q.first_index + offset
+        try:
+            item = msgspec.convert(raw, api.BatchReading)
+        except msgspec.ValidationError as exc:
+            refused.append(ItemRefusal(index=index, reason="invalid_item", detail=str(exc)))
+            continue
+        group = groups.setdefault(
+            item.device_id, DeviceItems(device_id=item.device_id, indexes=[], readings=[])
+        )
+        group.indexes.append(index)
+        group.readings.append(
+            api.TelemetryReading(sensor=item.sensor, value=item.value, ts=item.ts)
+        )
+    async with deps.uow(org_id) as uow:  # under the tenant's RLS: only its own devices
+        statuses = await store.device_statuses(uow, groups)
+        sensors = await store.sensors_of(uow, groups)
+        auto = await store.auto_declare_of(uow, org_id, deps.auto_declare_sensors)
+    outgoing: list[tuple[str, bytes]] = []
+    accepted = 0
+    for device_id, group in groups.items():
+        status = statuses.get(device_id)
+        device_sensors = sensors.get(device_id, {})
+        device_auto = auto
+        if status is None and await deps.device_exists(ctx, device_id):
+            # Registered a moment ago and not in the local registry yet: check what can be
+            # checked now; the stream ingest waits for the registry and checks the rest.
+            status, device_sensors, device_auto = _REGISTERED, {}, True
+        verdict = check_device(
+            org_id,
+            group,
+            arrival,
+            deps.limits,
+            device_status=status,
+            sensors=device_sensors,
+            auto_declare=device_auto,
+        )
+        refused.extend(verdict.refused)
+        if verdict.message is not None:
+            accepted += len(verdict.message.readings)
+            outgoing.append(
+                (subjects.telemetry(org_id, device_id), msgspec.json.encode(verdict.message))
+            )
+    publish = deps.publish
+    await asyncio.gather(
+        *(
+            publish(
+                subject,
+                payload,
+                {
+                    "Nats-Msg-Id": message_id(subject, payload),
+                    api.SOURCE_HEADER: api.SOURCE_HTTP,
+                },
+            )
+            for subject, payload in outgoing
+        )
+    )
+    refused.sort(key=lambda r: r.index)
+    return api.BatchOutcome(
+        accepted=accepted,
+        rejected=[
+            api.BatchRejection(index=r.index, reason=r.reason, detail=r.detail) for r in refused
+        ],
+    )
+
+
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
 HANDLERS: dict[Operation[Any, Any], Handler] = {
@@ -528,4 +623,5 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.REPLAY_QUARANTINE: replay_quarantine,
     api.DISCARD_QUARANTINE: discard_quarantine,
     api.GET_TELEMETRY_HEALTH: get_telemetry_health,
+    api.INGEST_READINGS: ingest_batch,
 }

@@ -19,7 +19,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
 from outpost_contracts import subjects
-from outpost_contracts.readings import TelemetryMessage
+from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids
 from outpost_kit.consumer import PermanentFailure, backoff_seconds, dead_letter
@@ -55,6 +55,8 @@ def _incoming(msg: Msg, max_deliver: int) -> Incoming:
         first_delivery=attempt <= 1,
         last_attempt=attempt >= max_deliver,
     )
+    if msg.headers and msg.headers.get(SOURCE_HEADER) == SOURCE_HTTP:
+        incoming.source = SOURCE_HTTP  # an HTTP batch (decision 59): its seq is not counted
     try:
         incoming.message = _decoder.decode(msg.data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
