@@ -4,6 +4,7 @@ each device's ``seq`` state."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -184,20 +185,29 @@ async def partitions(uow: UnitOfWork) -> list[str]:
 STAGING_COLUMNS = ("org_id", "device_id", "sensor", "ts", "kind", "num", "txt", "seq")
 
 
+# Driver connections whose session has the staging table (a temp table lives as long as
+# its session): created once per connection, not once per batch. ``forget_staging`` after a
+# failed transaction, whose rollback may have taken the table with it.
+_staged_sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def forget_staging() -> None:
+    _staged_sessions.clear()
+
+
 async def stage_readings(uow: UnitOfWork, rows: Sequence[Reading]) -> None:
     """COPY ``rows`` into this session's staging table (emptied at every commit)."""
     driver = await _driver(uow)
-    await driver.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS readings_staging ("
-        " org_id uuid, device_id uuid, sensor text, ts timestamptz, kind smallint,"
-        " num double precision, txt text, seq bigint) ON COMMIT DELETE ROWS"
-    )
+    if driver not in _staged_sessions:
+        await driver.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_staging ("
+            " org_id uuid, device_id uuid, sensor text, ts timestamptz, kind smallint,"
+            " num double precision, txt text, seq bigint) ON COMMIT DELETE ROWS"
+        )
+        _staged_sessions.add(driver)
+    # Reading's fields are the staging columns in order (``kind`` an int subclass).
     await driver.copy_records_to_table(
-        "readings_staging",
-        records=[
-            (r.org_id, r.device_id, r.sensor, r.ts, int(r.kind), r.num, r.txt, r.seq) for r in rows
-        ],
-        columns=STAGING_COLUMNS,
+        "readings_staging", records=map(msgspec.structs.astuple, rows), columns=STAGING_COLUMNS
     )
 
 

@@ -243,6 +243,7 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
             await uow.commit()
     except Exception:
         deps.partitions.forget()
+        store.forget_staging()
         raise
     return outcomes
 

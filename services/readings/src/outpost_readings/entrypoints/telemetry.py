@@ -64,35 +64,71 @@ def _incoming(msg: Msg, max_deliver: int) -> Incoming:
     return incoming
 
 
+async def _fetch(
+    sub: JetStreamContext.PullSubscription, batch: int, max_deliver: int
+) -> list[tuple[Msg, Incoming | PermanentFailure]]:
+    """The next batch, decoded; empty when there was nothing to fetch (or fetching
+    failed, after a pause)."""
+    try:
+        msgs = await sub.fetch(batch, timeout=1.0)
+    except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
+        return []
+    except Exception as exc:
+        _log.warning("telemetry fetch failed: %r", exc)
+        await asyncio.sleep(0.5)
+        return []
+    return [(msg, _decoded(msg, max_deliver)) for msg in msgs]
+
+
+def _decoded(msg: Msg, max_deliver: int) -> Incoming | PermanentFailure:
+    try:
+        return _incoming(msg, max_deliver)
+    except PermanentFailure as exc:
+        return exc
+
+
 async def run(
     deps: Deps, js: JetStreamContext, spec: ConsumerSpec, batch: int, stop: asyncio.Event
 ) -> None:
+    """Fetch and decode the next batch while the previous one is stored: one fetch in
+    flight at a time, batches stored one after the other in fetch order, each acked only
+    after its commit."""
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
+    ahead: asyncio.Task[list[tuple[Msg, Incoming | PermanentFailure]]] | None = None
     try:
         while not stop.is_set():
-            try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
+            fetched = await (ahead or _fetch(sub, batch, spec.max_deliver))
+            ahead = None
+            if not fetched:
                 continue
-            except Exception as exc:
-                _log.warning("telemetry fetch failed: %r", exc)
-                await asyncio.sleep(0.5)
-                continue
-            await handle(deps, spec, msgs)
+            if not stop.is_set():
+                ahead = asyncio.create_task(_fetch(sub, batch, spec.max_deliver))
+            await handle_decoded(deps, spec, fetched)
     finally:
+        if ahead is not None:  # fetched but never stored: deliver them again now
+            with contextlib.suppress(Exception):
+                for msg, _ in await ahead:
+                    await msg.nak()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
 
 async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
-    """Store a fetched batch in one transaction, then ack every message it settled. Nothing
+    """Store a fetched batch in one transaction, then ack every message it settled."""
+    await handle_decoded(deps, spec, [(msg, _decoded(msg, spec.max_deliver)) for msg in msgs])
+
+
+async def handle_decoded(
+    deps: Deps, spec: ConsumerSpec, fetched: list[tuple[Msg, Incoming | PermanentFailure]]
+) -> None:
+    """Store a decoded batch in one transaction, then ack every message it settled. Nothing
     is acked before the commit; a crash in between redelivers, and storing is idempotent."""
     good: list[tuple[Msg, Incoming]] = []
-    for msg in msgs:
-        try:
-            good.append((msg, _incoming(msg, spec.max_deliver)))
-        except PermanentFailure as exc:
-            await dead_letter(deps.uow, spec.name, msg, exc)
+    for msg, item in fetched:
+        if isinstance(item, PermanentFailure):
+            await dead_letter(deps.uow, spec.name, msg, item)
+        else:
+            good.append((msg, item))
     if not good:
         return
     try:
@@ -102,10 +138,13 @@ async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
         for msg, _ in good:
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
         return
+    stored = rejected = 0
     for (msg, _), outcome in zip(good, outcomes, strict=True):
         if outcome.retry:  # the registry may not have caught up with the registration yet
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
             continue
-        STORED.inc(outcome.stored)
-        REJECTED.inc(outcome.rejected)
+        stored += outcome.stored
+        rejected += outcome.rejected
         await msg.ack()
+    STORED.inc(stored)
+    REJECTED.inc(rejected)
