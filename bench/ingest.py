@@ -436,9 +436,10 @@ async def _main(args: argparse.Namespace, nats_url: str, admin_dsn: str) -> list
     bench = Bench(nats_url, admin_dsn, app_dsn, Path(args.profile) if args.profile else None)
     await bench.setup()
     results = []
-    shapes = [(100, args.readings // 100), (1, args.messages)]
+    wanted = {int(s) for s in args.shapes.split(",")}
+    shapes = [(s, n) for s, n in ((100, args.readings // 100), (1, args.messages)) if s in wanted]
     for shape, messages in shapes:
-        for mode in ("consume+store", "publish->queryable"):
+        for mode in args.modes.split(","):
             for kind in ("raw", "platform"):
                 if args.only and kind != args.only:
                     continue
@@ -455,6 +456,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000, help="at 1 per message")
     parser.add_argument("--profile", help="directory for py-spy raw profiles of the platform")
     parser.add_argument("--only", choices=("raw", "platform"))
+    parser.add_argument("--modes", default="consume+store,publish->queryable")
+    parser.add_argument("--shapes", default="100,1", help="readings per message to run")
     args = parser.parse_args()
 
     from outpost_kit.infra import NatsServer, PostgresCluster

@@ -667,3 +667,21 @@ async def test_the_audit_admits_only_the_declared_ddl_definer(postgres_dsn: str)
     finally:
         await admin.close()
         await conn.close()
+
+
+async def test_a_first_delivery_repeating_stored_readings_stores_each_once(env: Env) -> None:
+    """A message on its first delivery is stored with a plain INSERT; when it repeats
+    readings already stored (another message, or two messages of one batch), the savepoint
+    is rolled back and ON CONFLICT DO NOTHING stores only the new ones."""
+    org = ids.new_id()
+    device = await env.device(org)
+    spec = await env.consumer(org)
+    first = [{"sensor": "t", "ts": _at(i), "value": i} for i in range(10)]
+    await env.publish(org, device, {"seq": 1, "readings": first})
+    await _drain(env, spec, 1)
+    again = [{"sensor": "t", "ts": _at(i), "value": i} for i in range(5, 15)]
+    await env.publish(org, device, {"seq": 2, "readings": again})
+    await env.publish(org, device, {"seq": 3, "readings": again})
+    await _drain(env, spec, 2)
+    assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(15,)]
+    assert await env.rows(org, "SELECT count(*) AS n FROM quarantine") == [(0,)]

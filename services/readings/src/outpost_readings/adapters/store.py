@@ -211,16 +211,39 @@ async def stage_readings(uow: UnitOfWork, rows: Sequence[Reading]) -> None:
     )
 
 
-async def store_staged(uow: UnitOfWork, org_id: UUID, received_at: datetime) -> int:
+UNIQUE_VIOLATION = "23505"
+_INSERT_STAGED = (
+    "INSERT INTO readings (org_id, device_id, sensor, ts, kind, num, txt, seq, received_at)"
+    " SELECT org_id, device_id, sensor, ts, kind, num, txt, seq, $2"
+    " FROM readings_staging WHERE org_id = $1"
+)
+
+
+async def store_staged(
+    uow: UnitOfWork, org_id: UUID, received_at: datetime, *, fresh: bool = False
+) -> int:
     """Move the tenant's staged rows into ``readings``, skipping readings already stored (a
-    redelivery); returns how many were new."""
-    status = await (await _driver(uow)).execute(
-        "INSERT INTO readings (org_id, device_id, sensor, ts, kind, num, txt, seq, received_at)"
-        " SELECT org_id, device_id, sensor, ts, kind, num, txt, seq, $2"
-        " FROM readings_staging WHERE org_id = $1 ON CONFLICT DO NOTHING",
-        org_id,
-        received_at,
-    )
+    redelivery); returns how many were new.
+
+    ``fresh``: every staged row comes from a message delivered for the first time, so a
+    conflict is unlikely. A plain INSERT is tried first (cheaper than ON CONFLICT's
+    speculative insertion), in a savepoint; should any row already be stored after all (a
+    device sending a reading again in another message), the savepoint is rolled back and
+    the rows go through ON CONFLICT DO NOTHING. Either way the primary key decides: nothing
+    is stored twice."""
+    driver = await _driver(uow)
+    if fresh:
+        await driver.execute("SAVEPOINT readings_fresh")
+        try:
+            status = await driver.execute(_INSERT_STAGED, org_id, received_at)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            await driver.execute("ROLLBACK TO SAVEPOINT readings_fresh")
+        else:
+            await driver.execute("RELEASE SAVEPOINT readings_fresh")
+            return int(status.rsplit(" ", 1)[-1])
+    status = await driver.execute(f"{_INSERT_STAGED} ON CONFLICT DO NOTHING", org_id, received_at)
     return int(status.rsplit(" ", 1)[-1])
 
 

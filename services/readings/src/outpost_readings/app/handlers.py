@@ -156,6 +156,8 @@ class _OrgPlan:
     declared: list[tuple[UUID, str, SensorSpec]] = field(default_factory=list)
     seqs: dict[UUID, SeqState] = field(default_factory=dict)
     stored: int = 0
+    # Every message of the organization in this batch is on its first delivery.
+    fresh: bool = True
 
 
 async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> list[Outcome]:
@@ -183,6 +185,7 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
                 auto = await store.auto_declare_of(uow, org_id, deps.auto_declare_sensors)
                 for i in indexes:  # in stream order
                     item = batch[i]
+                    plan.fresh = plan.fresh and item.first_delivery
                     if item.message is None:
                         refusal = Rejected(
                             index=WHOLE_MESSAGE, reason=Reason.INVALID_PAYLOAD, detail=item.error
@@ -237,7 +240,9 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
                         uow, plan.org_id, device_id, key, spec, replace=False
                     )
                 if rows:
-                    plan.stored = await store.store_staged(uow, plan.org_id, received_at)
+                    plan.stored = await store.store_staged(
+                        uow, plan.org_id, received_at, fresh=plan.fresh
+                    )
                 await store.quarantine(uow, plan.quarantined, received_at)
                 await store.save_seq_states(uow, plan.org_id, plan.seqs, received_at)
             await uow.commit()
