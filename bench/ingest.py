@@ -167,6 +167,18 @@ def _consumer_main(kind: str, nats_url: str, dsn: str, durable: str, pipe: Conne
 # -- the parent ---------------------------------------------------------------------------
 
 
+def _start_py_spy(pid: int | None, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` into ``out`` (raw format) until it receives SIGINT."""
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--pid", str(pid), "--format", "raw", "-o", str(out)),
+            *("--rate", "200", "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @dataclass
 class Result:
     label: str
@@ -197,7 +209,8 @@ class Result:
         ok = "ok" if self.stored == self.readings else f"STORED {self.stored}!"
         cpu_us = self.consumer_cpu / self.readings * 1e6
         return (
-            f"{self.shape:>9} {self.mode:<18} {self.label:<9} {self.readings:>9,} {self.seconds:7.2f}"
+            f"{self.shape:>9} {self.mode:<18} {self.label:<9} {self.readings:>9,}"
+            f" {self.seconds:7.2f}"
             f" {self.rps:>10,.0f} {self.mps:>9,.0f} {cpu_us:8.2f} {lat} {ok}"
         )
 
@@ -380,23 +393,7 @@ class Bench:
         spy = None
         if prepub and self.profile is not None and kind == "platform":
             out = self.profile / f"platform-{shape}.txt"
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(proc.pid),
-                    "--format",
-                    "raw",
-                    "-o",
-                    str(out),
-                    "--rate",
-                    "200",
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = _start_py_spy(proc.pid, out)
             await asyncio.sleep(1.0)
         started = time.monotonic()
         parent.send("go")

@@ -150,6 +150,8 @@ def validate(
             refuse(index, item, Reason.DUPLICATE, "duplicate sensor and timestamp")
             continue
         value = item.value
+        num: float | None
+        txt: str | None
         if type(value) is float:  # the common case first
             kind, num, txt = Kind.NUMBER, value, None
         else:
