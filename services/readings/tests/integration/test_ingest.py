@@ -216,23 +216,31 @@ async def test_copy_ingest_quarantine_and_seq_gaps(env: Env) -> None:
     )
     await env.publish(org, device, {"seq": 6, "readings": [{"sensor": "temp", "value": 1}]})
     await env.publish(org, device, b"{not json")
+    # A sensor key the contract refuses: the decoder lets it through (WireSensorKey), the
+    # domain refuses the whole message in the decoder's words; it still counts as seq 7.
+    bad_key = {
+        "seq": 7,
+        "readings": [{"sensor": "temp", "value": 1}, {"sensor": "a b", "value": 1}],
+    }
+    await env.publish(org, device, bad_key)
     await env.publish(org, gone, {"seq": 1, "readings": [{"sensor": "temp", "value": 1}]})
     # A device the registry does not know: retried, then quarantined at the last delivery.
     await env.publish(org, unknown, {"seq": 1, "readings": [{"sensor": "temp", "value": 1}]})
-    await _drain(env, spec, 6)
+    await _drain(env, spec, 7)
 
     stored = await env.rows(org, "SELECT sensor, count(*) AS n FROM readings GROUP BY sensor")
     assert {r["sensor"]: r["n"] for r in stored} == {"temp": 201, "door": 1}
     quarantined = await env.rows(
         org,
-        "SELECT device_id, reason, reading_index, sensor, payload, source, subject, stream_seq"
-        " FROM quarantine ORDER BY stream_seq, reading_index",
+        "SELECT device_id, reason, reading_index, sensor, payload, source, subject, stream_seq,"
+        " detail FROM quarantine ORDER BY stream_seq, reading_index",
     )
     assert [(q["device_id"], q["reason"], q["reading_index"]) for q in quarantined] == [
         (device, "out_of_range", 0),
         (device, "wrong_type", 1),
         (device, "wrong_type", 3),
         (device, "ts_in_future", 4),
+        (device, "invalid_payload", -1),
         (device, "invalid_payload", -1),
         (gone, "device_decommissioned", -1),
         (unknown, "unknown_device", -1),
@@ -245,17 +253,22 @@ async def test_copy_ingest_quarantine_and_seq_gaps(env: Env) -> None:
         "readings": [{"sensor": "temp", "value": 99, "ts": _at(300)}],
     }
     assert quarantined[4]["payload"] == b"{not json"
+    assert msgspec.json.decode(quarantined[5]["payload"]) == bad_key
+    assert quarantined[5]["detail"] == (
+        "invalid telemetry payload: Expected `str` matching regex '^[A-Za-z0-9_.:-]+$'"
+        " - at `$.readings[1].sensor`"
+    )
     sensors = await env.rows(org, "SELECT key, value_type, auto FROM sensors ORDER BY key")
     assert [tuple(s) for s in sensors] == [("door", "BOOLEAN", True), ("temp", "NUMBER", False)]
     seq = await env.rows(org, "SELECT device_id, last_seq, gaps FROM device_seq")
     assert {s["device_id"]: (s["last_seq"], s["gaps"]) for s in seq} == {
-        device: (6, 3),
+        device: (7, 3),
         gone: (1, 0),
     }
     health = await handlers.get_telemetry_health(
         env.deps, _ctx(org), GetTelemetryHealth(device_id=device)
     )
-    assert (health.last_seq, health.seq_gaps, health.seq_resets, health.quarantined) == (6, 3, 0, 5)
+    assert (health.last_seq, health.seq_gaps, health.seq_resets, health.quarantined) == (7, 3, 0, 6)
     with pytest.raises(NotFound):  # another organization's device
         await handlers.get_telemetry_health(
             env.deps, _ctx(ids.new_id()), GetTelemetryHealth(device_id=device)

@@ -7,7 +7,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +41,7 @@ from outpost_readings.domain.readings import (
     SensorSpec,
     SeqState,
     advance_seq,
+    partition_days,
     validate,
     value_of,
 )
@@ -114,10 +115,6 @@ class Outcome:
 
 
 SOURCE_BROKER = "nats"
-
-
-def _day(ts: datetime) -> date:
-    return ts.astimezone(UTC).date()
 
 
 def _quarantine_rows(item: Incoming, rejected: list[Rejected]) -> list[store.QuarantineRow]:
@@ -230,7 +227,7 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
                             plan.seqs[item.device_id] = advanced
             # Every partition the batch needs exists before the first row is written (adding
             # one locks the parent: never while this transaction holds a lock on it).
-            await deps.partitions.ensure(uow, {_day(r.ts) for r in rows})
+            await deps.partitions.ensure(uow, partition_days(rows))
             if rows:
                 await store.stage_readings(uow, rows)
             for plan in plans:
@@ -481,7 +478,7 @@ async def replay_quarantine(
                         source=row.source,
                     )
                 )
-        await deps.partitions.ensure(uow, {_day(r.ts) for r in rows})
+        await deps.partitions.ensure(uow, partition_days(rows))
         stored = 0
         if rows:
             await store.stage_readings(uow, rows)

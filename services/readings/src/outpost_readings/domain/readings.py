@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.readings import TelemetryMessage, TelemetryReading
+from outpost_contracts.readings import SensorKey, TelemetryMessage, TelemetryReading
 
 
 class Kind(enum.IntEnum):
@@ -89,6 +89,35 @@ class Verdict(msgspec.Struct, kw_only=True):
     unknown_device: bool = False
 
 
+# Sensor keys already found good in this process: the decoder does not check the pattern
+# (``WireSensorKey``), so each distinct key is checked here once. Bounded: a device cycling
+# through made-up keys empties it now and then, it never grows without end.
+_GOOD_KEYS: set[str] = set()
+_GOOD_KEYS_MAX = 65_536
+
+
+def sensor_key_problem(key: str) -> str | None:
+    """What the contract's ``SensorKey`` says of ``key``, in msgspec's words; None when good."""
+    if key in _GOOD_KEYS:
+        return None
+    try:
+        msgspec.convert(key, SensorKey)
+    except msgspec.ValidationError as exc:
+        return str(exc)
+    if len(_GOOD_KEYS) >= _GOOD_KEYS_MAX:
+        _GOOD_KEYS.clear()
+    _GOOD_KEYS.add(key)
+    return None
+
+
+def _invalid_key(index: int, problem: str) -> Verdict:
+    """The whole message refused, as the decoder would have refused it (same wording)."""
+    detail = f"invalid telemetry payload: {problem} - at `$.readings[{index}].sensor`"
+    return Verdict(
+        rejected=[Rejected(index=WHOLE_MESSAGE, reason=Reason.INVALID_PAYLOAD, detail=detail)]
+    )
+
+
 def _typed(value: float | int | bool | str) -> tuple[Kind, float | None, str | None]:
     if isinstance(value, bool):
         return Kind.BOOL, float(value), None
@@ -132,11 +161,15 @@ def validate(
     declared = verdict.declared
     keep, mark = verdict.rows.append, seen.add
     seq = message.seq
+    good_keys = _GOOD_KEYS
 
     def refuse(index: int, item: TelemetryReading, reason: Reason, detail: str) -> None:
         verdict.rejected.append(Rejected(index=index, reason=reason, detail=detail, reading=item))
 
     for index, item in enumerate(message.readings):
+        sensor = item.sensor
+        if sensor not in good_keys and (problem := sensor_key_problem(sensor)) is not None:
+            return _invalid_key(index, problem)
         ts = item.ts or arrival
         if ts > latest:
             refuse(index, item, Reason.TS_IN_FUTURE, "timestamp is too far in the future")
@@ -144,7 +177,6 @@ def validate(
         if ts < earliest:
             refuse(index, item, Reason.TS_IN_PAST, "timestamp is too far in the past")
             continue
-        sensor = item.sensor
         key = (sensor, ts)
         if key in seen:
             refuse(index, item, Reason.DUPLICATE, "duplicate sensor and timestamp")
@@ -204,6 +236,25 @@ def validate(
             )
         )
     return verdict
+
+
+# A batch spanning at most this many days gets every day between its first and last reading.
+_DENSE_DAYS = 2
+
+
+def partition_days(rows: list[Reading]) -> set[date]:
+    """The UTC days (partitions) the rows fall on. A batch nearly always spans a day or two:
+    then every day from the earliest to the latest, found from min/max rather than a date
+    per row (the ingest hot path); a wider batch (a backfill) gets its exact days, so no
+    empty partitions are made for the gaps."""
+    if not rows:
+        return set()
+    first = min(r.ts for r in rows).astimezone(UTC).date()
+    last = max(r.ts for r in rows).astimezone(UTC).date()
+    span = (last - first).days
+    if span > _DENSE_DAYS:
+        return {r.ts.astimezone(UTC).date() for r in rows}
+    return {first + timedelta(days=n) for n in range(span + 1)}
 
 
 def _in_range(num: float, spec: SensorSpec) -> bool:
