@@ -23,11 +23,12 @@ MIN_RETENTION_DAYS = 1
 # the schema's owner may drop a table and the service connects as its app role. It takes a
 # date, not a name, so it can only ever name ``readings_pYYYYMMDD``; it drops that only if
 # it is a partition of ``readings`` and its day ended more than MIN_RETENTION_DAYS days ago;
-# it reads and returns no row; the search path is pinned, the lock wait bounded, and only
+# it reads and returns no row; the search path is pinned, the lock wait bounded (dropping a
+# partition needs the parent's exclusive lock, and ingest queues behind a waiting drop), and only
 # the app role may execute it (the rls-audit checks the last three).
 DROP_PARTITION = f"""
 CREATE FUNCTION drop_readings_partition(day date) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '10s'
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '3s'
 AS $fn$
 DECLARE
     part text := 'readings_p' || to_char(day, 'YYYYMMDD');

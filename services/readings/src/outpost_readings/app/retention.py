@@ -65,13 +65,15 @@ async def apply_retention(
             if forget is not None:
                 forget.discard(day)
         for expiry in the_plan.expiries:
+            async with uow_factory(expiry.org_id) as uow:
+                devices = await store.tenant_devices(uow)
             for table in store.EXPIRING:
                 if table.by_partition and not expiry.edges:
                     continue  # dropping partitions takes them
                 total = 0
                 while True:
                     async with uow_factory(expiry.org_id) as uow:
-                        n = await store.delete_expired(uow, table, expiry.cutoff, batch)
+                        n = await store.delete_expired(uow, table, expiry.cutoff, batch, devices)
                         await uow.commit()
                     total += n
                     if n < batch:
