@@ -6,6 +6,7 @@ rls-audit still clean."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from outpost_contracts import annotations as api
@@ -24,7 +26,7 @@ from outpost_kit import ids
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
-from outpost_kit.db.migrate import upgrade
+from outpost_kit.db.migrate import _config, upgrade
 from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
@@ -238,3 +240,36 @@ async def test_tenants_are_learnt_from_the_device_registry(env: Env) -> None:
         assert org in await retention_store.tenants(uow)
         # The list holds ids only; the rows behind them stay under RLS.
         assert (await uow.execute("SELECT count(*) FROM devices")).scalar_one() == 0
+
+
+async def test_the_migration_learns_existing_tenants_and_goes_down_and_up_again(
+    postgres_dsn: str,
+) -> None:
+    """0002 → 0004 fills retention_tenants from the devices already there (RLS forced on
+    them again afterwards); 0004 → 0002 → 0004 round-trips."""
+    service = f"readings{secrets.token_hex(3)}"
+    dsn = await provision_service(postgres_dsn, service, secrets.token_urlsafe(16))
+    where = migrations_dir(bootstrap.__file__)
+    await upgrade(postgres_dsn, service, where, revision="0002")
+    org = ids.new_id()
+    conn = await asyncpg.connect(plain_dsn(dsn))
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
+            await conn.execute(
+                "INSERT INTO devices (org_id, id, name, status, version)"
+                " VALUES ($1, $2, 'd', 'REGISTERED', 1)",
+                org,
+                ids.new_id(),
+            )
+        await upgrade(postgres_dsn, service, where)
+        assert await conn.fetchval("SELECT array_agg(tenant) FROM retention_tenants") == [org]
+        assert await rls_violations(conn, service) == []
+        config = _config(postgres_dsn, service, where)
+        await asyncio.to_thread(command.downgrade, config, "0002")
+        assert await conn.fetchval("SELECT to_regclass('annotations')") is None
+        await upgrade(postgres_dsn, service, where)
+        assert await conn.fetchval("SELECT to_regclass('annotations')") is not None
+        assert await rls_violations(conn, service) == []
+    finally:
+        await conn.close()
