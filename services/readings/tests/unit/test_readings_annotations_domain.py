@@ -62,6 +62,11 @@ def test_an_annotation_keeps_from_before_to_on_create_and_on_the_patched_state()
     with pytest.raises(ValidationFailed) as bad:
         domain.decide_annotation(None, _create(NOW, NOW - timedelta(seconds=1)), NOW)
     assert bad.value.fields[0].name == "from"
+    # An instant with no UTC form is refused, not a failure further down.
+    far = datetime.fromisoformat("9999-12-31T23:59:59-14:00")
+    with pytest.raises(ValidationFailed) as bad:
+        domain.decide_annotation(None, _create(NOW, far), NOW)
+    assert bad.value.fields[0].name == "to"
     instant = domain.decide_annotation(None, _create(NOW, NOW), NOW)
     assert isinstance(instant[0], api.AnnotationCreated) and instant[0].from_ == instant[0].to
     created = domain.decide_annotation(None, _create(NOW, NOW + timedelta(hours=1)), NOW)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -191,7 +192,9 @@ async def get_annotation(
     return store.annotation_view(row)
 
 
-def _window(start: Any, end: Any) -> None:
+def _window(start: datetime | None, end: datetime | None) -> None:
+    start = None if start is None else domain.in_utc(start, "from")
+    end = None if end is None else domain.in_utc(end, "to")
     if start is not None and end is not None and start >= end:
         raise validation_error("from", "must be before 'to'")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -96,8 +96,17 @@ def _changes(state: Any, patch: Any, fields: Mapping[str, str]) -> dict[str, Any
     return {k: v for k, v in new.items() if v != getattr(state, fields[k])}
 
 
+def in_utc(value: datetime, field: str) -> datetime:
+    """``value`` in UTC; a ``validation_error`` naming ``field`` for an instant that has no
+    UTC form (year 9999 at -14:00 is in year 10000)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise validation_error(field, "out of range") from None
+
+
 def _check_range(start: datetime, end: datetime) -> None:
-    if start > end:
+    if in_utc(start, "from") > in_utc(end, "to"):
         raise validation_error("from", "must not be after 'to'")
 
 
