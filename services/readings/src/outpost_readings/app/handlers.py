@@ -274,10 +274,19 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
             data.name,
             DeviceStatus.REGISTERED.value,
             event.version,
+            group_id=data.group_id,
+            site_id=data.site_id,
         )
     elif isinstance(data, DeviceUpdated):
         name = data.name if "name" in data.changed else None
-        await store.update_device(uow, event.org_id, event.stream_id, event.version, name=name)
+        placement: dict[str, UUID | None] = {}
+        if "groupId" in data.changed:
+            placement["group_id"] = data.group_id
+        if "siteId" in data.changed:
+            placement["site_id"] = data.site_id
+        await store.update_device(
+            uow, event.org_id, event.stream_id, event.version, name=name, placement=placement
+        )
     elif isinstance(data, DeviceDecommissioned):
         await store.update_device(
             uow,
