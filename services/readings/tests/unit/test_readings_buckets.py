@@ -61,7 +61,7 @@ def test_boundaries_match_the_definition(name: str, interval: Interval) -> None:
         scanned = _scan(tz, n, lo - timedelta(days=2), hi + timedelta(days=2))
         inside = [s for s in scanned if lo <= s < hi]
         before = [s for s in scanned if s <= lo][-1]
-        after = [s for s in scanned if s >= hi][0]
+        after = next(s for s in scanned if s >= hi)
         assert got.starts == ([before] if before < lo else []) + inside
         assert got.end == after
 

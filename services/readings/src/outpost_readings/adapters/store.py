@@ -33,8 +33,15 @@ async def upsert_device(
         " ON CONFLICT (org_id, id) DO UPDATE SET name = excluded.name, status = excluded.status,"
         " version = excluded.version, group_id = excluded.group_id, site_id = excluded.site_id"
         " WHERE devices.version < excluded.version",
-        {"o": org_id, "i": device_id, "n": name, "s": status, "v": version, "g": group_id,
-         "site": site_id},
+        {
+            "o": org_id,
+            "i": device_id,
+            "n": name,
+            "s": status,
+            "v": version,
+            "g": group_id,
+            "site": site_id,
+        },
     )
 
 
@@ -271,8 +278,7 @@ def _rollup_upsert(table: str, unit: str, source: str, where: str) -> str:
 # First delivery, the plain INSERT went through: every staged row of the tenant is new, so
 # the rollups are fed from the staging table.
 _ROLLUP_STAGED = [
-    _rollup_upsert(table, unit, "readings_staging", " AND org_id = $1")
-    for table, unit in ROLLUPS
+    _rollup_upsert(table, unit, "readings_staging", " AND org_id = $1") for table, unit in ROLLUPS
 ]
 # Otherwise one statement: the rows the INSERT … ON CONFLICT DO NOTHING really inserted
 # (RETURNING) feed the rollups, so a redelivered reading is counted once.
@@ -408,37 +414,3 @@ async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:
     return (
         await uow.execute("SELECT 1 FROM devices WHERE id = :i", {"i": device_id})
     ).first() is not None
-
-
-async def select_readings(
-    uow: UnitOfWork,
-    *,
-    device_id: UUID,
-    sensor: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    after: tuple[datetime, str] | None,
-    descending: bool,
-    limit: int,
-) -> list[Any]:
-    clauses = ["device_id = :d"]
-    params: dict[str, Any] = {"d": device_id, "n": limit}
-    if sensor is not None:
-        clauses.append("sensor = :s")
-        params["s"] = sensor
-    if start is not None:
-        clauses.append("ts >= :from")
-        params["from"] = start
-    if end is not None:
-        clauses.append("ts < :to")
-        params["to"] = end
-    if after is not None:
-        clauses.append(f"(ts, sensor) {'<' if descending else '>'} (:ats, :asensor)")
-        params["ats"], params["asensor"] = after
-    order = "DESC" if descending else "ASC"
-    result = await uow.execute(
-        f"SELECT device_id, sensor, ts, kind, num, txt FROM readings WHERE {' AND '.join(clauses)}"
-        f" ORDER BY ts {order}, sensor {order} LIMIT :n",
-        params,
-    )
-    return list(result)

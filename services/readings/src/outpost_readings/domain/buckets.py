@@ -12,7 +12,7 @@ timeline and are named by the instant they start at:
   23 hours.
 - Asia/Kolkata (+05:30): hours start at :30 UTC.
 - Australia/Lord_Howe (half-hour DST): the 01:00 bucket of the autumn night lasts 90
-  minutes (01:00–02:00 +11, then 01:30–02:00 +10:30); in spring the 02:00 bucket starts
+  minutes (01:00-02:00 +11, then 01:30-02:00 +10:30); in spring the 02:00 bucket starts
   at 02:30 +11 and lasts 30 minutes.
 
 Instants are whole seconds here (zone transitions are); readings between two boundaries
@@ -52,7 +52,7 @@ MAX_BUCKETS = 10_080
 # hourly or daily answer in a zone whose boundaries are not whole UTC hours (Asia/Kolkata)
 # is served from it too, and so bounded by it.
 MAX_MINUTE_SOURCE = timedelta(days=105)
-# Devices × rollup rows one request may read (one device: any allowed range; a group of
+# Devices x rollup rows one request may read (one device: any allowed range; a group of
 # 100 devices: two weeks of minutes).
 MAX_SOURCE_ROWS = 2_000_000
 # Statistics read raw rows (percentiles): at most 31 days, and device-days ≤ 1000.
@@ -194,7 +194,7 @@ def _too_many(interval: Interval, limit: int) -> str:
 
 
 def check_source_rows(devices: int, span: timedelta, width: int) -> None:
-    """Devices × rollup rows of ``width`` seconds over ``span``: at most MAX_SOURCE_ROWS;
+    """Devices x rollup rows of ``width`` seconds over ``span``: at most MAX_SOURCE_ROWS;
     a per-minute source covers at most MAX_MINUTE_SOURCE."""
     if width == MINUTE and span > MAX_MINUTE_SOURCE:
         raise QueryLimit(
@@ -228,9 +228,7 @@ def check_stats(devices: int, start: datetime, end: datetime) -> None:
 def check_raw_many(devices: int, start: datetime | None, end: datetime | None) -> None:
     """Raw readings of a group or site: ``from`` and ``to`` required, device-days bounded."""
     if start is None or end is None:
-        raise QueryLimit(
-            "from" if start is None else "to", "required with groupId or siteId"
-        )
+        raise QueryLimit("from" if start is None else "to", "required with groupId or siteId")
     if start >= end:
         raise QueryLimit("from", "must be before 'to'")
     if devices * (end - start) / timedelta(days=1) > MAX_RAW_DEVICE_DAYS:

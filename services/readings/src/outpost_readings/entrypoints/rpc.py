@@ -7,7 +7,8 @@ from typing import Any
 from outpost_contracts.rpc import Operation
 from outpost_kit.responder import Handler, bind
 from outpost_readings.app.handlers import HANDLERS, Deps
+from outpost_readings.app.queries import QUERY_HANDLERS
 
 
 def handlers(deps: Deps) -> dict[Operation[Any, Any], Handler]:
-    return bind(HANDLERS, deps)
+    return bind({**HANDLERS, **QUERY_HANDLERS}, deps)
