@@ -318,7 +318,7 @@ async def test_aggregates_match_brute_force_in_every_zone_interval_and_function(
     # sending readings again in a new message (first delivery: the plain INSERT fails over)
     # store nothing and count nothing twice in the rollups.
     for first_delivery in (False, True):
-        d, s, t, v = batches[0][0]
+        d = batches[0][0][0]
         again = [(s2, t2, v2) for d2, s2, t2, v2 in batches[0] if d2 == d]
         await env.ingest(org, d, again, first_delivery=first_delivery)
         # one new reading among old ones: only it is counted
@@ -412,7 +412,7 @@ async def test_stats_match_python(env: Env) -> None:
     start = datetime(2026, 10, 10, tzinfo=UTC)
     data: dict[tuple[uuid.UUID, str, datetime], Any] = {}
     for d in devices:
-        for i in range(rng.randint(50, 400)):
+        for _ in range(rng.randint(50, 400)):
             data[(d, "temp", start + timedelta(seconds=rng.uniform(0, 86400 * 3)))] = rng.gauss(
                 20, 5
             )
@@ -650,7 +650,8 @@ async def test_the_migration_backfills_rollups_with_row_level_security(postgres_
         async with conn.transaction():
             await conn.execute("SELECT set_config('outpost.org_id', $1, true)", str(org))
             minutes = await conn.fetch(
-                "SELECT bucket, count, sum, min, max, first_value, last_value FROM readings_1m ORDER BY bucket"
+                "SELECT bucket, count, sum, min, max, first_value, last_value FROM readings_1m"
+                " ORDER BY bucket"
             )
             hours = await conn.fetch("SELECT bucket, count, sum FROM readings_1h ORDER BY bucket")
         assert [tuple(r) for r in minutes] == [
