@@ -61,6 +61,24 @@ LIST_READINGS = Operation(SERVICE, "ListReadings", ListReadings, Page[ReadingVie
 # --- aggregated, statistics, latest (decision 60) -----------------------------------------
 
 Interval = Literal["1m", "5m", "15m", "1h", "1d"]
+
+# The limits of reading queries (a ``validation_error`` beyond; the gateway documents them).
+# At most this many buckets in one aggregate request (a week of minutes).
+MAX_BUCKETS = 10_080
+# A range served from the per-minute rollup: at most 105 days (10,080 buckets of 15m); an
+# hourly or daily answer in a zone whose boundaries are not whole UTC hours (Asia/Kolkata)
+# is served from it too, and so bounded by it.
+MAX_MINUTE_SOURCE_DAYS = 105
+# Devices x rollup rows one aggregate request may read (one device: any allowed range; a
+# group of 100 devices: two weeks of minutes).
+MAX_SOURCE_ROWS = 2_000_000
+# Statistics read raw rows (percentiles): at most 31 days, and devices x days <= 1000.
+MAX_STATS_DAYS = 31
+MAX_STATS_DEVICE_DAYS = 1000
+# Raw readings of a group or site: devices x days <= 7 (a device's own: no limit, it pages).
+MAX_RAW_DEVICE_DAYS = 7
+# Devices a group or site may resolve to in one query.
+MAX_QUERY_DEVICES = 1000
 AGGREGATE_FUNCTIONS = ("avg", "min", "max", "sum", "count", "first", "last")
 # Rows of one page of aggregates: a week of minutes of one series.
 MAX_AGGREGATE_LIMIT = 10_080

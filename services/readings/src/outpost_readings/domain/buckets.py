@@ -26,6 +26,8 @@ import enum
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from outpost_contracts import readings as api
+
 
 class Interval(enum.StrEnum):
     M1 = "1m"
@@ -46,22 +48,13 @@ SECONDS = {
 # The rollup tables and the width of their rows, in seconds.
 MINUTE, HOUR = 60, 3600
 
-# At most this many buckets in one request (a week of minutes).
-MAX_BUCKETS = 10_080
-# A range served from the per-minute rollup: at most 105 days (10,080 buckets of 15m); an
-# hourly or daily answer in a zone whose boundaries are not whole UTC hours (Asia/Kolkata)
-# is served from it too, and so bounded by it.
-MAX_MINUTE_SOURCE = timedelta(days=105)
-# Devices x rollup rows one request may read (one device: any allowed range; a group of
-# 100 devices: two weeks of minutes).
-MAX_SOURCE_ROWS = 2_000_000
-# Statistics read raw rows (percentiles): at most 31 days, and device-days ≤ 1000.
-MAX_STATS_RANGE = timedelta(days=31)
-MAX_STATS_DEVICE_DAYS = 1000
-# Raw readings of a group or site: device-days ≤ 7 (a device's own: no limit, it pages).
-MAX_RAW_DEVICE_DAYS = 7
-# Devices a group or site may resolve to in one query.
-MAX_DEVICES = 1000
+MAX_BUCKETS = api.MAX_BUCKETS
+MAX_MINUTE_SOURCE = timedelta(days=api.MAX_MINUTE_SOURCE_DAYS)
+MAX_SOURCE_ROWS = api.MAX_SOURCE_ROWS
+MAX_STATS_RANGE = timedelta(days=api.MAX_STATS_DAYS)
+MAX_STATS_DEVICE_DAYS = api.MAX_STATS_DEVICE_DAYS
+MAX_RAW_DEVICE_DAYS = api.MAX_RAW_DEVICE_DAYS
+MAX_DEVICES = api.MAX_QUERY_DEVICES
 
 
 class QueryLimit(Exception):
