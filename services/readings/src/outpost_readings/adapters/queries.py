@@ -10,6 +10,7 @@ from uuid import UUID
 
 from outpost_kit.db.uow import UnitOfWork
 from outpost_readings.adapters.store import _driver
+from outpost_readings.domain.buckets import Buckets
 
 ROLLUP_TABLES = {60: "readings_1m", 3600: "readings_1h"}
 
@@ -49,8 +50,7 @@ async def aggregates(
     width: int,
     device_ids: list[UUID],
     sensor: str | None,
-    starts: list[datetime],
-    end: datetime,
+    buckets: Buckets,
     dense: bool,
     after: tuple[datetime, UUID, str] | None,
     limit: int,
@@ -61,7 +61,8 @@ async def aggregates(
     greatest of ``starts`` at or before it (``width_bucket``, a binary search)."""
     sql = _Sql()
     table = ROLLUP_TABLES[width]
-    lo = starts[0] if after is None else max(starts[0], after[0])
+    end = buckets.end
+    lo = buckets.first if after is None else max(buckets.first, after[0])
     where = [
         _devices_clause(sql, "device_id", device_ids),
         f"bucket >= {sql.arg(lo, '::timestamptz')}",
@@ -76,7 +77,7 @@ async def aggregates(
             f" FROM {table} WHERE {' AND '.join(where)}"
         )
     else:
-        edges = sql.arg(starts, "::timestamptz[]")
+        edges = sql.arg(buckets.starts, "::timestamptz[]")
         select = (
             f"SELECT ({edges})[width_bucket(bucket, {edges})] AS ts, device_id, sensor,"
             " sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,"

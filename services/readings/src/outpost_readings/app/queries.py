@@ -182,7 +182,7 @@ async def get_aggregates(
     async with deps.uow(ctx.org_id) as uow:
         devices = await _devices(deps, ctx, uow, target)
         try:
-            b.check_source_rows(max(len(devices), 1), grid.end - grid.starts[0], width)
+            b.check_source_rows(max(len(devices), 1), grid.end - grid.first, width)
         except b.QueryLimit as exc:
             raise _limit_error(exc) from None
         if not devices:
@@ -192,8 +192,7 @@ async def get_aggregates(
             width=width,
             device_ids=devices,
             sensor=q.sensor,
-            starts=grid.starts,
-            end=grid.end,
+            buckets=grid,
             dense=grid.dense(width),
             after=after,
             limit=q.limit + 1,
@@ -209,21 +208,20 @@ async def get_aggregates(
 
 
 def _aggregate_view(r: Any, functions: set[str]) -> api.AggregateView:
-    count = int(r["count"])
-    values: dict[str, Any] = {
-        "avg": r["sum"] / count,
-        "min": r["min"],
-        "max": r["max"],
-        "sum": r["sum"],
-        "count": count,
-        "first": r["first"],
-        "last": r["last"],
-    }
+    unset: Any = msgspec.UNSET
+    count = r["count"]
+    total = r["sum"]
     return api.AggregateView(
         device_id=r["device_id"],
         sensor=r["sensor"],
         ts=r["ts"],
-        **{k: v for k, v in values.items() if k in functions},
+        avg=total / count if "avg" in functions else unset,
+        min=r["min"] if "min" in functions else unset,
+        max=r["max"] if "max" in functions else unset,
+        sum=total if "sum" in functions else unset,
+        count=count if "count" in functions else unset,
+        first=r["first"] if "first" in functions else unset,
+        last=r["last"] if "last" in functions else unset,
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -120,38 +121,54 @@ def _boundaries(tz: ZoneInfo, n: int, lo: int, hi: int) -> list[int]:
             if (a - 1 + prev) // n != (a + off) // n and (a + off) % n != 0:
                 out.append(a)
         w = -(-(a + off) // n) * n  # first aligned wall time at or after a
-        t = w - off
-        while t < b:
-            out.append(t)
-            t += n
+        out.extend(range(w - off, b, n))
     return out
 
 
 class Buckets:
-    """The buckets covering a query's ``[from, to)``, widened to whole buckets: ``starts``
-    (UTC, ascending) and ``end``, where the last one ends."""
+    """The buckets covering a query's ``[from, to)``, widened to whole buckets: their starts
+    (UTC, ascending) and ``end``, where the last one ends. Held as epoch seconds; the
+    instants are made only when asked for (a dense answer needs the first and the end)."""
 
-    def __init__(self, starts: list[datetime], end: datetime) -> None:
-        self.starts = starts
-        self.end = end
+    def __init__(self, seconds: list[int], end: int) -> None:
+        self._seconds = seconds
+        self._end = end
+
+    def __len__(self) -> int:
+        return len(self._seconds)
+
+    @property
+    def first(self) -> datetime:
+        return _utc(self._seconds[0])
+
+    @property
+    def end(self) -> datetime:
+        return _utc(self._end)
+
+    @functools.cached_property
+    def starts(self) -> list[datetime]:
+        return [_EPOCH + timedelta(seconds=t) for t in self._seconds]
 
     def on_grid(self, seconds: int) -> bool:
         """Whether every boundary is a whole multiple of ``seconds`` in UTC (a rollup of
         that width can serve the query)."""
-        return all(int(s.timestamp()) % seconds == 0 for s in (*self.starts, self.end))
+        return self._end % seconds == 0 and all(t % seconds == 0 for t in self._seconds)
 
     def dense(self, seconds: int) -> bool:
         """Whether the buckets are exactly the rollup's rows of width ``seconds``."""
-        span = (self.end - self.starts[0]).total_seconds()
-        return self.on_grid(seconds) and span == len(self.starts) * seconds
+        span = self._end - self._seconds[0]
+        return self.on_grid(seconds) and span == len(self._seconds) * seconds
 
     def start_of(self, t: datetime) -> datetime:
         """The start of the bucket holding ``t`` (which must lie in the range)."""
-        return self.starts[bisect.bisect_right(self.starts, t) - 1]
+        return _utc(self._seconds[bisect.bisect_right(self._seconds, t.timestamp()) - 1])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(t: int) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
+    return _EPOCH + timedelta(seconds=t)
 
 
 def buckets(
@@ -173,10 +190,9 @@ def buckets(
     last = bisect.bisect_left(found, hi)  # the first boundary at or after ``end``
     if first < 0 or last >= len(found):  # cannot happen with the margins above
         raise AssertionError("bucket margins too small")
-    starts = found[first:last]
-    if len(starts) > limit:
+    if last - first > limit:
         raise QueryLimit("interval", _too_many(interval, limit))
-    return Buckets([_utc(t) for t in starts], _utc(found[last]))
+    return Buckets(found[first:last], found[last])
 
 
 def _too_many(interval: Interval, limit: int) -> str:
