@@ -132,6 +132,13 @@ def test_limits() -> None:
     lo = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(b.QueryLimit):
         b.buckets(lo, lo, Interval.H1, ZoneInfo("UTC"))
+    far = datetime(9999, 12, 31, tzinfo=UTC)
+    with pytest.raises(b.QueryLimit) as info:
+        b.buckets(far - timedelta(days=1), far, Interval.H1, ZoneInfo("UTC"))
+    assert info.value.field == "to"
+    with pytest.raises(b.QueryLimit) as info:
+        b.buckets(datetime(1, 1, 2, tzinfo=UTC), lo, Interval.H1, ZoneInfo("UTC"))
+    assert info.value.field == "from"
     with pytest.raises(b.QueryLimit) as info:
         b.zone("Mars/Olympus")
     assert info.value.field == "timezone"

@@ -58,6 +58,11 @@ MAX_RAW_DEVICE_DAYS = api.MAX_RAW_DEVICE_DAYS
 MAX_DEVICES = api.MAX_QUERY_DEVICES
 
 
+# Aggregates are computed for instants in this span (the zone database's, with margin).
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class QueryLimit(Exception):
     """A query beyond a limit: ``field`` names the parameter to change."""
 
@@ -178,6 +183,10 @@ def buckets(
     QueryLimit when ``start`` is not before ``end`` or more than ``limit`` buckets."""
     if start >= end:
         raise QueryLimit("from", "must be before 'to'")
+    if start < EARLIEST:
+        raise QueryLimit("from", f"must not be before {EARLIEST:%Y-%m-%d}")
+    if end > LATEST:
+        raise QueryLimit("to", f"must not be after {LATEST:%Y-%m-%d}")
     n = SECONDS[interval]
     span = (end - start).total_seconds()
     if span / n > limit + 2:  # cheap refusal before any arithmetic
