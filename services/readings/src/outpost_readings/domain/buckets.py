@@ -16,7 +16,8 @@ timeline and are named by the instant they start at:
   at 02:30 +11 and lasts 30 minutes.
 
 Instants are whole seconds here (zone transitions are); readings between two boundaries
-belong to the earlier one.
+belong to the earlier one. The zone is passed in (a ``tzinfo``; the app loads it from the
+zone database).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from outpost_contracts import readings as api
 
@@ -72,17 +72,7 @@ class QueryLimit(Exception):
         self.message = message
 
 
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; QueryLimit on ``timezone`` when there is no such zone."""
-    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
-        raise QueryLimit("timezone", f"{name!r} is not an IANA time zone name")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise QueryLimit("timezone", f"{name!r} is not an IANA time zone name") from None
-
-
-def _offset(tz: ZoneInfo, t: int) -> int:
+def _offset(tz: tzinfo, t: int) -> int:
     off = datetime.fromtimestamp(t, tz).utcoffset()
     assert off is not None
     return int(off.total_seconds())
@@ -91,7 +81,7 @@ def _offset(tz: ZoneInfo, t: int) -> int:
 _STEP = 6 * 3600  # no zone changes its offset twice within six hours
 
 
-def _segments(tz: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int]]:
+def _segments(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
     """``[(start, offset)]`` covering ``[lo, hi)``: the first starts at ``lo``, every other
     at an instant where the offset changes."""
     out = [(lo, _offset(tz, lo))]
@@ -114,7 +104,7 @@ def _segments(tz: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int]]:
     return out
 
 
-def _boundaries(tz: ZoneInfo, n: int, lo: int, hi: int) -> list[int]:
+def _boundaries(tz: tzinfo, n: int, lo: int, hi: int) -> list[int]:
     """Every bucket start in ``[lo, hi)`` (epoch seconds), in order."""
     segs = _segments(tz, lo, hi)
     out: list[int] = []
@@ -177,7 +167,7 @@ def _utc(t: int) -> datetime:
 
 
 def buckets(
-    start: datetime, end: datetime, interval: Interval, tz: ZoneInfo, *, limit: int = MAX_BUCKETS
+    start: datetime, end: datetime, interval: Interval, tz: tzinfo, *, limit: int = MAX_BUCKETS
 ) -> Buckets:
     """The buckets of ``interval`` in ``tz`` that overlap ``[start, end)``.
     QueryLimit when ``start`` is not before ``end`` or more than ``limit`` buckets."""
