@@ -270,7 +270,7 @@ async def _ingest_cost(args: argparse.Namespace, deps: Any, org: uuid.UUID) -> N
     async with deps.uow(org) as uow:
         driver = await store._driver(uow)
         counted = await driver.fetchval(
-            "SELECT sum(count) FROM readings_1m WHERE device_id = ANY($1)", devices
+            "SELECT sum(count)::bigint FROM readings_1m WHERE device_id = ANY($1)", devices
         )
         stored = await driver.fetchval(
             "SELECT count(*) FROM readings WHERE device_id = ANY($1)", devices
