@@ -250,19 +250,34 @@ _INSERT_STAGED = (
 # text is not aggregated). Rows are upserted in key order, so two transactions touching the
 # same buckets lock them in one order. first/last keep the value at the earliest/latest
 # instant, so rollups merge exactly whichever order readings arrive in.
-ROLLUPS = (("readings_1m", "minute"), ("readings_1h", "hour"))
 
 
-def _rollup_upsert(table: str, unit: str, source: str, where: str) -> str:
-    bucket = f"date_trunc('{unit}', ts, 'UTC')"
+def _minutes(source: str, where: str) -> str:
+    """Per-minute figures of numeric rows of ``source`` (the columns of a rollup row)."""
+    return (
+        "SELECT device_id, sensor, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n,"
+        " sum(num) AS s, min(num) AS lo, max(num) AS hi, min(ts) AS fts,"
+        " (array_agg(num ORDER BY ts))[1] AS fv, max(ts) AS lts,"
+        " (array_agg(num ORDER BY ts DESC))[1] AS lv"
+        f" FROM {source} WHERE num IS NOT NULL{where} GROUP BY 1, 2, 3"
+    )
+
+
+# The hours from the minutes (sixty times fewer rows than grouping the readings again).
+_HOURS = (
+    "SELECT device_id, sensor, date_trunc('hour', bucket, 'UTC') AS bucket,"
+    " sum(n)::bigint AS n, sum(s) AS s, min(lo) AS lo, max(hi) AS hi, min(fts) AS fts,"
+    " (array_agg(fv ORDER BY fts))[1] AS fv, max(lts) AS lts,"
+    " (array_agg(lv ORDER BY lts DESC))[1] AS lv FROM m GROUP BY 1, 2, 3"
+)
+
+
+def _upsert(table: str, source: str) -> str:
     return (
         f"INSERT INTO {table} AS t (organization_id, device_id, sensor, bucket, count, sum,"
         " min, max, first_ts, first_value, last_ts, last_value)"
-        f" SELECT $1::uuid, device_id, sensor, {bucket}, count(*), sum(num), min(num),"
-        " max(num), min(ts), (array_agg(num ORDER BY ts))[1], max(ts),"
-        " (array_agg(num ORDER BY ts DESC))[1]"
-        f" FROM {source} WHERE num IS NOT NULL{where}"
-        f" GROUP BY device_id, sensor, {bucket} ORDER BY device_id, sensor, {bucket}"
+        " SELECT $1::uuid, device_id, sensor, bucket, n, s, lo, hi, fts, fv, lts, lv"
+        f" FROM {source} ORDER BY device_id, sensor, bucket"
         " ON CONFLICT (device_id, sensor, bucket) DO UPDATE SET"
         " count = t.count + excluded.count, sum = t.sum + excluded.sum,"
         " min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),"
@@ -276,20 +291,18 @@ def _rollup_upsert(table: str, unit: str, source: str, where: str) -> str:
 
 
 # First delivery, the plain INSERT went through: every staged row of the tenant is new, so
-# the rollups are fed from the staging table.
+# the rollups are fed from the staging table (one statement for both).
 _ROLLUP_STAGED = [
-    _rollup_upsert(table, unit, "readings_staging", " AND org_id = $1") for table, unit in ROLLUPS
+    f"WITH m AS ({_minutes('readings_staging', ' AND org_id = $1')}), h AS ({_HOURS}),"
+    f" m1 AS ({_upsert('readings_1m', 'm')}) {_upsert('readings_1h', 'h')}"
 ]
 # Otherwise one statement: the rows the INSERT … ON CONFLICT DO NOTHING really inserted
 # (RETURNING) feed the rollups, so a redelivered reading is counted once.
 _STORE_AND_ROLL_UP = (
     f"WITH ins AS ({_INSERT_STAGED} ON CONFLICT DO NOTHING"
-    " RETURNING device_id, sensor, ts, num), "
-    + ", ".join(
-        f"r{n} AS ({_rollup_upsert(table, unit, 'ins', '')})"
-        for n, (table, unit) in enumerate(ROLLUPS)
-    )
-    + " SELECT count(*) FROM ins"
+    f" RETURNING device_id, sensor, ts, num), m AS ({_minutes('ins', '')}), h AS ({_HOURS}),"
+    f" m1 AS ({_upsert('readings_1m', 'm')}), h1 AS ({_upsert('readings_1h', 'h')})"
+    " SELECT count(*) FROM ins"
 )
 
 
