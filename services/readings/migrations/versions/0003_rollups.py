@@ -48,6 +48,41 @@ SELECT org_id, device_id, sensor, date_trunc('{unit}', ts, 'UTC'), count(*), sum
 """
 
 
+_ORG = ddl.CURRENT_ORG
+
+# 0002's function, with its second existence check made against pg_class under a fresh
+# snapshot: after waiting for the advisory lock, ``to_regclass`` could still answer from a
+# stale catalog cache (an advisory lock does not process invalidations), so two
+# transactions creating one day's partition at once had the second fail with "already
+# exists" (found by the concurrent ingest test of decision 60).
+ENSURE_PARTITION = f"""
+CREATE OR REPLACE FUNCTION ensure_readings_partition(day date) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+    part text := 'readings_p' || to_char(day, 'YYYYMMDD');
+BEGIN
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.readings_partitions'));
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relname = part AND n.nspname = current_schema()) THEN
+        RETURN false;
+    END IF;
+    EXECUTE format(
+        'CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
+        part, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', part);
+    EXECUTE format(
+        $p$CREATE POLICY tenant_isolation ON %I
+           USING (org_id = {_ORG}) WITH CHECK (org_id = {_ORG})$p$, part);
+    RETURN true;
+END
+$fn$
+"""
+
+
 def _rls(table: str) -> str:
     return (
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n"
@@ -58,6 +93,7 @@ def _rls(table: str) -> str:
 
 
 def upgrade() -> None:
+    op.execute(ENSURE_PARTITION)  # keeps its owner, grants and comment
     ddl.execute(
         op,
         """

@@ -6,6 +6,7 @@ isolation, and the migration's backfill."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import secrets
@@ -668,3 +669,46 @@ async def test_the_migration_backfills_rollups_with_row_level_security(postgres_
         assert await conn.fetch("SELECT * FROM readings_1m") == []
     finally:
         await conn.close()
+
+
+async def test_concurrent_batches_into_the_same_buckets_add_up(env: Env) -> None:
+    """Four transactions upserting the same minute and hour rows at once (replicas ingesting
+    one device): each waits for the other's row lock, none deadlocks, every reading counts
+    once."""
+    org = ids.new_id()
+    devices = [await env.device(org) for _ in range(3)]
+    t0 = datetime(2026, 10, 20, 9, 0, tzinfo=UTC)
+    batches = [
+        {
+            d: [("temp", t0 + timedelta(seconds=4 * i + k), float(k)) for i in range(600)]
+            for d in devices
+        }
+        for k in range(4)
+    ]
+
+    async def one(batch: dict[uuid.UUID, list[tuple[str, datetime, Any]]]) -> None:
+        items = [
+            handlers.Incoming(
+                org_id=org,
+                device_id=d,
+                message=TelemetryMessage(
+                    seq=0, readings=[TelemetryReading(sensor=s, ts=t, value=v) for s, t, v in rows]
+                ),
+                arrival=ids.now(),
+                source="http",
+            )
+            for d, rows in batch.items()
+        ]
+        await handlers.ingest(env.deps, items, ids.now())
+
+    await asyncio.wait_for(asyncio.gather(*(one(b_) for b_ in batches)), 60)
+    minutes = await env.fetch(
+        org, "SELECT device_id, count, sum, first_value, last_value FROM readings_1m"
+    )
+    hours = await env.fetch(org, "SELECT device_id, sum(count) AS n FROM readings_1h GROUP BY 1")
+    assert len(minutes) == 3 * 40  # 2,400 s of readings per device
+    assert all(
+        r["count"] == 60 and r["first_value"] == 0.0 and r["last_value"] == 3.0 for r in minutes
+    )
+    assert all(r["sum"] == 15 * 6.0 for r in minutes)  # 15 rounds of 0+1+2+3 per minute
+    assert {r["device_id"]: r["n"] for r in hours} == {d: 2400 for d in devices}

@@ -4,6 +4,8 @@ across DST changes and half-hour offsets, and the query limits."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -153,3 +155,37 @@ def test_limits() -> None:
         b.check_raw_many(2, lo, None)
     with pytest.raises(b.QueryLimit):
         b.check_raw_many(8, lo, lo + timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("zone", "interval", "width"),
+    [
+        ("UTC", "1h", b.HOUR),
+        ("Europe/Paris", "1d", b.HOUR),  # whole-hour offsets, DST included
+        ("Europe/Paris", "15m", b.MINUTE),
+        ("Asia/Kolkata", "1h", b.MINUTE),  # hours start at :30 UTC
+        ("America/St_Johns", "1d", b.MINUTE),
+        ("Australia/Lord_Howe", "1h", b.HOUR),  # +11 all week long
+        ("UTC", "1m", b.MINUTE),
+    ],
+)
+def test_the_rollup_that_serves_an_answer(zone: str, interval: Any, width: int) -> None:
+    from outpost_contracts.readings import GetAggregates
+    from outpost_readings.app.queries import plan_aggregates
+
+    lo = datetime(2026, 10, 20, 7, 13, tzinfo=UTC)
+    # Lord Howe's week across its change from +10:30 to +11: the minute rollup serves it
+    across = GetAggregates(
+        device_id=uuid4(),
+        from_=datetime(2026, 10, 1, tzinfo=UTC),
+        to=lo,
+        interval="1h",
+        timezone="Australia/Lord_Howe",
+    )
+    assert plan_aggregates(across)[1] == b.MINUTE
+    q = GetAggregates(
+        device_id=uuid4(), from_=lo, to=lo + timedelta(days=7), interval=interval, timezone=zone
+    )
+    grid, got = plan_aggregates(q)
+    assert got == width
+    assert grid.dense(width) == (b.SECONDS[b.Interval(interval)] == width)
