@@ -1,5 +1,6 @@
-"""Readings' use cases: ingest a batch of telemetry messages, keep the device and sensor
-registry, create partitions ahead, and serve raw readings."""
+"""Readings' use cases: ingest a batch of telemetry messages (with the rollups), keep the
+device and sensor registry, create partitions ahead, the quarantine and HTTP batches. The
+queries are in ``app/queries.py``."""
 
 from __future__ import annotations
 
