@@ -52,7 +52,12 @@ class TelemetryMessage(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ListReadings(Request, kw_only=True, frozen=True):
-    device_id: UUID
+    """Raw readings of one device, or of a group's or a site's devices (exactly one of the
+    three; a group or site needs ``from`` and ``to``)."""
+
+    device_id: UUID | None = None
+    group_id: UUID | None = None
+    site_id: UUID | None = None
     sensor: SensorKey | None = None
     from_: Instant | None = msgspec.field(default=None, name="from")
     to: Instant | None = None
@@ -69,6 +74,121 @@ class ReadingView(Contract, kw_only=True, frozen=True):
 
 
 LIST_READINGS = Operation(SERVICE, "ListReadings", ListReadings, Page[ReadingView])
+
+
+# --- aggregated, statistics, latest (decision 60) -----------------------------------------
+
+Interval = Literal["1m", "5m", "15m", "1h", "1d"]
+
+# The limits of reading queries (a ``validation_error`` beyond; the gateway documents them).
+# At most this many buckets in one aggregate request (a week of minutes).
+MAX_BUCKETS = 10_080
+# A range served from the per-minute rollup: at most 105 days (10,080 buckets of 15m); an
+# hourly or daily answer in a zone whose boundaries are not whole UTC hours (Asia/Kolkata)
+# is served from it too, and so bounded by it.
+MAX_MINUTE_SOURCE_DAYS = 105
+# Devices x rollup rows one aggregate request may read (one device: any allowed range; a
+# group of 100 devices: two weeks of minutes).
+MAX_SOURCE_ROWS = 2_000_000
+# Statistics read raw rows (percentiles): at most 31 days, and devices x days <= 1000.
+MAX_STATS_DAYS = 31
+MAX_STATS_DEVICE_DAYS = 1000
+# Raw readings of a group or site: devices x days <= 7 (a device's own: no limit, it pages).
+MAX_RAW_DEVICE_DAYS = 7
+# Devices a group or site may resolve to in one query.
+MAX_QUERY_DEVICES = 1000
+AGGREGATE_FUNCTIONS = ("avg", "min", "max", "sum", "count", "first", "last")
+# Rows of one page of aggregates: a week of minutes of one series.
+MAX_AGGREGATE_LIMIT = 10_080
+DEFAULT_AGGREGATE_LIMIT = 1000
+Functions = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^(avg|min|max|sum|count|first|last)(,(avg|min|max|sum|count|first|last))*$",
+    ),
+]
+TimeZoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class GetAggregates(Request, kw_only=True, frozen=True):
+    """Numeric readings aggregated per bucket of ``interval`` in ``timezone``, per device and
+    sensor, over ``[from, to)`` widened to whole buckets. ``fn``: comma-separated functions.
+    Exactly one of ``device_id``, ``group_id``, ``site_id``."""
+
+    device_id: UUID | None = None
+    group_id: UUID | None = None
+    site_id: UUID | None = None
+    sensor: SensorKey | None = None
+    from_: Instant = msgspec.field(name="from")
+    to: Instant
+    interval: Interval
+    fn: Functions = "avg"
+    timezone: TimeZoneName = "UTC"
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_AGGREGATE_LIMIT)] = DEFAULT_AGGREGATE_LIMIT
+    after: str | None = None
+
+
+class AggregateView(Contract, kw_only=True, frozen=True):
+    """One bucket of one device's sensor: ``ts`` is the instant the bucket starts; only the
+    functions asked for are present."""
+
+    device_id: UUID
+    sensor: str
+    ts: datetime
+    avg: float | msgspec.UnsetType = msgspec.UNSET
+    min: float | msgspec.UnsetType = msgspec.UNSET
+    max: float | msgspec.UnsetType = msgspec.UNSET
+    sum: float | msgspec.UnsetType = msgspec.UNSET
+    count: int | msgspec.UnsetType = msgspec.UNSET
+    first: float | msgspec.UnsetType = msgspec.UNSET
+    last: float | msgspec.UnsetType = msgspec.UNSET
+
+
+class GetStats(Request, kw_only=True, frozen=True):
+    """Statistics of numeric readings over ``[from, to)`` per device and sensor."""
+
+    device_id: UUID | None = None
+    group_id: UUID | None = None
+    site_id: UUID | None = None
+    sensor: SensorKey | None = None
+    from_: Instant = msgspec.field(name="from")
+    to: Instant
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    after: str | None = None
+
+
+class StatsView(Contract, kw_only=True, frozen=True):
+    """``stddev`` is the sample standard deviation (null for one reading); percentiles are
+    continuous (linear interpolation between the closest ranks, like ``percentile_cont``)."""
+
+    device_id: UUID
+    sensor: str
+    count: int
+    min: float
+    max: float
+    avg: float
+    stddev: float | None
+    p50: float
+    p95: float
+    p99: float
+
+
+class GetLatest(Request, kw_only=True, frozen=True):
+    """The newest reading of each sensor of a device, or of a group's or site's devices."""
+
+    device_id: UUID | None = None
+    group_id: UUID | None = None
+    site_id: UUID | None = None
+    sensor: SensorKey | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    after: str | None = None
+
+
+GET_AGGREGATES = Operation(SERVICE, "GetAggregates", GetAggregates, Page[AggregateView])
+GET_STATS = Operation(SERVICE, "GetStats", GetStats, Page[StatsView])
+GET_LATEST = Operation(SERVICE, "GetLatest", GetLatest, Page[ReadingView])
 
 
 # --- HTTP batch ingest (``POST /api/v1/readings/batch``, decision 59) --------------------

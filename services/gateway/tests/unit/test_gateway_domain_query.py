@@ -6,7 +6,7 @@ import pytest
 
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.query import And, Cmp, ListQuery
-from outpost_contracts.readings import ListReadings
+from outpost_contracts.readings import GetAggregates, ListReadings
 from outpost_gateway.domain.query import parse_list_query
 from outpost_gateway.domain.query.typed import parse_typed_query
 
@@ -111,8 +111,22 @@ def test_typed_queries_convert_and_name_bad_parameters() -> None:
         ([("deviceId", "nope")], "deviceId"),
         ([("deviceId", str(device)), ("limit", "0")], "limit"),
         ([("deviceId", str(device)), ("bogus", "1")], "bogus"),
-        ([], "deviceId"),
+        ([("groupId", "nope")], "groupId"),
     ]:
         with pytest.raises(OutpostError) as exc:
             parse_typed_query(params, ListReadings)
+        assert exc.value.fields[0].name == field, params
+    # aggregates (decision 60): from, to and interval are required, fn and the zone checked
+    window = [("deviceId", str(device)), ("from", "20240101T000000Z"), ("to", "20240102T000000Z")]
+    agg = parse_typed_query([*window, ("interval", "1h"), ("fn", "min,max")], GetAggregates)
+    assert agg.interval == "1h" and agg.fn == "min,max" and agg.timezone == "UTC"
+    for params, field in [
+        ([*window[:2], ("interval", "1h")], "to"),
+        (window, "interval"),
+        ([*window, ("interval", "2h")], "interval"),
+        ([*window, ("interval", "1h"), ("fn", "median")], "fn"),
+        ([*window, ("interval", "1h"), ("limit", "10081")], "limit"),
+    ]:
+        with pytest.raises(OutpostError) as exc:
+            parse_typed_query(params, GetAggregates)
         assert exc.value.fields[0].name == field, params

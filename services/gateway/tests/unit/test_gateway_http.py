@@ -40,7 +40,15 @@ from outpost_contracts.identity import (
     OrganizationView,
 )
 from outpost_contracts.query import And, AnyOf, Cmp, OrderBy, Page
-from outpost_contracts.readings import LIST_READINGS, ReadingView
+from outpost_contracts.readings import (
+    GET_AGGREGATES,
+    GET_LATEST,
+    GET_STATS,
+    LIST_READINGS,
+    AggregateView,
+    ReadingView,
+    StatsView,
+)
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import ROUTE_POLICIES, policy_for
@@ -546,6 +554,55 @@ def test_readings_query(env: Env) -> None:
     assert_error(env.client.get("/api/v1/readings", headers=h), 400, "validation_error", "deviceId")
     resp = env.client.get(f"/api/v1/readings?deviceId={dev}&from=yesterday", headers=h)
     assert_error(resp, 400, "validation_error", "from")
+    both = f"/api/v1/readings?deviceId={dev}&groupId={uuid4()}"
+    assert_error(env.client.get(both, headers=h), 400, "validation_error", "deviceId")
+
+
+def test_reading_aggregates_stats_and_latest_routes(env: Env) -> None:
+    """Parameters become the typed request; only the functions asked for are rendered."""
+    group = uuid4()
+    row = AggregateView(device_id=group, sensor="t", ts=T0, max=3.5, count=2)
+    env.backend.on(GET_AGGREGATES, Page(data=[row], limit=1000))
+    h = bearer(env.world.full)
+    window = "from=20251231T000000Z&to=2026-01-01T00:00:00Z"
+    url = f"/api/v1/readings/aggregated?groupId={group}&{window}&interval=1h&fn=max,count"
+    resp = env.client.get(f"{url}&timezone=Asia/Kolkata", headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"] == [
+        {
+            "deviceId": str(group),
+            "sensor": "t",
+            "ts": "2026-01-01T00:00:00Z",
+            "max": 3.5,
+            "count": 2,
+        }
+    ]
+    body = env.backend.last.body
+    assert (body.group_id, body.interval, body.fn, body.timezone) == (
+        group,
+        "1h",
+        "max,count",
+        "Asia/Kolkata",
+    )
+    assert body.limit == 1000
+    for bad, field in [
+        (f"/api/v1/readings/aggregated?groupId={group}&{window}", "interval"),
+        (f"/api/v1/readings/aggregated?groupId={group}&from=20251231T000000Z&interval=1m", "to"),
+        (f"{url}&limit=10081", "limit"),
+        (f"/api/v1/readings/aggregated?{window}&interval=1m", "deviceId"),
+        (f"{url.replace('fn=max,count', 'fn=median')}", "fn"),
+    ]:
+        assert_error(env.client.get(bad, headers=h), 400, "validation_error", field)
+    stats = StatsView(
+        device_id=group, sensor="t", count=1, min=1, max=1, avg=1, stddev=None, p50=1, p95=1, p99=1
+    )
+    env.backend.on(GET_STATS, Page(data=[stats], limit=50))
+    resp = env.client.get(f"/api/v1/readings/stats?siteId={group}&{window}", headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"][0]["stddev"] is None and env.backend.last.body.site_id == group
+    env.backend.on(GET_LATEST, Page(data=[], limit=50))
+    resp = env.client.get(f"/api/v1/readings/latest?deviceId={group}&sensor=t", headers=h)
+    assert resp.status_code == 200 and env.backend.last.body.sensor == "t"
 
 
 # --- platform ------------------------------------------------------------------------------

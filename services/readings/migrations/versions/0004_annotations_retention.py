@@ -10,8 +10,8 @@ from alembic import op
 from outpost_kit.db import ddl
 
 revision = "0004"
-# On the branch that adds the rollups (0003) the merge re-points this to "0003".
-down_revision = "0002"
+# After the rollups (0003): retention deletes from their tables too.
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -47,7 +47,7 @@ from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
 from outpost_readings import bootstrap
 from outpost_readings.adapters import store
-from outpost_readings.app import handlers
+from outpost_readings.app import handlers, queries
 from outpost_readings.domain.readings import Limits
 from outpost_readings.entrypoints import maintenance, telemetry
 
@@ -477,7 +477,7 @@ async def test_raw_readings_page_in_both_orders_across_partitions(env: Env) -> N
         got: list[tuple[datetime, str]] = []
         after = None
         while True:
-            page = await handlers.list_readings(
+            page = await queries.list_readings(
                 env.deps,
                 _ctx(org),
                 ListReadings(device_id=device, limit=3, order=order, after=after),
@@ -487,12 +487,12 @@ async def test_raw_readings_page_in_both_orders_across_partitions(env: Env) -> N
                 break
             after = page.after
         assert got == (expected if order == "ASC" else expected[::-1]), order
-    only_a = await handlers.list_readings(
+    only_a = await queries.list_readings(
         env.deps, _ctx(org), ListReadings(device_id=device, sensor="a", limit=100)
     )
     assert [r.value for r in only_a.data] == [0, 1, 2, 3, 4, 5]
     with pytest.raises(NotFound):
-        await handlers.list_readings(env.deps, _ctx(ids.new_id()), ListReadings(device_id=device))
+        await queries.list_readings(env.deps, _ctx(ids.new_id()), ListReadings(device_id=device))
 
 
 async def test_the_maintenance_job_creates_partitions_ahead_at_start(env: Env) -> None:

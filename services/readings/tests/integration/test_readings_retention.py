@@ -86,6 +86,19 @@ class Env:
                 )
             await uow.commit()
 
+    async def rollups(self, org: uuid.UUID, device: uuid.UUID, times: list[datetime]) -> None:
+        """One bucket per time in each rollup table, as ingest would have kept them."""
+        async with self.uow(org) as uow:
+            for table in ("readings_1m", "readings_1h"):
+                for ts in times:
+                    await uow.execute(
+                        f"INSERT INTO {table} (organization_id, device_id, sensor, bucket,"
+                        " count, sum, min, max, first_ts, first_value, last_ts, last_value)"
+                        " VALUES (:o, :d, 's', :b, 1, 1, 1, 1, :b, 1, :b, 1)",
+                        {"o": org, "d": device, "b": ts},
+                    )
+            await uow.commit()
+
     async def quarantined(self, org: uuid.UUID, device: uuid.UUID, received: datetime) -> None:
         async with self.uow(org) as uow:
             await uow.execute(
@@ -97,7 +110,7 @@ class Env:
             await uow.commit()
 
     async def days_of(self, org: uuid.UUID, table: str = "readings") -> list[date]:
-        column = "ts" if table == "readings" else "received_at"
+        column = {"readings": "ts", "quarantine": "received_at"}.get(table, "bucket")
         async with self.uow(org) as uow:
             rows = await uow.execute(
                 f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::date AS d FROM {table} ORDER BY d"
@@ -142,6 +155,7 @@ async def test_partitions_dropped_and_kept_edges_deleted_per_tenant(env: Env) ->
     ages = [400, 121, 119, 100, 40, 31, 29, 10, 0]
     for org, device in devices.items():
         await env.readings(org, device, [ago(n) for n in ages])
+        await env.rollups(org, device, [ago(n) for n in ages])
         await env.quarantined(org, device, ago(45))
         await env.quarantined(org, device, ago(5))
     before = await env.partitions()
@@ -167,11 +181,22 @@ async def test_partitions_dropped_and_kept_edges_deleted_per_tenant(env: Env) ->
     assert await env.days_of(long_, "quarantine") == kept(45, 5)
     assert await env.days_of(plain, "quarantine") == kept(45, 5)
     assert await env.days_of(short, "quarantine") == kept(5)
+    # Rollups expire with the readings they sum; not partitioned, so for every organization.
+    for table in ("readings_1m", "readings_1h"):
+        assert await env.days_of(long_, table) == kept(119, 100, 40, 31, 29, 10, 0)
+        assert await env.days_of(plain, table) == kept(40, 31, 29, 10, 0)
+        assert await env.days_of(short, table) == kept(29, 10, 0)
     # Deleted in batches of 2, each organization under its own tenant.
+    rollups = {
+        (str(org), table): n
+        for table in ("readings_1m", "readings_1h")
+        for org, n in ((long_, 2), (plain, 4), (short, 6))  # 400, 121 (119, 100 (40, 31))
+    }
     assert outcome.deleted == {
         (str(short), "readings"): 4,  # 119, 100, 40, 31 days old
         (str(plain), "readings"): 2,  # 119, 100
         (str(short), "quarantine"): 1,
+        **rollups,
     }
     # A second round finds nothing to do.
     again = await apply_retention(env.uow, TODAY, default, batch=2)

@@ -24,7 +24,7 @@ async def rls_violations(conn: asyncpg.Connection, schema: str) -> list[str]:
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
-                      AND a.attname = 'org_id' AND NOT a.attisdropped)
+                      AND a.attname IN ('org_id', 'organization_id') AND NOT a.attisdropped)
         """,
         schema,
     )

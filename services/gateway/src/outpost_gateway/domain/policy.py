@@ -112,6 +112,9 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/devices/{id}/state"): "devices:write",
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
+    ("GET", "/api/v1/readings/aggregated"): "readings:read",
+    ("GET", "/api/v1/readings/stats"): "readings:read",
+    ("GET", "/api/v1/readings/latest"): "readings:read",
     ("POST", "/api/v1/readings/batch"): "readings:write",
     # annotations and their classes (decision 61): members label data as they send it
     ("POST", "/api/v1/annotation-classes"): "readings:write",

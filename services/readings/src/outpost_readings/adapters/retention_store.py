@@ -29,10 +29,13 @@ class Expiring:
 
 
 # Every table retention deletes from, in one place.
-# TODO(merge with the rollups branch): the rollup tables ``readings_1m`` and ``readings_1h``
-# (migration 0003, time column ``bucket``) belong in this list.
 EXPIRING: tuple[Expiring, ...] = (
     Expiring("readings", "ts", by_partition=True, device_column="device_id"),
+    # The rollups (decision 60) go with the readings they sum, by bucket start; not
+    # partitioned, so every organization's expired buckets are deleted, through the primary
+    # key ``(device_id, sensor, bucket)``.
+    Expiring("readings_1m", "bucket", by_partition=False, device_column="device_id"),
+    Expiring("readings_1h", "bucket", by_partition=False, device_column="device_id"),
     # Refused readings go with the readings they would have been: by when they arrived.
     Expiring("quarantine", "received_at", by_partition=False),
 )

@@ -17,14 +17,37 @@ from outpost_readings.domain.readings import Reading, SensorSpec, SeqState
 
 
 async def upsert_device(
-    uow: UnitOfWork, org_id: UUID, device_id: UUID, name: str, status: str, version: int
+    uow: UnitOfWork,
+    org_id: UUID,
+    device_id: UUID,
+    name: str,
+    status: str,
+    version: int,
+    *,
+    group_id: UUID | None = None,
+    site_id: UUID | None = None,
 ) -> None:
     await uow.execute(
-        "INSERT INTO devices (org_id, id, name, status, version) VALUES (:o, :i, :n, :s, :v)"
+        "INSERT INTO devices (org_id, id, name, status, version, group_id, site_id)"
+        " VALUES (:o, :i, :n, :s, :v, :g, :site)"
         " ON CONFLICT (org_id, id) DO UPDATE SET name = excluded.name, status = excluded.status,"
-        " version = excluded.version WHERE devices.version < excluded.version",
-        {"o": org_id, "i": device_id, "n": name, "s": status, "v": version},
+        " version = excluded.version, group_id = excluded.group_id, site_id = excluded.site_id"
+        " WHERE devices.version < excluded.version",
+        {
+            "o": org_id,
+            "i": device_id,
+            "n": name,
+            "s": status,
+            "v": version,
+            "g": group_id,
+            "site": site_id,
+        },
     )
+
+
+# A DeviceUpdated's placement: a column is set only when the event names it (``None`` then
+# clears it).
+PLACEMENT_COLUMNS = frozenset({"group_id", "site_id"})
 
 
 async def update_device(
@@ -35,13 +58,18 @@ async def update_device(
     *,
     name: str | None = None,
     status: str | None = None,
+    placement: dict[str, UUID | None] | None = None,
 ) -> None:
     """A later event of a device the registry holds: keep its name and status (``None``
-    leaves a column as it is). An older event than the row's is skipped."""
+    leaves a column as it is) and the group/site ``placement`` names. An older event than
+    the row's is skipped."""
+    placement = placement or {}
+    assert set(placement) <= PLACEMENT_COLUMNS
+    sets = "".join(f", {column} = :{column}" for column in placement)
     await uow.execute(
         "UPDATE devices SET name = COALESCE(:n, name), status = COALESCE(:s, status),"
-        " version = :v WHERE org_id = :o AND id = :i AND version < :v",
-        {"o": org_id, "i": device_id, "n": name, "s": status, "v": version},
+        f" version = :v{sets} WHERE org_id = :o AND id = :i AND version < :v",
+        {"o": org_id, "i": device_id, "n": name, "s": status, "v": version, **placement},
     )
 
 
@@ -218,19 +246,79 @@ _INSERT_STAGED = (
     " FROM readings_staging WHERE org_id = $1"
 )
 
+# The rollups (decision 60): per UTC minute and hour, of numeric readings (booleans as 0/1;
+# text is not aggregated). Rows are upserted in key order, so two transactions touching the
+# same buckets lock them in one order. first/last keep the value at the earliest/latest
+# instant, so rollups merge exactly whichever order readings arrive in.
+
+
+def _minutes(source: str, where: str) -> str:
+    """Per-minute figures of numeric rows of ``source`` (the columns of a rollup row)."""
+    return (
+        "SELECT device_id, sensor, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n,"
+        " sum(num) AS s, min(num) AS lo, max(num) AS hi, min(ts) AS fts,"
+        " (array_agg(num ORDER BY ts))[1] AS fv, max(ts) AS lts,"
+        " (array_agg(num ORDER BY ts DESC))[1] AS lv"
+        f" FROM {source} WHERE num IS NOT NULL{where} GROUP BY 1, 2, 3"
+    )
+
+
+# The hours from the minutes (sixty times fewer rows than grouping the readings again).
+_HOURS = (
+    "SELECT device_id, sensor, date_trunc('hour', bucket, 'UTC') AS bucket,"
+    " sum(n)::bigint AS n, sum(s) AS s, min(lo) AS lo, max(hi) AS hi, min(fts) AS fts,"
+    " (array_agg(fv ORDER BY fts))[1] AS fv, max(lts) AS lts,"
+    " (array_agg(lv ORDER BY lts DESC))[1] AS lv FROM m GROUP BY 1, 2, 3"
+)
+
+
+def _upsert(table: str, source: str) -> str:
+    return (
+        f"INSERT INTO {table} AS t (organization_id, device_id, sensor, bucket, count, sum,"
+        " min, max, first_ts, first_value, last_ts, last_value)"
+        " SELECT $1::uuid, device_id, sensor, bucket, n, s, lo, hi, fts, fv, lts, lv"
+        f" FROM {source} ORDER BY device_id, sensor, bucket"
+        " ON CONFLICT (device_id, sensor, bucket) DO UPDATE SET"
+        " count = t.count + excluded.count, sum = t.sum + excluded.sum,"
+        " min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),"
+        " first_ts = LEAST(t.first_ts, excluded.first_ts),"
+        " first_value = CASE WHEN excluded.first_ts < t.first_ts"
+        " THEN excluded.first_value ELSE t.first_value END,"
+        " last_ts = GREATEST(t.last_ts, excluded.last_ts),"
+        " last_value = CASE WHEN excluded.last_ts > t.last_ts"
+        " THEN excluded.last_value ELSE t.last_value END"
+    )
+
+
+# First delivery, the plain INSERT went through: every staged row of the tenant is new, so
+# the rollups are fed from the staging table (one statement for both).
+_ROLLUP_STAGED = [
+    f"WITH m AS ({_minutes('readings_staging', ' AND org_id = $1')}), h AS ({_HOURS}),"
+    f" m1 AS ({_upsert('readings_1m', 'm')}) {_upsert('readings_1h', 'h')}"
+]
+# Otherwise one statement: the rows the INSERT … ON CONFLICT DO NOTHING really inserted
+# (RETURNING) feed the rollups, so a redelivered reading is counted once.
+_STORE_AND_ROLL_UP = (
+    f"WITH ins AS ({_INSERT_STAGED} ON CONFLICT DO NOTHING"
+    f" RETURNING device_id, sensor, ts, num), m AS ({_minutes('ins', '')}), h AS ({_HOURS}),"
+    f" m1 AS ({_upsert('readings_1m', 'm')}), h1 AS ({_upsert('readings_1h', 'h')})"
+    " SELECT count(*) FROM ins"
+)
+
 
 async def store_staged(
     uow: UnitOfWork, org_id: UUID, received_at: datetime, *, fresh: bool = False
 ) -> int:
-    """Move the tenant's staged rows into ``readings``, skipping readings already stored (a
-    redelivery); returns how many were new.
+    """Move the tenant's staged rows into ``readings`` and add them to the rollups,
+    skipping readings already stored (a redelivery); returns how many were new.
 
     ``fresh``: every staged row comes from a message delivered for the first time, so a
     conflict is unlikely. A plain INSERT is tried first (cheaper than ON CONFLICT's
-    speculative insertion), in a savepoint; should any row already be stored after all (a
-    device sending a reading again in another message), the savepoint is rolled back and
-    the rows go through ON CONFLICT DO NOTHING. Either way the primary key decides: nothing
-    is stored twice."""
+    speculative insertion), in a savepoint, and the rollups are fed from the staging table;
+    should any row already be stored after all (a device sending a reading again in another
+    message), the savepoint is rolled back and the rows go through ON CONFLICT DO NOTHING,
+    the rollups fed from what it returned. Either way the primary key decides: nothing is
+    stored, or counted in a rollup, twice."""
     driver = await _driver(uow)
     if fresh:
         await driver.execute("SAVEPOINT readings_fresh")
@@ -241,10 +329,12 @@ async def store_staged(
                 raise
             await driver.execute("ROLLBACK TO SAVEPOINT readings_fresh")
         else:
+            for sql in _ROLLUP_STAGED:
+                await driver.execute(sql, org_id)
             await driver.execute("RELEASE SAVEPOINT readings_fresh")
             return int(status.rsplit(" ", 1)[-1])
-    status = await driver.execute(f"{_INSERT_STAGED} ON CONFLICT DO NOTHING", org_id, received_at)
-    return int(status.rsplit(" ", 1)[-1])
+    stored = await driver.fetchval(_STORE_AND_ROLL_UP, org_id, received_at)
+    return int(stored)
 
 
 class QuarantineRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -337,37 +427,3 @@ async def device_known(uow: UnitOfWork, device_id: UUID) -> bool:
     return (
         await uow.execute("SELECT 1 FROM devices WHERE id = :i", {"i": device_id})
     ).first() is not None
-
-
-async def select_readings(
-    uow: UnitOfWork,
-    *,
-    device_id: UUID,
-    sensor: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    after: tuple[datetime, str] | None,
-    descending: bool,
-    limit: int,
-) -> list[Any]:
-    clauses = ["device_id = :d"]
-    params: dict[str, Any] = {"d": device_id, "n": limit}
-    if sensor is not None:
-        clauses.append("sensor = :s")
-        params["s"] = sensor
-    if start is not None:
-        clauses.append("ts >= :from")
-        params["from"] = start
-    if end is not None:
-        clauses.append("ts < :to")
-        params["to"] = end
-    if after is not None:
-        clauses.append(f"(ts, sensor) {'<' if descending else '>'} (:ats, :asensor)")
-        params["ats"], params["asensor"] = after
-    order = "DESC" if descending else "ASC"
-    result = await uow.execute(
-        f"SELECT device_id, sensor, ts, kind, num, txt FROM readings WHERE {' AND '.join(clauses)}"
-        f" ORDER BY ts {order}, sensor {order} LIMIT :n",
-        params,
-    )
-    return list(result)

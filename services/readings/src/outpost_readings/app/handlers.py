@@ -1,10 +1,10 @@
-"""Readings' use cases: ingest a batch of telemetry messages, keep the device and sensor
-registry, create partitions ahead, and serve raw readings."""
+"""Readings' use cases: ingest a batch of telemetry messages (with the rollups), keep the
+device and sensor registry, create partitions ahead, the quarantine and HTTP batches. The
+queries are in ``app/queries.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,7 +22,7 @@ from outpost_contracts.devices import (
     DeviceUpdated,
 )
 from outpost_contracts.envelope import EventEnvelope, RequestContext
-from outpost_contracts.errors import NotFound, validation_error
+from outpost_contracts.errors import NotFound
 from outpost_contracts.query import Page
 from outpost_contracts.registry import SensorDeclared, SensorRemoved, SensorUpdated
 from outpost_contracts.rpc import Operation
@@ -43,7 +43,6 @@ from outpost_readings.domain.readings import (
     advance_seq,
     partition_days,
     validate,
-    value_of,
 )
 
 DeviceExists = Callable[[RequestContext, UUID], Awaitable[bool]]
@@ -271,10 +270,19 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
             data.name,
             DeviceStatus.REGISTERED.value,
             event.version,
+            group_id=data.group_id,
+            site_id=data.site_id,
         )
     elif isinstance(data, DeviceUpdated):
         name = data.name if "name" in data.changed else None
-        await store.update_device(uow, event.org_id, event.stream_id, event.version, name=name)
+        placement: dict[str, UUID | None] = {}
+        if "groupId" in data.changed:
+            placement["group_id"] = data.group_id
+        if "siteId" in data.changed:
+            placement["site_id"] = data.site_id
+        await store.update_device(
+            uow, event.org_id, event.stream_id, event.version, name=name, placement=placement
+        )
     elif isinstance(data, DeviceDecommissioned):
         await store.update_device(
             uow,
@@ -312,61 +320,6 @@ DEVICE_EVENT_TYPES = (
     SensorUpdated,
     SensorRemoved,
 )
-
-
-def _cursor(ts: datetime, sensor: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ts, sensor])).decode().rstrip("=")
-
-
-def _parse_cursor(text: str) -> tuple[datetime, str]:
-    try:
-        ts, sensor = msgspec.json.decode(
-            base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=tuple[datetime, str]
-        )
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise validation_error("after", "not a cursor from a previous page") from exc
-    return ts, sensor
-
-
-async def list_readings(
-    deps: Deps, ctx: RequestContext, q: api.ListReadings
-) -> Page[api.ReadingView]:
-    if q.from_ is not None and q.to is not None and q.from_ >= q.to:
-        raise validation_error("from", "must be before 'to'")
-    after = _parse_cursor(q.after) if q.after else None
-    async with deps.uow(ctx.org_id) as uow:
-        if not await store.device_known(uow, q.device_id):
-            # Not in the registry yet, or not this tenant's: only the devices service knows.
-            # Either way no reading of it is stored (ingest waits for the registry).
-            if not await deps.device_exists(ctx, q.device_id):
-                raise NotFound("no such device")
-            return Page(data=[], limit=q.limit, order=q.order, has_more=False)
-        rows = await store.select_readings(
-            uow,
-            device_id=q.device_id,
-            sensor=q.sensor,
-            start=q.from_,
-            end=q.to,
-            after=after,
-            descending=q.order == "DESC",
-            limit=q.limit + 1,
-        )
-    has_more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    data = [
-        api.ReadingView(
-            device_id=r.device_id, sensor=r.sensor, ts=r.ts, value=value_of(r.kind, r.num, r.txt)
-        )
-        for r in rows
-    ]
-    # Readings have no ids: the cursor names the last (ts, sensor) of this page.
-    return Page(
-        data=data,
-        limit=q.limit,
-        order=q.order,
-        has_more=has_more,
-        after=_cursor(rows[-1].ts, rows[-1].sensor) if has_more and rows else None,
-    )
 
 
 def _quarantined_view(row: Any) -> api.QuarantinedReading:
@@ -621,7 +574,6 @@ async def ingest_batch(deps: Deps, ctx: RequestContext, q: api.IngestReadings) -
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
 HANDLERS: dict[Operation[Any, Any], Handler] = {
-    api.LIST_READINGS: list_readings,
     api.LIST_QUARANTINE: list_quarantine,
     api.REPLAY_QUARANTINE: replay_quarantine,
     api.DISCARD_QUARANTINE: discard_quarantine,

@@ -8,9 +8,13 @@ from outpost_contracts.rpc import Operation
 from outpost_kit.responder import Handler, bind
 from outpost_readings.app import annotations as annotation_app
 from outpost_readings.app.handlers import HANDLERS, Deps
+from outpost_readings.app.queries import QUERY_HANDLERS
 
 
 def handlers(
     deps: Deps, annotation_deps: annotation_app.AnnotationDeps
 ) -> dict[Operation[Any, Any], Handler]:
-    return {**bind(HANDLERS, deps), **bind(annotation_app.HANDLERS, annotation_deps)}
+    return {
+        **bind({**HANDLERS, **QUERY_HANDLERS}, deps),
+        **bind(annotation_app.HANDLERS, annotation_deps),
+    }
