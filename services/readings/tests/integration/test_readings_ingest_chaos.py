@@ -7,7 +7,7 @@
 2. the ingest process is SIGKILLed while its batch's transaction is open (seen in
    ``pg_stat_activity`` running its COPY or INSERT), then another consumer takes over;
 3. Postgres stays down longer than the consumer's redelivery budget
-   (``max_deliver`` × ack wait).
+   (``max_deliver`` x ack wait).
 
 Afterwards every reading whose publish was acknowledged is in Postgres exactly once, and
 nothing else is there. These tests kill the session's servers, so they run last
@@ -70,18 +70,16 @@ def _held() -> float:
     return REGISTRY.get_sample_value(HELD_METRIC) or 0.0
 
 
-async def until(
-    probe: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 20
-) -> None:
-    """Poll ``probe`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def until(probe: Callable[[], Awaitable[bool] | bool], what: str, within: float = 20) -> None:
+    """Poll ``probe`` until it is true; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
 
     async def check() -> bool:
         got = probe()
         return await got if inspect.isawaitable(got) else bool(got)
 
     while not await check():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        assert time.monotonic() < deadline, f"not within {within:.0f}s: {what}"
         await asyncio.sleep(0.05)
 
 
@@ -466,7 +464,7 @@ async def test_a_consumer_killed_with_its_batch_transaction_open_loses_and_doubl
 async def test_a_database_outage_longer_than_the_redelivery_budget_loses_nothing(
     chaos: Chaos,
 ) -> None:
-    """Postgres is down for over twice ``max_deliver`` × ack wait (3 × 1 s) while the
+    """Postgres is down for over twice ``max_deliver`` x ack wait (3 x 1 s) while the
     broker holds 50 acknowledged messages: the consumer keeps its batch (renewing the ack
     wait), JetStream redelivers nothing, and everything is stored once when Postgres is
     back. Nak'ing instead would have spent the 3 deliveries in about a second, and
