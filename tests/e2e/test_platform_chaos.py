@@ -95,8 +95,9 @@ class Sender:
                 assert answer == {"accepted": self.per, "rejected": []}, answer
                 self.accepted.update(keys)
                 self.ok += 1
-            else:
-                assert resp.status_code >= 500 or resp.status_code == 429, resp.text
+            else:  # the broker or the database is down: a 503 to retry, never a 500
+                assert resp.status_code == 503, resp.text
+                assert resp.json()["type"] == "service_unavailable", resp.text
                 self.failed += 1
             await asyncio.sleep(interval)
 
