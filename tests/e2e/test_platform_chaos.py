@@ -89,15 +89,19 @@ class Sender:
                 resp = await self.client.post(BATCH, json=body, headers=bearer(self.key))
             except httpx.HTTPError:
                 self.failed += 1
+                await asyncio.sleep(interval)
                 continue
             if resp.status_code == 202:
                 answer = resp.json()
                 assert answer == {"accepted": self.per, "rejected": []}, answer
                 self.accepted.update(keys)
                 self.ok += 1
-            else:  # the broker or the database is down: a 503 to retry, never a 500
-                assert resp.status_code == 503, resp.text
-                assert resp.json()["type"] == "service_unavailable", resp.text
+            else:
+                # The broker or the database is down: 503 to retry, never a 500; or 429
+                # while the gateway's rate-limit store (Postgres) is down and each gateway
+                # limits on its own at the default limit / replicas (decision 46).
+                kind = {503: "service_unavailable", 429: "throttled"}.get(resp.status_code)
+                assert kind is not None and resp.json()["type"] == kind, resp.text
                 self.failed += 1
             await asyncio.sleep(interval)
 
