@@ -18,10 +18,10 @@ define pytest_layer
 	if [ $$rc -eq 5 ]; then echo "(no tests selected by: $(1))"; exit 0; fi; exit $$rc
 endef
 
-.PHONY: help install dev test test-unit test-integration test-e2e lint fmt bench
+.PHONY: help install dev test test-unit test-integration test-e2e chaos lint fmt bench
 
 help:
-	@echo "make dev | test | test-unit | test-integration | test-e2e | lint | fmt | bench | install"
+	@echo "make dev | test | test-unit | test-integration | test-e2e | chaos | lint | fmt | bench | install"
 
 install:
 	@if [ ! -x "$(UV)" ]; then \
@@ -54,6 +54,13 @@ ifeq ($(wildcard tests/e2e),)
 else
 	$(call pytest_layer,-m e2e tests/e2e)
 endif
+
+# The chaos tests alone (kill -9 nats-server, immediate Postgres stops; RELIABILITY.md). They
+# are part of test-integration / test-e2e too, where they run last (outpost_kit.testing).
+CHAOS_TESTS = $(shell find libs services tests -name '*_chaos.py' -not -path '*/.venv/*' | sort)
+
+chaos: install
+	$(PYTEST) -m "integration or e2e" $(CHAOS_TESTS)
 
 lint: install
 	$(RUN) ruff check .

@@ -5,6 +5,8 @@ A handler receives the unit of work (already set to the event's tenant) and the 
 event. It raises ``PermanentFailure`` for input that will never be processed (it is
 dead-lettered at once); any other exception is transient: the message is redelivered with
 backoff until ``max_deliver``, then dead-lettered with the last error. Nothing is swallowed.
+While the database is unavailable (``outpost_kit.db.errors``) a message is kept and tried
+again instead, its ack wait renewed, so an outage spends none of its deliveries.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import text
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import telemetry
+from outpost_kit.db.errors import database_unavailable
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_kit.messaging import MSG_ID
@@ -40,6 +43,13 @@ REDELIVERIES = Counter(
     "outpost_consumer_redeliveries_total", "Transient failures redelivered", ["consumer"]
 )
 DEAD_LETTERS = Counter("outpost_dead_letters_total", "Messages dead-lettered", ["consumer"])
+WAITS = Counter(
+    "outpost_consumer_database_waits_total",
+    "Waits for an unavailable database with the message kept (not redelivered)",
+    ["consumer"],
+)
+# While the database is unavailable a message is tried again after 0.2 s, doubling to this.
+HOLD_BACKOFF_MAX_SECONDS = 5.0
 
 EventHandler = Callable[[UnitOfWork, EventEnvelope], Awaitable[None]]
 
@@ -77,8 +87,10 @@ class InboxConsumer:
         self.batch_size = batch_size
         self.ignore_unknown = ignore_unknown
         self.processed = 0
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         sub = await self._js.pull_subscribe_bind(self.spec.name, stream=self.spec.stream)
         try:
             while not stop.is_set():
@@ -91,7 +103,10 @@ class InboxConsumer:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    await self.process(msg)
+                    try:
+                        await self.process(msg)
+                    except Exception as exc:  # e.g. a dead letter not written: redelivered
+                        _log.error("consumer %s: message not settled: %r", self.spec.name, exc)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -114,26 +129,39 @@ class InboxConsumer:
         with telemetry.tracer(__name__).start_as_current_span(
             f"consume {name} {envelope.type}", kind=SpanKind.CONSUMER, links=[link], context=parent
         ):
-            try:
-                async with self._uow(envelope.org_id) as uow:
-                    claimed = await uow.conn.execute(
-                        text(
-                            "INSERT INTO inbox (consumer, message_id) VALUES (:c, :m)"
-                            " ON CONFLICT DO NOTHING RETURNING 1"
-                        ),
-                        {"c": name, "m": message_id},
-                    )
-                    if claimed.first() is None:
-                        DUPLICATES.labels(name).inc()
-                    else:
-                        await self._handler(uow, envelope)
-                    await uow.commit()
-            except PermanentFailure as exc:
-                await self._dead_letter(msg, exc)
-                return
-            except Exception as exc:
-                await self._transient(msg, exc)
-                return
+            outages = 0
+            while True:
+                try:
+                    async with self._uow(envelope.org_id) as uow:
+                        claimed = await uow.conn.execute(
+                            text(
+                                "INSERT INTO inbox (consumer, message_id) VALUES (:c, :m)"
+                                " ON CONFLICT DO NOTHING RETURNING 1"
+                            ),
+                            {"c": name, "m": message_id},
+                        )
+                        if claimed.first() is None:
+                            DUPLICATES.labels(name).inc()
+                        else:
+                            await self._handler(uow, envelope)
+                        await uow.commit()
+                except PermanentFailure as exc:
+                    await self._dead_letter(msg, exc)
+                    return
+                except Exception as exc:
+                    # The database is down: keep the message and try again; an outage must
+                    # not spend its deliveries (docs/decisions.md 62).
+                    if (
+                        database_unavailable(exc)
+                        and not self._stopping()
+                        and not await self._database_answers()
+                    ):
+                        outages += 1
+                        await self._wait_for_database(msg, exc, outages)
+                        continue
+                    await self._transient(msg, exc)
+                    return
+                break
         await msg.ack()
         PROCESSED.labels(name).inc()
         self.processed += 1
@@ -148,6 +176,40 @@ class InboxConsumer:
             raise PermanentFailure(f"undecodable event: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise PermanentFailure(f"not JSON: {exc}") from exc
+
+    async def _database_answers(self) -> bool:
+        """Whether the database answers now: a handler's connection refused by something
+        else (a webhook, another service) is an ordinary failure with a retry budget."""
+        try:
+            async with self._uow(None) as uow:
+                await uow.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _wait_for_database(self, msg: Msg, exc: Exception, outages: int) -> None:
+        """Renew the message's ack wait (``+WPI``: no redelivery, no delivery counted) and
+        wait 0.2 s doubling to ``HOLD_BACKOFF_MAX_SECONDS`` (or until stopping)."""
+        WAITS.labels(self.spec.name).inc()
+        delay = min(0.2 * 2 ** (outages - 1), HOLD_BACKOFF_MAX_SECONDS)
+        if outages == 1 or outages % 20 == 0:
+            _log.warning(
+                "consumer %s: database unavailable (%s: %s); keeping the message, attempt %d",
+                self.spec.name,
+                type(exc).__name__,
+                exc,
+                outages,
+            )
+        with contextlib.suppress(Exception):  # the broker may be down too: redelivered then
+            await msg.in_progress()
+        if self._stop is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _transient(self, msg: Msg, exc: Exception) -> None:
         attempt = msg.metadata.num_delivered if msg.metadata else 1

@@ -24,9 +24,16 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Histogram
 
 from outpost_contracts.envelope import RequestContext
-from outpost_contracts.errors import ErrorType, FieldError, OutpostError, ValidationFailed
+from outpost_contracts.errors import (
+    ErrorType,
+    FieldError,
+    OutpostError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from outpost_contracts.rpc import Operation
 from outpost_kit import telemetry
+from outpost_kit.db.errors import database_unavailable
 
 _log = logging.getLogger(__name__)
 
@@ -134,12 +141,19 @@ class Responder:
             except OutpostError as exc:
                 outcome = exc.type.value
                 reply = op.encode_error(exc)
-            except Exception:
-                outcome = "internal_server_error"
-                _log.exception("%s.%s failed", op.service, op.name)
-                reply = op.encode_error(
-                    OutpostError("internal error", type=ErrorType.INTERNAL_SERVER_ERROR)
-                )
+            except Exception as exc:
+                if database_unavailable(exc):  # an outage, not a bug: 503, retry later
+                    outcome = ErrorType.SERVICE_UNAVAILABLE.value
+                    _log.warning("%s.%s: database unavailable: %r", op.service, op.name, exc)
+                    reply = op.encode_error(
+                        ServiceUnavailable(f"the {op.service} database is unavailable; retry")
+                    )
+                else:
+                    outcome = "internal_server_error"
+                    _log.exception("%s.%s failed", op.service, op.name)
+                    reply = op.encode_error(
+                        OutpostError("internal error", type=ErrorType.INTERNAL_SERVER_ERROR)
+                    )
         RPC_SECONDS.labels(f"{op.service}.{op.name}", outcome).observe(
             time.perf_counter() - started
         )

@@ -1,21 +1,25 @@
 """Request/reply through the kit (``messaging.call`` over ``Requests``) against a real
 nats-server: many concurrent requests each get their own reply, nobody listening and no
 answer in time are both ``ServiceUnavailable``, a service's typed error comes back typed,
-and a request carries headers only when its span is recorded."""
+a handler that finds its database unavailable answers ``ServiceUnavailable`` too, and a
+request carries headers only when its span is recorded."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import asyncpg
 import pytest
 from nats.aio.msg import Msg
+from sqlalchemy import exc as sa_exc
 
 from outpost_contracts.base import Contract, Request
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
-from outpost_contracts.errors import NotFound, ServiceUnavailable
+from outpost_contracts.errors import ErrorType, NotFound, OutpostError, ServiceUnavailable
 from outpost_contracts.rpc import Operation
 from outpost_kit import ids, messaging
+from outpost_kit.responder import Responder
 
 pytestmark = pytest.mark.integration
 
@@ -81,5 +85,46 @@ async def test_concurrent_calls_get_their_own_replies_and_failures_are_typed(
             await messaging.call(client, ECHO, _ctx(), Echo(n=0), timeout=0.3)
         assert messaging.requests_of(client)._waiting == {}  # nothing left waiting
     finally:
+        await client.close()
+        await service.close()
+
+
+async def test_a_handler_that_finds_the_database_unavailable_answers_service_unavailable(
+    nats_url: str,
+) -> None:
+    """A Postgres outage is a 503 the caller may retry, not a 500: a handler whose
+    database refuses the connection (or was shut down under it) answers
+    ``ServiceUnavailable``; any other unexpected error stays an internal error."""
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+    shutdown = asyncpg.exceptions.AdminShutdownError("terminating connection")
+    failures: dict[int, BaseException] = {
+        1: refused,
+        2: sa_exc.DBAPIError("SELECT 1", None, shutdown),  # type: ignore[arg-type]
+        3: asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        4: ValueError("a bug"),
+    }
+
+    async def handler(ctx: RequestContext, body: Echo) -> Echoed:
+        raise failures[body.n]
+
+    service = await messaging.connect(nats_url, "kit-requests-db-service")
+    client = await messaging.connect(nats_url, "kit-requests-db-client")
+    op = Operation("kitdb", "Echo", Echo, Echoed)
+    responder = Responder(service, "kitdb", {op: handler})
+    await responder.start()
+    try:
+        got: dict[int, ErrorType] = {}
+        for n in failures:
+            with pytest.raises(OutpostError) as info:
+                await messaging.call(client, op, _ctx(), Echo(n=n), timeout=5)
+            got[n] = info.value.type
+        assert got == {
+            1: ErrorType.SERVICE_UNAVAILABLE,
+            2: ErrorType.SERVICE_UNAVAILABLE,
+            3: ErrorType.INTERNAL_SERVER_ERROR,
+            4: ErrorType.INTERNAL_SERVER_ERROR,
+        }
+    finally:
+        await responder.stop()
         await client.close()
         await service.close()

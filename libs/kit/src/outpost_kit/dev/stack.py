@@ -330,6 +330,15 @@ class DevStack:
         """The PID of a running service (tests pause one to see the gateway answer 503)."""
         return self._children[service].process.pid
 
+    def readiness(self) -> dict[str, int]:
+        """Each service's ``/readyz`` answer now (0: no answer, or its process has exited):
+        chaos tests check that every service recovered from a broker or database restart
+        on its own, without being restarted."""
+        return {
+            name: 0 if child.process.poll() is not None else _http_status(child.ready_url, 1.0)
+            for name, child in self._children.items()
+        }
+
     def echo(self, text: str) -> None:
         """Print unprefixed text to the sink without interleaving it with service logs."""
         self._printer.text(text)

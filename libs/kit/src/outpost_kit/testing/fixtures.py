@@ -57,6 +57,18 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
 
 
+CHAOS_SUFFIX = "_chaos.py"
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Chaos tests (modules named ``*_chaos.py``) run last, in their collected order: they
+    kill and restart the session's nats-server and Postgres, so nothing may run after them
+    that could be disturbed by a restart (``make chaos`` runs just them)."""
+    items.sort(key=lambda item: item.path.name.endswith(CHAOS_SUFFIX))  # stable: order kept
+
+
 def _use_testcontainers() -> bool:
     return importlib.util.find_spec("testcontainers") is not None and docker_available()
 

@@ -24,7 +24,8 @@ from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, TelemetryMess
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids
 from outpost_kit.consumer import PermanentFailure, backoff_seconds, dead_letter
-from outpost_readings.app.handlers import Deps, Incoming, ingest
+from outpost_kit.db.errors import database_unavailable
+from outpost_readings.app.handlers import Deps, Incoming, Outcome, ingest
 
 _log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(TelemetryMessage)
@@ -33,6 +34,15 @@ STORED = Counter("outpost_readings_stored_total", "Readings stored")
 REJECTED = Counter(
     "outpost_readings_rejected_total", "Readings (or whole messages) quarantined by validation"
 )
+HELD = Counter(
+    "outpost_readings_ingest_unavailable_total",
+    "Attempts to store a batch that found the database unavailable (the batch is kept and"
+    " retried, not nak'ed)",
+)
+
+# A batch kept in hand while the database is unavailable is tried again after 0.2 s,
+# doubling up to this (decision 62); each wait also renews the messages' ack wait.
+HOLD_BACKOFF_MAX_SECONDS = 5.0
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -96,11 +106,18 @@ def _decoded(msg: Msg, max_deliver: int) -> Incoming | PermanentFailure:
 
 
 async def run(
-    deps: Deps, js: JetStreamContext, spec: ConsumerSpec, batch: int, stop: asyncio.Event
+    deps: Deps,
+    js: JetStreamContext,
+    spec: ConsumerSpec,
+    batch: int,
+    stop: asyncio.Event,
+    *,
+    hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
 ) -> None:
     """Fetch and decode the next batch while the previous one is stored: one fetch in
     flight at a time, batches stored one after the other in fetch order, each acked only
-    after its commit."""
+    after its commit. While the database is unavailable the batch is kept and retried
+    (``hold_backoff_max`` caps the wait between attempts); nothing is nak'ed for it."""
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
     ahead: asyncio.Task[list[tuple[Msg, Incoming | PermanentFailure]]] | None = None
     try:
@@ -111,7 +128,10 @@ async def run(
                 continue
             if not stop.is_set():
                 ahead = asyncio.create_task(_fetch(sub, batch, spec.max_deliver))
-            await handle_decoded(deps, spec, fetched)
+            try:
+                await handle_decoded(deps, spec, fetched, stop, hold_backoff_max=hold_backoff_max)
+            except Exception as exc:  # e.g. a dead letter not written: redelivered later
+                _log.error("telemetry batch of %d not settled: %r", len(fetched), exc)
     finally:
         if ahead is not None:  # fetched but never stored: deliver them again now
             with contextlib.suppress(Exception):
@@ -127,7 +147,12 @@ async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
 
 
 async def handle_decoded(
-    deps: Deps, spec: ConsumerSpec, fetched: list[tuple[Msg, Incoming | PermanentFailure]]
+    deps: Deps,
+    spec: ConsumerSpec,
+    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
+    stop: asyncio.Event | None = None,
+    *,
+    hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
 ) -> None:
     """Store a decoded batch in one transaction, then ack every message it settled. Nothing
     is acked before the commit; a crash in between redelivers, and storing is idempotent."""
@@ -140,11 +165,16 @@ async def handle_decoded(
     if not good:
         return
     try:
-        outcomes = await ingest(deps, [i for _, i in good], ids.now())
+        outcomes = await _store(deps, good, stop, hold_backoff_max)
     except Exception as exc:
         _log.warning("telemetry batch of %d failed: %s; redelivering", len(good), exc)
         for msg, _ in good:
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
+        return
+    if outcomes is None:  # stopping while the database is unavailable
+        for msg, _ in good:
+            with contextlib.suppress(Exception):
+                await msg.nak()
         return
     stored = rejected = 0
     for (msg, _), outcome in zip(good, outcomes, strict=True):
@@ -156,3 +186,51 @@ async def handle_decoded(
         await msg.ack()
     STORED.inc(stored)
     REJECTED.inc(rejected)
+
+
+async def _store(
+    deps: Deps,
+    good: list[tuple[Msg, Incoming]],
+    stop: asyncio.Event | None,
+    hold_backoff_max: float,
+) -> list[Outcome] | None:
+    """``ingest`` the batch; while the database is unavailable, keep the batch and try
+    again with backoff, renewing the messages' ack wait (``+WPI``) so JetStream neither
+    redelivers them nor counts deliveries against ``max_deliver``: an outage of any length
+    loses nothing. Any other error is raised (the caller naks: the retry budget applies).
+    None when ``stop`` is set during an outage."""
+    items = [item for _, item in good]
+    attempt = 0
+    while True:
+        try:
+            return await ingest(deps, items, ids.now())
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            attempt += 1
+            HELD.inc()
+            delay = min(0.2 * 2 ** (attempt - 1), hold_backoff_max)
+            log = _log.warning if attempt == 1 or attempt % 20 == 0 else _log.debug
+            log(
+                "database unavailable (%s: %s); keeping a telemetry batch of %d, attempt %d,"
+                " next in %.1fs",
+                type(exc).__name__,
+                exc,
+                len(items),
+                attempt,
+                delay,
+            )
+        # The failed commit may have happened after all (the connection broke during it):
+        # from now on the batch is stored as a redelivery, which counts no seq twice.
+        for item in items:
+            item.first_delivery = False
+        for msg, _ in good:
+            with contextlib.suppress(Exception):  # NATS may be down too: redelivered then
+                await msg.in_progress()
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return None
