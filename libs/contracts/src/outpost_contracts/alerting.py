@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -319,7 +319,7 @@ class TimelineEntry(Contract, kw_only=True, frozen=True):
     summary: str
     device_id: UUID | None = None
     alert_id: UUID | None = None
-    data: dict[str, object] = msgspec.field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
     object: str = "event"
 
 

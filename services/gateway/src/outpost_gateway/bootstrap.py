@@ -33,6 +33,7 @@ from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import (
+    alerting,
     audit,
     commands,
     devices,
@@ -112,6 +113,7 @@ def create_app(
             *presence.ROUTES,
             *commands.ROUTES,
             *readings.ROUTES,
+            *alerting.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,
         ],
