@@ -23,6 +23,7 @@ from outpost_contracts import (
     readings,
     registry,
 )
+from outpost_contracts import annotations as annotation_contracts
 from outpost_contracts.base import Contract, Event, Request
 
 MODULES: tuple[ModuleType, ...] = (
@@ -33,6 +34,7 @@ MODULES: tuple[ModuleType, ...] = (
     presence,
     commands,
     readings,
+    annotation_contracts,
     alerting,
     exports,
     audit,
