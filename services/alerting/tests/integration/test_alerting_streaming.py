@@ -425,3 +425,25 @@ async def test_the_timeline_and_another_organization(env: Env) -> None:
             await call
     query = ListQuery(filter=None)
     assert (await handlers.list_alerts(env.deps, ctx(env.org), api.ListOf(query=query))).data
+
+
+async def test_readings_of_a_device_not_known_yet_are_evaluated_once_it_is(env: Env) -> None:
+    await env.rule()
+    device = ids.new_id()
+    spec = await env.consumer()
+    await env.publish(device, ("temp", 40, at(0)))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(telemetry.run(env.uow, env.js, spec, 100, stop))
+    try:
+        await asyncio.sleep(0.5)  # delivered, not judged: alerting has not seen the device
+        assert await env.alerts() == []
+        await env.device_event(device, 1, DeviceRegistered(name="late"))
+        for _ in range(100):
+            if await env.alerts():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 10)
+    [alert] = await env.alerts()
+    assert alert.device_id == device and alert.trigger.value == 40

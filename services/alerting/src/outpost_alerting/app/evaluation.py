@@ -71,6 +71,9 @@ class Outcome:
     cleared: int = 0
     claimed: int = 0  # timers claimed (fire_due)
     opened: list[UUID] = field(default_factory=list)
+    # Devices whose messages evaluation could not judge: not in alerting's view yet (their
+    # registration is still on its way). Their messages are delivered again.
+    unknown: set[tuple[UUID, UUID]] = field(default_factory=set)
 
 
 def number(value: object) -> float | None:
@@ -110,6 +113,7 @@ async def _evaluate_org(
     for item in items:
         device = devices.get(item.device_id)
         if device is None:  # not known here yet: its registration is still on its way
+            outcome.unknown.add((org_id, item.device_id))
             continue
         for point in item.points:
             for row in by_sensor.get(point.sensor, ()):

@@ -44,6 +44,13 @@ def _device_of(subject: str) -> tuple[UUID, UUID]:
     return UUID(org), UUID(device)
 
 
+def _device_key(msg: Msg) -> tuple[UUID, UUID] | None:
+    try:
+        return _device_of(msg.subject)
+    except ValueError:
+        return None
+
+
 def incoming(msg: Msg) -> Incoming | None:
     """The message as evaluation sees it; None for one it cannot read (readings quarantines
     those; evaluation has nothing to say about them)."""
@@ -72,19 +79,21 @@ async def run(
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):
                 continue
             except Exception as exc:  # the connection is reconnecting: try again shortly
                 _log.warning("fetching telemetry failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            await handle(uow, msgs)
+            await handle(uow, msgs, spec.max_deliver)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
 
-async def handle(uow: UnitOfWorkFactory, msgs: list[Msg]) -> None:
+async def handle(uow: UnitOfWorkFactory, msgs: list[Msg], max_deliver: int = 20) -> None:
+    """Evaluate a batch, then ack it; a message of a device alerting does not know yet is
+    delivered again later (until its last delivery: then it is let go)."""
     items = [item for item in (incoming(m) for m in msgs) if item is not None]
     try:
         with BATCH_SECONDS.time():
@@ -94,8 +103,13 @@ async def handle(uow: UnitOfWorkFactory, msgs: list[Msg]) -> None:
         for msg in msgs:
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
         return
+    unknown = outcome.unknown if outcome is not None else set()
     for msg in msgs:
-        await msg.ack()
+        attempt = msg.metadata.num_delivered if msg.metadata else 1
+        if unknown and attempt < max_deliver and _device_key(msg) in unknown:
+            await msg.nak(delay=backoff_seconds(attempt))
+        else:
+            await msg.ack()
     EVALUATED.inc(sum(len(i.points) for i in items))
     if outcome is not None:
         FIRED.inc(outcome.fired)
