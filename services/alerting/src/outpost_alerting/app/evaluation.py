@@ -36,12 +36,14 @@ from outpost_alerting.domain.evaluation import (
     start,
 )
 from outpost_alerting.domain.timeline import DEVICE_EVENT_TYPES
+from outpost_contracts import alerting as api
 from outpost_contracts import devices as device_events
 from outpost_contracts.envelope import EventEnvelope
 from outpost_kit import ids
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
+ORGANIZATION = api.ScopeType.ORGANIZATION
 Pair = tuple[UUID, UUID]  # (rule, device)
 
 
@@ -102,18 +104,23 @@ async def _evaluate_org(
     uow: UnitOfWork, org_id: UUID, items: list[Incoming], now: datetime, outcome: Outcome
 ) -> None:
     sensors = {p.sensor for item in items for p in item.points}
-    rules = await store.rules_for(uow.conn, sensors)
+    devices = await store.devices(uow.conn, {item.device_id for item in items})
+    unknown = {item.device_id for item in items} - devices.keys()
+    rules = await store.rules_for(uow.conn, sensors, devices.values(), unknown)
     if not rules:
         return
-    devices = await store.devices(uow.conn, {item.device_id for item in items})
+    # A device not known here yet (its registration is still on its way) that a rule may
+    # cover: its messages are judged later, with its scope, not now without it.
+    for device_id in unknown:
+        if any(r.scope_type == ORGANIZATION or r.scope_id == device_id for r in rules):
+            outcome.unknown.add((org_id, device_id))
     work: dict[Pair, list[tuple[Point, datetime]]] = defaultdict(list)
     by_sensor: dict[str, list[store.RuleRow]] = defaultdict(list)
     for row in rules:
         by_sensor[row.rule.sensor].append(row)
     for item in items:
         device = devices.get(item.device_id)
-        if device is None:  # not known here yet: its registration is still on its way
-            outcome.unknown.add((org_id, item.device_id))
+        if device is None:
             continue
         for point in item.points:
             for row in by_sensor.get(point.sensor, ()):
