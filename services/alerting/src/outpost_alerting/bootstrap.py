@@ -45,7 +45,7 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
         partial(
             telemetry.run,
             uow,
-            runtime.js,
+            runtime.nc,
             streams.consumer("alerting-telemetry"),
             settings.evaluation_batch_messages,
         )

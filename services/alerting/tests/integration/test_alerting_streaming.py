@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import nats
 import pytest
-from nats.js.client import JetStreamContext
+from nats.aio.client import Client as NATS
 
 from outpost_alerting import bootstrap
 from outpost_alerting.adapters.projections import AlertingProjector
@@ -55,10 +55,11 @@ def at(seconds: float) -> str:
 
 
 class Env:
-    def __init__(self, uow: UnitOfWorkFactory, js: JetStreamContext) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, nc: NATS) -> None:
         self.uow = uow
+        self.nc = nc
         self.deps = handlers.Deps(uow=uow)
-        self.js = js
+        self.js = nc.jetstream()
         self.org = ids.new_id()
 
     async def device(
@@ -119,7 +120,7 @@ class Env:
         """Run the real evaluation loop(s) until nothing is left to deliver or ack."""
         stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(telemetry.run(self.uow, self.js, spec, 100, stop))
+            asyncio.create_task(telemetry.run(self.uow, self.nc, spec, 100, stop))
             for _ in range(loops)
         ]
         try:
@@ -147,7 +148,7 @@ async def env(postgres_dsn: str, nats_url: str) -> AsyncIterator[Env]:
     nc = await nats.connect(nats_url)
     codec = EventCodec((*api.EVENT_TYPES, *evaluation.DEVICE_EVENTS))
     try:
-        yield Env(UnitOfWorkFactory(engine, codec, (AlertingProjector(),)), nc.jetstream())
+        yield Env(UnitOfWorkFactory(engine, codec, (AlertingProjector(),)), nc)
     finally:
         await nc.close()
         await engine.dispose()
@@ -433,7 +434,7 @@ async def test_readings_of_a_device_not_known_yet_are_evaluated_once_it_is(env: 
     spec = await env.consumer()
     await env.publish(device, ("temp", 40, at(0)))
     stop = asyncio.Event()
-    loop = asyncio.create_task(telemetry.run(env.uow, env.js, spec, 100, stop))
+    loop = asyncio.create_task(telemetry.run(env.uow, env.nc, spec, 100, stop))
     try:
         await asyncio.sleep(0.5)  # delivered, not judged: alerting has not seen the device
         assert await env.alerts() == []

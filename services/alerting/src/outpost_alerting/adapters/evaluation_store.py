@@ -218,9 +218,13 @@ def _decode(raw: Any) -> Watch | None:
 
 
 async def save_watches(
-    conn: AsyncConnection, org_id: UUID, watches: Mapping[tuple[UUID, UUID], Watch]
+    conn: AsyncConnection,
+    org_id: UUID,
+    watches: Mapping[tuple[UUID, UUID], Watch],
+    timed: Iterable[tuple[UUID, UUID]] | None = None,
 ) -> None:
-    """Store the watches and their timers (a due time, or none)."""
+    """Store the watches and their timers (a due time, or none). ``timed``: the pairs that
+    may have a timer now (their watch had a due time when it was loaded); None: any may."""
     if not watches:
         return
     keys = list(watches)
@@ -243,6 +247,9 @@ async def save_watches(
     )
     due = [(k, w.due_at) for k, w in watches.items() if w.due_at is not None]
     idle = [k for k, w in watches.items() if w.due_at is None]
+    if timed is not None:
+        could = set(timed)
+        idle = [k for k in idle if k in could]
     if due:
         await conn.execute(
             text(

@@ -115,17 +115,17 @@ async def _evaluate_org(
         if any(r.scope_type == ORGANIZATION or r.scope_id == device_id for r in rules):
             outcome.unknown.add((org_id, device_id))
     work: dict[Pair, list[tuple[Point, datetime]]] = defaultdict(list)
-    by_sensor: dict[str, list[store.RuleRow]] = defaultdict(list)
-    for row in rules:
-        by_sensor[row.rule.sensor].append(row)
+    scopes = _ScopeIndex(rules)
     for item in items:
         device = devices.get(item.device_id)
         if device is None:
             continue
+        by_sensor = scopes.of(device)
+        if not by_sensor:
+            continue
         for point in item.points:
             for row in by_sensor.get(point.sensor, ()):
-                if row.covers(device):
-                    work[(row.rule.id, item.device_id)].append((point, item.arrival))
+                work[(row.rule.id, item.device_id)].append((point, item.arrival))
     if not work:
         return
     rows = {row.rule.id: row for row in rules}
@@ -139,7 +139,38 @@ async def _evaluate_org(
             watch, effects = on_reading(row.rule, watch, point.value, point.ts, arrival)
             await _apply(uow, org_id, row, pair[1], effects, outcome)
         changed[pair] = watch
-    await store.save_watches(uow.conn, org_id, changed)
+    timed = [pair for pair, w in watches.items() if w.due_at is not None]
+    await store.save_watches(uow.conn, org_id, changed, timed)
+
+
+class _ScopeIndex:
+    """The rules of a batch by what their scope names, so a device's rules are found with
+    four lookups (the organization's, its id's, its group's, its site's) rather than by
+    asking every rule; per device, by sensor, computed once per batch."""
+
+    def __init__(self, rules: list[store.RuleRow]) -> None:
+        self._by_scope: dict[tuple[api.ScopeType, UUID | None], list[store.RuleRow]] = defaultdict(
+            list
+        )
+        for row in rules:
+            self._by_scope[(row.scope_type, row.scope_id)].append(row)
+        self._of: dict[UUID, dict[str, list[store.RuleRow]]] = {}
+
+    def of(self, device: store.Scoped) -> dict[str, list[store.RuleRow]]:
+        found = self._of.get(device.id)
+        if found is None:
+            found = defaultdict(list)
+            keys = [(api.ScopeType.ORGANIZATION, None), (api.ScopeType.DEVICE, device.id)]
+            if device.group_id is not None:
+                keys.append((api.ScopeType.GROUP, device.group_id))
+            if device.site_id is not None:
+                keys.append((api.ScopeType.SITE, device.site_id))
+            for key in keys:
+                for row in self._by_scope.get(key, ()):
+                    if row.covers(device):  # decommissioned devices are covered by none
+                        found[row.rule.sensor].append(row)
+            self._of[device.id] = found
+        return found
 
 
 async def _apply(
@@ -163,7 +194,16 @@ async def _apply(
             alert_id = ids.new_id()
             try:
                 async with uow.conn.begin_nested():
-                    await execute_alert(uow, None, org_id, alert_id, command)
+                    # A new stream (a fresh id): nothing to load, version 0 expected.
+                    await uow.events.append(
+                        org_id=org_id,
+                        stream_id=alert_id,
+                        stream_type=alerts.ALERT,
+                        expected_version=0,
+                        events=alerts.decide(None, command),
+                        actor=None,
+                        request_id=None,
+                    )
             except IntegrityError:
                 # Another alert of this rule and device is not resolved (the watch said it
                 # was not firing: an alert resolved by hand raced this batch, or state was

@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.client import JetStreamContext
 from prometheus_client import Counter, Histogram
 
 from outpost_alerting.app.evaluation import Incoming, Point, evaluate, number
@@ -26,6 +25,7 @@ from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids
 from outpost_kit.consumer import backoff_seconds
 from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit.pull import Puller
 
 _log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(TelemetryMessage)
@@ -69,26 +69,28 @@ def incoming(msg: Msg) -> Incoming | None:
 
 async def run(
     uow: UnitOfWorkFactory,
-    js: JetStreamContext,
+    nc: Client,
     spec: ConsumerSpec,
     batch: int,
     stop: asyncio.Event,
 ) -> None:
-    sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
+    """Evaluate batches as they arrive: a reading that fires a rule is judged the moment it
+    is delivered (``Puller``), not when a fetch of ``batch`` fills or times out."""
+    puller = Puller(nc, spec.stream, spec.name, batch)
+    await puller.start()
     try:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                continue
+                msgs = await puller.next_batch(1.0)
             except Exception as exc:  # the connection is reconnecting: try again shortly
-                _log.warning("fetching telemetry failed: %r", exc)
+                _log.warning("pulling telemetry failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            await handle(uow, msgs, spec.max_deliver)
+            if msgs:
+                await handle(uow, msgs, spec.max_deliver)
     finally:
         with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+            await puller.stop()
 
 
 async def handle(uow: UnitOfWorkFactory, msgs: list[Msg], max_deliver: int = 20) -> None:
