@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.registry import SensorKey
+from outpost_contracts.rpc import Operation
 
 SERVICE = "alerting"
 
@@ -118,6 +120,7 @@ class AlertRuleView(Contract, kw_only=True, frozen=True):
     version: int
     created_at: datetime
     updated_at: datetime
+    object: str = "alertRule"
 
 
 # --- alerts -----------------------------------------------------------------------------
@@ -160,6 +163,8 @@ class AlertView(Contract, kw_only=True, frozen=True):
     resolve_comment: str | None = None
     resolution: Resolution | None = None
     clear_value: float | None = None
+    version: int = 1
+    object: str = "alert"
 
 
 class AlertTransition(Request, kw_only=True, frozen=True):
@@ -240,9 +245,9 @@ class AlertRuleDeleted(
     """The rule is gone; its alerts that were not resolved are resolved with it."""
 
 
-class UpdateAlertRule(Request, kw_only=True, frozen=True):
+class AlertRulePatch(Request, kw_only=True, frozen=True):
     """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``,
-    ``hysteresis`` and ``description`` can be set to null)."""
+    ``hysteresis`` and ``description`` can be set to null). A change is a new version."""
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
     scope: RuleScope | msgspec.UnsetType = msgspec.UNSET
@@ -259,3 +264,72 @@ class UpdateAlertRule(Request, kw_only=True, frozen=True):
         Annotated[list[UUID], msgspec.Meta(max_length=MAX_CHANNELS)] | msgspec.UnsetType
     ) = msgspec.UNSET
     description: Comment | msgspec.UnsetType | None = msgspec.UNSET
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    AlertRuleCreated,
+    AlertRuleUpdated,
+    AlertRuleDeleted,
+    AlertOpened,
+    AlertAcknowledged,
+    AlertResolved,
+)
+
+
+# --- requests and operations ------------------------------------------------------------
+
+
+class ById(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeleteById(Request, kw_only=True, frozen=True):
+    id: UUID
+    expected_version: int | None = None  # from If-Match
+
+
+class UpdateAlertRule(Request, kw_only=True, frozen=True):
+    id: UUID
+    patch: AlertRulePatch
+    expected_version: int | None = None  # from If-Match
+
+
+class ListOf(Request, kw_only=True, frozen=True):
+    """A collection query (API.md "Collections"), compiled by the gateway."""
+
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+class AlertAction(Request, kw_only=True, frozen=True):
+    """``/acknowledge`` or ``/resolve`` of an alert, by the caller."""
+
+    id: UUID
+    comment: Comment | None = None
+    expected_version: int | None = None  # from If-Match
+
+
+class TimelineEntry(Contract, kw_only=True, frozen=True):
+    """One entry of the organization's timeline (``/events``): ``type`` is the source
+    event's wire tag (``alerting.AlertOpened.v1``, ``devices.DeviceConnected.v1``…), ``id``
+    its event id."""
+
+    id: UUID
+    ts: datetime
+    type: str
+    summary: str
+    device_id: UUID | None = None
+    alert_id: UUID | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    object: str = "event"
+
+
+CREATE_RULE = Operation(SERVICE, "CreateAlertRule", CreateAlertRule, AlertRuleView)
+GET_RULE = Operation(SERVICE, "GetAlertRule", ById, AlertRuleView)
+LIST_RULES = Operation(SERVICE, "ListAlertRules", ListOf, Page[AlertRuleView])
+UPDATE_RULE = Operation(SERVICE, "UpdateAlertRule", UpdateAlertRule, AlertRuleView)
+DELETE_RULE = Operation(SERVICE, "DeleteAlertRule", DeleteById, Empty)
+GET_ALERT = Operation(SERVICE, "GetAlert", ById, AlertView)
+LIST_ALERTS = Operation(SERVICE, "ListAlerts", ListOf, Page[AlertView])
+ACKNOWLEDGE_ALERT = Operation(SERVICE, "AcknowledgeAlert", AlertAction, AlertView)
+RESOLVE_ALERT = Operation(SERVICE, "ResolveAlert", AlertAction, AlertView)
+LIST_EVENTS = Operation(SERVICE, "ListEvents", ListOf, Page[TimelineEntry])

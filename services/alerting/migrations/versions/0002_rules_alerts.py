@@ -54,7 +54,7 @@ def upgrade() -> None:
             updated_at  timestamptz NOT NULL,
             PRIMARY KEY (org_id, id)
         );
-        CREATE INDEX alert_rules_sensor ON alert_rules (org_id, sensor);
+        CREATE INDEX alert_rules_scope ON alert_rules (org_id, scope_type, scope_id);
         CREATE TABLE alerts (
             org_id              uuid NOT NULL,
             id                  uuid NOT NULL,

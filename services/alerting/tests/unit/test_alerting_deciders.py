@@ -41,22 +41,22 @@ def test_a_rule_is_created_at_version_one_and_each_change_is_a_whole_new_version
     rule = _fold(rules.decide(None, _create(forSeconds=60)))
     assert (rule.version, rule.for_seconds, rule.enabled) == (1, 60, True)
     [updated] = rules.decide(
-        rule, api.UpdateAlertRule(severity=api.Severity.CRITICAL, enabled=False)
+        rule, api.AlertRulePatch(severity=api.Severity.CRITICAL, enabled=False)
     )
     assert isinstance(updated, api.AlertRuleUpdated)
     assert updated.changed == ["severity", "enabled"]
     assert (updated.condition, updated.for_seconds) == (rule.condition, 60)  # whole
     rule = _fold([updated], rule)
     assert (rule.version, rule.severity, rule.enabled) == (2, api.Severity.CRITICAL, False)
-    assert rules.decide(rule, api.UpdateAlertRule(severity=api.Severity.CRITICAL)) == []
+    assert rules.decide(rule, api.AlertRulePatch(severity=api.Severity.CRITICAL)) == []
 
 
 def test_a_change_is_checked_as_the_rule_it_makes() -> None:
     rule = _fold(rules.decide(None, _create(hysteresis=1.0)))
     with pytest.raises(ValidationFailed):  # hysteresis does not go with ==
-        rules.decide(rule, api.UpdateAlertRule(condition=api.Condition(op="==", threshold=1)))
+        rules.decide(rule, api.AlertRulePatch(condition=api.Condition(op="==", threshold=1)))
     [ok] = rules.decide(
-        rule, api.UpdateAlertRule(condition=api.Condition(op="==", threshold=1), hysteresis=None)
+        rule, api.AlertRulePatch(condition=api.Condition(op="==", threshold=1), hysteresis=None)
     )
     assert isinstance(ok, api.AlertRuleUpdated) and ok.hysteresis is None
 
@@ -80,7 +80,7 @@ def test_a_deleted_rule_is_gone() -> None:
     rule = _fold(rules.decide(None, _create(scope={"type": "ORGANIZATION"})))
     rule = _fold(rules.decide(rule, rules.Delete()), rule)
     with pytest.raises(NotFound):
-        rules.decide(rule, api.UpdateAlertRule(name="x"))
+        rules.decide(rule, api.AlertRulePatch(name="x"))
 
 
 def _alert(*commands: alerts.AlertCommand) -> alerts.Alert | None:

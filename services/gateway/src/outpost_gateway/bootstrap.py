@@ -32,8 +32,8 @@ from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
-from outpost_gateway.entrypoints import annotations as annotation_routes
 from outpost_gateway.entrypoints import (
+    alerting,
     audit,
     commands,
     devices,
@@ -46,6 +46,7 @@ from outpost_gateway.entrypoints import (
     readings,
     registry,
 )
+from outpost_gateway.entrypoints import annotations as annotation_routes
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
@@ -114,6 +115,7 @@ def create_app(
             *commands.ROUTES,
             *readings.ROUTES,
             *annotation_routes.ROUTES,
+            *alerting.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,
         ],

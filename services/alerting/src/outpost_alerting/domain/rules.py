@@ -52,7 +52,7 @@ class Delete(msgspec.Struct, frozen=True, kw_only=True):
     """Delete the rule (DELETE)."""
 
 
-RuleCommand = api.CreateAlertRule | api.UpdateAlertRule | Delete
+RuleCommand = api.CreateAlertRule | api.AlertRulePatch | Delete
 
 
 def check_scope(scope: api.RuleScope) -> None:

@@ -136,6 +136,17 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/quarantine"): "quarantine:read",
     ("POST", "/api/v1/admin/quarantine/replay"): "quarantine:write",
     ("POST", "/api/v1/admin/quarantine/discard"): "quarantine:write",
+    # alerting
+    ("POST", "/api/v1/alert-rules"): "alert-rules:write",
+    ("GET", "/api/v1/alert-rules"): "alert-rules:read",
+    ("GET", "/api/v1/alert-rules/{id}"): "alert-rules:read",
+    ("PATCH", "/api/v1/alert-rules/{id}"): "alert-rules:write",
+    ("DELETE", "/api/v1/alert-rules/{id}"): "alert-rules:write",
+    ("GET", "/api/v1/alerts"): "alerts:read",
+    ("GET", "/api/v1/alerts/{id}"): "alerts:read",
+    ("POST", "/api/v1/alerts/{id}/acknowledge"): "alerts:write",
+    ("POST", "/api/v1/alerts/{id}/resolve"): "alerts:write",
+    ("GET", "/api/v1/events"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
 }

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -328,8 +329,10 @@ def request_types(app: Litestar) -> list[type[msgspec.Struct]]:
         for handler in getattr(route, "route_handlers", ()):
             data = handler.parsed_fn_signature.parameters.get("data")
             annotation = getattr(data, "annotation", None)
-            if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
-                found[annotation.__name__] = annotation
+            # an optional body (``X | None``) is its struct too
+            for candidate in typing.get_args(annotation) or (annotation,):
+                if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
+                    found[candidate.__name__] = candidate
     return [found[name] for name in sorted(found)]
 
 

@@ -82,6 +82,9 @@ class RegistryResource:
     update: Operation[Any, Any]
     delete: Operation[Any, Any]
     delete_summary: str
+    # The requests of GET and DELETE of one (``id``; ``id`` and ``expected_version``).
+    get_request: type[msgspec.Struct] = Get
+    delete_request: type[msgspec.Struct] = Delete
 
 
 def _etag(version: int) -> dict[str, str]:
@@ -130,7 +133,7 @@ def registry_routes(r: RegistryResource) -> list[HTTPRouteHandler]:
 
     async def get_(id: UUID, request: Req, ctx: Any, backend: Any) -> Any:
         shape = parse_single_request(list(request.query_params.multi_items()), shape_of)
-        view = await backend.call(r.get, ctx, Get(id=id))
+        view = await backend.call(r.get, ctx, r.get_request(id=id))
         return Response(render_one(view, shape), headers=_etag(view.version))
 
     async def update(id: UUID, data: Any, ctx: Any, backend: Any, if_match: Any = None) -> Any:
@@ -139,7 +142,8 @@ def registry_routes(r: RegistryResource) -> list[HTTPRouteHandler]:
         return Response(view, headers=_etag(view.version))
 
     async def delete_(id: UUID, ctx: Any, backend: Any, if_match: Any = None) -> None:
-        await backend.call(r.delete, ctx, Delete(id=id, expected_version=parse_if_match(if_match)))
+        cmd = r.delete_request(id=id, expected_version=parse_if_match(if_match))
+        await backend.call(r.delete, ctx, cmd)
 
     deps = {"ctx": Ctx, "backend": BackendDep}
     one_id = {"id": FromPath[UUID]}

@@ -117,8 +117,11 @@ async def security_guard(
         )
     except UnknownOrganization as unknown:
         org_id = await _confirm_organization(state, unknown, principal, request_id_of(scope))
-    if "data" in handler.parsed_fn_signature.parameters and not _is_json(
-        connection.headers.get("content-type", "")
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if (
+        data is not None
+        and not _is_json(connection.headers.get("content-type", ""))
+        and not (data.is_optional and _no_body(connection.headers))
     ):
         raise OutpostError(
             "the request body must be application/json", type=ErrorType.UNSUPPORTED_MEDIA_TYPE
@@ -127,6 +130,15 @@ async def security_guard(
     scope[CTX_KEY] = RequestContext(  # type: ignore[literal-required]
         request_id=request_id_of(scope), org_id=org_id, principal=principal
     )
+
+
+def _no_body(headers: Any) -> bool:
+    """The request has no body at all (an optional body, e.g. ``/acknowledge``'s comment,
+    may be left out; a body that is there must be JSON)."""
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() == "0"
+    return headers.get("transfer-encoding") is None
 
 
 # What handlers declare to receive the verified context and the backend (injected by name;

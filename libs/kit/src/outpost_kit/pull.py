@@ -1,0 +1,86 @@
+"""Low-latency batches from a JetStream pull consumer: one pull request kept open, and each
+batch is whatever has arrived, handed over as soon as the first message is there.
+
+nats-py's ``fetch(n)`` returns only when ``n`` messages arrived or its timeout passed once
+the server had nothing at the moment of asking, so at low rates a message can wait out most
+of the timeout (up to a second) in a batch that will never fill. A pull request itself has
+no such wait: the server delivers each message to the request's inbox as it arrives. Here
+the inbox is read directly: ``next_batch`` waits for the first message and takes the rest
+that are already queued, up to ``batch``; a new pull request goes out whenever the open one
+is spent, expired or lost (JetStream's status messages say which).
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+_STATUS = "Status"
+_encoder = msgspec.json.Encoder()
+
+
+class Puller:
+    """Batches of a durable pull consumer. ``expires``: how long one pull request stays
+    open on the server; a request not answered by then (a lost one, after a reconnect) is
+    replaced."""
+
+    def __init__(
+        self, nc: Client, stream: str, consumer: str, batch: int, expires: float = 5.0
+    ) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._batch = batch
+        self._expires = expires
+        self._inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._left = 0  # messages the open request may still deliver
+        self._renew_at = 0.0  # when the open request is taken as lost
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, pending_msgs_limit=4 * self._batch)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _request(self) -> None:
+        body = {"batch": self._batch, "expires": int(self._expires * 1e9)}
+        await self._nc.publish(self._next, _encoder.encode(body), reply=self._inbox)
+        self._left = self._batch
+        self._renew_at = time.monotonic() + self._expires + 1.0
+
+    async def next_batch(self, wait_seconds: float) -> list[Msg]:
+        """Messages as soon as there is at least one (at most ``batch``), or none after
+        ``wait_seconds``."""
+        assert self._sub is not None, "start() first"
+        deadline = time.monotonic() + wait_seconds
+        batch: list[Msg] = []
+        while not batch:
+            if self._left <= 0 or time.monotonic() >= self._renew_at:
+                await self._request()
+            wait = min(deadline, self._renew_at) - time.monotonic()
+            if wait <= 0:
+                if time.monotonic() >= deadline:
+                    return batch
+                continue
+            try:
+                msg = await self._sub.next_msg(timeout=wait)
+            except TimeoutError:
+                continue
+            self._take(msg, batch)
+            while self._sub.pending_msgs and len(batch) < self._batch:
+                self._take(await self._sub.next_msg(timeout=0.1), batch)
+        return batch
+
+    def _take(self, msg: Msg, batch: list[Msg]) -> None:
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None:
+            batch.append(msg)
+            self._left -= 1
+        elif status != "100":  # 404/408/409: the request is spent; 100 is a heartbeat
+            self._left = 0

@@ -1,0 +1,368 @@
+"""Evaluation's state in Postgres: the rules that apply to a device and sensor, the watches
+per rule and device (locked for the batch), their timers, and the unresolved alert of a
+rule and device. Every query runs in the tenant's transaction, under RLS, except the timer
+claim, which reads plumbing (ids and times) before it knows the tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from outpost_alerting.domain.evaluation import Rule, Watch
+from outpost_contracts import alerting as api
+
+_watch_decoder = msgspec.json.Decoder(Watch)
+_condition_decoder = msgspec.json.Decoder(api.Condition)
+
+_RULE_COLUMNS = "id, version, sensor, condition, for_seconds, clear, hysteresis, enabled"
+
+
+def _condition(raw: Any) -> api.Condition:
+    if isinstance(raw, dict):
+        return msgspec.convert(raw, api.Condition)
+    return _condition_decoder.decode(raw)
+
+
+def rule_of(row: Mapping[str, Any]) -> Rule:
+    clear = row["clear"]
+    return Rule(
+        id=row["id"],
+        version=row["version"],
+        sensor=row["sensor"],
+        condition=_condition(row["condition"]),
+        for_seconds=row["for_seconds"],
+        clear=None if clear is None else _condition(clear),
+        hysteresis=row["hysteresis"],
+        enabled=row["enabled"],
+    )
+
+
+class Scoped(msgspec.Struct, frozen=True, kw_only=True):
+    """A device as scopes see it."""
+
+    id: UUID
+    group_id: UUID | None
+    site_id: UUID | None
+    status: str
+
+
+async def devices(conn: AsyncConnection, ids: Iterable[UUID]) -> dict[UUID, Scoped]:
+    rows = await conn.execute(
+        text("SELECT id, group_id, site_id, status FROM devices WHERE id = ANY(:ids)"),
+        {"ids": list(ids)},
+    )
+    return {
+        r.id: Scoped(id=r.id, group_id=r.group_id, site_id=r.site_id, status=r.status) for r in rows
+    }
+
+
+class RuleRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule with what evaluation needs beside its condition: whom it covers, how severe."""
+
+    rule: Rule
+    scope_type: api.ScopeType
+    scope_id: UUID | None
+    severity: api.Severity
+
+    def covers(self, device: Scoped) -> bool:
+        if device.status == "DECOMMISSIONED":
+            return False
+        if self.scope_type == api.ScopeType.ORGANIZATION:
+            return True
+        if self.scope_type == api.ScopeType.DEVICE:
+            return self.scope_id == device.id
+        if self.scope_type == api.ScopeType.GROUP:
+            return self.scope_id is not None and self.scope_id == device.group_id
+        return self.scope_id is not None and self.scope_id == device.site_id
+
+
+def _rule_row(row: Any) -> RuleRow:
+    return RuleRow(
+        rule=rule_of(row._mapping),
+        scope_type=api.ScopeType(row.scope_type),
+        scope_id=row.scope_id,
+        severity=api.Severity(row.severity),
+    )
+
+
+async def rules_for(
+    conn: AsyncConnection,
+    sensors: Iterable[str],
+    devices: Iterable[Scoped],
+    unknown: Iterable[UUID] = (),
+) -> list[RuleRow]:
+    """The tenant's enabled rules on any of ``sensors`` whose scope may cover one of
+    ``devices`` (or of the ``unknown`` device ids): the organization's, and those naming one
+    of their ids, groups or sites (not every rule of the organization: 1,000 device rules
+    are 1,000 rows otherwise)."""
+    devices = list(devices)
+    rows = await conn.execute(
+        text(
+            f"SELECT {_RULE_COLUMNS}, scope_type, scope_id, severity FROM alert_rules"
+            " WHERE enabled AND sensor = ANY(:sensors) AND (scope_type = 'ORGANIZATION'"
+            " OR (scope_type = 'DEVICE' AND scope_id = ANY(:devices))"
+            " OR (scope_type = 'GROUP' AND scope_id = ANY(:groups))"
+            " OR (scope_type = 'SITE' AND scope_id = ANY(:sites))) ORDER BY id"
+        ),
+        {
+            "sensors": list(sensors),
+            "devices": [d.id for d in devices] + list(unknown),
+            "groups": [d.group_id for d in devices if d.group_id is not None],
+            "sites": [d.site_id for d in devices if d.site_id is not None],
+        },
+    )
+    return [_rule_row(r) for r in rows]
+
+
+async def rules_of_nodata(conn: AsyncConnection) -> list[RuleRow]:
+    """The tenant's enabled ``nodata`` rules (a device joining their scope is watched)."""
+    rows = await conn.execute(
+        text(
+            f"SELECT {_RULE_COLUMNS}, scope_type, scope_id, severity FROM alert_rules"
+            " WHERE enabled AND condition->>'op' = 'nodata' ORDER BY id"
+        )
+    )
+    return [_rule_row(r) for r in rows]
+
+
+async def rule(conn: AsyncConnection, rule_id: UUID) -> RuleRow | None:
+    row = (
+        await conn.execute(
+            text(
+                f"SELECT {_RULE_COLUMNS}, scope_type, scope_id, severity FROM alert_rules"
+                " WHERE id = :id"
+            ),
+            {"id": rule_id},
+        )
+    ).first()
+    return None if row is None else _rule_row(row)
+
+
+async def devices_in_scope(
+    conn: AsyncConnection, scope_type: api.ScopeType, scope_id: UUID | None
+) -> list[UUID]:
+    column = {
+        api.ScopeType.ORGANIZATION: None,
+        api.ScopeType.DEVICE: "id",
+        api.ScopeType.GROUP: "group_id",
+        api.ScopeType.SITE: "site_id",
+    }[scope_type]
+    where = "status <> 'DECOMMISSIONED'"
+    params: dict[str, Any] = {}
+    if column is not None:
+        where += f" AND {column} = :scope"
+        params["scope"] = scope_id
+    rows = await conn.execute(text(f"SELECT id FROM devices WHERE {where} ORDER BY id"), params)
+    return [r.id for r in rows]
+
+
+async def lock_watches(
+    conn: AsyncConnection, org_id: UUID, pairs: list[tuple[UUID, UUID]]
+) -> dict[tuple[UUID, UUID], Watch]:
+    """The watches of (rule, device) pairs, locked for this transaction, in one order on
+    every replica (rule, then device) so two replicas never deadlock; a pair without a row
+    yet gets one first (``ON CONFLICT DO NOTHING``: a replica that made it first wins)."""
+    if not pairs:
+        return {}
+    ordered = sorted(set(pairs))
+    rules = [r for r, _ in ordered]
+    devices_ = [d for _, d in ordered]
+    rows = await conn.execute(
+        text(
+            "SELECT w.rule_id, w.device_id, w.state FROM watches w"
+            " JOIN unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
+            " AS p(rule_id, device_id)"
+            " ON w.rule_id = p.rule_id AND w.device_id = p.device_id"
+            " ORDER BY w.rule_id, w.device_id FOR UPDATE OF w"
+        ),
+        {"rules": rules, "devices": devices_},
+    )
+    found = {(r.rule_id, r.device_id): _decode(r.state) for r in rows}
+    missing = [p for p in ordered if p not in found]
+    if missing:
+        await conn.execute(
+            text(
+                "INSERT INTO watches (org_id, rule_id, device_id, state, updated_at)"
+                " SELECT :org, p.rule_id, p.device_id, CAST('null' AS jsonb), now()"
+                " FROM unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
+                " AS p(rule_id, device_id) ON CONFLICT DO NOTHING"
+            ),
+            {"org": org_id, "rules": [r for r, _ in missing], "devices": [d for _, d in missing]},
+        )
+        again = await conn.execute(
+            text(
+                "SELECT w.rule_id, w.device_id, w.state FROM watches w"
+                " JOIN unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
+                " AS p(rule_id, device_id)"
+                " ON w.rule_id = p.rule_id AND w.device_id = p.device_id"
+                " ORDER BY w.rule_id, w.device_id FOR UPDATE OF w"
+            ),
+            {"rules": [r for r, _ in missing], "devices": [d for _, d in missing]},
+        )
+        found.update({(r.rule_id, r.device_id): _decode(r.state) for r in again})
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _decode(raw: Any) -> Watch | None:
+    if raw is None or raw == "null":
+        return None
+    if isinstance(raw, dict):
+        return msgspec.convert(raw, Watch)
+    return _watch_decoder.decode(raw)
+
+
+async def save_watches(
+    conn: AsyncConnection,
+    org_id: UUID,
+    watches: Mapping[tuple[UUID, UUID], Watch],
+    timed: Iterable[tuple[UUID, UUID]] | None = None,
+) -> None:
+    """Store the watches and their timers (a due time, or none). ``timed``: the pairs that
+    may have a timer now (their watch had a due time when it was loaded); None: any may."""
+    if not watches:
+        return
+    keys = list(watches)
+    await conn.execute(
+        text(
+            "INSERT INTO watches (org_id, rule_id, device_id, state, updated_at)"
+            " SELECT :org, p.rule_id, p.device_id, CAST(p.state AS jsonb), now()"
+            " FROM unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]),"
+            " CAST(:states AS text[]))"
+            " AS p(rule_id, device_id, state)"
+            " ON CONFLICT (org_id, rule_id, device_id) DO UPDATE SET state = excluded.state,"
+            " updated_at = excluded.updated_at"
+        ),
+        {
+            "org": org_id,
+            "rules": [r for r, _ in keys],
+            "devices": [d for _, d in keys],
+            "states": [msgspec.json.encode(watches[k]).decode() for k in keys],
+        },
+    )
+    due = [(k, w.due_at) for k, w in watches.items() if w.due_at is not None]
+    idle = [k for k, w in watches.items() if w.due_at is None]
+    if timed is not None:
+        could = set(timed)
+        idle = [k for k in idle if k in could]
+    if due:
+        await conn.execute(
+            text(
+                "INSERT INTO watch_timers (rule_id, device_id, tenant_id, due_at)"
+                " SELECT p.rule_id, p.device_id, :org, p.due_at"
+                " FROM unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]),"
+                " CAST(:dues AS timestamptz[])) AS p(rule_id, device_id, due_at)"
+                " ON CONFLICT (rule_id, device_id) DO UPDATE SET due_at = excluded.due_at"
+            ),
+            {
+                "org": org_id,
+                "rules": [k[0] for k, _ in due],
+                "devices": [k[1] for k, _ in due],
+                "dues": [d for _, d in due],
+            },
+        )
+    if idle:
+        await forget_timers(conn, idle)
+
+
+async def forget_timers(conn: AsyncConnection, pairs: list[tuple[UUID, UUID]]) -> None:
+    await conn.execute(
+        text(
+            "DELETE FROM watch_timers t USING unnest(CAST(:rules AS uuid[]),"
+            " CAST(:devices AS uuid[])) AS p(rule_id, device_id)"
+            " WHERE t.rule_id = p.rule_id AND t.device_id = p.device_id"
+        ),
+        {"rules": [r for r, _ in pairs], "devices": [d for _, d in pairs]},
+    )
+
+
+async def forget_device(conn: AsyncConnection, device_id: UUID) -> None:
+    """A decommissioned device's watches and timers."""
+    await conn.execute(text("DELETE FROM watches WHERE device_id = :d"), {"d": device_id})
+    await conn.execute(text("DELETE FROM watch_timers WHERE device_id = :d"), {"d": device_id})
+
+
+async def upsert_device(
+    conn: AsyncConnection,
+    org_id: UUID,
+    device_id: UUID,
+    version: int,
+    **values: Any,
+) -> None:
+    """Insert or change alerting's row of a device (``name``, ``status``, ``group_id``,
+    ``site_id``); an event older than the row changes nothing."""
+    columns = ["name", "status", "group_id", "site_id"]
+    given = {c: values[c] for c in columns if c in values}
+    sets = ", ".join(f"{c} = :{c}" for c in given)
+    await conn.execute(
+        text(
+            "INSERT INTO devices (org_id, id, name, status, group_id, site_id, version)"
+            " VALUES (:org, :id, :name, :status, :group_id, :site_id, :v)"
+            " ON CONFLICT (org_id, id) DO UPDATE SET "
+            + (sets + ", " if sets else "")
+            + "version = excluded.version WHERE devices.version < excluded.version"
+        ),
+        {
+            "org": org_id,
+            "id": device_id,
+            "v": version,
+            "name": values.get("name", ""),
+            "status": values.get("status", "REGISTERED"),
+            "group_id": values.get("group_id"),
+            "site_id": values.get("site_id"),
+        },
+    )
+
+
+async def forget_rule(conn: AsyncConnection, rule_id: UUID) -> None:
+    """A deleted rule's watches and timers."""
+    await conn.execute(text("DELETE FROM watches WHERE rule_id = :r"), {"r": rule_id})
+    await conn.execute(text("DELETE FROM watch_timers WHERE rule_id = :r"), {"r": rule_id})
+
+
+async def claim_due(
+    conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
+) -> list[tuple[UUID, UUID, UUID]]:
+    """(tenant, rule, device) of due timers, leased to this replica until ``lease_until``
+    (another replica skips them; one that dies leaves them due again after the lease)."""
+    rows = await conn.execute(
+        text(
+            "UPDATE watch_timers t SET due_at = :lease FROM ("
+            " SELECT rule_id, device_id FROM watch_timers WHERE due_at <= :now"
+            " ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED) due"
+            " WHERE t.rule_id = due.rule_id AND t.device_id = due.device_id"
+            " RETURNING t.tenant_id, t.rule_id, t.device_id"
+        ),
+        {"now": now, "lease": lease_until, "n": limit},
+    )
+    return [(r.tenant_id, r.rule_id, r.device_id) for r in rows]
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    return (await conn.execute(text("SELECT min(due_at) FROM watch_timers"))).scalar()
+
+
+async def unresolved_alert(conn: AsyncConnection, rule_id: UUID, device_id: UUID) -> UUID | None:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id FROM alerts WHERE rule_id = :r AND device_id = :d"
+                " AND status <> 'RESOLVED'"
+            ),
+            {"r": rule_id, "d": device_id},
+        )
+    ).first()
+    return None if row is None else row.id
+
+
+async def unresolved_of_rule(conn: AsyncConnection, rule_id: UUID) -> list[UUID]:
+    rows = await conn.execute(
+        text("SELECT id FROM alerts WHERE rule_id = :r AND status <> 'RESOLVED' ORDER BY id"),
+        {"r": rule_id},
+    )
+    return [r.id for r in rows]

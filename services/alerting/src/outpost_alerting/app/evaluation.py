@@ -1,0 +1,331 @@
+"""Evaluation's use cases: a batch of telemetry through every rule that covers each device,
+the timers that fire ``forSeconds`` windows and ``nodata``, and alerting's local view of
+devices (with their timeline entries).
+
+One transaction per batch: the watches of every (rule, device) the batch touches are locked
+in one order, folded over the readings in timestamp order, and stored with the alerts they
+opened or cleared; the messages are acked after the commit. A redelivered batch finds the
+watches past those readings and changes nothing; two replicas evaluating one device wait for
+each other on the watch rows; and the partial unique index on alerts refuses a second
+unresolved alert of a rule and device whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+
+from outpost_alerting.adapters import evaluation_store as store
+from outpost_alerting.adapters import timeline
+from outpost_alerting.app.handlers import execute_alert
+from outpost_alerting.domain import alerts
+from outpost_alerting.domain.evaluation import (
+    Clear,
+    Effect,
+    Fire,
+    Watch,
+    on_reading,
+    on_timer,
+    rule_changed,
+    start,
+)
+from outpost_alerting.domain.timeline import DEVICE_EVENT_TYPES
+from outpost_contracts import alerting as api
+from outpost_contracts import devices as device_events
+from outpost_contracts.envelope import EventEnvelope
+from outpost_kit import ids
+from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+
+_log = logging.getLogger(__name__)
+ORGANIZATION = api.ScopeType.ORGANIZATION
+Pair = tuple[UUID, UUID]  # (rule, device)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One reading as evaluation sees it: ``value`` None when it is not a number."""
+
+    sensor: str
+    value: float | None
+    ts: datetime
+
+
+@dataclass
+class Incoming:
+    """One telemetry message: the device named by its subject, its readings, and when the
+    stream received it."""
+
+    org_id: UUID
+    device_id: UUID
+    arrival: datetime
+    points: list[Point]
+
+
+@dataclass
+class Outcome:
+    fired: int = 0
+    cleared: int = 0
+    claimed: int = 0  # timers claimed (fire_due)
+    opened: list[UUID] = field(default_factory=list)
+    # Devices whose messages evaluation could not judge: not in alerting's view yet (their
+    # registration is still on its way). Their messages are delivered again.
+    unknown: set[tuple[UUID, UUID]] = field(default_factory=set)
+
+
+def number(value: object) -> float | None:
+    """A reading's value as comparisons see it: numbers and booleans (1/0); text is None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+async def evaluate(uow_factory: UnitOfWorkFactory, batch: list[Incoming], now: datetime) -> Outcome:
+    outcome = Outcome()
+    by_org: dict[UUID, list[Incoming]] = defaultdict(list)
+    for item in batch:
+        by_org[item.org_id].append(item)
+    async with uow_factory(None) as uow:
+        for org_id in sorted(by_org):  # one order on every replica
+            await uow.set_tenant(org_id)
+            await _evaluate_org(uow, org_id, by_org[org_id], now, outcome)
+        await uow.commit()
+    return outcome
+
+
+async def _evaluate_org(
+    uow: UnitOfWork, org_id: UUID, items: list[Incoming], now: datetime, outcome: Outcome
+) -> None:
+    sensors = {p.sensor for item in items for p in item.points}
+    devices = await store.devices(uow.conn, {item.device_id for item in items})
+    unknown = {item.device_id for item in items} - devices.keys()
+    rules = await store.rules_for(uow.conn, sensors, devices.values(), unknown)
+    if not rules:
+        return
+    # A device not known here yet (its registration is still on its way) that a rule may
+    # cover: its messages are judged later, with its scope, not now without it.
+    for device_id in unknown:
+        if any(r.scope_type == ORGANIZATION or r.scope_id == device_id for r in rules):
+            outcome.unknown.add((org_id, device_id))
+    work: dict[Pair, list[tuple[Point, datetime]]] = defaultdict(list)
+    scopes = _ScopeIndex(rules)
+    for item in items:
+        device = devices.get(item.device_id)
+        if device is None:
+            continue
+        by_sensor = scopes.of(device)
+        if not by_sensor:
+            continue
+        for point in item.points:
+            for row in by_sensor.get(point.sensor, ()):
+                work[(row.rule.id, item.device_id)].append((point, item.arrival))
+    if not work:
+        return
+    rows = {row.rule.id: row for row in rules}
+    watches = await store.lock_watches(uow.conn, org_id, list(work))
+    changed: dict[Pair, Watch] = {}
+    for pair in sorted(work):
+        row = rows[pair[0]]
+        watch = watches.get(pair) or start(row.rule, now)
+        watch = rule_changed(row.rule, watch, now)
+        for point, arrival in sorted(work[pair], key=lambda pa: pa[0].ts):
+            watch, effects = on_reading(row.rule, watch, point.value, point.ts, arrival)
+            await _apply(uow, org_id, row, pair[1], effects, outcome)
+        changed[pair] = watch
+    timed = [pair for pair, w in watches.items() if w.due_at is not None]
+    await store.save_watches(uow.conn, org_id, changed, timed)
+
+
+class _ScopeIndex:
+    """The rules of a batch by what their scope names, so a device's rules are found with
+    four lookups (the organization's, its id's, its group's, its site's) rather than by
+    asking every rule; per device, by sensor, computed once per batch."""
+
+    def __init__(self, rules: list[store.RuleRow]) -> None:
+        self._by_scope: dict[tuple[api.ScopeType, UUID | None], list[store.RuleRow]] = defaultdict(
+            list
+        )
+        for row in rules:
+            self._by_scope[(row.scope_type, row.scope_id)].append(row)
+        self._of: dict[UUID, dict[str, list[store.RuleRow]]] = {}
+
+    def of(self, device: store.Scoped) -> dict[str, list[store.RuleRow]]:
+        found = self._of.get(device.id)
+        if found is None:
+            found = defaultdict(list)
+            keys = [(api.ScopeType.ORGANIZATION, None), (api.ScopeType.DEVICE, device.id)]
+            if device.group_id is not None:
+                keys.append((api.ScopeType.GROUP, device.group_id))
+            if device.site_id is not None:
+                keys.append((api.ScopeType.SITE, device.site_id))
+            for key in keys:
+                for row in self._by_scope.get(key, ()):
+                    if row.covers(device):  # decommissioned devices are covered by none
+                        found[row.rule.sensor].append(row)
+            self._of[device.id] = found
+        return found
+
+
+async def _apply(
+    uow: UnitOfWork,
+    org_id: UUID,
+    row: store.RuleRow,
+    device_id: UUID,
+    effects: list[Effect],
+    outcome: Outcome,
+) -> None:
+    for effect in effects:
+        if isinstance(effect, Fire):
+            command = alerts.Open(
+                rule_id=row.rule.id,
+                rule_version=row.rule.version,
+                device_id=device_id,
+                sensor=row.rule.sensor,
+                severity=row.severity,
+                trigger=effect.trigger,
+            )
+            alert_id = ids.new_id()
+            try:
+                async with uow.conn.begin_nested():
+                    # A new stream (a fresh id): nothing to load, version 0 expected.
+                    await uow.events.append(
+                        org_id=org_id,
+                        stream_id=alert_id,
+                        stream_type=alerts.ALERT,
+                        expected_version=0,
+                        events=alerts.decide(None, command),
+                        actor=None,
+                        request_id=None,
+                    )
+            except IntegrityError:
+                # Another alert of this rule and device is not resolved (the watch said it
+                # was not firing: an alert resolved by hand raced this batch, or state was
+                # lost). The database keeps it to one; nothing more to do.
+                _log.info("rule %s already has an unresolved alert on %s", row.rule.id, device_id)
+                continue
+            outcome.fired += 1
+            outcome.opened.append(alert_id)
+        elif isinstance(effect, Clear):
+            existing = await store.unresolved_alert(uow.conn, row.rule.id, device_id)
+            if existing is None:
+                continue
+            cleared = alerts.Cleared(value=effect.value, ts=effect.ts)
+            await execute_alert(uow, None, org_id, existing, cleared)
+            outcome.cleared += 1
+
+
+# --- timers -----------------------------------------------------------------------------
+
+
+async def fire_due(
+    uow_factory: UnitOfWorkFactory, now: datetime, lease: timedelta, limit: int
+) -> Outcome:
+    """One pass over the due timers: each (rule, device) in its tenant's transaction."""
+    outcome = Outcome()
+    async with uow_factory(None) as uow:
+        due = await store.claim_due(uow.conn, now, now + lease, limit)
+        await uow.commit()
+    outcome.claimed = len(due)
+    for tenant, rule_id, device_id in due:
+        try:
+            async with uow_factory(tenant) as uow:
+                await _timer(uow, tenant, rule_id, device_id, now, outcome)
+                await uow.commit()
+        except Exception:
+            _log.exception(
+                "timer of rule %s on %s failed; due again after the lease", rule_id, device_id
+            )
+    return outcome
+
+
+async def _timer(
+    uow: UnitOfWork, org_id: UUID, rule_id: UUID, device_id: UUID, now: datetime, outcome: Outcome
+) -> None:
+    pair = (rule_id, device_id)
+    row = await store.rule(uow.conn, rule_id)
+    device = (await store.devices(uow.conn, [device_id])).get(device_id)
+    if row is None or not row.rule.enabled or device is None or not row.covers(device):
+        await store.forget_timers(uow.conn, [pair])
+        return
+    watches = await store.lock_watches(uow.conn, org_id, [pair])
+    watch = watches.get(pair)
+    if watch is None:
+        await store.forget_timers(uow.conn, [pair])
+        return
+    watch = rule_changed(row.rule, watch, now)
+    watch, effects = on_timer(row.rule, watch, now)
+    await _apply(uow, org_id, row, device_id, effects, outcome)
+    await store.save_watches(uow.conn, org_id, {pair: watch})
+
+
+# --- devices ----------------------------------------------------------------------------
+
+DEVICE_EVENTS: tuple[type[Any], ...] = (
+    device_events.DeviceRegistered,
+    device_events.DeviceUpdated,
+    *DEVICE_EVENT_TYPES,
+)
+
+
+async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
+    """Keep alerting's view of devices (scopes), watch a device that comes under a
+    ``nodata`` rule, forget a decommissioned one, and record the timeline's entries."""
+    data = event.data
+    conn = uow.conn
+    if isinstance(data, device_events.DeviceRegistered):
+        await store.upsert_device(
+            conn,
+            event.org_id,
+            event.stream_id,
+            event.version,
+            name=data.name,
+            status="REGISTERED",
+            group_id=data.group_id,
+            site_id=data.site_id,
+        )
+        await _watch_for_nodata(uow, event.org_id, event.stream_id)
+    elif isinstance(data, device_events.DeviceUpdated):
+        values: dict[str, Any] = {}
+        if "name" in data.changed:
+            values["name"] = data.name
+        if "groupId" in data.changed:
+            values["group_id"] = data.group_id
+        if "siteId" in data.changed:
+            values["site_id"] = data.site_id
+        await store.upsert_device(conn, event.org_id, event.stream_id, event.version, **values)
+        if "groupId" in data.changed or "siteId" in data.changed:
+            await _watch_for_nodata(uow, event.org_id, event.stream_id)
+    elif isinstance(data, device_events.DeviceActivated):
+        await store.upsert_device(
+            conn, event.org_id, event.stream_id, event.version, status="ACTIVE"
+        )
+    elif isinstance(data, device_events.DeviceDecommissioned):
+        await store.upsert_device(
+            conn, event.org_id, event.stream_id, event.version, status="DECOMMISSIONED"
+        )
+        await store.forget_device(conn, event.stream_id)
+    await timeline.record(conn, event)
+
+
+async def _watch_for_nodata(uow: UnitOfWork, org_id: UUID, device_id: UUID) -> None:
+    device = (await store.devices(uow.conn, [device_id])).get(device_id)
+    if device is None:
+        return
+    rows = [row for row in await store.rules_of_nodata(uow.conn) if row.covers(device)]
+    if not rows:
+        return
+    now = ids.now()
+    pairs = [(row.rule.id, device_id) for row in rows]
+    current = await store.lock_watches(uow.conn, org_id, pairs)
+    fresh = {
+        (row.rule.id, device_id): current.get((row.rule.id, device_id)) or start(row.rule, now)
+        for row in rows
+    }
+    await store.save_watches(uow.conn, org_id, fresh)
