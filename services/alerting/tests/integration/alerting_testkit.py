@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,7 +51,10 @@ async def alerting_db(
     engine = create_engine(dsn, "alerting", pool_size=pool_size)
     reads = await TenantReads.connect(dsn, "alerting", size=2)
     try:
-        yield UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS), reads
+        yield (
+            UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS),
+            reads,
+        )
     finally:
         await reads.close()
         await engine.dispose()
@@ -67,7 +70,7 @@ async def insert_rule(
             "INSERT INTO alert_rules (org_id, id, version, name, scope_type, sensor, condition,"
             " severity, for_seconds, enabled, channel_ids, created_at, updated_at) VALUES"
             " (:org, :id, 1, :name, 'ORGANIZATION', 'temperature',"
-            " CAST('{\"op\": \">\", \"threshold\": 40}' AS jsonb), 'CRITICAL', 0, true, :ch,"
+            ' CAST(\'{"op": ">", "threshold": 40}\' AS jsonb), \'CRITICAL\', 0, true, :ch,'
             " now(), now())",
             {"org": org, "id": rule_id, "name": name, "ch": channel_ids},
         )
@@ -148,7 +151,9 @@ class Receiver:
                     body = self.rfile.read(length)
                     with receiver._lock:
                         receiver.requests.append(
-                            Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                            Received(
+                                self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                            )
                         )
                         index = len(receiver.requests) - 1
                     if receiver.delay:
@@ -195,7 +200,11 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message_from_bytes(envelope.content, policy=policy.default),
+            )
         )
         return "250 Message accepted for delivery"
 

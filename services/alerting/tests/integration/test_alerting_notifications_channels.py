@@ -116,7 +116,9 @@ async def test_crud_with_versions_and_the_secret_never_shown(
     assert len(events) == 2 and '"secret"' in events[1]  # named as changed, no value
     for text in events:
         assert SECRET not in text and new_secret not in text
-    assert all(SECRET not in r.getMessage() and new_secret not in r.getMessage() for r in caplog.records)
+    assert all(
+        SECRET not in r.getMessage() and new_secret not in r.getMessage() for r in caplog.records
+    )
 
     await app.delete_channel(deps, c, api.DeleteNotificationChannel(id=view.id, expected_version=2))
     for call in (
@@ -147,7 +149,9 @@ async def test_listing_filters_pages_and_counts(deps: app.NotificationDeps) -> N
         deps,
         c,
         api.ListNotificationChannels(
-            query=ListQuery(filter=Cmp(field="type", op="eq", value="WEBHOOK"), limit=2, include_total=True)
+            query=ListQuery(
+                filter=Cmp(field="type", op="eq", value="WEBHOOK"), limit=2, include_total=True
+            )
         ),
     )
     assert [v.id for v in page.data] == [m.id for m in made[:2]]
@@ -156,7 +160,9 @@ async def test_listing_filters_pages_and_counts(deps: app.NotificationDeps) -> N
         deps,
         c,
         api.ListNotificationChannels(
-            query=ListQuery(filter=Cmp(field="type", op="eq", value="WEBHOOK"), after=str(made[1].id))
+            query=ListQuery(
+                filter=Cmp(field="type", op="eq", value="WEBHOOK"), after=str(made[1].id)
+            )
         ),
     )
     assert [v.id for v in rest.data] == [made[2].id] and not rest.has_more
@@ -164,7 +170,9 @@ async def test_listing_filters_pages_and_counts(deps: app.NotificationDeps) -> N
         await app.list_channels(
             deps,
             c,
-            api.ListNotificationChannels(query=ListQuery(filter=Cmp(field="secret", op="eq", value="x"))),
+            api.ListNotificationChannels(
+                query=ListQuery(filter=Cmp(field="secret", op="eq", value="x"))
+            ),
         )
 
 

@@ -192,9 +192,7 @@ def test_the_retry_budget_counts_attempts_and_age() -> None:
     )
     due = budget.next_attempt(1, T0, T0, 0.0)
     assert due == T0 + timedelta(seconds=1)
-    assert budget.next_attempt(2, T0, T0 + timedelta(seconds=1), 1.0) == T0 + timedelta(
-        seconds=5
-    )
+    assert budget.next_attempt(2, T0, T0 + timedelta(seconds=1), 1.0) == T0 + timedelta(seconds=5)
     assert budget.next_attempt(3, T0, T0 + timedelta(seconds=2), 0.0) is None  # attempts
     assert budget.next_attempt(2, T0, T0 + timedelta(seconds=7), 0.0) == T0 + timedelta(seconds=9)
     assert budget.next_attempt(2, T0, T0 + timedelta(seconds=8.5), 0.0) is None  # age
