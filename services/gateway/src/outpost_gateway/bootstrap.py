@@ -37,6 +37,7 @@ from outpost_gateway.entrypoints import (
     commands,
     devices,
     identity,
+    notifications,
     oauth,
     platform,
     presence,
@@ -114,6 +115,7 @@ def create_app(
             *readings.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,
+            *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
         ],
         before_request=security_check,
         dependencies={
