@@ -139,6 +139,7 @@ async def create_channel(
     deps: NotificationDeps, ctx: RequestContext, cmd: api.CreateNotificationChannel
 ) -> api.NotificationChannelView:
     _tenant(ctx)
+    channels.check_create(cmd)  # the fields of its type first: no DNS for a wrong body
     if cmd.type is api.ChannelType.WEBHOOK:
         vault = _vault(deps)
         if cmd.url is not None:
@@ -187,6 +188,7 @@ async def update_channel(
     patch = cmd.patch
     async with deps.uow(ctx.org_id) as uow:
         state = await _require(uow, cmd.id)
+        channels.check_patch(state, patch)
         if state.type is api.ChannelType.WEBHOOK:
             if isinstance(patch.url, str):
                 await check_url(deps, patch.url)

@@ -44,7 +44,8 @@ Command = api.CreateNotificationChannel | api.NotificationChannelPatch | Delete
 FIELDS = {"name": "name", "url": "url", "addresses": "addresses", "enabled": "enabled"}
 
 
-def _check_create(cmd: api.CreateNotificationChannel) -> None:
+def check_create(cmd: api.CreateNotificationChannel) -> None:
+    """Which fields go with which type (the handler asks before it resolves a URL)."""
     if cmd.type is api.ChannelType.WEBHOOK:
         if cmd.url is None:
             raise validation_error("url", "a WEBHOOK channel needs a url")
@@ -61,7 +62,7 @@ def _check_create(cmd: api.CreateNotificationChannel) -> None:
             raise validation_error("secret", "only a WEBHOOK channel has a secret")
 
 
-def _check_patch(channel: Channel, patch: api.NotificationChannelPatch) -> None:
+def check_patch(channel: Channel, patch: api.NotificationChannelPatch) -> None:
     if channel.type is api.ChannelType.WEBHOOK:
         if patch.addresses is not msgspec.UNSET:
             raise validation_error("addresses", "only an EMAIL channel has addresses")
@@ -89,7 +90,7 @@ def decide(state: Channel | None, command: Command, now: datetime) -> list[Event
     if isinstance(command, api.CreateNotificationChannel):
         if state is not None:
             raise Conflict("the notification channel already exists")
-        _check_create(command)
+        check_create(command)
         return [
             api.NotificationChannelCreated(
                 channel_type=command.type,
@@ -104,7 +105,7 @@ def decide(state: Channel | None, command: Command, now: datetime) -> list[Event
         raise NotFound("no such notification channel")
     if isinstance(command, Delete):
         return [api.NotificationChannelDeleted()]
-    _check_patch(state, command)
+    check_patch(state, command)
     changes: dict[str, Any] = {}
     for api_name, attr in FIELDS.items():
         value = getattr(command, attr)
