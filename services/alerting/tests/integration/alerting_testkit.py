@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from cryptography.fernet import Fernet
 
 from outpost_alerting import bootstrap
 from outpost_contracts import alerting as alert_api
@@ -30,6 +31,9 @@ from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
+
+# The webhook-secret key of every test in the session (a rotation re-seals every row).
+TEST_KEY = Fernet.generate_key().decode()
 
 
 def ctx(org: uuid.UUID) -> RequestContext:

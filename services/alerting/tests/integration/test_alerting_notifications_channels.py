@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from alerting_testkit import alerting_db, ctx
+from alerting_testkit import TEST_KEY, alerting_db, ctx
 from cryptography.fernet import Fernet
 
+from outpost_alerting import bootstrap
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
 from outpost_alerting.adapters.webhook import WebhookSender
 from outpost_alerting.app import notifications as app
 from outpost_alerting.domain import ssrf
+from outpost_alerting.settings import AlertingSettings
 from outpost_contracts import notifications as api
 from outpost_contracts.errors import (
     NotFound,
@@ -26,11 +28,12 @@ from outpost_contracts.errors import (
     ValidationFailed,
 )
 from outpost_contracts.query import Cmp, ListQuery
+from outpost_kit.settings import Secret
 
 pytestmark = pytest.mark.integration
 
 SECRET = "s3cr3t-webhook-signing-key-0001"
-KEY = Fernet.generate_key().decode()
+KEY = TEST_KEY  # one key for every module: the rotation test re-seals every row
 RESOLVER = StaticResolver(
     {
         "hooks.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
@@ -270,3 +273,21 @@ async def test_webhooks_need_the_encryption_key(deps: app.NotificationDeps) -> N
         ),
     )
     assert email.type is api.ChannelType.EMAIL
+
+
+async def test_rotating_the_key_reseals_every_secret(
+    deps: app.NotificationDeps, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = ctx(uuid.uuid4())
+    view = await app.create_channel(deps, c, _webhook())
+    new_key = Fernet.generate_key().decode()
+    settings = AlertingSettings(secret_encryption_key=Secret(f"{new_key},{KEY}"))
+    monkeypatch.setenv("OUTPOST_ADMIN_DATABASE_URL", postgres_dsn)
+    await bootstrap.rotate_secret_keys(settings, [])
+    async with deps.uow(c.org_id) as uow:
+        sealed = bytes((await uow.execute("SELECT sealed FROM channel_secrets")).scalar_one())
+    assert SecretVault(new_key).open(sealed) == SECRET  # the new key alone opens it
+    with pytest.raises(RuntimeError):
+        SecretVault(KEY).open(sealed)
+    rotated = app.NotificationDeps(uow=deps.uow, vault=SecretVault(new_key), webhooks=deps.webhooks)
+    assert (await app.get_channel(rotated, c, api.GetNotificationChannel(id=view.id))).has_secret

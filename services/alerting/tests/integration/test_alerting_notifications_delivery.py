@@ -18,6 +18,7 @@ import msgspec
 import nats
 import pytest
 from alerting_testkit import (
+    TEST_KEY,
     Receiver,
     SmtpServer,
     alerting_db,
@@ -26,7 +27,6 @@ from alerting_testkit import (
     insert_rule,
     open_alert,
 )
-from cryptography.fernet import Fernet
 
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
@@ -47,7 +47,7 @@ from outpost_kit.db.uow import UnitOfWorkFactory
 pytestmark = pytest.mark.integration
 
 SECRET = "receiver-shared-secret-0001"
-KEY = Fernet.generate_key().decode()
+KEY = TEST_KEY  # one key for every module: the rotation test re-seals every row
 FAST = deliveries.Budget(
     max_attempts=3,
     max_age=timedelta(minutes=5),
