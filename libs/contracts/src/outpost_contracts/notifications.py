@@ -200,7 +200,7 @@ class NotificationChannelUpdated(
 class NotificationChannelDeleted(
     Event, tag=wire_tag(SERVICE, "NotificationChannelDeleted", 1), kw_only=True, frozen=True
 ):
-    """The channel is gone; its pending deliveries are dropped."""
+    """The channel is gone; its pending deliveries end DEAD ("the channel was deleted")."""
 
 
 class NotificationTest(

@@ -27,6 +27,7 @@ from alerting_testkit import (
     insert_rule,
     open_alert,
 )
+from cryptography.fernet import Fernet
 
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
@@ -467,3 +468,32 @@ async def test_nothing_secret_in_logs_while_delivering(
             )
         ]
     assert stored and all(SECRET not in t for t in stored)
+
+
+async def test_a_slow_receiver_times_out_and_a_foreign_key_opens_nothing(world: World) -> None:
+    deps = world.deps()
+    with Receiver(delay=1.5) as slow:
+        channel = await world.webhook(deps, slow.url())
+        impatient = app.NotificationDeps(
+            uow=world.uow,
+            vault=deps.vault,
+            webhooks=WebhookSender(world.resolver, ssrf.Policy(allow_loopback=True), 0.3),
+        )
+        result = await app.try_channel(
+            impatient, world.ctx, api.TestNotificationChannel(id=channel.id)
+        )
+        assert result.outcome is api.DeliveryOutcome.DEAD
+        assert result.error == "timed out after 0.3 s" and result.latency_ms < 1200
+        other_key = app.NotificationDeps(
+            uow=world.uow,
+            vault=SecretVault(Fernet.generate_key().decode()),
+            webhooks=deps.webhooks,
+        )
+        result = await app.try_channel(
+            other_key, world.ctx, api.TestNotificationChannel(id=channel.id)
+        )
+        assert (result.outcome, result.error) == (
+            api.DeliveryOutcome.DEAD,
+            "no configured key opens the secret",
+        )
+    assert len(slow.requests) == 1  # the second never left

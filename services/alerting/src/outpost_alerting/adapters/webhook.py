@@ -8,6 +8,7 @@ the name again); the answer's body is not read."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -65,15 +66,18 @@ class WebhookSender:
         if target.scheme == "https" and target.literal is None:
             extensions["sni_hostname"] = target.host
         try:
-            async with self._client.stream(
-                "POST",
-                target.url_for(address),
-                content=body,
-                headers=headers,
-                extensions=extensions,
-            ) as response:
-                return deliveries.http_result(response.status_code, ms())
-        except httpx.TimeoutException:
+            # httpx's time-out bounds each phase; this bounds the whole attempt (a receiver
+            # dribbling its answer's headers cannot hold a worker longer).
+            async with asyncio.timeout(self.timeout):
+                async with self._client.stream(
+                    "POST",
+                    target.url_for(address),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                ) as response:
+                    return deliveries.http_result(response.status_code, ms())
+        except (httpx.TimeoutException, TimeoutError):
             return deliveries.failed(f"timed out after {self.timeout:g} s", ms())
         except httpx.HTTPError as exc:
             return deliveries.failed(f"{type(exc).__name__}: {exc}", ms())

@@ -276,7 +276,10 @@ async def _send(
         if channel.url is None or target.sealed_secret is None or deps.vault is None:
             reason = "the channel has no secret, or no key opens it here"
             return deliveries.failed(reason, 0.0, permanent=True)
-        secret = deps.vault.open(target.sealed_secret)
+        try:
+            secret = deps.vault.open(target.sealed_secret)
+        except RuntimeError:
+            return deliveries.failed("no configured key opens the secret", 0.0, permanent=True)
         return await deps.webhooks.send(channel.url, secret, str(event_id), event_type, body)
     subject, text = deliveries.email_text(
         msgspec.json.decode(body), rule_name=target.rule_name, device_name=target.device_name
@@ -483,7 +486,14 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
     if target.channel is not None and not target.channel.enabled:
         result = deliveries.failed("the channel is disabled", 0.0, permanent=True)
     else:
-        result = await _send(deps, target, delivery.event_id, delivery.event_type, delivery.body)
+        try:
+            result = await _send(
+                deps, target, delivery.event_id, delivery.event_type, delivery.body
+            )
+        except Exception as exc:
+            # Counted against the budget like any failure, so nothing retries forever.
+            _log.exception("notifications: delivery %s: sending failed", delivery.id)
+            result = deliveries.failed(f"internal error ({type(exc).__name__})", 0.0)
     now = ids.now()
     next_due = None
     if not result.ok and not result.permanent:
