@@ -26,6 +26,7 @@ from alerting_testkit import (
     eventually,
     insert_rule,
     open_alert,
+    tls_pair,
 )
 from cryptography.fernet import Fernet
 
@@ -497,3 +498,33 @@ async def test_a_slow_receiver_times_out_and_a_foreign_key_opens_nothing(world: 
             "no configured key opens the secret",
         )
     assert len(slow.requests) == 1  # the second never left
+
+
+async def test_https_to_the_checked_address_verifies_the_name(world: World) -> None:
+    """The request goes to the checked IP, while TLS's server name and the certificate check
+    use the URL's host: a certificate for the name verifies; one for another name does not."""
+    server, client = tls_pair("pinned.example")
+    deps = world.deps()
+    tls_deps = app.NotificationDeps(
+        uow=world.uow,
+        vault=deps.vault,
+        webhooks=WebhookSender(
+            world.resolver, ssrf.Policy(allow_loopback=True), 2.0, verify=client
+        ),
+    )
+    receiver = Receiver()
+    receiver.serve_tls(server)
+    with receiver:
+        channel = await world.webhook(tls_deps, receiver.url(host="pinned.example"))
+        ok = await app.try_channel(tls_deps, world.ctx, api.TestNotificationChannel(id=channel.id))
+        assert (ok.outcome, ok.status_code) == (api.DeliveryOutcome.SUCCEEDED, 200), ok.error
+        [got] = receiver.requests
+        assert got.headers["host"] == f"pinned.example:{receiver.port}"
+        assert deliveries.verify(SECRET, got.body, got.headers["x-outpost-signature"])
+        # Another name resolving to the same address: its certificate check fails.
+        world.resolver.table["other.example"] = ["127.0.0.1"]
+        other = await world.webhook(tls_deps, receiver.url(host="other.example"))
+        bad = await app.try_channel(tls_deps, world.ctx, api.TestNotificationChannel(id=other.id))
+    assert bad.outcome is api.DeliveryOutcome.DEAD and bad.status_code is None
+    assert "CERTIFICATE_VERIFY_FAILED" in (bad.error or "") or "certificate" in (bad.error or "")
+    assert len(receiver.requests) == 1

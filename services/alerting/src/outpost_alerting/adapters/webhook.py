@@ -9,6 +9,7 @@ the name again); the answer's body is not read."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
 import httpx
@@ -20,13 +21,22 @@ USER_AGENT = "Outpost-Webhook/1"
 
 
 class WebhookSender:
-    def __init__(self, resolver: Resolver, policy: ssrf.Policy, timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        policy: ssrf.Policy,
+        timeout: float = 3.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        """``verify``: how https receivers are verified (the system's CAs by default; tests
+        pass a context trusting their own CA)."""
         self.resolver = resolver
         self.policy = policy
         self.timeout = timeout
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
+            verify=verify,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
         )
