@@ -42,3 +42,6 @@ class AlertingSettings(CommonSettings, kw_only=True, frozen=True):
     smtp_password: Secret | None = None
     smtp_from: str = "outpost@localhost"
     smtp_timeout_seconds: float = 10.0
+    # A PEM file of the CA(s) that sign the SMTP server's certificate (an internal relay);
+    # unset: the system's CAs.
+    smtp_ca_file: str = ""

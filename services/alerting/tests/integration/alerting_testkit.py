@@ -222,12 +222,17 @@ class Mailbox:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """``tls``: a server context; the server then requires STARTTLS before anything else."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.mailbox = Mailbox()
         with socket.socket() as probe:  # a free port (the controller checks it by connecting)
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        extra: dict[str, Any] = {}
+        if tls is not None:
+            extra = {"tls_context": tls, "require_starttls": True}
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **extra)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
@@ -238,6 +243,17 @@ class SmtpServer:
 
 
 # --- TLS for receivers --------------------------------------------------------------------
+
+
+def _san(name: str) -> Any:
+    import ipaddress
+
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def tls_pair(server_name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -274,7 +290,7 @@ def tls_pair(server_name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(server_name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(server_name)]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

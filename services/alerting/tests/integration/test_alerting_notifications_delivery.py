@@ -528,3 +528,27 @@ async def test_https_to_the_checked_address_verifies_the_name(world: World) -> N
     assert bad.outcome is api.DeliveryOutcome.DEAD and bad.status_code is None
     assert "CERTIFICATE_VERIFY_FAILED" in (bad.error or "") or "certificate" in (bad.error or "")
     assert len(receiver.requests) == 1
+
+
+async def test_email_over_starttls(world: World) -> None:
+    server, client = tls_pair("127.0.0.1")
+    with SmtpServer(tls=server) as smtp:
+        plain = world.deps(smtp_port=smtp.port)
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, tls="starttls", tls_context=client)
+        deps = app.NotificationDeps(uow=world.uow, email=EmailSender(config))
+        channel = await app.create_channel(
+            deps,
+            world.ctx,
+            api.CreateNotificationChannel(
+                type=api.ChannelType.EMAIL, name="m", addresses=["ops@example.com"]
+            ),
+        )
+        ok = await app.try_channel(deps, world.ctx, api.TestNotificationChannel(id=channel.id))
+        # Without STARTTLS the server refuses to take the message.
+        refused = await app.try_channel(
+            plain, world.ctx, api.TestNotificationChannel(id=channel.id)
+        )
+    assert ok.outcome is api.DeliveryOutcome.SUCCEEDED, ok.error
+    assert refused.outcome is api.DeliveryOutcome.DEAD
+    [(_, rcpts, msg)] = smtp.mailbox.messages
+    assert rcpts == ["ops@example.com"] and msg["Subject"] == "[Outpost] Test notification"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +22,8 @@ class SmtpConfig:
     password: str = ""
     sender: str = "outpost@localhost"
     timeout: float = 10.0
+    # How the server's certificate is verified (STARTTLS or TLS): None for the system's CAs.
+    tls_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         if self.tls not in ("starttls", "tls", "none"):
@@ -62,6 +65,7 @@ class EmailSender:
                 password=c.password or None,
                 use_tls=c.tls == "tls",
                 start_tls=c.tls == "starttls",
+                tls_context=c.tls_context,
                 timeout=c.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -5,6 +5,7 @@ worker. ``bootstrap.py`` wires them with ``register``."""
 from __future__ import annotations
 
 import functools
+import ssl
 from datetime import timedelta
 from typing import Any
 
@@ -59,6 +60,11 @@ def deps_from(
                 password=smtp_password.reveal() if smtp_password is not None else "",
                 sender=settings.smtp_from,
                 timeout=settings.smtp_timeout_seconds,
+                tls_context=(
+                    ssl.create_default_context(cafile=settings.smtp_ca_file)
+                    if settings.smtp_ca_file
+                    else None
+                ),
             )
         ),
         budget=deliveries.Budget(
