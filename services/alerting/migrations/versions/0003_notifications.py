@@ -91,15 +91,20 @@ def upgrade() -> None:
         -- FOR UPDATE SKIP LOCKED before they know the tenant (as devices' command_wakeups);
         -- the delivery itself is read and changed in the tenant's transaction under RLS.
         -- ``leased_until``: a worker is sending it (the per-channel concurrency limit counts
-        -- these); a worker that dies leaves it due again when the lease ends.
+        -- these); a worker that dies leaves it due again when the lease ends. ``alert_id``
+        -- and ``seq``: one alert's deliveries to one channel go in the order they were made.
         CREATE TABLE delivery_queue (
             delivery_id  uuid PRIMARY KEY,
             tenant_id    uuid NOT NULL,
             channel_id   uuid NOT NULL,
+            alert_id     uuid,
+            seq          bigint GENERATED ALWAYS AS IDENTITY,
             due_at       timestamptz NOT NULL,
             leased_until timestamptz
         );
         CREATE INDEX delivery_queue_due ON delivery_queue (due_at);
+        CREATE INDEX delivery_queue_alert ON delivery_queue (channel_id, alert_id, seq)
+            WHERE alert_id IS NOT NULL;
         CREATE INDEX delivery_queue_channel ON delivery_queue (channel_id)
             WHERE leased_until IS NOT NULL;
         """,

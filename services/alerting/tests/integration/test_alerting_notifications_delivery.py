@@ -37,6 +37,7 @@ from outpost_alerting.adapters.webhook import WebhookSender
 from outpost_alerting.app import notifications as app
 from outpost_alerting.domain import deliveries, ssrf
 from outpost_alerting.entrypoints import notifications as entrypoints
+from outpost_contracts import alerting as alert_api
 from outpost_contracts import notifications as api
 from outpost_contracts import streams, subjects
 from outpost_contracts.envelope import EventEnvelope, RequestContext
@@ -552,3 +553,35 @@ async def test_email_over_starttls(world: World) -> None:
     assert refused.outcome is api.DeliveryOutcome.DEAD
     [(_, rcpts, msg)] = smtp.mailbox.messages
     assert rcpts == ["ops@example.com"] and msg["Subject"] == "[Outpost] Test notification"
+
+
+async def test_an_alerts_events_reach_a_channel_in_order(world: World) -> None:
+    """The opening fails once; the resolution, made meanwhile, waits for it."""
+    deps = world.deps()
+    world.start(deps)
+    with Receiver(statuses=[500, 200]) as receiver:
+        channel = await world.webhook(deps, receiver.url())
+        opened = await world.alert(deps, channel.id)
+        async with world.uow(world.ctx.org_id) as uow:
+            [resolved] = await uow.events.append(
+                org_id=world.ctx.org_id,
+                stream_id=opened.stream_id,
+                stream_type="alert",
+                expected_version=1,
+                events=[alert_api.AlertResolved(resolution=alert_api.Resolution.CLEARED)],
+            )
+            await uow.commit()
+        await world.handle(deps, resolved)
+        await eventually(lambda: _done(world, 2))
+    types = [r.headers["x-outpost-event-type"] for r in receiver.requests]
+    assert types == [
+        "alerting.AlertOpened.v1",
+        "alerting.AlertOpened.v1",
+        "alerting.AlertResolved.v1",
+    ]
+    log = await world.log(alert_id=opened.stream_id)
+    assert [(a.event_type.split(".")[1], a.outcome.value) for a in log] == [
+        ("AlertOpened", "FAILED"),
+        ("AlertOpened", "SUCCEEDED"),
+        ("AlertResolved", "SUCCEEDED"),
+    ]

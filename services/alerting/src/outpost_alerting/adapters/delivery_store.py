@@ -107,10 +107,16 @@ async def insert(conn: AsyncConnection, d: Delivery, *, queue_at: datetime | Non
     if queue_at is not None:
         await conn.execute(
             text(
-                "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, due_at)"
-                " VALUES (:id, :org, :channel, :due)"
+                "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, alert_id,"
+                " due_at) VALUES (:id, :org, :channel, :alert, :due)"
             ),
-            {"id": d.id, "org": d.org_id, "channel": d.channel_id, "due": queue_at},
+            {
+                "id": d.id,
+                "org": d.org_id,
+                "channel": d.channel_id,
+                "alert": d.alert_id,
+                "due": queue_at,
+            },
         )
     return True
 
@@ -157,16 +163,20 @@ async def claim(
     per_channel: int,
 ) -> list[Claimed]:
     """Due deliveries, leased to this replica until ``lease_until``, at most ``per_channel``
-    in flight per channel counting what other replicas hold. Claims take turns on one
+    in flight per channel counting what other replicas hold, and none of an alert while an
+    earlier delivery of that alert to that channel waits (its opening is delivered, or
+    dead-lettered, before its resolution is sent). Claims take turns on one
     transaction-scoped advisory lock, so two replicas never both see a channel's free slot;
     rows are taken ``FOR UPDATE SKIP LOCKED`` past a worker that is recording an outcome."""
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
     rows = await conn.execute(
         text(
             "WITH due AS ("
-            "  SELECT delivery_id, channel_id, due_at FROM delivery_queue"
+            "  SELECT delivery_id, channel_id, due_at FROM delivery_queue q"
             "  WHERE due_at <= :now AND (leased_until IS NULL OR leased_until <= :now)"
-            "  ORDER BY due_at LIMIT :scan FOR UPDATE SKIP LOCKED"
+            "  AND NOT EXISTS (SELECT 1 FROM delivery_queue e WHERE q.alert_id IS NOT NULL"
+            "   AND e.channel_id = q.channel_id AND e.alert_id = q.alert_id AND e.seq < q.seq)"
+            "  ORDER BY due_at LIMIT :scan FOR UPDATE OF q SKIP LOCKED"
             "), busy AS ("
             "  SELECT channel_id, count(*) AS n FROM delivery_queue"
             "  WHERE leased_until > :now GROUP BY channel_id"
