@@ -29,6 +29,7 @@ from alerting_testkit import (
     tls_pair,
 )
 from cryptography.fernet import Fernet
+from prometheus_client import REGISTRY
 
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
@@ -170,9 +171,15 @@ async def _done(world: World, count: int) -> bool:
     return len(rows) == count and all(r.status != "PENDING" for r in rows)
 
 
+def _attempts(outcome: str) -> float:
+    labels = {"channel_type": "WEBHOOK", "kind": "ALERT", "outcome": outcome}
+    return REGISTRY.get_sample_value("outpost_notification_attempts_total", labels) or 0.0
+
+
 async def test_retries_then_a_dead_letter_with_the_last_error(world: World) -> None:
     deps = world.deps()
     world.start(deps)
+    failed, dead = _attempts("FAILED"), _attempts("DEAD")
     with Receiver(statuses=[503, 500]) as receiver:
         channel = await world.webhook(deps, receiver.url())
         envelope = await world.alert(deps, channel.id)
@@ -184,6 +191,7 @@ async def test_retries_then_a_dead_letter_with_the_last_error(world: World) -> N
     [row] = await world.deliveries()
     assert (row.status, row.attempts, row.last_status) == ("DEAD", 3, 500)
     assert row.last_error == "HTTP 500"
+    assert (_attempts("FAILED") - failed, _attempts("DEAD") - dead) == (2, 1)
     log = await world.log(channel_id=channel.id)
     assert [(a.attempt, a.outcome, a.status_code) for a in log] == [
         (1, api.DeliveryOutcome.FAILED, 503),

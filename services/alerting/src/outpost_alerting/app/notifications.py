@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import IntegrityError
 
 from outpost_alerting.adapters import channel_store, delivery_store
@@ -57,6 +58,27 @@ _log = logging.getLogger(__name__)
 _encode = msgspec.json.encode
 
 CHANNELS = Aggregate(channels.STREAM_TYPE, channels.decide, channels.evolve)
+
+ATTEMPTS = Counter(
+    "outpost_notification_attempts_total",
+    "Delivery attempts by channel type, kind and outcome (DEAD: dead-lettered)",
+    ["channel_type", "kind", "outcome"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "outpost_notification_attempt_seconds",
+    "How long one delivery attempt took",
+    ["channel_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _observe(
+    channel_type: str, kind: api.DeliveryKind, outcome: api.DeliveryOutcome, ms: float
+) -> None:
+    ATTEMPTS.labels(channel_type, kind.value, outcome.value).inc()
+    ATTEMPT_SECONDS.labels(channel_type).observe(ms / 1000)
+
+
 ALERT_EVENTS: tuple[type[Any], ...] = (
     alert_api.AlertOpened,
     alert_api.AlertAcknowledged,
@@ -337,6 +359,7 @@ async def try_channel(
             next_due=None,
         )
         await uow.commit()
+    _observe(channel.type.value, api.DeliveryKind.TEST, outcome, result.latency_ms)
     return api.ChannelTestResult(
         delivery_id=delivery.id,
         channel_id=cmd.id,
@@ -514,6 +537,8 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
             next_due=next_due,
         )
         await uow.commit()
+    kind = "none" if target.channel is None else target.channel.type.value
+    _observe(kind, delivery.kind, outcome, result.latency_ms)
     if outcome is api.DeliveryOutcome.DEAD:
         _log.warning(
             "notifications: delivery %s of event %s to channel %s dead-lettered after %d"
