@@ -593,3 +593,46 @@ async def test_an_alerts_events_reach_a_channel_in_order(world: World) -> None:
         ("AlertOpened", "SUCCEEDED"),
         ("AlertResolved", "SUCCEEDED"),
     ]
+
+
+async def test_channels_of_a_rule_known_only_from_its_events(world: World) -> None:
+    """A rule with no read-model row (deleted since, or not projected here) still names its
+    channels through its newest event."""
+    deps = world.deps()
+    with Receiver() as receiver:
+        channel = await world.webhook(deps, receiver.url())
+        rule_id = uuid.uuid4()
+        scope = alert_api.RuleScope(type=alert_api.ScopeType.ORGANIZATION)
+        condition = alert_api.Condition(op=">", threshold=40)
+        async with world.uow(world.ctx.org_id) as uow:
+            await uow.events.append(
+                org_id=world.ctx.org_id,
+                stream_id=rule_id,
+                stream_type="alert_rule",
+                expected_version=0,
+                events=[
+                    alert_api.AlertRuleCreated(
+                        name="r",
+                        scope=scope,
+                        sensor="temperature",
+                        condition=condition,
+                        severity=alert_api.Severity.MAJOR,
+                    ),
+                    alert_api.AlertRuleUpdated(
+                        changed=["channelIds"],
+                        name="r",
+                        scope=scope,
+                        sensor="temperature",
+                        condition=condition,
+                        severity=alert_api.Severity.MAJOR,
+                        channel_ids=[channel.id],
+                    ),
+                ],
+            )
+            await uow.commit()
+        envelope = await open_alert(world.uow, world.ctx.org_id, rule_id)
+        await world.handle(deps, envelope)
+        world.start(deps)
+        await eventually(lambda: _done(world, 1))
+    [got] = receiver.requests
+    assert got.headers["x-outpost-event-id"] == str(envelope.id)
