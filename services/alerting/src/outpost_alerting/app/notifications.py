@@ -553,7 +553,8 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
 
 async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
     """Claim what is due (up to ``batch`` in flight in this replica), send each in its own
-    task; look again every ``poll_seconds``, or at once when a delivery was queued here."""
+    task; look again every ``poll_seconds``, or at once when a delivery was queued or
+    finished here."""
     tasks: set[asyncio.Task[None]] = set()
 
     async def run_one(item: delivery_store.Claimed) -> None:
@@ -562,6 +563,8 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
         except Exception:
             # The lease runs out and the delivery is due again: nothing is lost.
             _log.exception("notifications: delivery %s failed to run", item.delivery_id)
+        finally:
+            deps.wake.set()  # a slot of its channel is free: look again at once
 
     try:
         while not stop.is_set():
