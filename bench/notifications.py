@@ -13,8 +13,7 @@ consumer calls it.
   deliveries (what the worker could first see), p50/p99/max;
 - **drain**: ``--burst`` events at once for a rule with ``--channels`` channels
   (events x channels deliveries) queued with the worker stopped, the per-channel limit at
-  its default (4); deliveries/s
-  from the worker's start to the last receipt.
+  its default (4); deliveries/s from the worker's start to the last receipt.
 
 Every delivery is checked: each receiver must get each event exactly once, signed.
 
