@@ -530,7 +530,9 @@ async def test_https_to_the_checked_address_verifies_the_name(world: World) -> N
         [got] = receiver.requests
         assert got.headers["host"] == f"pinned.example:{receiver.port}"
         assert deliveries.verify(SECRET, got.body, got.headers["x-outpost-signature"])
-        # Another name resolving to the same address: its certificate check fails.
+        # Another name resolving to the same address: its certificate check fails (the
+        # receiver keeps connections alive, yet the one verified for the first name is not
+        # reused for the second).
         world.resolver.table["other.example"] = ["127.0.0.1"]
         other = await world.webhook(tls_deps, receiver.url(host="other.example"))
         bad = await app.try_channel(tls_deps, world.ctx, api.TestNotificationChannel(id=other.id))
@@ -636,3 +638,17 @@ async def test_channels_of_a_rule_known_only_from_its_events(world: World) -> No
         await eventually(lambda: _done(world, 1))
     [got] = receiver.requests
     assert got.headers["x-outpost-event-id"] == str(envelope.id)
+
+
+async def test_the_next_checked_address_when_one_refuses_the_connection(world: World) -> None:
+    deps = world.deps()
+    with Receiver() as receiver:
+        # Nothing listens on 127.0.0.2 at the receiver's port: refused, then 127.0.0.1.
+        world.resolver.table["two.example"] = ["127.0.0.2", "127.0.0.1"]
+        channel = await world.webhook(deps, receiver.url(host="two.example"))
+        ok = await app.try_channel(deps, world.ctx, api.TestNotificationChannel(id=channel.id))
+        world.resolver.table["two.example"] = ["127.0.0.2"]
+        bad = await app.try_channel(deps, world.ctx, api.TestNotificationChannel(id=channel.id))
+    assert ok.outcome is api.DeliveryOutcome.SUCCEEDED, ok.error
+    assert bad.outcome is api.DeliveryOutcome.DEAD and "ConnectError" in (bad.error or "")
+    assert len(receiver.requests) == 1
