@@ -6,17 +6,29 @@ refusing private, link-local and IPv6-mapped addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import asyncpg
 import httpx
+import msgspec
+import nats
 import pytest
+
+from outpost_contracts import alerting, subjects
+from outpost_contracts.envelope import EventEnvelope
+from outpost_kit.db.engine import plain_dsn
+from outpost_kit.dev.stack import DevStack
 
 pytestmark = pytest.mark.e2e
 
@@ -227,3 +239,100 @@ def test_the_ssrf_guard_refuses_private_addresses(tenants: Any, http: httpx.Clie
         )
         _error(resp, 400, "validation_error", "url")
     assert http.get(PATH, headers=auth).json()["data"] == []
+
+
+def test_an_alert_event_is_delivered_by_the_running_service(
+    stack: DevStack, tenants: Any, http: httpx.Client, receiver: Receiver
+) -> None:
+    """The running alerting service's consumer and worker: an ``AlertOpened`` on the
+    ALERTING stream reaches the channel of its rule, signed, and is in the alert's delivery
+    log. Until the rules slice serves rules and evaluation, the rule and the alert are
+    planted in alerting's tables as that slice leaves them, and the event is published as
+    its outbox relay would publish it."""
+    org = tenants.org("notify-chain")
+    org_id = uuid.UUID(org["id"])
+    auth = bearer(tenants.key(org["id"])["key"])
+    made = http.post(
+        PATH,
+        json={"type": "WEBHOOK", "name": "ops", "url": receiver.url, "secret": SECRET},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    channel_id = uuid.UUID(made.json()["id"])
+    rule_id, alert_id, device_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    trigger = alerting.AlertTrigger(
+        value=41.5, ts=now, since=now, condition="temperature > 40", rule_version=1
+    )
+    dsn = stack.pg.admin_dsn if stack.pg is not None else os.environ["DATABASE_URL"]
+
+    async def plant() -> None:
+        conn = await asyncpg.connect(plain_dsn(dsn))
+        try:
+            await conn.execute(
+                "INSERT INTO alerting.alert_rules (org_id, id, version, name, scope_type, sensor,"
+                " condition, severity, for_seconds, enabled, channel_ids, created_at,"
+                " updated_at) VALUES ($1, $2, 1, 'too hot', 'ORGANIZATION', 'temperature',"
+                ' \'{"op": ">", "threshold": 40}\', \'CRITICAL\', 0, true, $3, $4, $4)',
+                org_id,
+                rule_id,
+                [channel_id],
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO alerting.alerts (org_id, id, version, rule_id, rule_version,"
+                " device_id, sensor, status, severity, opened_at, trigger, updated_at) VALUES"
+                " ($1, $2, 1, $3, 1, $4, 'temperature', 'OPEN', 'CRITICAL', $5, $6, $5)",
+                org_id,
+                alert_id,
+                rule_id,
+                device_id,
+                now,
+                msgspec.json.encode(trigger).decode(),
+            )
+        finally:
+            await conn.close()
+
+    envelope = EventEnvelope(
+        id=uuid.uuid4(),
+        org_id=org_id,
+        stream_id=alert_id,
+        stream_type="alert",
+        version=1,
+        occurred_at=now,
+        data=alerting.AlertOpened(
+            rule_id=rule_id,
+            rule_version=1,
+            device_id=device_id,
+            sensor="temperature",
+            severity=alerting.Severity.CRITICAL,
+            trigger=trigger,
+        ),
+    )
+
+    async def publish() -> None:
+        nc = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+        try:
+            await nc.jetstream().publish(
+                subjects.event(envelope.type, org_id),
+                msgspec.json.encode(envelope),
+                headers={"Nats-Msg-Id": str(envelope.id)},
+            )
+        finally:
+            await nc.close()
+
+    asyncio.run(plant())
+    asyncio.run(publish())
+    deadline = time.monotonic() + 15
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [(headers, body)] = receiver.received
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-outpost-signature"], expected)
+    assert headers["x-outpost-event-id"] == str(envelope.id)
+    assert json.loads(body)["data"]["trigger"]["value"] == 41.5
+    log = http.get(f"/api/v1/alerts/{alert_id}/deliveries", headers=auth)
+    assert log.status_code == 200, log.text
+    [entry] = log.json()["data"]
+    assert (entry["kind"], entry["outcome"], entry["statusCode"]) == ("ALERT", "SUCCEEDED", 204)
+    assert entry["channelId"] == str(channel_id) and entry["eventId"] == str(envelope.id)
