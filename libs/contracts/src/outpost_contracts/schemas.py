@@ -24,6 +24,7 @@ from outpost_contracts import (
     readings,
     registry,
 )
+from outpost_contracts import annotations as annotation_contracts
 from outpost_contracts.base import Contract, Event, Request
 
 MODULES: tuple[ModuleType, ...] = (
@@ -34,6 +35,7 @@ MODULES: tuple[ModuleType, ...] = (
     presence,
     commands,
     readings,
+    annotation_contracts,
     alerting,
     notifications,
     exports,

@@ -32,6 +32,7 @@ from outpost_gateway.app.ports import Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Limits
+from outpost_gateway.entrypoints import annotations as annotation_routes
 from outpost_gateway.entrypoints import (
     audit,
     commands,
@@ -113,6 +114,7 @@ def create_app(
             *presence.ROUTES,
             *commands.ROUTES,
             *readings.ROUTES,
+            *annotation_routes.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)

@@ -173,6 +173,7 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
         ("GET", "/api/v1/devices/{id}/state"),
         ("PATCH", "/api/v1/devices/{id}/state"),
         ("PUT", "/api/v1/devices/{id}/state"),
+        ("GET", "/api/v1/devices/{id}/annotations"),
     }
     assert linked("/api/v1/devices/registration/tokens") == {
         ("DELETE", "/api/v1/devices/registration/tokens/{id}")

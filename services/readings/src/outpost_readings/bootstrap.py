@@ -6,20 +6,28 @@ from datetime import timedelta
 from functools import partial
 from uuid import UUID
 
+from outpost_contracts import annotations as annotation_contracts
 from outpost_contracts import devices, streams
+from outpost_contracts.annotations import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
 from outpost_kit import messaging
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
+from outpost_readings.adapters.annotation_store import AnnotationsProjector
+from outpost_readings.app.annotations import AnnotationDeps
 from outpost_readings.app.handlers import DEVICE_EVENT_TYPES, Deps, on_device_event
 from outpost_readings.domain.readings import Limits
-from outpost_readings.entrypoints import maintenance, rpc, telemetry
+from outpost_readings.entrypoints import maintenance, retention, rpc, telemetry
 from outpost_readings.settings import ReadingsSettings
 
 
 async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
     assert runtime.uow is not None and runtime.js is not None
+    if not MIN_RETENTION_DAYS <= settings.retention_days <= MAX_RETENTION_DAYS:
+        raise SystemExit(
+            f"OUTPOST_READINGS_RETENTION_DAYS must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS}"
+        )
     limits = Limits(
         max_future=timedelta(seconds=settings.max_future_seconds),
         max_past=timedelta(days=settings.max_past_days),
@@ -46,7 +54,13 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
         device_exists=device_exists,
         auto_declare_sensors=settings.auto_declare_sensors,
     )
-    runtime.serve(rpc.handlers(deps))
+    annotation_deps = AnnotationDeps(
+        uow=runtime.uow,
+        device_exists=device_exists,
+        auto_declare_sensors=settings.auto_declare_sensors,
+        retention_days=settings.retention_days,
+    )
+    runtime.serve(rpc.handlers(deps, annotation_deps))
     runtime.consume("readings-devices", on_device_event, DEVICE_EVENT_TYPES)
     runtime.background(
         partial(
@@ -54,6 +68,16 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
             deps,
             settings.partition_days_ahead,
             settings.partition_check_seconds,
+        )
+    )
+    runtime.background(
+        partial(
+            retention.run,
+            runtime.uow,
+            settings.retention_days,
+            settings.retention_check_seconds,
+            settings.retention_batch_rows,
+            deps.partitions.known,
         )
     )
     runtime.background(
@@ -73,6 +97,8 @@ def main() -> None:
         settings_type=ReadingsSettings,
         build=build,
         migrations=migrations_dir(__file__),
+        event_types=annotation_contracts.EVENT_TYPES,
+        projectors=lambda _settings: (AnnotationsProjector(),),
     )
 
 

@@ -113,6 +113,22 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     # readings
     ("GET", "/api/v1/readings"): "readings:read",
     ("POST", "/api/v1/readings/batch"): "readings:write",
+    # annotations and their classes (decision 61): members label data as they send it
+    ("POST", "/api/v1/annotation-classes"): "readings:write",
+    ("GET", "/api/v1/annotation-classes"): "readings:read",
+    ("GET", "/api/v1/annotation-classes/{id}"): "readings:read",
+    ("PATCH", "/api/v1/annotation-classes/{id}"): "readings:write",
+    ("DELETE", "/api/v1/annotation-classes/{id}"): "readings:write",
+    ("POST", "/api/v1/annotations"): "readings:write",
+    ("GET", "/api/v1/annotations"): "readings:read",
+    ("GET", "/api/v1/annotations/{id}"): "readings:read",
+    ("PATCH", "/api/v1/annotations/{id}"): "readings:write",
+    ("DELETE", "/api/v1/annotations/{id}"): "readings:write",
+    ("GET", "/api/v1/devices/{id}/annotations"): "readings:read",
+    # an organization's readings settings: their own scope, so members (readings:*) do not
+    # turn auto-declare off or shorten retention; viewers (*:read) may read them
+    ("GET", "/api/v1/readings/settings"): "readings-settings:read",
+    ("PUT", "/api/v1/readings/settings"): "readings-settings:write",
     # an organization's quarantine: its own scope, so members (readings:*) do not manage it
     ("GET", "/api/v1/admin/quarantine"): "quarantine:read",
     ("POST", "/api/v1/admin/quarantine/replay"): "quarantine:write",
@@ -147,6 +163,7 @@ SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
         "/api/v1/organizations/current",
         "/api/v1/devices/ca",
         "/api/v1/devices/{id}/state",
+        "/api/v1/readings/settings",
     }
 )
 

@@ -6,8 +6,11 @@ from typing import Any
 
 from outpost_contracts.rpc import Operation
 from outpost_kit.responder import Handler, bind
+from outpost_readings.app import annotations as annotation_app
 from outpost_readings.app.handlers import HANDLERS, Deps
 
 
-def handlers(deps: Deps) -> dict[Operation[Any, Any], Handler]:
-    return bind(HANDLERS, deps)
+def handlers(
+    deps: Deps, annotation_deps: annotation_app.AnnotationDeps
+) -> dict[Operation[Any, Any], Handler]:
+    return {**bind(HANDLERS, deps), **bind(annotation_app.HANDLERS, annotation_deps)}

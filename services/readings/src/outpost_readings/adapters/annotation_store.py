@@ -1,0 +1,259 @@
+"""Read models of annotation classes, annotations and an organization's readings settings:
+one row per live aggregate, written in the transaction that appends its events (deleting
+the aggregate deletes the row); the collections clients filter and order; the queries the
+use cases need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from outpost_contracts import annotations as api
+from outpost_contracts.devices import Tag
+from outpost_contracts.envelope import EventEnvelope
+from outpost_kit.db.listing import Collection, Field, Relation
+from outpost_kit.db.uow import UnitOfWork
+
+_TIMES = {
+    "createdAt": Field("created_at", "datetime"),
+    "updatedAt": Field("updated_at", "datetime"),
+}
+_TAIL = "created_at, updated_at, version"
+
+ANNOTATION_CLASSES = Collection(
+    table="annotation_classes",
+    columns=f"id, name, colour, description, {_TAIL}",
+    fields={
+        "id": Field("id", "uuid"),
+        "name": Field("name"),
+        "colour": Field("colour"),
+        "description": Field("description"),
+        **_TIMES,
+    },
+)
+ANNOTATIONS = Collection(
+    table="annotations",
+    columns=f"id, device_id, class_id, sensor, from_ts, to_ts, text, tags, {_TAIL}",
+    fields={
+        "id": Field("id", "uuid"),
+        "deviceId": Field("device_id", "uuid"),
+        "classId": Field("class_id", "uuid"),
+        "sensor": Field("sensor"),
+        "from": Field("from_ts", "datetime"),
+        "to": Field("to_ts", "datetime"),
+        "text": Field("text"),
+        **_TIMES,
+    },
+    relations={"tags": Relation("tags", {"key": "text", "value": "text"})},
+)
+
+
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value
+
+
+def class_view(row: Mapping[str, Any]) -> api.AnnotationClassView:
+    return api.AnnotationClassView(
+        id=row["id"],
+        name=row["name"],
+        colour=row["colour"],
+        description=row["description"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
+
+
+def annotation_view(row: Mapping[str, Any]) -> api.AnnotationView:
+    return api.AnnotationView(
+        id=row["id"],
+        device_id=row["device_id"],
+        class_id=row["class_id"],
+        sensor=row["sensor"],
+        from_=row["from_ts"],
+        to=row["to_ts"],
+        text=row["text"],
+        tags=msgspec.convert(_json(row["tags"]), list[Tag]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
+
+
+# Annotations overlapping ``[:w_from, :w_to)``: the annotation's range ``[from, to]`` (both
+# ends in: an instant annotation has from = to) meets the window.
+OVERLAP_FROM = "to_ts >= :w_from"
+OVERLAP_TO = "from_ts < :w_to"
+
+_ANNOTATION_COLUMNS = {
+    "device_id": "device_id",
+    "class_id": "class_id",
+    "sensor": "sensor",
+    "from_": "from_ts",
+    "to": "to_ts",
+    "text": "text",
+    "tags": "tags",
+}
+_CLASS_COLUMNS = ("name", "colour", "description")
+
+
+def _tags(value: Any) -> str:
+    return msgspec.json.encode(list(value or [])).decode()
+
+
+class AnnotationsProjector:
+    """Keeps ``annotation_classes``, ``annotations`` and ``org_settings`` (the settings'
+    projection, which ingest reads to decide auto-declare)."""
+
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        key = {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version}
+        if isinstance(data, api.AnnotationClassCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO annotation_classes (org_id, id, name, colour, description,"
+                    " created_at, updated_at, version)"
+                    " VALUES (:org, :id, :name, :colour, :description, :at, :at, :v)"
+                ),
+                {**key, "name": data.name, "colour": data.colour, "description": data.description},
+            )
+        elif isinstance(data, api.AnnotationClassUpdated):
+            sets = [f"{c} = :{c}" for c in _CLASS_COLUMNS if c in data.changed]
+            await conn.execute(
+                text(
+                    f"UPDATE annotation_classes SET {', '.join([*sets, 'updated_at = :at'])},"
+                    " version = :v WHERE org_id = :org AND id = :id"
+                ),
+                {**key, **{c: getattr(data, c) for c in _CLASS_COLUMNS if c in data.changed}},
+            )
+        elif isinstance(data, api.AnnotationClassDeleted):
+            await conn.execute(
+                text("DELETE FROM annotation_classes WHERE org_id = :org AND id = :id"),
+                {"org": e.org_id, "id": e.stream_id},
+            )
+        elif isinstance(data, api.AnnotationCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO annotations (org_id, id, device_id, class_id, sensor, from_ts,"
+                    " to_ts, text, tags, created_at, updated_at, version) VALUES (:org, :id,"
+                    " :device_id, :class_id, :sensor, :from_ts, :to_ts, :text,"
+                    " CAST(:tags AS jsonb), :at, :at, :v)"
+                ),
+                {
+                    **key,
+                    "device_id": data.device_id,
+                    "class_id": data.class_id,
+                    "sensor": data.sensor,
+                    "from_ts": data.from_,
+                    "to_ts": data.to,
+                    "text": data.text,
+                    "tags": _tags(data.tags),
+                },
+            )
+        elif isinstance(data, api.AnnotationUpdated):
+            sets = ["updated_at = :at", "version = :v"]
+            params: dict[str, Any] = dict(key)
+            for attr, column in _ANNOTATION_COLUMNS.items():
+                api_name = {"class_id": "classId", "from_": "from"}.get(attr, attr)
+                if api_name not in data.changed:
+                    continue
+                if column == "tags":
+                    sets.append("tags = CAST(:tags AS jsonb)")
+                    params["tags"] = _tags(data.tags)
+                else:
+                    sets.append(f"{column} = :{column}")
+                    params[column] = getattr(data, attr)
+            await conn.execute(
+                text(f"UPDATE annotations SET {', '.join(sets)} WHERE org_id = :org AND id = :id"),
+                params,
+            )
+        elif isinstance(data, api.AnnotationDeleted):
+            await conn.execute(
+                text("DELETE FROM annotations WHERE org_id = :org AND id = :id"),
+                {"org": e.org_id, "id": e.stream_id},
+            )
+        elif isinstance(data, api.ReadingsSettingsChanged):
+            await conn.execute(
+                text(
+                    "INSERT INTO org_settings (org_id, auto_declare_sensors, retention_days,"
+                    " version, updated_at) VALUES (:org, :auto, :days, :v, :at)"
+                    " ON CONFLICT (org_id) DO UPDATE SET"
+                    " auto_declare_sensors = excluded.auto_declare_sensors,"
+                    " retention_days = excluded.retention_days, version = excluded.version,"
+                    " updated_at = excluded.updated_at"
+                ),
+                {
+                    "org": e.org_id,
+                    "auto": data.auto_declare_sensors,
+                    "days": data.retention_days,
+                    "v": e.version,
+                    "at": e.occurred_at,
+                },
+            )
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+async def one(uow: UnitOfWork, collection: Collection, key: UUID) -> Mapping[str, Any] | None:
+    sql = f"SELECT {collection.columns} FROM {collection.table} WHERE id = :id"
+    row = (await uow.execute(sql, {"id": key})).first()
+    return None if row is None else row._mapping
+
+
+async def class_name_taken(uow: UnitOfWork, name: str, own_id: UUID | None) -> bool:
+    sql = "SELECT 1 FROM annotation_classes WHERE name = :n AND id IS DISTINCT FROM :id"
+    return (await uow.execute(sql, {"n": name, "id": own_id})).first() is not None
+
+
+async def lock_class(uow: UnitOfWork, class_id: UUID, *, exclusive: bool) -> bool:
+    """Lock the class's row: ``FOR UPDATE`` by a delete, ``FOR SHARE`` by an annotation that
+    refers to it, so no annotation can start using a class that is being deleted. False
+    when the tenant has no such class."""
+    mode = "UPDATE" if exclusive else "SHARE"
+    sql = f"SELECT 1 FROM annotation_classes WHERE id = :id FOR {mode}"
+    return (await uow.execute(sql, {"id": class_id})).first() is not None
+
+
+async def annotations_of_class(uow: UnitOfWork, class_id: UUID) -> int:
+    sql = "SELECT count(*) FROM annotations WHERE class_id = :id"
+    return int((await uow.execute(sql, {"id": class_id})).scalar_one())
+
+
+async def device_in_registry(uow: UnitOfWork, device_id: UUID) -> bool:
+    sql = "SELECT 1 FROM devices WHERE id = :id"
+    return (await uow.execute(sql, {"id": device_id})).first() is not None
+
+
+async def annotations_of_devices(
+    uow: UnitOfWork,
+    device_ids: list[UUID],
+    start: datetime,
+    end: datetime,
+    after: UUID | None,
+    limit: int,
+) -> list[Mapping[str, Any]]:
+    """The tenant's annotations of ``device_ids`` overlapping ``[start, end)``, by id."""
+    clauses = ["device_id = ANY(:devices)", OVERLAP_FROM, OVERLAP_TO]
+    params: dict[str, Any] = {"devices": device_ids, "w_from": start, "w_to": end, "n": limit}
+    if after is not None:
+        clauses.append("id > :after")
+        params["after"] = after
+    sql = (
+        f"SELECT {ANNOTATIONS.columns} FROM annotations WHERE {' AND '.join(clauses)}"
+        " ORDER BY id LIMIT :n"
+    )
+    return [row._mapping for row in await uow.execute(sql, params)]
+
+
+async def settings_row(uow: UnitOfWork) -> Mapping[str, Any] | None:
+    """The tenant's own settings row (None: the deployment's defaults apply)."""
+    sql = "SELECT auto_declare_sensors, retention_days, version, updated_at FROM org_settings"
+    row = (await uow.execute(sql)).first()
+    return None if row is None else row._mapping
