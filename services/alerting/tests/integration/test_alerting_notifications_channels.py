@@ -264,6 +264,12 @@ async def test_webhooks_need_the_encryption_key(deps: app.NotificationDeps) -> N
     keyless = app.NotificationDeps(uow=deps.uow, webhooks=deps.webhooks)
     with pytest.raises(ServiceUnavailable):
         await app.create_channel(keyless, c, _webhook())
+    made = await app.create_channel(deps, c, _webhook())
+    with pytest.raises(ServiceUnavailable):
+        await app.try_channel(keyless, c, api.TestNotificationChannel(id=made.id))
+    patch = api.NotificationChannelPatch(secret="another-secret-0123")
+    with pytest.raises(ServiceUnavailable):
+        await app.update_channel(keyless, c, api.UpdateNotificationChannel(id=made.id, patch=patch))
     email = await app.create_channel(
         keyless,
         c,

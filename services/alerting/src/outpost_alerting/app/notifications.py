@@ -317,6 +317,8 @@ async def try_channel(
     async with deps.uow(ctx.org_id) as uow:
         channel = await _view(uow, cmd.id)
         sealed = await channel_store.load_secret(uow.conn, cmd.id)
+    if channel.type is api.ChannelType.WEBHOOK:
+        _vault(deps)  # 503 without the key, as creating one is
     envelope = EventEnvelope(
         id=ids.new_id(),
         org_id=ctx.org_id,
