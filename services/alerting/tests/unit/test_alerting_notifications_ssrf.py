@@ -199,6 +199,11 @@ def test_literals_are_parsed_and_then_refused(url: str, literal: str) -> None:
         ("http://[example.com]/", "not a valid URL"),
         ("http://exa_mple..com/", "neither"),
         ("http://-bad.com/", "neither"),
+        ("http://%31%32%37.0.0.1/", "neither"),  # percent-encoded 127
+        ("http://\uff11\uff12\uff17.0.0.1/", "neither"),  # fullwidth digits
+        ("http://b\u00fccher.example/", "neither"),  # IDN: give it as punycode
+        ("http://[::1%25eth0]/", "zone"),
+        ("http://[fe80::1%eth0]/", "zone"),
         ("http://xn--caf-dma.com." + "a" * 250 + "/", "neither"),
         ("http://" + "a" * 2050 + ".com/", "longer"),
     ],

@@ -224,6 +224,8 @@ def parse(url: str) -> Target:
             literal = ipaddress.IPv6Address(host)
         except ValueError:
             raise Refused("has a bracketed host that is not an IPv6 address") from None
+        if literal.scope_id:
+            raise Refused("names an IPv6 zone, which only means something on a local link")
     else:
         try:
             literal = ipaddress.IPv4Address(host)
