@@ -113,6 +113,16 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         description="Alerting's local view of devices, groups and sites",
     ),
     ConsumerSpec(
+        stream="ALERTING",
+        name="alerting-notifications",
+        owner="alerting",
+        filter_subjects=tuple(
+            subjects.event_filter("alerting", name)
+            for name in ("AlertOpened", "AlertAcknowledged", "AlertResolved")
+        ),
+        description="Notification deliveries: one per alert event and channel of its rule",
+    ),
+    ConsumerSpec(
         stream="EXPORTS",
         name="exports-jobs",
         owner="exports",

@@ -38,6 +38,7 @@ from outpost_gateway.entrypoints import (
     commands,
     devices,
     identity,
+    notifications,
     oauth,
     platform,
     presence,
@@ -118,6 +119,7 @@ def create_app(
             *alerting.ROUTES,
             *audit.ROUTES,
             *rate_limits.ROUTES,
+            *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
         ],
         before_request=security_check,
         dependencies={

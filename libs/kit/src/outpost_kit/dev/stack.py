@@ -57,6 +57,7 @@ STATE_NAME = "dev-state.json"
 SECRETS_NAME = "secrets.json"
 KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
 CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
+SECRET_ENCRYPTION_KEY = "alerting_secret_encryption_key"
 CREDENTIALS_NAME = "dev-credentials.json"
 # The broker user of dev tooling and tests (streams, inspection); every service has its own.
 DEV_NATS_USER = "outpost-dev"
@@ -504,6 +505,11 @@ class DevStack:
             # The same kind of key for the devices service's per-organization CA keys.
             stored[CA_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
             missing.append(CA_ENCRYPTION_KEY)
+        if not stored.get(SECRET_ENCRYPTION_KEY):
+            # And for alerting's webhook secrets (decision 64).
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            stored[SECRET_ENCRYPTION_KEY] = key
+            missing.append(SECRET_ENCRYPTION_KEY)
         if missing or (path.stat().st_mode & 0o077):
             _write_private(path, json.dumps(stored, indent=2) + "\n")
         return stored
@@ -599,6 +605,11 @@ class DevStack:
                 env[prefix + "DEVICE_ROOT_KEY"] = str(self.broker.device_root_key)
                 env[prefix + "BROKER_ISSUER_SEED"] = self.broker.issuer_seed
                 env[prefix + "BROKER_SYSTEM_URL"] = self.nats_service_url(SYSTEM_NATS_USER)
+            if service == "alerting":
+                env[prefix + "SECRET_ENCRYPTION_KEY"] = passwords[SECRET_ENCRYPTION_KEY]
+                # Webhooks to this machine, so they can be tried on one machine (API.md);
+                # an operator's own setting wins.
+                env.setdefault(prefix + "WEBHOOK_ALLOW_LOOPBACK", "true")
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)

@@ -149,6 +149,15 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/events"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
+    # alerting: notification channels and delivery logs (decision 64)
+    ("POST", "/api/v1/notification-channels"): "alerting:write",
+    ("GET", "/api/v1/notification-channels"): "alerting:read",
+    ("GET", "/api/v1/notification-channels/{id}"): "alerting:read",
+    ("PATCH", "/api/v1/notification-channels/{id}"): "alerting:write",
+    ("DELETE", "/api/v1/notification-channels/{id}"): "alerting:write",
+    ("POST", "/api/v1/notification-channels/{id}/test"): "alerting:write",
+    ("GET", "/api/v1/notification-channels/{id}/deliveries"): "alerting:read",
+    ("GET", "/api/v1/alerts/{id}/deliveries"): "alerting:read",
 }
 
 

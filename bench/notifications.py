@@ -1,0 +1,259 @@
+"""bench/notifications: webhook deliveries, from an alert event handled by the
+``alerting-notifications`` consumer's code to the receiver (decision 64).
+
+What runs: one private Postgres (durable settings), the alerting schema migrated and
+provisioned as the service's own, one delivery worker in this process (as one alerting
+replica runs it), and HTTP receivers on loopback (stdlib ``ThreadingHTTPServer``, one per
+channel, answering 204) in threads of this process. No NATS: the consumer's handler
+(``app.notifications.on_alert_event``) runs in its own transaction per event, as the inbox
+consumer calls it.
+
+- **latency**: ``--events`` alert events, one every ``--interval`` seconds, for one rule
+  with one webhook channel; latency = receipt at the receiver - commit of the event's
+  deliveries (what the worker could first see), p50/p99/max;
+- **drain**: ``--burst`` events at once for a rule with ``--channels`` channels
+  (events x channels deliveries) queued with the worker stopped, the per-channel limit at
+  its default (4); deliveries/s from the worker's start to the last receipt.
+
+Every delivery is checked: each receiver must get each event exactly once, signed.
+
+Run: ``uv run python bench/notifications.py [--events 200] [--interval 0.02] [--burst 500]
+[--channels 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+SECRET = "bench-webhook-secret-0123456789"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.got: dict[str, float] = {}
+        self.duplicates = 0
+        self.bad_signatures = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                from outpost_alerting.domain.deliveries import verify
+
+                at = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                event_id = self.headers.get("X-Outpost-Event-Id", "")
+                ok = verify(SECRET, body, self.headers.get("X-Outpost-Signature", ""))
+                with receiver._lock:
+                    if not ok:
+                        receiver.bad_signatures += 1
+                    if event_id in receiver.got:
+                        receiver.duplicates += 1
+                    receiver.got.setdefault(event_id, at)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def _run(args: argparse.Namespace, dsn: str) -> None:
+    from outpost_alerting import bootstrap
+    from outpost_alerting.adapters.resolver import StaticResolver
+    from outpost_alerting.adapters.secrets import SecretVault
+    from outpost_alerting.adapters.webhook import WebhookSender
+    from outpost_alerting.app import notifications as app
+    from outpost_alerting.domain import ssrf
+    from outpost_contracts import alerting as alert_api
+    from outpost_contracts import notifications as api
+    from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
+    from outpost_kit.cli import migrations_dir
+    from outpost_kit.db.engine import create_engine
+    from outpost_kit.db.eventstore import EventCodec
+    from outpost_kit.db.migrate import upgrade
+    from outpost_kit.db.provision import provision_service
+    from outpost_kit.db.uow import UnitOfWorkFactory
+
+    service_dsn = await provision_service(dsn, "alerting", secrets.token_urlsafe(16))
+    await upgrade(dsn, "alerting", migrations_dir(bootstrap.__file__))
+    engine = create_engine(service_dsn, "alerting", pool_size=10)
+    uow = UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS)
+    org = uuid.uuid4()
+    ctx = RequestContext(
+        request_id=secrets.token_hex(16),
+        org_id=org,
+        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
+    )
+    deps = app.NotificationDeps(
+        uow=uow,
+        vault=SecretVault(Fernet.generate_key().decode()),
+        webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
+    )
+    stop = asyncio.Event()
+    worker = asyncio.create_task(app.worker(deps, stop))
+
+    async def channels(n: int) -> tuple[list[Receiver], list[uuid.UUID]]:
+        receivers = [Receiver() for _ in range(n)]
+        ids = []
+        for r in receivers:
+            view = await app.create_channel(
+                deps,
+                ctx,
+                api.CreateNotificationChannel(
+                    type=api.ChannelType.WEBHOOK, name="bench", url=r.url, secret=SECRET
+                ),
+            )
+            ids.append(view.id)
+        return receivers, ids
+
+    async def rule(channel_ids: list[uuid.UUID]) -> uuid.UUID:
+        rule_id = uuid.uuid4()
+        async with uow(org) as u:
+            await u.execute(
+                "INSERT INTO alert_rules (org_id, id, version, name, scope_type, sensor,"
+                " condition, severity, for_seconds, enabled, channel_ids, created_at,"
+                " updated_at) VALUES (:org, :id, 1, 'bench', 'ORGANIZATION', 't',"
+                " CAST('{}' AS jsonb), 'MAJOR', 0, true, :ch, now(), now())",
+                {"org": org, "id": rule_id, "ch": channel_ids},
+            )
+            await u.commit()
+        return rule_id
+
+    async def fire(rule_id: uuid.UUID) -> tuple[str, float]:
+        """One AlertOpened appended and handled as the consumer does, in one transaction;
+        (event id, commit time)."""
+        from datetime import UTC, datetime
+
+        ts = datetime.now(UTC)
+        event = alert_api.AlertOpened(
+            rule_id=rule_id,
+            rule_version=1,
+            device_id=uuid.uuid4(),
+            sensor="t",
+            severity=alert_api.Severity.MAJOR,
+            trigger=alert_api.AlertTrigger(
+                value=1.0, ts=ts, since=ts, condition="t > 0", rule_version=1
+            ),
+        )
+        async with uow(org) as u:
+            [envelope] = await u.events.append(
+                org_id=org,
+                stream_id=uuid.uuid4(),
+                stream_type="alert",
+                expected_version=0,
+                events=[event],
+            )
+            await app.on_alert_event(deps, u, envelope)
+            await u.commit()
+        return str(envelope.id), time.time()
+
+    async def wait_for(receivers: list[Receiver], ids: list[str], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if all(all(i in r.got for i in ids) for r in receivers):
+                return
+            await asyncio.sleep(0.01)
+        raise SystemExit("not every delivery arrived in time")
+
+    def check(receivers: list[Receiver], ids: list[str]) -> None:
+        for r in receivers:
+            assert r.duplicates == 0 and r.bad_signatures == 0, (r.duplicates, r.bad_signatures)
+            assert set(r.got) == set(ids), "a receiver missed an event or got a stranger"
+
+    try:
+        # latency
+        receivers, channel_ids = await channels(1)
+        rule_id = await rule(channel_ids)
+        committed: dict[str, float] = {}
+        for _ in range(args.events):
+            event_id, at = await fire(rule_id)
+            committed[event_id] = at
+            await asyncio.sleep(args.interval)
+        await wait_for(receivers, list(committed), 60)
+        check(receivers, list(committed))
+        latencies = [(receivers[0].got[e] - at) * 1000 for e, at in committed.items()]
+        print(
+            f"latency, {args.events} events every {args.interval * 1000:.0f} ms, 1 channel:"
+            f" p50 {statistics.median(latencies):.1f} ms, p99 {_pct(latencies, 99):.1f} ms,"
+            f" max {max(latencies):.1f} ms"
+        )
+        # drain: queued with the worker stopped, then timed from the worker's start
+        stop.set()
+        await worker
+        receivers, channel_ids = await channels(args.channels)
+        rule_id = await rule(channel_ids)
+        began = time.time()
+        fired = [await fire(rule_id) for _ in range(args.burst)]
+        enqueue_s = time.time() - began
+        ids = [e for e, _ in fired]
+        stop = asyncio.Event()
+        started = time.time()
+        worker = asyncio.create_task(app.worker(deps, stop))
+        await wait_for(receivers, ids, 300)
+        check(receivers, ids)
+        last = max(max(r.got.values()) for r in receivers)
+        total = args.burst * args.channels
+        print(
+            f"drain, {args.burst} events x {args.channels} channels = {total} deliveries:"
+            f" {total / (last - started):.0f} deliveries/s by one worker, all delivered once,"
+            f" signed; making them took {enqueue_s * 1000 / args.burst:.1f} ms per event"
+            f" ({args.channels} deliveries each, one transaction)"
+        )
+    finally:
+        stop.set()
+        await worker
+        await deps.webhooks.close()
+        await engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--events", type=int, default=200)
+    ap.add_argument("--interval", type=float, default=0.02)
+    ap.add_argument("--burst", type=int, default=500)
+    ap.add_argument("--channels", type=int, default=4)
+    args = ap.parse_args()
+    from outpost_kit.infra import PostgresCluster
+
+    with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
+        pg = PostgresCluster.start(Path(tmp) / "pg")
+        try:
+            try:
+                import uvloop
+
+                uvloop.run(_run(args, pg.admin_dsn))
+            except ImportError:  # pragma: no cover
+                asyncio.run(_run(args, pg.admin_dsn))
+        finally:
+            pg.stop()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
