@@ -6,6 +6,8 @@ and a comment, the timeline; refusals (validation, scopes, another organization)
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +16,13 @@ import httpx
 import msgspec
 import nats
 import pytest
+from nats.js.api import DeliverPolicy
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._webhooks import Receiver
+
+SECRET = "e2e-alerting-webhook-secret-42"
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +70,9 @@ async def _alert_events(stack: DevStack, org_id: str, seconds: float) -> list[di
     try:
         js = nc.jetstream()
         sub = await js.subscribe(
-            subjects.service_events("alerting"), ordered_consumer=True, deliver_policy="all"
+            subjects.service_events("alerting"),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
         )
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + seconds
@@ -90,6 +98,13 @@ def test_an_alert_fires_is_acknowledged_and_resolved_with_its_story(
     raise_limits(org["id"])
     key = tenants.key(org["id"])["key"]
     device = http.post("/api/v1/devices", json={"name": "boiler"}, headers=bearer(key)).json()
+    receiver = Receiver()
+    channel = http.post(
+        "/api/v1/notification-channels",
+        json={"type": "WEBHOOK", "name": "ops", "url": receiver.url, "secret": SECRET},
+        headers=bearer(key),
+    )
+    assert channel.status_code == 201, channel.text
     rule = http.post(
         "/api/v1/alert-rules",
         json={
@@ -99,6 +114,7 @@ def test_an_alert_fires_is_acknowledged_and_resolved_with_its_story(
             "condition": {"op": ">", "threshold": 90},
             "hysteresis": 5,
             "severity": "CRITICAL",
+            "channelIds": [channel.json()["id"]],
         },
         headers=bearer(key),
     )
@@ -115,6 +131,13 @@ def test_an_alert_fires_is_acknowledged_and_resolved_with_its_story(
     )
     assert alert["trigger"]["value"] == 95.5 and alert["trigger"]["ts"] == ts(1)
     assert alert["trigger"]["condition"] == "temp > 90" and alert["ruleVersion"] == 1
+    # The rule's webhook receives the alert event, signed with the channel's secret.
+    [(headers, body)] = eventually(lambda: receiver.received)
+    want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-outpost-signature"], want)
+    event = msgspec.json.decode(body)
+    assert event["data"]["type"] == "alerting.AlertOpened.v1"
+    assert (event["streamId"], headers["x-outpost-event-id"]) == (alert["id"], event["id"])
 
     one = http.get(f"/api/v1/alerts/{alert['id']}", headers=bearer(key))
     assert one.status_code == 200 and one.headers["etag"] == '"1"'
@@ -175,6 +198,13 @@ def test_an_alert_fires_is_acknowledged_and_resolved_with_its_story(
     kinds = [e["data"]["type"].split(".")[1] for e in published]
     assert kinds.count("AlertOpened") == 2 and kinds.count("AlertResolved") == 2
     assert "AlertRuleCreated" in kinds
+    # Every transition reached the webhook, once each.
+    delivered = eventually(lambda: len(receiver.received) >= 5 and receiver.received)
+    types = [msgspec.json.decode(b)["data"]["type"].split(".")[1] for _, b in delivered]
+    assert sorted(types) == sorted(
+        ["AlertOpened", "AlertAcknowledged", "AlertResolved", "AlertOpened", "AlertResolved"]
+    )
+    receiver.close()
 
 
 def test_rules_refuse_bad_input_and_other_callers(
@@ -191,7 +221,7 @@ def test_rules_refuse_bad_input_and_other_callers(
         "condition": {"op": ">", "threshold": 1},
         "severity": "MINOR",
     }
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"condition": {"op": ">"}}, "condition.threshold"),
         ({"condition": {"op": "outside", "low": 5, "high": 1}}, "condition.high"),
         ({"condition": {"op": "nodata", "seconds": 1}}, "condition.seconds"),
@@ -200,7 +230,8 @@ def test_rules_refuse_bad_input_and_other_callers(
         ({"severity": "LOUD"}, "severity"),
         ({"forSeconds": -1}, "forSeconds"),
         ({"owner": "me"}, "owner"),
-    ]:
+    ]
+    for bad, field in cases:
         made = http.post("/api/v1/alert-rules", json={**base, **bad}, headers=bearer(key))
         assert made.status_code == 400, (bad, made.text)
         assert made.json()["type"] == "validation_error", made.text

@@ -11,12 +11,10 @@ import hashlib
 import hmac
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -29,6 +27,7 @@ from outpost_contracts import alerting, subjects
 from outpost_contracts.envelope import EventEnvelope
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -47,32 +46,6 @@ def _error(resp: httpx.Response, status: int, type_: str, field: str | None = No
     if field is not None:
         assert field in [f["name"] for f in body["fields"]], body
     return body
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that checks what a real one would."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/outpost"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
