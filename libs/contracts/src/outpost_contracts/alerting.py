@@ -56,15 +56,18 @@ class Resolution(enum.StrEnum):
     MANUAL = "MANUAL"
 
 
-ConditionOp = Literal[">", ">=", "<", "<=", "==", "!=", "outside", "nodata"]
+ConditionOp = Literal[">", ">=", "<", "<=", "==", "!=", "outside", "nodata", "offline"]
+# ``offline``: the device has been disconnected from the broker for ``seconds`` (0 to 7 days).
+MAX_OFFLINE_SECONDS = 7 * 86_400
 COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
 
 
 class Condition(Request, kw_only=True, frozen=True):
     """``{op: ">"|">="|"<"|"<="|"=="|"!=", threshold}``, ``{op: "outside", low, high}`` or
-    ``{op: "nodata", seconds}`` (API.md). One struct with the operator as its discriminant
-    and the domain checking which fields go with it, so a wrong combination is a
-    ``validation_error`` naming the field."""
+    ``{op: "nodata", seconds}`` (API.md), and ``{op: "offline", seconds}``: the device has
+    been disconnected that long (its presence, not a reading of ``sensor``). One struct with
+    the operator as its discriminant and the domain checking which fields go with it, so a
+    wrong combination is a ``validation_error`` naming the field."""
 
     op: ConditionOp
     threshold: Threshold | None = None

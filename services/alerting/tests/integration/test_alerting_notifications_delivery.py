@@ -199,7 +199,7 @@ async def test_retries_then_a_dead_letter_with_the_last_error(world: World) -> N
         (3, api.DeliveryOutcome.DEAD, 500),
     ]
     # The delivery log as a collection: filters and totalCount.
-    dead = await app.list_deliveries(
+    dead_page = await app.list_deliveries(
         deps,
         world.ctx,
         api.ListDeliveries(
@@ -207,7 +207,7 @@ async def test_retries_then_a_dead_letter_with_the_last_error(world: World) -> N
             query=ListQuery(filter=Cmp(field="outcome", op="eq", value="DEAD"), include_total=True),
         ),
     )
-    assert [a.attempt for a in dead.data] == [3] and dead.total_count == 1
+    assert [a.attempt for a in dead_page.data] == [3] and dead_page.total_count == 1
 
 
 async def test_a_failure_then_success_and_redirects_not_followed(world: World) -> None:

@@ -26,7 +26,7 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered, DeviceUpdated
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Conflict, NotFound
-from outpost_contracts.presence import DeviceConnected, Protocol
+from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Protocol
 from outpost_contracts.query import ListQuery
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids, messaging
@@ -448,3 +448,40 @@ async def test_readings_of_a_device_not_known_yet_are_evaluated_once_it_is(env: 
         await asyncio.wait_for(loop, 10)
     [alert] = await env.alerts()
     assert alert.device_id == device and alert.trigger.value == 40
+
+
+async def test_offline_fires_from_presence_and_the_timer_and_clears_on_connect(env: Env) -> None:
+    device = await env.device()
+    other = await env.device()
+    await env.rule(condition={"op": "offline", "seconds": 60}, severity="MINOR")
+    down = ids.now()
+    await env.device_event(
+        device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1", reason="gone")
+    )
+    # A quick reconnect of the other device fires nothing.
+    await env.device_event(other, 2, DeviceDisconnected(disconnected_at=down, connection="s/2"))
+    await env.device_event(
+        other,
+        3,
+        DeviceConnected(
+            connected_at=down + timedelta(seconds=5), protocol=Protocol.NATS, connection="s/3"
+        ),
+    )
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=59), timedelta(seconds=30), 1000)
+    assert await env.alerts() == []
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=61), timedelta(seconds=30), 1000)
+    [alert] = await env.alerts()
+    assert alert.device_id == device and alert.trigger.condition == "device offline for 60s"
+    assert alert.trigger.since == down and alert.severity == api.Severity.MINOR
+    await env.device_event(
+        device,
+        3,
+        DeviceConnected(
+            connected_at=down + timedelta(seconds=90), protocol=Protocol.MQTT, connection="s/4"
+        ),
+    )
+    [cleared] = await env.alerts()
+    assert (cleared.status, cleared.resolution) == (
+        api.AlertStatus.RESOLVED,
+        api.Resolution.CLEARED,
+    )

@@ -15,6 +15,7 @@ from outpost_alerting.domain.evaluation import (
     Fire,
     Rule,
     Watch,
+    on_presence,
     on_reading,
     on_timer,
     resolved_by_hand,
@@ -265,6 +266,8 @@ def test_a_new_rule_version_restarts_a_pending_window_and_keeps_a_firing_alert()
         (api.Condition(op="nodata"), "condition.seconds"),
         (api.Condition(op="nodata", seconds=5), "condition.seconds"),
         (api.Condition(op="nodata", seconds=60, threshold=1), "condition.threshold"),
+        (api.Condition(op="offline"), "condition.seconds"),
+        (api.Condition(op="offline", seconds=-1), "condition.seconds"),
     ],
 )
 def test_conditions_refuse_fields_that_do_not_go_with_their_operator(
@@ -288,3 +291,46 @@ def test_rule_level_checks() -> None:
         with pytest.raises(ValidationFailed):
             conditions.check_rule(*args)  # type: ignore[arg-type]
     conditions.check_rule(api.Condition(op="outside", low=0, high=10), None, 4.9, 0)
+
+
+def _presence(run: Run, connected: bool, at_s: float) -> list[Effect]:
+    run.watch, out = on_presence(run.rule, run.watch, connected, at(at_s))
+    run.effects += out
+    return out
+
+
+def test_offline_fires_from_the_timer_after_a_disconnect_and_clears_on_connect() -> None:
+    run = Run(rule("offline", seconds=120))
+    assert _presence(run, False, 10) == [] and run.timer(129) == []
+    assert run.reading(50, 100) == []  # readings do not decide presence
+    [fire] = run.timer(130)
+    assert isinstance(fire, Fire)
+    t = fire.trigger
+    assert (t.value, t.since, t.last_seen_at, t.condition) == (
+        None,
+        at(10),
+        at(10),
+        "device offline for 120s",
+    )
+    assert run.timer(500) == [] and _presence(run, False, 200) == []  # fired once
+    assert _presence(run, True, 300) == [Clear()]
+    assert run.timer(1000) == []
+
+
+def test_offline_a_quick_reconnect_fires_nothing_and_old_reports_change_nothing() -> None:
+    run = Run(rule("offline", seconds=60))
+    _presence(run, False, 10)
+    assert _presence(run, True, 20) == []
+    assert _presence(run, False, 15) == []  # older than the connect: ignored
+    assert run.timer(1000) == []
+
+
+def test_offline_resolved_by_hand_waits_for_a_connect() -> None:
+    run = Run(rule("offline", seconds=0))
+    _presence(run, False, 10)
+    assert run.timer(10) != []
+    run.watch = resolved_by_hand(run.watch)
+    assert _presence(run, False, 20) == [] and run.timer(100) == []
+    assert _presence(run, True, 30) == []
+    _presence(run, False, 40)
+    assert run.timer(40) != []

@@ -120,13 +120,15 @@ async def rules_for(
     return [_rule_row(r) for r in rows]
 
 
-async def rules_of_nodata(conn: AsyncConnection) -> list[RuleRow]:
-    """The tenant's enabled ``nodata`` rules (a device joining their scope is watched)."""
+async def rules_of_op(conn: AsyncConnection, op: str) -> list[RuleRow]:
+    """The tenant's enabled rules of one condition operator (``nodata``: a device joining
+    their scope is watched; ``offline``: a connect or disconnect is theirs to judge)."""
     rows = await conn.execute(
         text(
             f"SELECT {_RULE_COLUMNS}, scope_type, scope_id, severity FROM alert_rules"
-            " WHERE enabled AND condition->>'op' = 'nodata' ORDER BY id"
-        )
+            " WHERE enabled AND condition->>'op' = :op ORDER BY id"
+        ),
+        {"op": op},
     )
     return [_rule_row(r) for r in rows]
 

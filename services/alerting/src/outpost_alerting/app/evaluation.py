@@ -30,6 +30,7 @@ from outpost_alerting.domain.evaluation import (
     Effect,
     Fire,
     Watch,
+    on_presence,
     on_reading,
     on_timer,
     rule_changed,
@@ -38,6 +39,7 @@ from outpost_alerting.domain.evaluation import (
 from outpost_alerting.domain.timeline import DEVICE_EVENT_TYPES
 from outpost_contracts import alerting as api
 from outpost_contracts import devices as device_events
+from outpost_contracts import presence
 from outpost_contracts.envelope import EventEnvelope
 from outpost_kit import ids
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -306,6 +308,14 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
         await store.upsert_device(
             conn, event.org_id, event.stream_id, event.version, status="ACTIVE"
         )
+    elif isinstance(data, presence.DeviceConnected | presence.DeviceDisconnected):
+        connected = isinstance(data, presence.DeviceConnected)
+        at = (
+            data.connected_at
+            if isinstance(data, presence.DeviceConnected)
+            else data.disconnected_at
+        )
+        await _presence(uow, event.org_id, event.stream_id, connected, at)
     elif isinstance(data, device_events.DeviceDecommissioned):
         await store.upsert_device(
             conn, event.org_id, event.stream_id, event.version, status="DECOMMISSIONED"
@@ -314,11 +324,34 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
     await timeline.record(conn, event)
 
 
+async def _presence(
+    uow: UnitOfWork, org_id: UUID, device_id: UUID, connected: bool, at: datetime
+) -> None:
+    """A connect or disconnect through every ``offline`` rule that covers the device."""
+    device = (await store.devices(uow.conn, [device_id])).get(device_id)
+    if device is None:
+        return
+    rows = [r for r in await store.rules_of_op(uow.conn, "offline") if r.covers(device)]
+    if not rows:
+        return
+    now = ids.now()
+    pairs = [(row.rule.id, device_id) for row in rows]
+    watches = await store.lock_watches(uow.conn, org_id, pairs)
+    changed: dict[Pair, Watch] = {}
+    outcome = Outcome()
+    for row, pair in zip(rows, pairs, strict=True):
+        watch = rule_changed(row.rule, watches.get(pair) or start(row.rule, now), now)
+        watch, effects = on_presence(row.rule, watch, connected, at)
+        await _apply(uow, org_id, row, device_id, effects, outcome)
+        changed[pair] = watch
+    await store.save_watches(uow.conn, org_id, changed)
+
+
 async def _watch_for_nodata(uow: UnitOfWork, org_id: UUID, device_id: UUID) -> None:
     device = (await store.devices(uow.conn, [device_id])).get(device_id)
     if device is None:
         return
-    rows = [row for row in await store.rules_of_nodata(uow.conn) if row.covers(device)]
+    rows = [row for row in await store.rules_of_op(uow.conn, "nodata") if row.covers(device)]
     if not rows:
         return
     now = ids.now()

@@ -44,6 +44,12 @@ def check(condition: api.Condition, field: str = "condition") -> None:
         assert condition.low is not None and condition.high is not None
         if not condition.low < condition.high:
             raise validation_error(f"{field}.high", "must be greater than low")
+    if op == "offline":
+        assert condition.seconds is not None
+        if not 0 <= condition.seconds <= api.MAX_OFFLINE_SECONDS:
+            raise validation_error(
+                f"{field}.seconds", f"must be between 0 and {api.MAX_OFFLINE_SECONDS}"
+            )
     if op == "nodata":
         assert condition.seconds is not None
         if not api.MIN_NODATA_SECONDS <= condition.seconds <= api.MAX_NODATA_SECONDS:
@@ -61,11 +67,13 @@ def check_rule(
 ) -> None:
     """A rule's condition with its clearing options."""
     check(condition)
-    nodata = condition.op == "nodata"
+    nodata = condition.op in ("nodata", "offline")
     if clear is not None:
         check(clear, "clear")
-        if nodata or clear.op == "nodata":
-            raise validation_error("clear", "not with nodata: data coming back clears it")
+        if nodata or clear.op in ("nodata", "offline"):
+            raise validation_error(
+                "clear", "not with nodata or offline: data or the device coming back clears it"
+            )
         if hysteresis is not None:
             raise validation_error("hysteresis", "give clear or hysteresis, not both")
     if hysteresis is not None and (nodata or condition.op in ("==", "!=")):
@@ -75,7 +83,7 @@ def check_rule(
         if 2 * hysteresis >= condition.high - condition.low:
             raise validation_error("hysteresis", "must be less than half of high - low")
     if nodata and for_seconds:
-        raise validation_error("forSeconds", "nodata waits its own seconds")
+        raise validation_error("forSeconds", f"{condition.op} waits its own seconds")
 
 
 def holds(condition: api.Condition, value: float) -> bool:
@@ -130,6 +138,8 @@ def describe(sensor: str, condition: api.Condition, for_seconds: int = 0) -> str
         text = f"{sensor} outside [{condition.low:g}, {condition.high:g}]"
     elif op == "nodata":
         text = f"no {sensor} reading for {condition.seconds}s"
+    elif op == "offline":
+        text = f"device offline for {condition.seconds}s"
     else:
         text = f"{sensor} {op} {condition.threshold:g}"
     return f"{text} for {for_seconds}s" if for_seconds else text

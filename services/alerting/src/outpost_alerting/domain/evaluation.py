@@ -8,7 +8,8 @@ no such reading comes, a timer fires the window ``forSeconds`` after the first r
 *arrived* (the service's clock), as long as no reading contradicted it: the last value is
 taken to hold until a reading says otherwise. ``nodata`` is measured on the service's clock
 only: ``seconds`` after the last reading arrived (or after the device came under the rule),
-so a device's wrong clock cannot make it fire early.
+so a device's wrong clock cannot make it fire early. ``offline`` follows the device's
+presence instead of readings: ``seconds`` after the broker reported it disconnected.
 
 Repeats. Every input may come again (redelivery, two replicas): a reading no newer than the
 newest one applied changes nothing, a timer that is not due changes nothing, and firing is
@@ -42,6 +43,11 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def nodata(self) -> bool:
         return self.condition.op == "nodata"
+
+    @property
+    def offline(self) -> bool:
+        """Judged on the device's presence (connects and disconnects), not on readings."""
+        return self.condition.op == "offline"
 
 
 class Watch(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +98,11 @@ def rule_changed(rule: Rule, watch: Watch, now: datetime) -> Watch:
     an alert that is firing stays until a reading clears it under the new one."""
     if watch.rule_version == rule.version:
         return watch
+    if rule.offline:
+        due = None
+        if not watch.firing and watch.since is not None:
+            due = watch.since + timedelta(seconds=rule.condition.seconds or 0)
+        return msgspec.structs.replace(watch, rule_version=rule.version, due_at=due)
     if rule.nodata:
         since = watch.since if watch.since is not None else now
         return Watch(
@@ -112,6 +123,8 @@ def on_reading(
 ) -> Step:
     """Apply one reading of the rule's sensor. ``value`` is None for a reading that is not a
     number (a text value): it counts as data for ``nodata`` and is ignored by comparisons."""
+    if rule.offline:  # presence decides, not readings
+        return watch, []
     if watch.last_ts is not None and ts <= watch.last_ts:
         return watch, []
     if rule.nodata:
@@ -155,6 +168,17 @@ def on_timer(rule: Rule, watch: Watch, now: datetime) -> Step:
     whose last reading still held fires, and so does ``nodata`` with no reading since."""
     if watch.firing or not watch.armed or watch.due_at is None or now < watch.due_at:
         return watch, []
+    if rule.offline:
+        assert watch.since is not None
+        trigger = api.AlertTrigger(
+            value=None,
+            ts=now,
+            since=watch.since,
+            condition=describe(rule.sensor, rule.condition),
+            rule_version=rule.version,
+            last_seen_at=watch.since,
+        )
+        return _fired(rule, watch, watch.last_ts), [Fire(trigger=trigger)]
     if rule.nodata:
         assert watch.since is not None and rule.condition.seconds is not None
         trigger = api.AlertTrigger(
@@ -170,6 +194,21 @@ def on_timer(rule: Rule, watch: Watch, now: datetime) -> Step:
         return msgspec.structs.replace(watch, due_at=None), []
     trigger = _trigger(rule, watch.last, watch.since, watch.first)
     return _fired(rule, watch, watch.last_ts), [Fire(trigger=trigger)]
+
+
+def on_presence(rule: Rule, watch: Watch, connected: bool, at: datetime) -> Step:
+    """The device connected or disconnected at ``at`` (the broker's report). An ``offline``
+    rule's window starts at a disconnect and fires from the timer ``seconds`` later; a
+    connect clears it (and re-arms a rule resolved by hand). Reports older than the newest
+    applied change nothing."""
+    if not rule.offline or (watch.last_ts is not None and at <= watch.last_ts):
+        return watch, []
+    if connected:
+        return _idle(watch, at, armed=True), [Clear()] if watch.firing else []
+    if watch.firing or not watch.armed:
+        return msgspec.structs.replace(watch, last_ts=at), []
+    due = at + timedelta(seconds=rule.condition.seconds or 0)
+    return Watch(rule_version=rule.version, since=at, last_ts=at, due_at=due), []
 
 
 def resolved_by_hand(watch: Watch) -> Watch:
@@ -189,7 +228,7 @@ def _fired(rule: Rule, watch: Watch, last_ts: datetime | None) -> Watch:
         rule_version=rule.version,
         firing=True,
         last_ts=last_ts,
-        since=watch.since if rule.nodata else None,
+        since=watch.since if rule.nodata or rule.offline else None,
     )
 
 
