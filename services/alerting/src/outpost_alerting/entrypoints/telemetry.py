@@ -24,6 +24,7 @@ from outpost_contracts.readings import TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids
 from outpost_kit.consumer import backoff_seconds
+from outpost_kit.db.errors import database_unavailable
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.pull import Puller
 
@@ -33,6 +34,10 @@ _decoder = msgspec.json.Decoder(TelemetryMessage)
 EVALUATED = Counter("outpost_alerting_readings_evaluated_total", "Readings evaluated")
 FIRED = Counter("outpost_alerting_alerts_fired_total", "Alerts opened by evaluation")
 CLEARED = Counter("outpost_alerting_alerts_cleared_total", "Alerts resolved by evaluation")
+UNAVAILABLE = Counter(
+    "outpost_alerting_evaluation_unavailable_total",
+    "Evaluation attempts that found the database unavailable (the batch is held)",
+)
 BATCH_SECONDS = Histogram(
     "outpost_alerting_evaluation_seconds", "Time to evaluate and commit one batch"
 )
@@ -97,14 +102,27 @@ async def handle(uow: UnitOfWorkFactory, msgs: list[Msg], max_deliver: int = 20)
     """Evaluate a batch, then ack it; a message of a device alerting does not know yet is
     delivered again later (until its last delivery: then it is let go)."""
     items = [item for item in (incoming(m) for m in msgs) if item is not None]
-    try:
-        with BATCH_SECONDS.time():
-            outcome = await evaluate(uow, items, ids.now()) if items else None
-    except Exception as exc:
-        _log.warning("evaluating %d messages failed: %r; redelivering", len(msgs), exc)
-        for msg in msgs:
-            await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
-        return
+    wait = 0.2
+    while True:
+        try:
+            with BATCH_SECONDS.time():
+                outcome = await evaluate(uow, items, ids.now()) if items else None
+            break
+        except Exception as exc:
+            if not database_unavailable(exc):
+                _log.warning("evaluating %d messages failed: %r; redelivering", len(msgs), exc)
+                for msg in msgs:
+                    await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
+                return
+            # Postgres is down (decision 62): keep the batch, and its lease, until it is
+            # back, rather than spend the messages' deliveries on the outage.
+            _log.warning("database unavailable; holding %d messages: %r", len(msgs), exc)
+            UNAVAILABLE.inc()
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 5.0)
     unknown = outcome.unknown if outcome is not None else set()
     for msg in msgs:
         attempt = msg.metadata.num_delivered if msg.metadata else 1
