@@ -12,6 +12,7 @@ is spent, expired or lost (JetStream's status messages say which).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import msgspec
@@ -38,6 +39,7 @@ class Puller:
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
         self._left = 0  # messages the open request may still deliver
+        self._held: list[Msg] = []  # delivered, not handed over yet (see keep_alive)
         self._renew_at = 0.0  # when the open request is taken as lost
 
     async def start(self) -> None:
@@ -59,7 +61,9 @@ class Puller:
         ``wait_seconds``."""
         assert self._sub is not None, "start() first"
         deadline = time.monotonic() + wait_seconds
-        batch: list[Msg] = []
+        batch, self._held = self._held[: self._batch], self._held[self._batch :]
+        while self._sub.pending_msgs and batch and len(batch) < self._batch:
+            self._take(await self._sub.next_msg(timeout=0.1), batch)
         while not batch:
             if self._left <= 0 or time.monotonic() >= self._renew_at:
                 await self._request()
@@ -76,6 +80,18 @@ class Puller:
             while self._sub.pending_msgs and len(batch) < self._batch:
                 self._take(await self._sub.next_msg(timeout=0.1), batch)
         return batch
+
+    async def keep_alive(self) -> None:
+        """While the caller holds a batch (its database is down): take what the open
+        request delivered meanwhile off the inbox and keep those deliveries alive too
+        (in-progress acks), so their ack wait does not run out and spend them; the next
+        batches hand them over first."""
+        assert self._sub is not None, "start() first"
+        while self._sub.pending_msgs:
+            self._take(await self._sub.next_msg(timeout=0.1), self._held)
+        for msg in self._held:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
 
     def _take(self, msg: Msg, batch: list[Msg]) -> None:
         status = msg.headers.get(_STATUS) if msg.headers else None

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from opentelemetry.trace import SpanKind
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import (
@@ -34,9 +34,14 @@ from outpost_contracts.errors import (
 from outpost_contracts.rpc import Operation
 from outpost_kit import telemetry
 from outpost_kit.db.errors import database_unavailable
+from outpost_kit.db.eventstore import ConcurrencyConflict
 
 _log = logging.getLogger(__name__)
 
+CONFLICT_RETRIES = Counter(
+    "outpost_rpc_conflict_retries_total",
+    "Requests run again after another request changed the same aggregate first",
+)
 RPC_SECONDS = Histogram(
     "outpost_rpc_server_seconds", "Request/reply handling time", ["operation", "outcome"]
 )
@@ -62,6 +67,26 @@ def bind(
 ) -> dict[Operation[Any, Any], Handler]:
     """A service's handler table (``fn(deps, ctx, body)``) bound to its dependencies."""
     return {op: functools.partial(fn, deps) for op, fn in table.items()}
+
+
+# A handler is one transaction: when another request changed the same aggregate between its
+# load and its append, running it again from the start is what the caller would do.
+CONFLICT_ATTEMPTS = 3
+
+
+async def _call(handler: Handler, ctx: Any, body: Any) -> Any:
+    """The handler, run again on a concurrency conflict (another request appended to the
+    same stream first) unless the caller named the version it expects (``If-Match``:
+    ``expected_version``): then the conflict is the caller's to see (409, or 412 when it
+    retries)."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return await handler(ctx, body)
+        except ConcurrencyConflict:
+            if attempt == CONFLICT_ATTEMPTS or getattr(body, "expected_version", None) is not None:
+                raise
+            CONFLICT_RETRIES.inc()
+    raise AssertionError("unreachable")
 
 
 def validation_failure(exc: msgspec.ValidationError) -> ValidationFailed:
@@ -136,7 +161,7 @@ class Responder:
                     raise validation_failure(exc) from exc
                 span.set_attribute("outpost.request_id", request.ctx.request_id)
                 span.set_attribute("outpost.org_id", str(request.ctx.org_id))
-                result = await handler(request.ctx, request.body)
+                result = await _call(handler, request.ctx, request.body)
                 reply = op.encode_result(result)
             except OutpostError as exc:
                 outcome = exc.type.value

@@ -16,9 +16,16 @@ from sqlalchemy import exc as sa_exc
 
 from outpost_contracts.base import Contract, Request
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
-from outpost_contracts.errors import ErrorType, NotFound, OutpostError, ServiceUnavailable
+from outpost_contracts.errors import (
+    Conflict,
+    ErrorType,
+    NotFound,
+    OutpostError,
+    ServiceUnavailable,
+)
 from outpost_contracts.rpc import Operation
 from outpost_kit import ids, messaging
+from outpost_kit.db.eventstore import ConcurrencyConflict
 from outpost_kit.responder import Responder
 
 pytestmark = pytest.mark.integration
@@ -112,6 +119,7 @@ async def test_a_handler_that_finds_the_database_unavailable_answers_service_una
     op = Operation("kitdb", "Echo", Echo, Echoed)
     responder = Responder(service, "kitdb", {op: handler})
     await responder.start()
+    await service.flush()  # the server has the subscriptions before the first request
     try:
         got: dict[int, ErrorType] = {}
         for n in failures:
@@ -124,6 +132,45 @@ async def test_a_handler_that_finds_the_database_unavailable_answers_service_una
             3: ErrorType.INTERNAL_SERVER_ERROR,
             4: ErrorType.INTERNAL_SERVER_ERROR,
         }
+    finally:
+        await responder.stop()
+        await client.close()
+        await service.close()
+
+
+class Change(Request, kw_only=True, frozen=True):
+    n: int
+    expected_version: int | None = None
+
+
+async def test_a_concurrency_conflict_is_run_again_unless_the_caller_named_a_version(
+    nats_url: str,
+) -> None:
+    """Another request appending to the same stream between a handler's load and append is
+    the service's race, not the caller's mistake: the handler runs again (up to three
+    times). With ``If-Match`` (``expected_version``) the conflict is the caller's (409)."""
+    conflicts = {1: 1, 2: 5, 3: 1}  # conflicts to raise before succeeding, per request
+    calls: dict[int, int] = {}
+
+    async def handler(ctx: RequestContext, body: Change) -> Echoed:
+        calls[body.n] = calls.get(body.n, 0) + 1
+        if calls[body.n] <= conflicts[body.n]:
+            raise ConcurrencyConflict(ids.new_id(), 1, 2)
+        return Echoed(n=calls[body.n])
+
+    service = await messaging.connect(nats_url, "kit-requests-occ-service")
+    client = await messaging.connect(nats_url, "kit-requests-occ-client")
+    op = Operation("kitocc", "Change", Change, Echoed)
+    responder = Responder(service, "kitocc", {op: handler})
+    await responder.start()
+    await service.flush()  # the server has the subscriptions before the first request
+    try:
+        assert (await messaging.call(client, op, _ctx(), Change(n=1), timeout=5)).n == 2
+        with pytest.raises(Conflict):  # still conflicting after three runs
+            await messaging.call(client, op, _ctx(), Change(n=2), timeout=5)
+        with pytest.raises(Conflict):  # If-Match: not run again
+            await messaging.call(client, op, _ctx(), Change(n=3, expected_version=1), timeout=5)
+        assert calls == {1: 2, 2: 3, 3: 1}
     finally:
         await responder.stop()
         await client.close()

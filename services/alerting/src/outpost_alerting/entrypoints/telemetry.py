@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -92,13 +94,19 @@ async def run(
                 await asyncio.sleep(0.5)
                 continue
             if msgs:
-                await handle(uow, msgs, spec.max_deliver)
+                await handle(uow, msgs, spec.max_deliver, puller.keep_alive, spec.ack_wait_seconds)
     finally:
         with contextlib.suppress(Exception):
             await puller.stop()
 
 
-async def handle(uow: UnitOfWorkFactory, msgs: list[Msg], max_deliver: int = 20) -> None:
+async def handle(
+    uow: UnitOfWorkFactory,
+    msgs: list[Msg],
+    max_deliver: int = 20,
+    keep_alive: Callable[[], Awaitable[None]] | None = None,
+    ack_wait: float = 30.0,
+) -> None:
     """Evaluate a batch, then ack it; a message of a device alerting does not know yet is
     delivered again later (until its last delivery: then it is let go)."""
     items = [item for item in (incoming(m) for m in msgs) if item is not None]
@@ -118,10 +126,17 @@ async def handle(uow: UnitOfWorkFactory, msgs: list[Msg], max_deliver: int = 20)
             # back, rather than spend the messages' deliveries on the outage.
             _log.warning("database unavailable; holding %d messages: %r", len(msgs), exc)
             UNAVAILABLE.inc()
-            for msg in msgs:
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
-            await asyncio.sleep(wait)
+            until = time.monotonic() + wait
+            while True:  # in-progress acks well within the ack wait, however long the pause
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+                if keep_alive is not None:  # and what was delivered behind the batch
+                    await keep_alive()
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                await asyncio.sleep(min(left, ack_wait / 3))
             wait = min(wait * 2, 5.0)
     unknown = outcome.unknown if outcome is not None else set()
     for msg in msgs:
