@@ -22,6 +22,10 @@ arrival - publish. Under load, a third process publishes ``--load`` readings/s (
 message) for the other 980 devices with values that never fire, which both consumers must
 evaluate too.
 
+The platform process also runs the service's notifications consumer and delivery worker, as
+the service does; the 20 probe devices' rules name a webhook channel whose receiver (in the
+bench process) notes when each delivery arrives: "webhook" rows, reading → webhook received.
+
 Run: ``uv run python bench/alerting.py [--probes 300] [--load 100000] [--every 20]``.
 Prints p50/p95/p99 per pipeline and condition, and the rates reached.
 """
@@ -39,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -68,12 +73,20 @@ def _run(coro: Any) -> Any:
 # -- pipelines (child processes) ---------------------------------------------------------
 
 
-async def _platform(nats_url: str, dsn: str, durable: str, pipe: Connection) -> None:
-    from outpost_alerting.adapters.projections import AlertingProjector
-    from outpost_alerting.app.evaluation import DEVICE_EVENTS
+async def _platform(
+    nats_url: str, dsn: str, durable: str, vault_key: str, pipe: Connection
+) -> None:
+    from outpost_alerting import bootstrap
+    from outpost_alerting.adapters.resolver import StaticResolver
+    from outpost_alerting.adapters.secrets import SecretVault
+    from outpost_alerting.adapters.webhook import WebhookSender
+    from outpost_alerting.app import notifications
+    from outpost_alerting.domain import ssrf
     from outpost_alerting.entrypoints import telemetry
     from outpost_alerting.settings import AlertingSettings
-    from outpost_contracts import alerting, streams
+    from outpost_contracts import streams
+    from outpost_kit import messaging
+    from outpost_kit.consumer import InboxConsumer
     from outpost_kit.db.engine import create_engine
     from outpost_kit.db.eventstore import EventCodec
     from outpost_kit.db.outbox import OutboxRelay
@@ -81,11 +94,26 @@ async def _platform(nats_url: str, dsn: str, durable: str, pipe: Connection) -> 
 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    engine = create_engine(dsn, "alerting", pool_size=4)
-    codec = EventCodec((*alerting.EVENT_TYPES, *DEVICE_EVENTS))
-    uow = UnitOfWorkFactory(engine, codec, (AlertingProjector(),))
+    engine = create_engine(dsn, "alerting", pool_size=6)
+    codec = EventCodec(bootstrap.EVENT_TYPES)
+    uow = UnitOfWorkFactory(engine, codec, bootstrap.PROJECTORS)
     spec = msgspec.structs.replace(streams.consumer("alerting-telemetry"), name=durable)
     relay = OutboxRelay(dsn, "alerting", js)
+    # The rule's webhook: the service's notifications consumer and delivery worker.
+    deps = notifications.NotificationDeps(
+        uow=uow,
+        vault=SecretVault(vault_key),
+        webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
+    )
+    delivered = msgspec.structs.replace(
+        streams.consumer("alerting-notifications"), name=f"{durable}-notify"
+    )
+    await messaging.apply_streams(js, [streams.stream("ALERTING")], [delivered])
+
+    async def on_alert(u: Any, envelope: Any) -> None:
+        await notifications.on_alert_event(deps, u, envelope)
+
+    notifier = InboxConsumer(uow, js, delivered, on_alert, EventCodec(notifications.ALERT_EVENTS))
     stop = asyncio.Event()
     batch = AlertingSettings().evaluation_batch_messages
     pipe.send("ready")
@@ -94,6 +122,8 @@ async def _platform(nats_url: str, dsn: str, durable: str, pipe: Connection) -> 
     tasks = [
         asyncio.create_task(telemetry.run(uow, nc, spec, batch, stop)),
         asyncio.create_task(relay.run(stop)),
+        asyncio.create_task(notifier.run(stop)),
+        asyncio.create_task(notifications.worker(deps, stop)),
     ]
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
     stop.set()
@@ -179,16 +209,72 @@ def _child(kind: str, *args: Any) -> None:
 # -- the parent --------------------------------------------------------------------------
 
 
+class Receiver:
+    """The rule's webhook: a stdlib HTTP server on loopback noting when each delivery
+    arrives (a thread; the bench matches deliveries to probes as they come)."""
+
+    def __init__(self, on_body: Any) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                on_body(time.perf_counter(), body)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Bench:
     def __init__(self, nats_url: str, admin_dsn: str, app_dsn: str) -> None:
+        from cryptography.fernet import Fernet
+
         self.nats_url, self.admin_dsn, self.app_dsn = nats_url, admin_dsn, app_dsn
         self.org = uuid.uuid4()
         self.devices: list[uuid.UUID] = []
+        self.vault_key = Fernet.generate_key().decode()
+        self.alert_devices: dict[str, str] = {}  # alert id -> device, from AlertOpened
+        self.hook_waiting: dict[str, tuple[str, float]] = {}
+        self.hooks: dict[str, list[float]] = {"opened": [], "resolved": []}
+        self.lock = threading.Lock()
+        self.receiver = Receiver(self._hook)
+
+    def _hook(self, now: float, body: bytes) -> None:
+        """A webhook delivery arrived (receiver thread): its probe's latency."""
+        envelope = msgspec.json.decode(body)
+        tag = envelope["data"]["type"]
+        if "AlertOpened" in tag:
+            device, kind = envelope["data"]["deviceId"], "opened"
+        elif "AlertResolved" in tag:
+            device, kind = self.alert_devices.get(envelope["streamId"], ""), "resolved"
+        else:
+            return
+        with self.lock:
+            pending = self.hook_waiting.get(device)
+            if pending is not None and pending[0] == kind:
+                del self.hook_waiting[device]
+                self.hooks[kind].append((now - pending[1]) * 1000)
 
     async def setup(self) -> None:
-        from outpost_alerting.adapters.projections import AlertingProjector
+        from outpost_alerting import bootstrap
+        from outpost_alerting.adapters.resolver import StaticResolver
+        from outpost_alerting.adapters.secrets import SecretVault
+        from outpost_alerting.adapters.webhook import WebhookSender
         from outpost_alerting.app import evaluation, handlers
+        from outpost_alerting.app import notifications as notify
+        from outpost_alerting.domain import ssrf
         from outpost_contracts import alerting, streams
+        from outpost_contracts import notifications as notify_api
         from outpost_contracts.devices import DeviceRegistered
         from outpost_contracts.envelope import (
             EventEnvelope,
@@ -215,8 +301,8 @@ class Bench:
         )
         await conn.close()
         engine = create_engine(self.app_dsn, "alerting", pool_size=2)
-        codec = EventCodec((*alerting.EVENT_TYPES, *evaluation.DEVICE_EVENTS))
-        uows = UnitOfWorkFactory(engine, codec, (AlertingProjector(),))
+        codec = EventCodec((*bootstrap.EVENT_TYPES, *evaluation.DEVICE_EVENTS))
+        uows = UnitOfWorkFactory(engine, codec, bootstrap.PROJECTORS)
         self.devices = [ids.new_id() for _ in range(DEVICES)]
         ctx = RequestContext(
             request_id="bench",
@@ -224,6 +310,20 @@ class Bench:
             principal=Principal(kind=PrincipalKind.USER, id=self.org, org_id=self.org),
         )
         deps = handlers.Deps(uow=uows)
+        channel = await notify.create_channel(
+            notify.NotificationDeps(
+                uow=uows,
+                vault=SecretVault(self.vault_key),
+                webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
+            ),
+            ctx,
+            notify_api.CreateNotificationChannel(
+                type=notify_api.ChannelType.WEBHOOK,
+                name="bench",
+                url=self.receiver.url,
+                secret="bench-webhook-secret-0123",
+            ),
+        )
         async with uows(self.org) as uow:
             for device in self.devices:
                 await evaluation.on_device_event(
@@ -239,13 +339,15 @@ class Bench:
                     ),
                 )
             await uow.commit()
-        for device in self.devices:
+        for n, device in enumerate(self.devices):
             body = {
                 "name": f"hot-{device}",
                 "scope": {"type": "DEVICE", "id": str(device)},
                 "sensor": "temp",
                 "condition": {"op": ">", "threshold": 50},
                 "severity": "MAJOR",
+                # the probes' rules notify the webhook (the others never fire)
+                "channelIds": [str(channel.id)] if n < PROBES else [],
             }
             await handlers.create_rule(deps, ctx, msgspec.convert(body, alerting.CreateAlertRule))
         await engine.dispose()
@@ -286,6 +388,7 @@ class Bench:
                 tag = envelope["data"]["type"]
                 if "AlertOpened" in tag:
                     device, kind = envelope["data"]["deviceId"], "opened"
+                    self.alert_devices[envelope["streamId"]] = device
                 elif "AlertResolved" in tag:
                     device, kind = await self._device_of(envelope["streamId"]), "resolved"
                 else:
@@ -303,6 +406,8 @@ class Bench:
             if n == warmup:
                 seen["opened"].clear()
                 seen["resolved"].clear()
+                with self.lock:
+                    self.hooks = {"opened": [], "resolved": []}
             device = probe_devices[n % PROBES]
             flip = not hot.get(device, False)
             hot[device] = flip
@@ -318,11 +423,15 @@ class Bench:
                     ],
                 }
             )
-            waiting[device] = ("opened" if flip else "resolved", time.perf_counter())
+            kind_t0 = ("opened" if flip else "resolved", time.perf_counter())
+            waiting[device] = kind_t0
+            if pipeline == "platform":
+                with self.lock:
+                    self.hook_waiting[device] = kind_t0
             await js.publish(subjects.telemetry(self.org, uuid.UUID(device)), body)
             await asyncio.sleep(every_ms / 1000)
         deadline = time.monotonic() + 10
-        while waiting and time.monotonic() < deadline:
+        while (waiting or self.hook_waiting) and time.monotonic() < deadline:
             arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), max(0.01, deadline - time.monotonic()))
@@ -390,8 +499,10 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         for pipeline in ("raw", "platform"):
             name = f"bench-{pipeline}-{secrets.token_hex(3)}"
             await bench.consumer(name)
-            dsn = admin_dsn if pipeline == "raw" else app_dsn
-            proc, pipe = _start(pipeline, nats_url, dsn, name)
+            if pipeline == "raw":
+                proc, pipe = _start(pipeline, nats_url, admin_dsn, name)
+            else:
+                proc, pipe = _start(pipeline, nats_url, app_dsn, name, bench.vault_key)
             pipe.send("go")
             spy = None
             if args.profile is not None and pipeline == "platform":
@@ -426,6 +537,9 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
                     f"{pipeline:<9} {label:<6} {event:<9} {_stats(seen[event])}"
                     f"  consumer cpu {cpu:.1f} s {rate}"
                 )
+            if pipeline == "platform":
+                for event in ("opened", "resolved"):
+                    print(f"{'webhook':<9} {label:<6} {event:<9} {_stats(bench.hooks[event])}")
 
 
 def main() -> None:
