@@ -27,6 +27,19 @@ from outpost_readings.domain.readings import value_of
 T = TypeVar("T")
 
 
+def _reading_views(rows: list[Any]) -> list[api.ReadingView]:
+    """Rows of ``readings`` (raw or latest) as the API shows them."""
+    return [
+        api.ReadingView(
+            device_id=r["device_id"],
+            sensor=r["sensor"],
+            ts=r["ts"],
+            value=value_of(r["kind"], r["num"], r["txt"]),
+        )
+        for r in rows
+    ]
+
+
 def _encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(parts)).decode().rstrip("=")
 
@@ -139,15 +152,7 @@ async def list_readings(
         )
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
-    data = [
-        api.ReadingView(
-            device_id=r["device_id"],
-            sensor=r["sensor"],
-            ts=r["ts"],
-            value=value_of(r["kind"], r["num"], r["txt"]),
-        )
-        for r in rows
-    ]
+    data = _reading_views(rows)
     after = None
     if has_more and rows:  # readings have no ids: the cursor names the last row of the page
         last = rows[-1]
@@ -303,15 +308,7 @@ async def get_latest(deps: Deps, ctx: RequestContext, q: api.GetLatest) -> Page[
         )
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
-    data = [
-        api.ReadingView(
-            device_id=r["device_id"],
-            sensor=r["sensor"],
-            ts=r["ts"],
-            value=value_of(r["kind"], r["num"], r["txt"]),
-        )
-        for r in rows
-    ]
+    data = _reading_views(rows)
     cursor = None
     if has_more and rows:
         cursor = _encode_cursor(rows[-1]["device_id"], rows[-1]["sensor"])
