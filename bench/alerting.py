@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import secrets
 import shutil
 import signal
@@ -82,11 +83,14 @@ async def _platform(
     vault_key: str,
     evaluate: bool,
     deliver: bool,
+    nice: int,
     pipe: Connection,
 ) -> None:
     """An alerting replica: with ``evaluate``, the evaluation loop and the outbox relay; with
     ``deliver``, the notifications consumer and the delivery worker (the service's
-    ``OUTPOST_ALERTING_EVALUATE`` / ``_DELIVER``)."""
+    ``OUTPOST_ALERTING_EVALUATE`` / ``_DELIVER``), at ``nice`` (``os.nice``)."""
+    if nice:
+        os.nice(nice)
     from outpost_alerting import bootstrap
     from outpost_alerting.adapters.resolver import StaticResolver
     from outpost_alerting.adapters.secrets import SecretVault
@@ -518,11 +522,12 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
             else:
                 together = args.together
                 proc, pipe = _start(
-                    pipeline, nats_url, app_dsn, name, bench.vault_key, True, together
+                    pipeline, nats_url, app_dsn, name, bench.vault_key, True, together, 0
                 )
                 if not together:
                     notifier = _start(
-                        pipeline, nats_url, app_dsn, name, bench.vault_key, False, True
+                        *(pipeline, nats_url, app_dsn, name, bench.vault_key),
+                        *(False, True, args.delivery_nice),
                     )
                     notifier[1].send("go")
             pipe.send("go")
@@ -576,6 +581,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=40, help="probes not counted, first")
     ap.add_argument("--load", type=int, default=100_000, help="readings/s of steady load")
     ap.add_argument("--profile", type=Path, help="py-spy the platform consumer into DIR")
+    ap.add_argument(
+        "--delivery-nice",
+        type=int,
+        default=0,
+        help="the delivery replica's niceness (a lower CPU priority than evaluation's)",
+    )
     ap.add_argument(
         "--together",
         action="store_true",
