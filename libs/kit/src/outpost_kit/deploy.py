@@ -56,6 +56,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_\-=:/@.,+%]*$")
 # The Secrets deploy/k8s names (tools/check_deploy.py checks each is referenced and made).
 BROKER_SECRET = "outpost-broker-tls"
 NATS_SECRET = "outpost-nats-security"
+ADMIN_DATABASE_SECRET = "outpost-admin-database"
 
 
 def env_secret(process: str) -> str:
@@ -68,6 +69,7 @@ def secret_names() -> tuple[str, ...]:
     return (
         BROKER_SECRET,
         NATS_SECRET,
+        ADMIN_DATABASE_SECRET,
         *(env_secret(p) for p in (*ALL_SERVICES, "admin")),
     )
 
@@ -179,12 +181,14 @@ def init(
     if kubernetes_namespace is not None:
         _write_private(
             out / "kubernetes-secrets.yaml",
-            kubernetes_secrets(out, envs, kubernetes_namespace),
+            kubernetes_secrets(out, envs, kubernetes_namespace, admin_dsn),
         )
     return envs
 
 
-def kubernetes_secrets(out: Path, envs: Mapping[str, Mapping[str, str]], namespace: str) -> str:
+def kubernetes_secrets(
+    out: Path, envs: Mapping[str, Mapping[str, str]], namespace: str, admin_dsn: str
+) -> str:
     """The Secrets of ``deploy/k8s`` as one multi-document YAML (JSON documents, which YAML
     reads as they are)."""
     broker = BrokerPki(out / "broker")
@@ -220,6 +224,8 @@ def kubernetes_secrets(out: Path, envs: Mapping[str, Mapping[str, str]], namespa
         secret(
             NATS_SECRET, {"security.conf": (out / "nats" / "security.conf").read_text()}, "nats"
         ),
+        # The migrations Job's administrator DSN (managed PostgreSQL's, in production).
+        secret(ADMIN_DATABASE_SECRET, {"OUTPOST_ADMIN_DATABASE_URL": admin_dsn}, "migrations"),
         *(secret(env_secret(p), env, p) for p, env in envs.items()),
     ]
     return "".join("---\n" + json.dumps(d, indent=2, sort_keys=True) + "\n" for d in docs)
