@@ -123,7 +123,6 @@ async def test_a_service_connects_with_its_generated_env_and_uses_jetstream(
 
 async def test_the_admin_env_applies_the_streams(broker: Broker) -> None:
     from outpost_contracts.streams import CONSUMERS, STREAMS
-
     from outpost_kit.messaging import apply_streams
 
     nc = await nats.connect(
