@@ -149,17 +149,24 @@ def settings(service: str) -> list[Setting]:
     cls = settings_type(service)
     comments = _comments(cls)
     common = {f.name for f in msgspec.structs.fields(CommonSettings)}
-    return [
-        Setting(
-            service=service,
-            name=f.name,
-            type=_type_name(f.type),
-            default=_default(f),
-            comment=comments.get(f.name, ""),
-            inherited=f.name in common,
+    out = []
+    for f in msgspec.structs.fields(cls):
+        comment = comments.get(f.name, "")
+        group = re.fullmatch(r"\(with `([a-z0-9_]+)`\)", comment)
+        if group:  # a field under another's comment: name the variable that comment is on
+            prefix = "OUTPOST_" if group.group(1) in common else f"OUTPOST_{service.upper()}_"
+            comment = f"see `{prefix}{group.group(1).upper()}`"
+        out.append(
+            Setting(
+                service=service,
+                name=f.name,
+                type=_type_name(f.type),
+                default=_default(f),
+                comment=comment,
+                inherited=f.name in common,
+            )
         )
-        for f in msgspec.structs.fields(cls)
-    ]
+    return out
 
 
 def common_settings() -> list[Setting]:
