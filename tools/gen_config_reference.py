@@ -141,9 +141,8 @@ def metrics_catalogue(root: Path, documented: set[str]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for metric in metrics(root):
-        anchor = (
-            f"[entry](#{metric.exposed.replace('_', '-')})" if metric.exposed in documented else "—"
-        )
+        # GitHub's heading anchors keep underscores and drop the backquotes.
+        anchor = f"[entry](#{metric.exposed})" if metric.exposed in documented else "—"
         labels = ", ".join(f"`{label}`" for label in metric.labels) or "—"
         lines.append(
             f"| `{metric.exposed}` | {metric.kind.lower()} | {labels} | {_cell(metric.help)} "
