@@ -292,6 +292,8 @@ def check_compose(root: Path, problems: Problems) -> None:
             if image_service not in built:
                 problems.add(at, f"no service builds {image} (build.args.SERVICE)")
             build = service.get("build")
+            if build is None:
+                problems.add(at, f"runs {image} without build: (compose would try to pull it)")
             if isinstance(build, dict) and build.get("args", {}).get("SERVICE") != image_service:
                 problems.add(
                     at, f"builds SERVICE={build.get('args', {}).get('SERVICE')} as {image}"

@@ -122,6 +122,12 @@ def test_a_copy_unchanged_passes(tmp_path: Path) -> None:
             '      OUTPOST_IDENTITY_HEALTH_PORT: "9090"\n    ports:\n      - "9090:9090"',
             "publishes port 9090",
         ),
+        # an image of ours without its build: compose would try to pull it
+        (
+            '    command: ["outpost-admin", "streams", "apply"]\n',
+            '    command: ["outpost-admin", "streams", "apply"]\n    build: null\n',
+            "without build:",
+        ),
         # a variable without a default: the file must work as committed
         (
             "${POSTGRES_IMAGE:-postgres:15-bookworm}",
