@@ -30,7 +30,8 @@ RUN uv export --frozen --no-dev --no-emit-workspace --no-hashes \
  && uv venv /opt/outpost \
  && uv pip install --python /opt/outpost/bin/python --no-deps \
         -r /tmp/requirements.txt /wheels/*.whl \
- && ln -s "outpost-${SERVICE}" /opt/outpost/bin/outpost-service
+ && ln -s "outpost-${SERVICE}" /opt/outpost/bin/outpost-service \
+ && /opt/outpost/bin/python -c "import importlib, sys; importlib.import_module(f'outpost_{sys.argv[1]}.bootstrap')" "${SERVICE}"
 
 # --- runtime: the interpreter, the virtualenv, nothing else ---------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
