@@ -10,8 +10,8 @@
 - ``nats/security.conf``: nats-server's TLS, users, auth callout and MQTT listener, included
   by the committed ``deploy/nats/nats.conf``;
 - ``env/<service>.env``: each process's secret variables (``KEY=VALUE`` lines that both
-  ``sh``'s ``.`` and ``kubectl create secret --from-env-file`` read), and ``env/admin.env``
-  for ``outpost-admin streams apply``;
+  the image's entry point and ``kubectl create secret --from-env-file`` read literally), and
+  ``env/admin.env`` for ``outpost-admin streams apply``;
 - with ``--kubernetes-namespace``, ``kubernetes-secrets.yaml``: the Secrets the manifests
   under ``deploy/k8s`` name, holding the above.
 
@@ -51,8 +51,9 @@ from outpost_kit.infra.broker_pki import BrokerPki, ensure_broker_pki
 # Where every container sees the material (compose volume, Kubernetes Secret mounts).
 MOUNT = "/etc/outpost"
 MQTT_PORT = 1883
-# Values must survive `sh`'s `.` and kubectl's --from-env-file without quoting.
-_PLAIN = re.compile(r"^[A-Za-z0-9_\-=:/@.,+%]*$")
+# One line per variable, read literally by the image's entry point and by kubectl's
+# --from-env-file: no quoting, so no line breaks and no surrounding blanks.
+_PLAIN = re.compile(r"^[^\s](?:[^\r\n]*[^\s])?$|^$")
 # The Secrets deploy/k8s names (tools/check_deploy.py checks each is referenced and made).
 BROKER_SECRET = "outpost-broker-tls"
 NATS_SECRET = "outpost-nats-security"
@@ -139,7 +140,7 @@ def admin_env(secrets: Mapping[str, str], *, nats_url: str, mount: str = MOUNT) 
 def render_env(env: Mapping[str, str]) -> str:
     for key, value in env.items():
         if not _PLAIN.match(value):
-            raise ValueError(f"{key}'s value has characters an env file cannot carry unquoted")
+            raise ValueError(f"{key}'s value cannot be one line of an env file as it is")
     return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
 
 

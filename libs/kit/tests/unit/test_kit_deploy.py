@@ -132,7 +132,7 @@ def test_kubernetes_secrets_hold_every_secret_the_manifests_name(tmp_path: Path)
 
 def test_a_value_an_env_file_cannot_carry_is_refused() -> None:
     with pytest.raises(ValueError, match="OUTPOST_X"):
-        deploy.render_env({"OUTPOST_X": "two words"})
+        deploy.render_env({"OUTPOST_X": "two\nlines"})
 
 
 def test_the_command_prints_where_not_what(tmp_path: Path) -> None:
