@@ -567,6 +567,10 @@ def _check_references(
         pod_security = spec.get("securityContext") or {}
         if not pod_security.get("runAsNonRoot"):
             problems.add(at, "pods must set securityContext.runAsNonRoot")
+        if (pod_security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.add(
+                at, "pods must set seccompProfile RuntimeDefault (Pod Security restricted)"
+            )
         for volume in spec.get("volumes") or []:
             if "secret" in volume and volume["secret"].get("secretName") not in secrets:
                 problems.add(
@@ -593,10 +597,11 @@ def _check_references(
             resources = container.get("resources") or {}
             if not resources.get("requests") or not resources.get("limits"):
                 problems.add(cat, "needs resource requests and limits")
-            if (container.get("securityContext") or {}).get(
-                "allowPrivilegeEscalation"
-            ) is not False:
+            security = container.get("securityContext") or {}
+            if security.get("allowPrivilegeEscalation") is not False:
                 problems.add(cat, "must set allowPrivilegeEscalation: false")
+            if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+                problems.add(cat, "must drop ALL capabilities (Pod Security restricted)")
             variables: dict[str, str] = {}
             for item in container.get("env") or []:
                 variables[item["name"]] = str(item.get("value", ""))

@@ -210,6 +210,13 @@ def test_a_missing_service_is_refused(tmp_path: Path) -> None:
             "  type: LoadBalancer\n  selector:\n    app.kubernetes.io/name: readings\n  ports:",
             "Service/readings: exposes port 9090 of readings outside the cluster",
         ),
+        # a container that keeps its capabilities (Pod Security restricted refuses it)
+        (
+            "deploy/k8s/base/migrate-job.yaml",
+            "            - ALL\n",
+            "            - NET_RAW\n",
+            "must drop ALL capabilities",
+        ),
         # an autoscaler of nothing
         (
             "deploy/k8s/base/devices.yaml",
