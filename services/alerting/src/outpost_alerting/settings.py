@@ -7,7 +7,7 @@ class AlertingSettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_ALERTING_*``."""
 
     # What this replica runs besides the request/reply operations, which every replica
-    # serves (docs/runbook.md, "Scaling alerting"): ``evaluate``, the telemetry evaluation
+    # serves (docs/operations.md, "Scaling each service"): ``evaluate``, the telemetry evaluation
     # loop, the timers and the devices view they read; ``deliver``, the notifications
     # consumer and the delivery worker. One process runs both by default (``make dev``); a
     # deployment under load runs evaluation and delivery on separate replicas, so a burst of
