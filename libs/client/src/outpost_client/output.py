@@ -154,15 +154,20 @@ def resample(values: Sequence[float | None], width: int) -> list[float | None]:
 
 def chart(values: Sequence[float | None], *, height: int = 8, width: int = 60) -> list[str]:
     """A column chart of ``height`` rows: each column the value's height in eighths of a
-    row, the y axis labelled with the maximum and the minimum."""
+    row (the minimum one eighth, the maximum the full height; a flat series half of it),
+    the y axis labelled with the maximum and the minimum."""
     series = resample(values, width)
     known = _finite(series)
     if not known:
         return ["(no data)"]
     low, high = min(known), max(known)
-    span = (high - low) or 1.0
+    span = high - low
     label_width = max(len(f"{high:.4g}"), len(f"{low:.4g}"))
-    levels = [None if v is None else round((v - low) / span * (height * 8 - 1)) + 1 for v in series]
+    top = height * 8
+    levels = [
+        None if v is None else (top // 2 if span == 0 else round((v - low) / span * (top - 1)) + 1)
+        for v in series
+    ]
     rows = []
     for row in range(height, 0, -1):
         line = []

@@ -168,15 +168,15 @@ def whoami(ctx: typer.Context, out: OutputOpt = None) -> None:
     info: dict[str, Any] = {"profile": profile.name, "url": profile.url, "kind": profile.kind}
     with st.client(profile) as api:
         if profile.api_key:
-            prefix = profile.api_key[: len("sk_live_") + 8]
-            info["key"] = prefix + "…"
+            lookup = profile.api_key.removeprefix("sk_live_")[:12]  # the published part
+            info["key"] = f"sk_live_{lookup}…"
             try:
                 keys = list(api.iterate("/api/v1/api-keys", {"limit": 1000}))
             except ApiError as exc:
                 info["note"] = f"api-keys not readable ({exc.type})"
                 keys = []
             for key in keys:
-                if profile.api_key.startswith(str(key.get("prefix", "\0"))):
+                if key.get("prefix") and lookup.startswith(str(key["prefix"])):
                     info.update(name=key["name"], keyId=key["id"], scopes=key["scopes"])
         else:
             claims = jwt_claims(profile.access_token)

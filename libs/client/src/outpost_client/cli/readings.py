@@ -89,23 +89,25 @@ def register(app: typer.Typer) -> None:
             params.update({"from": frm, "to": to})
             if raw:
                 found = list(api.iterate("/api/v1/readings", {**params, "limit": 1000}))
-                st.show(found, ("ts", "sensor", "value"), out)
-                return
-            params.update({"interval": interval, "fn": ",".join(functions), "limit": 10080})
-            buckets = list(api.iterate("/api/v1/readings/aggregated", params))
+                columns: tuple[str, ...] = ("ts", "sensor", "value")
+                shown, per = "value", "reading"
+            else:
+                params.update({"interval": interval, "fn": ",".join(functions), "limit": 10080})
+                found = list(api.iterate("/api/v1/readings/aggregated", params))
+                columns = ("ts", "sensor", *functions)
+                shown, per = functions[0], interval
         if fmt != "table" or st.quiet:
-            st.show(buckets, ("ts", "sensor", *functions), out)
+            st.show(found, columns, out)
             return
-        if not buckets:
+        if not found:
             st.note(f"no readings of {device} between {frm} and {to}")
             return
         width = max(10, min(st.console.width - 30, 120))
-        shown = functions[0]
-        for key, values in series(buckets, shown).items():
+        for key, values in series(found, shown).items():
             if chart:
-                st.console.print(f"[bold]{key[1]}[/bold] {shown} per {interval}, {frm} → {to}")
+                st.console.print(f"[bold]{key[1]}[/bold] {shown} per {per}, {frm} → {to}")
                 for line in output.chart(values, height=height, width=width):
                     st.console.print(line, highlight=False, markup=False)
             else:
                 st.console.print(summary(key, values, shown, width))
-        st.console.print(output.table(buckets[-rows:], ("ts", "sensor", *functions)))
+        st.console.print(output.table(found[-rows:], columns))
