@@ -175,8 +175,16 @@ def is_enum(schema: dict[str, Any]) -> bool:
     return "enum" in schema and schema.get("type") in ("string", "integer", None)
 
 
+# Names the annotations use: a field of that name would shadow them in its class body.
+ANNOTATION_NAMES = frozenset(
+    {"list", "dict", "str", "int", "float", "bool", "datetime", "UUID", "Any", "Literal", "Page"}
+)
+
+
 def field_line(wire: str, schema: dict[str, Any], required: bool, schemas: dict[str, Any]) -> str:
     attr = snake(wire)
+    if attr in ANNOTATION_NAMES or attr in schemas:
+        attr += "_"
     kind = annotation(schema, schemas)
     options: list[str] = []
     if attr != wire:

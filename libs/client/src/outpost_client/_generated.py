@@ -766,7 +766,7 @@ class QuarantinedReading(msgspec.Struct, kw_only=True, omit_defaults=True):
 class RateLimits(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``RateLimits`` of the API."""
 
-    list: int
+    list_: int = msgspec.field(name="list")
     organization_id: UUID = msgspec.field(name="organizationId")
     overridden: list[Category]
     single: int
@@ -887,7 +887,7 @@ class SensorView(msgspec.Struct, kw_only=True, omit_defaults=True):
 class SetRateLimits(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The organization's own limits; a category absent or null takes the default."""
 
-    list: int | None = None
+    list_: int | None = msgspec.field(name="list", default=None)
     single: int | None = None
     write: int | None = None
 
