@@ -190,7 +190,7 @@ def field_line(wire: str, schema: dict[str, Any], required: bool, schemas: dict[
     if attr != wire:
         options.append(f"name={wire!r}")
     if not required:
-        default = schema.get("default", None)
+        default = schema.get("default")
         if isinstance(default, list):
             options.append("default_factory=list")
         elif isinstance(default, dict):
@@ -372,7 +372,10 @@ def render(doc: dict[str, Any]) -> str:
             f" {tuple(op['path_params'])!r}, {tuple(op['query'])!r}, {op['status']}),"
         )
     out.append("}\n\n")
-    for asynchronous, cls, base in ((False, "SyncOperations", "SyncBase"), (True, "AsyncOperations", "AsyncBase")):
+    for asynchronous, cls, base in (
+        (False, "SyncOperations", "SyncBase"),
+        (True, "AsyncOperations", "AsyncBase"),
+    ):
         out.append(f"class {cls}({base}):")
         out.append(f'    """One {"awaitable " if asynchronous else ""}method per operation."""\n')
         out.append("\n\n".join(method_source(op, asynchronous) for op in ops))

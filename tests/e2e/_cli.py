@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from click.testing import Result
 from typer.testing import CliRunner
 
 from outpost_client.cli.app import app
@@ -19,7 +18,7 @@ class Cli:
         self.config = config
         self.runner = CliRunner()
 
-    def run(self, *args: str, ok: bool = True) -> Result:
+    def run(self, *args: str, ok: bool = True) -> Any:
         result = self.runner.invoke(
             app,
             list(args),

@@ -67,8 +67,18 @@ def test_a_bad_credential_is_one_line_with_the_request_id(cli: Cli) -> None:
     assert result.exit_code == 1
     assert "Error: 401 invalid_apikey" in result.output or "Error: 401" in result.output
     assert "request_id" in result.output
-    bad = cli.run("alert-rules", "create", "x", "--sensor", "t", "--condition", "> 1",
-                  "--severity", "LOUD", ok=False)
+    bad = cli.run(
+        "alert-rules",
+        "create",
+        "x",
+        "--sensor",
+        "t",
+        "--condition",
+        "> 1",
+        "--severity",
+        "LOUD",
+        ok=False,
+    )
     assert bad.exit_code == 1 and "validation_error" in bad.output, bad.output
 
 
@@ -87,15 +97,36 @@ def test_the_story(cli: Cli, tmp_path: Path) -> None:
 
     # a rule that the simulated values break
     rule = cli.json(
-        "alert-rules", "create", "too-hot", "--sensor", "temperature",
-        "--condition", "> 30", "--device", "gw-story", "--severity", "MAJOR",
+        "alert-rules",
+        "create",
+        "too-hot",
+        "--sensor",
+        "temperature",
+        "--condition",
+        "> 30",
+        "--device",
+        "gw-story",
+        "--severity",
+        "MAJOR",
     )
     assert rule["condition"]["op"] == ">" and rule["scope"]["id"] == device["id"]
 
     # the device itself, provisioned and publishing over NATS for a few seconds
     simulated = cli.run(
-        "device", "simulate", "--device", "gw-story", "--rate", "4", "--seconds", "4",
-        "--value", "35", "--amplitude", "3", "--period", "4",
+        "device",
+        "simulate",
+        "--device",
+        "gw-story",
+        "--rate",
+        "4",
+        "--seconds",
+        "4",
+        "--value",
+        "35",
+        "--amplitude",
+        "3",
+        "--period",
+        "4",
     )
     assert "refused 0" in simulated.output, simulated.output
     found = re.search(r"1 device\(s\) sent (\d+) messages", simulated.output)

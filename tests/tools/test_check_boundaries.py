@@ -178,7 +178,8 @@ def test_unparsable_files_are_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "statement", ["import outpost_kit", "from outpost_contracts import devices", "import outpost_gateway"]
+    "statement",
+    ["import outpost_kit", "from outpost_contracts import devices", "import outpost_gateway"],
 )
 def test_the_client_imports_no_other_outpost_package(tmp_path: Path, statement: str) -> None:
     write(tmp_path, "libs/client/src/outpost_client/api.py", f"import httpx\n{statement}\n")

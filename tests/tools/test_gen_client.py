@@ -70,9 +70,9 @@ def test_types_of_schemas() -> None:
         "UUID | None"
     )
     assert ann({"type": "array", "items": {"$ref": "#/components/schemas/Tag"}}, {}) == "list[Tag]"
-    assert ann({"$ref": "#/components/schemas/ListOf_outpost_contracts.devices.DeviceView_"}, {}) == (
-        "Page[DeviceView]"
-    )
+    assert ann(
+        {"$ref": "#/components/schemas/ListOf_outpost_contracts.devices.DeviceView_"}, {}
+    ) == ("Page[DeviceView]")
     assert ann({"enum": ["ASC", "DESC"], "type": "string"}, {}) == 'Literal["ASC", "DESC"]'
     assert ann({"type": "string", "format": "date-time"}, {}) == "datetime"
     assert ann({}, {}) == "Any"

@@ -143,7 +143,9 @@ class SyncBase:
             retry=retry or RetryPolicy(),
             idempotent_posts=idempotent_posts,
         )
-        self.http = httpx.Client(base_url=self.settings.base_url, timeout=timeout, transport=transport)
+        self.http = httpx.Client(
+            base_url=self.settings.base_url, timeout=timeout, transport=transport
+        )
         self._sleep = sleep
 
     def __enter__(self) -> SyncBase:
@@ -178,7 +180,9 @@ class SyncBase:
                 )
             except httpx.TransportError as exc:
                 raise errors.TransportError(f"{method} {path}: {exc!r}") from exc
-            wait = self.settings.retry.delay(attempt, resp.status_code, resp.headers.get("retry-after"))
+            wait = self.settings.retry.delay(
+                attempt, resp.status_code, resp.headers.get("retry-after")
+            )
             if wait is None:
                 raise_for(resp)
                 return resp
@@ -284,7 +288,9 @@ class AsyncBase:
                 )
             except httpx.TransportError as exc:
                 raise errors.TransportError(f"{method} {path}: {exc!r}") from exc
-            wait = self.settings.retry.delay(attempt, resp.status_code, resp.headers.get("retry-after"))
+            wait = self.settings.retry.delay(
+                attempt, resp.status_code, resp.headers.get("retry-after")
+            )
             if wait is None:
                 raise_for(resp)
                 return resp

@@ -49,7 +49,9 @@ class Progress:
         if isinstance(progress, int | float) and total is None and rows is None:
             # a percentage: show it as rows of 100
             rows, total = progress if progress > 1 else progress * 100, 100
-        return cls(str(export.get("status", "")), int(rows or 0), None if total is None else int(total))
+        return cls(
+            str(export.get("status", "")), int(rows or 0), None if total is None else int(total)
+        )
 
 
 def _first(obj: dict[str, Any], *names: str) -> Any:

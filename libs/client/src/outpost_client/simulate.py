@@ -3,10 +3,11 @@ NATS or MQTT with their certificates (mutual TLS + the devices service's auth ca
 publish telemetry at a rate (API.md, "Registration and provisioning", "Device protocol").
 
 This is ``outpost device simulate`` (``outpost_client.cli``) and the load generator of
-``bench/devices.py`` (decision 68): nothing here knows about the benchmark. The MQTT side is a minimal MQTT 3.1.1 client on asyncio streams (CONNECT,
-PUBLISH at QoS 0 and 1, PUBACK, DISCONNECT) rather than paho-mqtt, whose thread per client
-and per-message objects would cost more CPU than the broker it loads on a 2-core machine (the
-same reason ``loadgen.py`` speaks HTTP/1.1 by hand).
+``bench/devices.py`` (decision 68): nothing here knows about the benchmark. The MQTT side
+is a minimal MQTT 3.1.1 client on asyncio streams (CONNECT, PUBLISH at QoS 0 and 1, PUBACK,
+DISCONNECT) rather than paho-mqtt, whose thread per client and per-message objects would
+cost more CPU than the broker it loads on a 2-core machine (the same reason
+``bench/loadgen.py`` speaks HTTP/1.1 by hand).
 """
 
 from __future__ import annotations

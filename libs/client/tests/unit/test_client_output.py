@@ -20,7 +20,12 @@ from outpost_client.config import Config, Profile
 pytestmark = pytest.mark.unit
 
 ITEMS = [
-    {"id": "a", "name": "gw-1", "tags": [{"key": "env", "value": "prod"}], "trigger": {"value": 31.5}},
+    {
+        "id": "a",
+        "name": "gw-1",
+        "tags": [{"key": "env", "value": "prod"}],
+        "trigger": {"value": 31.5},
+    },
     {"id": "b", "name": "gw-2", "tags": [], "trigger": {"value": None}},
 ]
 
@@ -109,7 +114,9 @@ def test_watch_prints_new_and_changed_objects_once_oldest_first() -> None:
 
     first = changes(seen, [{"id": "2", "status": "OPEN"}, {"id": "1", "status": "OPEN"}], version)
     assert [a["id"] for a in first] == ["1", "2"]
-    again = changes(seen, [{"id": "2", "status": "ACKNOWLEDGED"}, {"id": "1", "status": "OPEN"}], version)
+    again = changes(
+        seen, [{"id": "2", "status": "ACKNOWLEDGED"}, {"id": "1", "status": "OPEN"}], version
+    )
     assert again == [{"id": "2", "status": "ACKNOWLEDGED"}]
     assert changes(seen, [{"id": "2", "status": "ACKNOWLEDGED"}], version) == []
 

@@ -171,8 +171,14 @@ async def test_the_async_client_retries_and_paginates_the_same() -> None:
         error(429, "throttled", **{"Retry-After": "2"}),
         httpx.Response(
             200,
-            json={"object": "list", "data": [device(1)], "limit": 50, "after": None,
-                  "order": "ASC", "hasMore": False},
+            json={
+                "object": "list",
+                "data": [device(1)],
+                "limit": 50,
+                "after": None,
+                "order": "ASC",
+                "hasMore": False,
+            },
         ),
     ]
     script = Script(*answers)

@@ -1,6 +1,6 @@
-"""The device simulator's pure helpers (``outpost_client.simulate``): what a simulated device sends is
-what the platform expects — a CSR the provisioning endpoint accepts, telemetry the readings
-contract decodes, and MQTT packets as MQTT 3.1.1 frames them."""
+"""The device simulator's pure helpers (``outpost_client.simulate``): what a simulated
+device sends is what the platform expects — a CSR the provisioning endpoint accepts,
+telemetry the readings contract decodes, and MQTT packets as MQTT 3.1.1 frames them."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from outpost_client import simulate as sim
 from outpost_contracts.readings import TelemetryMessage
 
 pytestmark = pytest.mark.unit
-
 
 
 def test_the_csr_is_signed_by_a_p256_key_that_is_kept() -> None:

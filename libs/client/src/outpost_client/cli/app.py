@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from outpost_client import Client
 from outpost_client.cli import exports, extra, readings, simulate, watch
-from outpost_client.cli.context import OutputOpt, State, state
+from outpost_client.cli.context import OutputOpt, state
 from outpost_client.cli.resources import SPECS, group_for
-from outpost_client.config import Config, Profile
+from outpost_client.config import Profile
 from outpost_client.errors import ApiError, OutpostError
 
 
@@ -25,14 +24,14 @@ class Group(TyperGroup):
     """Errors of the API as one line on stderr (with its request id) and exit status 1,
     not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except OutpostError as exc:
             message = str(exc)
             if isinstance(exc, ApiError) and exc.status == 401:
                 message += "\n(log in again: outpost login)"
-            click.echo(f"Error: {message}", err=True)
+            typer.echo(f"Error: {message}", err=True)
             ctx.exit(1)
 
 
@@ -138,10 +137,8 @@ def logout(ctx: typer.Context) -> None:
         raise typer.BadParameter(f"no profile {name!r}")
     if profile.access_token:
         with st.client(profile) as api:
-            try:
+            with contextlib.suppress(ApiError):
                 api.request("POST", "/api/v1/auth/logout")
-            except ApiError:
-                pass
     profile.api_key = profile.access_token = profile.refresh_token = ""
     cfg.save()
     st.note(f"logged out of profile {name}")
@@ -203,7 +200,9 @@ def list_profiles(ctx: typer.Context, out: OutputOpt = None) -> None:
     st.show(rows, ("name", "url", "kind", "default"), out)
 
 
-@profiles_app.command("use", help="Make a profile the default.", epilog="Example: outpost profiles use ops")
+@profiles_app.command(
+    "use", help="Make a profile the default.", epilog="Example: outpost profiles use ops"
+)
 def use_profile(ctx: typer.Context, name: str) -> None:
     st = state(ctx)
     cfg = st.config()
@@ -236,4 +235,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

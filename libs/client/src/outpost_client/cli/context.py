@@ -49,9 +49,7 @@ class State:
 
     def client(self, profile: Profile | None = None) -> Client:
         profile = profile or self.profile()
-        return Client(
-            profile.url, profile.token or None, organization=profile.organization or None
-        )
+        return Client(profile.url, profile.token or None, organization=profile.organization or None)
 
     def show(
         self,
@@ -149,9 +147,7 @@ def filters(expressions: list[str] | None) -> dict[str, str]:
         else:
             odata.append(expression.strip())
     if odata:
-        params["$filter"] = (
-            odata[0] if len(odata) == 1 else " and ".join(f"({e})" for e in odata)
-        )
+        params["$filter"] = odata[0] if len(odata) == 1 else " and ".join(f"({e})" for e in odata)
     return params
 
 
@@ -178,7 +174,9 @@ def window(since: str | None, start: str | None, end: str | None) -> tuple[str, 
     return frm, to
 
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 
 
 def device_id(api: Client, ref: str) -> str:

@@ -55,7 +55,9 @@ def wait_and_download(
                     description=f"export {str(export['id'])[:8]} {p.status}",
                 )
 
-            ready = jobs.wait_for_export(api, str(export["id"]), on_progress=on_progress, interval=interval)
+            ready = jobs.wait_for_export(
+                api, str(export["id"]), on_progress=on_progress, interval=interval
+            )
         if download is None:
             return ready
         with Progress(

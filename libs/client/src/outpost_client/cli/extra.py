@@ -18,7 +18,9 @@ def _spec(name: str) -> Spec:
     return next(s for s in SPECS if s.name == name)
 
 
-def _post(ctx: typer.Context, path: str, body: Any, columns: Any, out: str | None, quiet: bool) -> Any:
+def _post(
+    ctx: typer.Context, path: str, body: Any, columns: Any, out: str | None, quiet: bool
+) -> Any:
     st = state(ctx)
     with st.client() as api:
         created = api.json("POST", path, json=body)
@@ -50,7 +52,7 @@ def parse_condition(text: str) -> dict[str, Any]:
     )
 
 
-def register(groups: dict[str, typer.Typer]) -> None:  # noqa: C901 - one block per resource
+def register(groups: dict[str, typer.Typer]) -> None:
     devices, rules, alerts = groups["devices"], groups["alert-rules"], groups["alerts"]
 
     @devices.command(
@@ -293,7 +295,14 @@ def register(groups: dict[str, typer.Typer]) -> None:  # noqa: C901 - one block 
         epilog="Example: outpost oauth-clients rotate-secret ID",
     )
     def rotate(ctx: typer.Context, ident: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-        _post(ctx, f"/api/v1/oauth-clients/{ident}/rotate-secret", None, ("id", "clientSecret"), None, False)
+        _post(
+            ctx,
+            f"/api/v1/oauth-clients/{ident}/rotate-secret",
+            None,
+            ("id", "clientSecret"),
+            None,
+            False,
+        )
 
     @groups["tokens"].command(
         "create",
@@ -365,12 +374,16 @@ def _tag(text: str) -> dict[str, str]:
 
 # -- commands and state (under a device) --------------------------------------------------
 
-commands_app = typer.Typer(help="Commands to a device: /api/v1/devices/{id}/commands", no_args_is_help=True)
+commands_app = typer.Typer(
+    help="Commands to a device: /api/v1/devices/{id}/commands", no_args_is_help=True
+)
 state_app = typer.Typer(help="A device's desired and reported state", no_args_is_help=True)
 COMMAND_COLUMNS = ("id", "name", "status", "params", "createdAt", "completedAt")
 
 
-@commands_app.command("list", help="A device's commands.", epilog="Example: outpost commands list gw-1")
+@commands_app.command(
+    "list", help="A device's commands.", epilog="Example: outpost commands list gw-1"
+)
 def list_commands(
     ctx: typer.Context,
     device: Annotated[str, typer.Argument(help="Id or name")],
@@ -384,7 +397,9 @@ def list_commands(
 
 
 @commands_app.command(
-    "send", help="Send a command to a device.", epilog="Example: outpost commands send gw-1 reboot --param delay=5"
+    "send",
+    help="Send a command to a device.",
+    epilog="Example: outpost commands send gw-1 reboot --param delay=5",
 )
 def send_command(
     ctx: typer.Context,
@@ -404,7 +419,9 @@ def send_command(
     st.show(sent, COMMAND_COLUMNS, out, quiet)
 
 
-@commands_app.command("get", help="One command.", epilog="Example: outpost commands get gw-1 CMD_ID")
+@commands_app.command(
+    "get", help="One command.", epilog="Example: outpost commands get gw-1 CMD_ID"
+)
 def get_command(
     ctx: typer.Context,
     device: Annotated[str, typer.Argument(help="Id or name")],
@@ -417,7 +434,9 @@ def get_command(
     st.show(found, COMMAND_COLUMNS, out)
 
 
-@state_app.command("get", help="Desired, reported and delta.", epilog="Example: outpost state get gw-1 -o yaml")
+@state_app.command(
+    "get", help="Desired, reported and delta.", epilog="Example: outpost state get gw-1 -o yaml"
+)
 def get_state(
     ctx: typer.Context,
     device: Annotated[str, typer.Argument(help="Id or name")],

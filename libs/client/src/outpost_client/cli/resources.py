@@ -236,7 +236,9 @@ def add_create(group: typer.Typer, spec: Spec) -> None:
 
     if spec.name_field:
 
-        @group.command("create", help=f"Create one of the {spec.what}.", epilog=f"Example: {example}")
+        @group.command(
+            "create", help=f"Create one of the {spec.what}.", epilog=f"Example: {example}"
+        )
         def create_named(
             ctx: typer.Context,
             name: Annotated[str, typer.Argument(help="Its name")],
@@ -333,7 +335,9 @@ BUILDERS = {
 
 
 def group_for(spec: Spec) -> typer.Typer:
-    group = typer.Typer(help=f"{spec.what[:1].upper()}{spec.what[1:]}: {spec.path}", no_args_is_help=True)
+    group = typer.Typer(
+        help=f"{spec.what[:1].upper()}{spec.what[1:]}: {spec.path}", no_args_is_help=True
+    )
     for verb in spec.verbs:
         BUILDERS[verb](group, spec)
     return group

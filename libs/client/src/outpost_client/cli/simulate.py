@@ -107,8 +107,21 @@ def register(group: typer.Typer) -> None:
         values = wave(value, amplitude, period, noise) if (amplitude or noise) else None
         result = asyncio.run(
             _run(
-                st, profile.url, profile.token, count, device or [], prefix, directory, protocol,
-                ca, rate, seconds, qos, value, values, sensor,
+                st,
+                profile.url,
+                profile.token,
+                count,
+                device or [],
+                prefix,
+                directory,
+                protocol,
+                ca,
+                rate,
+                seconds,
+                qos,
+                value,
+                values,
+                sensor,
             )
         )
         st.note(
@@ -120,9 +133,22 @@ def register(group: typer.Typer) -> None:
             print("\n".join(result["ids"]))
 
 
-async def _run(  # noqa: PLR0913 - the command's options
-    st, url, token, count, names, prefix, directory, protocol, ca, rate, seconds, qos, value,
-    values, sensor,
+async def _run(
+    st,
+    url,
+    token,
+    count,
+    names,
+    prefix,
+    directory,
+    protocol,
+    ca,
+    rate,
+    seconds,
+    qos,
+    value,
+    values,
+    sensor,
 ):  # type: ignore[no-untyped-def]
     st.note(f"provisioning {len(names) or count} device(s) …")
     devices = await sim.provision(url, token, count, directory, prefix=prefix, names=names)
@@ -136,7 +162,12 @@ async def _run(  # noqa: PLR0913 - the command's options
     start = time.monotonic()
     task = asyncio.ensure_future(
         sim.publish(
-            conns, until=start + seconds, rate=rate, qos=qos, value=value, values=values,
+            conns,
+            until=start + seconds,
+            rate=rate,
+            qos=qos,
+            value=value,
+            values=values,
             sensor=sensor,
         )
     )
@@ -159,8 +190,13 @@ async def _run(  # noqa: PLR0913 - the command's options
         elapsed = time.monotonic() - start
         live.update(
             dashboard(
-                len(devices), len(conns), protocol, published.sent,
-                published.sent / max(elapsed, 1e-9), elapsed, published.acked,
+                len(devices),
+                len(conns),
+                protocol,
+                published.sent,
+                published.sent / max(elapsed, 1e-9),
+                elapsed,
+                published.acked,
             )
         )
     for conn in conns:

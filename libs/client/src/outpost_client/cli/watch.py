@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +19,7 @@ from outpost_client import output
 from outpost_client.cli.context import OutputOpt, state
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     alerts = "alerts"
     events = "events"
     devices = "devices"
