@@ -4,7 +4,7 @@ method per operation of the public API, models in ``outpost_client.models``, err
 
     from outpost_client import Client
 
-    with Client("http://127.0.0.1:8000", "sk_live_…") as api:
+    with Client("http://127.0.0.1:8080", "sk_live_…") as api:
         device = api.create_device(body={"name": "gw-1"})
         for d in api.paginate(api.list_devices, limit=100):
             print(d.name, d.status)

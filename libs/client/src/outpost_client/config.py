@@ -3,7 +3,7 @@ elsewhere), written with mode 0600 because it holds credentials.
 
     default: dev
     profiles:
-      dev: {url: http://127.0.0.1:8000, apiKey: sk_live_…}
+      dev: {url: http://127.0.0.1:8080, apiKey: sk_live_…}
       ops: {url: https://outpost.example.com, accessToken: eyJ…, refreshToken: …}
 
 ``OUTPOST_URL`` and ``OUTPOST_API_KEY`` override the profile's; ``--profile`` (or
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = "http://127.0.0.1:8080"  # make dev's gateway
 
 
 def config_path() -> Path:

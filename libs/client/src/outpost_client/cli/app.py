@@ -39,7 +39,7 @@ app = typer.Typer(
     cls=Group,
     help=(
         "The Outpost IoT platform from a terminal: devices, readings, alerts, exports and"
-        " simulated devices.\n\nStart with: outpost login --url http://127.0.0.1:8000"
+        " simulated devices.\n\nStart with: outpost login --url http://127.0.0.1:8080"
         " --api-key sk_live_…"
     ),
     no_args_is_help=True,
@@ -77,7 +77,7 @@ def main_options(
         " and password. The config file is written with mode 0600."
     ),
     epilog=(
-        "Example: outpost login --url http://127.0.0.1:8000 --api-key sk_live_…\n\n"
+        "Example: outpost login --url http://127.0.0.1:8080 --api-key sk_live_…\n\n"
         "Example: outpost --profile ops login --url https://outpost.example.com"
         " --email ada@example.com"
     ),
