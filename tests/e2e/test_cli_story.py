@@ -169,3 +169,64 @@ def test_the_story(cli: Cli, tmp_path: Path) -> None:
     # the audit log shows what the CLI did, the device and the rule
     audit = cli.json("audit-log", "list", "--all", "--order", "DESC")
     assert {device["id"], rule["id"]} <= {e["streamId"] for e in audit}
+
+
+def test_a_session_profile_logs_in_by_email_and_refreshes_itself(
+    cli: Cli, platform: dict[str, Any], tmp_path: Path
+) -> None:
+    email = f"ada-{tmp_path.name[-6:].lower()}@example.com"
+    password = "correct horse battery staple"
+    cli.run("users", "create", email, "--password", password, "--role", "admin")
+    session = Cli(tmp_path / "session.yaml")
+    session.run("login", "--url", platform["gatewayUrl"], "--email", email, "--password", password)
+    me = session.json("whoami")
+    assert me["kind"] == "session" and me.get("role") in ("admin", None), me
+    assert isinstance(session.json("devices", "list"), list)
+
+    # an access token the gateway refuses (its signature broken): the CLI refreshes it with
+    # the refresh token, saves the new pair and carries on
+    text = session.config.read_text()
+    access = re.search(r"accessToken: (\S+)", text)
+    assert access
+    broken = access.group(1)[:-4] + ("AAAA" if not access.group(1).endswith("AAAA") else "BBBB")
+    session.config.write_text(text.replace(access.group(1), broken))
+    assert isinstance(session.json("devices", "list"), list)
+    renewed = re.search(r"accessToken: (\S+)", session.config.read_text())
+    assert renewed and renewed.group(1) not in (broken, access.group(1))
+    assert stat.S_IMODE(session.config.stat().st_mode) == 0o600
+
+    session.run("logout")
+    assert "accessToken" not in session.config.read_text()
+
+
+def test_simulate_over_mqtt_with_qos_1(cli: Cli) -> None:
+    result = cli.run(
+        "device",
+        "simulate",
+        "--count",
+        "2",
+        "--prefix",
+        "mq",
+        "--protocol",
+        "mqtt",
+        "--qos",
+        "1",
+        "--rate",
+        "5",
+        "--seconds",
+        "2",
+        "-q",
+    )
+    found = re.search(r"2 device\(s\) sent (\d+) messages", result.output)
+    assert found, result.output
+    sent = int(found.group(1))
+    ids = [line for line in result.stdout.split() if len(line) == 36]
+    assert len(ids) == 2 and sent >= 16, result.output
+
+    def stored() -> int:
+        total = 0
+        for ident in ids:
+            total += len(cli.json("readings", ident, "--since", "10m", "--raw"))
+        return total if total >= sent else 0
+
+    assert eventually(stored) == sent

@@ -81,6 +81,16 @@ def decode(resp: httpx.Response, kind: Any) -> Any:
     return msgspec.json.decode(resp.content, type=kind)
 
 
+def expired(resp: httpx.Response) -> bool:
+    """A 401 ``invalid_token``: a session's access token that a refresh may renew."""
+    if resp.status_code != 401:
+        return False
+    try:
+        return bool(resp.json().get("type") == "invalid_token")
+    except (ValueError, AttributeError):
+        return False
+
+
 def raise_for(resp: httpx.Response) -> None:
     if resp.status_code < 400:
         return
@@ -135,6 +145,7 @@ class SyncBase:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         idempotent_posts: bool = True,
+        refresh: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = _Settings(
             base_url,
@@ -147,6 +158,7 @@ class SyncBase:
             base_url=self.settings.base_url, timeout=timeout, transport=transport
         )
         self._sleep = sleep
+        self._refresh = refresh
 
     def __enter__(self) -> SyncBase:
         return self
@@ -171,7 +183,7 @@ class SyncBase:
         content = encode_body(json)
         if content is not None:
             sent_headers.setdefault("Content-Type", "application/json")
-        attempt = 0
+        attempt, refreshed = 0, False
         while True:
             attempt += 1
             try:
@@ -180,6 +192,13 @@ class SyncBase:
                 )
             except httpx.TransportError as exc:
                 raise errors.TransportError(f"{method} {path}: {exc!r}") from exc
+            if expired(resp) and self._refresh is not None and not refreshed:
+                refreshed = True  # a session's access token expired: renew it, once
+                token = self._refresh()
+                if token:
+                    self.settings.token = token
+                    sent_headers["Authorization"] = f"Bearer {token}"
+                    continue
             wait = self.settings.retry.delay(
                 attempt, resp.status_code, resp.headers.get("retry-after")
             )
@@ -244,6 +263,7 @@ class AsyncBase:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         idempotent_posts: bool = True,
+        refresh: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.settings = _Settings(
             base_url,
@@ -256,6 +276,7 @@ class AsyncBase:
             base_url=self.settings.base_url, timeout=timeout, transport=transport
         )
         self._sleep = sleep
+        self._refresh = refresh
 
     async def __aenter__(self) -> AsyncBase:
         return self
@@ -279,7 +300,7 @@ class AsyncBase:
         content = encode_body(json)
         if content is not None:
             sent_headers.setdefault("Content-Type", "application/json")
-        attempt = 0
+        attempt, refreshed = 0, False
         while True:
             attempt += 1
             try:
@@ -288,6 +309,13 @@ class AsyncBase:
                 )
             except httpx.TransportError as exc:
                 raise errors.TransportError(f"{method} {path}: {exc!r}") from exc
+            if expired(resp) and self._refresh is not None and not refreshed:
+                refreshed = True
+                token = await self._refresh()
+                if token:
+                    self.settings.token = token
+                    sent_headers["Authorization"] = f"Bearer {token}"
+                    continue
             wait = self.settings.retry.delay(
                 attempt, resp.status_code, resp.headers.get("retry-after")
             )

@@ -29,11 +29,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from outpost_client.errors import OutpostError
+
 TOKENS = "/api/v1/devices/registration/tokens"
 PROVISION = "/api/v1/devices/provision"
 
 
 # -- provisioning ---------------------------------------------------------------------
+
+
+class ProvisioningError(OutpostError, RuntimeError):
+    """The gateway refused a registration token or a CSR."""
 
 
 def key_and_csr() -> tuple[bytes, str]:
@@ -84,11 +90,13 @@ async def provision_one(http: Any, api_key: str, name: str, directory: Path) -> 
         TOKENS, json={"deviceName": name}, headers={"Authorization": f"Bearer {api_key}"}
     )
     if issued.status_code != 201:
-        raise RuntimeError(f"registration token for {name}: {issued.status_code} {issued.text}")
+        raise ProvisioningError(
+            f"registration token for {name}: {issued.status_code} {issued.text}"
+        )
     key_pem, csr = key_and_csr()
     resp = await http.post(PROVISION, json={"token": issued.json()["token"], "csr": csr})
     if resp.status_code != 201:
-        raise RuntimeError(f"provisioning {name}: {resp.status_code} {resp.text}")
+        raise ProvisioningError(f"provisioning {name}: {resp.status_code} {resp.text}")
     body = resp.json()
     key_file = directory / f"{body['deviceId']}.key"
     chain_file = directory / f"{body['deviceId']}.pem"

@@ -188,3 +188,41 @@ async def test_the_async_client_retries_and_paginates_the_same() -> None:
     got = [d.name async for d in api.paginate(api.list_devices)]
     await api.aclose()
     assert got == ["d1"] and slept == [2.0]
+
+
+def test_an_expired_session_token_is_refreshed_once_and_the_request_repeated() -> None:
+    script = Script(
+        error(401, "invalid_token"),
+        httpx.Response(200, json=device(3)),
+        error(401, "invalid_token"),
+        error(401, "invalid_token"),
+    )
+    renewed: list[str] = []
+
+    def refresh() -> str | None:
+        renewed.append(f"jwt-{len(renewed) + 1}")
+        return renewed[-1]
+
+    api = Client("http://gw.test", "jwt-0", transport=httpx.MockTransport(script), refresh=refresh)
+    assert api.get_device("01900000-0000-7000-8000-000000000003").name == "d3"
+    auth = [r.headers["authorization"] for r in script.requests]
+    assert auth == ["Bearer jwt-0", "Bearer jwt-1"]
+    with pytest.raises(errors.Unauthorized):  # refused again after a refresh: give up
+        api.get_device("01900000-0000-7000-8000-000000000003")
+    assert renewed == ["jwt-1", "jwt-2"] and len(script.requests) == 4
+
+
+def test_a_refused_api_key_is_not_refreshed() -> None:
+    script = Script(error(401, "invalid_apikey"))
+    called: list[int] = []
+
+    def refresh() -> str | None:
+        called.append(1)
+        return "x"
+
+    api = Client(
+        "http://gw.test", "sk_live_x", transport=httpx.MockTransport(script), refresh=refresh
+    )
+    with pytest.raises(errors.Unauthorized):
+        api.list_devices()
+    assert called == []

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from outpost_client import Client, output
 from outpost_client.config import Config, Profile
+from outpost_client.errors import ApiError
 
 OutputOpt = Annotated[
     str | None,
@@ -48,8 +49,37 @@ class State:
         return profile
 
     def client(self, profile: Profile | None = None) -> Client:
-        profile = profile or self.profile()
-        return Client(profile.url, profile.token or None, organization=profile.organization or None)
+        chosen = profile or self.profile()
+
+        def refresh() -> str | None:
+            return self.refresh(chosen)
+
+        session = bool(chosen.refresh_token and not chosen.api_key)
+        return Client(
+            chosen.url,
+            chosen.token or None,
+            organization=chosen.organization or None,
+            refresh=refresh if session else None,
+        )
+
+    def refresh(self, profile: Profile) -> str | None:
+        """A new access token for a session profile (``POST /auth/refresh``), saved; None
+        when the refresh token is refused (the session was revoked or expired)."""
+        with Client(profile.url) as api:
+            try:
+                issued = api.json(
+                    "POST", "/api/v1/auth/refresh", json={"refreshToken": profile.refresh_token}
+                )
+            except ApiError:
+                return None
+        profile.access_token = str(issued["accessToken"])
+        profile.refresh_token = str(issued["refreshToken"])
+        cfg = self.config()
+        saved = cfg.profiles.get(profile.name)
+        if saved is not None:
+            saved.access_token, saved.refresh_token = profile.access_token, profile.refresh_token
+            cfg.save()
+        return profile.access_token
 
     def show(
         self,

@@ -6,11 +6,14 @@ dashboard of what was sent. The code that does it is ``outpost_client.simulate``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -20,7 +23,8 @@ from rich.live import Live
 from rich.table import Table
 
 from outpost_client import simulate as sim
-from outpost_client.cli.context import state
+from outpost_client.cli.context import OutputOpt, QuietOpt, State, state
+from outpost_client.errors import OutpostError
 
 DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "mqtt": 1883, "mqtts": 8883}
 
@@ -32,7 +36,9 @@ def endpoint_of(url: str, protocol: str) -> tuple[str, int]:
     return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 4222)
 
 
-def wave(base: float, amplitude: float, period: float, noise: float):  # type: ignore[no-untyped-def]
+def wave(
+    base: float, amplitude: float, period: float, noise: float
+) -> Callable[[sim.Connected, float], float]:
     """Each device's value: ``base`` plus a sine of ``amplitude`` over ``period`` seconds
     (devices out of phase) plus uniform noise."""
     rng = random.Random(0)
@@ -91,6 +97,8 @@ def register(group: typer.Typer) -> None:
         keys_dir: Annotated[
             Path | None, typer.Option(help="Where the devices' keys are kept (default: temp)")
         ] = None,
+        out: OutputOpt = None,
+        quiet: QuietOpt = False,
     ) -> None:
         st = state(ctx)
         profile = st.profile()
@@ -103,76 +111,91 @@ def register(group: typer.Typer) -> None:
                 " `outpost login --broker-ca`)",
                 param_hint="--broker-ca",
             )
-        directory = keys_dir or Path(tempfile.mkdtemp(prefix="outpost-sim-"))
-        values = wave(value, amplitude, period, noise) if (amplitude or noise) else None
-        result = asyncio.run(
-            _run(
-                st,
-                profile.url,
-                profile.token,
-                count,
-                device or [],
-                prefix,
-                directory,
-                protocol,
-                ca,
-                rate,
-                seconds,
-                qos,
-                value,
-                values,
-                sensor,
-            )
+        plan = Plan(
+            url=profile.url,
+            token=profile.token,
+            count=count,
+            names=device or [],
+            prefix=prefix,
+            directory=keys_dir or Path(tempfile.mkdtemp(prefix="outpost-sim-")),
+            protocol=protocol,
+            ca=ca,
+            rate=rate,
+            seconds=seconds,
+            qos=qos,
+            value=value,
+            values=wave(value, amplitude, period, noise) if (amplitude or noise) else None,
+            sensor=sensor,
         )
-        st.note(
-            f"{result['devices']} device(s) sent {result['sent']:,} messages in"
-            f" {result['elapsed']:.1f} s ({result['sent'] / max(result['elapsed'], 1e-9):,.1f}"
-            f" msg/s); refused {result['refused']}"
+        result = asyncio.run(_run(st, plan))
+        st.errors.print(
+            f"{result.devices} device(s) sent {result.sent:,} messages in"
+            f" {result.elapsed:.1f} s ({result.sent / max(result.elapsed, 1e-9):,.1f} msg/s);"
+            f" refused {result.refused}"
         )
-        if st.quiet:
-            print("\n".join(result["ids"]))
+        fmt = (out or st.output).lower()
+        if quiet or st.quiet:
+            print("\n".join(result.ids))
+        elif fmt != "table":
+            st.show(dataclasses.asdict(result), (), fmt)
 
 
-async def _run(
-    st,
-    url,
-    token,
-    count,
-    names,
-    prefix,
-    directory,
-    protocol,
-    ca,
-    rate,
-    seconds,
-    qos,
-    value,
-    values,
-    sensor,
-):  # type: ignore[no-untyped-def]
-    st.note(f"provisioning {len(names) or count} device(s) …")
-    devices = await sim.provision(url, token, count, directory, prefix=prefix, names=names)
+@dataclass(frozen=True)
+class Plan:
+    url: str
+    token: str
+    count: int
+    names: list[str]
+    prefix: str
+    directory: Path
+    protocol: str
+    ca: str
+    rate: float
+    seconds: float
+    qos: int
+    value: float
+    values: Callable[[sim.Connected, float], float] | None
+    sensor: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    devices: int
+    sent: int
+    refused: int
+    elapsed: float
+    ids: list[str]
+
+
+async def _run(st: State, plan: Plan) -> Outcome:
+    st.note(f"provisioning {len(plan.names) or plan.count} device(s) …")
+    devices = await sim.provision(
+        plan.url, plan.token, plan.count, plan.directory, prefix=plan.prefix, names=plan.names
+    )
     clients = []
     for d in devices:
-        host, port = endpoint_of(d.nats_url if protocol == "nats" else d.mqtt_url, protocol)
-        clients.append(sim.device_client(d, protocol, host, port, ca))
-    conns = list(
-        await asyncio.gather(*(sim.open_connection(c, c.endpoint.context()) for c in clients))
-    )
+        url = d.nats_url if plan.protocol == "nats" else d.mqtt_url
+        host, port = endpoint_of(url, plan.protocol)
+        clients.append(sim.device_client(d, plan.protocol, host, port, plan.ca))
+    try:
+        conns = list(
+            await asyncio.gather(*(sim.open_connection(c, c.endpoint.context()) for c in clients))
+        )
+    except Exception as exc:  # TLS, the broker's refusal, a timeout: one line, not a trace
+        raise OutpostError(f"connecting over {plan.protocol}: {exc!r}") from exc
     start = time.monotonic()
     task = asyncio.ensure_future(
         sim.publish(
             conns,
-            until=start + seconds,
-            rate=rate,
-            qos=qos,
-            value=value,
-            values=values,
-            sensor=sensor,
+            until=start + plan.seconds,
+            rate=plan.rate,
+            qos=plan.qos,
+            value=plan.value,
+            values=plan.values,
+            sensor=plan.sensor,
         )
     )
-    previous, previous_at = 0, start
-    shown_rate = 0.0
+    previous, previous_at, shown_rate = 0, start, 0.0
     with Live(console=st.errors, refresh_per_second=4, transient=False) as live:
         while not task.done():
             await asyncio.wait([task], timeout=0.5)
@@ -183,28 +206,27 @@ async def _run(
                 previous, previous_at = sent, now
             acked = sum(c.handle.acked for c in conns if c.is_mqtt)
             live.update(
-                dashboard(len(devices), len(conns), protocol, sent, shown_rate, now - start, acked)
+                dashboard(
+                    len(devices), len(conns), plan.protocol, sent, shown_rate, now - start, acked
+                )
             )
         published = task.result()
         await sim.settle(conns)
         elapsed = time.monotonic() - start
+        average = published.sent / max(elapsed, 1e-9)
         live.update(
             dashboard(
                 len(devices),
                 len(conns),
-                protocol,
+                plan.protocol,
                 published.sent,
-                published.sent / max(elapsed, 1e-9),
+                average,
                 elapsed,
                 published.acked,
             )
         )
     for conn in conns:
         await sim.close_connection(conn)
-    return {
-        "devices": len(devices),
-        "sent": published.sent,
-        "refused": published.refused,
-        "elapsed": elapsed,
-        "ids": [d.device_id for d in devices],
-    }
+    return Outcome(
+        len(devices), published.sent, published.refused, elapsed, [d.device_id for d in devices]
+    )
