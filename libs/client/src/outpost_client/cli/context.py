@@ -19,9 +19,16 @@ from outpost_client import Client, output
 from outpost_client.config import Config, Profile
 from outpost_client.errors import ApiError
 
+
+def _format(value: str | None) -> str | None:
+    if value is not None and value.lower() not in output.FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(output.FORMATS)}, not {value!r}")
+    return value.lower() if value else None
+
+
 OutputOpt = Annotated[
     str | None,
-    typer.Option("--output", "-o", help="table (default), json, yaml or csv"),
+    typer.Option("--output", "-o", help="table (default), json, yaml or csv", callback=_format),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only, one a line")]
 

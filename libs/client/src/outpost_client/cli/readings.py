@@ -26,7 +26,9 @@ def series(rows: list[dict[str, Any]], fn: str) -> dict[tuple[str, str], list[fl
     return dict(out)
 
 
-def summary(key: tuple[str, str], values: list[float | None], fn: str, width: int) -> Table:
+def summary(
+    key: tuple[str, str], values: list[float | None], fn: str, width: int, device: bool = False
+) -> Table:
     known = [v for v in values if v is not None]
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold")
@@ -35,7 +37,8 @@ def summary(key: tuple[str, str], values: list[float | None], fn: str, width: in
     last = f"{known[-1]:.4g}" if known else "-"
     low = f"{min(known):.4g}" if known else "-"
     high = f"{max(known):.4g}" if known else "-"
-    grid.add_row(f"{key[1]} {fn}", f"[cyan]{line}[/cyan]  last {last}  min {low}  max {high}")
+    label = f"{key[0][:13]} {key[1]} {fn}" if device else f"{key[1]} {fn}"
+    grid.add_row(label, f"[cyan]{line}[/cyan]  last {last}  min {low}  max {high}")
     return grid
 
 
@@ -54,7 +57,9 @@ def register(app: typer.Typer) -> None:
     )
     def readings(
         ctx: typer.Context,
-        device: Annotated[str, typer.Argument(help="Device id or name")],
+        device: Annotated[str | None, typer.Argument(help="Device id or name")] = None,
+        group: Annotated[str | None, typer.Option(help="A device group's devices")] = None,
+        site: Annotated[str | None, typer.Option(help="A site's devices")] = None,
         sensor: Annotated[str | None, typer.Option(help="One sensor (default all)")] = None,
         since: Annotated[str, typer.Option(help="How far back: 30m, 2h, 7d")] = "1h",
         start: Annotated[str | None, typer.Option("--from", help="RFC 3339 start")] = None,
@@ -77,9 +82,18 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise typer.BadParameter(f"unknown function(s) {', '.join(bad)}", param_hint="--fn")
         frm, to = window(since, start, end)
+        chosen = [
+            name for name, v in (("DEVICE", device), ("--group", group), ("--site", site)) if v
+        ]
+        if len(chosen) != 1:
+            raise typer.BadParameter("name one device, or --group, or --site")
         with st.client() as api:
-            ident = device_id(api, device)
-            params: dict[str, Any] = {"deviceId": ident}
+            if device:
+                params: dict[str, Any] = {"deviceId": device_id(api, device)}
+            elif group:
+                params = {"groupId": group}
+            else:
+                params = {"siteId": site}
             if sensor:
                 params["sensor"] = sensor
             if latest:
@@ -100,14 +114,17 @@ def register(app: typer.Typer) -> None:
             st.show(found, columns, out)
             return
         if not found:
-            st.note(f"no readings of {device} between {frm} and {to}")
+            st.note(f"no readings of {device or group or site} between {frm} and {to}")
             return
         width = max(10, min(st.console.width - 30, 120))
         for key, values in series(found, shown).items():
             if chart:
-                st.console.print(f"[bold]{key[1]}[/bold] {shown} per {per}, {frm} → {to}")
+                who = "" if device else f" of {key[0]}"
+                st.console.print(f"[bold]{key[1]}[/bold]{who} {shown} per {per}, {frm} → {to}")
                 for line in output.chart(values, height=height, width=width):
                     st.console.print(line, highlight=False, markup=False)
             else:
-                st.console.print(summary(key, values, shown, width))
+                st.console.print(summary(key, values, shown, width, device=not device))
+        if not device:
+            columns = ("deviceId", *columns)
         st.console.print(output.table(found[-rows:], columns))
