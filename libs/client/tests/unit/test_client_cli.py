@@ -159,3 +159,13 @@ def test_export_create_follows_the_job_and_downloads(
 
 def test_typer_is_what_runs_it() -> None:
     assert isinstance(app, typer.Typer)
+
+
+def test_every_command_that_prints_an_answer_takes_an_output_format() -> None:
+    silent = {("login",), ("logout",), ("profiles", "use"), ("exports", "download"),
+              ("exports", "cancel")}  # fmt: skip
+    for path, command in commands(get_command(app)):
+        if path in silent or path[-1] in ("delete", "revoke"):
+            continue
+        options = {o for p in command.params for o in getattr(p, "opts", [])}
+        assert "-o" in options, path

@@ -17,7 +17,7 @@ from outpost_client.cli import exports, extra, readings, simulate, watch
 from outpost_client.cli.context import OutputOpt, state
 from outpost_client.cli.resources import SPECS, group_for
 from outpost_client.config import Profile
-from outpost_client.errors import ApiError, OutpostError
+from outpost_client.errors import ApiError, OutpostError, ValidationError
 
 
 class Group(TyperGroup):
@@ -115,13 +115,32 @@ def login(
         profile.api_key, profile.access_token, profile.refresh_token = api_key, "", ""
     elif not profile.token:
         raise typer.BadParameter("give --api-key (or OUTPOST_API_KEY) or --email")
+    if organization:
+        profile.organization = organization
     with st.client(profile) as api:
-        api.json("GET", "/api/v1/devices", params={"limit": 1})  # the credential works
+        role = check_credential(api)  # the credential works
     cfg.profiles[name] = profile
     if default:
         cfg.default = name
     cfg.save()
-    st.note(f"logged in to {profile.url} as profile [bold]{name}[/bold] ({profile.kind})")
+    st.note(
+        f"logged in to {profile.url} as profile [bold]{name}[/bold] ({profile.kind}"
+        f"{', platform operator' if role == 'operator' else ''})"
+    )
+
+
+def check_credential(api: Client) -> str:
+    """``organization`` or ``operator``: what the credential is, by asking the API (an
+    operator's key must name an organization for organization routes, so it is tried on
+    the operator's own collection)."""
+    try:
+        api.json("GET", "/api/v1/devices", params={"limit": 1})
+        return "organization"
+    except ValidationError as exc:
+        if not any(f.name == "X-Organization" for f in exc.fields):
+            raise
+    api.json("GET", "/api/v1/admin/organizations", params={"limit": 1})
+    return "operator"
 
 
 @app.command(
@@ -182,7 +201,7 @@ def whoami(ctx: typer.Context, out: OutputOpt = None) -> None:
                     info[name] = claims[claim]
             if "exp" in claims:
                 info["expires"] = claims["exp"]
-        api.json("GET", "/api/v1/devices", params={"limit": 1})
+        info["acting as"] = check_credential(api)
     st.show(info, list(info), out)
 
 

@@ -84,7 +84,9 @@ def register(groups: dict[str, typer.Typer]) -> None:
             body["attributes"] = assignments(attr)
         _post(ctx, "/api/v1/devices", body, COLUMNS["devices"], out, quiet)
 
-    def _retag(ctx: typer.Context, ref: str, add: list[str], remove: list[str]) -> None:
+    def _retag(
+        ctx: typer.Context, ref: str, add: list[str], remove: list[str], out: str | None
+    ) -> None:
         st = state(ctx)
         with st.client() as api:
             ident = device_id(api, ref)
@@ -98,7 +100,7 @@ def register(groups: dict[str, typer.Typer]) -> None:
                 json={"tags": tags},
                 headers={"If-Match": resp.headers.get("etag", "")},
             )
-        st.show(changed, COLUMNS["devices"])
+        st.show(changed, COLUMNS["devices"], out)
 
     @devices.command(
         "tag", help="Set tags of a device.", epilog="Example: outpost devices tag gw-1 env=prod"
@@ -107,8 +109,9 @@ def register(groups: dict[str, typer.Typer]) -> None:
         ctx: typer.Context,
         device: Annotated[str, typer.Argument(help="Id or name")],
         tags: Annotated[list[str], typer.Argument(help="key=value …")],
+        out: OutputOpt = None,
     ) -> None:
-        _retag(ctx, device, tags, [])
+        _retag(ctx, device, tags, [], out)
 
     @devices.command(
         "untag", help="Remove tags of a device.", epilog="Example: outpost devices untag gw-1 env"
@@ -117,8 +120,9 @@ def register(groups: dict[str, typer.Typer]) -> None:
         ctx: typer.Context,
         device: Annotated[str, typer.Argument(help="Id or name")],
         keys: Annotated[list[str], typer.Argument(help="Tag keys")],
+        out: OutputOpt = None,
     ) -> None:
-        _retag(ctx, device, [], keys)
+        _retag(ctx, device, [], keys, out)
 
     @devices.command(
         "health", help="A device's health.", epilog="Example: outpost devices health gw-1"
@@ -226,11 +230,15 @@ def register(groups: dict[str, typer.Typer]) -> None:
         help="Suspend an organization (operator).",
         epilog="Example: outpost orgs suspend ID",
     )
-    def suspend(ctx: typer.Context, ident: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    def suspend(
+        ctx: typer.Context,
+        ident: Annotated[str, typer.Argument(metavar="ID")],
+        out: OutputOpt = None,
+    ) -> None:
         st = state(ctx)
         with st.client() as api:
             done = api.json("POST", f"/api/v1/admin/organizations/{ident}/suspend")
-        st.show(done, COLUMNS["orgs"])
+        st.show(done, COLUMNS["orgs"], out)
 
     @groups["users"].command(
         "create",
@@ -294,15 +302,13 @@ def register(groups: dict[str, typer.Typer]) -> None:
         help="A new secret for an OAuth client.",
         epilog="Example: outpost oauth-clients rotate-secret ID",
     )
-    def rotate(ctx: typer.Context, ident: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-        _post(
-            ctx,
-            f"/api/v1/oauth-clients/{ident}/rotate-secret",
-            None,
-            ("id", "clientSecret"),
-            None,
-            False,
-        )
+    def rotate(
+        ctx: typer.Context,
+        ident: Annotated[str, typer.Argument(metavar="ID")],
+        out: OutputOpt = None,
+    ) -> None:
+        path = f"/api/v1/oauth-clients/{ident}/rotate-secret"
+        _post(ctx, path, None, ("id", "clientSecret"), out, False)
 
     @groups["tokens"].command(
         "create",
