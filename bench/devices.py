@@ -3,7 +3,8 @@ many simulated devices, over NATS and over MQTT, through the whole platform (iss
 
 The platform (``DevStack``: nats-server with TLS, client certificates and the devices
 service's auth callout) is brought up as ``bench/gateway.py`` does; N devices are
-provisioned through the gateway with P-256 CSRs (``simdevices.py``). Then, in one run:
+provisioned through the gateway with P-256 CSRs (``outpost_client.simulate``, the code of
+``outpost device simulate``: decision 68). Then, in one run:
 
 - connections/s: N connections opened by worker processes, ``--concurrency`` in flight, for
   each of: a device (mutual TLS, the callout asks the devices service), and two baselines
@@ -35,7 +36,6 @@ import multiprocessing
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,9 +43,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from simdevices import (
+from outpost_client.simulate import (
     Client,
     Connected,
     Endpoint,

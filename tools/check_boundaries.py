@@ -8,7 +8,9 @@ imported or run) and reports, as ``path:line: message``:
   (an allowlist), ``msgspec``, ``outpost_contracts`` or its own package's ``domain``;
 - a service package importing another service's package;
 - ``outpost_kit`` or ``outpost_contracts`` importing any service package;
-- ``outpost_contracts`` importing anything but ``msgspec`` and the standard library.
+- ``outpost_contracts`` importing anything but ``msgspec`` and the standard library;
+- ``outpost_client`` (installed by users on their own machines) importing any other
+  ``outpost_*`` package: it knows the API from its OpenAPI document only (decision 68).
 
 Exit status 1 when anything is reported. Usage: ``check_boundaries.py [REPO_ROOT]``.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports")
 KIT = "outpost_kit"
 CONTRACTS = "outpost_contracts"
+CLIENT = "outpost_client"
 
 # Standard-library modules a pure domain may use: no I/O, no clock, no randomness, no
 # environment. Dotted entries allow that submodule only (``urllib.parse``, not ``urllib``).
@@ -152,6 +155,9 @@ def check_module(module: Module, services: set[str], stdlib: frozenset[str]) -> 
         def bad(message: str, line: int = line) -> None:
             found.append(Violation(module.path, line, message))
 
+        if own == CLIENT and top.startswith("outpost_") and top != own:
+            bad(f"{CLIENT} imports {base}: the client may not import any other outpost package")
+            continue
         if top in services and top != own:
             if own in services:
                 bad(f"{own} imports {base}: services may not import another service's package")

@@ -175,3 +175,14 @@ def test_unparsable_files_are_reported(tmp_path: Path) -> None:
     found = messages(tmp_path)
     assert len(found) == 1
     assert found[0].startswith(f"{path}:1: cannot parse")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import outpost_kit", "from outpost_contracts import devices", "import outpost_gateway"],
+)
+def test_the_client_imports_no_other_outpost_package(tmp_path: Path, statement: str) -> None:
+    write(tmp_path, "libs/client/src/outpost_client/api.py", f"import httpx\n{statement}\n")
+    write(tmp_path, "libs/client/src/outpost_client/cli/app.py", "from outpost_client import api\n")
+    [message] = messages(tmp_path)
+    assert message.startswith("libs/client/src/outpost_client/api.py:2: outpost_client imports")

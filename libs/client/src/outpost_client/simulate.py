@@ -2,11 +2,12 @@
 NATS or MQTT with their certificates (mutual TLS + the devices service's auth callout), and
 publish telemetry at a rate (API.md, "Registration and provisioning", "Device protocol").
 
-Written to move into ``outpost device simulate`` later: nothing here knows about the
-benchmark. The MQTT side is a minimal MQTT 3.1.1 client on asyncio streams (CONNECT,
-PUBLISH at QoS 0 and 1, PUBACK, DISCONNECT) rather than paho-mqtt, whose thread per client
-and per-message objects would cost more CPU than the broker it loads on a 2-core machine (the
-same reason ``loadgen.py`` speaks HTTP/1.1 by hand).
+This is ``outpost device simulate`` (``outpost_client.cli``) and the load generator of
+``bench/devices.py`` (decision 68): nothing here knows about the benchmark. The MQTT side
+is a minimal MQTT 3.1.1 client on asyncio streams (CONNECT, PUBLISH at QoS 0 and 1, PUBACK,
+DISCONNECT) rather than paho-mqtt, whose thread per client and per-message objects would
+cost more CPU than the broker it loads on a 2-core machine (the same reason
+``bench/loadgen.py`` speaks HTTP/1.1 by hand).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import ssl
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +29,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from outpost_client.errors import OutpostError
+
 TOKENS = "/api/v1/devices/registration/tokens"
 PROVISION = "/api/v1/devices/provision"
 
 
 # -- provisioning ---------------------------------------------------------------------
+
+
+class ProvisioningError(OutpostError, RuntimeError):
+    """The gateway refused a registration token or a CSR."""
 
 
 def key_and_csr() -> tuple[bytes, str]:
@@ -62,6 +69,8 @@ class SimDevice:
     key_file: str
     chain_file: str
     telemetry_subject: str
+    nats_url: str = ""
+    mqtt_url: str = ""
 
     @property
     def mqtt_topic(self) -> str:
@@ -81,11 +90,13 @@ async def provision_one(http: Any, api_key: str, name: str, directory: Path) -> 
         TOKENS, json={"deviceName": name}, headers={"Authorization": f"Bearer {api_key}"}
     )
     if issued.status_code != 201:
-        raise RuntimeError(f"registration token for {name}: {issued.status_code} {issued.text}")
+        raise ProvisioningError(
+            f"registration token for {name}: {issued.status_code} {issued.text}"
+        )
     key_pem, csr = key_and_csr()
     resp = await http.post(PROVISION, json={"token": issued.json()["token"], "csr": csr})
     if resp.status_code != 201:
-        raise RuntimeError(f"provisioning {name}: {resp.status_code} {resp.text}")
+        raise ProvisioningError(f"provisioning {name}: {resp.status_code} {resp.text}")
     body = resp.json()
     key_file = directory / f"{body['deviceId']}.key"
     chain_file = directory / f"{body['deviceId']}.pem"
@@ -98,24 +109,41 @@ async def provision_one(http: Any, api_key: str, name: str, directory: Path) -> 
         key_file=str(key_file),
         chain_file=str(chain_file),
         telemetry_subject=body["telemetrySubject"],
+        nats_url=body.get("natsUrl", ""),
+        mqtt_url=body.get("mqttUrl", ""),
     )
 
 
 async def provision(
-    gateway_url: str, api_key: str, count: int, directory: Path, *, concurrency: int = 16
+    gateway_url: str,
+    api_key: str,
+    count: int,
+    directory: Path,
+    *,
+    concurrency: int = 16,
+    prefix: str = "",
+    names: Sequence[str] = (),
 ) -> list[SimDevice]:
-    """Provision ``count`` devices named ``sim-<run>-<n>``, ``concurrency`` at a time."""
+    """Provision ``count`` devices named ``<prefix>-<n>`` (default ``sim-<run>``), or the
+    devices ``names`` (created if missing), ``concurrency`` at a time."""
     import httpx
 
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-    run = uuid.uuid4().hex[:8]
+    run = prefix or f"sim-{uuid.uuid4().hex[:8]}"
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as http:
 
         async def one(n: int) -> SimDevice:
             async with gate:
-                return await provision_one(http, api_key, f"sim-{run}-{n:05d}", directory)
+                return await provision_one(http, api_key, f"{run}-{n:05d}", directory)
 
+        if names:
+
+            async def named(name: str) -> SimDevice:
+                async with gate:
+                    return await provision_one(http, api_key, name, directory)
+
+            return list(await asyncio.gather(*(named(n) for n in names)))
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
@@ -397,6 +425,8 @@ async def publish(
     rate: float = 0.0,
     qos: int = 0,
     value: float = 21.5,
+    values: Callable[[Connected, float], float] | None = None,
+    sensor: str = "temperature",
 ) -> Published:
     """Every connection publishes telemetry, one message per round, until ``until``
     (``time.monotonic()``); ``rate`` is messages/s per device (0: as fast as the broker
@@ -423,7 +453,8 @@ async def publish(
             ts_at, ts = now, rfc3339(time.time())
         blocked = 0
         for conn in live:
-            payload = telemetry_payload(conn.seq + 1, ts, value)
+            reading = value if values is None else values(conn, now - start)
+            payload = telemetry_payload(conn.seq + 1, ts, reading, sensor)
             try:
                 if conn.is_mqtt:
                     if not conn.handle.publish(conn.topic, payload, qos):

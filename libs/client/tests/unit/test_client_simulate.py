@@ -1,15 +1,11 @@
-"""The device simulator's pure helpers (bench/simdevices.py): what a simulated device sends is
-what the platform expects — a CSR the provisioning endpoint accepts, telemetry the readings
-contract decodes, and MQTT packets as MQTT 3.1.1 frames them."""
+"""The device simulator's pure helpers (``outpost_client.simulate``): what a simulated
+device sends is what the platform expects — a CSR the provisioning endpoint accepts,
+telemetry the readings contract decodes, and MQTT packets as MQTT 3.1.1 frames them."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 from datetime import datetime
-from pathlib import Path
-from types import ModuleType
 
 import msgspec
 import pytest
@@ -17,24 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from outpost_client import simulate as sim
 from outpost_contracts.readings import TelemetryMessage
 
 pytestmark = pytest.mark.unit
-
-_MODULE = Path(__file__).resolve().parents[2] / "bench" / "simdevices.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simdevices", _MODULE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
-
-
-sim = _load()
 
 
 def test_the_csr_is_signed_by_a_p256_key_that_is_kept() -> None:

@@ -1,0 +1,1 @@
+"""The ``outpost`` command line (typer + rich): ``outpost_client.cli.app:main``."""
