@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -20,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link
 
 _log = logging.getLogger(__name__)
 
@@ -91,5 +92,49 @@ def inject(headers: MutableMapping[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+def inject_from(span: trace.Span) -> dict[str, str]:
+    """Headers carrying ``span``'s context (for a span that is not the current one)."""
+    out: dict[str, str] = {}
+    propagate.inject(out, context=trace.set_span_in_context(span))
+    return out
+
+
 def extract(headers: Mapping[str, Any] | None) -> Context:
     return propagate.extract(dict(headers or {}))
+
+
+TRACEPARENT = "traceparent"
+# At most this many links on one batch's span (a batch may hold a thousand messages).
+MAX_BATCH_LINKS = 32
+
+
+def listening() -> bool:
+    """Whether spans are recorded in this process (an exporter or a test's processor is
+    installed): work done only for a recorded span can be skipped when not."""
+    provider = trace.get_tracer_provider()
+    return isinstance(provider, OutpostTracerProvider) and provider.sampling.listening
+
+
+def link_to(headers: Mapping[str, Any] | None) -> Link | None:
+    """A span link to the context a message was published in (its ``traceparent``), or
+    None when it carries none."""
+    if not headers or TRACEPARENT not in headers:
+        return None
+    context = trace.get_current_span(extract(headers)).get_span_context()
+    return Link(context) if context.is_valid else None
+
+
+def links_to(headers: Iterable[Mapping[str, Any] | None]) -> list[Link]:
+    """Links to the publishing contexts of a batch's messages (those that carry one, at
+    most ``MAX_BATCH_LINKS``, each trace once)."""
+    links: list[Link] = []
+    seen: set[int] = set()
+    for h in headers:
+        link = link_to(h)
+        if link is None or link.context.trace_id in seen:
+            continue
+        seen.add(link.context.trace_id)
+        links.append(link)
+        if len(links) >= MAX_BATCH_LINKS:
+            break
+    return links
