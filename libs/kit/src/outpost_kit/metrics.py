@@ -46,6 +46,22 @@ SAMPLED = Gauge(
 )
 
 
+def declare_consumer_series(specs: Sequence[ConsumerSpec]) -> None:
+    """Make each consumer's counters exist at 0 from the start (a series that appears only
+    with its first dead letter cannot be alerted on with ``rate()`` or ``increase()``)."""
+    from outpost_kit import consumer
+
+    for spec in specs:
+        for counter in (
+            consumer.PROCESSED,
+            consumer.DUPLICATES,
+            consumer.REDELIVERIES,
+            consumer.DEAD_LETTERS,
+            consumer.WAITS,
+        ):
+            counter.labels(spec.name)
+
+
 async def sample_consumers_once(js: JetStreamContext, specs: Sequence[ConsumerSpec]) -> int:
     """Read each durable consumer's info and set its gauges; returns how many answered."""
     answered = 0
@@ -72,6 +88,7 @@ async def sample_consumers(
     every: float = SAMPLE_SECONDS,
 ) -> None:
     """``sample_consumers_once`` every ``every`` seconds until ``stop``."""
+    declare_consumer_series([s for s in specs if s.durable])
     if not any(s.durable for s in specs):
         return
     while not stop.is_set():
