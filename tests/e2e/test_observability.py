@@ -10,19 +10,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
+from outpost_contracts import subjects
 from outpost_kit.dev.stack import SECRETS_NAME, DevStack
 from outpost_kit.testing.otlp import OtlpReceiver, ReceivedSpan
 from tests.e2e._devices import provision
@@ -256,32 +258,48 @@ def test_every_process_serves_the_named_series_and_they_move(
         assert time.monotonic() < deadline, answer
         time.sleep(0.3)
     assert http.get(f"/api/v1/devices/{device['id']}", headers=bearer(key)).status_code == 200
+    second = http.post("/api/v1/devices", json={"name": "m2"}, headers=bearer(key))
+    assert second.status_code == 201, second.text
 
-    def moved(check: Callable[[dict[str, Samples]], bool]) -> None:
-        deadline = time.monotonic() + 15
-        while not check(after := _scrape_all(stack)):
-            assert time.monotonic() < deadline, "metrics did not move"
-            time.sleep(0.5)
-        del after
+    # A device's message on the broker that fails validation: quarantined by the ingest.
+    async def publish_bad() -> None:
+        nc = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+        try:
+            await nc.jetstream().publish(
+                subjects.telemetry(org["id"], device["id"]), b'{"readings": "not a list"}'
+            )
+        finally:
+            await nc.close()
 
-    def grew(service: str, name: str, **labels: str) -> Callable[[dict[str, Samples]], bool]:
-        old = _value(before[service], name, **labels)
-        return lambda now: _value(now[service], name, **labels) > old
+    asyncio.run(publish_bad())
 
-    for check in (
-        grew("gateway", "outpost_gateway_http_requests_total", route="/api/v1/readings/batch"),
-        grew("gateway", "outpost_gateway_http_request_duration_seconds_count"),
-        grew("devices", "outpost_rpc_server_seconds_count", operation="devices.GetDevice"),
-        grew("devices", "outpost_outbox_published_total", service="devices"),
-        grew("readings", "outpost_consumer_processed_total", consumer="readings-devices"),
-        grew("alerting", "outpost_consumer_processed_total", consumer="alerting-devices"),
-        grew("readings", "outpost_readings_stored_total"),
-        grew("readings", "outpost_readings_rejected_total"),
-        grew("alerting", "outpost_alerting_readings_evaluated_total"),
-        grew("alerting", "outpost_alerting_evaluation_seconds_count"),
-        grew("readings", "outpost_consumer_info_timestamp_seconds", consumer="readings-telemetry"),
-    ):
-        moved(check)
+    expected: list[tuple[str, str, dict[str, str]]] = [
+        ("gateway", "outpost_gateway_http_requests_total", {"route": "/api/v1/readings/batch"}),
+        ("gateway", "outpost_gateway_http_request_duration_seconds_count", {}),
+        ("devices", "outpost_rpc_server_seconds_count", {"operation": "devices.GetDevice"}),
+        ("devices", "outpost_outbox_published_total", {"service": "devices"}),
+        ("readings", "outpost_consumer_processed_total", {"consumer": "readings-devices"}),
+        ("alerting", "outpost_consumer_processed_total", {"consumer": "alerting-devices"}),
+        ("readings", "outpost_readings_stored_total", {}),
+        ("readings", "outpost_readings_rejected_total", {}),
+        ("readings", "outpost_readings_http_accepted_total", {}),
+        ("readings", "outpost_readings_http_refused_total", {"reason": "out_of_range"}),
+        ("alerting", "outpost_alerting_readings_evaluated_total", {}),
+        ("alerting", "outpost_alerting_evaluation_seconds_count", {}),
+        ("readings", "outpost_consumer_info_timestamp_seconds", {"consumer": "readings-telemetry"}),
+    ]
+    deadline = time.monotonic() + 15
+    while True:
+        after = _scrape_all(stack)
+        still = [
+            (process, name, labels)
+            for process, name, labels in expected
+            if _value(after[process], name, **labels) <= _value(before[process], name, **labels)
+        ]
+        if not still:
+            break
+        assert time.monotonic() < deadline, f"these did not move: {still}"
+        time.sleep(0.5)
 
 
 # --- logs ------------------------------------------------------------------------------
@@ -316,7 +334,11 @@ def test_no_secret_the_story_created_reaches_any_log(
     secrets["wrong password"] = wrong
     assert http.post("/api/v1/auth/login", json={"email": email, "password": wrong}).status_code
     # An OAuth client and a token from it.
-    client = http.post("/api/v1/oauth-clients", json={"name": "c"}, headers=auth).json()
+    made = http.post(
+        "/api/v1/oauth-clients", json={"name": "c", "scopes": ["devices:read"]}, headers=auth
+    )
+    assert made.status_code == 201, made.text
+    client = made.json()
     secrets["client secret"] = client["clientSecret"]
     token = http.post(
         "/auth/oauth/token",

@@ -87,9 +87,11 @@ async def sample_consumers(
     stop: asyncio.Event,
     every: float = SAMPLE_SECONDS,
 ) -> None:
-    """``sample_consumers_once`` every ``every`` seconds until ``stop``."""
+    """``sample_consumers_once`` every ``every`` seconds until ``stop`` (a service's jobs
+    return only on stop: a returning job stops the service)."""
     declare_consumer_series([s for s in specs if s.durable])
     if not any(s.durable for s in specs):
+        await stop.wait()
         return
     while not stop.is_set():
         await sample_consumers_once(js, specs)
