@@ -106,6 +106,7 @@ def test_one_request_is_one_trace_from_the_gateway_into_other_services_consumers
         s
         for s in ours
         if s.service == "outpost-devices"
+        and s.name == "publish devices"
         and s.kind == "PRODUCER"
         and DEVICE_CREATED.split(".")[1] in str(s.attributes.get("messaging.destination.name"))
     ]

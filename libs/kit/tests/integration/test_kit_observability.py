@@ -158,7 +158,7 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_into_a_consume
     root = _one(finished, "POST /counters")
     rpc = _one(finished, "rpc kitsvc.MakeCounter")
     handle = _one(finished, "handle kitsvc.MakeCounter")
-    publish = _one(finished, "publish outpost")
+    publish = _one(finished, f"publish {kitsvc_db.schema}")
     consume = _one(finished, f"consume {spec.name}")
     trace_id = root.context.trace_id
     for span in (rpc, handle, publish, consume):

@@ -175,7 +175,7 @@ class OutboxRelay:
             # Continue the appending request's trace; the message carries this span's
             # context, so consumers become its children (and link to it).
             span = telemetry.tracer(__name__).start_span(
-                f"publish {row['subject'].split('.', 1)[0]}",
+                f"publish {self.schema}",
                 context=telemetry.extract(headers),
                 kind=SpanKind.PRODUCER,
                 attributes={
