@@ -18,10 +18,10 @@ define pytest_layer
 	if [ $$rc -eq 5 ]; then echo "(no tests selected by: $(1))"; exit 0; fi; exit $$rc
 endef
 
-.PHONY: help install dev test test-unit test-integration test-e2e chaos lint fmt bench
+.PHONY: help install dev test test-unit test-integration test-e2e chaos lint check-deploy fmt bench
 
 help:
-	@echo "make dev | test | test-unit | test-integration | test-e2e | chaos | lint | fmt | bench | install"
+	@echo "make dev | test | test-unit | test-integration | test-e2e | chaos | lint | check-deploy | fmt | bench | install"
 
 install:
 	@if [ ! -x "$(UV)" ]; then \
@@ -40,7 +40,7 @@ install:
 dev: install
 	$(RUN) outpost-dev up
 
-test: lint test-unit test-integration test-e2e
+test: lint check-deploy test-unit test-integration test-e2e
 
 test-unit: install
 	$(call pytest_layer,-m unit)
@@ -67,6 +67,13 @@ lint: install
 	$(RUN) ruff format --check .
 	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(SRC_DIRS)
 	$(RUN) python tools/check_boundaries.py
+
+# The deployment files, offline (docs/operations.md): the Dockerfile (hadolint + structure),
+# docker-compose.yml against the compose specification's schema and the settings structs,
+# nats.conf through `nats-server -t`, and `kubectl kustomize` of each deploy/k8s overlay
+# validated against the Kubernetes schemas. Needs kubectl; fails, never skips, without it.
+check-deploy: install
+	$(RUN) python tools/check_deploy.py
 
 fmt: install
 	$(RUN) ruff format .

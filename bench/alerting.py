@@ -22,9 +22,11 @@ arrival - publish. Under load, a third process publishes ``--load`` readings/s (
 message) for the other 980 devices with values that never fire, which both consumers must
 evaluate too.
 
-The platform process also runs the service's notifications consumer and delivery worker, as
-the service does; the 20 probe devices' rules name a webhook channel whose receiver (in the
-bench process) notes when each delivery arrives: "webhook" rows, reading → webhook received.
+Delivery: a fourth process is a delivery replica (``OUTPOST_ALERTING_EVALUATE=false``): the
+service's notifications consumer and delivery worker; the 20 probe devices' rules name a
+webhook channel whose receiver (in the bench process) notes when each delivery arrives:
+"webhook" rows, reading → webhook received. ``--together`` runs them in the evaluation
+process instead, as one replica running both does (``make dev``).
 
 Run: ``uv run python bench/alerting.py [--probes 300] [--load 100000] [--every 20]``.
 Prints p50/p95/p99 per pipeline and condition, and the rates reached.
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import secrets
 import shutil
 import signal
@@ -74,8 +77,20 @@ def _run(coro: Any) -> Any:
 
 
 async def _platform(
-    nats_url: str, dsn: str, durable: str, vault_key: str, pipe: Connection
+    nats_url: str,
+    dsn: str,
+    durable: str,
+    vault_key: str,
+    evaluate: bool,
+    deliver: bool,
+    nice: int,
+    pipe: Connection,
 ) -> None:
+    """An alerting replica: with ``evaluate``, the evaluation loop and the outbox relay; with
+    ``deliver``, the notifications consumer and the delivery worker (the service's
+    ``OUTPOST_ALERTING_EVALUATE`` / ``_DELIVER``), at ``nice`` (``os.nice``)."""
+    if nice:
+        os.nice(nice)
     from outpost_alerting import bootstrap
     from outpost_alerting.adapters.resolver import StaticResolver
     from outpost_alerting.adapters.secrets import SecretVault
@@ -119,12 +134,13 @@ async def _platform(
     pipe.send("ready")
     await asyncio.to_thread(pipe.recv)
     cpu = time.process_time()
-    tasks = [
-        asyncio.create_task(telemetry.run(uow, nc, spec, batch, stop)),
-        asyncio.create_task(relay.run(stop)),
-        asyncio.create_task(notifier.run(stop)),
-        asyncio.create_task(notifications.worker(deps, stop)),
-    ]
+    tasks = []
+    if evaluate:
+        tasks.append(asyncio.create_task(telemetry.run(uow, nc, spec, batch, stop)))
+        tasks.append(asyncio.create_task(relay.run(stop)))
+    if deliver:
+        tasks.append(asyncio.create_task(notifier.run(stop)))
+        tasks.append(asyncio.create_task(notifications.worker(deps, stop)))
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
     stop.set()
     await asyncio.gather(*tasks)
@@ -408,6 +424,7 @@ class Bench:
                 seen["resolved"].clear()
                 with self.lock:
                     self.hooks = {"opened": [], "resolved": []}
+                    self.hook_waiting.clear()  # a warm-up's late delivery is not counted
             device = probe_devices[n % PROBES]
             flip = not hot.get(device, False)
             hot[device] = flip
@@ -499,10 +516,20 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         for pipeline in ("raw", "platform"):
             name = f"bench-{pipeline}-{secrets.token_hex(3)}"
             await bench.consumer(name)
+            notifier = None
             if pipeline == "raw":
                 proc, pipe = _start(pipeline, nats_url, admin_dsn, name)
             else:
-                proc, pipe = _start(pipeline, nats_url, app_dsn, name, bench.vault_key)
+                together = args.together
+                proc, pipe = _start(
+                    pipeline, nats_url, app_dsn, name, bench.vault_key, True, together, 0
+                )
+                if not together:
+                    notifier = _start(
+                        *(pipeline, nats_url, app_dsn, name, bench.vault_key),
+                        *(False, True, args.delivery_nice),
+                    )
+                    notifier[1].send("go")
             pipe.send("go")
             spy = None
             if args.profile is not None and pipeline == "platform":
@@ -531,11 +558,16 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
             pipe.send("stop")
             cpu = pipe.recv()
             proc.join()
+            delivery_cpu = ""
+            if notifier is not None:
+                notifier[1].send("stop")
+                delivery_cpu = f" delivery replica cpu {notifier[1].recv():.1f} s"
+                notifier[0].join()
             label = f"{load // 1000}k" if load else "idle"
             for event in ("opened", "resolved"):
                 print(
                     f"{pipeline:<9} {label:<6} {event:<9} {_stats(seen[event])}"
-                    f"  consumer cpu {cpu:.1f} s {rate}"
+                    f"  consumer cpu {cpu:.1f} s{delivery_cpu} {rate}"
                 )
             if pipeline == "platform":
                 for event in ("opened", "resolved"):
@@ -549,6 +581,18 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=40, help="probes not counted, first")
     ap.add_argument("--load", type=int, default=100_000, help="readings/s of steady load")
     ap.add_argument("--profile", type=Path, help="py-spy the platform consumer into DIR")
+    ap.add_argument(
+        "--delivery-nice",
+        type=int,
+        default=0,
+        help="the delivery replica's niceness (a lower CPU priority than evaluation's)",
+    )
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="deliver in the evaluation process (one replica running both) instead of a"
+        " delivery replica of its own",
+    )
     args = ap.parse_args()
     from outpost_kit.infra import NatsServer, PostgresCluster
 

@@ -42,7 +42,10 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.MEMBER: (
         "devices:*",
         "readings:*",
-        "alerting:*",
+        "alert-rules:*",
+        "alerts:*",
+        "notification-channels:*",
+        "events:read",
         "exports:*",
         "users:read",
         "api-keys:read",

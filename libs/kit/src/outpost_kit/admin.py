@@ -4,6 +4,7 @@ streams and durable consumers declared in ``outpost_contracts.streams`` (idempot
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,10 @@ from outpost_contracts.streams import (
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Outpost operator tools.")
 streams_app = typer.Typer(no_args_is_help=True, help="JetStream streams and consumers.")
 app.add_typer(streams_app, name="streams")
+deploy_app = typer.Typer(
+    no_args_is_help=True, help="Material for docker compose and Kubernetes (docs/operations.md)."
+)
+app.add_typer(deploy_app, name="deploy")
 
 
 @streams_app.command("apply")
@@ -95,3 +100,81 @@ async def _apply(
         await apply_streams(nc.jetstream(), streams, consumers)
     finally:
         await nc.close()
+
+
+@deploy_app.command("init")
+def deploy_init(
+    out: Annotated[Path, typer.Argument(help="Where to write (kept and completed if present).")],
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="OUTPOST_ADMIN_DATABASE_URL",
+            help="The administrator DSN: its host, port and database name the service DSNs.",
+        ),
+    ],
+    nats_url: Annotated[
+        str, typer.Option(help="The broker as services reach it (no credentials).")
+    ] = "tls://nats:4222",
+    broker_host: Annotated[
+        list[str] | None,
+        typer.Option(help="More names for the broker's certificate (repeatable)."),
+    ] = None,
+    mount: Annotated[
+        str, typer.Option(help="Where containers see OUT (compose volume, Secret mounts).")
+    ] = "/etc/outpost",
+    kubernetes_namespace: Annotated[
+        str | None, typer.Option(help="Also write kubernetes-secrets.yaml for this namespace.")
+    ] = None,
+) -> None:
+    """Generate the broker PKI, passwords, keys, nats-server's security.conf and each
+    process's env file (idempotent: what exists is kept)."""
+    from outpost_kit import deploy
+
+    envs = deploy.init(
+        out,
+        broker_hosts=broker_host or [],
+        nats_url=nats_url,
+        admin_dsn=database_url,
+        mount=mount,
+        kubernetes_namespace=kubernetes_namespace,
+    )
+    typer.echo(
+        f"deployment material in {out}: broker/, nats/security.conf, env/ ({', '.join(envs)})"
+    )
+    if kubernetes_namespace is not None:
+        typer.echo(f"Kubernetes Secrets: {out / 'kubernetes-secrets.yaml'} (kubectl apply -f)")
+
+
+@deploy_app.command("credentials")
+def deploy_credentials(
+    state_dir: Annotated[Path, typer.Argument(help="Where dev-credentials.json is kept.")],
+    gateway_url: Annotated[str, typer.Option(help="The gateway, as this job reaches it.")] = (
+        "http://gateway:8080"
+    ),
+    public_gateway_url: Annotated[str, typer.Option(help="The gateway, as users reach it.")] = (
+        "http://127.0.0.1:8080"
+    ),
+    public_nats_url: Annotated[str, typer.Option()] = "tls://127.0.0.1:4222",
+    public_mqtt_url: Annotated[str, typer.Option()] = "mqtts://127.0.0.1:1883",
+    broker_ca_file: Annotated[str, typer.Option(help="Where users find the broker CA.")] = "",
+) -> None:
+    """The operator key and a demo organization's API key, printed (made once, then
+    reused). Needs outpost-identity and identity's environment."""
+    import json
+
+    from outpost_kit import deploy
+
+    creds = deploy.credentials(
+        state_dir,
+        gateway_url,
+        {
+            "gatewayUrl": public_gateway_url,
+            "natsUrl": public_nats_url,
+            "mqttUrl": public_mqtt_url,
+            "brokerCaFile": broker_ca_file,
+        },
+    )
+    key = creds["organization"]["apiKey"]
+    typer.echo("Outpost is running. Development credentials:")
+    typer.echo(json.dumps(creds, indent=2))
+    typer.echo(f'Try:\n  curl -H "Authorization: Bearer {key}" {public_gateway_url}/api/v1/devices')

@@ -82,10 +82,15 @@ class CommonSettings(msgspec.Struct, kw_only=True, frozen=True):
     nats_tls_cert: str = ""
     nats_tls_key: str = ""
     database_url: Secret | None = None  # the service role's DSN
-    health_port: int = 0  # 0: pick a free port
+    # Where /healthz, /readyz and /metrics are served (0: a free port; containers: 9090
+    # on 0.0.0.0). The gateway serves them on its own HTTP port instead.
+    health_port: int = 0
     health_host: str = "127.0.0.1"
+    # How long a request to another service waits for its answer.
     rpc_timeout_seconds: float = 5.0
+    # DEBUG, INFO, WARNING, ERROR; logs are JSON lines on stderr.
     log_level: str = "INFO"
+    # Appended to the process's NATS connection name (Kubernetes: the pod's name).
     instance: str = ""
 
     def nats_tls(self) -> Any:

@@ -55,30 +55,36 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
 
     uow = runtime.uow
     runtime.serve(rpc.handlers(Deps(uow=uow, scope_exists=scope_exists)))
-    runtime.consume("alerting-devices", on_device_event, DEVICE_EVENTS)
-    runtime.background(
-        partial(
-            telemetry.run,
-            uow,
-            runtime.nc,
-            streams.consumer("alerting-telemetry"),
-            settings.evaluation_batch_messages,
+    if settings.evaluate:
+        runtime.consume("alerting-devices", on_device_event, DEVICE_EVENTS)
+        runtime.background(
+            partial(
+                telemetry.run,
+                uow,
+                runtime.nc,
+                streams.consumer("alerting-telemetry"),
+                settings.evaluation_batch_messages,
+            )
         )
-    )
-    runtime.background(
-        partial(
-            timers.run,
-            uow,
-            settings.timer_check_seconds,
-            timedelta(seconds=settings.timer_lease_seconds),
-            settings.timer_batch,
+        runtime.background(
+            partial(
+                timers.run,
+                uow,
+                settings.timer_check_seconds,
+                timedelta(seconds=settings.timer_lease_seconds),
+                settings.timer_batch,
+            )
         )
-    )
     if settings.secret_encryption_key is None:
         _log.warning(
             "OUTPOST_ALERTING_SECRET_ENCRYPTION_KEY is not set: webhook channels are disabled"
         )
-    notification_entrypoints.register(runtime, settings)
+    notification_entrypoints.register(runtime, settings, deliver=settings.deliver)
+    _log.info(
+        "alerting replica: evaluate=%s deliver=%s (request/reply on every replica)",
+        settings.evaluate,
+        settings.deliver,
+    )
 
 
 async def rotate_secret_keys(settings: AlertingSettings, args: list[str]) -> None:

@@ -6,6 +6,15 @@ from outpost_kit.settings import CommonSettings, Secret
 class AlertingSettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_ALERTING_*``."""
 
+    # What this replica runs besides the request/reply operations, which every replica
+    # serves (docs/operations.md, "Scaling each service"): ``evaluate``, the telemetry evaluation
+    # loop, the timers and the devices view they read; ``deliver``, the notifications
+    # consumer and the delivery worker. One process runs both by default (``make dev``); a
+    # deployment under load runs evaluation and delivery on separate replicas, so a burst of
+    # webhooks never holds up evaluation's event loop (docs/benchmarks.md, bench/alerting).
+    evaluate: bool = True
+    deliver: bool = True
+
     # Telemetry messages evaluated per transaction.
     evaluation_batch_messages: int = 500
     # How often the timer loop looks for due ``forSeconds`` windows and ``nodata``.

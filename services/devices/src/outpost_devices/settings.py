@@ -10,7 +10,9 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # rest; several, comma-separated, during a rotation (the first encrypts; docs/runbook.md).
     # Without it devices serves everything but tokens and provisioning (503).
     ca_encryption_key: Secret | None = None
+    # How long a registration token may be redeemed (a request can only shorten it).
     registration_token_ttl_seconds: int = 24 * 3600
+    # How long a device certificate is valid; devices renew before it ends.
     certificate_validity_seconds: int = 30 * 24 * 3600
     # What a provisioned device is told (the gateway's and the broker's public addresses).
     public_api_url: str = ""

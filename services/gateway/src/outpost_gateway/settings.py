@@ -8,10 +8,14 @@ MIB = 1024 * 1024
 
 
 class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
+    # Where the HTTP API (and /healthz, /readyz, /metrics) listens.
     host: str = "127.0.0.1"
     port: int = 8080
+    # Not used: one process per replica (scale with replicas).
     workers: int = 1
+    # The largest request body (413 beyond; the batch ingest route has its own 4 MiB).
     max_body_bytes: int = 1 * MIB
+    # Not used (the batch route's limit is BATCH_MAX_BODY_BYTES, decision 59).
     max_batch_body_bytes: int = 16 * MIB
     # Request limits (docs/decisions.md): the request line's headers together, and the time
     # a request may take before it is answered 503 (above the 5 s RPC timeout).
@@ -19,13 +23,12 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     request_timeout_seconds: float = 10.0
     # How long start-up waits for the credential cache before serving anyway (not ready).
     catch_up_timeout_seconds: float = 30.0
-    # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
-    # unless the organization has an override in gateway.rate_limit_overrides.
     # A revoked session is remembered this long after its revocation: at least the longest
     # access-token lifetime identity issues (OUTPOST_IDENTITY_ACCESS_TOKEN_TTL_SECONDS, 15 min).
     revoked_session_retention_seconds: float = 3600.0
     # API keys' lastUsedAt: each replica reports the keys it accepted this often.
     key_usage_report_seconds: float = 30.0
+    # false turns rate limiting off.
     ratelimit_enabled: bool = True
     # granian: pending connections the kernel queues, and requests taken in at once. Past
     # the backpressure limit granian holds requests back, and under overload it starved
@@ -33,6 +36,8 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # (Bounds) is what bounds a request's life instead.
     http_backlog: int = 1024
     http_backpressure: int = 1024
+    # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
+    # unless the organization has an override in gateway.rate_limit_overrides.
     ratelimit_single_per_minute: int = 500
     ratelimit_list_per_minute: int = 50
     ratelimit_write_per_minute: int = 50
@@ -40,6 +45,7 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # per window from its own memory (fail open, docs/decisions.md).
     ratelimit_assumed_replicas: int = 3
     ratelimit_store_timeout_seconds: float = 2.0
+    # How long a replica caches an organization's rate-limit override.
     ratelimit_override_ttl_seconds: float = 30.0
     # A busy credential's counts are taken from the store in leases of up to this many
     # (1: one store round trip per request); docs/decisions.md.
@@ -48,4 +54,5 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # than the claim timeout is taken to be abandoned (a replica died mid-request).
     idempotency_ttl_seconds: float = 24 * 3600.0
     idempotency_claim_timeout_seconds: float = 60.0
+    # Connections each replica keeps to the gateway schema (rate limits, idempotency).
     db_pool_size: int = 20

@@ -7,14 +7,17 @@ import msgspec
 import pytest
 from gateway_testkit import NOW, bearer, build_world, envelope, key_created
 
+from outpost_contracts.credentials import scope_covers
 from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import ApiKeyRevoked, OrganizationSuspended
+from outpost_contracts.tokens import Role, scopes_of
 from outpost_gateway.adapters.identity_follower import decode_identity_event
 from outpost_gateway.domain.auth import authenticate
 from outpost_gateway.domain.credentials import CredentialCache, evolve
 from outpost_gateway.domain.policy import (
     OPERATOR,
+    PUBLIC,
     ROUTE_POLICIES,
     authorize,
     grants,
@@ -219,3 +222,38 @@ def test_every_scope_in_the_policy_table_is_well_formed() -> None:
         assert required in {"public", "operator", "unrecognized", "authenticated"} or (
             required.count(":") == 1 and required.split(":")[1] in {"read", "write"}
         )
+
+
+# What each role is for (tokens.ROLE_SCOPES): a member works with devices, readings, alerting
+# and exports; a viewer reads what any role reads. Organization settings, users, keys and the
+# quarantine are an admin's.
+MEMBER_WORK = (
+    "/api/v1/devices",
+    "/api/v1/groups",
+    "/api/v1/sites",
+    "/api/v1/readings",
+    "/api/v1/annotation",
+    "/api/v1/alert-rules",
+    "/api/v1/alerts",
+    "/api/v1/notification-channels",
+    "/api/v1/events",
+    "/api/v1/exports",
+)
+ADMIN_ONLY = ("/api/v1/readings/settings",)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    sorted(
+        (m, p)
+        for (m, p) in ROUTE_POLICIES
+        if p.startswith(MEMBER_WORK) and not p.startswith(ADMIN_ONLY) and m != "OPTIONS"
+    ),
+)
+def test_a_member_may_do_the_work_of_each_area(method: str, path: str) -> None:
+    required = ROUTE_POLICIES[(method, path)]
+    if required in (OPERATOR, PUBLIC):
+        return
+    assert any(scope_covers(g, required) for g in scopes_of(Role.MEMBER)), required
+    if method == "GET":
+        assert any(scope_covers(g, required) for g in scopes_of(Role.VIEWER)), required

@@ -122,7 +122,7 @@ def test_an_ssrf_refusal_from_the_service_is_a_validation_error_on_url(env: Env)
 
 
 def test_scopes(env: Env) -> None:
-    reader, created = key_created(env.world.org_a, ("alerting:read",))
+    reader, created = key_created(env.world.org_a, ("notification-channels:read",))
     evolve(env.world.cache, created)
     env.backend.on(LIST_CHANNELS, Page(data=[], limit=50))
     assert (

@@ -6,12 +6,15 @@ from outpost_kit.settings import CommonSettings, Secret
 class IdentitySettings(CommonSettings, kw_only=True, frozen=True):
     """``OUTPOST_IDENTITY_*``."""
 
+    # API keys an organization may hold (not revoked).
     max_api_keys_per_org: int = 1000
     # A Fernet key (urlsafe base64 of 32 bytes) that encrypts signing keys at rest. Without it
     # identity serves everything but sessions (login answers 503).
     key_encryption_key: Secret | None = None
+    # A session's access tokens live this long; refresh tokens until the session's end.
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600  # a session's absolute lifetime
+    # A signing key is replaced after this long (``rotate-signing-key`` does it at once).
     signing_key_lifetime_seconds: int = 90 * 24 * 3600
     # argon2id cost (RFC 9106, second recommended option).
     argon2_time_cost: int = 3

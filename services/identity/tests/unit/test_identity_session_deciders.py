@@ -83,10 +83,14 @@ def test_who_may_grant_which_role(granter: Role | None, role: Role, allowed: boo
         (("users:write",), Role.VIEWER, False),
         (("users:write", "*:read"), Role.VIEWER, True),
         (
-            ("users:*", "devices:*", "readings:*", "alerting:*", "exports:*", "api-keys:read"),
+            (
+                *("users:*", "devices:*", "readings:*", "alert-rules:*", "alerts:*"),
+                *("notification-channels:*", "events:read", "exports:*", "api-keys:read"),
+            ),
             Role.MEMBER,
             True,
         ),
+        (("users:*", "devices:*", "readings:*", "alerts:*", "exports:*"), Role.MEMBER, False),
     ],
 )
 def test_an_api_key_grants_no_more_than_it_holds(

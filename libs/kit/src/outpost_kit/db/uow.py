@@ -8,16 +8,28 @@ pooled connection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from outpost_kit.db.ddl import TENANT_SETTING
 from outpost_kit.db.eventstore import EventCodec, EventStore, Projector
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(sql: str) -> TextClause:
+    """A statement's ``TextClause``, built once per text: building one parses its bind
+    parameters with a regular expression, on every call otherwise (the compiled form is
+    cached by SQLAlchemy either way). Clauses are immutable, so sharing them is safe."""
+    return text(sql)
+
+
+_SET_TENANT = text("SELECT set_config(:name, :org, true)")
 
 
 class UnitOfWork:
@@ -57,13 +69,10 @@ class UnitOfWork:
     async def set_tenant(self, org_id: UUID) -> None:
         """Switch the transaction's tenant (e.g. a consumer batch spanning organizations)."""
         self.org_id = org_id
-        await self.conn.execute(
-            text("SELECT set_config(:name, :org, true)"),
-            {"name": TENANT_SETTING, "org": str(org_id)},
-        )
+        await self.conn.execute(_SET_TENANT, {"name": TENANT_SETTING, "org": str(org_id)})
 
     async def execute(self, sql: str, params: Any = None) -> Any:
-        return await self.conn.execute(text(sql), params)
+        return await self.conn.execute(_text(sql), params)
 
     async def commit(self) -> None:
         assert self._tx is not None

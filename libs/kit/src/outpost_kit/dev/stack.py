@@ -496,31 +496,7 @@ class DevStack:
         return self.pg.admin_dsn
 
     def _passwords(self) -> dict[str, str]:
-        path = self.base_dir / SECRETS_NAME
-        stored: dict[str, str] = {}
-        if path.exists():
-            stored = json.loads(path.read_text())
-        missing = [s for s in DB_SERVICES if not stored.get(s)]
-        missing += [_nats_secret(u) for u in _ALL_NATS_USERS if not stored.get(_nats_secret(u))]
-        for service in missing:
-            stored[service] = secrets.token_urlsafe(24)
-        if not stored.get(KEY_ENCRYPTION_KEY):
-            # A Fernet key (urlsafe base64 of 32 random bytes) for identity's signing keys;
-            # kept with the passwords so a restarted stack can still open its keys.
-            stored[KEY_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-            missing.append(KEY_ENCRYPTION_KEY)
-        if not stored.get(CA_ENCRYPTION_KEY):
-            # The same kind of key for the devices service's per-organization CA keys.
-            stored[CA_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-            missing.append(CA_ENCRYPTION_KEY)
-        if not stored.get(SECRET_ENCRYPTION_KEY):
-            # And for alerting's webhook secrets (decision 64).
-            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-            stored[SECRET_ENCRYPTION_KEY] = key
-            missing.append(SECRET_ENCRYPTION_KEY)
-        if missing or (path.stat().st_mode & 0o077):
-            _write_private(path, json.dumps(stored, indent=2) + "\n")
-        return stored
+        return ensure_secrets(self.base_dir / SECRETS_NAME)
 
     def _executable(self, service: str) -> str:
         path = Path(sys.executable).parent / f"outpost-{service}"
@@ -798,10 +774,24 @@ def _nats_secret(user: str) -> str:
     return f"nats_{user}"
 
 
-def broker_config(broker: BrokerPki, mqtt_port: int, passwords: Mapping[str, str]) -> str:
+def broker_config(
+    broker: BrokerPki,
+    mqtt_port: int,
+    passwords: Mapping[str, str],
+    *,
+    listen_host: str = "127.0.0.1",
+    files_at: Path | None = None,
+) -> str:
     """nats-server's security: TLS with client certificates on both listeners, a user per
     service (they bypass the auth callout), and the devices service's auth callout for every
-    other connection, i.e. devices (docs/decisions.md, "The broker")."""
+    other connection, i.e. devices (docs/decisions.md, "The broker").
+
+    ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
+    ``broker``'s directory when it is not where it was written (a container's mount,
+    ``outpost_kit.deploy``)."""
+    issuer = broker.issuer_public_key  # read here: ``files_at`` may not exist on this machine
+    if files_at is not None:
+        broker = BrokerPki(files_at)
     q = json.dumps
     users = ",\n".join(
         f"    {{user: {q(u)}, password: {q(passwords[_nats_secret(u)])}}}" for u in NATS_USERS
@@ -823,15 +813,45 @@ def broker_config(broker: BrokerPki, mqtt_port: int, passwords: Mapping[str, str
         "authorization {\n"
         f"  users: [\n{users}\n  ]\n"
         "  auth_callout {\n"
-        f"    issuer: {q(broker.issuer_public_key)}\n"
+        f"    issuer: {q(issuer)}\n"
         f"    auth_users: [{', '.join(q(u) for u in _ALL_NATS_USERS)}]\n"
         "  }\n"
         "}\n"
         # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.
-        f"mqtt {{ listen: 127.0.0.1:{mqtt_port}\n"
+        f"mqtt {{ listen: {listen_host}:{mqtt_port}\n"
         f"  tls {{\n  {tls}  }}\n"
         "}\n"
     )
+
+
+def ensure_secrets(path: Path) -> dict[str, str]:
+    """The database and broker passwords and the encryption keys in ``path`` (a 0600 JSON
+    file), the missing ones made now: ``make dev`` and ``outpost-admin deploy init`` keep
+    them so a restarted platform can still open what it sealed."""
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    missing = [s for s in DB_SERVICES if not stored.get(s)]
+    missing += [_nats_secret(u) for u in _ALL_NATS_USERS if not stored.get(_nats_secret(u))]
+    for service in missing:
+        stored[service] = secrets.token_urlsafe(24)
+    if not stored.get(KEY_ENCRYPTION_KEY):
+        # A Fernet key (urlsafe base64 of 32 random bytes) for identity's signing keys;
+        # kept with the passwords so a restarted stack can still open its keys.
+        stored[KEY_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        missing.append(KEY_ENCRYPTION_KEY)
+    if not stored.get(CA_ENCRYPTION_KEY):
+        # The same kind of key for the devices service's per-organization CA keys.
+        stored[CA_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        missing.append(CA_ENCRYPTION_KEY)
+    if not stored.get(SECRET_ENCRYPTION_KEY):
+        # And for alerting's webhook secrets (decision 64).
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        stored[SECRET_ENCRYPTION_KEY] = key
+        missing.append(SECRET_ENCRYPTION_KEY)
+    if missing or (path.stat().st_mode & 0o077):
+        _write_private(path, json.dumps(stored, indent=2) + "\n")
+    return stored
 
 
 class _Api:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,8 +96,12 @@ def new_account_seed() -> str:
     return str(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_ACCOUNT).decode())
 
 
-def ensure_broker_pki(directory: Path) -> BrokerPki:
-    """The material under ``directory``, made now if any part is missing."""
+def ensure_broker_pki(directory: Path, server_names: Sequence[str] = ()) -> BrokerPki:
+    """The material under ``directory``, made now if any part is missing.
+
+    The broker's certificate names 127.0.0.1 and localhost, plus ``server_names`` (DNS names
+    or IP addresses): the host names clients reach nats-server by in a container network or
+    a cluster (``nats``, ``nats.outpost.svc.cluster.local``; docs/operations.md)."""
     pki = BrokerPki(Path(directory))
     pki.directory.mkdir(parents=True, exist_ok=True)
     needed = (
@@ -118,7 +123,11 @@ def ensure_broker_pki(directory: Path) -> BrokerPki:
         "outpost-broker",
         now,
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(_general_name(n) for n in server_names if n not in ("localhost", "127.0.0.1")),
+        ],
     )
     service_cert, service_key = _leaf(
         ca_cert, ca_key, "outpost-service", now, ExtendedKeyUsageOID.CLIENT_AUTH, []
@@ -133,6 +142,13 @@ def ensure_broker_pki(directory: Path) -> BrokerPki:
     _write(pki.client_ca_file, _pem(ca_cert) + _pem(root_cert))
     _write(pki.issuer_seed_file, new_account_seed() + "\n")
     return pki
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _name(cn: str) -> x509.Name:

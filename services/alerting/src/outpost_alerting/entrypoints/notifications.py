@@ -86,11 +86,17 @@ async def on_alert_event(
     await notifications.on_alert_event(deps, uow, envelope)
 
 
-def register(runtime: ServiceRuntime, settings: AlertingSettings) -> notifications.NotificationDeps:
-    """Serve the operations, consume alert events, run the worker."""
+def register(
+    runtime: ServiceRuntime, settings: AlertingSettings, *, deliver: bool = True
+) -> notifications.NotificationDeps:
+    """Serve the operations; with ``deliver``, also consume alert events and run the
+    worker (``OUTPOST_ALERTING_DELIVER``)."""
     assert runtime.uow is not None
     deps = deps_from(settings, runtime.uow, runtime.reads)
     runtime.serve(handlers(deps))
-    runtime.consume(CONSUMER, functools.partial(on_alert_event, deps), notifications.ALERT_EVENTS)
-    runtime.background(functools.partial(notifications.worker, deps))
+    if deliver:
+        runtime.consume(
+            CONSUMER, functools.partial(on_alert_event, deps), notifications.ALERT_EVENTS
+        )
+        runtime.background(functools.partial(notifications.worker, deps))
     return deps

@@ -146,18 +146,18 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/alerts/{id}"): "alerts:read",
     ("POST", "/api/v1/alerts/{id}/acknowledge"): "alerts:write",
     ("POST", "/api/v1/alerts/{id}/resolve"): "alerts:write",
+    ("GET", "/api/v1/alerts/{id}/deliveries"): "alerts:read",
     ("GET", "/api/v1/events"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
     # alerting: notification channels and delivery logs (decision 64)
-    ("POST", "/api/v1/notification-channels"): "alerting:write",
-    ("GET", "/api/v1/notification-channels"): "alerting:read",
-    ("GET", "/api/v1/notification-channels/{id}"): "alerting:read",
-    ("PATCH", "/api/v1/notification-channels/{id}"): "alerting:write",
-    ("DELETE", "/api/v1/notification-channels/{id}"): "alerting:write",
-    ("POST", "/api/v1/notification-channels/{id}/test"): "alerting:write",
-    ("GET", "/api/v1/notification-channels/{id}/deliveries"): "alerting:read",
-    ("GET", "/api/v1/alerts/{id}/deliveries"): "alerting:read",
+    ("POST", "/api/v1/notification-channels"): "notification-channels:write",
+    ("GET", "/api/v1/notification-channels"): "notification-channels:read",
+    ("GET", "/api/v1/notification-channels/{id}"): "notification-channels:read",
+    ("PATCH", "/api/v1/notification-channels/{id}"): "notification-channels:write",
+    ("DELETE", "/api/v1/notification-channels/{id}"): "notification-channels:write",
+    ("POST", "/api/v1/notification-channels/{id}/test"): "notification-channels:write",
+    ("GET", "/api/v1/notification-channels/{id}/deliveries"): "notification-channels:read",
 }
 
 

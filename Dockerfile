@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+# One image per Outpost process: `docker build --build-arg SERVICE=gateway -t outpost-gateway .`
+# SERVICE is one of identity, devices, readings, alerting, exports, gateway. The image runs
+# `outpost-<SERVICE>` (CMD `serve`; `migrate` and the service's other commands as arguments)
+# as an unprivileged user; `outpost-admin` is in every image. docs/operations.md.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: wheels of the workspace members, then a virtualenv from the lock file ---------
+FROM ${PYTHON_IMAGE} AS build
+ARG SERVICE
+ARG UV_VERSION=0.13.9
+RUN case "${SERVICE}" in \
+      identity|devices|readings|alerting|exports|gateway) ;; \
+      *) echo "--build-arg SERVICE=<identity|devices|readings|alerting|exports|gateway> (got '${SERVICE}')" >&2; exit 1 ;; \
+    esac
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY libs libs
+COPY services services
+# The service's locked third-party dependencies (no dev group), then wheels of the three
+# workspace members it runs (contracts, kit, itself), installed without resolving anything.
+RUN uv export --frozen --no-dev --no-emit-workspace --no-hashes \
+        --package "outpost-${SERVICE}" -o /tmp/requirements.txt \
+ && uv build --wheel --out-dir /wheels --package outpost-contracts \
+ && uv build --wheel --out-dir /wheels --package outpost-kit \
+ && uv build --wheel --out-dir /wheels --package "outpost-${SERVICE}" \
+ && uv venv /opt/outpost \
+ && uv pip install --python /opt/outpost/bin/python --no-deps \
+        -r /tmp/requirements.txt /wheels/*.whl \
+ && ln -s "outpost-${SERVICE}" /opt/outpost/bin/outpost-service \
+ && /opt/outpost/bin/python -c "import importlib, sys; importlib.import_module(f'outpost_{sys.argv[1]}.bootstrap')" "${SERVICE}"
+
+# --- runtime: the interpreter, the virtualenv, nothing else ---------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG SERVICE
+LABEL org.opencontainers.image.title="outpost-${SERVICE}" \
+      org.opencontainers.image.source="https://github.com/outpost/outpost" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 outpost \
+ && useradd --system --uid 10001 --gid outpost --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin outpost \
+ && install -d -o outpost -g outpost -m 0700 /etc/outpost /var/lib/outpost
+COPY --from=build /opt/outpost /opt/outpost
+COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/outpost-entrypoint
+ENV PATH=/opt/outpost/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OUTPOST_SERVICE=${SERVICE}
+WORKDIR /var/lib/outpost
+USER 10001:10001
+# The gateway's HTTP port; every other service's /healthz, /readyz and /metrics port.
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/outpost-entrypoint"]
+CMD ["serve"]
