@@ -20,6 +20,7 @@ import pytest
 from outpost_contracts.envelope import PLATFORM_ORG_ID
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.dev.stack import DevStack
+from outpost_kit.testing.otlp import OtlpReceiver
 
 # The operator and the demo organization set up every test's tenants; on a fast machine they
 # would exhaust the default 50 writes a minute. They get a per-organization override, the
@@ -52,10 +53,21 @@ def _raise_limits(
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[DevStack]:
+def otlp() -> Iterator[OtlpReceiver]:
+    """Where every process of the platform exports its spans during the e2e run, as to an
+    OpenTelemetry collector (decision 66: spans are recorded only when something listens,
+    so the e2e platform records them, as an operator's would)."""
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(otlp: OtlpReceiver) -> Iterator[DevStack]:
     base = Path(tempfile.mkdtemp(prefix="outpost-e2e-"))
     # The overrides below apply at once; API keys' lastUsedAt is reported every second.
     quick = {
+        **otlp.env(),
         "OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS": "1",
         "OUTPOST_GATEWAY_KEY_USAGE_REPORT_SECONDS": "1",
         # A command for an offline device is offered again at least every 2 s.

@@ -31,6 +31,7 @@ from outpost_kit import telemetry
 from outpost_kit.db.errors import database_unavailable
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+from outpost_kit.logs import request_scope
 from outpost_kit.messaging import MSG_ID
 
 _log = logging.getLogger(__name__)
@@ -124,11 +125,24 @@ class InboxConsumer:
             await msg.ack()
             return
         message_id = headers.get(MSG_ID) or str(envelope.id)
+        # The span continues the trace that caused the event (the relay's publish, itself a
+        # child of the request that appended it) and links to it (decision 66).
         parent = telemetry.extract(headers)
         link = Link(trace.get_current_span(parent).get_span_context())
-        with telemetry.tracer(__name__).start_as_current_span(
-            f"consume {name} {envelope.type}", kind=SpanKind.CONSUMER, links=[link], context=parent
+        with (
+            telemetry.tracer(__name__).start_as_current_span(
+                f"consume {name} {envelope.type}",
+                kind=SpanKind.CONSUMER,
+                links=[link],
+                context=parent,
+            ) as span,
+            request_scope(envelope.request_id),
         ):
+            if span.is_recording():
+                span.set_attribute("messaging.consumer.group.name", name)
+                span.set_attribute("messaging.message.id", message_id)
+                span.set_attribute("outpost.event_id", str(envelope.id))
+                span.set_attribute("outpost.org_id", str(envelope.org_id))
             outages = 0
             while True:
                 try:

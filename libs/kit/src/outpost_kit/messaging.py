@@ -145,13 +145,14 @@ async def call(
 
     The service's typed error is raised as ``OutpostError``; no answer in time (or nobody
     listening) is ``ServiceUnavailable`` (HTTP 503). The request id travels in the envelope
-    (``ctx``); the trace context travels in a ``traceparent`` header when the span is
-    recorded (telemetry.py), and the request has no headers otherwise.
+    (``ctx``); the trace context travels in a ``traceparent`` header when spans are
+    recorded in this process (telemetry.py), and the request has no headers otherwise.
     """
     with telemetry.tracer(__name__).start_as_current_span(
         f"rpc {op.service}.{op.name}", kind=SpanKind.CLIENT
     ) as span:
-        headers = telemetry.inject() if span.is_recording() else None
+        # Recorded, or not sampled while spans are recorded: the callee follows the decision.
+        headers = telemetry.inject() if span.is_recording() or telemetry.listening() else None
         try:
             msg = await requests_of(nc).request(
                 op.subject, op.encode_request(ctx, body), timeout, headers

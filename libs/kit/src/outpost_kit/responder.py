@@ -35,6 +35,7 @@ from outpost_contracts.rpc import Operation
 from outpost_kit import telemetry
 from outpost_kit.db.errors import database_unavailable
 from outpost_kit.db.eventstore import ConcurrencyConflict
+from outpost_kit.logs import REQUEST_ID
 
 _log = logging.getLogger(__name__)
 
@@ -159,8 +160,12 @@ class Responder:
                     request = op.decode_request(msg.data)
                 except msgspec.ValidationError as exc:
                     raise validation_failure(exc) from exc
-                span.set_attribute("outpost.request_id", request.ctx.request_id)
-                span.set_attribute("outpost.org_id", str(request.ctx.org_id))
+                # Each request runs in a task of its own: the id stays with this request's
+                # log lines and goes with the task.
+                REQUEST_ID.set(request.ctx.request_id)
+                if span.is_recording():
+                    span.set_attribute("outpost.request_id", request.ctx.request_id)
+                    span.set_attribute("outpost.org_id", str(request.ctx.org_id))
                 result = await _call(handler, request.ctx, request.body)
                 reply = op.encode_result(result)
             except OutpostError as exc:

@@ -22,7 +22,7 @@ from outpost_contracts import audit as audit_contract
 from outpost_contracts import streams
 from outpost_contracts.base import Event
 from outpost_contracts.rpc import Operation
-from outpost_kit import audit, messaging, telemetry
+from outpost_kit import audit, messaging, metrics, telemetry
 from outpost_kit.consumer import EventHandler, InboxConsumer
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec, Projector
@@ -132,6 +132,7 @@ class ServiceRuntime:
         jobs: list[Job] = [c.run for c in self._consumers]
         if self.relay is not None:
             jobs.append(self.relay.run)
+        jobs.append(self._sample_consumers)
         jobs.extend(self._background)
         self._tasks = [asyncio.create_task(job(self.stop)) for job in jobs]
         self.ready = True
@@ -148,6 +149,12 @@ class ServiceRuntime:
                 _log.error("background job failed", exc_info=task.exception())
         self.stop.set()
         await self.close()
+
+    async def _sample_consumers(self, stop: asyncio.Event) -> None:
+        """Lag, unacknowledged and redelivered counts of this service's durable consumers
+        (``outpost_kit.metrics``), every few seconds."""
+        assert self.js is not None
+        await metrics.sample_consumers(self.js, streams.consumers_of(self.service), stop)
 
     def _is_ready(self) -> bool:
         return self.ready and self.nc is not None and self.nc.is_connected

@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("usage: outpost-gateway [serve|migrate]")
     settings = load_settings(GatewaySettings, SERVICE, os.environ)
     setup_logging(SERVICE, settings.log_level)
-    telemetry.setup_tracing(SERVICE, os.environ)
+    telemetry.setup_tracing(f"outpost-{SERVICE}", os.environ)
     uvloop.run(serve(settings))
 
 

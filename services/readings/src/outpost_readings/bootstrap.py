@@ -12,6 +12,7 @@ from outpost_contracts.annotations import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
 from outpost_kit import messaging
+from outpost_kit import telemetry as telemetry_context
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
 from outpost_readings.adapters.annotation_store import AnnotationsProjector
@@ -45,7 +46,8 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
     js = runtime.js
 
     async def publish(subject: str, payload: bytes, headers: dict[str, str]) -> None:
-        await js.publish(subject, payload, headers=headers)
+        # An HTTP batch carries its request's trace into the ingest's batch span (a link).
+        await js.publish(subject, payload, headers=telemetry_context.inject(headers))
 
     deps = Deps(
         uow=runtime.uow,

@@ -9,6 +9,13 @@ repeats of a relay killed between ack and delete, and consumers' inboxes absorb 
 One relay per service is active at a time: it holds a session advisory lock on its own
 connection, so a second replica stands by and takes over when the first one's connection
 dies. The append's ``pg_notify`` wakes the relay; a short poll covers lost notifications.
+
+Each row carries the trace context of the transaction that appended it (``traceparent`` in
+its headers, also kept in the event's ``meta``). When spans are recorded, each publish is a
+producer span that continues that trace, and the message carries the publish span's
+context, so a consumer's span is a child of the publish and the trace runs from the HTTP
+request through the relay into every consumer (decision 66). ``outpost_outbox_backlog`` and
+``outpost_outbox_oldest_age_seconds`` say how far behind the relay is.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from typing import Any
 import asyncpg
 import msgspec
 from nats.js.client import JetStreamContext
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Gauge
 
+from outpost_kit import telemetry
 from outpost_kit.db.engine import plain_dsn
 
 _log = logging.getLogger(__name__)
@@ -31,6 +40,11 @@ PUBLISHED = Counter("outpost_outbox_published_total", "Events published by the r
 FAILURES = Counter("outpost_outbox_publish_failures_total", "Failed publish attempts", ["service"])
 BACKLOG = Gauge(
     "outpost_outbox_backlog", "Rows waiting in the outbox at the last poll", ["service"]
+)
+OLDEST_AGE = Gauge(
+    "outpost_outbox_oldest_age_seconds",
+    "Age of the oldest row waiting in the outbox at the last poll (0 when empty)",
+    ["service"],
 )
 ACTIVE = Gauge(
     "outpost_outbox_relay_active", "1 while this process holds the relay lock", ["service"]
@@ -117,11 +131,16 @@ class OutboxRelay:
     async def drain_once(self, conn: asyncpg.Connection) -> int:
         """Publish one batch in position order, pipelined; delete what JetStream acked."""
         rows = await conn.fetch(
-            "SELECT position, subject, payload, headers::text AS headers"
+            "SELECT position, subject, payload, headers::text AS headers,"
+            " extract(epoch FROM clock_timestamp() - created_at)::float8 AS age"
             " FROM outbox ORDER BY position LIMIT $1",
             self.batch_size,
         )
-        BACKLOG.labels(self.schema).set(len(rows))
+        if len(rows) < self.batch_size:
+            BACKLOG.labels(self.schema).set(len(rows))
+        else:  # a full batch: count what waits behind it (rarely; only while behind)
+            BACKLOG.labels(self.schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        OLDEST_AGE.labels(self.schema).set(max(rows[0]["age"], 0.0) if rows else 0.0)
         if not rows:
             return 0
         results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
@@ -151,12 +170,33 @@ class OutboxRelay:
 
     async def _publish(self, row: asyncpg.Record) -> BaseException | None:
         headers: dict[str, str] = msgspec.json.decode(row["headers"])
+        span = None
+        if telemetry.listening():
+            # Continue the appending request's trace; the message carries this span's
+            # context, so consumers become its children (and link to it).
+            span = telemetry.tracer(__name__).start_span(
+                f"publish {self.schema}",
+                context=telemetry.extract(headers),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": row["subject"],
+                    "messaging.message.id": headers.get("Nats-Msg-Id", ""),
+                    "outpost.outbox.age_seconds": float(row["age"]),
+                },
+            )
+            headers = {**headers, **telemetry.inject_from(span)}
         try:
             await self._js.publish(
                 row["subject"], bytes(row["payload"]), headers=headers, timeout=self.publish_timeout
             )
         except Exception as exc:
+            if span is not None:
+                span.set_status(StatusCode.ERROR, repr(exc)[:200])
+                span.end()
             return exc
+        if span is not None:
+            span.end()
         return None
 
     def _set_active(self, active: bool) -> None:

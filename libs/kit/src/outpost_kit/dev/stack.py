@@ -340,6 +340,14 @@ class DevStack:
             for name, child in self._children.items()
         }
 
+    def metrics_urls(self) -> dict[str, str]:
+        """Each running service's Prometheus endpoint (the gateway's on its HTTP port, the
+        others' beside their ``/readyz``)."""
+        return {
+            name: child.ready_url.removesuffix("/readyz") + "/metrics"
+            for name, child in self._children.items()
+        }
+
     def echo(self, text: str) -> None:
         """Print unprefixed text to the sink without interleaving it with service logs."""
         self._printer.text(text)

@@ -18,13 +18,14 @@ from uuid import UUID
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
 from outpost_alerting.app.evaluation import Incoming, Point, evaluate, number
 from outpost_contracts import subjects
 from outpost_contracts.readings import TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids
+from outpost_kit import ids, telemetry
 from outpost_kit.consumer import backoff_seconds
 from outpost_kit.db.errors import database_unavailable
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -93,7 +94,17 @@ async def run(
                 _log.warning("pulling telemetry failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            if msgs:
+            if not msgs:
+                continue
+            # One span per batch (a trace starts here for device telemetry), linked to the
+            # contexts its messages were published in, when they carry one.
+            listening = telemetry.listening()
+            links = telemetry.links_to(m.headers for m in msgs) if listening else None
+            with telemetry.tracer(__name__).start_as_current_span(
+                f"evaluate {spec.name}", kind=SpanKind.CONSUMER, links=links
+            ) as span:
+                if listening:
+                    span.set_attribute("messaging.batch.message_count", len(msgs))
                 await handle(uow, msgs, spec.max_deliver, puller.keep_alive, spec.ack_wait_seconds)
     finally:
         with contextlib.suppress(Exception):

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 
 from outpost_contracts import subjects
 from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP
 from outpost_devices.adapters import broker_events
 from outpost_devices.app import presence
+from outpost_kit import telemetry
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 QUEUE = "outpost-devices-presence"
@@ -82,8 +84,12 @@ class BrokerPresence:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, fact: broker_events.DeviceFact) -> None:
+        # A trace starts at the broker: one span per advisory (its events carry it on).
         try:
-            await presence.on_broker_fact(self.uow, fact)
+            with telemetry.tracer(__name__).start_as_current_span(
+                f"presence {type(fact.fact).__name__}", kind=SpanKind.CONSUMER
+            ):
+                await presence.on_broker_fact(self.uow, fact)
         except Exception:  # the next reconciliation repairs what this one missed
             _log.exception("presence: applying a broker advisory failed")
         finally:
@@ -128,7 +134,11 @@ class TelemetrySeen:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.seen_flush_seconds)
-                await self.recorder.flush(self.uow)
+                # One span per flush, not per message: this subscription sees all telemetry.
+                with telemetry.tracer(__name__).start_as_current_span(
+                    "presence flush last-seen", kind=SpanKind.CONSUMER
+                ):
+                    await self.recorder.flush(self.uow)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

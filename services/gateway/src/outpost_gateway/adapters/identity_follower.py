@@ -18,6 +18,7 @@ import msgspec
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from outpost_contracts.base import Event, event_tag
 from outpost_contracts.envelope import EventEnvelope
@@ -33,6 +34,7 @@ from outpost_contracts.identity import (
 )
 from outpost_contracts.streams import consumer
 from outpost_gateway.domain.credentials import CredentialCache, evolve
+from outpost_kit import telemetry
 
 _log = logging.getLogger(__name__)
 
@@ -135,6 +137,15 @@ class IdentityFollower:
             self._sub = None
 
     async def _on_message(self, msg: Any) -> None:
+        # Continues the trace of the request that changed the credential (via the outbox).
+        with telemetry.tracer(__name__).start_as_current_span(
+            "follow identity",
+            kind=SpanKind.CONSUMER,
+            context=telemetry.extract(msg.headers) if msg.headers else None,
+        ):
+            self._apply(msg)
+
+    def _apply(self, msg: Any) -> None:
         try:
             envelope = decode_identity_event(msg.data)
         except msgspec.DecodeError:

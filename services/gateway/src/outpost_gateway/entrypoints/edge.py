@@ -1,8 +1,9 @@
 """The one ASGI layer around Litestar: everything every HTTP exchange needs, matched route or
 not, in one pass (one wrapper costs less than five; docs/benchmarks.md):
 
-1. the request id (``X-Request-ID`` on every response), request metrics, a last-resort 500
-   in the error model;
+1. the request id (``X-Request-ID`` on every response, and on every log line written while
+   the request is handled), the request's server span (where its trace starts, or continues
+   a caller's ``traceparent``), request metrics, a last-resort 500 in the error model;
 2. request limits (``bounds.py``): header size, a deadline for every request;
 3. older API versions served by translation (``versions``);
 4. OData key URLs routed to the by-key routes (``keys.py``);
@@ -19,6 +20,9 @@ import time
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from outpost_contracts.errors import HTTP_STATUS, ErrorType
@@ -27,6 +31,8 @@ from outpost_gateway.entrypoints.errors import ErrorBody, encode_error, request_
 from outpost_gateway.entrypoints.keys import rewrite_keyed
 from outpost_gateway.entrypoints.limits import limits_send, release_unanswered
 from outpost_gateway.entrypoints.versions import translated
+from outpost_kit import telemetry
+from outpost_kit.logs import REQUEST_ID
 
 _log = logging.getLogger(__name__)
 
@@ -88,6 +94,15 @@ class _Exchange:
         await self._send(message)
 
 
+def _caller_context(scope: Scope) -> Any:
+    """The caller's trace context when it sent a ``traceparent`` (W3C), else None (the
+    trace starts here)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            return telemetry.extract({"traceparent": value.decode("latin-1")})
+    return None
+
+
 class Edge:
     def __init__(
         self,
@@ -109,7 +124,14 @@ class Edge:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        exchange = _Exchange(send, request_id_of(scope).encode())
+        rid = request_id_of(scope)
+        exchange = _Exchange(send, rid.encode())
+        method = str(scope.get("method", "GET"))
+        span = telemetry.tracer(__name__).start_span(
+            method, context=_caller_context(scope), kind=SpanKind.SERVER
+        )
+        span_token = otel_context.attach(trace.set_span_in_context(span))
+        rid_token = REQUEST_ID.set(rid)
         try:
             refusal = headers_too_large(scope, self.max_header_bytes)
             if refusal is not None:
@@ -122,9 +144,18 @@ class Edge:
                 await self._internal_error(scope, exchange.send)
         finally:
             route = str(scope.get("path_template") or UNMATCHED)
-            self.metrics.observe(
-                str(scope.get("method", "GET")), route, exchange.status, time.perf_counter() - start
-            )
+            self.metrics.observe(method, route, exchange.status, time.perf_counter() - start)
+            if span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", exchange.status)
+                span.set_attribute("outpost.request_id", rid)
+                if exchange.status >= 500:
+                    span.set_status(StatusCode.ERROR)
+            REQUEST_ID.reset(rid_token)
+            otel_context.detach(span_token)
+            span.end()
 
     async def _serve(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         try:

@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from litestar import Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.schemas import json_schemas
@@ -30,7 +30,9 @@ async def readyz(request: Req) -> dict[str, str]:
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Req) -> Response[bytes]:
-    body = generate_latest(gateway_state(request).metrics.registry)
+    # The app's own registry (HTTP, rate limits) and the process's (the kit's metrics,
+    # process and runtime figures); their names do not overlap.
+    body = generate_latest(gateway_state(request).metrics.registry) + generate_latest(REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

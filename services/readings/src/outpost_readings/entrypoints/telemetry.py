@@ -17,12 +17,13 @@ from uuid import UUID
 import msgspec
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
 from outpost_contracts import subjects
 from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids
+from outpost_kit import ids, telemetry
 from outpost_kit.consumer import PermanentFailure, backoff_seconds, dead_letter
 from outpost_kit.db.errors import database_unavailable
 from outpost_readings.app.handlers import Deps, Incoming, Outcome, ingest
@@ -155,7 +156,28 @@ async def handle_decoded(
     hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
 ) -> None:
     """Store a decoded batch in one transaction, then ack every message it settled. Nothing
-    is acked before the commit; a crash in between redelivers, and storing is idempotent."""
+    is acked before the commit; a crash in between redelivers, and storing is idempotent.
+
+    A trace starts here for device telemetry: one span per batch, linked to the contexts
+    its messages were published in (an HTTP batch carries its request's ``traceparent``;
+    a device's message usually carries none)."""
+    listening = telemetry.listening()
+    links = telemetry.links_to(msg.headers for msg, _ in fetched) if listening else None
+    with telemetry.tracer(__name__).start_as_current_span(
+        f"ingest {spec.name}", kind=SpanKind.CONSUMER, links=links
+    ) as span:
+        if listening:
+            span.set_attribute("messaging.batch.message_count", len(fetched))
+        await _handle_decoded(deps, spec, fetched, stop, hold_backoff_max)
+
+
+async def _handle_decoded(
+    deps: Deps,
+    spec: ConsumerSpec,
+    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
+    stop: asyncio.Event | None,
+    hold_backoff_max: float,
+) -> None:
     good: list[tuple[Msg, Incoming]] = []
     for msg, item in fetched:
         if isinstance(item, PermanentFailure):
