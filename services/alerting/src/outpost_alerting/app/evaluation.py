@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy.exc import IntegrityError
 
 from outpost_alerting.adapters import evaluation_store as store
@@ -49,9 +50,10 @@ ORGANIZATION = api.ScopeType.ORGANIZATION
 Pair = tuple[UUID, UUID]  # (rule, device)
 
 
-@dataclass(frozen=True)
-class Point:
-    """One reading as evaluation sees it: ``value`` None when it is not a number."""
+class Point(msgspec.Struct, frozen=True):
+    """One reading as evaluation sees it: ``value`` None when it is not a number. A struct,
+    not a dataclass: one is made per reading evaluated (100k a second under load), and a
+    frozen dataclass costs several times more to make."""
 
     sensor: str
     value: float | None
@@ -139,7 +141,8 @@ async def _evaluate_org(
         watch = rule_changed(row.rule, watch, now)
         for point, arrival in sorted(work[pair], key=lambda pa: pa[0].ts):
             watch, effects = on_reading(row.rule, watch, point.value, point.ts, arrival)
-            await _apply(uow, org_id, row, pair[1], effects, outcome)
+            if effects:  # most readings change nothing but the watch
+                await _apply(uow, org_id, row, pair[1], effects, outcome)
         changed[pair] = watch
     timed = [pair for pair, w in watches.items() if w.due_at is not None]
     await store.save_watches(uow.conn, org_id, changed, timed)

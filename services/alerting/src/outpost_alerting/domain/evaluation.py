@@ -140,16 +140,17 @@ def on_reading(
         return moved, [Clear()] if back else []
     if value is None:
         return msgspec.structs.replace(watch, last_ts=ts), []
-    reading = api.TriggerReading(value=value, ts=ts)
     if watch.firing:
         if clears(rule.condition, rule.clear, rule.hysteresis, value):
             return _idle(watch, ts, armed=True), [Clear(value=value, ts=ts)]
-        return msgspec.structs.replace(watch, last_ts=ts, last=reading), []
+        last = api.TriggerReading(value=value, ts=ts)
+        return msgspec.structs.replace(watch, last_ts=ts, last=last), []
     if not watch.armed:
         rearmed = clears(rule.condition, rule.clear, rule.hysteresis, value)
         return msgspec.structs.replace(watch, armed=rearmed, last_ts=ts), []
     if not holds(rule.condition, value):
         return _idle(watch, ts, armed=True), []
+    reading = api.TriggerReading(value=value, ts=ts)
     since = watch.since if watch.since is not None else ts
     first = watch.first if watch.first is not None else reading
     if ts - since >= timedelta(seconds=rule.for_seconds):

@@ -69,9 +69,7 @@ def incoming(msg: Msg) -> Incoming | None:
         return None
     meta = msg.metadata
     arrival = meta.timestamp if meta else datetime.now(UTC)
-    points = [
-        Point(sensor=r.sensor, value=number(r.value), ts=r.ts or arrival) for r in message.readings
-    ]
+    points = [Point(r.sensor, number(r.value), r.ts or arrival) for r in message.readings]
     return Incoming(org_id=org_id, device_id=device_id, arrival=arrival, points=points)
 
 
