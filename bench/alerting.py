@@ -25,8 +25,11 @@ evaluate too.
 Delivery: a fourth process is a delivery replica (``OUTPOST_ALERTING_EVALUATE=false``): the
 service's notifications consumer and delivery worker; the 20 probe devices' rules name a
 webhook channel whose receiver (in the bench process) notes when each delivery arrives:
-"webhook" rows, reading → webhook received. ``--together`` runs them in the evaluation
-process instead, as one replica running both does (``make dev``).
+"webhook" rows, reading → webhook received (``--delivery replica``, the default; at a lower
+CPU priority with ``--delivery-nice``). ``--delivery together`` runs them in the evaluation
+process instead, as one replica running both does (``make dev``); ``--delivery none`` runs
+no delivery at all (evaluation alone, as a deployment whose delivery replicas have CPUs of
+their own would see it on this machine).
 
 Run: ``uv run python bench/alerting.py [--probes 300] [--load 100000] [--every 20]``.
 Prints p50/p95/p99 per pipeline and condition, and the rates reached.
@@ -520,11 +523,11 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
             if pipeline == "raw":
                 proc, pipe = _start(pipeline, nats_url, admin_dsn, name)
             else:
-                together = args.together
+                together = args.delivery == "together"
                 proc, pipe = _start(
                     pipeline, nats_url, app_dsn, name, bench.vault_key, True, together, 0
                 )
-                if not together:
+                if args.delivery == "replica":
                     notifier = _start(
                         *(pipeline, nats_url, app_dsn, name, bench.vault_key),
                         *(False, True, args.delivery_nice),
@@ -569,7 +572,7 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
                     f"{pipeline:<9} {label:<6} {event:<9} {_stats(seen[event])}"
                     f"  consumer cpu {cpu:.1f} s{delivery_cpu} {rate}"
                 )
-            if pipeline == "platform":
+            if pipeline == "platform" and args.delivery != "none":
                 for event in ("opened", "resolved"):
                     print(f"{'webhook':<9} {label:<6} {event:<9} {_stats(bench.hooks[event])}")
 
@@ -588,10 +591,10 @@ def main() -> None:
         help="the delivery replica's niceness (a lower CPU priority than evaluation's)",
     )
     ap.add_argument(
-        "--together",
-        action="store_true",
-        help="deliver in the evaluation process (one replica running both) instead of a"
-        " delivery replica of its own",
+        "--delivery",
+        choices=("replica", "together", "none"),
+        default="replica",
+        help="webhook delivery in a replica of its own, in the evaluation process, or not at all",
     )
     args = ap.parse_args()
     from outpost_kit.infra import NatsServer, PostgresCluster
