@@ -90,6 +90,7 @@ class S3ArtifactStore:
         secret_access_key: str,
         url_seconds: int,
     ) -> None:
+        from aiobotocore.config import AioConfig
         from aiobotocore.session import get_session
 
         self.bucket = bucket
@@ -99,6 +100,8 @@ class S3ArtifactStore:
             "region_name": region,
             "aws_access_key_id": access_key_id,
             "aws_secret_access_key": secret_access_key,
+            # SigV4 presigned URLs (X-Amz-Signature), which every S3-compatible store takes.
+            "config": AioConfig(signature_version="s3v4"),
         }
         self.url_seconds = url_seconds
 
