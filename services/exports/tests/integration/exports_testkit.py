@@ -223,7 +223,11 @@ class Env:
             ).first()
 
     async def wait_for(
-        self, org: uuid.UUID, export_id: uuid.UUID, pred: Any, timeout: float = 30
+        self,
+        org: uuid.UUID,
+        export_id: uuid.UUID,
+        pred: Any,
+        timeout: float = 30,  # noqa: ASYNC109
     ) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

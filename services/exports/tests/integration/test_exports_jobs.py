@@ -20,8 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from exports_testkit import T0, Env, ctx, expected_rows, exports_env, worker_script
+
 from outpost_contracts import exports as api
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
 from outpost_contracts.query import ListQuery
@@ -213,7 +213,7 @@ async def test_a_killed_worker_leaves_the_job_to_another_and_one_archive_results
     device = env.fleet.add_device(org, 60_000)
     env.fleet.chunk_delay = 0.1  # 30 chunks: about 3 s
     spec = await env.consumer(org)
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a process to SIGKILL, not awaited
         [
             sys.executable,
             str(worker_script()),

@@ -32,7 +32,7 @@ from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetric
 from outpost_gateway.app.ports import ArtifactReader, Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
-from outpost_gateway.domain.downloads import DownloadSigner, ephemeral_key, parse_keys
+from outpost_gateway.domain.downloads import DownloadSigner, parse_keys
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import (
     alerting,
@@ -57,6 +57,7 @@ from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
 from outpost_gateway.entrypoints.security import (
     GatewayState,
+    ephemeral_key,
     provide_backend,
     provide_ctx,
     security_check,

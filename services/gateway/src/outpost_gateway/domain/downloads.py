@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
 from uuid import UUID
@@ -44,11 +43,6 @@ def parse_keys(text: str) -> list[SigningKey]:
     if not keys:
         raise ValueError("no download signing key")
     return keys
-
-
-def ephemeral_key() -> SigningKey:
-    """A key for one process (a single gateway in development): links die with it."""
-    return SigningKey("dev" + secrets.token_hex(4), secrets.token_bytes(32))
 
 
 def _mac(key: SigningKey, export_id: UUID, org_id: UUID, expires: int) -> str:

@@ -12,6 +12,7 @@ policy table, fails closed when a route has no entry, and leaves the verified
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,7 @@ from outpost_gateway.app.ports import ArtifactReader, Backend, IdempotencyStore
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
-from outpost_gateway.domain.downloads import DownloadSigner, ephemeral_key
+from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
 from outpost_gateway.domain.policy import (
     ORGANIZATION_HEADER,
     PUBLIC,
@@ -51,6 +52,14 @@ from outpost_gateway.entrypoints.limits import claim_idempotency_key, rate_limit
 _log = logging.getLogger(__name__)
 
 CTX_KEY = "outpost.ctx"
+
+
+def ephemeral_key() -> SigningKey:
+    """A download-link key for one process (a single gateway in development): links die
+    with it."""
+    return SigningKey("dev" + secrets.token_hex(4), secrets.token_bytes(32))
+
+
 JSON_TYPES = ("application/json",)
 
 

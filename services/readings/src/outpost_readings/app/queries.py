@@ -356,8 +356,7 @@ async def stream_readings(
     sensor_index = [index.setdefault(s, len(index)) for s in sensors_col]
     if all(k == 0 for k in kinds):  # numbers only: the common case, without a call per row
         values: list[float | int | bool | str] = [
-            int(n) if n.is_integer() and abs(n) < 2**53 else n
-            for n in nums
+            int(n) if n.is_integer() and abs(n) < 2**53 else n for n in nums
         ]
     else:
         values = [value_of(k, n, t) for k, n, t in zip(kinds, nums, txts, strict=True)]
