@@ -51,7 +51,7 @@ START = datetime(2026, 1, 5, tzinfo=UTC)
 async def _seed(admin_dsn: str, org: uuid.UUID, devices: list[uuid.UUID], per_device: int) -> int:
     from outpost_kit.db.engine import plain_dsn
 
-    conn = await asyncpg.connect(plain_dsn(admin_dsn))
+    conn = await asyncpg.connect(plain_dsn(admin_dsn), server_settings={"search_path": "readings"})
     try:
         days = per_device // 2 // 86400 + 2
         for d in range(days):
@@ -142,6 +142,8 @@ def _spawn(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
 async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: Path) -> None:
     from outpost_contracts import devices as devices_api
     from outpost_contracts import exports as api
+    from outpost_contracts import streams
+    from outpost_contracts import readings as readings_api
     from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
     from outpost_contracts.query import Page
     from outpost_exports import bootstrap as exports_boot
@@ -162,6 +164,8 @@ async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: P
     end = START + timedelta(days=args.per_device // 2 // 86400 + 2)
 
     nc = await messaging.connect(nats_url, "bench-exports")
+    # Every stream and consumer, as make dev applies them (readings follows DEVICES).
+    await messaging.apply_streams(nc.jetstream(), streams.STREAMS, streams.CONSUMERS)
     now = datetime.now(UTC)
 
     async def list_devices(_ctx: Any, _q: Any) -> Page[devices_api.DeviceView]:
@@ -198,9 +202,11 @@ async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: P
         principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
     )
     try:
+        probe = readings_api.StreamReadings(device_id=devices[0], from_=START, to=end, limit=1)
         for _ in range(600):  # both services answer
             try:
                 await messaging.call(nc, api.LIST_EXPORTS, ctx, api.ListExports(), timeout=1)
+                await messaging.call(nc, readings_api.STREAM_READINGS, ctx, probe, timeout=1)
                 break
             except Exception:
                 await asyncio.sleep(0.1)
@@ -221,6 +227,9 @@ async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: P
                 await asyncio.sleep(0.02)
                 view = await messaging.call(nc, api.GET_EXPORT, ctx, api.ExportById(id=view.id))
             took = time.perf_counter() - started
+            if view.status != api.ExportStatus.READY:
+                for service in procs:
+                    print(f"--- {service} log:\n" + (base / f"{service}.log").read_text()[-3000:])
             assert view.status == api.ExportStatus.READY, view
             assert view.reading_count == total, (view.reading_count, total)
             b_s, b_rows, b_bytes = await _baseline(dsns["readings"], org, args.level, end)

@@ -190,6 +190,10 @@ class Archive:
         self._zip.close()
 
     def abort(self) -> None:
+        if self._open is not None:
+            with contextlib.suppress(Exception):
+                self._open.close()
+            self._open = None
         with contextlib.suppress(Exception):  # the file is thrown away anyway
             self._zip.close()
         self.path.unlink(missing_ok=True)
