@@ -336,9 +336,11 @@ GET_TELEMETRY_HEALTH = Operation(SERVICE, "GetTelemetryHealth", GetTelemetryHeal
 
 # --- exports' chunks (decision 65) --------------------------------------------------------
 
-# Rows per ``StreamReadings`` chunk: a chunk of 20,000 readings is ~0.5 MB of JSON, well under
-# nats-server's 1 MiB message limit.
-MAX_CHUNK_ROWS = 20_000
+# Rows per ``StreamReadings`` chunk: 12,000 numeric readings are at most ~0.75 MB of JSON
+# (a timestamp of 29 bytes, a number of at most 24), under nats-server's 1 MiB message
+# limit; a chunk with text values is cut shorter by its bytes (``MAX_CHUNK_BYTES``).
+MAX_CHUNK_ROWS = 12_000
+MAX_CHUNK_BYTES = 700_000
 
 
 class StreamReadings(Request, kw_only=True, frozen=True):

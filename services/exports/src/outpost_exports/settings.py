@@ -28,8 +28,8 @@ class ExportsSettings(CommonSettings, kw_only=True, frozen=True):
     progress_every_seconds: float = 1.0
     # A job whose attempts (workers lost mid-job) reach this fails for good.
     max_attempts: int = 3
-    # Readings per chunk asked of the readings service (at most 20,000).
-    chunk_rows: int = 20_000
+    # Readings per chunk asked of the readings service (at most 12,000).
+    chunk_rows: int = 12_000
     # zlib level of the archive's members (1: fastest; 6: zip's default).
     compress_level: int = 1
     # Where archives are written before upload (empty: the system's temporary directory).

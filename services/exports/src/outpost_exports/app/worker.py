@@ -70,7 +70,7 @@ class WorkerConfig:
     progress_every_rows: int = 100_000
     progress_every_seconds: float = 1.0
     max_attempts: int = 3
-    chunk_rows: int = 20_000
+    chunk_rows: int = 12_000
     compress_level: int = 1
     artifact_ttl: timedelta = timedelta(days=1)
     spool_dir: Path | None = None

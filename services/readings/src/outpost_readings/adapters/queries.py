@@ -254,12 +254,13 @@ async def export_chunk(
         where.append(
             f"(ts, sensor) > ({sql.arg(after[0], '::timestamptz')}, {sql.arg(after[1], '::text')})"
         )
+    # The arrays keep the subquery's order (it is sorted and LIMITed; no join or grouping
+    # reorders it): an ORDER BY inside each array_agg would sort every chunk five times more.
     statement = (
-        "SELECT array_agg(sensor ORDER BY ts, sensor) AS sensor,"
-        " array_agg(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        " ORDER BY ts, sensor) AS ts,"
-        " array_agg(kind ORDER BY ts, sensor) AS kind, array_agg(num ORDER BY ts, sensor) AS num,"
-        " array_agg(txt ORDER BY ts, sensor) AS txt FROM (SELECT sensor, ts, kind, num, txt"
+        "SELECT array_agg(sensor) AS sensor,"
+        " array_agg(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) AS ts,"
+        " array_agg(kind) AS kind, array_agg(num) AS num, array_agg(txt) AS txt"
+        " FROM (SELECT sensor, ts, kind, num, txt"
         f" FROM readings WHERE {' AND '.join(where)} ORDER BY ts, sensor"
         f" LIMIT {sql.arg(limit, '::int')}) c"
     )

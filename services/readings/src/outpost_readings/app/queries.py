@@ -361,6 +361,14 @@ async def stream_readings(
     else:
         values = [value_of(k, n, t) for k, n, t in zip(kinds, nums, txts, strict=True)]
     full = len(sensors_col) == q.limit
+    if any(k == 2 for k in kinds):  # text values: keep the answer under the message limit
+        used = 0
+        for i, t in enumerate(txts):
+            used += 64 + 2 * len(t or "")
+            if used > api.MAX_CHUNK_BYTES and i > 0:
+                del sensors_col[i:], ts_col[i:], values[i:], sensor_index[i:]
+                full = True
+                break
     return api.ReadingsChunk(
         sensors=list(index),
         sensor_index=sensor_index,
