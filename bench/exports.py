@@ -142,8 +142,8 @@ def _spawn(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
 async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: Path) -> None:
     from outpost_contracts import devices as devices_api
     from outpost_contracts import exports as api
-    from outpost_contracts import streams
     from outpost_contracts import readings as readings_api
+    from outpost_contracts import streams
     from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
     from outpost_contracts.query import Page
     from outpost_exports import bootstrap as exports_boot
