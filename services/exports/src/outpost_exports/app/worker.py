@@ -286,26 +286,37 @@ class Runner:
         if api.Include.READINGS in state.includes:
             archive.begin_readings()
             estimate = 0
-            for device in devices:
+            # The next chunk (of this device, or the next device's first) is asked for
+            # while the current one is written.
+            pending: asyncio.Future[Any] | None = None
+            if devices:
+                pending = asyncio.ensure_future(self._fetcher(ctx, devices[0], state)(None, True))
+            for k, device in enumerate(devices):
                 fetch = self._fetcher(ctx, device, state)
-                pending = asyncio.ensure_future(fetch(None, True))
                 while True:
+                    assert pending is not None
                     chunk = await pending
                     if chunk.estimate is not None:
                         estimate += chunk.estimate
                         beat.estimate = max(estimate, readings)
-                    if chunk.next:  # the next chunk is asked for while this one is written
+                    if chunk.next:
                         assert chunk.last_ts is not None and chunk.last_sensor is not None
                         pending = asyncio.ensure_future(
                             fetch((chunk.last_ts, chunk.last_sensor), False)
                         )
-                    readings += await loop.run_in_executor(
-                        None, archive.write_readings, device, chunk
-                    )
+                    elif k + 1 < len(devices):
+                        following = self._fetcher(ctx, devices[k + 1], state)
+                        pending = asyncio.ensure_future(following(None, True))
+                    else:
+                        pending = None
                     try:
+                        readings += await loop.run_in_executor(
+                            None, archive.write_readings, device, chunk
+                        )
                         await beat.tick(readings)
                     except BaseException:
-                        pending.cancel()
+                        if pending is not None:
+                            pending.cancel()
                         raise
                     if not chunk.next:
                         break
