@@ -72,10 +72,19 @@ def upgrade() -> None:
             expires_at timestamptz NOT NULL
         );
         CREATE INDEX export_expiries_due ON export_expiries (expires_at);
+        -- Jobs not finished yet and when their work item was last published: the sweep
+        -- publishes it again for a job nobody has worked on for a long time (its message
+        -- lost with a broker that lost data). Plumbing, like export_expiries.
+        CREATE TABLE export_queue (
+            export_id   uuid        NOT NULL PRIMARY KEY,
+            tenant_id   uuid        NOT NULL,
+            enqueued_at timestamptz NOT NULL
+        );
+        CREATE INDEX export_queue_due ON export_queue (enqueued_at);
         """,
         *(ddl.tenant_rls(t) for t in TABLES),
     )
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE export_expiries, export_runs, exports")
+    op.execute("DROP TABLE export_queue, export_expiries, export_runs, exports")

@@ -70,7 +70,15 @@ async def build(runtime: ServiceRuntime, settings: ExportsSettings) -> None:
     spec = streams.consumer("exports-jobs")
     for _ in range(max(settings.workers, 0)):
         runtime.background(partial(worker.run, runner, runtime.js, spec))
-    runtime.background(partial(expiry.run, runtime.uow, store, settings.expiry_check_seconds))
+    runtime.background(
+        partial(
+            expiry.run,
+            runtime.uow,
+            store,
+            settings.expiry_check_seconds,
+            timedelta(seconds=settings.requeue_after_seconds),
+        )
+    )
 
 
 def main() -> None:

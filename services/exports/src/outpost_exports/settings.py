@@ -13,8 +13,10 @@ class ExportsSettings(CommonSettings, kw_only=True, frozen=True):
     max_concurrent_per_org: int = 3
     # How long a READY archive stays downloadable; then the expiry job deletes it (EXPIRED).
     artifact_ttl_seconds: float = 24 * 3600.0
-    # How often the expiry job looks for archives past their lifetime.
+    # How often the maintenance job looks for archives past their lifetime, and for jobs
+    # whose work item went out this long ago with no worker on them (published again).
     expiry_check_seconds: float = 60.0
+    requeue_after_seconds: float = 600.0
 
     # --- workers ---------------------------------------------------------------------------
     # Jobs run at once by one process (each holds one work-queue message).

@@ -26,7 +26,7 @@ from outpost_contracts import exports as api
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
 from outpost_contracts.query import ListQuery
 from outpost_exports.app import handlers
-from outpost_exports.app.expiry import expire_due
+from outpost_exports.app.expiry import expire_due, requeue_stuck
 from outpost_exports.app.handlers import Policy
 from outpost_exports.app.worker import Verdict
 from outpost_exports.entrypoints import worker
@@ -327,3 +327,39 @@ async def test_deleting_a_ready_export_deletes_its_archive(env: Env) -> None:
     assert await env.store.names(f"{org}/") == []
     with pytest.raises(NotFound):
         await handlers.get_export(env.deps(), c, api.ExportById(id=view.id))
+
+
+async def test_a_job_whose_work_item_was_lost_is_published_again_and_runs(env: Env) -> None:
+    org = uuid.uuid4()
+    device = env.fleet.add_device(org, 100)
+    c = ctx(org)
+    view = await handlers.create_export(env.deps(), c, request(api.ScopeType.DEVICE, device))
+    subject = f"outpost.work.exports.{org}.{view.id}"
+
+    async def queued() -> int:
+        info = await env.js.stream_info("EXPORT_JOBS", subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+
+    for _ in range(100):  # the relay published it
+        if await queued():
+            break
+        await asyncio.sleep(0.05)
+    assert await queued() == 1
+    await env.js.purge_stream("EXPORT_JOBS", subject=subject)  # a broker that lost it
+    assert await queued() == 0
+    assert await requeue_stuck(env.uow, ids.now(), timedelta(minutes=10)) == 0  # not yet
+    later = ids.now() + timedelta(minutes=11)
+    assert await requeue_stuck(env.uow, later, timedelta(minutes=10)) >= 1
+    stop, tasks = await run_workers(env, org, env.runner("w-requeue"))
+    try:
+        row = await env.wait_for(org, view.id, lambda r: r.status == "READY")
+    finally:
+        await stop_workers(stop, tasks)
+    assert row.reading_count == 100
+    async with env.uow(None) as u:
+        left = (
+            await u.execute(
+                "SELECT count(*) FROM export_queue WHERE export_id = :id", {"id": view.id}
+            )
+        ).scalar_one()
+    assert left == 0  # a finished job is not swept again

@@ -33,6 +33,13 @@ class ExportsProjector:
                     "by": data.requested_by,
                 },
             )
+            await conn.execute(
+                text(
+                    "INSERT INTO export_queue (export_id, tenant_id, enqueued_at)"
+                    " VALUES (:id, :org, :at) ON CONFLICT (export_id) DO NOTHING"
+                ),
+                key,
+            )
             return
         sets = ""
         params: dict[str, object] = dict(key)
@@ -73,6 +80,12 @@ class ExportsProjector:
         if isinstance(data, api.ExportExpired | api.ExportDeleted):
             await conn.execute(
                 text("DELETE FROM export_expiries WHERE export_id = :id"), {"id": e.stream_id}
+            )
+        if isinstance(
+            data, api.ExportCompleted | api.ExportFailed | api.ExportCancelled | api.ExportDeleted
+        ):
+            await conn.execute(
+                text("DELETE FROM export_queue WHERE export_id = :id"), {"id": e.stream_id}
             )
         if isinstance(data, api.ExportDeleted | api.ExportCancelled | api.ExportFailed):
             await conn.execute(

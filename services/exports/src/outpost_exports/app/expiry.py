@@ -1,13 +1,15 @@
-"""The expiry job: archives past their lifetime are deleted and their exports show EXPIRED."""
+"""The maintenance jobs: archives past their lifetime are deleted and their exports show
+EXPIRED; the work item of a job nobody has worked on for a long time is published again."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from outpost_exports.adapters.artifacts import ArtifactStore
-from outpost_exports.app.handlers import EXPORTS, remove_artifacts
+from outpost_exports.app.handlers import EXPORTS, enqueue, remove_artifacts
 from outpost_exports.domain import exports as domain
+from outpost_kit import ids
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
@@ -42,3 +44,49 @@ async def expire_due(
     if expired:
         _log.info("expired %d export archives", expired)
     return expired
+
+
+async def requeue_stuck(
+    uow: UnitOfWorkFactory, now: datetime, after: timedelta, batch: int = 100
+) -> int:
+    """Publish again the work item of every unfinished job whose item went out more than
+    ``after`` ago and that no worker holds (PENDING, or RUNNING with a lease lapsed that
+    long): its message was lost (a broker that lost acknowledged writes) or is queued behind
+    a long backlog. A duplicate is harmless: the claim runs a job once, and a finished job's
+    message is acknowledged and dropped. Returns how many were published again."""
+    cutoff = now - after
+    async with uow(None) as plumbing:
+        due = (
+            await plumbing.execute(
+                "SELECT export_id, tenant_id FROM export_queue WHERE enqueued_at <= :cutoff"
+                " ORDER BY enqueued_at LIMIT :batch",
+                {"cutoff": cutoff, "batch": batch},
+            )
+        ).all()
+    published = 0
+    for export_id, tenant_id in due:
+        async with uow(tenant_id) as tx:
+            row = (
+                await tx.execute(
+                    "SELECT e.status, r.lease_until FROM exports e LEFT JOIN export_runs r"
+                    " ON r.org_id = e.org_id AND r.export_id = e.id WHERE e.id = :id"
+                    " FOR UPDATE OF e",
+                    {"id": export_id},
+                )
+            ).first()
+            if row is None or row.status not in ("PENDING", "RUNNING"):
+                await tx.execute(
+                    "DELETE FROM export_queue WHERE export_id = :id", {"id": export_id}
+                )
+            elif row.status == "PENDING" or row.lease_until is None or row.lease_until <= cutoff:
+                stamp = int(now.timestamp())
+                await enqueue(tx, tenant_id, export_id, ids.new_id(), f"work-{export_id}-{stamp}")
+                published += 1
+            await tx.execute(
+                "UPDATE export_queue SET enqueued_at = :now WHERE export_id = :id",
+                {"now": now, "id": export_id},
+            )
+            await tx.commit()
+    if published:
+        _log.warning("published the work items of %d stuck exports again", published)
+    return published

@@ -73,9 +73,12 @@ async def _row(uow: UnitOfWork, export_id: UUID) -> Any:
     return row._mapping
 
 
-async def enqueue(uow: UnitOfWork, org_id: UUID, export_id: UUID, event_id: UUID) -> None:
+async def enqueue(
+    uow: UnitOfWork, org_id: UUID, export_id: UUID, event_id: UUID, msg_id: str | None = None
+) -> None:
     """The job's work-queue message, through the outbox in this transaction: published
-    with the rest, exactly once by ``Nats-Msg-Id``."""
+    with the rest, exactly once by ``Nats-Msg-Id`` (``work-<id>``; a republication by the
+    sweep has its own)."""
     await uow.execute(
         "INSERT INTO outbox (event_id, subject, payload, headers)"
         " VALUES (:event_id, :subject, :payload, CAST(:headers AS jsonb))",
@@ -83,7 +86,7 @@ async def enqueue(uow: UnitOfWork, org_id: UUID, export_id: UUID, event_id: UUID
             "event_id": event_id,
             "subject": subjects.work(api.SERVICE, org_id, export_id),
             "payload": _encoder.encode(api.ExportWork(org_id=org_id, export_id=export_id)),
-            "headers": _encoder.encode({MSG_ID: f"work-{export_id}"}).decode(),
+            "headers": _encoder.encode({MSG_ID: msg_id or f"work-{export_id}"}).decode(),
         },
     )
 
