@@ -3,6 +3,7 @@ the EXPORT_JOBS work queue, the expiry job, and the artifact store chosen by set
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -66,9 +67,12 @@ async def build(runtime: ServiceRuntime, settings: ExportsSettings) -> None:
     await store.start()
     sources = NatsSources(runtime.nc, timeout=max(settings.rpc_timeout_seconds, 10.0))
     runtime.serve(rpc.handlers(Deps(runtime.uow, sources, store, policy_of(settings))))
-    runner = Runner(runtime.uow, sources, store, worker_config(settings))
     spec = streams.consumer("exports-jobs")
-    for _ in range(max(settings.workers, 0)):
+    config = worker_config(settings)
+    for i in range(max(settings.workers, 0)):
+        # Each worker task its own id: a lease names the task that holds it.
+        own = dataclasses.replace(config, worker_id=f"{config.worker_id}:{i}")
+        runner = Runner(runtime.uow, sources, store, own)
         runtime.background(partial(worker.run, runner, runtime.js, spec))
     runtime.background(
         partial(

@@ -31,7 +31,7 @@ async def expire_due(
     for export_id, tenant_id in due:
         async with uow(tenant_id) as tx:
             await tx.execute("SELECT 1 FROM exports WHERE id = :id FOR UPDATE", {"id": export_id})
-            _state, events = await EXPORTS.execute(
+            state, events = await EXPORTS.execute(
                 tx, None, stream_id=export_id, command=domain.Expire(), org_id=tenant_id, now=now
             )
             if not events:  # already expired or deleted by another replica: drop the entry
@@ -39,7 +39,8 @@ async def expire_due(
                     "DELETE FROM export_expiries WHERE export_id = :id", {"id": export_id}
                 )
             await tx.commit()
-        await remove_artifacts(store, tenant_id, export_id)
+        if state is not None:
+            await remove_artifacts(store, tenant_id, export_id, state.attempt)
         expired += 1 if events else 0
     if expired:
         _log.info("expired %d export archives", expired)

@@ -152,16 +152,18 @@ async def delete_export(deps: Deps, ctx: RequestContext, cmd: api.DeleteExport) 
         )
         await uow.commit()
     if state is not None and state.deleted:
-        await remove_artifacts(deps.store, ctx.org_id, cmd.id)
+        await remove_artifacts(deps.store, ctx.org_id, cmd.id, state.attempt)
     return Empty()
 
 
-async def remove_artifacts(store: ArtifactStore, org_id: UUID, export_id: UUID) -> None:
-    """Every archive any attempt of the job left (best effort: the expiry job's sweep
-    catches what a failure here leaves)."""
+async def remove_artifacts(
+    store: ArtifactStore, org_id: UUID, export_id: UUID, attempts: int
+) -> None:
+    """Every archive any attempt of the job may have left, by name (no listing of the
+    bucket). Best effort: a failure is logged, the export is already gone."""
     try:
-        for name in await store.names(f"{org_id}/{export_id}/"):
-            await store.delete(name)
+        for attempt in range(1, attempts + 1):
+            await store.delete(domain.object_name(org_id, export_id, attempt))
     except Exception as exc:
         _log.warning("deleting the archives of export %s failed: %r", export_id, exc)
 
