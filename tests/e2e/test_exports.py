@@ -268,6 +268,16 @@ def test_exports_from_request_to_download(
     time.sleep(max(0.0, int(params["expires"]) - time.time()) + 1.0)
     error(http.get(f"{url.path}?{urlencode(params)}"), 403, "access_denied")
 
+    # Writes are in the audit log (the job's events), with who asked.
+    log = ok(
+        http.get("/api/v1/audit-log", params={"type": "exports.ExportRequested.v1"}, headers=auth)
+    )
+    assert {e["streamId"] for e in log["data"]} >= {v["id"] for v in views}, log
+    completed = ok(
+        http.get("/api/v1/audit-log", params={"type": "exports.ExportCompleted.v1"}, headers=auth)
+    )
+    assert len(completed["data"]) == 2
+
     # DELETE of a READY export deletes it and its archive: its old link is 404, the id too.
     fresh = ok(http.get(f"/api/v1/exports/{group_view['id']}", headers=auth))["downloadUrl"]
     assert http.delete(f"/api/v1/exports/{group_view['id']}", headers=auth).status_code == 204
