@@ -363,3 +363,42 @@ async def test_a_job_whose_work_item_was_lost_is_published_again_and_runs(env: E
             )
         ).scalar_one()
     assert left == 0  # a finished job is not swept again
+
+
+async def test_an_upload_longer_than_the_lease_and_ack_wait_keeps_the_job(env: Env) -> None:
+    """Both workers upload slowly (4 s, twice the lease and the ack wait): the one that has
+    the job keeps its lease and its message alive, the other never takes it over."""
+    from outpost_exports.adapters.artifacts import NatsArtifactStore
+    from outpost_exports.adapters.sources import NatsSources
+    from outpost_exports.app.worker import Runner, WorkerConfig
+
+    class SlowStore(NatsArtifactStore):
+        async def put(self, name: str, path: Path) -> int:
+            await asyncio.sleep(4.0)
+            return await super().put(name, path)
+
+    org = uuid.uuid4()
+    device = env.fleet.add_device(org, 100)
+    store = SlowStore(env.js, env.bucket)
+    runners = [
+        Runner(
+            env.uow,
+            NatsSources(env.nc),
+            store,
+            WorkerConfig(
+                worker_id=f"slow-{i}",
+                lease=timedelta(seconds=2),
+                progress_every_seconds=0.2,
+                chunk_rows=2_000,
+            ),
+        )
+        for i in (1, 2)
+    ]
+    view = await handlers.create_export(env.deps(), ctx(org), request(api.ScopeType.DEVICE, device))
+    stop, tasks = await run_workers(env, org, *runners)
+    try:
+        row = await env.wait_for(org, view.id, lambda r: r.status == "READY", timeout=30)
+    finally:
+        await stop_workers(stop, tasks)
+    assert row.attempt == 1 and await env.started_events(org, view.id) == 1
+    assert await env.store.names(f"{org}/") == [row.object_name]

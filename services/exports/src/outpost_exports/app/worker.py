@@ -106,6 +106,7 @@ class Heartbeat:
         self._uow = uow
         self._org = org_id
         self._id = export_id
+        self.export_id = export_id
         self._attempt = attempt
         self._config = config
         self._in_progress = in_progress
@@ -252,9 +253,14 @@ class Runner:
                     generated_at=ids.now(),
                 )
             )
-            size = await self.store.put(name, path)
+            # A large upload outlasts the lease and the ack wait: keep both alive meanwhile.
+            alive = asyncio.create_task(self._keep_alive(beat, readings + annotations))
+            try:
+                size = await self.store.put(name, path)
+                sha = await asyncio.get_running_loop().run_in_executor(None, _sha256, path)
+            finally:
+                alive.cancel()
             BYTES.inc(size)
-            sha = await asyncio.get_running_loop().run_in_executor(None, _sha256, path)
             await self._complete(work, attempt, name, size, sha, readings, annotations)
         except Stopped:
             archive.abort()
@@ -331,6 +337,18 @@ class Runner:
             archive.end_member()
             ROWS.labels("annotations").inc(annotations)
         return readings, annotations, devices
+
+    async def _keep_alive(self, beat: Heartbeat, rows: int) -> None:
+        """Renew the lease and send +WPI every progress interval until cancelled; a job
+        cancelled or taken over meanwhile is found out at completion (fenced)."""
+        try:
+            while True:
+                await asyncio.sleep(self.config.progress_every_seconds)
+                await beat.tick(rows, force=True)
+        except Stopped:
+            return
+        except Exception as exc:  # the next completion will tell
+            _log.warning("keeping export %s alive failed: %r", beat.export_id, exc)
 
     def _fetcher(self, ctx: RequestContext, device: UUID, state: Any) -> Any:
         async def fetch(after: Any, estimate: bool) -> Any:
