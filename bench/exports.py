@@ -19,7 +19,8 @@ Measured, ``--runs`` times each, alternated:
 - **baseline**: one ``COPY (SELECT … ORDER BY device, ts, sensor) TO STDOUT (FORMAT csv)`` as
   the readings role under the tenant's RLS, streamed into a zip member (zipfile, the same
   compression level as the worker's), on one connection, in this process;
-- the exports process's peak RSS (VmHWM from /proc) after all runs.
+- the exports process's peak RSS (VmHWM from /proc) after all runs, and the CPU time the
+  exports and readings processes spent during each export (Postgres's is the rest).
 
 Run: ``uv run python bench/exports.py [--devices 10 --per-device 100000 --runs 3]``.
 """
@@ -133,6 +134,12 @@ def _rss_peak_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _spawn(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).parent / f"outpost-{service}"
     handle = log.open("wb")
@@ -221,12 +228,14 @@ async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: P
             body = api.CreateExport(
                 scope_type=api.ScopeType.ORGANIZATION, from_=START, to=end, format=api.Format.CSV
             )
+            cpu = {name: _cpu_seconds(p.pid) for name, p in procs.items()}
             started = time.perf_counter()
             view = await messaging.call(nc, api.CREATE_EXPORT, ctx, body)
             while view.status not in (api.ExportStatus.READY, api.ExportStatus.FAILED):
                 await asyncio.sleep(0.02)
                 view = await messaging.call(nc, api.GET_EXPORT, ctx, api.ExportById(id=view.id))
             took = time.perf_counter() - started
+            used = {name: _cpu_seconds(p.pid) - cpu[name] for name, p in procs.items()}
             if view.status != api.ExportStatus.READY:
                 for service in procs:
                     print(f"--- {service} log:\n" + (base / f"{service}.log").read_text()[-3000:])
@@ -238,7 +247,9 @@ async def _main(args: argparse.Namespace, admin_dsn: str, nats_url: str, base: P
             print(
                 f"{label:<8} export {took:6.2f} s ({total / took / 1e6:.2f} M rows/s,"
                 f" {view.size_bytes / 1e6:.1f} MB)   baseline COPY→zip {b_s:6.2f} s"
-                f" ({b_rows / b_s / 1e6:.2f} M rows/s, {b_bytes / 1e6:.1f} MB)",
+                f" ({b_rows / b_s / 1e6:.2f} M rows/s, {b_bytes / 1e6:.1f} MB);"
+                f" CPU during the export: exports {used['exports']:.2f} s,"
+                f" readings {used['readings']:.2f} s",
                 flush=True,
             )
             if run:
