@@ -72,6 +72,8 @@ def stack(otlp: OtlpReceiver) -> Iterator[DevStack]:
         "OUTPOST_GATEWAY_KEY_USAGE_REPORT_SECONDS": "1",
         # A command for an offline device is offered again at least every 2 s.
         "OUTPOST_DEVICES_COMMAND_BACKOFF_MAX_SECONDS": "2",
+        # Export download links live 8 s, so a test can see one expire.
+        "OUTPOST_GATEWAY_DOWNLOAD_URL_SECONDS": "8",
     }
     previous = {name: os.environ.get(name) for name in quick}
     os.environ.update(quick)

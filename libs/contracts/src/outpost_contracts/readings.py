@@ -332,3 +332,45 @@ class TelemetryHealth(Contract, kw_only=True, frozen=True):
 
 
 GET_TELEMETRY_HEALTH = Operation(SERVICE, "GetTelemetryHealth", GetTelemetryHealth, TelemetryHealth)
+
+
+# --- exports' chunks (decision 65) --------------------------------------------------------
+
+# Rows per ``StreamReadings`` chunk: 12,000 numeric readings are at most ~0.75 MB of JSON
+# (a timestamp of 29 bytes, a number of at most 24), under nats-server's 1 MiB message
+# limit; a chunk with text values is cut shorter by its bytes (``MAX_CHUNK_BYTES``).
+MAX_CHUNK_ROWS = 12_000
+MAX_CHUNK_BYTES = 700_000
+
+
+class StreamReadings(Request, kw_only=True, frozen=True):
+    """For the exports service: one device's readings in ``[from, to)`` in ``(ts, sensor)``
+    order, after the row ``(afterTs, afterSensor)`` of the previous chunk (keyset: each chunk
+    is a range scan of the ``(device_id, ts)`` index). A device that is not the tenant's
+    simply has none."""
+
+    device_id: UUID
+    from_: Instant = msgspec.field(name="from")
+    to: Instant
+    after_ts: Instant | None = None
+    after_sensor: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHUNK_ROWS)] = MAX_CHUNK_ROWS
+    estimate: bool = False  # also answer the planner's estimate of the rows in the range
+
+
+class ReadingsChunk(Contract, kw_only=True, frozen=True):
+    """Columns, not rows (a fraction of the bytes and of the decoding): ``sensorIndex[i]`` is
+    row i's index into ``sensors``; ``ts`` is RFC 3339 UTC with microseconds; ``next`` is
+    false on the last chunk. ``lastTs``/``lastSensor`` name the cursor for the next chunk."""
+
+    sensors: list[str]
+    sensor_index: list[int]
+    ts: list[str]
+    value: list[float | int | bool | str]
+    next: bool
+    last_ts: datetime | None = None
+    last_sensor: str | None = None
+    estimate: int | None = None
+
+
+STREAM_READINGS = Operation(SERVICE, "StreamReadings", StreamReadings, ReadingsChunk)

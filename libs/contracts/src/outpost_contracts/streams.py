@@ -26,6 +26,9 @@ class StreamSpec(msgspec.Struct, kw_only=True, frozen=True):
     # "always" makes JetStream fsync every write; production sets it server-wide for
     # control-plane streams (RELIABILITY.md). Recorded here so operators see the intent.
     control_plane: bool = True
+    # "workqueue": a message is removed once acknowledged, and each one is consumed by one
+    # consumer (the export jobs); "limits": kept by age and size (event history).
+    retention: Literal["limits", "workqueue"] = "limits"
 
 
 class ConsumerSpec(msgspec.Struct, kw_only=True, frozen=True):
@@ -59,6 +62,13 @@ STREAMS: tuple[StreamSpec, ...] = (
     _service_stream("readings", "Readings service events (quarantine, annotations)"),
     _service_stream("alerting", "Alert rules, alerts and their transitions, channels"),
     _service_stream("exports", "Export jobs"),
+    StreamSpec(
+        name="EXPORT_JOBS",
+        subjects=(subjects.work_all("exports"),),
+        owner="exports",
+        description="Export jobs to run: one message per job, fed from exports' outbox",
+        retention="workqueue",
+    ),
     StreamSpec(
         name="TELEMETRY",
         subjects=(subjects.TELEMETRY_ALL,),
@@ -123,13 +133,16 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         description="Notification deliveries: one per alert event and channel of its rule",
     ),
     ConsumerSpec(
-        stream="EXPORTS",
+        stream="EXPORT_JOBS",
         name="exports-jobs",
         owner="exports",
-        filter_subjects=(subjects.event_filter("exports", "ExportRequested"),),
-        ack_wait_seconds=60,
-        max_deliver=5,
-        description="Export work queue",
+        filter_subjects=(subjects.work_all("exports"),),
+        # A worker sends +WPI while it works; a killed worker's job is delivered again
+        # after this. Attempts are counted (and bounded) in Postgres, not here.
+        ack_wait_seconds=30,
+        max_deliver=-1,
+        max_ack_pending=1000,
+        description="Export workers: explicit acks, in-progress acks while working",
     ),
 )
 

@@ -6,6 +6,7 @@ Layout (all under the ``outpost`` prefix):
 - ``outpost.rpc.<service>.<Operation>``          request/reply, queue group per service
 - ``outpost.tel.<org>.<device>``                 device telemetry (TELEMETRY stream)
 - ``outpost.cmd.<org>.<device>``                 commands to a device; ``.ack`` for its answers
+- ``outpost.work.<service>.<org>.<id>``           work queue items (EXPORT_JOBS)
 
 Organization and device ids are UUID strings: valid subject tokens and MQTT topic levels.
 """
@@ -54,6 +55,15 @@ def telemetry(org_id: str | UUID, device_id: str | UUID) -> str:
 
 
 TELEMETRY_ALL = f"{PREFIX}.tel.>"
+
+
+def work(service: str, org_id: str | UUID, item_id: str | UUID) -> str:
+    """The subject of one work-queue item of ``service`` (an export job)."""
+    return f"{PREFIX}.work.{_token(service)}.{_token(org_id)}.{_token(item_id)}"
+
+
+def work_all(service: str) -> str:
+    return f"{PREFIX}.work.{_token(service)}.>"
 
 
 def parse_telemetry(subject: str) -> tuple[str, str]:

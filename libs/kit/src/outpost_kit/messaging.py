@@ -169,7 +169,9 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         name=spec.name,
         subjects=list(spec.subjects),
         description=spec.description or None,
-        retention=RetentionPolicy.LIMITS,
+        retention=(
+            RetentionPolicy.WORK_QUEUE if spec.retention == "workqueue" else RetentionPolicy.LIMITS
+        ),
         storage=StorageType.FILE if spec.storage == "file" else StorageType.MEMORY,
         max_age=spec.max_age_seconds or None,
         max_bytes=spec.max_bytes,

@@ -22,21 +22,24 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from prometheus_client import CollectorRegistry
 
+from outpost_gateway.adapters.artifacts import NatsArtifacts
 from outpost_gateway.adapters.gateway_store import GatewayStore
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
 from outpost_gateway.adapters.session_tokens import JwtVerifier
 from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
-from outpost_gateway.app.ports import Backend, GatewayStorePort
+from outpost_gateway.app.ports import ArtifactReader, Backend, GatewayStorePort
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
+from outpost_gateway.domain.downloads import DownloadSigner, parse_keys
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import (
     alerting,
     audit,
     commands,
     devices,
+    exports,
     identity,
     notifications,
     oauth,
@@ -54,6 +57,7 @@ from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
 from outpost_gateway.entrypoints.security import (
     GatewayState,
+    ephemeral_key,
     provide_backend,
     provide_ctx,
     security_check,
@@ -78,6 +82,7 @@ def create_app(
     clock: Callable[[], datetime] = now,
     store: GatewayStorePort | None = None,
     epoch_clock: Callable[[], float] = time.time,
+    artifacts: ArtifactReader | None = None,
 ) -> Litestar:
     """The HTTP app. ``readiness`` defaults to no checks (always ready); ``main`` adds the
     NATS connection and the credential cache's catch-up. ``store`` is the shared rate-limit
@@ -103,6 +108,9 @@ def create_app(
         idempotency=store if store is not None else MemoryStore(),
         rate_limits=settings.ratelimit_enabled,
         verify_session=JwtVerifier(cache),
+        downloads=download_signer(settings),
+        artifacts=artifacts,
+        public_url=settings.public_url.rstrip("/"),
     )
     app = Litestar(
         route_handlers=[
@@ -120,6 +128,7 @@ def create_app(
             *audit.ROUTES,
             *rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
+            *exports.ROUTES,  # export jobs and their downloads (decision 65)
         ],
         before_request=security_check,
         dependencies={
@@ -153,6 +162,18 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def download_signer(settings: GatewaySettings) -> DownloadSigner:
+    if settings.download_signing_keys is None:
+        _log.warning(
+            "OUTPOST_GATEWAY_DOWNLOAD_SIGNING_KEYS is not set: export download links are signed"
+            " with a random key of this process (other replicas refuse them)"
+        )
+        keys = [ephemeral_key()]
+    else:
+        keys = parse_keys(settings.download_signing_keys.reveal())
+    return DownloadSigner(keys, settings.download_url_seconds)
 
 
 def limits_of(settings: GatewaySettings) -> Limits:
@@ -222,6 +243,7 @@ async def serve(settings: GatewaySettings) -> None:
         cache,
         readiness=readiness,
         store=store,
+        artifacts=NatsArtifacts(nc.jetstream()),
     )
     server = Server(
         app,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outpost_kit.settings import CommonSettings
+from outpost_kit.settings import CommonSettings, Secret
 
 MIB = 1024 * 1024
 
@@ -56,3 +56,15 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     idempotency_claim_timeout_seconds: float = 60.0
     # Connections each replica keeps to the gateway schema (rate limits, idempotency).
     db_pool_size: int = 20
+    # Export downloads (decision 65; docs/runbook.md "Exports"): the keys that sign and
+    # verify download links, ``kid:secret`` pairs, comma-separated, the first signing, every
+    # one verifying (rotate by putting a new key first; drop the old one after the link
+    # lifetime). Unset: a random key per process (fine for one gateway in development; links
+    # die with the process and other replicas refuse them).
+    download_signing_keys: Secret | None = None
+    download_url_seconds: int = 900
+    # The base of the links (https://api.example.com) when the gateway sits behind a proxy;
+    # empty: the request's own scheme and host.
+    public_url: str = ""
+    # The object store bucket of export archives (the exports service's OUTPOST_EXPORTS_BUCKET).
+    exports_bucket: str = "outpost-exports"

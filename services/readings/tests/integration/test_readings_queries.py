@@ -712,3 +712,70 @@ async def test_concurrent_batches_into_the_same_buckets_add_up(env: Env) -> None
     )
     assert all(r["sum"] == 15 * 6.0 for r in minutes)  # 15 rounds of 0+1+2+3 per minute
     assert {r["device_id"]: r["n"] for r in hours} == {d: 2400 for d in devices}
+
+
+# --- exports' chunks (decision 65) ------------------------------------------------------
+
+
+async def test_stream_readings_pages_every_row_once_in_order_and_per_tenant(env: Env) -> None:
+    from outpost_contracts.readings import StreamReadings
+
+    org, other = uuid.uuid4(), uuid.uuid4()
+    device = await env.device(org)
+    theirs = await env.device(other)
+    t0 = datetime(2026, 3, 28, 23, 59, 50, tzinfo=UTC)  # across a day (two partitions)
+    sent = []
+    for i in range(45):
+        ts = t0 + timedelta(seconds=i, microseconds=250_000 if i % 3 == 0 else 0)
+        sent += [("a.temp", ts, i * 0.5), ("b.door", ts, i % 2 == 0), ("c.note", ts, f"x,{i}")]
+    await env.ingest(org, device, sent)
+    await env.ingest(other, theirs, [("a.temp", t0, 1.0)])
+    expected = sorted(sent, key=lambda r: (r[1], r[0]))
+    got: list[tuple[str, str, Any]] = []
+    after: tuple[datetime, str] | None = None
+    chunks = 0
+    while True:
+        chunk = await queries.stream_readings(
+            env.deps,
+            _ctx(org),
+            StreamReadings(
+                device_id=device,
+                from_=t0,
+                to=t0 + timedelta(minutes=5),
+                after_ts=after[0] if after else None,
+                after_sensor=after[1] if after else None,
+                limit=20,
+                estimate=after is None,
+            ),
+        )
+        chunks += 1
+        if after is None:
+            assert chunk.estimate is not None and chunk.estimate > 0
+        got += [
+            (chunk.sensors[i], t, v)
+            for i, t, v in zip(chunk.sensor_index, chunk.ts, chunk.value, strict=True)
+        ]
+        if not chunk.next:
+            break
+        assert chunk.last_ts is not None and chunk.last_sensor is not None
+        after = (chunk.last_ts, chunk.last_sensor)
+    assert chunks == 7  # 135 rows in chunks of 20
+    want = [
+        (
+            s,
+            ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            int(v) if isinstance(v, float) and v.is_integer() else v,
+        )
+        for s, ts, v in expected
+    ]
+    assert got == want
+    # Another organization's device has no readings for this tenant, and the range is [from, to).
+    for c, dev, lo in ((_ctx(other), device, t0), (_ctx(org), device, t0 + timedelta(minutes=1))):
+        empty = await queries.stream_readings(
+            env.deps, c, StreamReadings(device_id=dev, from_=lo, to=lo + timedelta(minutes=5))
+        )
+        assert empty.ts == [] and empty.next is False
+    with pytest.raises(ValidationFailed):
+        await queries.stream_readings(
+            env.deps, _ctx(org), StreamReadings(device_id=device, from_=t0, to=t0)
+        )

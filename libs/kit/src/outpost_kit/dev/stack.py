@@ -58,6 +58,7 @@ SECRETS_NAME = "secrets.json"
 KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
 CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
 SECRET_ENCRYPTION_KEY = "alerting_secret_encryption_key"
+DOWNLOAD_SIGNING_KEY = "gateway_download_signing_key"
 CREDENTIALS_NAME = "dev-credentials.json"
 # The broker user of dev tooling and tests (streams, inspection); every service has its own.
 DEV_NATS_USER = "outpost-dev"
@@ -597,6 +598,10 @@ class DevStack:
             if service == "gateway":
                 env[prefix + "HOST"] = "127.0.0.1"
                 env[prefix + "PORT"] = str(gateway_port)
+                env.setdefault(prefix + "DOWNLOAD_SIGNING_KEYS", passwords[DOWNLOAD_SIGNING_KEY])
+            if service == "exports":
+                # Archives are written here before upload (not the machine's /tmp).
+                env.setdefault(prefix + "SPOOL_DIR", str(self.base_dir / "exports-spool"))
             envs[service] = env
         return envs
 
@@ -849,6 +854,10 @@ def ensure_secrets(path: Path) -> dict[str, str]:
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         stored[SECRET_ENCRYPTION_KEY] = key
         missing.append(SECRET_ENCRYPTION_KEY)
+    if not stored.get(DOWNLOAD_SIGNING_KEY):
+        # The gateway's export download links (decision 65): kid:secret.
+        stored[DOWNLOAD_SIGNING_KEY] = "dev1:" + secrets.token_urlsafe(32)
+        missing.append(DOWNLOAD_SIGNING_KEY)
     if missing or (path.stat().st_mode & 0o077):
         _write_private(path, json.dumps(stored, indent=2) + "\n")
     return stored

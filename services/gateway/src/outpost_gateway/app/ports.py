@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol, TypeVar
 from uuid import UUID
 
@@ -56,3 +57,9 @@ class IdempotencyStore(Protocol):
 
 class GatewayStorePort(RateLimitStore, IdempotencyStore, Protocol):
     """Both, as the gateway's schema provides them."""
+
+
+class ArtifactReader(Protocol):
+    """Export archives in the object store, read chunk by chunk (decision 65)."""
+
+    async def open(self, bucket: str, name: str) -> AsyncIterator[bytes]: ...

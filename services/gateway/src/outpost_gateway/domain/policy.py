@@ -158,6 +158,12 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/notification-channels/{id}"): "notification-channels:write",
     ("POST", "/api/v1/notification-channels/{id}/test"): "notification-channels:write",
     ("GET", "/api/v1/notification-channels/{id}/deliveries"): "notification-channels:read",
+    # exports (decision 65); the download's signed link is its credential
+    ("POST", "/api/v1/exports"): "exports:write",
+    ("GET", "/api/v1/exports"): "exports:read",
+    ("GET", "/api/v1/exports/{id}"): "exports:read",
+    ("DELETE", "/api/v1/exports/{id}"): "exports:write",
+    ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
 }
 
 

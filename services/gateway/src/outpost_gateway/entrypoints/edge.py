@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -35,6 +36,8 @@ from outpost_kit import telemetry
 from outpost_kit.logs import REQUEST_ID
 
 _log = logging.getLogger(__name__)
+# Export archive downloads: no deadline (decision 65).
+_DOWNLOAD = re.compile(r"^/api/v1/exports/[^/]+/download$")
 
 UNMATCHED = "<unmatched>"
 
@@ -159,7 +162,9 @@ class Edge:
 
     async def _serve(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            # An archive download lasts as long as the client takes to read it.
+            streaming = _DOWNLOAD.match(str(scope.get("path", ""))) is not None
+            async with asyncio.timeout(None if streaming else self.timeout_seconds):
                 out: Send = exchange.send
                 versioned = await translated(
                     scope, receive, out, max_body_bytes=self.max_body_bytes

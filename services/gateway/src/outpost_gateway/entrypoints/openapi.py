@@ -179,6 +179,10 @@ def security_schemes(scopes: list[str]) -> dict[str, Any]:
     }
 
 
+# Public routes whose credential is a signed link in the query (decision 65).
+SIGNED_LINK_ROUTES = frozenset({("GET", "/api/v1/exports/{id}/download")})
+
+
 def security_for(policy: str) -> list[dict[str, list[str]]]:
     if policy in (PUBLIC, UNRECOGNIZED):
         return []
@@ -198,6 +202,8 @@ def error_statuses(method: str, path: str, policy: str) -> list[int]:
         statuses.add(429)
     if "{" in path:
         statuses.add(404)
+    if (method, path) in SIGNED_LINK_ROUTES:  # the link is the credential: 403 when it is bad
+        statuses.add(403)
     if method in ("POST", "PUT", "PATCH"):
         statuses |= {401, 409, 413}
     if method in ("PUT", "PATCH", "DELETE"):

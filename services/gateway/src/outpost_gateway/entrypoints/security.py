@@ -12,6 +12,7 @@ policy table, fails closed when a route has no entry, and leaves the verified
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,10 +30,11 @@ from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
 from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import RateLimiter
-from outpost_gateway.app.ports import Backend, IdempotencyStore
+from outpost_gateway.app.ports import ArtifactReader, Backend, IdempotencyStore
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
+from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
 from outpost_gateway.domain.policy import (
     ORGANIZATION_HEADER,
     PUBLIC,
@@ -50,6 +52,14 @@ from outpost_gateway.entrypoints.limits import claim_idempotency_key, rate_limit
 _log = logging.getLogger(__name__)
 
 CTX_KEY = "outpost.ctx"
+
+
+def ephemeral_key() -> SigningKey:
+    """A download-link key for one process (a single gateway in development): links die
+    with it."""
+    return SigningKey("dev" + secrets.token_hex(4), secrets.token_bytes(32))
+
+
 JSON_TYPES = ("application/json",)
 
 
@@ -65,6 +75,11 @@ class GatewayState:
     rate_limits: bool = True
     verify_session: SessionVerifier | None = None
     usage: KeyUsage = field(default_factory=KeyUsage)
+    # Export downloads (decision 65): the signer of their links, the object store they are
+    # read from, and the public base URL links start with (default: the request's own).
+    downloads: DownloadSigner = field(default_factory=lambda: DownloadSigner([ephemeral_key()]))
+    artifacts: ArtifactReader | None = None
+    public_url: str = ""
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:

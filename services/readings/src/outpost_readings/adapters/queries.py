@@ -4,6 +4,7 @@ statement runs in the caller's tenant transaction, under RLS."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -228,3 +229,54 @@ async def raw(
         f" LIMIT {sql.arg(limit, '::int')}"
     )
     return list(await (await _driver(uow)).fetch(statement, *sql.args))
+
+
+async def export_chunk(
+    uow: UnitOfWork,
+    *,
+    device_id: UUID,
+    start: datetime,
+    end: datetime,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Any:
+    """One chunk of a device's readings for an export, as columns (arrays aggregated by
+    Postgres, so the driver decodes five arrays instead of ``limit`` records): a range scan
+    of ``(device_id, ts)``, the cursor ``(ts, sensor)`` of the previous chunk's last row.
+    ``ts`` is formatted by Postgres, RFC 3339 UTC with microseconds."""
+    sql = _Sql()
+    where = [
+        f"device_id = {sql.arg(device_id, '::uuid')}",
+        f"ts >= {sql.arg(start, '::timestamptz')}",
+        f"ts < {sql.arg(end, '::timestamptz')}",
+    ]
+    if after is not None:
+        where.append(
+            f"(ts, sensor) > ({sql.arg(after[0], '::timestamptz')}, {sql.arg(after[1], '::text')})"
+        )
+    # The arrays keep the subquery's order (it is sorted and LIMITed; no join or grouping
+    # reorders it): an ORDER BY inside each array_agg would sort every chunk five times more.
+    statement = (
+        "SELECT array_agg(sensor) AS sensor,"
+        " array_agg(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) AS ts,"
+        " array_agg(kind) AS kind, array_agg(num) AS num, array_agg(txt) AS txt"
+        " FROM (SELECT sensor, ts, kind, num, txt"
+        f" FROM readings WHERE {' AND '.join(where)} ORDER BY ts, sensor"
+        f" LIMIT {sql.arg(limit, '::int')}) c"
+    )
+    return await (await _driver(uow)).fetchrow(statement, *sql.args)
+
+
+async def export_estimate(
+    uow: UnitOfWork, *, device_id: UUID, start: datetime, end: datetime
+) -> int:
+    """The planner's estimate of a device's readings in ``[start, end)`` (no scan)."""
+    plan = await (await _driver(uow)).fetchval(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM readings WHERE device_id = $1::uuid"
+        " AND ts >= $2::timestamptz AND ts < $3::timestamptz",
+        device_id,
+        start,
+        end,
+    )
+    parsed = json.loads(plan) if isinstance(plan, str) else plan
+    return int(parsed[0]["Plan"]["Plan Rows"])

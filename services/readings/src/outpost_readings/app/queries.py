@@ -317,7 +317,72 @@ async def get_latest(deps: Deps, ctx: RequestContext, q: api.GetLatest) -> Page[
 
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]
 
+# --- exports' chunks (decision 65) ------------------------------------------------------
+
+
+async def stream_readings(
+    deps: Deps, ctx: RequestContext, q: api.StreamReadings
+) -> api.ReadingsChunk:
+    """One chunk of one device's readings for an export (keyset on ``(ts, sensor)``)."""
+    if q.from_ >= q.to:
+        raise validation_error("from", "must be before 'to'")
+    if (q.after_ts is None) != (q.after_sensor is None):
+        raise validation_error("afterTs", "give both afterTs and afterSensor, or neither")
+    after = (q.after_ts, q.after_sensor) if q.after_ts is not None else None
+    async with deps.uow(ctx.org_id) as uow:
+        row = await sql.export_chunk(
+            uow,
+            device_id=q.device_id,
+            start=q.from_,
+            end=q.to,
+            after=after,  # type: ignore[arg-type]
+            limit=q.limit,
+        )
+        estimate = (
+            await sql.export_estimate(uow, device_id=q.device_id, start=q.from_, end=q.to)
+            if q.estimate
+            else None
+        )
+    sensors_col: list[str] = row["sensor"] or []
+    if not sensors_col:
+        return api.ReadingsChunk(
+            sensors=[], sensor_index=[], ts=[], value=[], next=False, estimate=estimate
+        )
+    ts_col: list[str] = row["ts"]
+    kinds: list[int] = row["kind"]
+    nums: list[Any] = row["num"]
+    txts: list[str | None] = row["txt"]
+    index: dict[str, int] = {}
+    sensor_index = [index.setdefault(s, len(index)) for s in sensors_col]
+    if all(k == 0 for k in kinds):  # numbers only: the common case, without a call per row
+        values: list[float | int | bool | str] = [
+            int(n) if n.is_integer() and abs(n) < 2**53 else n for n in nums
+        ]
+    else:
+        values = [value_of(k, n, t) for k, n, t in zip(kinds, nums, txts, strict=True)]
+    full = len(sensors_col) == q.limit
+    if any(k == 2 for k in kinds):  # text values: keep the answer under the message limit
+        used = 0
+        for i, t in enumerate(txts):
+            used += 64 + 2 * len(t or "")
+            if used > api.MAX_CHUNK_BYTES and i > 0:
+                del sensors_col[i:], ts_col[i:], values[i:], sensor_index[i:]
+                full = True
+                break
+    return api.ReadingsChunk(
+        sensors=list(index),
+        sensor_index=sensor_index,
+        ts=ts_col,
+        value=values,
+        next=full,
+        last_ts=datetime.fromisoformat(ts_col[-1]),
+        last_sensor=sensors_col[-1],
+        estimate=estimate,
+    )
+
+
 QUERY_HANDLERS: dict[Operation[Any, Any], Handler] = {
+    api.STREAM_READINGS: stream_readings,
     api.LIST_READINGS: list_readings,
     api.GET_AGGREGATES: get_aggregates,
     api.GET_STATS: get_stats,

@@ -1,0 +1,158 @@
+"""The archive writer: CSV and NDJSON members, manifest counts and checksums, values of every
+kind, and memory that does not grow with the archive."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tracemalloc
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from outpost_contracts import exports as api
+from outpost_contracts.annotations import AnnotationView, Tag
+from outpost_contracts.readings import ReadingsChunk
+from outpost_exports.adapters.archive import Archive, manifest
+
+pytestmark = pytest.mark.unit
+
+T = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def chunk(n: int, start: int = 0, values: list[object] | None = None) -> ReadingsChunk:
+    ts = [
+        f"2024-01-01T00:{(start + i) // 60 % 60:02d}:{(start + i) % 60:02d}.000000Z"
+        for i in range(n)
+    ]
+    return ReadingsChunk(
+        sensors=["temperature", "door"],
+        sensor_index=[i % 2 for i in range(n)],
+        ts=ts,
+        value=values if values is not None else [(start + i) * 0.5 for i in range(n)],  # type: ignore[arg-type]
+        next=False,
+    )
+
+
+def _finish(archive: Archive, readings: int, annotations: int) -> None:
+    archive.finish(
+        manifest(
+            export_id=uuid4(),
+            org_id=uuid4(),
+            scope_type=api.ScopeType.DEVICE,
+            scope_id=uuid4(),
+            start=T,
+            end=T,
+            includes=[api.Include.READINGS, api.Include.ANNOTATIONS],
+            fmt=archive.format,
+            devices=[],
+            reading_count=readings,
+            annotation_count=annotations,
+            generated_at=T,
+        )
+    )
+
+
+def annotation() -> AnnotationView:
+    return AnnotationView(
+        id=uuid4(),
+        device_id=uuid4(),
+        class_id=uuid4(),
+        from_=T,
+        to=T,
+        created_at=T,
+        updated_at=T,
+        version=1,
+        sensor="door",
+        text='opened, "by hand"\nthen closed',
+        tags=[Tag(key="k", value="v")],
+    )
+
+
+@pytest.mark.parametrize("fmt", [api.Format.CSV, api.Format.NDJSON])
+def test_members_manifest_and_checksums(tmp_path: Path, fmt: api.Format) -> None:
+    device = uuid4()
+    archive = Archive(tmp_path / "a.zip", fmt)
+    archive.begin_readings()
+    values: list[object] = [1, 2.5, True, False, 'a "quoted", text', -1e-07]
+    written = archive.write_readings(device, chunk(6, values=values))
+    written += archive.write_readings(device, chunk(4, start=6))
+    archive.end_member()
+    archive.begin_annotations()
+    notes = [annotation(), annotation()]
+    assert archive.write_annotations(notes) == 2
+    _finish(archive, written, 2)
+    assert written == 10
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        body = json.loads(zf.read("manifest.json"))
+        ext = "csv" if fmt == api.Format.CSV else "ndjson"
+        assert [f["name"] for f in body["files"]] == [f"readings.{ext}", f"annotations.{ext}"]
+        for f in body["files"]:
+            data = zf.read(f["name"])
+            assert hashlib.sha256(data).hexdigest() == f["sha256"]
+            assert len(data) == f["bytes"]
+        assert body["counts"] == {"readings": 10, "annotations": 2}
+        assert body["formatVersion"] == api.FORMAT_VERSION
+        readings = zf.read(f"readings.{ext}").decode()
+        notes_text = zf.read(f"annotations.{ext}").decode()
+    if fmt == api.Format.CSV:
+        rows = list(csv.DictReader(io.StringIO(readings)))
+        assert [r["value"] for r in rows[:6]] == [
+            "1",
+            "2.5",
+            "true",
+            "false",
+            'a "quoted", text',
+            "-1e-07",
+        ]
+        assert {r["deviceId"] for r in rows} == {str(device)}
+        assert rows[1]["sensor"] == "door" and rows[0]["ts"] == "2024-01-01T00:00:00.000000Z"
+        got = list(csv.DictReader(io.StringIO(notes_text)))
+        assert got[0]["text"] == notes[0].text and json.loads(got[0]["tags"]) == [
+            {"key": "k", "value": "v"}
+        ]
+    else:
+        rows = [json.loads(line) for line in readings.splitlines()]
+        assert [r["value"] for r in rows[:6]] == values
+        assert rows[9] == {
+            "deviceId": str(device),
+            "sensor": "door",
+            "ts": "2024-01-01T00:00:09.000000Z",
+            "value": 4.5,
+        }
+        got = [json.loads(line) for line in notes_text.splitlines()]
+        assert got[0]["text"] == notes[0].text and got[0]["id"] == str(notes[0].id)
+
+
+def test_memory_stays_bounded_whatever_the_size(tmp_path: Path) -> None:
+    """A 40-times larger archive costs no more memory than a small one (a chunk at a time)."""
+    device = uuid4()
+    block = chunk(20_000)
+
+    def peak(chunks: int) -> int:
+        archive = Archive(tmp_path / f"{chunks}.zip", api.Format.CSV)
+        archive.begin_readings()
+        tracemalloc.start()
+        for _ in range(chunks):
+            archive.write_readings(device, block)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        _finish(archive, 0, 0)
+        return top
+
+    small, large = peak(2), peak(80)
+    assert large < small * 1.5 + 1_000_000
+    assert (tmp_path / "80.zip").stat().st_size > (tmp_path / "2.zip").stat().st_size * 10
+
+
+def test_abort_leaves_no_file(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "x.zip", api.Format.CSV)
+    archive.begin_readings()
+    archive.write_readings(uuid4(), chunk(5))
+    archive.abort()
+    assert not (tmp_path / "x.zip").exists()
