@@ -403,6 +403,17 @@ class CreateDeviceGroup(msgspec.Struct, kw_only=True, omit_defaults=True):
     description: str | None = None
 
 
+class CreateExport(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``POST /api/v1/exports``. ``scopeId`` names the device, group or site (absent for ORGANIZATION); ``[from, to)`` is the time range; ``includes`` defaults to READINGS and ``format`` to CSV."""
+
+    from_: datetime = msgspec.field(name="from")
+    scope_type: ExportScopeType = msgspec.field(name="scopeType")
+    to: datetime
+    format: Format = "CSV"
+    includes: list[Include] | None = None
+    scope_id: UUID | None = msgspec.field(name="scopeId", default=None)
+
+
 class CreateNotificationChannel(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``WEBHOOK``: ``url`` and ``secret``; ``EMAIL``: ``addresses``. A field of the other type is a ``validation_error``."""
 
@@ -612,6 +623,52 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
         "internal_server_error",
         "service_unavailable",
     ]
+
+
+class ExportProgress(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ExportProgress`` of the API."""
+
+    rows_written: int = msgspec.field(name="rowsWritten")
+    rows_estimated: int | None = msgspec.field(name="rowsEstimated", default=None)
+    updated_at: datetime | None = msgspec.field(name="updatedAt", default=None)
+
+
+ExportScopeType = Literal["DEVICE", "GROUP", "ORGANIZATION", "SITE"]
+
+ExportStatus = Literal["PENDING", "RUNNING", "READY", "FAILED", "CANCELLED", "EXPIRED"]
+
+
+class ExportView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ExportView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    format: Format
+    from_: datetime = msgspec.field(name="from")
+    id: UUID
+    includes: list[Include]
+    requested_by: UUID | None = msgspec.field(name="requestedBy")
+    scope_id: UUID | None = msgspec.field(name="scopeId")
+    scope_type: ExportScopeType = msgspec.field(name="scopeType")
+    status: ExportStatus
+    to: datetime
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    annotation_count: int | None = msgspec.field(name="annotationCount", default=None)
+    attempt: int = 0
+    completed_at: datetime | None = msgspec.field(name="completedAt", default=None)
+    download_url: str | None = msgspec.field(name="downloadUrl", default=None)
+    expires_at: datetime | None = msgspec.field(name="expiresAt", default=None)
+    object: str = "export"
+    progress: ExportProgress | None = None
+    reading_count: int | None = msgspec.field(name="readingCount", default=None)
+    reason: str | None = None
+    size_bytes: int | None = msgspec.field(name="sizeBytes", default=None)
+    started_at: datetime | None = msgspec.field(name="startedAt", default=None)
+
+
+Format = Literal["CSV", "NDJSON"]
+
+Include = Literal["ALERTS", "ANNOTATIONS", "EVENTS", "READINGS"]
 
 
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1273,6 +1330,14 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "description",
         "name",
     ),
+    "CreateExport": (
+        "format",
+        "from",
+        "includes",
+        "scopeId",
+        "scopeType",
+        "to",
+    ),
     "CreateNotificationChannel": (
         "addresses",
         "enabled",
@@ -1400,6 +1465,36 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "object",
         "request_id",
         "type",
+    ),
+    "ExportProgress": (
+        "rowsEstimated",
+        "rowsWritten",
+        "updatedAt",
+    ),
+    "ExportView": (
+        "annotationCount",
+        "attempt",
+        "completedAt",
+        "createdAt",
+        "downloadUrl",
+        "expiresAt",
+        "format",
+        "from",
+        "id",
+        "includes",
+        "object",
+        "progress",
+        "readingCount",
+        "reason",
+        "requestedBy",
+        "scopeId",
+        "scopeType",
+        "sizeBytes",
+        "startedAt",
+        "status",
+        "to",
+        "updatedAt",
+        "version",
     ),
     "Location": (
         "latitude",
@@ -1691,6 +1786,7 @@ OPERATIONS: dict[str, Operation] = {
     "create_device_group": Operation(
         "create_device_group", "POST", "/api/v1/device-groups", (), (), 201
     ),
+    "create_export": Operation("create_export", "POST", "/api/v1/exports", (), (), 201),
     "create_notification_channel": Operation(
         "create_notification_channel", "POST", "/api/v1/notification-channels", (), (), 201
     ),
@@ -1724,6 +1820,7 @@ OPERATIONS: dict[str, Operation] = {
     "delete_device_group": Operation(
         "delete_device_group", "DELETE", "/api/v1/device-groups/{id}", ("id",), (), 204
     ),
+    "delete_export": Operation("delete_export", "DELETE", "/api/v1/exports/{id}", ("id",), (), 204),
     "delete_notification_channel": Operation(
         "delete_notification_channel",
         "DELETE",
@@ -1739,6 +1836,14 @@ OPERATIONS: dict[str, Operation] = {
     "delete_site": Operation("delete_site", "DELETE", "/api/v1/sites/{id}", ("id",), (), 204),
     "discard_quarantine": Operation(
         "discard_quarantine", "POST", "/api/v1/admin/quarantine/discard", (), (), 200
+    ),
+    "download_export": Operation(
+        "download_export",
+        "GET",
+        "/api/v1/exports/{id}/download",
+        ("id",),
+        ("expires", "kid", "org", "signature"),
+        200,
     ),
     "get_alert": Operation(
         "get_alert", "GET", "/api/v1/alerts/{id}", ("id",), ("$expand", "$select"), 200
@@ -1793,6 +1898,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "get_device_state": Operation(
         "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
+    ),
+    "get_export": Operation(
+        "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
     ),
     "get_notification_channel": Operation(
         "get_notification_channel",
@@ -2136,6 +2244,26 @@ OPERATIONS: dict[str, Operation] = {
         "list_events",
         "GET",
         "/api/v1/events",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_exports": Operation(
+        "list_exports",
+        "GET",
+        "/api/v1/exports",
         (),
         (
             "$count",
@@ -2717,6 +2845,25 @@ class SyncOperations(SyncBase):
             DeviceGroupView,
         )
 
+    def create_export(
+        self,
+        *,
+        body: CreateExport | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ExportView:
+        """``POST /api/v1/exports``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_export"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ExportView,
+        )
+
     def create_notification_channel(
         self,
         *,
@@ -2970,6 +3117,26 @@ class SyncOperations(SyncBase):
             None,
         )
 
+    def delete_export(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/exports/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_export"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     def delete_notification_channel(
         self,
         id: UUID | str,
@@ -3066,6 +3233,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             QuarantineOutcome,
+        )
+
+    def download_export(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``GET /api/v1/exports/{id}/download``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["download_export"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
         )
 
     def get_alert(
@@ -3303,6 +3489,26 @@ class SyncOperations(SyncBase):
             params,
             headers,
             DeviceStateView,
+        )
+
+    def get_export(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ExportView:
+        """``GET /api/v1/exports/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_export"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ExportView,
         )
 
     def get_notification_channel(
@@ -3969,6 +4175,37 @@ class SyncOperations(SyncBase):
             params,
             headers,
             Page[TimelineEntry],
+        )
+
+    def list_exports(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ExportView]:
+        """``GET /api/v1/exports``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_exports"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ExportView],
         )
 
     def list_notification_channels(
@@ -5102,6 +5339,25 @@ class AsyncOperations(AsyncBase):
             DeviceGroupView,
         )
 
+    async def create_export(
+        self,
+        *,
+        body: CreateExport | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ExportView:
+        """``POST /api/v1/exports``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_export"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ExportView,
+        )
+
     async def create_notification_channel(
         self,
         *,
@@ -5355,6 +5611,26 @@ class AsyncOperations(AsyncBase):
             None,
         )
 
+    async def delete_export(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/exports/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_export"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     async def delete_notification_channel(
         self,
         id: UUID | str,
@@ -5451,6 +5727,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             QuarantineOutcome,
+        )
+
+    async def download_export(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``GET /api/v1/exports/{id}/download``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["download_export"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
         )
 
     async def get_alert(
@@ -5688,6 +5983,26 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             DeviceStateView,
+        )
+
+    async def get_export(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ExportView:
+        """``GET /api/v1/exports/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_export"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ExportView,
         )
 
     async def get_notification_channel(
@@ -6354,6 +6669,37 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             Page[TimelineEntry],
+        )
+
+    async def list_exports(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ExportView]:
+        """``GET /api/v1/exports``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_exports"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ExportView],
         )
 
     async def list_notification_channels(

@@ -23,11 +23,15 @@ FORMAT_VERSION = 1
 Reason = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-class ScopeType(enum.StrEnum):
+class ExportScopeType(enum.StrEnum):
     DEVICE = "DEVICE"
     GROUP = "GROUP"
     SITE = "SITE"
     ORGANIZATION = "ORGANIZATION"
+
+
+# Its own name in the OpenAPI document (alerting has a ScopeType too); ``ScopeType`` here.
+ScopeType = ExportScopeType
 
 
 class Include(enum.StrEnum):

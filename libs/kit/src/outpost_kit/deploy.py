@@ -37,6 +37,7 @@ from outpost_kit.dev.stack import (
     CA_ENCRYPTION_KEY,
     DB_SERVICES,
     DEV_NATS_USER,
+    DOWNLOAD_SIGNING_KEY,
     KEY_ENCRYPTION_KEY,
     SECRET_ENCRYPTION_KEY,
     SECRETS_NAME,
@@ -121,6 +122,9 @@ def service_env(
         )
     if service == "alerting":
         env[prefix + "SECRET_ENCRYPTION_KEY"] = secrets[SECRET_ENCRYPTION_KEY]
+    if service == "gateway":
+        # Export download links (decision 65): every gateway replica signs and checks them.
+        env[prefix + "DOWNLOAD_SIGNING_KEYS"] = secrets[DOWNLOAD_SIGNING_KEY]
     return env
 
 
