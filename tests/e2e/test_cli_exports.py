@@ -1,10 +1,9 @@
-"""The export part of the CLI story (issue 9): ``outpost exports create --wait --download``
-on a simulated device's readings, the job followed to READY and its file downloaded with
-what was stored in it.
-
-Written against API.md's exports contract while the exports routes are built on another
-branch (decision 68): this test fails with ``unrecognized_request`` until that branch is
-merged, and is the CLI's acceptance of it afterwards."""
+"""The export part of the CLI story (issue 9) against the exports service (decision 65):
+``outpost exports create --wait --download`` on a simulated device's readings, the job
+followed to READY and its file downloaded with what was stored in it; then the other
+``exports`` commands on the service's real answers (an include it refuses, ``list``,
+``download`` of an existing job, ``cancel`` refusing a finished job and never deleting one,
+``delete``)."""
 
 from __future__ import annotations
 
@@ -35,12 +34,8 @@ def rows_of(path: Path) -> list[str]:
     return [line for line in raw.decode().splitlines() if line.strip()]
 
 
-def test_export_create_wait_download(
-    tenants: Tenants,
-    raise_limits: Any,
-    platform: dict[str, Any],
-    tmp_path: Path,
-) -> None:
+def logged_in(tenants: Tenants, raise_limits: Any, platform: dict[str, Any], tmp_path: Path) -> Cli:
+    """The CLI logged in to a fresh organization of its own."""
     org = tenants.org("cli-export")
     raise_limits(org["id"])
     cli = Cli(tmp_path / "config.yaml")
@@ -53,6 +48,16 @@ def test_export_create_wait_download(
         "--broker-ca",
         platform["brokerCaFile"],
     )
+    return cli
+
+
+def test_export_create_wait_download(
+    tenants: Tenants,
+    raise_limits: Any,
+    platform: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    cli = logged_in(tenants, raise_limits, platform, tmp_path)
     cli.run("devices", "create", "gw-export")
     simulated = cli.run(
         "device", "simulate", "--device", "gw-export", "--rate", "5", "--seconds", "3"
@@ -90,3 +95,53 @@ def test_export_create_wait_download(
     assert len([line for line in lines if "temperature" in line]) == sent, lines[:5]
     again = cli.json("exports", "get", export["id"])  # API.md: GET /exports/{id}
     assert again["status"] == "READY" and again["id"] == export["id"]
+
+
+def test_export_commands_on_the_service_s_answers(
+    tenants: Tenants,
+    raise_limits: Any,
+    platform: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    cli = logged_in(tenants, raise_limits, platform, tmp_path)
+    cli.run("devices", "create", "gw-jobs")
+
+    refused = cli.run(
+        "exports", "create", "--device", "gw-jobs", "--include", "readings,alerts", ok=False
+    )
+    assert refused.exit_code == 1
+    assert "validation_error" in refused.output and "includes" in refused.output
+    assert cli.run("exports", "list", "-q").stdout.split() == []  # nothing was created
+
+    made = cli.json(
+        "exports", "create", "--device", "gw-jobs", "--since", "1h",
+        "--include", "readings,annotations", "--wait",
+    )  # fmt: skip
+    ident = made["id"]
+    assert made["status"] == "READY" and made["includes"] == ["READINGS", "ANNOTATIONS"]
+    assert cli.run("exports", "list", "-q").stdout.split() == [ident]
+
+    target = tmp_path / "again.zip"
+    saved = cli.run("exports", "download", ident, str(target))
+    assert "wrote" in saved.output and target.stat().st_size == made["sizeBytes"]
+    with zipfile.ZipFile(target) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["exportId"] == ident and manifest["counts"]["readings"] == 0
+
+    finished = cli.run("exports", "cancel", ident, ok=False)
+    assert finished.exit_code == 1 and "nothing to cancel" in finished.output
+    assert cli.json("exports", "get", ident)["status"] == "READY"  # not deleted
+
+    # A job cancelled while it may already be done: cancelled, or refused and kept.
+    other = cli.run("exports", "create", "--device", "gw-jobs", "-q").stdout.strip()
+    cancelled = cli.run("exports", "cancel", other, ok=False)
+    after = cli.json("exports", "get", other)
+    if cancelled.exit_code == 0:
+        assert after["status"] == "CANCELLED", after
+    else:
+        assert after["status"] == "READY", (cancelled.output, after)
+
+    gone = cli.run("exports", "delete", ident)
+    assert f"deleted {ident}" in gone.output
+    missing = cli.run("exports", "get", ident, ok=False)
+    assert missing.exit_code == 1 and "not_found" in missing.output

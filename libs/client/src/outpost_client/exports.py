@@ -1,7 +1,8 @@
-"""Export jobs (API.md, "Exports"): create one, follow it until READY or FAILED, download
-its file. Written against API.md's contract rather than generated: the exports routes are
-added to the gateway alongside this client (decision 68); once they are in the OpenAPI
-document the generator adds ``create_export`` & co. beside these helpers."""
+"""Export jobs (API.md, "Exports"; decision 65): create one, follow it until READY or
+FAILED, download its file. Plain-JSON helpers for the CLI, written against API.md before the
+exports routes were merged (decision 68) and checked against the service since
+(``tests/e2e/test_cli_exports.py``); the generated ``create_export`` & co. are the typed
+calls."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ class ExportFailed(OutpostError):
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a job is: rows written so far and, when the service knows it, of how many."""
+    """How far a job is: rows written so far and, when the service knows it, of how many
+    (at least the rows written: the service's figure is an estimate)."""
 
     status: str
     rows: int
@@ -41,7 +43,9 @@ class Progress:
         total: Any = None
         if isinstance(progress, dict):
             rows = _first(progress, "rowsWritten", "rows", "written", "readingCount")
-            total = _first(progress, "totalRows", "estimatedRows", "total", "expectedRows")
+            total = _first(
+                progress, "rowsEstimated", "totalRows", "estimatedRows", "total", "expectedRows"
+            )
         if rows is None:
             rows = _first(export, "rowsWritten", "readingCount")
         if total is None:
@@ -49,9 +53,12 @@ class Progress:
         if isinstance(progress, int | float) and total is None and rows is None:
             # a percentage: show it as rows of 100
             rows, total = progress if progress > 1 else progress * 100, 100
-        return cls(
-            str(export.get("status", "")), int(rows or 0), None if total is None else int(total)
-        )
+        rows = int(rows or 0)
+        total = None if total is None else int(total)
+        if total is not None and rows > total:
+            # ``rowsEstimated`` is the planner's estimate (decision 65): rows may pass it
+            total = rows
+        return cls(str(export.get("status", "")), rows, total)
 
 
 def _first(obj: dict[str, Any], *names: str) -> Any:

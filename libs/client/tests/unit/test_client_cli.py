@@ -1,7 +1,7 @@
 """The command tree itself: every command's help ends with an example, completion scripts
-are offered, bad options are refused before any request, and the export command's progress
-and download run end to end over a fake transport (the exports routes are on another
-branch: ``tests/e2e/test_cli_exports.py`` is their acceptance against the platform)."""
+are offered, bad options are refused before any request, and the export commands run end to
+end over a fake transport shaped like the exports service's answers (decision 65;
+``tests/e2e/test_cli_exports.py`` runs them against the platform)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_export_create_follows_the_job_and_downloads(
     body = b"ts,value\n" + b"2026-01-01T00:00:00Z,1.5\n" * 1000
     polls = iter(
         [
-            {"status": "RUNNING", "progress": {"rowsWritten": 400, "totalRows": 1000}},
+            {"status": "RUNNING", "progress": {"rowsWritten": 400, "rowsEstimated": 1000}},
             {"status": "READY", "readingCount": 1000, "sizeBytes": len(body),
              "downloadUrl": "/api/v1/exports/e1/file"},
         ]
@@ -132,8 +132,8 @@ def test_export_create_follows_the_job_and_downloads(
         app,
         [
             "exports", "create", "--site", "s1", "--from", "2026-01-01T00:00:00Z",
-            "--to", "2026-01-02T00:00:00Z", "--include", "readings,alerts", "--format", "ndjson",
-            "--download", str(target), "-o", "json",
+            "--to", "2026-01-02T00:00:00Z", "--include", "readings,annotations",
+            "--format", "ndjson", "--download", str(target), "-o", "json",
         ],
         env={"OUTPOST_CONFIG": str(tmp_path / "c.yaml"), "OUTPOST_API_KEY": "sk_live_k"},
     )  # fmt: skip
@@ -146,7 +146,7 @@ def test_export_create_follows_the_job_and_downloads(
         "scopeId": "s1",
         "from": "2026-01-01T00:00:00Z",
         "to": "2026-01-02T00:00:00Z",
-        "includes": ["READINGS", "ALERTS"],
+        "includes": ["READINGS", "ANNOTATIONS"],
         "format": "NDJSON",
     }
     assert [p for _, p, _ in seen[1:]] == [
@@ -155,6 +155,53 @@ def test_export_create_follows_the_job_and_downloads(
         "/api/v1/exports/e1/file",
     ]
     assert json.loads(result.stdout)["status"] == "READY"
+
+
+def test_export_cancel_refuses_a_finished_job_and_guards_the_race(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE of a finished export deletes it (decision 65): ``cancel`` refuses a finished
+    one without sending it, and sends the version it saw as If-Match, so a job that finished
+    in between (412) is reported, not deleted, and one that only started is cancelled."""
+    env = {"OUTPOST_CONFIG": str(tmp_path / "c.yaml"), "OUTPOST_API_KEY": "sk_live_k"}
+    # each GET answers the next (status, version); the last one repeats
+    views = {
+        "e1": [("READY", 3)],
+        "e2": [("RUNNING", 2)],
+        "e3": [("RUNNING", 2), ("READY", 3)],  # finished between the GET and the DELETE
+        "e4": [("PENDING", 1), ("RUNNING", 2)],  # started between them: cancelled at 2
+    }
+    deletes: list[tuple[str, str | None]] = []
+    current: dict[str, int] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        ident = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "DELETE":
+            deletes.append((ident, request.headers.get("if-match")))
+            if request.headers.get("if-match") != f'"{current[ident]}"':
+                return httpx.Response(
+                    412, json={"type": "precondition_failed", "message": "changed"}
+                )
+            return httpx.Response(204)
+        seen = views[ident]
+        now, version = seen.pop(0) if len(seen) > 1 else seen[0]
+        # the job moves on as soon as it has been read
+        current[ident] = seen[0][1]
+        return httpx.Response(200, json={"id": ident, "status": now, "version": version})
+
+    fake(monkeypatch, answer)
+    done = runner.invoke(app, ["exports", "cancel", "e1"], env=env)
+    assert done.exit_code == 1 and "is READY: nothing to cancel" in done.output
+    running = runner.invoke(app, ["exports", "cancel", "e2"], env=env)
+    assert running.exit_code == 0 and "cancelled e2" in running.output
+    raced = runner.invoke(app, ["exports", "cancel", "e3"], env=env)
+    assert raced.exit_code == 1 and "is READY: nothing to cancel" in raced.output
+    started = runner.invoke(app, ["exports", "cancel", "e4"], env=env)
+    assert started.exit_code == 0 and "cancelled e4" in started.output
+    assert deletes == [("e2", '"2"'), ("e3", '"2"'), ("e4", '"1"'), ("e4", '"2"')]
+    deleted = runner.invoke(app, ["exports", "delete", "e1", "--if-match", "3"], env=env)
+    assert deleted.exit_code == 0 and "deleted e1" in deleted.output
+    assert deletes[-1] == ("e1", '"3"')
 
 
 def test_typer_is_what_runs_it() -> None:

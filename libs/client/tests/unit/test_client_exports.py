@@ -1,8 +1,8 @@
-"""The export helpers against API.md's contract, over ``httpx.MockTransport`` (the exports
-routes are built on another branch; ``tests/e2e/test_cli_exports.py`` is the acceptance
-against the platform once merged): a job followed PENDING → RUNNING → READY with its
-progress reported, FAILED raised with its reason, the file streamed to disk with the
-credential only on the gateway's own host."""
+"""The export helpers over ``httpx.MockTransport``, with answers shaped like the exports
+service's (decision 65; ``tests/e2e/test_cli_exports.py`` is the same against the
+platform): a job followed PENDING → RUNNING → READY with its progress reported, FAILED
+raised with its reason, the file streamed to disk with the credential only on the gateway's
+own host."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def job(status: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_progress_reads_the_shapes_a_job_can_report() -> None:
+    # the exports service's shape: rows written of the planner's estimate
+    running = {"rowsWritten": 108000, "rowsEstimated": 999907, "updatedAt": "2026-12-02T17:47Z"}
+    assert Progress.of(job("RUNNING", progress=running)) == Progress("RUNNING", 108000, 999907)
+    # an estimate the rows have passed is no total: the rows are
+    passed = {"rowsWritten": 1000000, "rowsEstimated": 999801}
+    assert Progress.of(job("RUNNING", progress=passed)) == Progress("RUNNING", 1000000, 1000000)
+    first = {"rowsWritten": 0, "rowsEstimated": None}
+    assert Progress.of(job("RUNNING", progress=first)) == Progress("RUNNING", 0, None)
+    assert Progress.of(job("READY", progress=None, readingCount=7)) == Progress("READY", 7, None)
     assert Progress.of(job("RUNNING", progress={"rowsWritten": 10, "totalRows": 40})) == Progress(
         "RUNNING", 10, 40
     )
@@ -37,8 +46,8 @@ def test_progress_reads_the_shapes_a_job_can_report() -> None:
 def test_a_job_is_followed_to_ready_and_downloaded(tmp_path: Path) -> None:
     states = [
         job("PENDING"),
-        job("RUNNING", progress={"rowsWritten": 2000, "totalRows": 5000}),
-        job("RUNNING", progress={"rowsWritten": 5000, "totalRows": 5000}),
+        job("RUNNING", progress={"rowsWritten": 2000, "rowsEstimated": 5000}),
+        job("RUNNING", progress={"rowsWritten": 5000, "rowsEstimated": 5000}),
         job(
             "READY",
             readingCount=5000,
@@ -90,7 +99,7 @@ def test_a_signed_url_elsewhere_gets_no_credential(tmp_path: Path) -> None:
 
 
 def test_a_failed_job_raises_with_its_reason() -> None:
-    answers = [job("RUNNING"), job("FAILED", failureReason="readings unavailable")]
+    answers = [job("RUNNING"), job("FAILED", reason="readings unavailable")]
     api = Client(
         "http://gw.test",
         "sk_live_x",

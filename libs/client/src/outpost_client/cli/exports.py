@@ -17,8 +17,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from outpost_client import errors
 from outpost_client import exports as jobs
 from outpost_client.cli.context import OutputOpt, QuietOpt, device_id, state, window
+from outpost_client.cli.resources import IfMatchOpt, _etag
+from outpost_client.errors import OutpostError
 
 app = typer.Typer(help="Export jobs: /api/v1/exports", no_args_is_help=True)
 COLUMNS = ("id", "status", "scopeType", "format", "readingCount", "sizeBytes", "createdAt")
@@ -82,13 +85,13 @@ def wait_and_download(
 @app.command(
     "create",
     help=(
-        "Export readings (and annotations, alerts, events) of a device, group, site or the"
-        " organization as CSV or NDJSON; --wait shows the rows being written, --download"
-        " saves the file."
+        "Export readings (and annotations) of a device, group, site or the organization as"
+        " a zip of CSV or NDJSON files; --wait shows the rows being written, --download"
+        " saves the zip. The service refuses alerts and events for now."
     ),
     epilog=(
-        "Example: outpost exports create --device gw-1 --since 24h --include readings,alerts"
-        " --format csv --wait --download gw-1.zip"
+        "Example: outpost exports create --device gw-1 --since 24h --include"
+        " readings,annotations --format csv --download gw-1.zip"
     ),
 )
 def create(
@@ -99,7 +102,9 @@ def create(
     since: Annotated[str, typer.Option(help="How far back: 30m, 2h, 7d")] = "24h",
     start: Annotated[str | None, typer.Option("--from", help="RFC 3339 start")] = None,
     end: Annotated[str | None, typer.Option("--to", help="RFC 3339 end")] = None,
-    include: Annotated[str, typer.Option(help="readings,annotations,alerts,events")] = "readings",
+    include: Annotated[
+        str, typer.Option(help="readings,annotations (alerts, events: refused for now)")
+    ] = "readings",
     fmt: Annotated[str, typer.Option("--format", help="csv or ndjson")] = "csv",
     wait: Annotated[bool, typer.Option(help="Follow the job until it is READY")] = False,
     download: Annotated[
@@ -164,12 +169,58 @@ def download_(
     st = state(ctx)
     with st.client() as api:
         export = jobs.get_export(api, ident)
+    if export.get("status") in jobs.DONE and export.get("status") != "READY":
+        raise jobs.ExportFailed(export)  # CANCELLED, FAILED, EXPIRED: no file to wait for
     wait_and_download(ctx, export, target, 0.5)
 
 
-@app.command("cancel", help="Cancel an export job.", epilog="Example: outpost exports cancel ID")
+@app.command(
+    "cancel",
+    help=(
+        "Cancel a PENDING or RUNNING export job. A job that has finished is left alone"
+        " (exports delete removes it and its file)."
+    ),
+    epilog="Example: outpost exports cancel ID",
+)
 def cancel(ctx: typer.Context, ident: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     st = state(ctx)
     with st.client() as api:
-        api.request("DELETE", f"{jobs.EXPORTS}/{ident}")
+        # DELETE of a finished job deletes it: If-Match keeps a job that finished since the
+        # GET (its version moved on) from being deleted by a cancel. A job that only moved
+        # on from PENDING to RUNNING is tried again at its new version.
+        for _ in range(5):
+            export = jobs.get_export(api, ident)
+            if export.get("status") in jobs.DONE:
+                raise OutpostError(
+                    f"export {ident} is {export.get('status')}: nothing to cancel"
+                    f" (outpost exports delete {ident} deletes it and its file)"
+                )
+            try:
+                api.request(
+                    "DELETE",
+                    f"{jobs.EXPORTS}/{ident}",
+                    headers={"If-Match": f'"{export.get("version")}"'},
+                )
+                break
+            except errors.PreconditionFailed:
+                continue
+        else:
+            raise OutpostError(f"export {ident} kept changing; not cancelled")
     st.note(f"cancelled {ident}")
+
+
+@app.command(
+    "delete",
+    help="Delete a finished export job and its file (a PENDING or RUNNING one is cancelled).",
+    epilog="Example: outpost exports delete ID",
+)
+def delete(
+    ctx: typer.Context,
+    ident: Annotated[str, typer.Argument(metavar="ID")],
+    if_match: IfMatchOpt = None,
+) -> None:
+    st = state(ctx)
+    headers = {"If-Match": _etag(if_match)} if if_match else None
+    with st.client() as api:
+        api.request("DELETE", f"{jobs.EXPORTS}/{ident}", headers=headers)
+    st.note(f"deleted {ident}")
