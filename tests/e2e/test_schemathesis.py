@@ -221,5 +221,8 @@ def test_linked_operations_keep_the_document(
     assert not failures, "\n\n".join(dict.fromkeys(failures))
     # links were followed to the objects just created, so the run is not vacuous
     reached = {link.rsplit(" -> ", 1)[-1] for (link, status) in followed if status < 300}
-    assert "GET /api/v1/devices/{id}" in reached, followed
+    # A device was created and then used through a link (which of its links answered 2xx
+    # depends on the data Hypothesis drew for that document: GET /devices/{id} drew only
+    # bad query strings in one run after the exports routes joined the document).
+    assert any(r.split(" ", 1)[1].startswith("/api/v1/devices/{id}") for r in reached), followed
     assert len(reached) >= 6, followed
