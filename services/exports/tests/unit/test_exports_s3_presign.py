@@ -1,6 +1,6 @@
-"""The optional S3 store presigns its own download URLs. No S3 server runs here, so only the
-presigning is tested (botocore's presigner needs no network); upload, delete and list are
-not exercised against a server."""
+"""The optional S3 store presigns its own download URLs (botocore's presigner needs no
+network). Upload, list, download by link and delete run against moto's S3 server in
+``tests/integration/test_exports_s3_store.py``."""
 
 from __future__ import annotations
 

@@ -77,8 +77,8 @@ class NatsArtifactStore:
 
 
 class S3ArtifactStore:
-    """Any S3-compatible store. Not run against a server here (none on this machine): the
-    presigning is unit-tested (botocore's presigner needs no network)."""
+    """Any S3-compatible store. Tested against moto's S3 server on loopback
+    (``tests/integration/test_exports_s3_store.py``) and its presigning in a unit test."""
 
     def __init__(
         self,
