@@ -1,7 +1,8 @@
 """The export part of the CLI story (issue 9) against the exports service (decision 65):
 ``outpost exports create --wait --download`` on a simulated device's readings, the job
 followed to READY and its file downloaded with what was stored in it; then the other
-``exports`` commands on the service's real answers (an include it refuses, ``list``,
+``exports`` commands on the service's real answers (an include listed twice, refused; a job
+with every include, ``list``,
 ``download`` of an existing job, ``cancel`` refusing a finished job and never deleting one,
 ``delete``)."""
 
@@ -107,7 +108,7 @@ def test_export_commands_on_the_service_s_answers(
     cli.run("devices", "create", "gw-jobs")
 
     refused = cli.run(
-        "exports", "create", "--device", "gw-jobs", "--include", "readings,alerts", ok=False
+        "exports", "create", "--device", "gw-jobs", "--include", "readings,readings", ok=False
     )
     assert refused.exit_code == 1
     assert "validation_error" in refused.output and "includes" in refused.output
@@ -115,10 +116,11 @@ def test_export_commands_on_the_service_s_answers(
 
     made = cli.json(
         "exports", "create", "--device", "gw-jobs", "--since", "1h",
-        "--include", "readings,annotations", "--wait",
+        "--include", "readings,annotations,alerts,events", "--wait",
     )  # fmt: skip
     ident = made["id"]
-    assert made["status"] == "READY" and made["includes"] == ["READINGS", "ANNOTATIONS"]
+    assert made["status"] == "READY"
+    assert made["includes"] == ["READINGS", "ANNOTATIONS", "ALERTS", "EVENTS"]
     assert cli.run("exports", "list", "-q").stdout.split() == [ident]
 
     target = tmp_path / "again.zip"
@@ -127,6 +129,13 @@ def test_export_commands_on_the_service_s_answers(
     with zipfile.ZipFile(target) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["exportId"] == ident and manifest["counts"]["readings"] == 0
+    assert [f["name"] for f in manifest["files"]] == [
+        "readings.csv",
+        "annotations.csv",
+        "alerts.csv",
+        "events.csv",
+    ]
+    assert manifest["counts"]["alerts"] == 0
 
     finished = cli.run("exports", "cancel", ident, ok=False)
     assert finished.exit_code == 1 and "nothing to cancel" in finished.output

@@ -2,7 +2,8 @@
 annotation, export a device and a group in both formats, download through ``downloadUrl``
 with no Authorization header, unzip and compare every row and the manifest's counts;
 another organization's export id is 404; a tampered, another export's or an expired link
-is refused; DELETE cancels or deletes; bad requests are refused and create nothing."""
+is refused; DELETE cancels or deletes; bad requests are refused and create nothing; a fired
+and resolved alert and the device's timeline exported with every include."""
 
 from __future__ import annotations
 
@@ -304,7 +305,7 @@ def test_bad_export_requests_change_nothing_and_scopes_apply(
         {**good, "scopeType": "PLANET"},
         {**good, "from": iso(HOUR + timedelta(hours=2))},
         {**good, "to": iso(HOUR + timedelta(days=400))},
-        {**good, "includes": ["ALERTS"]},
+        {**good, "includes": ["ALERTS", "ALERTS"]},
         {**good, "format": "XLSX"},
         {**good, "scopeId": "01900000-0000-7000-8000-000000000000"},
         {**good, "status": "READY"},
@@ -322,3 +323,146 @@ def test_bad_export_requests_change_nothing_and_scopes_apply(
         404,
         "not_found",
     )
+
+
+def test_alerts_and_events_are_exported(
+    http: httpx.Client, tenants: Any, raise_limits: Any
+) -> None:
+    """A rule fires for the device (and the alert is resolved by hand); the export with every
+    include has each of the device's alerts and timeline entries, as alerting lists them."""
+    org = tenants.org("exports-alerts")
+    raise_limits(org["id"])
+    auth = bearer(tenants.key(org["id"])["key"])
+    device = ok(http.post("/api/v1/devices", json={"name": "boiler"}, headers=auth), 201)
+    other = ok(http.post("/api/v1/devices", json={"name": "other"}, headers=auth), 201)
+    rule = ok(
+        http.post(
+            "/api/v1/alert-rules",
+            json={
+                "name": "boiler too hot",
+                "scope": {"type": "ORGANIZATION"},
+                "sensor": "temp",
+                "condition": {"op": ">", "threshold": 90},
+                "severity": "CRITICAL",
+            },
+            headers=auth,
+        ),
+        201,
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    sent = [(device["id"], 0, 70.0), (device["id"], 1, 95.5), (other["id"], 1, 99.0)]
+    body = {
+        "readings": [
+            {
+                "deviceId": d,
+                "sensor": "temp",
+                "ts": iso(now - timedelta(seconds=60 - s)),
+                "value": v,
+            }
+            for d, s, v in sent
+        ]
+    }
+
+    def send() -> bool:
+        resp = http.post("/api/v1/readings/batch", json=body, headers=auth)
+        assert resp.status_code == 202, resp.text
+        return bool(resp.json()["accepted"] == len(body["readings"]))
+
+    assert eventually(send), "the readings service never learnt of the devices"
+
+    def listed(path: str, device_id: str) -> list[dict[str, Any]]:
+        got = ok(
+            http.get(
+                path,
+                params={"$filter": f"deviceId eq {device_id}", "limit": "100"},
+                headers=auth,
+            )
+        )
+        return list(got["data"])
+
+    [alert] = eventually(lambda: listed("/api/v1/alerts", device["id"]))
+    assert alert["ruleId"] == rule["id"] and alert["trigger"]["value"] == 95.5
+    assert eventually(lambda: len(listed("/api/v1/alerts", other["id"])) == 1)
+    done = http.post(f"/api/v1/alerts/{alert['id']}/resolve", json={}, headers=auth)
+    assert done.status_code == 200, done.text
+
+    def timeline_has_both() -> bool:
+        kinds = [e["type"] for e in listed("/api/v1/events", device["id"])]
+        return {"alerting.AlertOpened.v1", "alerting.AlertResolved.v1"} <= set(kinds)
+
+    assert eventually(timeline_has_both)
+    window = {"from": iso(now - timedelta(hours=1)), "to": iso(now + timedelta(hours=1))}
+    for fmt in ("CSV", "NDJSON"):
+        created = ok(
+            http.post(
+                "/api/v1/exports",
+                json={
+                    "scopeType": "DEVICE",
+                    "scopeId": device["id"],
+                    **window,
+                    "includes": ["READINGS", "ANNOTATIONS", "ALERTS", "EVENTS"],
+                    "format": fmt,
+                },
+                headers=auth,
+            ),
+            201,
+        )
+
+        def ready(export_id: str = created["id"]) -> Any:
+            view = ok(http.get(f"/api/v1/exports/{export_id}", headers=auth))
+            assert view["status"] in ("PENDING", "RUNNING", "READY"), view
+            return view if view["status"] == "READY" else None
+
+        view = eventually(ready, timeout=60)
+        assert view, "the export never became READY"
+        response = fetch(http, view["downloadUrl"])
+        assert response.status_code == 200, response.text
+        archive = zipfile.ZipFile(io.BytesIO(response.content))
+        alerts = listed("/api/v1/alerts", device["id"])
+        events = listed("/api/v1/events", device["id"])
+        assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["status"] == "RESOLVED"
+        manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["counts"] == {
+            "readings": 2,
+            "annotations": 0,
+            "alerts": 1,
+            "events": len(events),
+        }
+        for member in manifest["files"]:
+            assert hashlib.sha256(archive.read(member["name"])).hexdigest() == member["sha256"]
+        ext = fmt.lower()
+        got_alerts = archive.read(f"alerts.{ext}").decode()
+        got_events = archive.read(f"events.{ext}").decode()
+        if fmt == "NDJSON":
+            assert [json.loads(line) for line in got_alerts.splitlines()] == alerts
+            assert [json.loads(line) for line in got_events.splitlines()] == events
+            continue
+        assert list(csv.DictReader(io.StringIO(got_alerts))) == [
+            {
+                "id": a["id"],
+                "ruleId": a["ruleId"],
+                "ruleVersion": str(a["ruleVersion"]),
+                "deviceId": a["deviceId"],
+                "sensor": a["sensor"],
+                "status": a["status"],
+                "severity": a["severity"],
+                "openedAt": a["openedAt"],
+                "acknowledgedAt": a.get("acknowledgedAt") or "",
+                "resolvedAt": a.get("resolvedAt") or "",
+                "triggerValue": repr(a["trigger"]["value"]),
+                "triggerTs": a["trigger"]["ts"],
+            }
+            for a in alerts
+        ]
+        assert list(csv.DictReader(io.StringIO(got_events))) == [
+            {
+                "id": e["id"],
+                "ts": e["ts"],
+                "type": e["type"],
+                "deviceId": e["deviceId"],
+                "alertId": e.get("alertId") or "",
+                "summary": e["summary"],
+                "data": json.dumps(e.get("data", {}), separators=(",", ":"), ensure_ascii=False),
+            }
+            for e in events
+        ]

@@ -41,8 +41,9 @@ class Include(enum.StrEnum):
     EVENTS = "EVENTS"
 
 
-# What this version of the service writes (ALERTS and EVENTS are refused, naming the field).
-SUPPORTED_INCLUDES = (Include.READINGS, Include.ANNOTATIONS)
+# What this version of the service writes: all of them (decision 65). ALERTS are the scope's
+# devices' alerts opened in ``[from, to)``; EVENTS their timeline entries in ``[from, to)``.
+SUPPORTED_INCLUDES = (Include.READINGS, Include.ANNOTATIONS, Include.ALERTS, Include.EVENTS)
 
 
 class Format(enum.StrEnum):

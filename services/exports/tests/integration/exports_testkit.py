@@ -1,6 +1,6 @@
 """What the exports integration tests share: the exports schema migrated on the test cluster
 with its own role, the outbox relay publishing to the session's nats-server, and stand-ins
-of the devices and readings services answering over real NATS request/reply (exports
+of the devices, readings and alerting services answering over real NATS request/reply (exports
 never reads their schemas, so a responder serving known data is the service to it): a
 fleet of devices whose readings are a function of their index, so every row of an archive
 can be checked."""
@@ -20,13 +20,13 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from outpost_contracts import devices, registry, streams
+from outpost_contracts import alerting, devices, registry, streams
 from outpost_contracts import exports as api
 from outpost_contracts import readings as readings_api
 from outpost_contracts.annotations import LIST_ANNOTATIONS, AnnotationView, ListAnnotations
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_contracts.query import Page
+from outpost_contracts.query import And, Cmp, Page
 from outpost_contracts.streams import ConsumerSpec
 from outpost_exports import bootstrap
 from outpost_exports.adapters.artifacts import NatsArtifactStore
@@ -85,6 +85,11 @@ class Fleet:
     devices: dict[uuid.UUID, dict[uuid.UUID, tuple[int, int]]] = field(default_factory=dict)
     groups: dict[uuid.UUID, dict[uuid.UUID, list[uuid.UUID]]] = field(default_factory=dict)
     annotations: dict[uuid.UUID, list[AnnotationView]] = field(default_factory=dict)
+    alerts: dict[uuid.UUID, list[alerting.AlertView]] = field(default_factory=dict)
+    events: dict[uuid.UUID, list[alerting.TimelineEntry]] = field(default_factory=dict)
+    # Alerting's stand-in answers pages of at most this many, so the worker must page.
+    alerting_page: int = 2
+    alerting_queries: list[Any] = field(default_factory=list)
     chunk_delay: float = 0.0
     chunks_served: int = 0
 
@@ -112,6 +117,79 @@ class Fleet:
         )
         self.annotations.setdefault(org, []).append(note)
         return note
+
+    def add_alert(
+        self, org: uuid.UUID, device: uuid.UUID, opened_at: datetime, n: int
+    ) -> alerting.AlertView:
+        view = alerting.AlertView(
+            id=uuid.UUID(int=(len(self.alerts.get(org, [])) + 1) << 64 | uuid.uuid4().int >> 64),
+            rule_id=uuid.uuid4(),
+            rule_version=n,
+            device_id=device,
+            sensor="temperature",
+            status=alerting.AlertStatus.RESOLVED if n % 2 else alerting.AlertStatus.OPEN,
+            severity=alerting.Severity.MAJOR,
+            opened_at=opened_at,
+            trigger=alerting.AlertTrigger(
+                value=90.0 + n,
+                ts=opened_at,
+                since=opened_at,
+                condition="temperature > 90",
+                rule_version=n,
+            ),
+            acknowledged_at=opened_at + timedelta(seconds=1) if n % 2 else None,
+            resolved_at=opened_at + timedelta(seconds=2) if n % 2 else None,
+        )
+        self.alerts.setdefault(org, []).append(view)
+        return view
+
+    def add_event(
+        self, org: uuid.UUID, device: uuid.UUID | None, ts: datetime, n: int
+    ) -> alerting.TimelineEntry:
+        entry = alerting.TimelineEntry(
+            id=uuid.UUID(int=(len(self.events.get(org, [])) + 1) << 64 | uuid.uuid4().int >> 64),
+            ts=ts,
+            type="devices.DeviceConnected.v1",
+            summary=f"connected, #{n}",
+            device_id=device,
+            data={"n": n, "note": 'a "quoted", text'},
+        )
+        self.events.setdefault(org, []).append(entry)
+        return entry
+
+    def _alerting_page(self, items: list[Any], q: alerting.ListOf, ts_field: str) -> Page[Any]:
+        """Alerting's filter as the exports worker sends it (``deviceId in``, the range on
+        ``ts_field``), in id order, ``after`` the cursor, ``alerting_page`` at a time."""
+        query = q.query
+        self.alerting_queries.append(query)
+        flt = query.filter
+        assert isinstance(flt, And), flt
+        kinds = {(c.field, c.op): c.value for c in flt.items if isinstance(c, Cmp)}
+        assert set(kinds) == {("deviceId", "in"), (ts_field, "ge"), (ts_field, "lt")}, kinds
+        wanted = {uuid.UUID(str(v)) for v in kinds["deviceId", "in"]}  # type: ignore[union-attr]
+        start = datetime.fromisoformat(str(kinds[ts_field, "ge"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(kinds[ts_field, "lt"]).replace("Z", "+00:00"))
+        attr = "opened_at" if ts_field == "openedAt" else "ts"
+        found = sorted(
+            (
+                i
+                for i in items
+                if i.device_id in wanted
+                and start <= getattr(i, attr) < end
+                and (query.after is None or i.id > uuid.UUID(query.after))
+            ),
+            key=lambda i: i.id,
+        )
+        size = min(query.limit, self.alerting_page)
+        return Page(data=found[:size], limit=query.limit, has_more=len(found) > size)
+
+    async def list_alerts(self, c: RequestContext, q: alerting.ListOf) -> Page[alerting.AlertView]:
+        return self._alerting_page(self.alerts.get(c.org_id, []), q, "openedAt")
+
+    async def list_events(
+        self, c: RequestContext, q: alerting.ListOf
+    ) -> Page[alerting.TimelineEntry]:
+        return self._alerting_page(self.events.get(c.org_id, []), q, "ts")
 
     # --- the stand-in services' handlers ------------------------------------------------
 
@@ -281,6 +359,11 @@ async def exports_env(postgres_dsn: str, nats_url: str) -> AsyncIterator[Env]:
                 readings_api.STREAM_READINGS: fleet.stream_readings,
                 LIST_ANNOTATIONS: fleet.list_annotations,
             },
+        ),
+        Responder(
+            nc,
+            "alerting",
+            {alerting.LIST_ALERTS: fleet.list_alerts, alerting.LIST_EVENTS: fleet.list_events},
         ),
     ]
     for r in responders:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from exports_testkit import T0, Env, ctx, expected_rows, exports_env, worker_script
 
@@ -129,6 +131,96 @@ async def test_a_job_runs_to_ready_with_every_row(
     assert [e.id for e in page.data] == [view.id]
 
 
+@pytest.mark.parametrize("fmt", [api.Format.CSV, api.Format.NDJSON])
+async def test_alerts_and_events_are_exported_row_by_row(env: Env, fmt: api.Format) -> None:
+    """ALERTS: the scope's devices' alerts opened in [from, to); EVENTS: their timeline
+    entries in [from, to); both asked of alerting (filtered, paged with ``after``)."""
+    org = uuid.uuid4()
+    group = uuid.uuid4()
+    a = env.fleet.add_device(org, 3, group)
+    b = env.fleet.add_device(org, 2, group)
+    lone = env.fleet.add_device(org, 1)  # not in the group
+    end = T0 + timedelta(days=1)
+    at = [T0, T0 + timedelta(hours=1), end - timedelta(microseconds=1), end, T0 - timedelta(1)]
+    alerts, events = [], []
+    for n, (device, ts) in enumerate(
+        [(a, at[0]), (b, at[1]), (lone, at[1]), (a, at[3]), (b, at[2]), (a, at[4]), (a, at[1])]
+    ):
+        alerts.append(env.fleet.add_alert(org, device, ts, n))
+        events.append(env.fleet.add_event(org, device, ts, n))
+    env.fleet.add_event(org, None, at[1], 99)  # the organization's, no device's
+    inside = [0, 1, 4, 6]  # in the group and in [from, to)
+    c = ctx(org)
+    includes = list(api.Include)
+    view = await handlers.create_export(
+        env.deps(), c, request(api.ScopeType.GROUP, group, format=fmt, includes=includes)
+    )
+    assert view.includes == includes
+    before = len(env.fleet.alerting_queries)
+    stop, tasks = await run_workers(env, org, env.runner("w-alerts"))
+    try:
+        row = await env.wait_for(org, view.id, lambda r: r.status == "READY")
+    finally:
+        await stop_workers(stop, tasks)
+    # Pages of two: alerts and events each took a second page, asked for after the first.
+    queries = env.fleet.alerting_queries[before:]
+    assert [q.after is not None for q in queries] == [False, True, False, True]
+    zf = await archive_of(env, row.object_name)
+    ext = fmt.value.lower()
+    manifest = json.loads(zf.read("manifest.json"))
+    assert [f["name"] for f in manifest["files"]] == [
+        f"{kind}.{ext}" for kind in ("readings", "annotations", "alerts", "events")
+    ]
+    assert manifest["counts"] == {"readings": 5, "annotations": 0, "alerts": 4, "events": 4}
+    for f in manifest["files"]:
+        assert hashlib.sha256(zf.read(f["name"])).hexdigest() == f["sha256"]
+    want_alerts = [alerts[i] for i in inside]
+    want_events = [events[i] for i in inside]
+    got_alerts = zf.read(f"alerts.{ext}").decode()
+    got_events = zf.read(f"events.{ext}").decode()
+    if fmt == api.Format.NDJSON:
+        assert [json.loads(line) for line in got_alerts.splitlines()] == [
+            json.loads(msgspec.json.encode(x)) for x in want_alerts
+        ]
+        assert [json.loads(line) for line in got_events.splitlines()] == [
+            json.loads(msgspec.json.encode(x)) for x in want_events
+        ]
+        return
+
+    def stamp(t: object) -> str:
+        return "" if t is None else msgspec.json.encode(t).decode().strip('"')
+
+    assert list(csv.DictReader(io.StringIO(got_alerts))) == [
+        {
+            "id": str(x.id),
+            "ruleId": str(x.rule_id),
+            "ruleVersion": str(x.rule_version),
+            "deviceId": str(x.device_id),
+            "sensor": x.sensor,
+            "status": x.status.value,
+            "severity": x.severity.value,
+            "openedAt": stamp(x.opened_at),
+            "acknowledgedAt": stamp(x.acknowledged_at),
+            "resolvedAt": stamp(x.resolved_at),
+            "triggerValue": repr(x.trigger.value),
+            "triggerTs": stamp(x.trigger.ts),
+        }
+        for x in want_alerts
+    ]
+    assert list(csv.DictReader(io.StringIO(got_events))) == [
+        {
+            "id": str(x.id),
+            "ts": stamp(x.ts),
+            "type": x.type,
+            "deviceId": str(x.device_id),
+            "alertId": "",
+            "summary": x.summary,
+            "data": msgspec.json.encode(x.data).decode(),
+        }
+        for x in want_events
+    ]
+
+
 async def test_bad_requests_are_refused_and_change_nothing(env: Env) -> None:
     org = uuid.uuid4()
     device = env.fleet.add_device(org, 10)
@@ -136,7 +228,7 @@ async def test_bad_requests_are_refused_and_change_nothing(env: Env) -> None:
     bad = [
         request(api.ScopeType.DEVICE, uuid.uuid4()),  # not one of the organization's devices
         request(api.ScopeType.GROUP, uuid.uuid4()),
-        request(api.ScopeType.DEVICE, device, includes=[api.Include.ALERTS]),
+        request(api.ScopeType.DEVICE, device, includes=[api.Include.ALERTS, api.Include.ALERTS]),
         api.CreateExport(
             scope_type=api.ScopeType.DEVICE, scope_id=device, from_=T0, to=T0 + timedelta(days=400)
         ),

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import msgspec
 import pytest
 
+from outpost_contracts import alerting
 from outpost_contracts import exports as api
 from outpost_contracts.annotations import AnnotationView, Tag
 from outpost_contracts.readings import ReadingsChunk
@@ -156,3 +158,106 @@ def test_abort_leaves_no_file(tmp_path: Path) -> None:
     archive.write_readings(uuid4(), chunk(5))
     archive.abort()
     assert not (tmp_path / "x.zip").exists()
+
+
+def alert(resolved: bool) -> alerting.AlertView:
+    return alerting.AlertView(
+        id=uuid4(),
+        rule_id=uuid4(),
+        rule_version=2,
+        device_id=uuid4(),
+        sensor="temp",
+        status=alerting.AlertStatus.RESOLVED if resolved else alerting.AlertStatus.OPEN,
+        severity=alerting.Severity.CRITICAL,
+        opened_at=T,
+        trigger=alerting.AlertTrigger(
+            value=None if resolved else 95.5, ts=T, since=T, condition="temp > 90", rule_version=2
+        ),
+        resolved_at=T if resolved else None,
+    )
+
+
+@pytest.mark.parametrize("fmt", [api.Format.CSV, api.Format.NDJSON])
+def test_alerts_and_events_members(tmp_path: Path, fmt: api.Format) -> None:
+    archive = Archive(tmp_path / "a.zip", fmt)
+    archive.begin_alerts()
+    alerts = [alert(False), alert(True)]
+    assert archive.write_alerts(alerts) == 2
+    archive.end_member()
+    archive.begin_events()
+    entry = alerting.TimelineEntry(
+        id=uuid4(),
+        ts=T,
+        type="alerting.AlertOpened.v1",
+        summary='opened, "hot"',
+        device_id=alerts[0].device_id,
+        alert_id=alerts[0].id,
+        data={"value": 95.5},
+    )
+    assert archive.write_events([entry]) == 1
+    archive.finish(
+        manifest(
+            export_id=uuid4(),
+            org_id=uuid4(),
+            scope_type=api.ScopeType.ORGANIZATION,
+            scope_id=None,
+            start=T,
+            end=T,
+            includes=[api.Include.ALERTS, api.Include.EVENTS],
+            fmt=fmt,
+            devices=[],
+            reading_count=0,
+            annotation_count=0,
+            alert_count=2,
+            event_count=1,
+            generated_at=T,
+        )
+    )
+    ext = "csv" if fmt == api.Format.CSV else "ndjson"
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        body = json.loads(zf.read("manifest.json"))
+        assert [f["name"] for f in body["files"]] == [f"alerts.{ext}", f"events.{ext}"]
+        for f in body["files"]:
+            assert hashlib.sha256(zf.read(f["name"])).hexdigest() == f["sha256"]
+        assert body["counts"] == {"readings": 0, "annotations": 0, "alerts": 2, "events": 1}
+        assert body["columns"]["alerts"][-2:] == ["triggerValue", "triggerTs"]
+        alerts_text = zf.read(f"alerts.{ext}").decode()
+        events_text = zf.read(f"events.{ext}").decode()
+    stamp = "2024-01-01T00:00:00Z"
+    if fmt == api.Format.CSV:
+        rows = list(csv.DictReader(io.StringIO(alerts_text)))
+        assert rows[0] == {
+            "id": str(alerts[0].id),
+            "ruleId": str(alerts[0].rule_id),
+            "ruleVersion": "2",
+            "deviceId": str(alerts[0].device_id),
+            "sensor": "temp",
+            "status": "OPEN",
+            "severity": "CRITICAL",
+            "openedAt": stamp,
+            "acknowledgedAt": "",
+            "resolvedAt": "",
+            "triggerValue": "95.5",
+            "triggerTs": stamp,
+        }
+        assert (rows[1]["status"], rows[1]["resolvedAt"], rows[1]["triggerValue"]) == (
+            "RESOLVED",
+            stamp,
+            "",
+        )
+        [event] = list(csv.DictReader(io.StringIO(events_text)))
+        assert event == {
+            "id": str(entry.id),
+            "ts": stamp,
+            "type": "alerting.AlertOpened.v1",
+            "deviceId": str(entry.device_id),
+            "alertId": str(entry.alert_id),
+            "summary": 'opened, "hot"',
+            "data": '{"value":95.5}',
+        }
+    else:
+        got = [json.loads(line) for line in alerts_text.splitlines()]
+        assert got == [json.loads(msgspec.json.encode(a)) for a in alerts]
+        assert got[0]["trigger"]["value"] == 95.5 and got[0]["openedAt"] == stamp
+        [event] = [json.loads(line) for line in events_text.splitlines()]
+        assert event == json.loads(msgspec.json.encode(entry))

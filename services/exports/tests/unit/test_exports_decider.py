@@ -71,8 +71,7 @@ def test_a_request_is_pending_with_defaults() -> None:
         ({"to": T0 - timedelta(seconds=1)}, "from"),
         ({"to": T0 + timedelta(days=32)}, "to"),
         ({"includes": [api.Include.READINGS, api.Include.READINGS]}, "includes"),
-        ({"includes": [api.Include.ALERTS]}, "includes"),
-        ({"includes": [api.Include.EVENTS]}, "includes"),
+        ({"includes": [api.Include.ALERTS, api.Include.ALERTS]}, "includes"),
     ],
 )
 def test_bad_requests_name_the_field(overrides: dict[str, object], field: str) -> None:
@@ -81,6 +80,14 @@ def test_bad_requests_name_the_field(overrides: dict[str, object], field: str) -
             None, domain.Request(spec=spec(**overrides), requested_by=None, limits=LIMITS), NOW
         )
     assert caught.value.fields[0].name == field
+
+
+def test_every_include_is_accepted() -> None:
+    command = domain.Request(
+        spec=spec(includes=list(api.Include)), requested_by=None, limits=LIMITS
+    )
+    [event] = domain.decide(None, command, NOW)
+    assert event.includes == list(api.Include)  # type: ignore[attr-defined]
 
 
 def test_an_organization_scope_needs_no_id() -> None:

@@ -85,9 +85,9 @@ def wait_and_download(
 @app.command(
     "create",
     help=(
-        "Export readings (and annotations) of a device, group, site or the organization as"
-        " a zip of CSV or NDJSON files; --wait shows the rows being written, --download"
-        " saves the zip. The service refuses alerts and events for now."
+        "Export readings, annotations, alerts (opened in the range) and timeline events of a"
+        " device, group, site or the organization as a zip of CSV or NDJSON files; --wait"
+        " shows the rows being written, --download saves the zip."
     ),
     epilog=(
         "Example: outpost exports create --device gw-1 --since 24h --include"
@@ -103,7 +103,7 @@ def create(
     start: Annotated[str | None, typer.Option("--from", help="RFC 3339 start")] = None,
     end: Annotated[str | None, typer.Option("--to", help="RFC 3339 end")] = None,
     include: Annotated[
-        str, typer.Option(help="readings,annotations (alerts, events: refused for now)")
+        str, typer.Option(help="readings,annotations,alerts,events (comma-separated)")
     ] = "readings",
     fmt: Annotated[str, typer.Option("--format", help="csv or ndjson")] = "csv",
     wait: Annotated[bool, typer.Option(help="Follow the job until it is READY")] = False,

@@ -15,7 +15,7 @@ import csv
 import hashlib
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -24,11 +24,27 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import exports as api
+from outpost_contracts.alerting import AlertView, TimelineEntry
 from outpost_contracts.annotations import AnnotationView
 from outpost_contracts.readings import ReadingsChunk
 
 READINGS_COLUMNS = ("deviceId", "sensor", "ts", "value")
 ANNOTATION_COLUMNS = ("id", "deviceId", "classId", "sensor", "from", "to", "text", "tags")
+ALERT_COLUMNS = (
+    "id",
+    "ruleId",
+    "ruleVersion",
+    "deviceId",
+    "sensor",
+    "status",
+    "severity",
+    "openedAt",
+    "acknowledgedAt",
+    "resolvedAt",
+    "triggerValue",
+    "triggerTs",
+)
+EVENT_COLUMNS = ("id", "ts", "type", "deviceId", "alertId", "summary", "data")
 _json = msgspec.json.Encoder()
 
 
@@ -172,6 +188,67 @@ class Archive:
         self._open.write(data, len(items))
         return len(items)
 
+    # --- alerts and timeline entries -------------------------------------------------
+
+    def begin_alerts(self) -> None:
+        self._begin("alerts", ALERT_COLUMNS)
+
+    def write_alerts(self, items: Sequence[AlertView]) -> int:
+        return self._write_rows(
+            items,
+            lambda a: [
+                a.id,
+                a.rule_id,
+                a.rule_version,
+                a.device_id,
+                a.sensor,
+                a.status.value,
+                a.severity.value,
+                _rfc3339(a.opened_at),
+                _rfc3339_or_empty(a.acknowledged_at),
+                _rfc3339_or_empty(a.resolved_at),
+                "" if a.trigger.value is None else repr(a.trigger.value),
+                _rfc3339(a.trigger.ts),
+            ],
+        )
+
+    def begin_events(self) -> None:
+        self._begin("events", EVENT_COLUMNS)
+
+    def write_events(self, items: Sequence[TimelineEntry]) -> int:
+        return self._write_rows(
+            items,
+            lambda e: [
+                e.id,
+                _rfc3339(e.ts),
+                e.type,
+                e.device_id or "",
+                e.alert_id or "",
+                e.summary,
+                _json.encode(e.data).decode(),
+            ],
+        )
+
+    def _begin(self, kind: str, columns: Sequence[str]) -> None:
+        self._open = _Member(self._zip, f"{kind}.{self._ext}")
+        if self.format == api.Format.CSV:
+            self._open.write((",".join(columns) + "\n").encode(), 0)
+
+    def _write_rows(self, items: Sequence[Any], row: Callable[[Any], list[Any]]) -> int:
+        """CSV: one row of ``row(item)`` each; NDJSON: the item's view as JSON."""
+        assert self._open is not None
+        if not items:
+            return 0
+        if self.format == api.Format.CSV:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerows(row(item) for item in items)
+            data = buffer.getvalue().encode()
+        else:
+            data = b"".join(_json.encode(item) + b"\n" for item in items)
+        self._open.write(data, len(items))
+        return len(items)
+
     # --- the end ----------------------------------------------------------------------
 
     def end_member(self) -> MemberInfo:
@@ -203,6 +280,10 @@ def _rfc3339(value: datetime) -> str:
     return _json.encode(value).decode().strip('"')
 
 
+def _rfc3339_or_empty(value: datetime | None) -> str:
+    return "" if value is None else _rfc3339(value)
+
+
 def manifest(
     *,
     export_id: UUID,
@@ -217,7 +298,22 @@ def manifest(
     reading_count: int,
     annotation_count: int,
     generated_at: datetime,
+    alert_count: int | None = None,
+    event_count: int | None = None,
 ) -> dict[str, Any]:
+    """``counts`` and ``columns`` always name readings and annotations (as format version 1
+    always did), and alerts and events when they are included."""
+    counts: dict[str, int] = {"readings": reading_count, "annotations": annotation_count}
+    columns: dict[str, list[str]] = {
+        "readings": list(READINGS_COLUMNS),
+        "annotations": list(ANNOTATION_COLUMNS),
+    }
+    if api.Include.ALERTS in includes:
+        counts["alerts"] = alert_count or 0
+        columns["alerts"] = list(ALERT_COLUMNS)
+    if api.Include.EVENTS in includes:
+        counts["events"] = event_count or 0
+        columns["events"] = list(EVENT_COLUMNS)
     return {
         "formatVersion": api.FORMAT_VERSION,
         "exportId": str(export_id),
@@ -227,10 +323,7 @@ def manifest(
         "includes": [i.value for i in includes],
         "format": fmt.value,
         "devices": [str(d) for d in devices],
-        "counts": {"readings": reading_count, "annotations": annotation_count},
+        "counts": counts,
         "generatedAt": _rfc3339(generated_at),
-        "columns": {
-            "readings": list(READINGS_COLUMNS),
-            "annotations": list(ANNOTATION_COLUMNS),
-        },
+        "columns": columns,
     }

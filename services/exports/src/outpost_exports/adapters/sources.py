@@ -1,17 +1,19 @@
 """What an export reads, asked of the services that own it over request/reply (exports
 never reads another service's schema): the devices of a scope (devices service), readings
-in chunks (readings' ``StreamReadings``) and annotations (readings' ``ListAnnotations``)."""
+in chunks (readings' ``StreamReadings``), annotations (readings' ``ListAnnotations``), and
+alerts and timeline entries (alerting's ``ListAlerts`` and ``ListEvents``, filtered on the
+devices and the range, paged with ``after``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from nats.aio.client import Client as NATS
 
-from outpost_contracts import devices, registry
+from outpost_contracts import alerting, devices, registry
 from outpost_contracts import exports as api
 from outpost_contracts import readings as readings_api
 from outpost_contracts.annotations import (
@@ -22,7 +24,7 @@ from outpost_contracts.annotations import (
 )
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound, validation_error
-from outpost_contracts.query import MAX_LIMIT, Cmp, ListQuery
+from outpost_contracts.query import MAX_LIMIT, And, Cmp, ListQuery, Page
 from outpost_kit import messaging
 
 
@@ -50,6 +52,17 @@ class Sources(Protocol):
         self, ctx: RequestContext, device_ids: list[UUID], start: datetime, end: datetime
     ) -> AsyncIterator[list[AnnotationView]]: ...
 
+    def alerts(
+        self, ctx: RequestContext, device_ids: list[UUID], start: datetime, end: datetime
+    ) -> AsyncIterator[list[alerting.AlertView]]: ...
+
+    def events(
+        self, ctx: RequestContext, device_ids: list[UUID], start: datetime, end: datetime
+    ) -> AsyncIterator[list[alerting.TimelineEntry]]: ...
+
+
+# Alerting's collections take at most this many values in an ``in`` filter.
+MAX_IN_VALUES = 100
 
 _FILTER_FIELD = {api.ScopeType.GROUP: "groupId", api.ScopeType.SITE: "siteId"}
 
@@ -147,3 +160,57 @@ class NatsSources:
                 if not page.has_more or not page.data:
                     break
                 after = page.data[-1].id
+
+    async def alerts(
+        self, ctx: RequestContext, device_ids: list[UUID], start: datetime, end: datetime
+    ) -> AsyncIterator[list[alerting.AlertView]]:
+        """The devices' alerts whose ``openedAt`` is in ``[start, end)``, in id order per
+        batch of devices."""
+        async for page in self._alerting(
+            ctx, alerting.LIST_ALERTS, "openedAt", device_ids, start, end
+        ):
+            yield page
+
+    async def events(
+        self, ctx: RequestContext, device_ids: list[UUID], start: datetime, end: datetime
+    ) -> AsyncIterator[list[alerting.TimelineEntry]]:
+        """The devices' timeline entries whose ``ts`` is in ``[start, end)``."""
+        async for page in self._alerting(ctx, alerting.LIST_EVENTS, "ts", device_ids, start, end):
+            yield page
+
+    async def _alerting(
+        self,
+        ctx: RequestContext,
+        operation: Any,
+        ts_field: str,
+        device_ids: list[UUID],
+        start: datetime,
+        end: datetime,
+    ) -> AsyncIterator[list[Any]]:
+        for i in range(0, len(device_ids), MAX_IN_VALUES):
+            batch = [str(d) for d in device_ids[i : i + MAX_IN_VALUES]]
+            where = And(
+                items=[
+                    Cmp(field="deviceId", op="in", value=list(batch)),
+                    Cmp(field=ts_field, op="ge", value=_instant(start)),
+                    Cmp(field=ts_field, op="lt", value=_instant(end)),
+                ]
+            )
+            after: str | None = None
+            while True:
+                page: Page[Any] = await messaging.call(
+                    self._nc,
+                    operation,
+                    ctx,
+                    alerting.ListOf(query=ListQuery(filter=where, limit=MAX_LIMIT, after=after)),
+                    timeout=self._timeout,
+                )
+                if page.data:
+                    yield list(page.data)
+                if not page.has_more or not page.data:
+                    break
+                after = str(page.data[-1].id)
+
+
+def _instant(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

@@ -77,6 +77,20 @@ class WorkerConfig:
     retry_delay: float = 2.0
 
 
+@dataclass
+class Counts:
+    """Rows written per member."""
+
+    readings: int = 0
+    annotations: int = 0
+    alerts: int = 0
+    events: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.readings + self.annotations + self.alerts + self.events
+
+
 class Stopped(Exception):
     """The job was cancelled or another attempt took it over: stop, keep nothing."""
 
@@ -235,8 +249,9 @@ class Runner:
         archive = zipper.Archive(path, state.format, self.config.compress_level)
         name = domain.object_name(work.org_id, work.export_id, attempt)
         try:
-            readings, annotations, devices = await self._write(state, work, archive, beat)
-            await beat.tick(readings + annotations, force=True)
+            counts, devices = await self._write(state, work, archive, beat)
+            readings, annotations = counts.readings, counts.annotations
+            await beat.tick(counts.total, force=True)
             archive.finish(
                 zipper.manifest(
                     export_id=work.export_id,
@@ -250,11 +265,13 @@ class Runner:
                     devices=devices,
                     reading_count=readings,
                     annotation_count=annotations,
+                    alert_count=counts.alerts,
+                    event_count=counts.events,
                     generated_at=ids.now(),
                 )
             )
             # A large upload outlasts the lease and the ack wait: keep both alive meanwhile.
-            alive = asyncio.create_task(self._keep_alive(beat, readings + annotations))
+            alive = asyncio.create_task(self._keep_alive(beat, counts.total))
             try:
                 size = await self.store.put(name, path)
                 sha = await asyncio.get_running_loop().run_in_executor(None, _sha256, path)
@@ -284,7 +301,7 @@ class Runner:
 
     async def _write(
         self, state: Any, work: api.ExportWork, archive: zipper.Archive, beat: Heartbeat
-    ) -> tuple[int, int, list[UUID]]:
+    ) -> tuple[Counts, list[UUID]]:
         ctx = system_context(work.org_id, work.export_id)
         devices = await self.sources.devices(ctx, state.scope_type, state.scope_id)
         loop = asyncio.get_running_loop()
@@ -336,7 +353,24 @@ class Runner:
                     await beat.tick(readings + annotations)
             archive.end_member()
             ROWS.labels("annotations").inc(annotations)
-        return readings, annotations, devices
+        counts = Counts(readings=readings, annotations=annotations)
+        if api.Include.ALERTS in state.includes:
+            archive.begin_alerts()
+            if devices:
+                async for alerts in self.sources.alerts(ctx, devices, state.from_, state.to):
+                    counts.alerts += archive.write_alerts(alerts)
+                    await beat.tick(counts.total)
+            archive.end_member()
+            ROWS.labels("alerts").inc(counts.alerts)
+        if api.Include.EVENTS in state.includes:
+            archive.begin_events()
+            if devices:
+                async for entries in self.sources.events(ctx, devices, state.from_, state.to):
+                    counts.events += archive.write_events(entries)
+                    await beat.tick(counts.total)
+            archive.end_member()
+            ROWS.labels("events").inc(counts.events)
+        return counts, devices
 
     async def _keep_alive(self, beat: Heartbeat, rows: int) -> None:
         """Renew the lease and send +WPI every progress interval until cancelled; a job

@@ -61,8 +61,9 @@ def _with_link(request: Req, ctx: RequestContext, view: ExportView) -> ExportVie
     summary="Request an export (201 PENDING); poll GET until READY",
     description=(
         "`scopeType` DEVICE, GROUP, SITE (with `scopeId`) or ORGANIZATION; `[from, to)` at most"
-        " the deployment's maximum range (366 days by default); `includes` READINGS and/or"
-        " ANNOTATIONS (ALERTS and EVENTS are not exported yet: `validation_error`); `format`"
+        " the deployment's maximum range (366 days by default); `includes` any of READINGS,"
+        " ANNOTATIONS, ALERTS (the alerts opened in the range) and EVENTS (the timeline's"
+        " entries in the range), READINGS by default; `format`"
         " CSV (default) or NDJSON. An organization has at most a few exports pending or"
         " running at once (409 `conflict` beyond)."
     ),
