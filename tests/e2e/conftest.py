@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -62,6 +63,31 @@ def otlp() -> Iterator[OtlpReceiver]:
     receiver.close()
 
 
+# What no log line may hold, whichever test made it: API keys, OAuth client secrets,
+# refresh and one-time tokens in the clear (their shape; the log formatter masks them as
+# ``sk_***``), signed JWTs, private keys. test_observability checks one story's secrets by
+# value; this checks the whole run's by shape, in every process's log, nats.log and
+# postgres.log included (issue 8).
+_LEAKS = {
+    "credential": re.compile(r"\b(?:sk|cs|rt|ot)_[A-Za-z0-9_-]{16,}"),
+    "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+}
+
+
+def _no_credential_in_any_log(dev: DevStack) -> None:
+    time.sleep(1.0)  # what the processes wrote last has reached their logs
+    logs = [*dev.log_dir.glob("*.log"), dev.base_dir / "nats" / "nats.log"]
+    logs += [dev.base_dir / "pg" / "postgres.log"]
+    found = []
+    for path in (p for p in logs if p.exists()):
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            found += [
+                f"{what} in {path.name}:{n}" for what, rx in _LEAKS.items() if rx.search(line)
+            ]
+    assert not found, f"secrets in the platform's logs after the e2e run: {found[:20]}"
+
+
 @pytest.fixture(scope="session")
 def stack(otlp: OtlpReceiver) -> Iterator[DevStack]:
     base = Path(tempfile.mkdtemp(prefix="outpost-e2e-"))
@@ -83,6 +109,7 @@ def stack(otlp: OtlpReceiver) -> Iterator[DevStack]:
         _raise_limits(dev, [str(PLATFORM_ORG_ID), credentials["organization"]["id"]])
         time.sleep(1.5)
         yield dev
+        _no_credential_in_any_log(dev)
     finally:
         dev.stop()
         shutil.rmtree(base, ignore_errors=True)
