@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 from kitsvc import STREAM_TYPE, CounterCreated, CounterIncremented, CounterProjector, counters
 
+from outpost_contracts import subjects
 from outpost_kit import ids
 from outpost_kit.db.eventstore import ConcurrencyConflict
 from outpost_kit.db.replay import rebuild
@@ -92,6 +95,50 @@ async def test_occ_refuses_stale_and_future_versions(
     assert refused.value.actual == 2
     async with uow(org) as u:
         assert len(await u.events.load(stream)) == 2
+        # The refused append left no outbox row behind (one statement: all or nothing).
+        assert await _outbox_ids(u, stream) == [e.id for e in await u.events.load(stream)]
+
+
+async def _outbox_ids(u: Any, stream: UUID) -> list[UUID]:
+    rows = await u.execute(
+        "SELECT o.event_id FROM outbox o JOIN events e ON e.event_id = o.event_id"
+        " WHERE e.stream_id = :s ORDER BY o.position",
+        {"s": stream},
+    )
+    return [r.event_id for r in rows]
+
+
+async def test_an_append_of_several_events_writes_each_with_its_outbox_row(
+    uow: UnitOfWorkFactory, org: UUID
+) -> None:
+    stream = ids.new_id()
+    async with uow(org) as u:
+        appended = await u.events.append(
+            org_id=org,
+            stream_id=stream,
+            stream_type=STREAM_TYPE,
+            expected_version=0,
+            events=[CounterCreated(name="many"), CounterIncremented(), CounterIncremented()],
+            request_id="req-many",
+        )
+        await u.commit()
+    assert [e.version for e in appended] == [1, 2, 3]
+    async with uow(org) as u:
+        loaded = await u.events.load(stream)
+        assert [(e.id, e.version, e.type, e.request_id) for e in loaded] == [
+            (e.id, e.version, e.type, "req-many") for e in appended
+        ]
+        assert await _outbox_ids(u, stream) == [e.id for e in appended]
+        rows = await u.execute(
+            "SELECT o.subject, o.headers->>'Nats-Msg-Id' AS msg_id, o.payload"
+            " FROM outbox o JOIN events e ON e.event_id = o.event_id"
+            " WHERE e.stream_id = :s ORDER BY o.position",
+            {"s": stream},
+        )
+        for row, envelope in zip(rows, appended, strict=True):
+            assert row.msg_id == str(envelope.id)
+            assert row.subject == subjects.event(envelope.type, org)
+            assert msgspec.json.decode(bytes(row.payload)) == msgspec.to_builtins(envelope)
 
 
 async def test_replay_rebuilds_the_live_projection(

@@ -16,10 +16,15 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from sqlalchemy.exc import IntegrityError
 
 from outpost_alerting import bootstrap
+from outpost_alerting.adapters import evaluation_store as store
 from outpost_alerting.adapters.projections import AlertingProjector
 from outpost_alerting.app import evaluation, handlers
+from outpost_alerting.app.handlers import execute_alert
+from outpost_alerting.domain import alerts
+from outpost_alerting.domain import evaluation as eval_domain
 from outpost_alerting.entrypoints import telemetry
 from outpost_contracts import alerting as api
 from outpost_contracts import streams, subjects
@@ -307,6 +312,86 @@ async def test_the_database_refuses_a_second_unresolved_alert(env: Env) -> None:
         ids.now(),
     )
     assert outcome.fired == 0 and len(await env.alerts()) == 1
+    # Evaluation checks before it opens; the database refuses a second one even without.
+    [alert] = await env.alerts()
+    with pytest.raises(IntegrityError):
+        async with env.uow(env.org) as uow:
+            await uow.events.append(
+                org_id=env.org,
+                stream_id=ids.new_id(),
+                stream_type=alerts.ALERT,
+                expected_version=0,
+                events=[
+                    api.AlertOpened(
+                        rule_id=rule.id,
+                        rule_version=rule.version,
+                        device_id=device,
+                        sensor="temp",
+                        severity=api.Severity.MAJOR,
+                        trigger=alert.trigger,
+                    )
+                ],
+            )
+    assert len(await env.alerts()) == 1
+
+
+def _one(device: uuid.UUID, org: uuid.UUID, *values: tuple[float, int]) -> evaluation.Incoming:
+    return evaluation.Incoming(
+        org_id=org,
+        device_id=device,
+        arrival=ids.now(),
+        points=[
+            evaluation.Point(sensor="temp", value=v, ts=NOW + timedelta(seconds=s))
+            for v, s in values
+        ],
+    )
+
+
+async def _blocked_on_a_lock(uow: UnitOfWorkFactory) -> None:
+    """Until some other session waits for a row lock (evaluation, on a watch)."""
+    for _ in range(200):
+        async with uow(None) as u:
+            waiting = (
+                await u.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("evaluation never waited for the watch")
+
+
+async def test_a_fire_right_after_a_resolution_by_hand_that_it_waited_for(env: Env) -> None:
+    """Evaluation reads each pair's unresolved alert with the watch's lock, as of the
+    statement's start. Here it waits for the lock while someone resolves the alert by hand:
+    it sees the watch as the resolution left it but the alert still open, then its readings
+    clear and fire again. It must look again and open a new alert, not drop the fire."""
+    device = await env.device()
+    await env.rule()
+    await evaluation.evaluate(env.uow, [_one(device, env.org, (40.0, 0))], ids.now())
+    [first] = await env.alerts()
+    rule_id = first.rule_id
+    async with env.uow(env.org) as manual:  # handlers.resolve_alert, held open
+        watches = await store.lock_watches(manual.conn, env.org, [(rule_id, device)])
+        racing = asyncio.create_task(
+            evaluation.evaluate(env.uow, [_one(device, env.org, (20.0, 1), (45.0, 2))], ids.now())
+        )
+        await _blocked_on_a_lock(env.uow)
+        await execute_alert(manual, None, env.org, first.id, alerts.Resolve(by=USER))
+        await store.save_watches(
+            manual.conn,
+            env.org,
+            {(rule_id, device): eval_domain.resolved_by_hand(watches[(rule_id, device)])},
+        )
+        await manual.commit()
+    outcome = await racing
+    assert outcome.fired == 1
+    found = {a.id: a.status for a in await env.alerts()}
+    assert found[first.id] == api.AlertStatus.RESOLVED
+    [second] = [a for a in await env.alerts() if a.id != first.id]
+    assert second.status == api.AlertStatus.OPEN and second.trigger.value == 45.0
 
 
 async def test_acknowledge_and_resolve_by_hand_then_fire_again_only_after_clearing(

@@ -25,6 +25,30 @@ from outpost_kit.messaging import MSG_ID, REQUEST_ID
 
 _encoder = msgspec.json.Encoder()
 
+# One round trip per append: the stream's version is checked, the events and their outbox
+# rows are inserted only if it is the expected one, and the relay is woken, in one statement
+# (data-modifying CTEs all run, on one snapshot). A concurrent append that took the same
+# version makes the events' primary key refuse this one (IntegrityError). The caller learns
+# the version it found (``actual``) and nothing was written when it is not the expected one.
+_APPEND = text(
+    "WITH cur AS (SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = :stream_id),"
+    " ok AS (SELECT v = CAST(:expected AS integer) AS yes FROM cur),"
+    " ev AS (INSERT INTO events (stream_id, version, event_id, org_id, stream_type, event_type,"
+    " data, request_id, actor, meta, occurred_at)"
+    " SELECT :stream_id, x.version, x.event_id, :org_id, :stream_type, x.event_type,"
+    " CAST(x.data AS jsonb), :request_id, CAST(:actor AS jsonb), CAST(:meta AS jsonb),"
+    " :occurred_at FROM unnest(CAST(:versions AS integer[]), CAST(:event_ids AS uuid[]),"
+    " CAST(:event_types AS text[]), CAST(:datas AS text[]))"
+    " AS x(version, event_id, event_type, data) WHERE (SELECT yes FROM ok)),"
+    " ob AS (INSERT INTO outbox (event_id, subject, payload, headers)"
+    " SELECT x.event_id, x.subject, x.payload, CAST(x.headers AS jsonb)"
+    " FROM unnest(CAST(:event_ids AS uuid[]), CAST(:subjects AS text[]),"
+    " CAST(:payloads AS bytea[]), CAST(:headers AS text[]))"
+    " AS x(event_id, subject, payload, headers) WHERE (SELECT yes FROM ok))"
+    " SELECT v, CASE WHEN v = CAST(:expected AS integer)"
+    " THEN pg_notify('outpost_outbox', current_schema()) END FROM cur"
+)
+
 
 class ConcurrencyConflict(Conflict):
     """Another command changed the stream since it was read (HTTP 409, or 412 on If-Match)."""
@@ -108,9 +132,6 @@ class EventStore:
         """Append ``events`` after ``expected_version``; ``ConcurrencyConflict`` otherwise."""
         if not events:
             return []
-        actual = await self.version(stream_id)
-        if actual != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, actual)
         when = occurred_at or ids.now()
         trace_headers = telemetry.inject()
         meta: dict[str, Any] = {"trace": trace_headers} if trace_headers else {}
@@ -130,56 +151,41 @@ class EventStore:
             for i, event in enumerate(events, start=1)
         ]
         try:
-            await self._conn.execute(
-                text(
-                    "INSERT INTO events (stream_id, version, event_id, org_id, stream_type,"
-                    " event_type, data, request_id, actor, meta, occurred_at) VALUES"
-                    " (:stream_id, :version, :event_id, :org_id, :stream_type, :event_type,"
-                    " CAST(:data AS jsonb), :request_id, CAST(:actor AS jsonb),"
-                    " CAST(:meta AS jsonb), :occurred_at)"
-                ),
-                [
-                    {
-                        "stream_id": e.stream_id,
-                        "version": e.version,
-                        "event_id": e.id,
-                        "org_id": e.org_id,
-                        "stream_type": e.stream_type,
-                        "event_type": e.type,
-                        "data": _encoder.encode(e.data).decode(),
-                        "request_id": e.request_id,
-                        "actor": _encoder.encode(e.actor).decode() if e.actor else None,
-                        "meta": _encoder.encode(e.meta).decode(),
-                        "occurred_at": e.occurred_at,
-                    }
-                    for e in envelopes
-                ],
+            result = await self._conn.execute(
+                _APPEND,
+                {
+                    "stream_id": stream_id,
+                    "org_id": org_id,
+                    "stream_type": stream_type,
+                    "expected": expected_version,
+                    "request_id": request_id,
+                    "actor": _encoder.encode(actor).decode() if actor else None,
+                    "meta": _encoder.encode(meta).decode(),
+                    "occurred_at": when,
+                    "versions": [e.version for e in envelopes],
+                    "event_ids": [e.id for e in envelopes],
+                    "event_types": [e.type for e in envelopes],
+                    "datas": [_encoder.encode(e.data).decode() for e in envelopes],
+                    "subjects": [subjects.event(e.type, e.org_id) for e in envelopes],
+                    "payloads": [_encoder.encode(e) for e in envelopes],
+                    "headers": [
+                        _encoder.encode(
+                            {
+                                MSG_ID: str(e.id),
+                                REQUEST_ID: e.request_id or "",
+                                **trace_headers,
+                            }
+                        ).decode()
+                        for e in envelopes
+                    ],
+                },
             )
         except IntegrityError as exc:
             # A concurrent append took the same version between our check and our insert.
             raise ConcurrencyConflict(stream_id, expected_version, expected_version + 1) from exc
-        await self._conn.execute(
-            text(
-                "INSERT INTO outbox (event_id, subject, payload, headers)"
-                " VALUES (:event_id, :subject, :payload, CAST(:headers AS jsonb))"
-            ),
-            [
-                {
-                    "event_id": e.id,
-                    "subject": subjects.event(e.type, e.org_id),
-                    "payload": _encoder.encode(e),
-                    "headers": _encoder.encode(
-                        {
-                            MSG_ID: str(e.id),
-                            REQUEST_ID: e.request_id or "",
-                            **e.meta.get("trace", {}),
-                        }
-                    ).decode(),
-                }
-                for e in envelopes
-            ],
-        )
-        await self._conn.execute(text("SELECT pg_notify('outpost_outbox', current_schema())"))
+        actual = int(result.scalar_one())
+        if actual != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, actual)
         for envelope in envelopes:
             for projector in self._projectors:
                 await projector.apply(self._conn, envelope)

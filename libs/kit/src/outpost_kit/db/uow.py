@@ -29,6 +29,8 @@ def _text(sql: str) -> TextClause:
     return text(sql)
 
 
+cached_text = _text  # for adapters that build statements from constant parts
+
 _SET_TENANT = text("SELECT set_config(:name, :org, true)")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from outpost_alerting.domain.evaluation import Rule, Watch
 from outpost_contracts import alerting as api
+from outpost_kit.db.uow import cached_text as _text
 
 _watch_decoder = msgspec.json.Decoder(Watch)
 _condition_decoder = msgspec.json.Decoder(api.Condition)
@@ -164,32 +165,48 @@ async def devices_in_scope(
     return [r.id for r in rows]
 
 
-async def lock_watches(
-    conn: AsyncConnection, org_id: UUID, pairs: list[tuple[UUID, UUID]]
-) -> dict[tuple[UUID, UUID], Watch]:
+_LOCK = (
+    "SELECT w.rule_id, w.device_id, w.state, a.id AS alert_id FROM watches w"
+    " JOIN unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[])) AS p(rule_id, device_id)"
+    " ON w.rule_id = p.rule_id AND w.device_id = p.device_id"
+    " LEFT JOIN alerts a ON a.org_id = w.org_id AND a.rule_id = w.rule_id"
+    " AND a.device_id = w.device_id AND a.status <> 'RESOLVED'"
+    " ORDER BY w.rule_id, w.device_id FOR UPDATE OF w"
+)
+
+Pair = tuple[UUID, UUID]  # (rule, device)
+
+
+class Locked(msgspec.Struct, frozen=True):
+    """The watches of a batch's pairs, locked, and the alert of each pair that is not
+    resolved, read in the same statement. The alerts are as of the statement's start: a
+    statement that waited for a watch's lock sees the watch as its holder left it but not
+    an alert that holder opened or resolved. Evaluation relies on them only where a stale
+    answer fails safe (see ``app/evaluation.py``)."""
+
+    watches: dict[Pair, Watch]
+    alerts: dict[Pair, UUID]
+
+
+async def lock(conn: AsyncConnection, org_id: UUID, pairs: list[Pair]) -> Locked:
     """The watches of (rule, device) pairs, locked for this transaction, in one order on
     every replica (rule, then device) so two replicas never deadlock; a pair without a row
-    yet gets one first (``ON CONFLICT DO NOTHING``: a replica that made it first wins)."""
+    yet gets one first (``ON CONFLICT DO NOTHING``: a replica that made it first wins).
+    With each pair's unresolved alert, in the same round trip."""
     if not pairs:
-        return {}
+        return Locked({}, {})
     ordered = sorted(set(pairs))
-    rules = [r for r, _ in ordered]
-    devices_ = [d for _, d in ordered]
-    rows = await conn.execute(
-        text(
-            "SELECT w.rule_id, w.device_id, w.state FROM watches w"
-            " JOIN unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
-            " AS p(rule_id, device_id)"
-            " ON w.rule_id = p.rule_id AND w.device_id = p.device_id"
-            " ORDER BY w.rule_id, w.device_id FOR UPDATE OF w"
-        ),
-        {"rules": rules, "devices": devices_},
+    rows = list(
+        await conn.execute(
+            _text(_LOCK),
+            {"rules": [r for r, _ in ordered], "devices": [d for _, d in ordered]},
+        )
     )
-    found = {(r.rule_id, r.device_id): _decode(r.state) for r in rows}
-    missing = [p for p in ordered if p not in found]
+    seen = {(r.rule_id, r.device_id) for r in rows}
+    missing = [p for p in ordered if p not in seen]
     if missing:
         await conn.execute(
-            text(
+            _text(
                 "INSERT INTO watches (org_id, rule_id, device_id, state, updated_at)"
                 " SELECT :org, p.rule_id, p.device_id, CAST('null' AS jsonb), now()"
                 " FROM unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
@@ -197,18 +214,25 @@ async def lock_watches(
             ),
             {"org": org_id, "rules": [r for r, _ in missing], "devices": [d for _, d in missing]},
         )
-        again = await conn.execute(
-            text(
-                "SELECT w.rule_id, w.device_id, w.state FROM watches w"
-                " JOIN unnest(CAST(:rules AS uuid[]), CAST(:devices AS uuid[]))"
-                " AS p(rule_id, device_id)"
-                " ON w.rule_id = p.rule_id AND w.device_id = p.device_id"
-                " ORDER BY w.rule_id, w.device_id FOR UPDATE OF w"
-            ),
+        rows += await conn.execute(
+            _text(_LOCK),
             {"rules": [r for r, _ in missing], "devices": [d for _, d in missing]},
         )
-        found.update({(r.rule_id, r.device_id): _decode(r.state) for r in again})
-    return {k: v for k, v in found.items() if v is not None}
+    watches: dict[Pair, Watch] = {}
+    alerts: dict[Pair, UUID] = {}
+    for r in rows:
+        pair = (r.rule_id, r.device_id)
+        watch = _decode(r.state)
+        if watch is not None:
+            watches[pair] = watch
+        if r.alert_id is not None:
+            alerts[pair] = r.alert_id
+    return Locked(watches, alerts)
+
+
+async def lock_watches(conn: AsyncConnection, org_id: UUID, pairs: list[Pair]) -> dict[Pair, Watch]:
+    """``lock``'s watches only."""
+    return (await lock(conn, org_id, pairs)).watches
 
 
 def _decode(raw: Any) -> Watch | None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from outpost_alerting.adapters import timeline
 from outpost_contracts import alerting as api
 from outpost_contracts.envelope import EventEnvelope
+from outpost_kit.db.uow import cached_text
 
 _RULE_COLUMNS = (
     "name",
@@ -55,6 +56,21 @@ def _placeholder(column: str) -> str:
 
 
 class AlertingProjector:
+    @staticmethod
+    async def _alert_row(
+        conn: AsyncConnection, e: EventEnvelope, change: str, params: dict[str, Any]
+    ) -> None:
+        """Change an alert's row and record the event on the timeline, in one statement
+        (``change`` returns the alert's ``device_id``)."""
+        result = await conn.execute(
+            cached_text(
+                f"WITH a AS ({change}), t AS ({timeline.INSERT_FROM_ALERT}) SELECT count(*) FROM a"
+            ),
+            {**params, **timeline.alert_entry_params(e)},
+        )
+        if result.scalar_one() != 1:
+            raise LookupError(f"no row of alert {e.stream_id} for {e.type}")
+
     async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
         data = e.data
         key = {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version}
@@ -82,13 +98,13 @@ class AlertingProjector:
                 text("DELETE FROM alert_rules WHERE org_id = :org AND id = :id"), key
             )
         elif isinstance(data, api.AlertOpened):
-            await conn.execute(
-                text(
-                    "INSERT INTO alerts (org_id, id, version, rule_id, rule_version, device_id,"
-                    " sensor, status, severity, opened_at, trigger, updated_at) VALUES (:org,"
-                    " :id, :v, :rule, :rule_v, :device, :sensor, 'OPEN', :severity, :at,"
-                    " CAST(:trigger AS jsonb), :at)"
-                ),
+            await self._alert_row(
+                conn,
+                e,
+                "INSERT INTO alerts (org_id, id, version, rule_id, rule_version, device_id,"
+                " sensor, status, severity, opened_at, trigger, updated_at) VALUES (:org,"
+                " :id, :v, :rule, :rule_v, :device, :sensor, 'OPEN', :severity, :at,"
+                " CAST(:trigger AS jsonb), :at) RETURNING device_id",
                 {
                     **key,
                     "rule": data.rule_id,
@@ -99,25 +115,23 @@ class AlertingProjector:
                     "trigger": _json(data.trigger),
                 },
             )
-            await timeline.record(conn, e, data.device_id)
         elif isinstance(data, api.AlertAcknowledged):
-            row = await conn.execute(
-                text(
-                    "UPDATE alerts SET status = 'ACKNOWLEDGED', acknowledged_at = :at,"
-                    " acknowledged_by = :by, acknowledge_comment = :comment, version = :v,"
-                    " updated_at = :at WHERE org_id = :org AND id = :id RETURNING device_id"
-                ),
+            await self._alert_row(
+                conn,
+                e,
+                "UPDATE alerts SET status = 'ACKNOWLEDGED', acknowledged_at = :at,"
+                " acknowledged_by = :by, acknowledge_comment = :comment, version = :v,"
+                " updated_at = :at WHERE org_id = :org AND id = :id RETURNING device_id",
                 {**key, "by": data.by, "comment": data.comment},
             )
-            await timeline.record(conn, e, row.scalar_one())
         elif isinstance(data, api.AlertResolved):
-            row = await conn.execute(
-                text(
-                    "UPDATE alerts SET status = 'RESOLVED', resolved_at = :at, resolved_by = :by,"
-                    " resolve_comment = :comment, resolution = :resolution,"
-                    " clear_value = :value, version = :v, updated_at = :at"
-                    " WHERE org_id = :org AND id = :id RETURNING device_id"
-                ),
+            await self._alert_row(
+                conn,
+                e,
+                "UPDATE alerts SET status = 'RESOLVED', resolved_at = :at, resolved_by = :by,"
+                " resolve_comment = :comment, resolution = :resolution,"
+                " clear_value = :value, version = :v, updated_at = :at"
+                " WHERE org_id = :org AND id = :id RETURNING device_id",
                 {
                     **key,
                     "by": data.by,
@@ -126,4 +140,3 @@ class AlertingProjector:
                     "value": data.value,
                 },
             )
-            await timeline.record(conn, e, row.scalar_one())

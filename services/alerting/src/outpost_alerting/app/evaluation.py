@@ -20,7 +20,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 
 from outpost_alerting.adapters import evaluation_store as store
 from outpost_alerting.adapters import timeline
@@ -133,7 +132,8 @@ async def _evaluate_org(
     if not work:
         return
     rows = {row.rule.id: row for row in rules}
-    watches = await store.lock_watches(uow.conn, org_id, list(work))
+    locked = await store.lock(uow.conn, org_id, list(work))
+    watches = locked.watches
     changed: dict[Pair, Watch] = {}
     for pair in sorted(work):
         row = rows[pair[0]]
@@ -142,7 +142,7 @@ async def _evaluate_org(
         for point, arrival in sorted(work[pair], key=lambda pa: pa[0].ts):
             watch, effects = on_reading(row.rule, watch, point.value, point.ts, arrival)
             if effects:  # most readings change nothing but the watch
-                await _apply(uow, org_id, row, pair[1], effects, outcome)
+                await _apply(uow, org_id, row, pair[1], effects, outcome, locked.alerts)
         changed[pair] = watch
     timed = [pair for pair, w in watches.items() if w.due_at is not None]
     await store.save_watches(uow.conn, org_id, changed, timed)
@@ -185,9 +185,29 @@ async def _apply(
     device_id: UUID,
     effects: list[Effect],
     outcome: Outcome,
+    unresolved: dict[Pair, UUID],
 ) -> None:
+    """Open or resolve alerts. ``unresolved``: each pair's alert that is not resolved, as
+    ``store.lock`` read it, kept current here as this transaction opens and resolves them.
+
+    That read may be stale in one way: a statement that waited for a watch's lock sees the
+    alert as it was when the statement began. Each use fails safe: an alert believed open
+    when the watch says it is not firing is looked up again before a fire is dropped; an
+    alert opened meanwhile makes the partial unique index refuse a second one (the
+    transaction fails and the batch is evaluated again, seeing it); an alert resolved
+    meanwhile makes the append's version check refuse the resolution (likewise)."""
+    pair = (row.rule.id, device_id)
     for effect in effects:
         if isinstance(effect, Fire):
+            if pair in unresolved:
+                existing = await store.unresolved_alert(uow.conn, row.rule.id, device_id)
+                if existing is not None:
+                    # The watch said it was not firing, yet an alert of this rule and device
+                    # is not resolved (its state was lost, or a resolution raced). The
+                    # database keeps it to one; nothing more to do.
+                    _log.info("rule %s already has an unresolved alert on %s", pair[0], device_id)
+                    unresolved[pair] = existing
+                    continue
             command = alerts.Open(
                 rule_id=row.rule.id,
                 rule_version=row.rule.version,
@@ -197,32 +217,29 @@ async def _apply(
                 trigger=effect.trigger,
             )
             alert_id = ids.new_id()
-            try:
-                async with uow.conn.begin_nested():
-                    # A new stream (a fresh id): nothing to load, version 0 expected.
-                    await uow.events.append(
-                        org_id=org_id,
-                        stream_id=alert_id,
-                        stream_type=alerts.ALERT,
-                        expected_version=0,
-                        events=alerts.decide(None, command),
-                        actor=None,
-                        request_id=None,
-                    )
-            except IntegrityError:
-                # Another alert of this rule and device is not resolved (the watch said it
-                # was not firing: an alert resolved by hand raced this batch, or state was
-                # lost). The database keeps it to one; nothing more to do.
-                _log.info("rule %s already has an unresolved alert on %s", row.rule.id, device_id)
-                continue
+            # A new stream (a fresh id): nothing to load, version 0 expected.
+            await uow.events.append(
+                org_id=org_id,
+                stream_id=alert_id,
+                stream_type=alerts.ALERT,
+                expected_version=0,
+                events=alerts.decide(None, command),
+                actor=None,
+                request_id=None,
+            )
+            unresolved[pair] = alert_id
             outcome.fired += 1
             outcome.opened.append(alert_id)
         elif isinstance(effect, Clear):
-            existing = await store.unresolved_alert(uow.conn, row.rule.id, device_id)
-            if existing is None:
-                continue
+            alert_id = unresolved.pop(pair, None)
+            if alert_id is None:
+                # Not known as of the lock's snapshot: one may have been opened by the
+                # holder of the lock this statement waited for.
+                alert_id = await store.unresolved_alert(uow.conn, row.rule.id, device_id)
+                if alert_id is None:
+                    continue
             cleared = alerts.Cleared(value=effect.value, ts=effect.ts)
-            await execute_alert(uow, None, org_id, existing, cleared)
+            await execute_alert(uow, None, org_id, alert_id, cleared)
             outcome.cleared += 1
 
 
@@ -259,14 +276,14 @@ async def _timer(
     if row is None or not row.rule.enabled or device is None or not row.covers(device):
         await store.forget_timers(uow.conn, [pair])
         return
-    watches = await store.lock_watches(uow.conn, org_id, [pair])
-    watch = watches.get(pair)
+    locked = await store.lock(uow.conn, org_id, [pair])
+    watch = locked.watches.get(pair)
     if watch is None:
         await store.forget_timers(uow.conn, [pair])
         return
     watch = rule_changed(row.rule, watch, now)
     watch, effects = on_timer(row.rule, watch, now)
-    await _apply(uow, org_id, row, device_id, effects, outcome)
+    await _apply(uow, org_id, row, device_id, effects, outcome, locked.alerts)
     await store.save_watches(uow.conn, org_id, {pair: watch})
 
 
@@ -339,13 +356,13 @@ async def _presence(
         return
     now = ids.now()
     pairs = [(row.rule.id, device_id) for row in rows]
-    watches = await store.lock_watches(uow.conn, org_id, pairs)
+    locked = await store.lock(uow.conn, org_id, pairs)
     changed: dict[Pair, Watch] = {}
     outcome = Outcome()
     for row, pair in zip(rows, pairs, strict=True):
-        watch = rule_changed(row.rule, watches.get(pair) or start(row.rule, now), now)
+        watch = rule_changed(row.rule, locked.watches.get(pair) or start(row.rule, now), now)
         watch, effects = on_presence(row.rule, watch, connected, at)
-        await _apply(uow, org_id, row, device_id, effects, outcome)
+        await _apply(uow, org_id, row, device_id, effects, outcome, locked.alerts)
         changed[pair] = watch
     await store.save_watches(uow.conn, org_id, changed)
 
