@@ -452,6 +452,37 @@ async def test_group_scope_covers_the_group_and_a_device_moved_into_it(env: Env)
     assert len(await env.alerts()) == 2  # a decommissioned device is not evaluated
 
 
+async def test_one_batch_finds_each_devices_rules_by_scope_and_sensor(env: Env) -> None:
+    """A batch's devices and the rules that may cover them are read in one statement:
+    organization, device, group and site scopes, the sensor, a device not known yet."""
+    site, group, elsewhere = ids.new_id(), ids.new_id(), ids.new_id()
+    in_site, in_group, named, other_site, unknown = (ids.new_id() for _ in range(5))
+    for device, data in (
+        (in_site, DeviceRegistered(name="s", site_id=site)),
+        (in_group, DeviceRegistered(name="g", group_id=group)),
+        (named, DeviceRegistered(name="n")),
+        (other_site, DeviceRegistered(name="o", site_id=elsewhere, group_id=ids.new_id())),
+    ):
+        await env.device_event(device, 1, data)
+    by_scope = {
+        "site": await env.rule(scope={"type": "SITE", "id": str(site)}),
+        "group": await env.rule(scope={"type": "GROUP", "id": str(group)}),
+        "named": await env.rule(scope={"type": "DEVICE", "id": str(named)}),
+        "unknown": await env.rule(scope={"type": "DEVICE", "id": str(unknown)}),
+        "humidity": await env.rule(sensor="hum"),  # the organization's, another sensor
+    }
+    batch = [_one(d, env.org, (40.0, 0)) for d in (in_site, in_group, named, other_site, unknown)]
+    outcome = await evaluation.evaluate(env.uow, batch, ids.now())
+    fired = {(a.rule_id, a.device_id) for a in await env.alerts()}
+    assert fired == {
+        (by_scope["site"].id, in_site),
+        (by_scope["group"].id, in_group),
+        (by_scope["named"].id, named),
+    }
+    assert outcome.fired == 3
+    assert outcome.unknown == {(env.org, unknown)}  # judged later, once it is known here
+
+
 async def test_rule_versions_are_recorded_and_deleting_a_rule_resolves_its_alerts(env: Env) -> None:
     device = await env.device()
     rule = await env.rule()

@@ -92,33 +92,43 @@ def _rule_row(row: Any) -> RuleRow:
     )
 
 
-async def rules_for(
-    conn: AsyncConnection,
-    sensors: Iterable[str],
-    devices: Iterable[Scoped],
-    unknown: Iterable[UUID] = (),
-) -> list[RuleRow]:
-    """The tenant's enabled rules on any of ``sensors`` whose scope may cover one of
-    ``devices`` (or of the ``unknown`` device ids): the organization's, and those naming one
-    of their ids, groups or sites (not every rule of the organization: 1,000 device rules
-    are 1,000 rows otherwise)."""
-    devices = list(devices)
+# Devices and the rules that may cover them, in one round trip: the devices' rows (kind
+# 'd', rule columns null) then the rules (kind 'r', device columns null).
+_DEVICES_AND_RULES = (
+    "WITH d AS (SELECT id, group_id, site_id, status FROM devices WHERE id = ANY(:ids))"
+    " SELECT 'd' AS kind, id, group_id, site_id, status, NULL::integer AS version,"
+    " NULL::text AS sensor, NULL::jsonb AS condition, NULL::integer AS for_seconds,"
+    " NULL::jsonb AS clear, NULL::double precision AS hysteresis, NULL::boolean AS enabled,"
+    " NULL::text AS scope_type, NULL::uuid AS scope_id, NULL::text AS severity FROM d"
+    " UNION ALL"
+    f" SELECT 'r', id, NULL, NULL, NULL, {_RULE_COLUMNS.removeprefix('id, ')},"
+    " scope_type, scope_id, severity FROM alert_rules"
+    " WHERE enabled AND sensor = ANY(:sensors) AND (scope_type = 'ORGANIZATION'"
+    " OR (scope_type = 'DEVICE' AND scope_id = ANY(:ids))"
+    " OR (scope_type = 'GROUP' AND scope_id IN (SELECT group_id FROM d))"
+    " OR (scope_type = 'SITE' AND scope_id IN (SELECT site_id FROM d))) ORDER BY 1, 2"
+)
+
+
+async def devices_and_rules(
+    conn: AsyncConnection, ids: Iterable[UUID], sensors: Iterable[str]
+) -> tuple[dict[UUID, Scoped], list[RuleRow]]:
+    """The batch's devices that alerting knows, and the tenant's enabled rules on any of
+    ``sensors`` whose scope may cover one of ``ids``: the organization's, and those naming
+    one of the ids (known here or not yet), or a known device's group or site (not every
+    rule of the organization: 1,000 device rules are 1,000 rows otherwise). One statement:
+    a batch's first read."""
     rows = await conn.execute(
-        text(
-            f"SELECT {_RULE_COLUMNS}, scope_type, scope_id, severity FROM alert_rules"
-            " WHERE enabled AND sensor = ANY(:sensors) AND (scope_type = 'ORGANIZATION'"
-            " OR (scope_type = 'DEVICE' AND scope_id = ANY(:devices))"
-            " OR (scope_type = 'GROUP' AND scope_id = ANY(:groups))"
-            " OR (scope_type = 'SITE' AND scope_id = ANY(:sites))) ORDER BY id"
-        ),
-        {
-            "sensors": list(sensors),
-            "devices": [d.id for d in devices] + list(unknown),
-            "groups": [d.group_id for d in devices if d.group_id is not None],
-            "sites": [d.site_id for d in devices if d.site_id is not None],
-        },
+        _text(_DEVICES_AND_RULES), {"ids": list(ids), "sensors": list(sensors)}
     )
-    return [_rule_row(r) for r in rows]
+    found: dict[UUID, Scoped] = {}
+    rules: list[RuleRow] = []
+    for r in rows:
+        if r.kind == "d":
+            found[r.id] = Scoped(id=r.id, group_id=r.group_id, site_id=r.site_id, status=r.status)
+        else:
+            rules.append(_rule_row(r))
+    return found, rules
 
 
 async def rules_of_op(conn: AsyncConnection, op: str) -> list[RuleRow]:

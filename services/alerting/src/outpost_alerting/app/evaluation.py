@@ -107,9 +107,9 @@ async def _evaluate_org(
     uow: UnitOfWork, org_id: UUID, items: list[Incoming], now: datetime, outcome: Outcome
 ) -> None:
     sensors = {p.sensor for item in items for p in item.points}
-    devices = await store.devices(uow.conn, {item.device_id for item in items})
-    unknown = {item.device_id for item in items} - devices.keys()
-    rules = await store.rules_for(uow.conn, sensors, devices.values(), unknown)
+    batch_devices = {item.device_id for item in items}
+    devices, rules = await store.devices_and_rules(uow.conn, batch_devices, sensors)
+    unknown = batch_devices - devices.keys()
     if not rules:
         return
     # A device not known here yet (its registration is still on its way) that a rule may
