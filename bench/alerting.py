@@ -370,6 +370,11 @@ class Bench:
             }
             await handlers.create_rule(deps, ctx, msgspec.convert(body, alerting.CreateAlertRule))
         await engine.dispose()
+        # Statistics as autovacuum would have them a minute after the setup (not in the
+        # middle of a measured phase).
+        conn = await asyncpg.connect(self.admin_dsn)
+        await conn.execute("ANALYZE")
+        await conn.close()
 
     async def consumer(self, name: str) -> None:
         from outpost_contracts import streams, subjects
