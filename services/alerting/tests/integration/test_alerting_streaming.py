@@ -33,6 +33,7 @@ from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, 
 from outpost_contracts.errors import Conflict, NotFound
 from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Protocol
 from outpost_contracts.query import ListQuery
+from outpost_contracts.readings import TelemetryReading
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
@@ -481,6 +482,44 @@ async def test_one_batch_finds_each_devices_rules_by_scope_and_sensor(env: Env) 
     }
     assert outcome.fired == 3
     assert outcome.unknown == {(env.org, unknown)}  # judged later, once it is known here
+
+
+async def test_readings_are_judged_in_timestamp_order_whatever_order_they_came_in(
+    env: Env,
+) -> None:
+    """Within a message and across a batch's messages, readings are folded in timestamp
+    order (no timestamp: the message's arrival), per sensor."""
+    device, other = await env.device(), await env.device()
+    hot = await env.rule()
+    humid = await env.rule(sensor="hum", condition={"op": ">", "threshold": 90})
+    arrival = NOW + timedelta(seconds=30)
+    batch = [
+        evaluation.Incoming(
+            org_id=env.org,
+            device_id=device,
+            arrival=arrival,
+            points=[
+                TelemetryReading(sensor="temp", value=20, ts=NOW + timedelta(seconds=2)),
+                TelemetryReading(sensor="hum", value=True, ts=NOW),  # a boolean: 1.0
+                TelemetryReading(sensor="temp", value=40, ts=NOW + timedelta(seconds=1)),
+                TelemetryReading(sensor="hum", value=95.5),  # no ts: the arrival
+            ],
+        ),
+        # An earlier message of the other device, later in the batch: its own order.
+        _one(other, env.org, (41.0, 5)),
+        _one(other, env.org, (42.0, 3)),
+    ]
+    outcome = await evaluation.evaluate(env.uow, batch, ids.now())
+    assert (outcome.fired, outcome.cleared) == (3, 1)
+    [opened_then_cleared] = await env.alerts(rule_id=hot.id, device_id=device)
+    assert opened_then_cleared.status == api.AlertStatus.RESOLVED
+    assert opened_then_cleared.trigger.value == 40 and opened_then_cleared.clear_value == 20
+    [humidity] = await env.alerts(rule_id=humid.id)
+    assert (humidity.trigger.value, humidity.trigger.ts) == (95.5, arrival)
+    [first_of_other] = await env.alerts(device_id=other)
+    assert first_of_other.trigger.value == 42 and first_of_other.trigger.ts == NOW + timedelta(
+        seconds=3
+    )
 
 
 async def test_rule_versions_are_recorded_and_deleting_a_rule_resolves_its_alerts(env: Env) -> None:

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
-from outpost_alerting.app.evaluation import Incoming, Point, evaluate, number
+from outpost_alerting.app.evaluation import Incoming, evaluate
 from outpost_contracts import subjects
 from outpost_contracts.readings import TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
@@ -69,8 +69,7 @@ def incoming(msg: Msg) -> Incoming | None:
         return None
     meta = msg.metadata
     arrival = meta.timestamp if meta else datetime.now(UTC)
-    points = [Point(r.sensor, number(r.value), r.ts or arrival) for r in message.readings]
-    return Incoming(org_id=org_id, device_id=device_id, arrival=arrival, points=points)
+    return Incoming(org_id=org_id, device_id=device_id, arrival=arrival, points=message.readings)
 
 
 async def run(
