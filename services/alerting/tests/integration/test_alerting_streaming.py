@@ -539,3 +539,26 @@ async def test_an_offline_rule_changed_to_a_comparison_needs_a_sensor_and_back(e
     # The rule filter on sensor still works with rules that have none.
     page = await handlers.list_rules(env.deps, ctx(env.org), api.ListOf())
     assert [r.sensor for r in page.data] == [None]
+
+
+async def test_an_offline_rule_keeps_a_sensor_given_and_its_readings_still_do_not_fire_it(
+    env: Env,
+) -> None:
+    """A sensor given with ``offline`` is kept as given (decision 71) and shown on its
+    alerts; readings of that very sensor never fire or clear it."""
+    device = await env.device()
+    rule = await env.rule(sensor="temp", condition={"op": "offline", "seconds": 60})
+    assert rule.sensor == "temp"
+    down = ids.now()
+    await env.device_event(device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1"))
+    spec = await env.consumer()
+    await env.publish(device, ("temp", 40, at(0)), ("temp", 41, at(1)))
+    await env.drain(spec)
+    assert await env.alerts() == []
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=61), timedelta(seconds=30), 1000)
+    [alert] = await env.alerts()
+    assert (alert.rule_id, alert.sensor, alert.status) == (rule.id, "temp", api.AlertStatus.OPEN)
+    await env.publish(device, ("temp", 1, at(2)))
+    await env.drain(spec)
+    [still] = await env.alerts()
+    assert still.status == api.AlertStatus.OPEN
