@@ -8,7 +8,7 @@ from uuid import uuid4
 import msgspec
 import pytest
 
-from outpost_alerting.domain import rules
+from outpost_alerting.domain import deliveries, rules
 from outpost_alerting.domain.conditions import describe
 from outpost_contracts import alerting as api
 from outpost_contracts.errors import ValidationFailed
@@ -107,3 +107,30 @@ def test_a_patch_reads_null_sensor_as_drop_and_absent_as_keep() -> None:
 
 def test_the_condition_in_words_names_no_sensor_for_offline() -> None:
     assert describe(None, api.Condition(op="offline", seconds=60)) == "device offline for 60s"
+
+
+def test_the_email_of_an_offline_alert_without_a_sensor_has_no_sensor_line() -> None:
+    envelope = {
+        "id": "e-2",
+        "streamId": str(uuid4()),
+        "occurredAt": "2026-12-01T12:00:00Z",
+        "data": {
+            "type": "alerting.AlertOpened.v1",
+            "ruleId": str(RULE_ID),
+            "ruleVersion": 1,
+            "deviceId": str(uuid4()),
+            "sensor": None,
+            "severity": "MINOR",
+            "trigger": {
+                "value": None,
+                "ts": "2026-12-01T11:59:00Z",
+                "since": "2026-12-01T11:59:00Z",
+                "condition": "device offline for 60s",
+                "ruleVersion": 1,
+            },
+        },
+    }
+    subject, text = deliveries.email_text(envelope, rule_name="gone", device_name="pump-1")
+    assert subject == "[Outpost] MINOR alert opened: gone on pump-1"
+    assert "Condition: device offline for 60s" in text
+    assert "Sensor" not in text and "None" not in text and "Value:" not in text
