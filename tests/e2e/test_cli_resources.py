@@ -164,6 +164,20 @@ def test_rules_and_channels(cli: Cli, receiver: Receiver) -> None:
     condition = cli.json("alert-rules", "get", rule["id"])["condition"]
     assert (condition["op"], condition["seconds"]) == ("nodata", 300)
     cli.run("alert-rules", "delete", rule["id"])
+    # An offline rule needs no --sensor (decision 71); every other condition does.
+    gone = cli.json("alert-rules", "create", "gone", "--condition", "offline 300")
+    assert (gone["sensor"], gone["condition"]["op"]) == (None, "offline")
+    hot = cli.run("alert-rules", "create", "hot", "--condition", "> 30", ok=False)
+    assert hot.exit_code != 0 and "--sensor" in hot.output
+    assert [r["name"] for r in cli.json("alert-rules", "list")].count("hot") == 0
+    labelled = cli.json(
+        "alert-rules", "create", "gone-2", "--sensor", "temp", "--condition", "offline 60"
+    )
+    assert labelled["sensor"] == "temp"  # kept as given
+    unlabelled = cli.json("alert-rules", "update", labelled["id"], "--set", "sensor=null")
+    assert (unlabelled["sensor"], unlabelled["version"]) == (None, 2)
+    cli.run("alert-rules", "delete", labelled["id"])
+    cli.run("alert-rules", "delete", gone["id"])
     cli.run("channels", "delete", channel["id"])
     assert channel["id"] not in cli.run("channels", "list", "-q").stdout.split()
 

@@ -43,7 +43,7 @@ class AggregateView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AlertRulePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``, ``hysteresis`` and ``description`` can be set to null). A change is a new version."""
+    """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``, ``hysteresis``, ``description`` and, for an ``offline`` rule, ``sensor`` can be set to null). A change is a new version."""
 
     channel_ids: list[UUID] | None = msgspec.field(name="channelIds", default=None)
     clear: Condition | None = None
@@ -72,7 +72,7 @@ class AlertRuleView(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: UUID
     name: str
     scope: RuleScope
-    sensor: str
+    sensor: str | None
     severity: Severity
     updated_at: datetime = msgspec.field(name="updatedAt")
     version: int
@@ -108,7 +108,7 @@ class AlertView(msgspec.Struct, kw_only=True, omit_defaults=True):
     opened_at: datetime = msgspec.field(name="openedAt")
     rule_id: UUID = msgspec.field(name="ruleId")
     rule_version: int = msgspec.field(name="ruleVersion")
-    sensor: str
+    sensor: str | None
     severity: Severity
     status: AlertStatus
     trigger: AlertTrigger
@@ -341,12 +341,11 @@ class Condition(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class CreateAlertRule(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``clear``: the condition that resolves the alert (default: the condition no longer holds); ``hysteresis``: a margin a comparison or ``outside`` must get back inside before the alert clears (not with ``clear``)."""
+    """``clear``: the condition that resolves the alert (default: the condition no longer holds); ``hysteresis``: a margin a comparison or ``outside`` must get back inside before the alert clears (not with ``clear``). ``sensor``: the sensor whose readings are judged; required for every op but ``offline``, which follows the device's presence (a sensor given with ``offline`` is kept as a label and never matched by readings)."""
 
     condition: Condition
     name: str
     scope: RuleScope
-    sensor: str
     severity: Severity
     channel_ids: list[UUID] = msgspec.field(name="channelIds", default_factory=list)
     clear: Condition | None = None
@@ -354,6 +353,7 @@ class CreateAlertRule(msgspec.Struct, kw_only=True, omit_defaults=True):
     enabled: bool = True
     for_seconds: int = msgspec.field(name="forSeconds", default=0)
     hysteresis: float | None = None
+    sensor: str | None = None
 
 
 class CreateAnnotation(msgspec.Struct, kw_only=True, omit_defaults=True):

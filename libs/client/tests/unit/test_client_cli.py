@@ -75,6 +75,8 @@ def test_the_installed_command_offers_completion_scripts() -> None:
         (["-o", "xml", "whoami"], "xml"),
         (["devices", "list", "-o", "html"], "html"),
         (["alert-rules", "create", "r", "--sensor", "t", "--condition", "hot"], "condition"),
+        (["alert-rules", "create", "r", "--condition", "> 30"], "--sensor"),
+        (["alert-rules", "create", "r", "--condition", "nodata 60"], "--sensor"),
         (["readings", "gw-1", "--fn", "median"], "median"),
         (["readings", "--since", "1h"], "name one device"),
         (["exports", "create", "--include", "photos"], "PHOTOS"),
@@ -216,3 +218,36 @@ def test_every_command_that_prints_an_answer_takes_an_output_format() -> None:
             continue
         options = {o for p in command.params for o in getattr(p, "opts", [])}
         assert "-o" in options, path
+
+
+@pytest.mark.parametrize(
+    ("args", "sent_sensor"),
+    [
+        (["--condition", "offline 300"], None),
+        (["--condition", "offline 300", "--sensor", "temp"], "temp"),
+        (["--condition", "> 30", "--set", "sensor=temp"], "temp"),
+    ],
+)
+def test_an_offline_rule_is_created_without_sensor(
+    args: list[str], sent_sensor: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 71: ``--sensor`` is needed for every condition but ``offline N``; without
+    it the body has no ``sensor`` at all (the API's default)."""
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        view = {"id": "r1", "sensor": body.get("sensor"), **body}
+        return httpx.Response(201, json=view)
+
+    fake(monkeypatch, answer)
+    result = runner.invoke(
+        app,
+        ["alert-rules", "create", "gone", *args, "-o", "json"],
+        env={"OUTPOST_CONFIG": str(tmp_path / "c.yaml"), "OUTPOST_API_KEY": "k"},
+    )
+    assert result.exit_code == 0, result.output
+    [body] = bodies
+    assert body.get("sensor") == sent_sensor and ("sensor" in body) == (sent_sensor is not None)
+    assert body["scope"] == {"type": "ORGANIZATION"}

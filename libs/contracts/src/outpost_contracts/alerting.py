@@ -90,11 +90,13 @@ class RuleScope(Request, kw_only=True, frozen=True):
 class CreateAlertRule(Request, kw_only=True, frozen=True):
     """``clear``: the condition that resolves the alert (default: the condition no longer
     holds); ``hysteresis``: a margin a comparison or ``outside`` must get back inside before
-    the alert clears (not with ``clear``)."""
+    the alert clears (not with ``clear``). ``sensor``: the sensor whose readings are judged;
+    required for every op but ``offline``, which follows the device's presence (a sensor
+    given with ``offline`` is kept as a label and never matched by readings)."""
 
     name: Name
     scope: RuleScope
-    sensor: SensorKey
+    sensor: SensorKey | None = None
     condition: Condition
     severity: Severity
     for_seconds: ForSeconds = 0
@@ -108,10 +110,12 @@ class CreateAlertRule(Request, kw_only=True, frozen=True):
 
 
 class AlertRuleView(Contract, kw_only=True, frozen=True):
+    """``sensor`` is null for an ``offline`` rule created without one."""
+
     id: UUID
     name: str
     scope: RuleScope
-    sensor: str
+    sensor: str | None
     condition: Condition
     severity: Severity
     for_seconds: int
@@ -149,11 +153,14 @@ class AlertTrigger(Contract, kw_only=True, frozen=True):
 
 
 class AlertView(Contract, kw_only=True, frozen=True):
+    """``sensor``: the rule's when the alert opened (null for an ``offline`` rule without
+    one)."""
+
     id: UUID
     rule_id: UUID
     rule_version: int
     device_id: UUID
-    sensor: str
+    sensor: str | None
     status: AlertStatus
     severity: Severity
     opened_at: datetime
@@ -183,7 +190,7 @@ class AlertOpened(Event, tag=wire_tag(SERVICE, "AlertOpened", 1), kw_only=True, 
     rule_id: UUID
     rule_version: int
     device_id: UUID
-    sensor: str
+    sensor: str | None  # null: an ``offline`` rule without a sensor
     severity: Severity
     trigger: AlertTrigger
 
@@ -211,7 +218,7 @@ class AlertRuleCreated(
 ):
     name: str
     scope: RuleScope
-    sensor: str
+    sensor: str | None  # null: an ``offline`` rule without a sensor
     condition: Condition
     severity: Severity
     for_seconds: int = 0
@@ -231,7 +238,7 @@ class AlertRuleUpdated(
     changed: list[str]
     name: str
     scope: RuleScope
-    sensor: str
+    sensor: str | None  # null: an ``offline`` rule without a sensor
     condition: Condition
     severity: Severity
     for_seconds: int = 0
@@ -250,11 +257,12 @@ class AlertRuleDeleted(
 
 class AlertRulePatch(Request, kw_only=True, frozen=True):
     """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``,
-    ``hysteresis`` and ``description`` can be set to null). A change is a new version."""
+    ``hysteresis``, ``description`` and, for an ``offline`` rule, ``sensor`` can be set to
+    null). A change is a new version."""
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
     scope: RuleScope | msgspec.UnsetType = msgspec.UNSET
-    sensor: SensorKey | msgspec.UnsetType = msgspec.UNSET
+    sensor: SensorKey | msgspec.UnsetType | None = msgspec.UNSET
     condition: Condition | msgspec.UnsetType = msgspec.UNSET
     severity: Severity | msgspec.UnsetType = msgspec.UNSET
     for_seconds: ForSeconds | msgspec.UnsetType = msgspec.UNSET

@@ -30,7 +30,7 @@ from outpost_contracts import alerting as api
 from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered, DeviceUpdated
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
-from outpost_contracts.errors import Conflict, NotFound
+from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
 from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Protocol
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import TelemetryReading
@@ -640,3 +640,80 @@ async def test_offline_fires_from_presence_and_the_timer_and_clears_on_connect(e
         api.AlertStatus.RESOLVED,
         api.Resolution.CLEARED,
     )
+
+
+async def test_an_offline_rule_without_a_sensor_fires_from_presence_and_no_reading_reaches_it(
+    env: Env,
+) -> None:
+    """Decision 71: no sensor for ``offline``; readings of any sensor (a rule of another op
+    on the same device fires from them, proving they were evaluated) leave it alone; the
+    device's disconnect fires it, the alert and its timeline entry carry no sensor."""
+    device = await env.device()
+    rule = await env.rule(sensor=None, condition={"op": "offline", "seconds": 60})
+    assert rule.sensor is None and rule.condition.op == "offline"
+    got = await handlers.get_rule(env.deps, ctx(env.org), api.ById(id=rule.id))
+    assert got.sensor is None
+    hot = await env.rule(name="hot", sensor="temp", condition={"op": ">", "threshold": 30})
+    spec = await env.consumer()
+    await env.publish(device, ("temp", 40, at(0)), ("offline", 1, at(0)), ("humidity", 99, at(1)))
+    await env.drain(spec)
+    assert [a.rule_id for a in await env.alerts()] == [hot.id]
+    down = ids.now()
+    await env.device_event(
+        device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1", reason="gone")
+    )
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=61), timedelta(seconds=30), 1000)
+    [alert] = await env.alerts(rule_id=rule.id)
+    assert (alert.device_id, alert.sensor, alert.status) == (device, None, api.AlertStatus.OPEN)
+    assert alert.trigger.condition == "device offline for 60s" and alert.trigger.since == down
+    page = await handlers.list_events(env.deps, ctx(env.org), api.ListOf())
+    [opened] = [e for e in page.data if e.alert_id == alert.id]
+    assert opened.summary == "MAJOR alert opened: device offline for 60s"
+
+
+async def test_an_offline_rule_changed_to_a_comparison_needs_a_sensor_and_back(env: Env) -> None:
+    rule = await env.rule(sensor=None, condition={"op": "offline", "seconds": 60})
+    to_hot = api.AlertRulePatch(condition=api.Condition(op=">", threshold=30))
+    with pytest.raises(ValidationFailed) as caught:
+        await handlers.update_rule(
+            env.deps, ctx(env.org), api.UpdateAlertRule(id=rule.id, patch=to_hot)
+        )
+    assert [f.name for f in caught.value.fields] == ["sensor"]
+    same = await handlers.get_rule(env.deps, ctx(env.org), api.ById(id=rule.id))
+    assert (same.version, same.sensor, same.condition.op) == (1, None, "offline")
+    both = msgspec.structs.replace(to_hot, sensor="temp")
+    hot = await handlers.update_rule(
+        env.deps, ctx(env.org), api.UpdateAlertRule(id=rule.id, patch=both)
+    )
+    assert (hot.version, hot.sensor, hot.condition.op) == (2, "temp", ">")
+    back = api.AlertRulePatch(condition=api.Condition(op="offline", seconds=30), sensor=None)
+    offline = await handlers.update_rule(
+        env.deps, ctx(env.org), api.UpdateAlertRule(id=rule.id, patch=back)
+    )
+    assert (offline.version, offline.sensor, offline.condition.op) == (3, None, "offline")
+    # The rule filter on sensor still works with rules that have none.
+    page = await handlers.list_rules(env.deps, ctx(env.org), api.ListOf())
+    assert [r.sensor for r in page.data] == [None]
+
+
+async def test_an_offline_rule_keeps_a_sensor_given_and_its_readings_still_do_not_fire_it(
+    env: Env,
+) -> None:
+    """A sensor given with ``offline`` is kept as given (decision 71) and shown on its
+    alerts; readings of that very sensor never fire or clear it."""
+    device = await env.device()
+    rule = await env.rule(sensor="temp", condition={"op": "offline", "seconds": 60})
+    assert rule.sensor == "temp"
+    down = ids.now()
+    await env.device_event(device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1"))
+    spec = await env.consumer()
+    await env.publish(device, ("temp", 40, at(0)), ("temp", 41, at(1)))
+    await env.drain(spec)
+    assert await env.alerts() == []
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=61), timedelta(seconds=30), 1000)
+    [alert] = await env.alerts()
+    assert (alert.rule_id, alert.sensor, alert.status) == (rule.id, "temp", api.AlertStatus.OPEN)
+    await env.publish(device, ("temp", 1, at(2)))
+    await env.drain(spec)
+    [still] = await env.alerts()
+    assert still.status == api.AlertStatus.OPEN

@@ -261,3 +261,51 @@ def test_alerts_and_events_members(tmp_path: Path, fmt: api.Format) -> None:
         assert got[0]["trigger"]["value"] == 95.5 and got[0]["openedAt"] == stamp
         [event] = [json.loads(line) for line in events_text.splitlines()]
         assert event == json.loads(msgspec.json.encode(entry))
+
+
+@pytest.mark.parametrize("fmt", [api.Format.CSV, api.Format.NDJSON])
+def test_an_offline_alert_without_a_sensor(tmp_path: Path, fmt: api.Format) -> None:
+    """Decision 71: an ``offline`` rule may have no sensor; its alerts' ``sensor`` is an
+    empty CSV cell and null in NDJSON, which reads back as the view it was."""
+    gone = msgspec.structs.replace(
+        alert(False),
+        sensor=None,
+        trigger=alerting.AlertTrigger(
+            value=None, ts=T, since=T, condition="device offline for 60s", rule_version=2
+        ),
+    )
+    archive = Archive(tmp_path / "o.zip", fmt)
+    archive.begin_alerts()
+    assert archive.write_alerts([gone]) == 1
+    archive.end_member()
+    archive.finish(
+        manifest(
+            export_id=uuid4(),
+            org_id=uuid4(),
+            scope_type=api.ScopeType.ORGANIZATION,
+            scope_id=None,
+            start=T,
+            end=T,
+            includes=[api.Include.ALERTS],
+            fmt=fmt,
+            devices=[],
+            reading_count=0,
+            annotation_count=0,
+            alert_count=1,
+            event_count=0,
+            generated_at=T,
+        )
+    )
+    ext = "csv" if fmt == api.Format.CSV else "ndjson"
+    with zipfile.ZipFile(tmp_path / "o.zip") as zf:
+        text = zf.read(f"alerts.{ext}").decode()
+    if fmt == api.Format.CSV:
+        [row] = list(csv.DictReader(io.StringIO(text)))
+        assert (row["deviceId"], row["sensor"], row["triggerValue"]) == (
+            str(gone.device_id),
+            "",
+            "",
+        )
+    else:
+        assert json.loads(text)["sensor"] is None
+        assert msgspec.json.decode(text.strip(), type=alerting.AlertView) == gone

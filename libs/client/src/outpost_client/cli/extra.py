@@ -158,16 +158,21 @@ def register(groups: dict[str, typer.Typer]) -> None:
         help="Create an alert rule.",
         epilog=(
             "Example: outpost alert-rules create too-hot --sensor temperature"
-            " --condition '> 30' --device gw-1 --severity MAJOR"
+            " --condition '> 30' --device gw-1 --severity MAJOR\n\n"
+            "An offline rule needs no sensor: outpost alert-rules create gone"
+            " --condition 'offline 300' --group g-1"
         ),
     )
     def create_rule(
         ctx: typer.Context,
         name: Annotated[str, typer.Argument()],
-        sensor: Annotated[str, typer.Option(help="The sensor key")],
         condition: Annotated[
             str, typer.Option(help="'> 30', 'outside 10 20', 'nodata 300', 'offline 60'")
         ],
+        sensor: Annotated[
+            str | None,
+            typer.Option(help="The sensor key; required unless the condition is 'offline N'"),
+        ] = None,
         severity: Annotated[str, typer.Option(help="CRITICAL, MAJOR, MINOR, WARNING")] = "MAJOR",
         device: Annotated[str | None, typer.Option(help="Scope: one device (id or name)")] = None,
         group: Annotated[str | None, typer.Option(help="Scope: a device group")] = None,
@@ -178,6 +183,15 @@ def register(groups: dict[str, typer.Typer]) -> None:
         out: OutputOpt = None,
         quiet: QuietOpt = False,
     ) -> None:
+        parsed = parse_condition(condition)
+        extra = assignments(set_)
+        given = extra.get("condition", parsed)
+        op = given.get("op") if isinstance(given, dict) else None
+        if sensor is None and "sensor" not in extra and op != "offline":
+            raise typer.BadParameter(
+                f"required with the condition {condition!r} (only 'offline N' needs none)",
+                param_hint="'--sensor'",
+            )
         st = state(ctx)
         with st.client() as api:
             if device:
@@ -190,13 +204,13 @@ def register(groups: dict[str, typer.Typer]) -> None:
                 scope = {"type": "ORGANIZATION"}
             body = {
                 "name": name,
-                "sensor": sensor,
-                "condition": parse_condition(condition),
+                **({} if sensor is None else {"sensor": sensor}),
+                "condition": parsed,
                 "severity": severity.upper(),
                 "scope": scope,
                 "forSeconds": for_seconds,
                 "channelIds": channel or [],
-                **assignments(set_),
+                **extra,
             }
             created = api.json("POST", "/api/v1/alert-rules", json=body)
         st.show(created, COLUMNS["alert-rules"], out, quiet)

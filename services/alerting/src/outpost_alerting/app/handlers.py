@@ -130,6 +130,7 @@ async def _watch_new_scope(uow: UnitOfWork, org_id: UUID, state: rules.AlertRule
     (a device that never reports is the case it is for)."""
     if state.condition.op != "nodata" or not state.enabled:
         return
+    assert state.sensor is not None  # the domain requires one for nodata
     rule = evaluation.Rule(
         id=state.id,
         version=state.version,

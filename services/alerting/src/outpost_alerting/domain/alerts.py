@@ -25,7 +25,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     rule_id: UUID
     rule_version: int
     device_id: UUID
-    sensor: str
+    sensor: str | None  # None: an ``offline`` rule without one
     severity: api.Severity
     trigger: api.AlertTrigger
     status: api.AlertStatus = api.AlertStatus.OPEN
@@ -35,7 +35,7 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     rule_id: UUID
     rule_version: int
     device_id: UUID
-    sensor: str
+    sensor: str | None  # None: an ``offline`` rule without one
     severity: api.Severity
     trigger: api.AlertTrigger
 

@@ -131,7 +131,7 @@ def _widened(condition: api.Condition, margin: float) -> api.Condition:
     return msgspec.structs.replace(condition, threshold=condition.threshold + margin)
 
 
-def describe(sensor: str, condition: api.Condition, for_seconds: int = 0) -> str:
+def describe(sensor: str | None, condition: api.Condition, for_seconds: int = 0) -> str:
     """The condition in words, as an alert's trigger shows it: ``temperature > 30 for 60s``."""
     op = condition.op
     if op == "outside":

@@ -33,6 +33,10 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
 
     id: UUID
     version: int
+    # None at run time for an ``offline`` rule without a sensor (decision 71): readings never
+    # reach it (``rules_for`` matches ``sensor = ANY(...)``, never true of NULL) and timers
+    # only hand it to ``alerts.Open``/``describe``, which take None. Typed ``str`` until
+    # app/evaluation.py's per-sensor index is keyed ``str | None`` (owned elsewhere now).
     sensor: str
     condition: api.Condition
     for_seconds: int = 0

@@ -36,7 +36,7 @@ class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     name: str
     scope: api.RuleScope
-    sensor: str
+    sensor: str | None  # None: an ``offline`` rule without one
     condition: api.Condition
     severity: api.Severity
     for_seconds: int = 0
@@ -63,8 +63,17 @@ def check_scope(scope: api.RuleScope) -> None:
         raise validation_error("scope.id", f"required with {scope.type.value}")
 
 
+def check_sensor(sensor: str | None, condition: api.Condition) -> None:
+    """Every op judges a sensor's readings but ``offline``, which follows the device's
+    presence: a sensor is required for the others and optional (kept as given, never
+    matched by readings) for ``offline``."""
+    if sensor is None and condition.op != "offline":
+        raise validation_error("sensor", f"required with condition.op {condition.op!r}")
+
+
 def _check(rule: api.CreateAlertRule | AlertRule) -> None:
     check_scope(rule.scope)
+    check_sensor(rule.sensor, rule.condition)
     check_rule(rule.condition, rule.clear, rule.hysteresis, rule.for_seconds)
     if len(set(rule.channel_ids)) != len(rule.channel_ids):
         raise validation_error("channelIds", "lists a channel twice")
