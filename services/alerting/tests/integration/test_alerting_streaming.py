@@ -704,9 +704,17 @@ async def test_an_offline_rule_keeps_a_sensor_given_and_its_readings_still_do_no
     device = await env.device()
     rule = await env.rule(sensor="temp", condition={"op": "offline", "seconds": 60})
     assert rule.sensor == "temp"
+    # Readings do not even reach its watch (evaluation does not select it for them).
+    spec = await env.consumer()
+    await env.publish(device, ("temp", 40, at(-2)))
+    await env.drain(spec)
+    async with env.uow(env.org) as uow:
+        watched = await uow.execute(
+            "SELECT count(*) FROM watches WHERE rule_id = :r", {"r": rule.id}
+        )
+        assert watched.scalar_one() == 0
     down = ids.now()
     await env.device_event(device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1"))
-    spec = await env.consumer()
     await env.publish(device, ("temp", 40, at(0)), ("temp", 41, at(1)))
     await env.drain(spec)
     assert await env.alerts() == []

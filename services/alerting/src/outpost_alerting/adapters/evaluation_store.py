@@ -96,7 +96,8 @@ def _rule_row(row: Any) -> RuleRow:
 # 'd', rule columns null) then the rules (kind 'r', device columns null). The rules are
 # found through ``alert_rules_scope`` (org, scope type, scope id): the organization's, then
 # one index probe per scope key the batch names (its devices' ids, groups and sites: a
-# lateral join, so no plan scans every rule of the organization instead).
+# lateral join, so no plan scans every rule of the organization instead). ``offline`` rules
+# are judged on presence, never on readings, whatever sensor they name.
 _RULE_SELECT = (
     f"SELECT 'r' AS kind, r.id, NULL::uuid, NULL::uuid, NULL,"
     f" {', '.join('r.' + c for c in _RULE_COLUMNS.split(', ')[1:])},"
@@ -112,10 +113,11 @@ _DEVICES_AND_RULES = (
     " NULL::jsonb AS clear, NULL::double precision AS hysteresis, NULL::boolean AS enabled,"
     " NULL::text AS scope_type, NULL::uuid AS scope_id, NULL::text AS severity FROM d"
     f" UNION ALL {_RULE_SELECT} WHERE r.scope_type = 'ORGANIZATION'"
-    " AND r.enabled AND r.sensor = ANY(:sensors)"
+    " AND r.enabled AND r.sensor = ANY(:sensors) AND r.condition->>'op' <> 'offline'"
     " UNION ALL SELECT r.* FROM k CROSS JOIN LATERAL"
     f" ({_RULE_SELECT} WHERE r.scope_type = k.scope_type AND r.scope_id = k.scope_id"
-    " AND r.enabled AND r.sensor = ANY(:sensors)) r ORDER BY 1, 2"
+    " AND r.enabled AND r.sensor = ANY(:sensors) AND r.condition->>'op' <> 'offline')"
+    " r ORDER BY 1, 2"
 )
 
 
