@@ -14,6 +14,11 @@ consumer calls it.
 - **drain**: ``--burst`` events at once for a rule with ``--channels`` channels
   (events x channels deliveries) queued with the worker stopped, the per-channel limit at
   its default (4); deliveries/s from the worker's start to the last receipt.
+- **CPU per delivery** (decision 70), a figure that does not depend on a quiet machine: the
+  CPU time of the event loop's thread (``time.thread_time``: the worker, its SQL client
+  side and httpx; not the receivers' threads, not Postgres) over the drain divided by the
+  deliveries, and over the latency run (worker plus the handler making the deliveries) per
+  event; the handler's own share is timed around it (``fire``), so the worker's is the rest.
 
 Every delivery is checked: each receiver must get each event exactly once, signed.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import secrets
 import statistics
 import sys
@@ -191,17 +197,28 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         receivers, channel_ids = await channels(1)
         rule_id = await rule(channel_ids)
         committed: dict[str, float] = {}
+        fire_cpu = 0.0
+        cpu0 = time.thread_time()
         for _ in range(args.events):
+            f0 = time.thread_time()
             event_id, at = await fire(rule_id)
+            fire_cpu += time.thread_time() - f0
             committed[event_id] = at
             await asyncio.sleep(args.interval)
         await wait_for(receivers, list(committed), 60)
+        latency_cpu = time.thread_time() - cpu0
         check(receivers, list(committed))
         latencies = [(receivers[0].got[e] - at) * 1000 for e, at in committed.items()]
         print(
             f"latency, {args.events} events every {args.interval * 1000:.0f} ms, 1 channel:"
             f" p50 {statistics.median(latencies):.1f} ms, p99 {_pct(latencies, 99):.1f} ms,"
             f" max {max(latencies):.1f} ms"
+        )
+        print(
+            f"  CPU (event loop thread): {latency_cpu * 1000 / args.events:.2f} ms per event,"
+            f" of which making the delivery (append + handler, one transaction)"
+            f" {fire_cpu * 1000 / args.events:.2f} ms, worker"
+            f" {(latency_cpu - fire_cpu) * 1000 / args.events:.2f} ms per delivery"
         )
         # drain: queued with the worker stopped, then timed from the worker's start
         stop.set()
@@ -214,8 +231,13 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         ids = [e for e, _ in fired]
         stop = asyncio.Event()
         started = time.time()
+        cpu0 = time.thread_time()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         worker = asyncio.create_task(app.worker(deps, stop))
         await wait_for(receivers, ids, 300)
+        drain_cpu = time.thread_time() - cpu0
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        process_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         check(receivers, ids)
         last = max(max(r.got.values()) for r in receivers)
         total = args.burst * args.channels
@@ -224,6 +246,11 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
             f" {total / (last - started):.0f} deliveries/s by one worker, all delivered once,"
             f" signed; making them took {enqueue_s * 1000 / args.burst:.1f} ms per event"
             f" ({args.channels} deliveries each, one transaction)"
+        )
+        print(
+            f"  CPU per delivery over the drain: {drain_cpu * 1000 / total:.2f} ms (event loop"
+            f" thread: the worker), {process_cpu * 1000 / total:.2f} ms (whole bench process,"
+            f" with the receivers' threads)"
         )
     finally:
         stop.set()
