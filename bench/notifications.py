@@ -104,12 +104,14 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
     from outpost_kit.db.eventstore import EventCodec
     from outpost_kit.db.migrate import upgrade
     from outpost_kit.db.provision import provision_service
+    from outpost_kit.db.reads import TenantReads
     from outpost_kit.db.uow import UnitOfWorkFactory
 
     service_dsn = await provision_service(dsn, "alerting", secrets.token_urlsafe(16))
     await upgrade(dsn, "alerting", migrations_dir(bootstrap.__file__))
     engine = create_engine(service_dsn, "alerting", pool_size=10)
     uow = UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS)
+    reads = await TenantReads.connect(service_dsn, "alerting")  # as a replica's runtime has
     org = uuid.uuid4()
     ctx = RequestContext(
         request_id=secrets.token_hex(16),
@@ -118,6 +120,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
     )
     deps = app.NotificationDeps(
         uow=uow,
+        reads=reads,
         vault=SecretVault(Fernet.generate_key().decode()),
         webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
     )
@@ -256,6 +259,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         stop.set()
         await worker
         await deps.webhooks.close()
+        await reads.close()
         await engine.dispose()
 
 

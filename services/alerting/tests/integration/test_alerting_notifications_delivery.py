@@ -11,6 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ from outpost_contracts.query import Cmp, ListQuery
 from outpost_kit import messaging
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.eventstore import EventCodec
+from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
@@ -61,8 +63,11 @@ FAST = deliveries.Budget(
 
 
 class World:
-    def __init__(self, uow: UnitOfWorkFactory, resolver: StaticResolver) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, resolver: StaticResolver, reads: TenantReads | None = None
+    ) -> None:
         self.uow = uow
+        self.reads = reads  # a replica's read connections: the worker reads what it claimed
         self.resolver = resolver
         self.ctx: RequestContext = ctx(uuid.uuid4())
         self.workers: list[asyncio.Task[None]] = []
@@ -77,6 +82,7 @@ class World:
     ) -> app.NotificationDeps:
         return app.NotificationDeps(
             uow=self.uow,
+            reads=self.reads,
             vault=SecretVault(KEY),
             webhooks=WebhookSender(
                 self.resolver, policy or ssrf.Policy(allow_loopback=True), timeout=2.0
@@ -130,8 +136,8 @@ class World:
 
 @pytest.fixture
 async def world(postgres_dsn: str) -> AsyncIterator[World]:
-    async with alerting_db(postgres_dsn) as (uow, _reads):
-        w = World(uow, StaticResolver({"pinned.example": ["127.0.0.1"]}))
+    async with alerting_db(postgres_dsn) as (uow, reads):
+        w = World(uow, StaticResolver({"pinned.example": ["127.0.0.1"]}), reads)
         try:
             yield w
         finally:
@@ -454,6 +460,50 @@ async def test_disabled_and_deleted_channels(world: World) -> None:
     assert receiver.requests == []
     [row] = await world.deliveries()
     assert (row.status, row.last_error) == ("DEAD", "the channel was deleted")
+
+
+async def test_a_claimed_delivery_no_longer_pending_leaves_the_queue_unsent(
+    world: World,
+) -> None:
+    """A queue row whose delivery is gone or already finished (e.g. an operator's redrive
+    gone wrong) is dropped by the worker that claims it, and nothing is sent; the other
+    claimed deliveries of the same claim are sent (both read paths: the replica's read
+    connections and the unit of work)."""
+    for deps in (world.deps(), replace(world.deps(), reads=None)):
+        with Receiver() as receiver:
+            channel = await world.webhook(deps, receiver.url())
+            done = await world.alert(deps, channel.id)
+            sent = await world.alert(deps, channel.id)
+            orphan = uuid.uuid4()
+            async with world.uow(world.ctx.org_id) as u:
+                await u.execute(
+                    "UPDATE deliveries SET status = 'SUCCEEDED' WHERE event_id = :e",
+                    {"e": done.id},
+                )
+                await u.execute(
+                    "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, due_at)"
+                    " VALUES (:id, :org, :ch, now())",
+                    {"id": orphan, "org": world.ctx.org_id, "ch": channel.id},
+                )
+                await u.commit()
+            stop = asyncio.Event()
+            task = asyncio.create_task(app.worker(deps, stop))
+            try:
+                await eventually(lambda: _queue_empty(world))
+                await eventually(lambda: _sent(receiver, 1))
+            finally:
+                stop.set()
+                await task
+            assert [r.headers["x-outpost-event-id"] for r in receiver.requests] == [str(sent.id)]
+
+
+async def _queue_empty(world: World) -> bool:
+    async with world.uow(None) as u:
+        return bool((await u.execute("SELECT count(*) = 0 FROM delivery_queue")).scalar_one())
+
+
+async def _sent(receiver: Receiver, n: int) -> bool:
+    return len(receiver.requests) >= n
 
 
 async def test_nothing_secret_in_logs_while_delivering(
