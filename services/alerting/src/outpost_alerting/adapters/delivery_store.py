@@ -282,9 +282,18 @@ _CLAIM = (
     "), pick AS ("
     "  SELECT delivery_id FROM ranked WHERE rank + busy <= $5"
     "  ORDER BY due_at LIMIT $3"
-    ") UPDATE delivery_queue q SET leased_until = $2 FROM pick"
-    " WHERE q.delivery_id = pick.delivery_id"
-    " RETURNING q.tenant_id, q.delivery_id, q.channel_id"
+    "), claimed AS ("
+    "  UPDATE delivery_queue q SET leased_until = $2 FROM pick"
+    "  WHERE q.delivery_id = pick.delivery_id"
+    "  RETURNING q.tenant_id, q.delivery_id, q.channel_id"
+    ") SELECT tenant_id, delivery_id, channel_id FROM claimed"
+    # A last row without a delivery when something due now was left in the queue (a
+    # channel's limit, an alert's earlier delivery in flight, a row locked, the limit): the
+    # worker looks again when one of its deliveries finishes only then. The snapshot is the
+    # statement's, from before the update: what was just claimed is left out by its id.
+    " UNION ALL SELECT NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM delivery_queue r"
+    "  WHERE r.due_at <= $1 AND (r.leased_until IS NULL OR r.leased_until <= $1)"
+    "  AND r.delivery_id NOT IN (SELECT delivery_id FROM claimed))"
 )
 
 
@@ -301,18 +310,24 @@ async def claim(
     lease_until: datetime,
     limit: int,
     per_channel: int,
-) -> list[Claimed]:
+) -> tuple[list[Claimed], bool]:
     """Due deliveries, leased to this replica until ``lease_until``, at most ``per_channel``
     in flight per channel counting what other replicas hold, and none of an alert while an
     earlier delivery of that alert to that channel waits (its opening is delivered, or
     dead-lettered, before its resolution is sent). Claims take turns on one
     transaction-scoped advisory lock, so two replicas never both see a channel's free slot;
-    rows are taken ``FOR UPDATE SKIP LOCKED`` past a worker that is recording an outcome."""
+    rows are taken ``FOR UPDATE SKIP LOCKED`` past a worker that is recording an outcome.
+    (What was claimed, whether anything due now was left in the queue.)"""
     await conn.execute(_CLAIM_LOCK, {"k": CLAIM_LOCK})  # begins the transaction too
     rows = await (await driver(conn)).fetch(
         _CLAIM, now, lease_until, limit, max(limit * 8, 64), per_channel
     )
-    return [Claimed(r["tenant_id"], r["delivery_id"], r["channel_id"]) for r in rows]
+    claimed = [
+        Claimed(r["tenant_id"], r["delivery_id"], r["channel_id"])
+        for r in rows
+        if r["delivery_id"] is not None
+    ]
+    return claimed, len(claimed) < len(rows)
 
 
 _STATUS_AFTER = {

@@ -448,13 +448,20 @@ async def on_alert_event(deps: NotificationDeps, uow: UnitOfWork, envelope: Even
 # --- the worker -------------------------------------------------------------------------
 
 
-async def claim_due(deps: NotificationDeps, limit: int) -> tuple[int, list[delivery_store.Due]]:
+@dataclass(frozen=True)
+class ClaimedBatch:
+    taken: int  # how many were claimed (those gone or finished since are not in ``due``)
+    due: list[delivery_store.Due]
+    more: bool  # something due now was left in the queue
+
+
+async def claim_due(deps: NotificationDeps, limit: int) -> ClaimedBatch:
     """Claim due deliveries (one transaction, no tenant) and read what sending each needs
     (one statement per tenant among them); a claimed delivery that is gone or no longer
-    PENDING leaves the queue. (How many were claimed, those to send.)"""
+    PENDING leaves the queue."""
     now = ids.now()
     async with deps.uow(None) as uow:
-        claimed = await delivery_store.claim(
+        claimed, more = await delivery_store.claim(
             uow.conn, now, now + deps.lease, limit, deps.channel_concurrency
         )
         await uow.commit()
@@ -471,7 +478,7 @@ async def claim_due(deps: NotificationDeps, limit: int) -> tuple[int, list[deliv
                 await delivery_store.drop(uow.conn, sorted(gone))
                 await uow.commit()
         due.extend(sendable)
-    return len(claimed), due
+    return ClaimedBatch(len(claimed), due, more)
 
 
 async def _load_due(
@@ -537,9 +544,11 @@ async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
 
 async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
     """Claim what is due (up to ``batch`` in flight in this replica), send each in its own
-    task; look again every ``poll_seconds``, or at once when a delivery was queued or
-    finished here."""
+    task; look again every ``poll_seconds``, at once when a delivery was queued here, and
+    when one finished here if the last claim left something due in the queue (a slot of
+    its channel, or its alert's next delivery, may be free now)."""
     tasks: set[asyncio.Task[None]] = set()
+    left = False  # the last claim left something due in the queue
 
     async def run_one(item: delivery_store.Due) -> None:
         try:
@@ -548,24 +557,29 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
             # The lease runs out and the delivery is due again: nothing is lost.
             _log.exception("notifications: delivery %s failed to run", item.delivery.id)
         finally:
-            deps.wake.set()  # a slot of its channel is free: look again at once
+            if left:
+                deps.wake.set()
 
     try:
         while not stop.is_set():
+            deps.wake.clear()  # before the claim: a wake-up during it is not lost
             free = deps.batch - len(tasks)
             claimed: list[delivery_store.Due] = []
             taken = 0
             if free > 0:
                 try:
-                    taken, claimed = await claim_due(deps, free)
+                    batch = await claim_due(deps, free)
+                    taken, claimed, left = batch.taken, batch.due, batch.more
                 except Exception as exc:
+                    left = True
                     _log.warning("notifications: claiming deliveries failed: %r", exc)
+            else:
+                left = True  # this replica's own limit: look again as a slot frees
             for item in claimed:
                 task = asyncio.create_task(run_one(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if taken < free:
-                deps.wake.clear()
+            if free <= 0 or taken < free:  # (full: wait for a slot rather than spin)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop.wait(), deps.wake.wait()), deps.poll_seconds)
             else:
