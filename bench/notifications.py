@@ -14,6 +14,12 @@ consumer calls it.
 - **drain**: ``--burst`` events at once for a rule with ``--channels`` channels
   (events x channels deliveries) queued with the worker stopped, the per-channel limit at
   its default (4); deliveries/s from the worker's start to the last receipt.
+- **through the consumer** (``--consumer-events``, 0 to skip): a private nats-server too;
+  each alert event is appended to the event store and published to ALERTING as the outbox
+  relay does, one every ``--interval``, and the ``alerting-notifications`` consumer (the
+  kit's ``InboxConsumer``, as the runtime runs it) and the worker carry it to the receiver;
+  latency from the publish to receipt, and the event loop thread's CPU per event less what
+  the bench spent appending and publishing: what one delivery costs its replica.
 - **CPU per delivery** (decision 70), a figure that does not depend on a quiet machine: the
   CPU time of the event loop's thread (``time.thread_time``: the worker, its SQL client
   side and httpx; not the receivers' threads, not Postgres) over the drain divided by the
@@ -23,7 +29,7 @@ consumer calls it.
 Every delivery is checked: each receiver must get each event exactly once, signed.
 
 Run: ``uv run python bench/notifications.py [--events 200] [--interval 0.02] [--burst 500]
-[--channels 4]``.
+[--channels 4] [--consumer-events 300]``.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.fernet import Fernet
 
 SECRET = "bench-webhook-secret-0123456789"
+_encode = msgspec.json.encode
 
 
 class Receiver:
@@ -89,7 +97,7 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def _run(args: argparse.Namespace, dsn: str) -> None:
+async def _run(args: argparse.Namespace, dsn: str, nats_url: str | None) -> None:
     from outpost_alerting import bootstrap
     from outpost_alerting.adapters.resolver import StaticResolver
     from outpost_alerting.adapters.secrets import SecretVault
@@ -125,7 +133,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
     )
     stop = asyncio.Event()
-    worker = asyncio.create_task(app.worker(deps, stop))
+    worker: asyncio.Task[None] | None = None
 
     async def channels(n: int) -> tuple[list[Receiver], list[uuid.UUID]]:
         receivers = [Receiver() for _ in range(n)]
@@ -195,8 +203,97 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
             assert r.duplicates == 0 and r.bad_signatures == 0, (r.duplicates, r.bad_signatures)
             assert set(r.got) == set(ids), "a receiver missed an event or got a stranger"
 
+    async def through_consumer(nats_url: str) -> None:
+        """Alert events published to ALERTING, consumed and delivered as a replica does."""
+        import nats
+
+        from outpost_alerting.entrypoints import notifications as entry
+        from outpost_contracts import streams, subjects
+        from outpost_kit import messaging
+        from outpost_kit.consumer import InboxConsumer
+
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        spec = streams.consumer(entry.CONSUMER)
+        await messaging.apply_streams(js, [streams.stream("ALERTING")], [spec])
+        receivers, channel_ids = await channels(1)
+        rule_id = await rule(channel_ids)
+        halt = asyncio.Event()
+        # As ``entrypoints/notifications.register`` has the runtime run it.
+        consumer = InboxConsumer(
+            uow,
+            js,
+            spec,
+            lambda u, e: entry.on_alert_event(deps, u, e),
+            EventCodec(app.ALERT_EVENTS),
+        )
+        consuming = asyncio.create_task(consumer.run(halt))
+        working = asyncio.create_task(app.worker(deps, halt))
+        await asyncio.sleep(0.5)  # both started and idle
+        published: dict[str, float] = {}
+        bench_cpu = 0.0
+        cpu0 = time.thread_time()
+        try:
+            for _ in range(args.consumer_events):
+                f0 = time.thread_time()
+                envelope = await opened(rule_id)
+                at = time.time()
+                await js.publish(
+                    subjects.event(envelope.type, org),
+                    _encode(envelope),
+                    headers={messaging.MSG_ID: str(envelope.id)},
+                )
+                bench_cpu += time.thread_time() - f0
+                published[str(envelope.id)] = at
+                await asyncio.sleep(args.interval)
+            await wait_for(receivers, list(published), 60)
+            used = time.thread_time() - cpu0
+        finally:
+            halt.set()
+            await asyncio.gather(consuming, working)
+            await nc.close()
+        check(receivers, list(published))
+        latencies = [(receivers[0].got[e] - at) * 1000 for e, at in published.items()]
+        n = args.consumer_events
+        print(
+            f"through the consumer, {n} events every"
+            f" {args.interval * 1000:.0f} ms, 1 channel: publish -> receipt p50"
+            f" {statistics.median(latencies):.1f} ms, p99 {_pct(latencies, 99):.1f} ms;"
+            f" CPU of the consumer and the worker {(used - bench_cpu) * 1000 / n:.2f} ms per"
+            f" delivery (event loop thread, the bench's appends and publishes left out)"
+        )
+
+    async def opened(rule_id: uuid.UUID) -> Any:
+        """An AlertOpened appended (and committed) as evaluation does; its envelope."""
+        from datetime import UTC, datetime
+
+        ts = datetime.now(UTC)
+        event = alert_api.AlertOpened(
+            rule_id=rule_id,
+            rule_version=1,
+            device_id=uuid.uuid4(),
+            sensor="t",
+            severity=alert_api.Severity.MAJOR,
+            trigger=alert_api.AlertTrigger(
+                value=1.0, ts=ts, since=ts, condition="t > 0", rule_version=1
+            ),
+        )
+        async with uow(org) as u:
+            [envelope] = await u.events.append(
+                org_id=org,
+                stream_id=uuid.uuid4(),
+                stream_type="alert",
+                expected_version=0,
+                events=[event],
+            )
+            await u.commit()
+        return envelope
+
     try:
+        if nats_url is not None and args.consumer_events:
+            await through_consumer(nats_url)
         # latency
+        worker = asyncio.create_task(app.worker(deps, stop))
         receivers, channel_ids = await channels(1)
         rule_id = await rule(channel_ids)
         committed: dict[str, float] = {}
@@ -225,6 +322,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         )
         # drain: queued with the worker stopped, then timed from the worker's start
         stop.set()
+        assert worker is not None
         await worker
         receivers, channel_ids = await channels(args.channels)
         rule_id = await rule(channel_ids)
@@ -257,7 +355,8 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         )
     finally:
         stop.set()
-        await worker
+        if worker is not None:
+            await worker
         await deps.webhooks.close()
         await reads.close()
         await engine.dispose()
@@ -269,19 +368,24 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.02)
     ap.add_argument("--burst", type=int, default=500)
     ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--consumer-events", type=int, default=300)
     args = ap.parse_args()
-    from outpost_kit.infra import PostgresCluster
+    from outpost_kit.infra import NatsServer, PostgresCluster
 
     with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
         pg = PostgresCluster.start(Path(tmp) / "pg")
+        broker = NatsServer.start(Path(tmp) / "nats") if args.consumer_events else None
         try:
+            url = None if broker is None else broker.url
             try:
                 import uvloop
 
-                uvloop.run(_run(args, pg.admin_dsn))
+                uvloop.run(_run(args, pg.admin_dsn, url))
             except ImportError:  # pragma: no cover
-                asyncio.run(_run(args, pg.admin_dsn))
+                asyncio.run(_run(args, pg.admin_dsn, url))
         finally:
+            if broker is not None:
+                broker.stop()
             pg.stop()
     sys.stdout.flush()
 
