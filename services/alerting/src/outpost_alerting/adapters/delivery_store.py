@@ -8,17 +8,19 @@ delivery made five (decision 70)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from outpost_alerting.adapters.channel_store import CHANNELS, channel_view
 from outpost_contracts import notifications as api
+from outpost_kit.db.ddl import TENANT_SETTING
 from outpost_kit.db.listing import Collection, Field
 
 # One constant for every replica of the service: claims take turns on it (see ``claim``).
@@ -136,6 +138,55 @@ async def driver(conn: AsyncConnection) -> Any:
     if db is None or not db.is_in_transaction():
         raise RuntimeError("the unit of work's transaction has not begun")
     return db
+
+
+_SET_TENANT = f"SELECT set_config('{TENANT_SETTING}', $1, true)"
+
+
+class RawUnit:
+    """One transaction on the asyncpg connection of one of the engine's pooled connections:
+    the unit of work's rules (the tenant ``SET LOCAL``: ``set_config(..., true)``; rolled
+    back unless ``commit()`` is called) without SQLAlchemy's per-statement and
+    per-transaction machinery, for the delivery worker's claim and its record of an attempt
+    (decision 70). ``db``: the asyncpg connection."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.committed = False
+
+    async def commit(self) -> None:
+        await self.db.execute("COMMIT")
+        self.committed = True
+
+
+@asynccontextmanager
+async def raw_unit(engine: AsyncEngine, org_id: UUID | None) -> AsyncIterator[RawUnit]:
+    async with engine.connect() as conn:
+        db = (await conn.get_raw_connection()).driver_connection
+        assert db is not None
+        if db.is_in_transaction():  # never: SQLAlchemy begins lazily and was given nothing
+            raise RuntimeError("a pooled connection is inside a transaction")
+        try:
+            await db.execute("BEGIN")
+            unit = RawUnit(db)
+            if org_id is not None:
+                # str(UUID(...)): hex digits and hyphens, whatever object was passed in.
+                await db.execute(_SET_TENANT, str(UUID(str(org_id))))
+            yield unit
+            if not unit.committed and db.is_in_transaction():
+                await db.execute("ROLLBACK")
+        except BaseException:
+            # Roll back; a connection that cannot (broken, cancelled mid-statement) is
+            # closed and discarded, never handed to the next user.
+            try:
+                if not db.is_closed() and db.is_in_transaction():
+                    await db.execute("ROLLBACK")
+            except BaseException:
+                await conn.invalidate()
+                raise
+            if db.is_closed():
+                await conn.invalidate()
+            raise
 
 
 _ALERT_CHANNELS = (
@@ -264,7 +315,7 @@ async def load_due(db: Any, delivery_ids: list[UUID]) -> list[Due]:
     return found
 
 
-_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_CLAIM_LOCK = "SELECT pg_advisory_xact_lock($1)"
 _CLAIM = (
     "WITH due AS ("
     "  SELECT delivery_id, channel_id, due_at FROM delivery_queue q"
@@ -305,7 +356,7 @@ class Claimed:
 
 
 async def claim(
-    conn: AsyncConnection,
+    db: Any,
     now: datetime,
     lease_until: datetime,
     limit: int,
@@ -317,11 +368,10 @@ async def claim(
     dead-lettered, before its resolution is sent). Claims take turns on one
     transaction-scoped advisory lock, so two replicas never both see a channel's free slot;
     rows are taken ``FOR UPDATE SKIP LOCKED`` past a worker that is recording an outcome.
-    (What was claimed, whether anything due now was left in the queue.)"""
-    await conn.execute(_CLAIM_LOCK, {"k": CLAIM_LOCK})  # begins the transaction too
-    rows = await (await driver(conn)).fetch(
-        _CLAIM, now, lease_until, limit, max(limit * 8, 64), per_channel
-    )
+    (What was claimed, whether anything due now was left in the queue.) ``db``: the
+    asyncpg connection of a transaction without a tenant (``raw_unit``)."""
+    await db.execute(_CLAIM_LOCK, CLAIM_LOCK)
+    rows = await db.fetch(_CLAIM, now, lease_until, limit, max(limit * 8, 64), per_channel)
     claimed = [
         Claimed(r["tenant_id"], r["delivery_id"], r["channel_id"])
         for r in rows

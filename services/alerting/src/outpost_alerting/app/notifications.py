@@ -460,11 +460,11 @@ async def claim_due(deps: NotificationDeps, limit: int) -> ClaimedBatch:
     (one statement per tenant among them); a claimed delivery that is gone or no longer
     PENDING leaves the queue."""
     now = ids.now()
-    async with deps.uow(None) as uow:
+    async with delivery_store.raw_unit(deps.uow.engine, None) as unit:
         claimed, more = await delivery_store.claim(
-            uow.conn, now, now + deps.lease, limit, deps.channel_concurrency
+            unit.db, now, now + deps.lease, limit, deps.channel_concurrency
         )
-        await uow.commit()
+        await unit.commit()
     by_tenant: dict[UUID, list[UUID]] = {}
     for item in claimed:
         by_tenant.setdefault(item.tenant_id, []).append(item.delivery_id)
@@ -485,12 +485,12 @@ async def _load_due(
     deps: NotificationDeps, tenant: UUID, delivery_ids: list[UUID]
 ) -> list[delivery_store.Due]:
     """Over the replica's read-only connections when it has them (one round trip, no
-    transaction: a read of rows this worker holds the lease of), else the unit of work."""
+    transaction: a read of rows this worker holds the lease of), else a transaction."""
     if deps.reads is not None:
         async with deps.reads(tenant) as conn:
             return await delivery_store.load_due(conn, delivery_ids)
-    async with deps.uow(tenant) as uow:
-        return await delivery_store.load_due(await delivery_store.driver(uow.conn), delivery_ids)
+    async with delivery_store.raw_unit(deps.uow.engine, tenant) as unit:
+        return await delivery_store.load_due(unit.db, delivery_ids)
 
 
 async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
@@ -515,9 +515,9 @@ async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
             delivery.attempts + 1, delivery.created_at, now, deps.jitter()
         )
     outcome = deliveries.outcome(result, next_due)
-    async with deps.uow(delivery.org_id) as uow:
+    async with delivery_store.raw_unit(deps.uow.engine, delivery.org_id) as unit:
         await delivery_store.record(
-            await delivery_store.driver(uow.conn),
+            unit.db,
             delivery,
             attempt_id=ids.new_id(),
             attempted_at=now,
@@ -527,7 +527,7 @@ async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
             latency_ms=result.latency_ms,
             next_due=next_due,
         )
-        await uow.commit()
+        await unit.commit()
     kind = "none" if target.channel is None else target.channel.type.value
     _observe(kind, delivery.kind, outcome, result.latency_ms)
     if outcome is api.DeliveryOutcome.DEAD:
