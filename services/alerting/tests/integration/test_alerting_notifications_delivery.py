@@ -32,6 +32,7 @@ from alerting_testkit import (
 from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
 
+from outpost_alerting.adapters import delivery_store
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
 from outpost_alerting.adapters.smtp import EmailSender, SmtpConfig
@@ -495,6 +496,45 @@ async def test_a_claimed_delivery_no_longer_pending_leaves_the_queue_unsent(
                 stop.set()
                 await task
             assert [r.headers["x-outpost-event-id"] for r in receiver.requests] == [str(sent.id)]
+
+
+async def test_raw_units_set_the_tenant_and_roll_back_unless_committed(world: World) -> None:
+    """The worker's transactions without SQLAlchemy (``delivery_store.raw_unit``): the
+    tenant is set for the transaction only (RLS hides other tenants' rows, and the pooled
+    connection keeps no tenant after it), nothing is kept without ``commit()`` or after an
+    error, and the connection goes back to the pool out of any transaction."""
+    engine = world.uow.engine
+    org, other = world.ctx.org_id, uuid.uuid4()
+    row = "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, due_at)"
+    kept, dropped, failed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with delivery_store.raw_unit(engine, org) as unit:
+        assert await unit.db.fetchval("SELECT current_setting('outpost.org_id')") == str(org)
+        await unit.db.execute(row + " VALUES ($1, $2, $1, now())", kept, org)
+        await unit.commit()
+    async with delivery_store.raw_unit(engine, org) as unit:
+        await unit.db.execute(row + " VALUES ($1, $2, $1, now())", dropped, org)
+
+    async def fail() -> None:
+        async with delivery_store.raw_unit(engine, org) as unit:
+            await unit.db.execute(row + " VALUES ($1, $2, $1, now())", failed, org)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await fail()
+    async with delivery_store.raw_unit(engine, None) as unit:
+        assert not await unit.db.fetchval("SELECT current_setting('outpost.org_id', true) <> ''")
+        ids = {r[0] for r in await unit.db.fetch("SELECT delivery_id FROM delivery_queue")}
+    assert kept in ids and not {dropped, failed} & ids
+    channel = await world.webhook(world.deps(), "http://127.0.0.1:9/hook")
+    async with delivery_store.raw_unit(engine, other) as unit:
+        assert await delivery_store.load_due(unit.db, [kept]) == []
+        assert await unit.db.fetchval("SELECT count(*) FROM notification_channels") == 0
+    async with delivery_store.raw_unit(engine, org) as unit:
+        assert await unit.db.fetchval("SELECT count(*) FROM notification_channels") == 1
+    assert channel.id is not None
+    for _ in range(8):  # more than the pool: every connection came back usable
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT 1")).scalar_one() == 1
 
 
 async def _queue_empty(world: World) -> bool:
