@@ -542,6 +542,9 @@ async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
         )
 
 
+COMMIT_GRACE_SECONDS = 0.01
+
+
 async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
     """Claim what is due (up to ``batch`` in flight in this replica), send each in its own
     task; look again every ``poll_seconds``, at once when a delivery was queued here, and
@@ -561,7 +564,9 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
                 deps.wake.set()
 
     try:
+        missed = False  # the last wake-up's claim found nothing
         while not stop.is_set():
+            woken = deps.wake.is_set()
             deps.wake.clear()  # before the claim: a wake-up during it is not lost
             free = deps.batch - len(tasks)
             claimed: list[delivery_store.Due] = []
@@ -579,6 +584,14 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
                 task = asyncio.create_task(run_one(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            if woken and free > 0 and taken == 0 and not missed:
+                # Woken by a delivery queued here, but its transaction may not have
+                # committed yet (the handler runs inside it): one more look shortly.
+                missed = True
+                await asyncio.sleep(COMMIT_GRACE_SECONDS)
+                deps.wake.set()
+                continue
+            missed = False
             if free <= 0 or taken < free:  # (full: wait for a slot rather than spin)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop.wait(), deps.wake.wait()), deps.poll_seconds)
