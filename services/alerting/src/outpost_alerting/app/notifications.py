@@ -542,7 +542,9 @@ async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
         )
 
 
-COMMIT_GRACE_SECONDS = 0.01
+# After a wake-up whose claim found nothing, look again after each of these (a commit on
+# a durable Postgres takes a few milliseconds to be seen).
+COMMIT_GRACE_SECONDS = (0.002, 0.004, 0.008)
 
 
 async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
@@ -564,7 +566,7 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
                 deps.wake.set()
 
     try:
-        missed = False  # the last wake-up's claim found nothing
+        misses = 0  # looks after a wake-up that found nothing
         while not stop.is_set():
             woken = deps.wake.is_set()
             deps.wake.clear()  # before the claim: a wake-up during it is not lost
@@ -584,14 +586,14 @@ async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
                 task = asyncio.create_task(run_one(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if woken and free > 0 and taken == 0 and not missed:
+            if woken and free > 0 and taken == 0 and misses < len(COMMIT_GRACE_SECONDS):
                 # Woken by a delivery queued here, but its transaction may not have
-                # committed yet (the handler runs inside it): one more look shortly.
-                missed = True
-                await asyncio.sleep(COMMIT_GRACE_SECONDS)
+                # committed yet (the handler runs inside it): look again shortly.
+                await asyncio.sleep(COMMIT_GRACE_SECONDS[misses])
+                misses += 1
                 deps.wake.set()
                 continue
-            missed = False
+            misses = 0
             if free <= 0 or taken < free:  # (full: wait for a slot rather than spin)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop.wait(), deps.wake.wait()), deps.poll_seconds)
