@@ -14,17 +14,29 @@ consumer calls it.
 - **drain**: ``--burst`` events at once for a rule with ``--channels`` channels
   (events x channels deliveries) queued with the worker stopped, the per-channel limit at
   its default (4); deliveries/s from the worker's start to the last receipt.
+- **through the consumer** (``--consumer-events``, 0 to skip): a private nats-server too;
+  each alert event is appended to the event store and published to ALERTING as the outbox
+  relay does, one every ``--interval``, and the ``alerting-notifications`` consumer (the
+  kit's ``InboxConsumer``, as the runtime runs it) and the worker carry it to the receiver;
+  latency from the publish to receipt, and the event loop thread's CPU per event less what
+  the bench spent appending and publishing: what one delivery costs its replica.
+- **CPU per delivery** (decision 70), a figure that does not depend on a quiet machine: the
+  CPU time of the event loop's thread (``time.thread_time``: the worker, its SQL client
+  side and httpx; not the receivers' threads, not Postgres) over the drain divided by the
+  deliveries, and over the latency run (worker plus the handler making the deliveries) per
+  event; the handler's own share is timed around it (``fire``), so the worker's is the rest.
 
 Every delivery is checked: each receiver must get each event exactly once, signed.
 
 Run: ``uv run python bench/notifications.py [--events 200] [--interval 0.02] [--burst 500]
-[--channels 4]``.
+[--channels 4] [--consumer-events 300]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import secrets
 import statistics
 import sys
@@ -36,9 +48,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.fernet import Fernet
 
 SECRET = "bench-webhook-secret-0123456789"
+_encode = msgspec.json.encode
 
 
 class Receiver:
@@ -83,7 +97,7 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def _run(args: argparse.Namespace, dsn: str) -> None:
+async def _run(args: argparse.Namespace, dsn: str, nats_url: str | None) -> None:
     from outpost_alerting import bootstrap
     from outpost_alerting.adapters.resolver import StaticResolver
     from outpost_alerting.adapters.secrets import SecretVault
@@ -98,12 +112,14 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
     from outpost_kit.db.eventstore import EventCodec
     from outpost_kit.db.migrate import upgrade
     from outpost_kit.db.provision import provision_service
+    from outpost_kit.db.reads import TenantReads
     from outpost_kit.db.uow import UnitOfWorkFactory
 
     service_dsn = await provision_service(dsn, "alerting", secrets.token_urlsafe(16))
     await upgrade(dsn, "alerting", migrations_dir(bootstrap.__file__))
     engine = create_engine(service_dsn, "alerting", pool_size=10)
     uow = UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS)
+    reads = await TenantReads.connect(service_dsn, "alerting")  # as a replica's runtime has
     org = uuid.uuid4()
     ctx = RequestContext(
         request_id=secrets.token_hex(16),
@@ -112,11 +128,12 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
     )
     deps = app.NotificationDeps(
         uow=uow,
+        reads=reads,
         vault=SecretVault(Fernet.generate_key().decode()),
         webhooks=WebhookSender(StaticResolver(), ssrf.Policy(allow_loopback=True)),
     )
     stop = asyncio.Event()
-    worker = asyncio.create_task(app.worker(deps, stop))
+    worker: asyncio.Task[None] | None = None
 
     async def channels(n: int) -> tuple[list[Receiver], list[uuid.UUID]]:
         receivers = [Receiver() for _ in range(n)]
@@ -186,16 +203,110 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
             assert r.duplicates == 0 and r.bad_signatures == 0, (r.duplicates, r.bad_signatures)
             assert set(r.got) == set(ids), "a receiver missed an event or got a stranger"
 
+    async def through_consumer(nats_url: str) -> None:
+        """Alert events published to ALERTING, consumed and delivered as a replica does."""
+        import nats
+
+        from outpost_alerting.entrypoints import notifications as entry
+        from outpost_contracts import streams, subjects
+        from outpost_kit import messaging
+        from outpost_kit.consumer import InboxConsumer
+
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        spec = streams.consumer(entry.CONSUMER)
+        await messaging.apply_streams(js, [streams.stream("ALERTING")], [spec])
+        receivers, channel_ids = await channels(1)
+        rule_id = await rule(channel_ids)
+        halt = asyncio.Event()
+        # As ``entrypoints/notifications.register`` has the runtime run it.
+        consumer = InboxConsumer(
+            uow,
+            js,
+            spec,
+            lambda u, e: entry.on_alert_event(deps, u, e),
+            EventCodec(app.ALERT_EVENTS),
+        )
+        consuming = asyncio.create_task(consumer.run(halt))
+        working = asyncio.create_task(app.worker(deps, halt))
+        await asyncio.sleep(0.5)  # both started and idle
+        published: dict[str, float] = {}
+        bench_cpu = 0.0
+        cpu0 = time.thread_time()
+        try:
+            for _ in range(args.consumer_events):
+                f0 = time.thread_time()
+                envelope = await opened(rule_id)
+                at = time.time()
+                await js.publish(
+                    subjects.event(envelope.type, org),
+                    _encode(envelope),
+                    headers={messaging.MSG_ID: str(envelope.id)},
+                )
+                bench_cpu += time.thread_time() - f0
+                published[str(envelope.id)] = at
+                await asyncio.sleep(args.interval)
+            await wait_for(receivers, list(published), 60)
+            used = time.thread_time() - cpu0
+        finally:
+            halt.set()
+            await asyncio.gather(consuming, working)
+            await nc.close()
+        check(receivers, list(published))
+        latencies = [(receivers[0].got[e] - at) * 1000 for e, at in published.items()]
+        n = args.consumer_events
+        print(
+            f"through the consumer, {n} events every"
+            f" {args.interval * 1000:.0f} ms, 1 channel: publish -> receipt p50"
+            f" {statistics.median(latencies):.1f} ms, p99 {_pct(latencies, 99):.1f} ms;"
+            f" CPU of the consumer and the worker {(used - bench_cpu) * 1000 / n:.2f} ms per"
+            f" delivery (event loop thread, the bench's appends and publishes left out)"
+        )
+
+    async def opened(rule_id: uuid.UUID) -> Any:
+        """An AlertOpened appended (and committed) as evaluation does; its envelope."""
+        from datetime import UTC, datetime
+
+        ts = datetime.now(UTC)
+        event = alert_api.AlertOpened(
+            rule_id=rule_id,
+            rule_version=1,
+            device_id=uuid.uuid4(),
+            sensor="t",
+            severity=alert_api.Severity.MAJOR,
+            trigger=alert_api.AlertTrigger(
+                value=1.0, ts=ts, since=ts, condition="t > 0", rule_version=1
+            ),
+        )
+        async with uow(org) as u:
+            [envelope] = await u.events.append(
+                org_id=org,
+                stream_id=uuid.uuid4(),
+                stream_type="alert",
+                expected_version=0,
+                events=[event],
+            )
+            await u.commit()
+        return envelope
+
     try:
+        if nats_url is not None and args.consumer_events:
+            await through_consumer(nats_url)
         # latency
+        worker = asyncio.create_task(app.worker(deps, stop))
         receivers, channel_ids = await channels(1)
         rule_id = await rule(channel_ids)
         committed: dict[str, float] = {}
+        fire_cpu = 0.0
+        cpu0 = time.thread_time()
         for _ in range(args.events):
+            f0 = time.thread_time()
             event_id, at = await fire(rule_id)
+            fire_cpu += time.thread_time() - f0
             committed[event_id] = at
             await asyncio.sleep(args.interval)
         await wait_for(receivers, list(committed), 60)
+        latency_cpu = time.thread_time() - cpu0
         check(receivers, list(committed))
         latencies = [(receivers[0].got[e] - at) * 1000 for e, at in committed.items()]
         print(
@@ -203,8 +314,15 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
             f" p50 {statistics.median(latencies):.1f} ms, p99 {_pct(latencies, 99):.1f} ms,"
             f" max {max(latencies):.1f} ms"
         )
+        print(
+            f"  CPU (event loop thread): {latency_cpu * 1000 / args.events:.2f} ms per event,"
+            f" of which making the delivery (append + handler, one transaction)"
+            f" {fire_cpu * 1000 / args.events:.2f} ms, worker"
+            f" {(latency_cpu - fire_cpu) * 1000 / args.events:.2f} ms per delivery"
+        )
         # drain: queued with the worker stopped, then timed from the worker's start
         stop.set()
+        assert worker is not None
         await worker
         receivers, channel_ids = await channels(args.channels)
         rule_id = await rule(channel_ids)
@@ -214,8 +332,13 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
         ids = [e for e, _ in fired]
         stop = asyncio.Event()
         started = time.time()
+        cpu0 = time.thread_time()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         worker = asyncio.create_task(app.worker(deps, stop))
         await wait_for(receivers, ids, 300)
+        drain_cpu = time.thread_time() - cpu0
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        process_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         check(receivers, ids)
         last = max(max(r.got.values()) for r in receivers)
         total = args.burst * args.channels
@@ -225,10 +348,17 @@ async def _run(args: argparse.Namespace, dsn: str) -> None:
             f" signed; making them took {enqueue_s * 1000 / args.burst:.1f} ms per event"
             f" ({args.channels} deliveries each, one transaction)"
         )
+        print(
+            f"  CPU per delivery over the drain: {drain_cpu * 1000 / total:.2f} ms (event loop"
+            f" thread: the worker), {process_cpu * 1000 / total:.2f} ms (whole bench process,"
+            f" with the receivers' threads)"
+        )
     finally:
         stop.set()
-        await worker
+        if worker is not None:
+            await worker
         await deps.webhooks.close()
+        await reads.close()
         await engine.dispose()
 
 
@@ -238,19 +368,24 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.02)
     ap.add_argument("--burst", type=int, default=500)
     ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--consumer-events", type=int, default=300)
     args = ap.parse_args()
-    from outpost_kit.infra import PostgresCluster
+    from outpost_kit.infra import NatsServer, PostgresCluster
 
     with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
         pg = PostgresCluster.start(Path(tmp) / "pg")
+        broker = NatsServer.start(Path(tmp) / "nats") if args.consumer_events else None
         try:
+            url = None if broker is None else broker.url
             try:
                 import uvloop
 
-                uvloop.run(_run(args, pg.admin_dsn))
+                uvloop.run(_run(args, pg.admin_dsn, url))
             except ImportError:  # pragma: no cover
-                asyncio.run(_run(args, pg.admin_dsn))
+                asyncio.run(_run(args, pg.admin_dsn, url))
         finally:
+            if broker is not None:
+                broker.stop()
             pg.stop()
     sys.stdout.flush()
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from alerting_testkit import (
 from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
 
+from outpost_alerting.adapters import delivery_store
 from outpost_alerting.adapters.resolver import StaticResolver
 from outpost_alerting.adapters.secrets import SecretVault
 from outpost_alerting.adapters.smtp import EmailSender, SmtpConfig
@@ -46,6 +48,7 @@ from outpost_contracts.query import Cmp, ListQuery
 from outpost_kit import messaging
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.eventstore import EventCodec
+from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
@@ -61,8 +64,11 @@ FAST = deliveries.Budget(
 
 
 class World:
-    def __init__(self, uow: UnitOfWorkFactory, resolver: StaticResolver) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, resolver: StaticResolver, reads: TenantReads | None = None
+    ) -> None:
         self.uow = uow
+        self.reads = reads  # a replica's read connections: the worker reads what it claimed
         self.resolver = resolver
         self.ctx: RequestContext = ctx(uuid.uuid4())
         self.workers: list[asyncio.Task[None]] = []
@@ -77,6 +83,7 @@ class World:
     ) -> app.NotificationDeps:
         return app.NotificationDeps(
             uow=self.uow,
+            reads=self.reads,
             vault=SecretVault(KEY),
             webhooks=WebhookSender(
                 self.resolver, policy or ssrf.Policy(allow_loopback=True), timeout=2.0
@@ -130,8 +137,8 @@ class World:
 
 @pytest.fixture
 async def world(postgres_dsn: str) -> AsyncIterator[World]:
-    async with alerting_db(postgres_dsn) as (uow, _reads):
-        w = World(uow, StaticResolver({"pinned.example": ["127.0.0.1"]}))
+    async with alerting_db(postgres_dsn) as (uow, reads):
+        w = World(uow, StaticResolver({"pinned.example": ["127.0.0.1"]}), reads)
         try:
             yield w
         finally:
@@ -454,6 +461,89 @@ async def test_disabled_and_deleted_channels(world: World) -> None:
     assert receiver.requests == []
     [row] = await world.deliveries()
     assert (row.status, row.last_error) == ("DEAD", "the channel was deleted")
+
+
+async def test_a_claimed_delivery_no_longer_pending_leaves_the_queue_unsent(
+    world: World,
+) -> None:
+    """A queue row whose delivery is gone or already finished (e.g. an operator's redrive
+    gone wrong) is dropped by the worker that claims it, and nothing is sent; the other
+    claimed deliveries of the same claim are sent (both read paths: the replica's read
+    connections and the unit of work)."""
+    for deps in (world.deps(), replace(world.deps(), reads=None)):
+        with Receiver() as receiver:
+            channel = await world.webhook(deps, receiver.url())
+            done = await world.alert(deps, channel.id)
+            sent = await world.alert(deps, channel.id)
+            orphan = uuid.uuid4()
+            async with world.uow(world.ctx.org_id) as u:
+                await u.execute(
+                    "UPDATE deliveries SET status = 'SUCCEEDED' WHERE event_id = :e",
+                    {"e": done.id},
+                )
+                await u.execute(
+                    "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, due_at)"
+                    " VALUES (:id, :org, :ch, now())",
+                    {"id": orphan, "org": world.ctx.org_id, "ch": channel.id},
+                )
+                await u.commit()
+            stop = asyncio.Event()
+            task = asyncio.create_task(app.worker(deps, stop))
+            try:
+                await eventually(lambda: _queue_empty(world))
+                await eventually(lambda: _sent(receiver, 1))
+            finally:
+                stop.set()
+                await task
+            assert [r.headers["x-outpost-event-id"] for r in receiver.requests] == [str(sent.id)]
+
+
+async def test_raw_units_set_the_tenant_and_roll_back_unless_committed(world: World) -> None:
+    """The worker's transactions without SQLAlchemy (``delivery_store.raw_unit``): the
+    tenant is set for the transaction only (RLS hides other tenants' rows, and the pooled
+    connection keeps no tenant after it), nothing is kept without ``commit()`` or after an
+    error, and the connection goes back to the pool out of any transaction."""
+    engine = world.uow.engine
+    org, other = world.ctx.org_id, uuid.uuid4()
+    row = "INSERT INTO delivery_queue (delivery_id, tenant_id, channel_id, due_at)"
+    kept, dropped, failed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with delivery_store.raw_unit(engine, org) as unit:
+        assert await unit.db.fetchval("SELECT current_setting('outpost.org_id')") == str(org)
+        await unit.db.execute(row + " VALUES ($1, $2, $1, now())", kept, org)
+        await unit.commit()
+    async with delivery_store.raw_unit(engine, org) as unit:
+        await unit.db.execute(row + " VALUES ($1, $2, $1, now())", dropped, org)
+
+    async def fail() -> None:
+        async with delivery_store.raw_unit(engine, org) as unit:
+            await unit.db.execute(row + " VALUES ($1, $2, $1, now())", failed, org)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await fail()
+    async with delivery_store.raw_unit(engine, None) as unit:
+        assert not await unit.db.fetchval("SELECT current_setting('outpost.org_id', true) <> ''")
+        ids = {r[0] for r in await unit.db.fetch("SELECT delivery_id FROM delivery_queue")}
+    assert kept in ids and not {dropped, failed} & ids
+    channel = await world.webhook(world.deps(), "http://127.0.0.1:9/hook")
+    async with delivery_store.raw_unit(engine, other) as unit:
+        assert await delivery_store.load_due(unit.db, [kept]) == []
+        assert await unit.db.fetchval("SELECT count(*) FROM notification_channels") == 0
+    async with delivery_store.raw_unit(engine, org) as unit:
+        assert await unit.db.fetchval("SELECT count(*) FROM notification_channels") == 1
+    assert channel.id is not None
+    for _ in range(8):  # more than the pool: every connection came back usable
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT 1")).scalar_one() == 1
+
+
+async def _queue_empty(world: World) -> bool:
+    async with world.uow(None) as u:
+        return bool((await u.execute("SELECT count(*) = 0 FROM delivery_queue")).scalar_one())
+
+
+async def _sent(receiver: Receiver, n: int) -> bool:
+    return len(receiver.requests) >= n
 
 
 async def test_nothing_secret_in_logs_while_delivering(

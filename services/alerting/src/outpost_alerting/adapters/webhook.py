@@ -3,11 +3,14 @@
 The host is resolved here, at delivery, every address is checked (``domain/ssrf.py``), and
 the request goes to a checked address itself (the URL carries the IP; ``Host`` and the TLS
 server name carry the host name), so a second resolution cannot switch it (DNS rebinding);
-when an address refuses the connection, the next checked one is tried. Over TLS each host
-name has its own connection pool, so a connection verified for one name never carries a
-request for another name at the same address. Redirects are not followed; the environment's
-proxies are not used (a proxy would resolve the name again); the answer's body is not
-read beyond a few KiB (a short one is read to keep the connection)."""
+when an address refuses the connection, the next checked one is tried. Each host name has
+its own connection pool: over TLS, so that a connection verified for one name never carries
+a request for another name at the same address; over plain HTTP too, because httpcore
+checks every idle connection of a pool (a ``poll`` each) before every request, and one pool
+for every receiver cost each delivery a check of all of them (decision 70). Redirects are
+not followed; the environment's proxies are not used (a proxy would resolve the name
+again); the answer's body is not read beyond a few KiB (a short one is read to keep the
+connection)."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from outpost_alerting.domain import deliveries, ssrf
 USER_AGENT = "Outpost-Webhook/1"
 
 
-MAX_TLS_CLIENTS = 256  # https host names with a connection pool of their own
+MAX_CLIENTS = 256  # host names with a connection pool of their own (least recent closed)
 MAX_ANSWER_BYTES = 64 * 1024  # an answer read (and dropped) to keep its connection
 
 
@@ -52,11 +55,14 @@ class WebhookSender:
         self.policy = policy
         self.timeout = timeout
         self._verify = verify
-        self._plain = self._client()
         # httpx pools connections by scheme, IP and port. Over TLS the connection also
         # carries the name it was verified for (SNI), so one pool per host name: a
         # connection verified for one name is never reused for another at the same address.
-        self._tls: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
+        # Plain HTTP gets a pool per host name too: httpcore checks each idle connection of
+        # a pool before every request, so a pool stays as small as one receiver's share.
+        self._clients: collections.OrderedDict[tuple[str, str], httpx.AsyncClient] = (
+            collections.OrderedDict()
+        )
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -68,15 +74,15 @@ class WebhookSender:
         )
 
     async def _client_for(self, target: ssrf.Target) -> httpx.AsyncClient:
-        if target.scheme != "https":
-            return self._plain
-        client = self._tls.get(target.host)
+        key = (target.scheme, target.host)
+        client = self._clients.get(key)
         if client is None:
-            client = self._tls[target.host] = self._client()
-            if len(self._tls) > MAX_TLS_CLIENTS:
-                _name, oldest = self._tls.popitem(last=False)
+            client = self._clients[key] = self._client()
+            if len(self._clients) > MAX_CLIENTS:
+                _name, oldest = self._clients.popitem(last=False)
                 await oldest.aclose()
-        self._tls.move_to_end(target.host)
+        else:
+            self._clients.move_to_end(key)
         return client
 
     async def addresses_of(self, target: ssrf.Target) -> list[ssrf.IPAddress]:
@@ -144,7 +150,6 @@ class WebhookSender:
             return deliveries.failed(f"{type(exc).__name__}: {exc}", ms())
 
     async def close(self) -> None:
-        await self._plain.aclose()
-        for client in self._tls.values():
+        for client in self._clients.values():
             await client.aclose()
-        self._tls.clear()
+        self._clients.clear()

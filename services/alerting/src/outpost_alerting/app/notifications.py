@@ -261,33 +261,6 @@ class _Target:
     device_name: str | None = None
 
 
-async def _names(uow: UnitOfWork, body: bytes) -> tuple[str | None, str | None]:
-    """The rule's and the device's names for an e-mail, when alerting knows them."""
-    data = msgspec.json.decode(body).get("data") or {}
-    rule_name = device_name = None
-    if data.get("ruleId"):
-        row = (
-            await uow.execute("SELECT name FROM alert_rules WHERE id = :id", {"id": data["ruleId"]})
-        ).first()
-        rule_name = None if row is None else row.name
-    if data.get("deviceId"):
-        row = (
-            await uow.execute("SELECT name FROM devices WHERE id = :id", {"id": data["deviceId"]})
-        ).first()
-        device_name = None if row is None else row.name
-    return rule_name, device_name
-
-
-async def _read_target(uow: UnitOfWork, channel_id: UUID, body: bytes) -> _Target:
-    channel = await channel_store.load_channel(uow.conn, channel_id)
-    if channel is None:
-        return _Target(None, None)
-    if channel.type is api.ChannelType.WEBHOOK:
-        return _Target(channel, await channel_store.load_secret(uow.conn, channel_id))
-    rule_name, device_name = await _names(uow, body)
-    return _Target(channel, None, rule_name, device_name)
-
-
 async def _send(
     deps: NotificationDeps, target: _Target, event_id: UUID, event_type: str, body: bytes
 ) -> deliveries.Result:
@@ -350,7 +323,7 @@ async def try_channel(
     async with deps.uow(ctx.org_id) as uow:
         await delivery_store.insert(uow.conn, delivery, queue_at=None)
         await delivery_store.record(
-            uow.conn,
+            await delivery_store.driver(uow.conn),
             delivery,
             attempt_id=ids.new_id(),
             attempted_at=at,
@@ -413,75 +386,61 @@ async def list_deliveries(
 # --- alert events → deliveries ----------------------------------------------------------
 
 
-async def _rule_of(uow: UnitOfWork, envelope: EventEnvelope) -> UUID | None:
+async def _rule_of(db: Any, envelope: EventEnvelope) -> UUID | None:
     data = envelope.data
     if isinstance(data, alert_api.AlertOpened):
         return data.rule_id
-    row = (
-        await uow.execute(
-            "SELECT rule_id FROM alerts WHERE id = :id UNION ALL SELECT (data->>'ruleId')::uuid"
-            " FROM events WHERE stream_id = :id AND event_type = :opened LIMIT 1",
-            {"id": envelope.stream_id, "opened": event_tag(alert_api.AlertOpened)},
-        )
-    ).first()
+    row = await db.fetchrow(
+        "SELECT rule_id FROM alerts WHERE id = $1 UNION ALL SELECT (data->>'ruleId')::uuid"
+        " FROM events WHERE stream_id = $1 AND event_type = $2 LIMIT 1",
+        envelope.stream_id,
+        event_tag(alert_api.AlertOpened),
+    )
     return None if row is None else row[0]
 
 
-async def _channels_of(uow: UnitOfWork, rule_id: UUID) -> list[UUID]:
-    """The rule's channels as they are now (the read model, else its newest event: a rule
-    deleted since still notifies the resolution of its alerts)."""
-    row = (
-        await uow.execute("SELECT channel_ids FROM alert_rules WHERE id = :id", {"id": rule_id})
-    ).first()
-    if row is not None:
-        return list(row.channel_ids or ())
-    row = (
-        await uow.execute(
-            "SELECT data->'channelIds' AS ids FROM events WHERE stream_id = :id"
-            " AND data ? 'channelIds' ORDER BY version DESC LIMIT 1",
-            {"id": rule_id},
-        )
-    ).first()
-    if row is None or row.ids is None:
+async def _channels_of(db: Any, rule_id: UUID) -> list[UUID]:
+    """The rule's enabled channels, its channels as they are now (the read model, else its
+    newest event: a rule deleted since still notifies the resolution of its alerts)."""
+    found = await delivery_store.enabled_channels_of_rule(db, rule_id)
+    if found is not None:
+        return found
+    row = await db.fetchrow(
+        "SELECT (data->'channelIds')::text AS ids FROM events WHERE stream_id = $1"
+        " AND data ? 'channelIds' ORDER BY version DESC LIMIT 1",
+        rule_id,
+    )
+    if row is None or row["ids"] is None:
         return []
-    return [UUID(str(i)) for i in row.ids]
+    wanted = [UUID(i) for i in msgspec.json.decode(row["ids"], type=list[str] | None) or ()]
+    return await delivery_store.enabled_channels(db, wanted) if wanted else []
 
 
 async def on_alert_event(deps: NotificationDeps, uow: UnitOfWork, envelope: EventEnvelope) -> None:
     """One delivery per enabled channel of the alert's rule, in the consumer's transaction
-    (with its inbox row): made once per event and channel, whatever redelivers the event."""
-    rule_id = await _rule_of(uow, envelope)
+    (with its inbox row): made once per event and channel, whatever redelivers the event.
+    Two statements for an opening (three for a later transition): the rule's enabled
+    channels, then every delivery and its queue row at once."""
+    db = await delivery_store.driver(uow.conn)
+    rule_id = await _rule_of(db, envelope)
     if rule_id is None:
         _log.warning("notifications: alert %s has no rule on record", envelope.stream_id)
         return
-    wanted = await _channels_of(uow, rule_id)
-    if not wanted:
+    channel_ids = await _channels_of(db, rule_id)
+    if not channel_ids:
         return
-    rows = (
-        await uow.execute(
-            "SELECT id FROM notification_channels WHERE id = ANY(:ids) AND enabled ORDER BY id",
-            {"ids": wanted},
-        )
-    ).all()
-    body = _encode(envelope)
-    now = ids.now()
-    made = 0
-    for row in rows:
-        delivery = delivery_store.Delivery(
-            id=ids.new_id(),
-            org_id=envelope.org_id,
-            channel_id=row.id,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            kind=api.DeliveryKind.ALERT,
-            alert_id=envelope.stream_id,
-            body=body,
-            status=api.DeliveryStatus.PENDING,
-            attempts=0,
-            created_at=now,
-        )
-        if await delivery_store.insert(uow.conn, delivery, queue_at=now):
-            made += 1
+    made = await delivery_store.insert_queued(
+        db,
+        org_id=envelope.org_id,
+        delivery_ids=[ids.new_id() for _ in channel_ids],
+        channel_ids=channel_ids,
+        event_id=envelope.id,
+        event_type=envelope.type,
+        kind=api.DeliveryKind.ALERT,
+        alert_id=envelope.stream_id,
+        body=_encode(envelope),
+        at=ids.now(),
+    )
     if made:
         deps.wake.set()
 
@@ -489,25 +448,55 @@ async def on_alert_event(deps: NotificationDeps, uow: UnitOfWork, envelope: Even
 # --- the worker -------------------------------------------------------------------------
 
 
-async def claim_due(deps: NotificationDeps, limit: int) -> list[delivery_store.Claimed]:
+@dataclass(frozen=True)
+class ClaimedBatch:
+    taken: int  # how many were claimed (those gone or finished since are not in ``due``)
+    due: list[delivery_store.Due]
+    more: bool  # something due now was left in the queue
+
+
+async def claim_due(deps: NotificationDeps, limit: int) -> ClaimedBatch:
+    """Claim due deliveries (one transaction, no tenant) and read what sending each needs
+    (one statement per tenant among them); a claimed delivery that is gone or no longer
+    PENDING leaves the queue."""
     now = ids.now()
-    async with deps.uow(None) as uow:
-        claimed = await delivery_store.claim(
-            uow.conn, now, now + deps.lease, limit, deps.channel_concurrency
+    async with delivery_store.raw_unit(deps.uow.engine, None) as unit:
+        claimed, more = await delivery_store.claim(
+            unit.db, now, now + deps.lease, limit, deps.channel_concurrency
         )
-        await uow.commit()
-    return claimed
+        await unit.commit()
+    by_tenant: dict[UUID, list[UUID]] = {}
+    for item in claimed:
+        by_tenant.setdefault(item.tenant_id, []).append(item.delivery_id)
+    due: list[delivery_store.Due] = []
+    for tenant, delivery_ids in by_tenant.items():
+        found = await _load_due(deps, tenant, delivery_ids)
+        sendable = [d for d in found if d.delivery.status is api.DeliveryStatus.PENDING]
+        gone = set(delivery_ids) - {d.delivery.id for d in sendable}
+        if gone:
+            async with deps.uow(tenant) as uow:
+                await delivery_store.drop(uow.conn, sorted(gone))
+                await uow.commit()
+        due.extend(sendable)
+    return ClaimedBatch(len(claimed), due, more)
 
 
-async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> None:
+async def _load_due(
+    deps: NotificationDeps, tenant: UUID, delivery_ids: list[UUID]
+) -> list[delivery_store.Due]:
+    """Over the replica's read-only connections when it has them (one round trip, no
+    transaction: a read of rows this worker holds the lease of), else a transaction."""
+    if deps.reads is not None:
+        async with deps.reads(tenant) as conn:
+            return await delivery_store.load_due(conn, delivery_ids)
+    async with delivery_store.raw_unit(deps.uow.engine, tenant) as unit:
+        return await delivery_store.load_due(unit.db, delivery_ids)
+
+
+async def attempt(deps: NotificationDeps, due: delivery_store.Due) -> None:
     """Send one claimed delivery and record how it went."""
-    async with deps.uow(claimed.tenant_id) as uow:
-        delivery = await delivery_store.load(uow.conn, claimed.delivery_id)
-        if delivery is None or delivery.status is not api.DeliveryStatus.PENDING:
-            await delivery_store.drop(uow.conn, claimed.delivery_id)
-            await uow.commit()
-            return
-        target = await _read_target(uow, delivery.channel_id, delivery.body)
+    delivery = due.delivery
+    target = _Target(due.channel, due.sealed_secret, due.rule_name, due.device_name)
     if target.channel is not None and not target.channel.enabled:
         result = deliveries.failed("the channel is disabled", 0.0, permanent=True)
     else:
@@ -526,9 +515,9 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
             delivery.attempts + 1, delivery.created_at, now, deps.jitter()
         )
     outcome = deliveries.outcome(result, next_due)
-    async with deps.uow(claimed.tenant_id) as uow:
+    async with delivery_store.raw_unit(deps.uow.engine, delivery.org_id) as unit:
         await delivery_store.record(
-            uow.conn,
+            unit.db,
             delivery,
             attempt_id=ids.new_id(),
             attempted_at=now,
@@ -538,7 +527,7 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
             latency_ms=result.latency_ms,
             next_due=next_due,
         )
-        await uow.commit()
+        await unit.commit()
     kind = "none" if target.channel is None else target.channel.type.value
     _observe(kind, delivery.kind, outcome, result.latency_ms)
     if outcome is api.DeliveryOutcome.DEAD:
@@ -553,36 +542,59 @@ async def attempt(deps: NotificationDeps, claimed: delivery_store.Claimed) -> No
         )
 
 
+# After a wake-up whose claim found nothing, look again after each of these (a commit on
+# a durable Postgres takes a few milliseconds to be seen).
+COMMIT_GRACE_SECONDS = (0.002, 0.004, 0.008)
+
+
 async def worker(deps: NotificationDeps, stop: asyncio.Event) -> None:
     """Claim what is due (up to ``batch`` in flight in this replica), send each in its own
-    task; look again every ``poll_seconds``, or at once when a delivery was queued or
-    finished here."""
+    task; look again every ``poll_seconds``, at once when a delivery was queued here, and
+    when one finished here if the last claim left something due in the queue (a slot of
+    its channel, or its alert's next delivery, may be free now)."""
     tasks: set[asyncio.Task[None]] = set()
+    left = False  # the last claim left something due in the queue
 
-    async def run_one(item: delivery_store.Claimed) -> None:
+    async def run_one(item: delivery_store.Due) -> None:
         try:
             await attempt(deps, item)
         except Exception:
             # The lease runs out and the delivery is due again: nothing is lost.
-            _log.exception("notifications: delivery %s failed to run", item.delivery_id)
+            _log.exception("notifications: delivery %s failed to run", item.delivery.id)
         finally:
-            deps.wake.set()  # a slot of its channel is free: look again at once
+            if left:
+                deps.wake.set()
 
     try:
+        misses = 0  # looks after a wake-up that found nothing
         while not stop.is_set():
+            woken = deps.wake.is_set()
+            deps.wake.clear()  # before the claim: a wake-up during it is not lost
             free = deps.batch - len(tasks)
-            claimed: list[delivery_store.Claimed] = []
+            claimed: list[delivery_store.Due] = []
+            taken = 0
             if free > 0:
                 try:
-                    claimed = await claim_due(deps, free)
+                    batch = await claim_due(deps, free)
+                    taken, claimed, left = batch.taken, batch.due, batch.more
                 except Exception as exc:
+                    left = True
                     _log.warning("notifications: claiming deliveries failed: %r", exc)
+            else:
+                left = True  # this replica's own limit: look again as a slot frees
             for item in claimed:
                 task = asyncio.create_task(run_one(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if len(claimed) < free:
-                deps.wake.clear()
+            if woken and free > 0 and taken == 0 and misses < len(COMMIT_GRACE_SECONDS):
+                # Woken by a delivery queued here, but its transaction may not have
+                # committed yet (the handler runs inside it): look again shortly.
+                await asyncio.sleep(COMMIT_GRACE_SECONDS[misses])
+                misses += 1
+                deps.wake.set()
+                continue
+            misses = 0
+            if free <= 0 or taken < free:  # (full: wait for a slot rather than spin)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop.wait(), deps.wake.wait()), deps.poll_seconds)
             else:
