@@ -141,7 +141,7 @@ async def driver(conn: AsyncConnection) -> Any:
     return db
 
 
-_SET_TENANT = f"SELECT set_config('{TENANT_SETTING}', $1, true)"
+_SET_TENANT_TO = f"SELECT set_config('{TENANT_SETTING}', '{{}}', true)"
 
 
 class RawUnit:
@@ -168,11 +168,14 @@ async def raw_unit(engine: AsyncEngine, org_id: UUID | None) -> AsyncIterator[Ra
         if db.is_in_transaction():  # never: SQLAlchemy begins lazily and was given nothing
             raise RuntimeError("a pooled connection is inside a transaction")
         try:
-            await db.execute("BEGIN")
+            if org_id is None:
+                await db.execute("BEGIN")
+            else:
+                # One round trip for both (the simple query protocol takes several
+                # statements; it takes no parameters, so the id is written in: str(UUID(…))
+                # is hex digits and hyphens, whatever object was passed in).
+                await db.execute(f"BEGIN; {_SET_TENANT_TO.format(str(UUID(str(org_id))))}")
             unit = RawUnit(db)
-            if org_id is not None:
-                # str(UUID(...)): hex digits and hyphens, whatever object was passed in.
-                await db.execute(_SET_TENANT, str(UUID(str(org_id))))
             yield unit
             if not unit.committed and db.is_in_transaction():
                 await db.execute("ROLLBACK")
