@@ -20,6 +20,7 @@ from nats.js.api import DeliverPolicy
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._poll import eventually
 from tests.e2e._webhooks import Receiver
 
 SECRET = "e2e-alerting-webhook-secret-42"
@@ -35,15 +36,6 @@ def bearer(key: str) -> dict[str, str]:
 
 def ts(seconds: int) -> str:
     return (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def eventually(check: Any, timeout: float = 20.0, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def send(http: httpx.Client, key: str, device: str, *values: tuple[int, float]) -> None:

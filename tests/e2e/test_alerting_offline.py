@@ -7,7 +7,6 @@ sensor, on create and on a change of op, with a ``validation_error`` naming it."
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,9 @@ import httpx
 import pytest
 
 from tests.e2e._devices import bearer, connect, provision
+from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check: Any, timeout: float = 20.0, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def alerts_of(http: httpx.Client, auth: dict[str, str], rule_id: str) -> list[dict[str, Any]]:

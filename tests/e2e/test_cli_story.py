@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e._cli import Cli, eventually
+from tests.e2e._cli import Cli
+from tests.e2e._poll import eventually
 from tests.e2e.conftest import Tenants
 
 pytestmark = pytest.mark.e2e

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 import pytest
 
+from tests.e2e._poll import eventually
+
 pytestmark = pytest.mark.e2e
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -43,15 +45,6 @@ def error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     body = dict(response.json())
     assert body["object"] == "error" and body["type"] == kind, body
     return body
-
-
-def eventually(check: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:

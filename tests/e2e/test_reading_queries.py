@@ -5,12 +5,13 @@ errors; another organization sees nothing."""
 from __future__ import annotations
 
 import statistics
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -24,15 +25,6 @@ def bearer(key: str) -> dict[str, str]:
 
 def iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
-
-
-def eventually(check: Any, timeout: float = 20.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def created(resp: httpx.Response) -> dict[str, Any]:

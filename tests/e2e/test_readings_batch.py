@@ -16,6 +16,7 @@ import pytest
 
 from outpost_contracts import subjects
 from outpost_kit.dev.stack import DevStack
+from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +30,6 @@ def bearer(key: str) -> dict[str, str]:
 
 def ts(seconds: int) -> str:
     return (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def eventually(check: Any, timeout: float = 15.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def new_device(http: httpx.Client, key: str, name: str) -> dict[str, Any]:
