@@ -1,0 +1,158 @@
+"""The Python client clears fields through PATCH against the running platform (decision 73):
+a device leaves its group (and its site) and an alert rule loses its ``clear``,
+``description`` and ``hysteresis`` with the generated models, read back as null; a field
+left out of the patch stays as it was; an offline rule loses its sensor; the CLI's
+``--set groupId=null`` does the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outpost_client import Client, errors
+from outpost_client.models import (
+    UNSET,
+    AlertRulePatch,
+    Condition,
+    CreateAlertRule,
+    CreateDevice,
+    CreateDeviceGroup,
+    CreateSite,
+    DeviceGroupPatch,
+    DevicePatch,
+    RuleScope,
+)
+from tests.e2e._cli import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def org(tenants: Any, raise_limits: Any) -> dict[str, Any]:
+    made = tenants.org("patch-null")
+    raise_limits(made["id"])
+    return {**made, "key": tenants.key(made["id"])["key"]}
+
+
+@pytest.fixture(scope="module")
+def api(platform: dict[str, Any], org: dict[str, Any]) -> Iterator[Client]:
+    with Client(platform["gatewayUrl"], org["key"]) as client:
+        yield client
+
+
+def test_a_device_leaves_its_group_and_site_through_the_typed_client(api: Client) -> None:
+    group = api.create_device_group(body=CreateDeviceGroup(name="cellar", description="old"))
+    site = api.create_site(body=CreateSite(name="lyon", timezone="Europe/Paris"))
+    device = api.create_device(
+        body=CreateDevice(
+            name="gw-patch-null", device_type="gateway", group_id=group.id, site_id=site.id
+        )
+    )
+    assert (device.group_id, device.site_id) == (group.id, site.id)
+
+    # A field left out (UNSET) is not sent: the group and the site stay.
+    renamed = api.update_device(device.id, body=DevicePatch(device_type="router"))
+    assert (renamed.group_id, renamed.site_id, renamed.device_type) == (
+        group.id,
+        site.id,
+        "router",
+    )
+    assert renamed.version == device.version + 1
+
+    # None is sent as null: the device leaves its group, nothing else changes.
+    left = api.update_device(
+        device.id, body=DevicePatch(group_id=None), if_match=f'"{renamed.version}"'
+    )
+    assert left.group_id is None and left.site_id == site.id and left.device_type == "router"
+    read = api.get_device(device.id)
+    assert read.group_id is None and read.site_id == site.id and read.version == left.version
+    raw = api.json("GET", f"/api/v1/devices/{device.id}")
+    assert raw.get("groupId") is None and raw["siteId"] == str(site.id)
+    members = api.list_devices(params={"groupId": str(group.id)})
+    assert device.id not in {d.id for d in members.data}
+
+    # Two at once, and one explicitly UNSET.
+    bare = api.update_device(
+        device.id, body=DevicePatch(site_id=None, device_type=None, group_id=UNSET)
+    )
+    assert (bare.site_id, bare.device_type, bare.group_id) == (None, None, None)
+    assert api.get_device(device.id).site_id is None
+
+    # A group's description cleared the same way.
+    cleared = api.update_device_group(group.id, body=DeviceGroupPatch(description=None))
+    assert cleared.description is None and cleared.name == "cellar"
+
+
+def test_an_alert_rule_loses_clear_description_and_hysteresis(api: Client) -> None:
+    device = api.create_device(body=CreateDevice(name="boiler-patch-null"))
+    rule = api.create_alert_rule(
+        body=CreateAlertRule(
+            name="too-hot",
+            scope=RuleScope(type="DEVICE", id=device.id),
+            sensor="temperature",
+            condition=Condition(op=">", threshold=30.0),
+            clear=Condition(op="<", threshold=25.0),
+            severity="MAJOR",
+            description="boiler room",
+        )
+    )
+    assert rule.clear == Condition(op="<", threshold=25.0)
+    assert rule.description == "boiler room"
+
+    # Left out: unchanged.
+    renamed = api.update_alert_rule(rule.id, body=AlertRulePatch(name="too-hot-2"))
+    assert renamed.clear == rule.clear and renamed.description == "boiler room"
+
+    cleared = api.update_alert_rule(
+        rule.id,
+        body=AlertRulePatch(clear=None, description=None),
+        if_match=f'"{renamed.version}"',
+    )
+    assert cleared.clear is None and cleared.description is None
+    assert cleared.name == "too-hot-2" and cleared.sensor == "temperature"
+    read = api.get_alert_rule(rule.id)
+    assert read.clear is None and read.description is None and read.version == cleared.version
+    raw = api.json("GET", f"/api/v1/alert-rules/{rule.id}")
+    assert raw["clear"] is None and raw["description"] is None
+
+    # hysteresis: set, then cleared (it cannot go with ``clear``, now gone).
+    with_margin = api.update_alert_rule(rule.id, body=AlertRulePatch(hysteresis=0.5))
+    assert with_margin.hysteresis == 0.5
+    no_margin = api.update_alert_rule(rule.id, body=AlertRulePatch(hysteresis=None))
+    assert no_margin.hysteresis is None and api.get_alert_rule(rule.id).hysteresis is None
+
+    # A comparison rule's sensor cannot be null: refused, and nothing changed.
+    with pytest.raises(errors.ValidationError) as refused:
+        api.update_alert_rule(rule.id, body=AlertRulePatch(sensor=None))
+    assert [f.name for f in refused.value.fields] == ["sensor"]
+    assert api.get_alert_rule(rule.id).version == no_margin.version
+
+
+def test_an_offline_rule_loses_its_sensor_through_the_typed_client(api: Client) -> None:
+    rule = api.create_alert_rule(
+        body=CreateAlertRule(
+            name="gone-labelled",
+            scope=RuleScope(type="ORGANIZATION"),
+            sensor="presence",
+            condition=Condition(op="offline", seconds=300),
+            severity="MINOR",
+        )
+    )
+    assert rule.sensor == "presence"
+    unlabelled = api.update_alert_rule(rule.id, body=AlertRulePatch(sensor=None))
+    assert unlabelled.sensor is None and api.get_alert_rule(rule.id).sensor is None
+
+
+def test_the_cli_sets_null_too(
+    api: Client, platform: dict[str, Any], org: dict[str, Any], tmp_path: Path
+) -> None:
+    group = api.create_device_group(body=CreateDeviceGroup(name="attic"))
+    device = api.create_device(body=CreateDevice(name="gw-cli-null", group_id=group.id))
+    cli = Cli(tmp_path / "config.yaml")
+    cli.run("login", "--url", platform["gatewayUrl"], "--api-key", org["key"])
+    changed = cli.json("devices", "update", "gw-cli-null", "--set", "groupId=null")
+    assert changed["groupId"] is None
+    assert api.get_device(device.id).group_id is None
