@@ -7,6 +7,7 @@ left out of the patch stays as it was; an offline rule loses its sensor; the CLI
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,27 @@ import pytest
 from outpost_client import Client, errors
 from outpost_client.models import (
     UNSET,
+    AddComponent,
     AlertRulePatch,
+    AnnotationClassPatch,
+    AnnotationPatch,
+    ComponentPatch,
     Condition,
     CreateAlertRule,
+    CreateAnnotation,
+    CreateAnnotationClass,
     CreateDevice,
     CreateDeviceGroup,
     CreateSite,
+    DeclareSensor,
     DeviceGroupPatch,
     DevicePatch,
+    Location,
     RuleScope,
+    SensorPatch,
+    SitePatch,
+    Tag,
+    ValidRange,
 )
 from tests.e2e._cli import Cli
 
@@ -156,3 +169,75 @@ def test_the_cli_sets_null_too(
     changed = cli.json("devices", "update", "gw-cli-null", "--set", "groupId=null")
     assert changed["groupId"] is None
     assert api.get_device(device.id).group_id is None
+
+
+def test_every_other_patch_clears_its_nullable_fields(api: Client) -> None:
+    """Sites, sensors, components, annotation classes and annotations: every field the
+    generated PATCH model types ``… | UnsetType | None`` is set at creation, then cleared
+    by one patch of Nones, and reads back cleared; fields left out stay."""
+    device = api.create_device(body=CreateDevice(name="gw-clear-all"))
+    site = api.create_site(
+        body=CreateSite(
+            name="paris",
+            address="1 rue X",
+            timezone="Europe/Paris",
+            location=Location(latitude=48.85, longitude=2.35),
+            attributes={"floor": 2},
+        )
+    )
+    site2 = api.update_site(
+        site.id, body=SitePatch(address=None, timezone=None, location=None, attributes=None)
+    )
+    got_site = api.get_site(site.id)
+    assert (got_site.address, got_site.timezone, got_site.location) == (None, None, None)
+    assert got_site.attributes == {} and got_site.name == "paris"  # null clears every key
+    assert site2.version == got_site.version == site.version + 1
+
+    sensor = api.create_sensor(
+        body=DeclareSensor(
+            device_id=device.id,
+            key="temperature",
+            unit="C",
+            valid_range=ValidRange(min=-40, max=120),
+        )
+    )
+    api.update_sensor(sensor.id, body=SensorPatch(unit=None, valid_range=None))
+    got_sensor = api.get_sensor(sensor.id)
+    assert (got_sensor.unit, got_sensor.valid_range) == (None, None)
+    assert got_sensor.value_type == sensor.value_type
+
+    component = api.create_component(
+        body=AddComponent(device_id=device.id, name="fan", kind="actuator", attributes={"rpm": 1})
+    )
+    api.update_component(component.id, body=ComponentPatch(kind=None, attributes=None))
+    got_component = api.get_component(component.id)
+    assert got_component.kind is None and got_component.attributes == {}
+    assert got_component.name == "fan"
+
+    klass = api.create_annotation_class(
+        body=CreateAnnotationClass(name="maintenance", colour="#00FF00", description="planned")
+    )
+    api.update_annotation_class(klass.id, body=AnnotationClassPatch(colour=None, description=None))
+    got_class = api.get_annotation_class(klass.id)
+    assert (got_class.colour, got_class.description, got_class.name) == (
+        None,
+        None,
+        "maintenance",
+    )
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    note = api.create_annotation(
+        body=CreateAnnotation(
+            class_id=klass.id,
+            device_id=device.id,
+            from_=now - timedelta(hours=1),
+            to=now,
+            sensor="temperature",
+            text="filter changed",
+            tags=[Tag(key="by", value="ada")],
+        )
+    )
+    api.update_annotation(note.id, body=AnnotationPatch(sensor=None, text=None, tags=None))
+    got_note = api.get_annotation(note.id)
+    assert (got_note.sensor, got_note.text) == (None, None)
+    assert got_note.tags == [] and got_note.from_ == note.from_
