@@ -241,3 +241,16 @@ def test_every_other_patch_clears_its_nullable_fields(api: Client) -> None:
     got_note = api.get_annotation(note.id)
     assert (got_note.sensor, got_note.text) == (None, None)
     assert got_note.tags == [] and got_note.from_ == note.from_
+
+
+def test_a_bulk_patch_takes_every_matching_device_out_of_its_group(api: Client) -> None:
+    group = api.create_device_group(body=CreateDeviceGroup(name="fleet-to-empty"))
+    made = [
+        api.create_device(body=CreateDevice(name=f"bulk-null-{i}", group_id=group.id))
+        for i in range(2)
+    ]
+    done = api.bulk_update_devices(
+        body=DevicePatch(group_id=None), filter=f"groupId eq {group.id}", expected_count=2
+    )
+    assert (done.matched, done.changed) == (2, 2)
+    assert [api.get_device(d.id).group_id for d in made] == [None, None]
