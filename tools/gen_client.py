@@ -8,7 +8,10 @@ every route the gateway mounts) or from a running one (``--url http://…``, whi
 - every component schema that is an object as a ``msgspec.Struct`` (snake_case attributes,
   the wire's camelCase as the field name; unknown response fields are ignored, defaults are
   omitted when encoding); every enum schema as a ``Literal``; ``ListOf_…`` schemas as the
-  client's generic ``Page[T]``;
+  client's generic ``Page[T]``. In a PATCH body (a schema used only as the body of PATCH
+  operations), a field that is optional, nullable and has no default in the document is
+  ``T | msgspec.UnsetType | None = msgspec.UNSET``: left out while UNSET (unchanged), sent
+  as ``null`` when None (cleared), the difference API.md's PATCH makes (decision 73);
 - ``OPERATIONS``: every operation (method, path, path parameters, query parameters, body
   and response types), and ``SyncOperations`` / ``AsyncOperations`` with one typed method
   per operation, named after the gateway's handler (``list_devices``, ``get_device``).
@@ -181,7 +184,24 @@ ANNOTATION_NAMES = frozenset(
 )
 
 
-def field_line(wire: str, schema: dict[str, Any], required: bool, schemas: dict[str, Any]) -> str:
+def clears(schema: dict[str, Any], required: bool, schemas: dict[str, Any]) -> bool:
+    """A PATCH body's field whose ``null`` means something else than its absence: optional,
+    nullable, and with no default in the document (a field the server defaults to null,
+    such as ``SetRateLimits.single``, is the same absent or null)."""
+    return (
+        not required
+        and "default" not in schema
+        and "None" in annotation(schema, schemas).split(" | ")
+    )
+
+
+def field_line(
+    wire: str,
+    schema: dict[str, Any],
+    required: bool,
+    schemas: dict[str, Any],
+    patch: bool = False,
+) -> str:
     attr = snake(wire)
     if attr in ANNOTATION_NAMES or attr in schemas:
         attr += "_"
@@ -189,7 +209,11 @@ def field_line(wire: str, schema: dict[str, Any], required: bool, schemas: dict[
     options: list[str] = []
     if attr != wire:
         options.append(f"name={wire!r}")
-    if not required:
+    if patch and clears(schema, required, schemas):
+        parts = [p for p in kind.split(" | ") if p != "None"]
+        kind = " | ".join([*parts, "msgspec.UnsetType", "None"])
+        options.append("default=msgspec.UNSET")
+    elif not required:
         default = schema.get("default")
         if isinstance(default, list):
             options.append("default_factory=list")
@@ -206,17 +230,52 @@ def field_line(wire: str, schema: dict[str, Any], required: bool, schemas: dict[
     return f"    {attr}: {kind} = msgspec.field({', '.join(options)})"
 
 
-def struct_source(name: str, schema: dict[str, Any], schemas: dict[str, Any]) -> str:
+PATCH_NOTE = (
+    "A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as"
+    " null when None (cleared); any other field is left out when None."
+)
+
+
+def struct_source(
+    name: str, schema: dict[str, Any], schemas: dict[str, Any], patch: bool = False
+) -> str:
     required = set(schema.get("required", []))
+    props = schema.get("properties", {})
     lines = [f"class {name}(msgspec.Struct, kw_only=True, omit_defaults=True):"]
     paragraph = (schema.get("description") or "").strip().split("\n\n")[0]
     doc = " ".join(paragraph.split()) or f"``{name}`` of the API."
+    if patch and any(clears(props[w], w in required, schemas) for w in props):
+        doc = f"{doc} {PATCH_NOTE}"
     lines.append(f'    """{doc.replace(chr(92), "").replace(chr(34), chr(39))}"""')
     lines.append("")
-    props = schema.get("properties", {})
     for wire in sorted(props, key=lambda w: (w not in required, w)):
-        lines.append(field_line(wire, props[wire], wire in required, schemas))
+        lines.append(field_line(wire, props[wire], wire in required, schemas, patch))
     return "\n".join(lines)
+
+
+def refs(node: Any) -> list[str]:
+    """Every schema name a part of the document refers to, as often as it does."""
+    if isinstance(node, dict):
+        found = [ref_name(node["$ref"])] if isinstance(node.get("$ref"), str) else []
+        return found + [r for value in node.values() for r in refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in refs(value)]
+    return []
+
+
+def patch_bodies(doc: dict[str, Any]) -> set[str]:
+    """The schemas used only as the JSON body of PATCH operations, nowhere else in the
+    document (a response model keeps None for an absent field)."""
+    bodies: list[str] = []
+    for item in doc.get("paths", {}).values():
+        op = item.get("patch")
+        if isinstance(op, dict):
+            content = op.get("requestBody", {}).get("content", {})
+            schema = content.get("application/json", {}).get("schema") or {}
+            if isinstance(schema.get("$ref"), str):
+                bodies.append(ref_name(schema["$ref"]))
+    everywhere = refs(doc)
+    return {name for name in bodies if everywhere.count(name) == bodies.count(name)}
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -339,8 +398,6 @@ from uuid import UUID
 import msgspec
 
 from outpost_client.base import AsyncBase, Operation, Page, SyncBase
-
-__all__ = ["OPERATIONS", "SCHEMAS", "AsyncOperations", "Page", "SyncOperations"]
 '''
 
 
@@ -349,14 +406,17 @@ def render(doc: dict[str, Any]) -> str:
     out = [HEADER]
     out.append(f"API_VERSION = {doc.get('info', {}).get('version', '')!r}\n")
     modeled: list[str] = []
+    aliases: list[str] = []
+    patches = patch_bodies(doc)
     for name in sorted(schemas):
         schema = schemas[name]
         if name.startswith(LIST_PREFIX) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             continue
         if is_enum(schema):
             out.append(f"{name} = {annotation(schema, schemas)}\n")
+            aliases.append(name)
         elif schema.get("type") == "object" or "properties" in schema:
-            out.append(struct_source(name, schema, schemas) + "\n\n")
+            out.append(struct_source(name, schema, schemas, name in patches) + "\n\n")
             modeled.append(name)
     out.append("# The object schemas modeled above, by name: their wire field names.")
     out.append("SCHEMAS: dict[str, tuple[str, ...]] = {")
@@ -380,6 +440,12 @@ def render(doc: dict[str, Any]) -> str:
         out.append(f'    """One {"awaitable " if asynchronous else ""}method per operation."""\n')
         out.append("\n\n".join(method_source(op, asynchronous) for op in ops))
         out.append("\n\n")
+    # Every model and enum, so that ``from outpost_client.models import DevicePatch`` works.
+    names = {*modeled, *aliases, "OPERATIONS", "SCHEMAS", "AsyncOperations", "SyncOperations"}
+    out.append("__all__ = [")
+    exported = sorted({*names, "Page"}, key=lambda n: (not n.isupper(), n))  # ruff's order
+    out.extend(f"    {name!r}," for name in exported)
+    out.append("]")
     return "\n".join(out).rstrip() + "\n"
 
 

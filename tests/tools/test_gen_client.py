@@ -84,3 +84,70 @@ def test_a_field_that_would_shadow_a_type_is_renamed_on_the_python_side() -> Non
     assert gen.field_line("deviceId", {"type": "string"}, False, {}) == (
         "    device_id: str | None = msgspec.field(name='deviceId', default=None)"
     )
+
+
+def test_a_patch_bodys_nullable_field_without_default_is_unset_by_default() -> None:
+    """Decision 73: in a PATCH body, absent (UNSET, left out) and None (sent as null) differ
+    where the field is nullable and the document gives it no default."""
+    nullable = {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]}
+    assert gen.field_line("groupId", nullable, False, {}, patch=True) == (
+        "    group_id: UUID | msgspec.UnsetType | None = msgspec.field("
+        "name='groupId', default=msgspec.UNSET)"
+    )
+    assert gen.field_line("clear", {"anyOf": [{"$ref": "#/components/schemas/Condition"},
+                                              {"type": "null"}]}, False, {}, patch=True) == (
+        "    clear: Condition | msgspec.UnsetType | None = msgspec.UNSET"
+    )  # fmt: skip
+    # not nullable: None is left out, as in every other body
+    assert gen.field_line("name", {"type": "string"}, False, {}, patch=True) == (
+        "    name: str | None = None"
+    )
+    # null is the default: absent and null are the same
+    assert gen.field_line("single", {**nullable, "default": None}, False, {}, patch=True) == (
+        "    single: UUID | None = None"
+    )
+    # outside a PATCH body (a response, a POST body): None, as before
+    assert gen.field_line("groupId", nullable, False, {}) == (
+        "    group_id: UUID | None = msgspec.field(name='groupId', default=None)"
+    )
+
+
+def test_patch_bodies_are_the_schemas_only_patch_operations_send() -> None:
+    ref = {"$ref": "#/components/schemas/"}
+    body = {"content": {"application/json": {"schema": {"$ref": ref["$ref"] + "P"}}}}
+    shared = {"content": {"application/json": {"schema": {"$ref": ref["$ref"] + "S"}}}}
+    answer = {"200": shared}
+    doc = {
+        "paths": {
+            "/a/{id}": {"patch": {"requestBody": body}},
+            "/b/{id}": {"patch": {"requestBody": shared, "responses": answer}},
+            "/c": {"post": {"requestBody": body}},
+        }
+    }
+    # P is also a POST body, S also a response: neither is only a PATCH body
+    assert gen.patch_bodies(doc) == set()
+    del doc["paths"]["/c"]
+    assert gen.patch_bodies(doc) == {"P"}
+
+
+def test_the_committed_patch_models_leave_absent_out_and_send_null(doc: dict[str, Any]) -> None:
+    import msgspec
+
+    from outpost_client import _generated
+
+    schemas = doc["components"]["schemas"]
+    patches = gen.patch_bodies(doc)
+    assert {"DevicePatch", "AlertRulePatch"} <= patches
+    for name in patches:
+        schema = schemas[name]
+        required = set(schema.get("required", []))
+        model = getattr(_generated, name)
+        for field in msgspec.structs.fields(model):
+            prop = schema["properties"][field.encode_name]
+            clears = gen.clears(prop, field.encode_name in required, schemas)
+            assert (field.default is msgspec.UNSET) == clears, (name, field.name)
+            if clears:
+                assert msgspec.json.encode(model()) == b"{}"
+                assert msgspec.json.decode(msgspec.json.encode(model(**{field.name: None}))) == {
+                    field.encode_name: None
+                }

@@ -13,8 +13,6 @@ import msgspec
 
 from outpost_client.base import AsyncBase, Operation, Page, SyncBase
 
-__all__ = ["OPERATIONS", "SCHEMAS", "AsyncOperations", "Page", "SyncOperations"]
-
 API_VERSION = "1"
 
 
@@ -43,18 +41,18 @@ class AggregateView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AlertRulePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``, ``hysteresis``, ``description`` and, for an ``offline`` rule, ``sensor`` can be set to null). A change is a new version."""
+    """``PATCH /alert-rules/{id}``: the fields given replace the rule's (``clear``, ``hysteresis``, ``description`` and, for an ``offline`` rule, ``sensor`` can be set to null). A change is a new version. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
     channel_ids: list[UUID] | None = msgspec.field(name="channelIds", default=None)
-    clear: Condition | None = None
+    clear: Condition | msgspec.UnsetType | None = msgspec.UNSET
     condition: Condition | None = None
-    description: str | None = None
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
     enabled: bool | None = None
     for_seconds: int | None = msgspec.field(name="forSeconds", default=None)
-    hysteresis: float | None = None
+    hysteresis: float | msgspec.UnsetType | None = msgspec.UNSET
     name: str | None = None
     scope: RuleScope | None = None
-    sensor: str | None = None
+    sensor: str | msgspec.UnsetType | None = msgspec.UNSET
     severity: Severity | None = None
 
 
@@ -125,10 +123,10 @@ class AlertView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AnnotationClassPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``AnnotationClassPatch`` of the API."""
+    """``AnnotationClassPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    colour: str | None = None
-    description: str | None = None
+    colour: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
     name: str | None = None
 
 
@@ -146,13 +144,13 @@ class AnnotationClassView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AnnotationPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An annotation stays on its device (``deviceId`` is its identity)."""
+    """An annotation stays on its device (``deviceId`` is its identity). A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
     class_id: UUID | None = msgspec.field(name="classId", default=None)
     from_: datetime | None = msgspec.field(name="from", default=None)
-    sensor: str | None = None
-    tags: list[Tag] | None = None
-    text: str | None = None
+    sensor: str | msgspec.UnsetType | None = msgspec.UNSET
+    tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
     to: datetime | None = None
 
 
@@ -309,10 +307,10 @@ class CommandView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ComponentPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``ComponentPatch`` of the API."""
+    """``ComponentPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    attributes: dict[str, Any] | None = None
-    kind: str | None = None
+    attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    kind: str | msgspec.UnsetType | None = msgspec.UNSET
     name: str | None = None
 
 
@@ -504,10 +502,10 @@ class DesiredStatePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class DeviceGroupPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``DeviceGroupPatch`` of the API."""
+    """``DeviceGroupPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    attributes: dict[str, Any] | None = None
-    description: str | None = None
+    attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
     name: str | None = None
 
 
@@ -543,14 +541,16 @@ class DeviceHealthView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A JSON merge patch (RFC 7396) of a device's descriptive fields: an absent field is left as it is, ``null`` clears it, ``attributes`` merges key by key (``null`` deletes a key) and ``tags`` is replaced as a whole. Any other field (``status``, ``id``, ``version``, ``orgId``, ``createdAt``...) is a ``validation_error``."""
+    """A JSON merge patch (RFC 7396) of a device's descriptive fields: an absent field is left as it is, ``null`` clears it, ``attributes`` merges key by key (``null`` deletes a key) and ``tags`` is replaced as a whole. Any other field (``status``, ``id``, ``version``, ``orgId``, ``createdAt``...) is a ``validation_error``. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    attributes: dict[str, Any] | None = None
-    device_type: str | None = msgspec.field(name="deviceType", default=None)
-    group_id: UUID | None = msgspec.field(name="groupId", default=None)
+    attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    device_type: str | msgspec.UnsetType | None = msgspec.field(
+        name="deviceType", default=msgspec.UNSET
+    )
+    group_id: UUID | msgspec.UnsetType | None = msgspec.field(name="groupId", default=msgspec.UNSET)
     name: str | None = None
-    site_id: UUID | None = msgspec.field(name="siteId", default=None)
-    tags: list[Tag] | None = None
+    site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
+    tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -919,10 +919,12 @@ ScopeType = Literal["DEVICE", "GROUP", "ORGANIZATION", "SITE"]
 
 
 class SensorPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The key and device of a sensor are its identity: they do not change."""
+    """The key and device of a sensor are its identity: they do not change. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    unit: str | None = None
-    valid_range: ValidRange | None = msgspec.field(name="validRange", default=None)
+    unit: str | msgspec.UnsetType | None = msgspec.UNSET
+    valid_range: ValidRange | msgspec.UnsetType | None = msgspec.field(
+        name="validRange", default=msgspec.UNSET
+    )
     value_type: ValueType | None = msgspec.field(name="valueType", default=None)
 
 
@@ -953,13 +955,13 @@ Severity = Literal["CRITICAL", "MAJOR", "MINOR", "WARNING"]
 
 
 class SitePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``SitePatch`` of the API."""
+    """``SitePatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
-    address: str | None = None
-    attributes: dict[str, Any] | None = None
-    location: Location | None = None
+    address: str | msgspec.UnsetType | None = msgspec.UNSET
+    attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    location: Location | msgspec.UnsetType | None = msgspec.UNSET
     name: str | None = None
-    timezone: str | None = None
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SiteView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -7568,3 +7570,117 @@ class AsyncOperations(AsyncBase):
             headers,
             SiteView,
         )
+
+
+__all__ = [
+    "OPERATIONS",
+    "SCHEMAS",
+    "AddComponent",
+    "AggregateView",
+    "AlertRulePatch",
+    "AlertRuleView",
+    "AlertStatus",
+    "AlertTransition",
+    "AlertTrigger",
+    "AlertView",
+    "AnnotationClassPatch",
+    "AnnotationClassView",
+    "AnnotationPatch",
+    "AnnotationView",
+    "ApiKeyIssued",
+    "ApiKeyView",
+    "AsyncOperations",
+    "AuditEntry",
+    "BatchOutcome",
+    "BatchRejection",
+    "BulkResult",
+    "Category",
+    "CertificateAuthorityView",
+    "CertificateView",
+    "ChannelTestResult",
+    "ChannelType",
+    "CommandBody",
+    "CommandStatus",
+    "CommandView",
+    "ComponentPatch",
+    "ComponentView",
+    "Condition",
+    "CreateAlertRule",
+    "CreateAnnotation",
+    "CreateAnnotationClass",
+    "CreateApiKey",
+    "CreateDevice",
+    "CreateDeviceGroup",
+    "CreateExport",
+    "CreateNotificationChannel",
+    "CreateOAuthClient",
+    "CreateOrganization",
+    "CreateRegistrationToken",
+    "CreateSite",
+    "CreateUser",
+    "DeclareSensor",
+    "DeliveryAttemptView",
+    "DeliveryKind",
+    "DeliveryOutcome",
+    "DesiredStatePatch",
+    "DeviceGroupPatch",
+    "DeviceGroupView",
+    "DeviceHealthView",
+    "DevicePatch",
+    "DeviceStateView",
+    "DeviceStatus",
+    "DeviceView",
+    "DiscardQuarantine",
+    "Error",
+    "ExportProgress",
+    "ExportScopeType",
+    "ExportStatus",
+    "ExportView",
+    "Format",
+    "Include",
+    "Location",
+    "Login",
+    "NotificationChannelPatch",
+    "NotificationChannelView",
+    "OAuthClientIssued",
+    "OAuthClientView",
+    "OAuthError",
+    "OrganizationStatus",
+    "OrganizationView",
+    "Page",
+    "Protocol",
+    "Provision",
+    "Provisioned",
+    "PutReadingsSettings",
+    "QuarantineOutcome",
+    "QuarantinedReading",
+    "RateLimits",
+    "ReadingView",
+    "ReadingsBatch",
+    "ReadingsSettings",
+    "Refresh",
+    "RegistrationTokenIssued",
+    "RegistrationTokenView",
+    "RenewCertificate",
+    "ReplayQuarantine",
+    "Resolution",
+    "Role",
+    "RuleScope",
+    "ScopeType",
+    "SensorPatch",
+    "SensorView",
+    "SetRateLimits",
+    "Severity",
+    "SitePatch",
+    "SiteView",
+    "StatsView",
+    "SyncOperations",
+    "Tag",
+    "TimelineEntry",
+    "TokenIssued",
+    "TokenStatus",
+    "TriggerReading",
+    "UserView",
+    "ValidRange",
+    "ValueType",
+]
