@@ -162,9 +162,9 @@ async def _run(args: argparse.Namespace, dsn: str, nats_url: str | None) -> None
             await u.commit()
         return rule_id
 
-    async def fire(rule_id: uuid.UUID) -> tuple[str, float]:
-        """One AlertOpened appended and handled as the consumer does, in one transaction;
-        (event id, commit time)."""
+    async def opened(rule_id: uuid.UUID, *, handled: bool = False) -> Any:
+        """An AlertOpened appended (and committed) as evaluation does; with ``handled``, also
+        handled as the consumer does, in the same transaction. Its envelope."""
         from datetime import UTC, datetime
 
         ts = datetime.now(UTC)
@@ -186,8 +186,15 @@ async def _run(args: argparse.Namespace, dsn: str, nats_url: str | None) -> None
                 expected_version=0,
                 events=[event],
             )
-            await app.on_alert_event(deps, u, envelope)
+            if handled:
+                await app.on_alert_event(deps, u, envelope)
             await u.commit()
+        return envelope
+
+    async def fire(rule_id: uuid.UUID) -> tuple[str, float]:
+        """One AlertOpened appended and handled as the consumer does, in one transaction;
+        (event id, commit time)."""
+        envelope = await opened(rule_id, handled=True)
         return str(envelope.id), time.time()
 
     async def wait_for(receivers: list[Receiver], ids: list[str], seconds: float) -> None:
@@ -262,32 +269,6 @@ async def _run(args: argparse.Namespace, dsn: str, nats_url: str | None) -> None
             f" CPU of the consumer and the worker {(used - bench_cpu) * 1000 / n:.2f} ms per"
             f" delivery (event loop thread, the bench's appends and publishes left out)"
         )
-
-    async def opened(rule_id: uuid.UUID) -> Any:
-        """An AlertOpened appended (and committed) as evaluation does; its envelope."""
-        from datetime import UTC, datetime
-
-        ts = datetime.now(UTC)
-        event = alert_api.AlertOpened(
-            rule_id=rule_id,
-            rule_version=1,
-            device_id=uuid.uuid4(),
-            sensor="t",
-            severity=alert_api.Severity.MAJOR,
-            trigger=alert_api.AlertTrigger(
-                value=1.0, ts=ts, since=ts, condition="t > 0", rule_version=1
-            ),
-        )
-        async with uow(org) as u:
-            [envelope] = await u.events.append(
-                org_id=org,
-                stream_id=uuid.uuid4(),
-                stream_type="alert",
-                expected_version=0,
-                events=[event],
-            )
-            await u.commit()
-        return envelope
 
     try:
         if nats_url is not None and args.consumer_events:
