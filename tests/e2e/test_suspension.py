@@ -136,7 +136,7 @@ async def _recorded(stack: DevStack, org_id: str) -> set[str]:
         found = set()
         for schema in ("devices", "readings", "alerting"):
             row = await conn.fetchval(
-                f"SELECT suspended FROM {schema}.organization_suspensions WHERE org_id = $1",
+                f"SELECT suspended FROM {schema}.organization_suspensions WHERE tenant_id = $1",
                 uuid.UUID(org_id),
             )
             if row:

@@ -5,8 +5,10 @@ identity owns the organization; devices, readings and alerting follow its
 ``OrganizationSuspended`` / ``OrganizationReinstated`` events (their ``<service>-organizations``
 consumers) into a table of their own, ``organization_suspensions``. The table is plumbing
 like the outbox (ids, a flag, a time and a version; no tenant data), so it has no row-level
-security: a telemetry batch of many organizations asks it once. The organization stream's
-version orders the events, so a redelivered older event never undoes a newer one.
+security: a telemetry batch of many organizations asks it once. Its key is ``tenant_id``,
+as in the other plumbing tables (the rls-audit takes a table with ``org_id`` for a tenant
+table). The organization stream's version orders the events, so a redelivered older event
+never undoes a newer one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ EVENT_TYPES = SUSPENSION_EVENTS
 
 DDL = """
 CREATE TABLE organization_suspensions (
-    org_id     uuid PRIMARY KEY,
+    tenant_id  uuid PRIMARY KEY,
     suspended  boolean     NOT NULL,
     changed_at timestamptz NOT NULL,
     version    integer     NOT NULL
@@ -37,8 +39,8 @@ CREATE TABLE organization_suspensions (
 """
 
 _RECORD = text(
-    "INSERT INTO organization_suspensions (org_id, suspended, changed_at, version)"
-    " VALUES (:org, :suspended, :at, :v) ON CONFLICT (org_id) DO UPDATE SET"
+    "INSERT INTO organization_suspensions (tenant_id, suspended, changed_at, version)"
+    " VALUES (:org, :suspended, :at, :v) ON CONFLICT (tenant_id) DO UPDATE SET"
     " suspended = excluded.suspended, changed_at = excluded.changed_at,"
     " version = excluded.version WHERE organization_suspensions.version < excluded.version"
 )
@@ -66,7 +68,7 @@ async def on_organization_event(uow: UnitOfWork, event: EventEnvelope) -> None:
 async def suspended(uow: UnitOfWork, org_id: UUID) -> bool:
     """Whether ``org_id`` is suspended, in the unit of work's transaction."""
     found = await uow.conn.execute(
-        text("SELECT suspended FROM organization_suspensions WHERE org_id = :org"),
+        text("SELECT suspended FROM organization_suspensions WHERE tenant_id = :org"),
         {"org": org_id},
     )
     return bool(found.scalar())
@@ -79,8 +81,8 @@ async def suspended_among(conn: Any, org_ids: Iterable[UUID]) -> set[UUID]:
         return set()
     rows = await conn.execute(
         text(
-            "SELECT org_id FROM organization_suspensions"
-            " WHERE suspended AND org_id = ANY(CAST(:orgs AS uuid[]))"
+            "SELECT tenant_id FROM organization_suspensions"
+            " WHERE suspended AND tenant_id = ANY(CAST(:orgs AS uuid[]))"
         ),
         {"orgs": wanted},
     )

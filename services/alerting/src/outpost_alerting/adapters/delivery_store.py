@@ -324,7 +324,7 @@ _CLAIM_LOCK = "SELECT pg_advisory_xact_lock($1)"
 # until the suspension is lifted (decision 76).
 _NOT_HELD = (
     "NOT EXISTS (SELECT 1 FROM organization_suspensions s"
-    " WHERE s.org_id = {q}.tenant_id AND s.suspended)"
+    " WHERE s.tenant_id = {q}.tenant_id AND s.suspended)"
 )
 _CLAIM = (
     "WITH due AS ("

@@ -90,7 +90,7 @@ def session_expiry(not_after: datetime, now: datetime, session: timedelta) -> da
 ADMISSION = (
     "SELECT (SELECT certificate_pem FROM certificate_authorities) AS ca_pem,"
     " c.not_after, c.revoked_at, (SELECT status FROM devices WHERE id = $2) AS status,"
-    " (SELECT suspended FROM organization_suspensions WHERE org_id = $3) AS suspended"
+    " (SELECT suspended FROM organization_suspensions WHERE tenant_id = $3) AS suspended"
     " FROM (SELECT 1) AS one"
     " LEFT JOIN device_certificates c ON c.serial = $1 AND c.device_id = $2"
 )
