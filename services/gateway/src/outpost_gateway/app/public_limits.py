@@ -63,8 +63,9 @@ class PublicThrottle:
         )
 
     async def by_account(self, route: PublicRoute, account: str) -> Decision:
-        """The account's per-minute limit, then its backoff: one attempt per backoff period
-        once it has failed too often."""
+        """The account's per-minute limit, then its backoff: once it has failed too often,
+        one attempt per fixed window of the backoff period, the window its last failure
+        fell in already used (``failed``)."""
         key = key_id(route, "account", account)
         decision = await self.limiter.check_key(
             PLATFORM_ORG_ID, key, f"{route}:account", self.limits.per_account
@@ -91,9 +92,16 @@ class PublicThrottle:
         )
 
     async def failed(self, route: PublicRoute, account: str) -> None:
-        """The service refused the credential the request named."""
+        """The service refused the credential the request named: one more failure, and
+        once they pass the free ones, the failed attempt used the current backoff period's
+        one attempt (the next is admitted in the next period, whose length has doubled)."""
         key = key_id(route, "account", account)
-        await self._count(key, f"{route}:failures", self._failure_key(self.clock()), 1)
+        now = self.clock()
+        failures = await self._count(key, f"{route}:failures", self._failure_key(now), 1)
+        period = self.backoff.period(failures or 0)
+        if period:
+            window = period_window(now, period)
+            await self._count(key, f"{route}:backoff:{period}", store_key(window), 1)
 
     def _failure_key(self, now: float) -> int:
         return store_key(period_window(now, self.backoff.window_seconds))
