@@ -43,7 +43,7 @@ FREE_FAILURES = 5
 LOCK_SECONDS = 3600
 MIB = 1024 * 1024
 HASH_MIB = 64  # OUTPOST_IDENTITY_ARGON2_MEMORY_KIB's default
-# docs/operations.md "Identity's memory": N × 64 MiB over a baseline of at most this.
+# docs/operations.md "Identity's memory": N x 64 MiB over a baseline of at most this.
 STATED_BASELINE_MIB = 160
 
 
@@ -140,7 +140,7 @@ def test_hundreds_of_wrong_logins_from_one_address_and_from_many_then_429(
     client: httpx.Client, http: httpx.Client, platform: dict[str, Any]
 ) -> None:
     """A known account from one address and an unknown one from 200 addresses: the same
-    answers (5 × 401, then only 429), and a correct login for another account succeeds."""
+    answers (5 x 401, then only 429), and a correct login for another account succeeds."""
     known, other = _user(http, platform), _user(http, platform)
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
     _fresh_window(LOCK_SECONDS, need=300)  # both stories inside one failure/backoff window
@@ -247,7 +247,7 @@ def test_a_burst_of_logins_keeps_identity_under_its_memory_ceiling(
 ) -> None:
     """48 logins at once (unknown emails, so each verifies against the dummy hash) through
     the platform's gateway: identity's peak RSS, read by the kernel (VmHWM, reset just
-    before the burst), stays under N × 64 MiB over its baseline and under the ceiling
+    before the burst), stays under N x 64 MiB over its baseline and under the ceiling
     docs/operations.md states. The semaphore, not timing, holds N (the conftest sets 2);
     without it, the default thread pool runs 6 hashes at once here."""
     n = int(os.environ["OUTPOST_IDENTITY_MAX_CONCURRENT_HASHES"])
