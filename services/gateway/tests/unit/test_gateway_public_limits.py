@@ -83,6 +83,9 @@ def test_accounts_are_what_the_request_names_normalised() -> None:
     assert account_of(PublicRoute.REFRESH, "rt_" + "a" * 64 + "_other") == account_of(
         PublicRoute.REFRESH, "rt_" + "a" * 64 + "_guess"
     )
+    # the secret (token_urlsafe) may hold underscores: a guess with them is the same session
+    assert account_of(PublicRoute.REFRESH, "rt_" + "a" * 64 + "_x_y_z") == "rt_" + "a" * 64
+    assert account_of(PublicRoute.REFRESH, "no-underscore") == "no-underscore"
     assert account_of(PublicRoute.OAUTH_TOKEN, "client-1") == "client-1"
     pem = "-----BEGIN CERTIFICATE-----\nAAAA\nBBBB\n-----END CERTIFICATE-----\n"
     assert account_of(PublicRoute.RENEW, pem) == account_of(

@@ -119,8 +119,10 @@ def account_of(route: PublicRoute, value: str) -> str:
     text = value.strip()
     if route is PublicRoute.LOGIN:
         return text.lower()
-    if route is PublicRoute.REFRESH:
-        return text.rsplit("_", 1)[0] if text.count("_") >= 2 else text
+    if route is PublicRoute.REFRESH:  # the secret may hold "_" too: split at the first
+        prefix, _, rest = text.partition("_")
+        session, sep, _secret = rest.partition("_")
+        return f"{prefix}_{session}" if sep else text
     if route is PublicRoute.RENEW:
         return "".join(text.split())  # the PEM's base64, whatever its line breaks
     return text
