@@ -30,9 +30,16 @@ from outpost_gateway.adapters.session_tokens import JwtVerifier
 from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.ports import ArtifactReader, Backend, GatewayStorePort
+from outpost_gateway.app.public_limits import PublicThrottle
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.downloads import DownloadSigner, parse_keys
+from outpost_gateway.domain.public_limits import (
+    Backoff,
+    IPNetwork,
+    PublicLimits,
+    parse_networks,
+)
 from outpost_gateway.domain.ratelimit import Limits
 from outpost_gateway.entrypoints import (
     alerting,
@@ -67,7 +74,7 @@ from outpost_kit import messaging, telemetry
 from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.ids import now
 from outpost_kit.logs import setup_logging
-from outpost_kit.settings import load_settings
+from outpost_kit.settings import SettingsError, load_settings
 
 SERVICE = "gateway"
 _log = logging.getLogger(__name__)
@@ -111,6 +118,14 @@ def create_app(
         downloads=download_signer(settings),
         artifacts=artifacts,
         public_url=settings.public_url.rstrip("/"),
+        public=PublicThrottle(
+            limiter,
+            store,
+            *public_limits_of(settings),
+            store_timeout=settings.ratelimit_store_timeout_seconds,
+            clock=epoch_clock,
+        ),
+        trusted_proxies=trusted_proxies_of(settings),
     )
     app = Litestar(
         route_handlers=[
@@ -182,6 +197,28 @@ def limits_of(settings: GatewaySettings) -> Limits:
         list=settings.ratelimit_list_per_minute,
         write=settings.ratelimit_write_per_minute,
     )
+
+
+def public_limits_of(settings: GatewaySettings) -> tuple[PublicLimits, Backoff]:
+    return (
+        PublicLimits(
+            per_address=settings.public_per_address_per_minute,
+            per_account=settings.public_per_account_per_minute,
+        ),
+        Backoff(
+            free_failures=settings.public_backoff_free_failures,
+            base_seconds=settings.public_backoff_base_seconds,
+            max_seconds=settings.public_backoff_max_seconds,
+            window_seconds=settings.public_failure_window_seconds,
+        ),
+    )
+
+
+def trusted_proxies_of(settings: GatewaySettings) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"OUTPOST_GATEWAY_TRUSTED_PROXIES: {exc}") from None
 
 
 PURGE_EVERY_SECONDS = 60.0

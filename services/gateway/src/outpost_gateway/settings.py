@@ -50,6 +50,23 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # A busy credential's counts are taken from the store in leases of up to this many
     # (1: one store round trip per request); docs/decisions.md.
     ratelimit_max_lease: int = 64
+    # The public routes that check a credential (login, refresh, the OAuth token endpoint,
+    # provisioning and renewal; decision 75): requests per minute per client address and
+    # per account (email, refresh token's session, client id, registration token,
+    # certificate), counted in the same shared store across replicas.
+    public_per_address_per_minute: int = 60
+    public_per_account_per_minute: int = 10
+    # An account that failed this many times within the failure window may then try once
+    # per backoff period, which doubles with every further failure from the base up to the
+    # maximum (seconds).
+    public_backoff_free_failures: int = 5
+    public_backoff_base_seconds: int = 2
+    public_backoff_max_seconds: int = 900
+    public_failure_window_seconds: int = 3600
+    # The proxies (CIDRs, comma-separated or a JSON list) whose X-Forwarded-For is read to
+    # find the client's address: the rightmost hop that is not one of them. Empty: the TCP
+    # peer is the client and X-Forwarded-For is ignored (docs/operations.md).
+    trusted_proxies: list[str] = []
     # Idempotency-Key records are kept this long (API.md: 24 h); an in-flight claim older
     # than the claim timeout is taken to be abandoned (a replica died mid-request).
     idempotency_ttl_seconds: float = 24 * 3600.0

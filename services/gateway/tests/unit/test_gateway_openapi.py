@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import OPERATOR, PUBLIC, policy_for
+from outpost_gateway.domain.public_limits import public_route
 from outpost_gateway.entrypoints.openapi import links
 from outpost_gateway.settings import GatewaySettings
 
@@ -71,6 +72,8 @@ def test_every_operation_documents_its_errors(doc: dict[str, Any]) -> None:
         expected = {"400", "503"}
         if policy != PUBLIC:
             expected |= {"401", "403", "404", "429"}
+        if public_route(method, path) is not None:  # limited per address and account
+            expected.add("429")
         if "{" in path:
             expected.add("404")
         if method == "POST":

@@ -57,7 +57,9 @@ def _make_deps(uow: UnitOfWorkFactory, settings: IdentitySettings) -> Deps:
                 time_cost=settings.argon2_time_cost,
                 memory_kib=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
-            )
+            ),
+            max_concurrent=settings.max_concurrent_hashes,
+            wait_seconds=settings.hash_wait_seconds,
         ),
         vault=KeyVault(kek.reveal()) if kek is not None else None,
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),

@@ -20,3 +20,9 @@ class IdentitySettings(CommonSettings, kw_only=True, frozen=True):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 4
+    # At most this many password hashes run at once in the process, each holding
+    # argon2_memory_kib while it runs: the ceiling of identity's memory is this times 64 MiB
+    # plus its baseline (docs/operations.md). A hash that cannot start within the wait is
+    # 503 service_unavailable (under the gateway's 5 s RPC time-out).
+    max_concurrent_hashes: int = 4
+    hash_wait_seconds: float = 2.0

@@ -107,36 +107,42 @@ class RateLimiter:
         self.monotonic = monotonic
         self.max_lease = max_lease
         self.local = LocalWindows()
-        self._leases: dict[tuple[UUID, Category], _Leasing] = {}
+        self._leases: dict[tuple[UUID, str], _Leasing] = {}
         self._leases_window = -1
         self._overrides: dict[UUID, tuple[float, Limits]] = {}
         self._last_warning = -WARN_EVERY_SECONDS
 
     async def check(self, principal: Principal, category: Category) -> Decision:
+        limits = await self.limits_for(principal.org_id)
+        return await self.check_key(
+            principal.org_id, principal.id, category, limits.for_category(category)
+        )
+
+    async def check_key(self, org_id: UUID, key: UUID, category: str, limit: int) -> Decision:
+        """Count one request of ``key`` (a credential, or a public route's address or
+        account key, decision 75) in ``category`` against ``limit`` per minute."""
         now = self.clock()
         window = window_at(now)
-        limits = await self.limits_for(principal.org_id)
-        limit = limits.for_category(category)
         if self.store is not None:
             try:
-                count = await self._leased_count(principal, category, window, limit)
+                count = await self._leased_count(org_id, key, category, window, limit)
                 return self._counted(decide(category, limit, count, now))
             except Exception as exc:  # any store failure: fail open, never 500
                 self._store_failed(exc)
         share = local_share(limit, self.replicas)
-        count = self.local.hit(principal.id, category, window)
+        count = self.local.hit(key, category, window)
         # Reported against the share this process enforces while the store is away.
         return self._counted(decide(category, share, count, now))
 
     async def _leased_count(
-        self, principal: Principal, category: Category, window: Window, limit: int
+        self, org_id: UUID, key: UUID, category: str, window: Window, limit: int
     ) -> int:
         if window.start != self._leases_window:  # a new window: forget the old leases
             self._leases = {k: v for k, v in self._leases.items() if v.lock.locked()}
             self._leases_window = window.start
-        leasing = self._leases.get((principal.id, category))
+        leasing = self._leases.get((key, category))
         if leasing is None:
-            leasing = self._leases[(principal.id, category)] = _Leasing()
+            leasing = self._leases[(key, category)] = _Leasing()
         while True:
             lease = leasing.lease
             if lease is not None and lease.window_start == window.start:
@@ -150,7 +156,7 @@ class RateLimiter:
                 if leasing.lease is not lease:  # another request leased meanwhile
                     continue
                 self._fail_fast(leasing)  # the request that held the lock just failed
-                await self._lease(leasing, principal, category, window, limit)
+                await self._lease(leasing, org_id, key, category, window, limit)
 
     def _fail_fast(self, leasing: _Leasing) -> None:
         if self.monotonic() - leasing.failed_at < FAIL_FAST_SECONDS:
@@ -159,8 +165,9 @@ class RateLimiter:
     async def _lease(
         self,
         leasing: _Leasing,
-        principal: Principal,
-        category: Category,
+        org_id: UUID,
+        key: UUID,
+        category: str,
         window: Window,
         limit: int,
     ) -> None:
@@ -178,9 +185,7 @@ class RateLimiter:
         )
         try:
             async with asyncio.timeout(self.store_timeout):
-                last = await self.store.hit(
-                    principal.org_id, principal.id, category.value, window.start, size
-                )
+                last = await self.store.hit(org_id, key, str(category), window.start, size)
         except Exception:
             leasing.failed_at = self.monotonic()
             raise
@@ -189,7 +194,7 @@ class RateLimiter:
 
     def _counted(self, decision: Decision) -> Decision:
         if not decision.admitted:
-            self.metrics.refused.labels(decision.category.value).inc()
+            self.metrics.refused.labels(str(decision.category)).inc()
         return decision
 
     def _store_failed(self, exc: BaseException) -> None:

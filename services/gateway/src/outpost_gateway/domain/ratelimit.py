@@ -53,11 +53,13 @@ def window_at(now: float, seconds: int = WINDOW_SECONDS) -> Window:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    category: Category
+    category: str  # a ``Category``, or a public route's counter (decision 75)
     limit: int
     count: int  # this request's position in the window (1 = the first)
     window: Window
     now: float
+    # Why a refusal is a refusal, when it is not "over the per-minute limit" (a backoff).
+    reason: str | None = None
 
     @property
     def admitted(self) -> bool:
@@ -73,8 +75,10 @@ class Decision:
         return max(1, math.ceil(self.window.end - self.now))
 
     def message(self) -> str:
+        if self.reason is not None:
+            return f"{self.reason}; retry after {self.retry_after} s"
         return (
-            f"rate limit '{self.category.value}' of {self.limit} requests per minute exceeded; "
+            f"rate limit '{self.category}' of {self.limit} requests per minute exceeded; "
             f"retry after {self.retry_after} s"
         )
 
@@ -89,7 +93,7 @@ class Decision:
         return out
 
 
-def decide(category: Category, limit: int, count: int, now: float) -> Decision:
+def decide(category: str, limit: int, count: int, now: float) -> Decision:
     return Decision(category=category, limit=limit, count=count, window=window_at(now), now=now)
 
 
@@ -152,10 +156,10 @@ class LocalWindows:
     start, so memory holds at most the credentials active in the last two windows."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[UUID, Category, int], int] = {}
+        self._counts: dict[tuple[UUID, str, int], int] = {}
         self._current = -1
 
-    def hit(self, credential: UUID, category: Category, window: Window) -> int:
+    def hit(self, credential: UUID, category: str, window: Window) -> int:
         if window.start != self._current:
             self._counts = {k: v for k, v in self._counts.items() if k[2] >= self._current}
             self._current = window.start

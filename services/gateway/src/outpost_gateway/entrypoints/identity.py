@@ -8,7 +8,6 @@ from uuid import UUID
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
 from outpost_contracts.identity import (
     CREATE_API_KEY,
     CREATE_ORGANIZATION,
@@ -41,11 +40,12 @@ from outpost_contracts.identity import (
     TokenIssued,
     UserView,
 )
+from outpost_gateway.domain.public_limits import PublicRoute
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.errors import request_id_of
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.public import call_public
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
-from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
+from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
@@ -163,25 +163,14 @@ async def get_user(id: FromPath[UUID], request: Req, ctx: Ctx, backend: BackendD
     return render_one(view, shape)  # type: ignore[no-any-return]
 
 
-def anonymous_context(request: Req) -> RequestContext:
-    """The context of a public route's call: no principal has been verified yet."""
-    return RequestContext(
-        request_id=request_id_of(request.scope),
-        org_id=PLATFORM_ORG_ID,
-        principal=Principal(
-            kind=PrincipalKind.ANONYMOUS, id=PLATFORM_ORG_ID, org_id=PLATFORM_ORG_ID
-        ),
-    )
-
-
 @post("/api/v1/auth/login", tags=["auth"], status_code=200)
 async def login(request: Req, data: JSONBody[Login]) -> TokenIssued:
-    return await gateway_state(request).backend.call(LOGIN, anonymous_context(request), data)
+    return await call_public(request, PublicRoute.LOGIN, data.email, LOGIN, data)
 
 
 @post("/api/v1/auth/refresh", tags=["auth"], status_code=200)
 async def refresh(request: Req, data: JSONBody[Refresh]) -> TokenIssued:
-    return await gateway_state(request).backend.call(REFRESH, anonymous_context(request), data)
+    return await call_public(request, PublicRoute.REFRESH, data.refresh_token, REFRESH, data)
 
 
 @post("/api/v1/auth/logout", tags=["auth"], status_code=204)

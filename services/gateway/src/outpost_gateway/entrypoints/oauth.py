@@ -30,8 +30,9 @@ from outpost_gateway.domain.oauth import (
     invalid_scope,
     parse_token_request,
 )
-from outpost_gateway.entrypoints.identity import anonymous_context
+from outpost_gateway.domain.public_limits import PublicRoute
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.public import anonymous_context, failed, limit_account
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
@@ -99,25 +100,30 @@ def _from_service(error: OutpostError) -> OAuthError:
 
 @post("/auth/oauth/token", tags=["auth"], status_code=200)
 async def token(request: Req) -> Response[bytes]:
-    """The client-credentials grant (RFC 6749 §4.4). Errors are RFC 6749 §5.2 bodies."""
+    """The client-credentials grant (RFC 6749 §4.4). Errors are RFC 6749 §5.2 bodies; a
+    429 from the public-route limits (decision 75) is the API's error model."""
     try:
         grant = parse_token_request(
             request.headers.get("content-type"),
             await request.body(),
             request.headers.get("authorization"),
         )
+    except OAuthError as error:
+        return _oauth_response(error.body(), error.status, error.headers())
+    client_id = grant.client_id[:256]
+    account = await limit_account(request, PublicRoute.OAUTH_TOKEN, client_id)
+    try:
         issued = await gateway_state(request).backend.call(
             ISSUE_CLIENT_TOKEN,
             anonymous_context(request),
             IssueClientToken(
-                client_id=grant.client_id[:256],
+                client_id=client_id,
                 client_secret=grant.client_secret[:256],
                 scope=grant.scope,
             ),
         )
-    except OAuthError as error:
-        return _oauth_response(error.body(), error.status, error.headers())
     except OutpostError as service_error:
+        await failed(request, PublicRoute.OAUTH_TOKEN, account, service_error)
         mapped = _from_service(service_error)
         return _oauth_response(mapped.body(), mapped.status, mapped.headers())
     return _oauth_response(

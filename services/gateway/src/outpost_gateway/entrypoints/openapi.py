@@ -50,6 +50,7 @@ from outpost_gateway.domain.policy import (
     policy_for,
     rate_category,
 )
+from outpost_gateway.domain.public_limits import public_route
 
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"
@@ -151,7 +152,10 @@ DESCRIPTIONS: dict[int, str] = {
     409: "`conflict`: a uniqueness rule, or an Idempotency-Key used with another request",
     412: "`precondition_failed`: `If-Match` or `X-Expected-Count` did not match",
     413: "`payload_too_large`",
-    429: "`throttled`: over the rate limit; `Retry-After` says when to retry",
+    429: (
+        "`throttled`: over the rate limit (public routes: per client address and per account,"
+        " slower after repeated failures); `Retry-After` says when to retry"
+    ),
     503: "`service_unavailable`: a service did not answer in time",
 }
 
@@ -198,7 +202,7 @@ def error_statuses(method: str, path: str, policy: str) -> list[int]:
     statuses = {400, 503}
     if policy not in (PUBLIC, UNRECOGNIZED):
         statuses |= {401, 403, 404}
-    if rate_category(method, path) is not None:
+    if rate_category(method, path) is not None or public_route(method, path) is not None:
         statuses.add(429)
     if "{" in path:
         statuses.add(404)

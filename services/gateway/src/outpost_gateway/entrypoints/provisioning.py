@@ -31,7 +31,7 @@ from outpost_contracts.provisioning import (
     RevokeDeviceCertificate,
     RevokeRegistrationToken,
 )
-from outpost_gateway.entrypoints.identity import anonymous_context
+from outpost_gateway.domain.public_limits import PublicRoute
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,
@@ -39,8 +39,9 @@ from outpost_gateway.entrypoints.params import (
     Limit,
     Order,
 )
+from outpost_gateway.entrypoints.public import call_public
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
-from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
+from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
@@ -93,7 +94,7 @@ async def revoke_registration_token(id: FromPath[UUID], ctx: Ctx, backend: Backe
     ),
 )
 async def provision(request: Req, data: JSONBody[Provision]) -> Provisioned:
-    return await gateway_state(request).backend.call(PROVISION, anonymous_context(request), data)
+    return await call_public(request, PublicRoute.PROVISION, data.token, PROVISION, data)
 
 
 @post(
@@ -108,9 +109,7 @@ async def provision(request: Req, data: JSONBody[Provision]) -> Provisioned:
     ),
 )
 async def renew_certificate(request: Req, data: JSONBody[RenewCertificate]) -> Provisioned:
-    return await gateway_state(request).backend.call(
-        RENEW_CERTIFICATE, anonymous_context(request), data
-    )
+    return await call_public(request, PublicRoute.RENEW, data.certificate, RENEW_CERTIFICATE, data)
 
 
 @get(

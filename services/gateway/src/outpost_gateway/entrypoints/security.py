@@ -31,6 +31,7 @@ from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
 from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.limits import RateLimiter
 from outpost_gateway.app.ports import ArtifactReader, Backend, IdempotencyStore
+from outpost_gateway.app.public_limits import PublicThrottle
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
@@ -45,9 +46,10 @@ from outpost_gateway.domain.policy import (
     rate_category,
     resolve_organization,
 )
+from outpost_gateway.domain.public_limits import IPNetwork, client_address, public_route
 from outpost_gateway.entrypoints.edge import HttpMetrics
 from outpost_gateway.entrypoints.errors import request_id_of
-from outpost_gateway.entrypoints.limits import claim_idempotency_key, rate_limit
+from outpost_gateway.entrypoints.limits import DECISION_KEY, claim_idempotency_key, rate_limit
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ class GatewayState:
     downloads: DownloadSigner = field(default_factory=lambda: DownloadSigner([ephemeral_key()]))
     artifacts: ArtifactReader | None = None
     public_url: str = ""
+    # The public routes' limits (decision 75) and the proxies whose X-Forwarded-For is read.
+    public: PublicThrottle | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
@@ -112,6 +117,7 @@ async def security_guard(
         _log.error("route %s %s has no policy entry", method, scope.get("path_template"))
         raise OutpostError("internal server error", type=ErrorType.INTERNAL_SERVER_ERROR)
     if required == PUBLIC:
+        await _limit_address(connection, str(method))
         return
     if required == UNRECOGNIZED:
         raise OutpostError("no such resource path", type=ErrorType.UNRECOGNIZED_REQUEST)
@@ -145,6 +151,27 @@ async def security_guard(
     scope[CTX_KEY] = RequestContext(  # type: ignore[literal-required]
         request_id=request_id_of(scope), org_id=org_id, principal=principal
     )
+
+
+async def _limit_address(connection: ASGIConnection[Any, Any, Any, Any], method: str) -> None:
+    """A public route that checks a credential is counted against the client's address
+    (decision 75), before its body is read: malformed requests count too."""
+    route = public_route(method, str(connection.scope.get("path_template", "")))
+    if route is None:
+        return
+    state = gateway_state(connection)
+    if state.public is None or not state.rate_limits:
+        return
+    peer = connection.scope.get("client")
+    address = client_address(
+        peer[0] if peer else None,
+        connection.headers.getall("x-forwarded-for", []),
+        state.trusted_proxies,
+    )
+    decision = await state.public.by_address(route, address)
+    connection.scope[DECISION_KEY] = decision  # type: ignore[literal-required]
+    if not decision.admitted:
+        raise OutpostError(decision.message(), type=ErrorType.THROTTLED)
 
 
 def _no_body(headers: Any) -> bool:
