@@ -78,7 +78,9 @@ def test_a_third_party_verifies_session_and_oauth_tokens_across_a_rotation(
     )
     assert made.status_code == 201, made.text
     client = http.post(
-        "/api/v1/oauth-clients", json={"name": "ci", "scopes": ["devices:read"]}, headers=bearer(key)
+        "/api/v1/oauth-clients",
+        json={"name": "ci", "scopes": ["devices:read"]},
+        headers=bearer(key),
     )
     assert client.status_code == 201, client.text
     basic = (client.json()["clientId"], client.json()["clientSecret"])

@@ -71,6 +71,7 @@ class JsonWebKeySet(msgspec.Struct, frozen=True, kw_only=True):
 @get(
     "/.well-known/jwks.json",
     tags=["auth"],
+    operation_id="GetSigningKeys",
     summary="The keys that verify access tokens (JWK Set)",
     description=(
         "Public, unauthenticated. A JWK Set (RFC 7517) of the Ed25519 keys (`kty: OKP`, "
