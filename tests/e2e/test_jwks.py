@@ -95,7 +95,9 @@ def test_a_third_party_verifies_session_and_oauth_tokens_across_a_rotation(
         assert resp.status_code == 200, resp.text
         return str(resp.json()["access_token"])
 
-    verifier = jwt.PyJWKClient(url)  # caches the set, fetches again on an unknown kid
+    # Caches the set and fetches it again on an unknown kid, at most once per
+    # cooldown_duration (30 s by default; none here, as if that long had passed).
+    verifier = jwt.PyJWKClient(url, cooldown_duration=0)
     before = (session(), oauth())
     assert _verify(verifier, before[0])["sub"] == made.json()["id"]
     assert _verify(verifier, before[1])["client_id"] == basic[0]

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _keys import bearer, fresh_key
+from _keys import bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +23,13 @@ def _shape(resp: httpx.Response) -> tuple[int, list[str], list[str]]:
 
 
 def test_an_email_known_elsewhere_is_answered_as_a_new_one(
-    http: httpx.Client, platform: dict[str, Any]
+    http: httpx.Client, tenants: Any
 ) -> None:
     """``tenant-isolation``: nothing in B's answer (status, headers, fields, an id and time
     of now) says the person exists in A."""
-    key_a = fresh_key(http, platform, "people-a")
-    key_b = fresh_key(http, platform, "people-b")
+    key_a = tenants.key(tenants.org("people-a")["id"])["key"]
+    b_org = tenants.org("people-b")["id"]
+    key_b = tenants.key(b_org)["key"]
     email = f"grace-{uuid.uuid4().hex[:8]}@example.com"
     in_a = http.post(
         "/api/v1/users",
@@ -62,7 +63,6 @@ def test_an_email_known_elsewhere_is_answered_as_a_new_one(
     assert several.status_code == 400 and several.json()["fields"][0]["name"] == "organization"
     refused = http.post("/api/v1/auth/login", json={**login, "password": "chosen by b, unused"})
     assert refused.status_code == 401
-    b_org = http.get("/api/v1/organizations/current", headers=bearer(key_b)).json()["id"]
     session = http.post("/api/v1/auth/login", json={**login, "organization": b_org})
     assert session.status_code == 200, session.text
     me = http.get(f"/api/v1/users/{k['id']}", headers=bearer(session.json()["accessToken"]))
