@@ -1,6 +1,6 @@
 """No credential above its creator's role (decision 78), through the gateway: an admin can
 mint neither a ``*`` API key or OAuth client nor an owner, directly or through any key it
-minted; an owner can do both (RELIABILITY.md "authz", ``credential-ceiling``)."""
+minted; an owner can do both (RELIABILITY.md ``bfla``)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _error(resp: httpx.Response, status: int, type_: str) -> None:
 def test_an_admin_mints_no_star_credential_and_no_owner(
     http: httpx.Client, platform: dict[str, Any]
 ) -> None:
-    """``credential-ceiling``: the story of issue 18 (an admin mints a ``*`` key and with it
+    """``bfla``: the story of issue 18 (an admin mints a ``*`` key and with it
     creates an owner) is refused at each step, and every narrower path is refused too."""
     org_key = fresh_key(http, platform, "ceiling")  # the operator's: ``*``
     admin = _person(http, org_key, "admin")["token"]
@@ -107,7 +107,7 @@ def test_an_admin_mints_no_star_credential_and_no_owner(
 def test_an_owner_mints_a_star_key_and_an_owner(
     http: httpx.Client, platform: dict[str, Any]
 ) -> None:
-    """``credential-ceiling``: what an admin may not, an owner may."""
+    """``bfla``: what an admin may not, an owner may."""
     org_key = fresh_key(http, platform, "ceiling-owner")
     owner = _person(http, org_key, "owner")["token"]
     assert _new_user(http, owner, "owner").status_code == 201

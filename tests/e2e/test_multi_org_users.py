@@ -1,6 +1,6 @@
 """One person, several organizations (decision 78): organization B adding an email that a
 person of organization A already has is answered as for a new email, and the person logs in
-to either, naming it (RELIABILITY.md "tenant-isolation")."""
+to either, naming it (RELIABILITY.md "bola")."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _shape(resp: httpx.Response) -> tuple[int, list[str], list[str]]:
 def test_an_email_known_elsewhere_is_answered_as_a_new_one(
     http: httpx.Client, tenants: Any
 ) -> None:
-    """``tenant-isolation``: nothing in B's answer (status, headers, fields, an id and time
+    """``bola``: nothing in B's answer (status, headers, fields, an id and time
     of now) says the person exists in A."""
     key_a = tenants.key(tenants.org("people-a")["id"])["key"]
     b_org = tenants.org("people-b")["id"]

@@ -261,7 +261,7 @@ def test_a_member_may_do_the_work_of_each_area(method: str, path: str) -> None:
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTE_POLICIES))
 def test_an_admin_may_call_every_organization_route(method: str, path: str) -> None:
-    """``credential-ceiling``: an admin holds ``*:read`` and ``*:write``, not ``*``
+    """``bfla``: an admin holds ``*:read`` and ``*:write``, not ``*``
     (decision 78), and still reaches every route an owner does: only what it may grant
     differs."""
     required = ROUTE_POLICIES[(method, path)]

@@ -124,7 +124,7 @@ def test_an_idempotency_key_replays_the_first_response_and_refuses_another_body(
 
 
 def test_an_operator_reusing_a_key_in_another_organization_is_not_replayed(env: Env) -> None:
-    """``idempotency``: the operator's one credential acts in several organizations
+    """``bola``: the operator's one credential acts in several organizations
     (``X-Organization``); the same key and body in organization B reach the service and get
     B's answer, never A's stored response (decision 78)."""
     op = bearer(env.world.operator)

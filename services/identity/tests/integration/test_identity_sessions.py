@@ -135,7 +135,7 @@ async def test_login_refresh_reuse_and_logout(deps: handlers.Deps) -> None:
 
 
 async def test_an_email_known_elsewhere_is_answered_as_a_new_one(deps: handlers.Deps) -> None:
-    """``tenant-isolation``: organization B adds an email that already belongs to a person of
+    """``bola``: organization B adds an email that already belongs to a person of
     organization A, and a new email; the two answers are alike in every field a caller could
     compare (status, shape, an id and a time of now, no error) (decision 78). The existing
     person keeps their password (B's is not stored), logs in to either organization naming

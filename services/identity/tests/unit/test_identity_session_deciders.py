@@ -229,7 +229,7 @@ def test_a_set_of_scopes_covers(held: tuple[str, ...], wanted: str, ok: bool) ->
 
 
 def test_the_roles_are_ordered_by_their_scopes() -> None:
-    """``credential-ceiling``: owner ⊃ admin ⊃ member and viewer, and only the owner holds
+    """``bfla``: owner ⊃ admin ⊃ member and viewer, and only the owner holds
     ``*`` (what makes owners)."""
     order = [Role.OWNER, Role.ADMIN, Role.MEMBER]
     for i, higher in enumerate(order):
@@ -254,7 +254,7 @@ def test_the_roles_are_ordered_by_their_scopes() -> None:
 def test_a_key_or_client_holds_no_more_than_its_creators_role(
     creator: Role, scopes: tuple[str, ...], ok: bool
 ) -> None:
-    """``credential-ceiling``: an admin session cannot mint a ``*`` API key or OAuth client."""
+    """``bfla``: an admin session cannot mint a ``*`` API key or OAuth client."""
     issue = api_keys.IssueApiKey(
         name="k", prefix="p" * 12, key_hash="h", scopes=scopes, granted=scopes_of(creator)
     )
@@ -280,7 +280,7 @@ def test_a_key_or_client_holds_no_more_than_its_creators_role(
     ],
 )
 def test_what_an_admins_widest_key_may_grant(creator: Role, role: Role, allowed: bool) -> None:
-    """``credential-ceiling``: the widest key an admin can mint (every scope the admin holds,
+    """``bfla``: the widest key an admin can mint (every scope the admin holds,
     what ``POST /api-keys`` without ``scopes`` gives) makes admins and below, never an owner;
     an owner's key makes owners."""
     key_scopes = scopes_of(creator)
