@@ -31,12 +31,14 @@ def bearer(key: str) -> dict[str, str]:
 
 
 class Device:
-    """A provisioned device's files: key, certificate + its organization's CA (the chain)."""
+    """A provisioned device's files: key, certificate + its organization's CA (the chain),
+    and the broker's trust anchors as provisioning gave them (``brokerCaChain``)."""
 
     def __init__(self, directory: Path, org_id: str, device_id: str) -> None:
         self.directory, self.org_id, self.id = directory, org_id, device_id
         self.key_file = directory / f"{device_id}.key"
         self.chain_file = directory / f"{device_id}.pem"
+        self.broker_ca_file = directory / f"{device_id}-broker-ca.pem"
         self.serial = ""
 
     @property
@@ -47,8 +49,10 @@ class Device:
     def commands(self) -> str:
         return subjects.command(self.org_id, self.id)
 
-    def tls(self, broker_ca: str) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=broker_ca)
+    def tls(self, broker_ca: str | None = None) -> ssl.SSLContext:
+        """TLS as the device has it: the broker verified with the trust anchors provisioning
+        gave it, unless a test names another CA file (decision 78)."""
+        context = ssl.create_default_context(cafile=broker_ca or self.broker_ca_file)
         context.load_cert_chain(self.chain_file, self.key_file)
         return context
 
@@ -77,6 +81,7 @@ def provision(http: httpx.Client, auth: dict[str, str], org_id: str, tmp: Path) 
         )
     )
     device.chain_file.write_text(body["certificate"] + body["caChain"])
+    device.broker_ca_file.write_text(body["brokerCaChain"])
     cert = x509.load_pem_x509_certificate(body["certificate"].encode())
     device.serial = format(cert.serial_number, "x")
     return device
@@ -111,7 +116,7 @@ async def refused(url: str, tls: ssl.SSLContext | None) -> None:
 
 
 @contextmanager
-def mqtt_session(device: Device, broker_ca: str, port: int) -> Iterator[Any]:
+def mqtt_session(device: Device, broker_ca: str | None, port: int) -> Iterator[Any]:
     """A paho-mqtt client of ``device``, connected over TLS with its certificate and its
     network loop running; the CONNACK's reason code is ``client.connack``. Disconnected on
     leaving."""

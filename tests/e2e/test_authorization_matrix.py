@@ -29,6 +29,7 @@ PUBLIC_PREFIXES = (
     "/api/v1/auth/refresh",
     "/api/v1/devices/provision",  # the registration token is the credential
     "/api/v1/devices/certificates/renew",  # the current certificate and key are
+    "/.well-known/jwks.json",  # public keys, for anyone verifying tokens (decision 78)
 )
 
 

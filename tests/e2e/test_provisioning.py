@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,6 +88,7 @@ def test_provision_replay_renew_revoke_and_decommission(
     assert body["telemetrySubject"] == f"outpost.tel.{org_id}.{device_id}"
     assert body["commandSubject"] == f"outpost.cmd.{org_id}.{device_id}"
     assert body["natsUrl"] == platform["natsUrl"] and body["mqttUrl"] == platform["mqttUrl"]
+    assert body["brokerCaChain"] == Path(platform["brokerCaFile"]).read_text()
     ca = http.get("/api/v1/devices/ca", headers=auth)
     assert ca.status_code == 200 and ca.json()["certificate"] == body["caChain"]
     assert http.get(f"/api/v1/devices/{device_id}", headers=auth).json()["status"] == (
@@ -107,6 +109,8 @@ def test_provision_replay_renew_revoke_and_decommission(
     renewed = http.post(RENEW, json=renewal)
     assert renewed.status_code == 201, renewed.text
     new_cert = _verify(renewed.json()["certificate"], body["caChain"], org_id, device_id)
+    # Renewal tells the device the broker's trust anchors too (decision 78).
+    assert renewed.json()["brokerCaChain"] == body["brokerCaChain"]
     assert new_cert.serial_number != cert.serial_number
 
     certs_url = f"/api/v1/devices/{device_id}/certificates"

@@ -671,6 +671,23 @@ Format = Literal["CSV", "NDJSON"]
 Include = Literal["ALERTS", "ANNOTATIONS", "EVENTS", "READINGS"]
 
 
+class JsonWebKey(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``JsonWebKey`` of the API."""
+
+    alg: Literal["EdDSA"]
+    crv: Literal["Ed25519"]
+    kid: str
+    kty: Literal["OKP"]
+    use: Literal["sig"]
+    x: str
+
+
+class JsonWebKeySet(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``JsonWebKeySet`` of the API."""
+
+    keys: list[JsonWebKey]
+
+
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``Location`` of the API."""
 
@@ -785,6 +802,7 @@ class Provisioned(msgspec.Struct, kw_only=True, omit_defaults=True):
     not_after: datetime = msgspec.field(name="notAfter")
     serial: str
     telemetry_subject: str = msgspec.field(name="telemetrySubject")
+    broker_ca_chain: str = msgspec.field(name="brokerCaChain", default="")
 
 
 class PutReadingsSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1498,6 +1516,15 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "version",
     ),
+    "JsonWebKey": (
+        "alg",
+        "crv",
+        "kid",
+        "kty",
+        "use",
+        "x",
+    ),
+    "JsonWebKeySet": ("keys",),
     "Location": (
         "latitude",
         "longitude",
@@ -1559,6 +1586,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "token",
     ),
     "Provisioned": (
+        "brokerCaChain",
         "caChain",
         "certificate",
         "commandSubject",
@@ -1929,6 +1957,7 @@ OPERATIONS: dict[str, Operation] = {
     "get_sensor": Operation(
         "get_sensor", "GET", "/api/v1/sensors/{id}", ("id",), ("$expand", "$select"), 200
     ),
+    "get_signing_keys": Operation("get_signing_keys", "GET", "/.well-known/jwks.json", (), (), 200),
     "get_site": Operation(
         "get_site", "GET", "/api/v1/sites/{id}", ("id",), ("$expand", "$select"), 200
     ),
@@ -3613,6 +3642,21 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def get_signing_keys(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> JsonWebKeySet:
+        """``GET /.well-known/jwks.json``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_signing_keys"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            JsonWebKeySet,
         )
 
     def get_site(
@@ -6128,6 +6172,21 @@ class AsyncOperations(AsyncBase):
             SensorView,
         )
 
+    async def get_signing_keys(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> JsonWebKeySet:
+        """``GET /.well-known/jwks.json``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_signing_keys"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            JsonWebKeySet,
+        )
+
     async def get_site(
         self,
         id: UUID | str,
@@ -7684,6 +7743,8 @@ __all__ = [
     "ExportView",
     "Format",
     "Include",
+    "JsonWebKey",
+    "JsonWebKeySet",
     "Location",
     "Login",
     "NotificationChannelPatch",

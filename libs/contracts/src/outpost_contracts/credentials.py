@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 import string
+from collections.abc import Iterable
 
 KEY_PREFIX = "sk_live_"
 LOOKUP_LEN = 12
@@ -44,6 +45,24 @@ def hash_key(key: str) -> str:
 
 def verify_key(key: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), key_hash)
+
+
+# The actions of the scope grammar (``<resource>:<action>``, ``identity.Scope``): ``<r>:*`` is
+# exactly ``<r>:read`` and ``<r>:write``.
+ACTIONS = ("read", "write")
+
+
+def covers(held: Iterable[str], wanted: str) -> bool:
+    """Whether a set of scopes covers ``wanted``: one of them does (``scope_covers``), or
+    ``wanted`` is ``<resource>:*`` and the set covers each of its actions (``*:read`` and
+    ``*:write`` together cover ``devices:*``, but never ``*``: only ``*`` covers ``*``)."""
+    held = tuple(held)
+    if any(scope_covers(h, wanted) for h in held):
+        return True
+    resource, _, action = wanted.partition(":")
+    if action != "*" or resource in ("", "*"):
+        return False
+    return all(covers(held, f"{resource}:{a}") for a in ACTIONS)
 
 
 def scope_covers(granted: str, wanted: str) -> bool:

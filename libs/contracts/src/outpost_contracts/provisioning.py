@@ -177,8 +177,11 @@ class RegistrationTokenView(Contract, kw_only=True, frozen=True):
 
 
 class Provisioned(Contract, kw_only=True, frozen=True):
-    """What a device needs to connect: its certificate, the CA chain to trust (PEM, the
-    organization's CA), the broker URLs and its subjects."""
+    """What a device needs to connect: its certificate, the CA chain its certificate chains
+    to (PEM, the organization's CA), the trust anchors of the broker's server certificate
+    (``broker_ca_chain``, PEM: what the device verifies the broker with, so nothing reaches
+    it out of band; empty when the deployment names none, i.e. the broker's certificate is
+    publicly trusted), the broker URLs and its subjects."""
 
     device_id: UUID
     certificate: str
@@ -189,6 +192,7 @@ class Provisioned(Contract, kw_only=True, frozen=True):
     mqtt_url: str
     telemetry_subject: str
     command_subject: str
+    broker_ca_chain: str = ""  # decision 78
 
 
 class CertificateAuthorityView(Contract, kw_only=True, frozen=True):

@@ -34,11 +34,15 @@ class Role(enum.StrEnum):
 
 
 # What each role may do, in the shared scope grammar (``credentials.scope_covers``). ``*`` never
-# reaches operator routes: those check the principal's kind, not a scope. Owners and admins
-# differ in what they may grant (an admin cannot make an owner), not in scopes.
+# reaches operator routes: those check the principal's kind, not a scope. An admin reads and
+# writes every resource (``*:read``, ``*:write``: every route's scope, today's and
+# tomorrow's); ``*`` is the owner's alone, and it is what makes owners: a credential never
+# holds more than its creator (API keys, OAuth clients) and never grants a role whose scopes
+# it does not cover (``users.may_grant``), so nothing an admin mints can make an owner or
+# hold ``*`` (decision 78). The roles are ordered by their scopes: owner ⊃ admin ⊃ member.
 ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.OWNER: ("*",),
-    Role.ADMIN: ("*",),
+    Role.ADMIN: ("*:read", "*:write"),
     Role.MEMBER: (
         "devices:*",
         "readings:*",

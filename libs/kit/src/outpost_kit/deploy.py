@@ -115,6 +115,7 @@ def service_env(
     if service == "devices":
         env[prefix + "CA_ENCRYPTION_KEY"] = secrets[CA_ENCRYPTION_KEY]
         env[prefix + "DEVICE_ROOT_CERT"] = str(broker.device_root_cert)
+        env[prefix + "BROKER_CA_CHAIN_FILE"] = str(broker.ca_file)  # told to devices
         env[prefix + "DEVICE_ROOT_KEY"] = str(broker.device_root_key)
         env[prefix + "BROKER_ISSUER_SEED"] = issuer_seed
         env[prefix + "BROKER_SYSTEM_URL"] = _nats_url(

@@ -63,6 +63,8 @@ def test_every_process_gets_its_own_credentials_and_paths_where_containers_see_t
     )
     assert devices["OUTPOST_DEVICES_BROKER_SYSTEM_URL"].startswith("tls://outpost-system:")
     assert devices["OUTPOST_DEVICES_DEVICE_ROOT_KEY"] == "/etc/outpost/broker/device-root.key"
+    # What devices are told to verify the broker with (brokerCaChain, decision 78).
+    assert devices["OUTPOST_DEVICES_BROKER_CA_CHAIN_FILE"] == "/etc/outpost/broker/broker-ca.pem"
     assert "OUTPOST_ALERTING_SECRET_ENCRYPTION_KEY" in envs["alerting"]
     assert envs["admin"]["OUTPOST_NATS_URL"].startswith("tls://outpost-dev:")
     for path in [*tmp_path.rglob("*.env"), tmp_path / SECRETS_NAME]:

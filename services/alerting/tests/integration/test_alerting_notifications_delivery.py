@@ -353,8 +353,11 @@ async def test_dns_rebinding_is_refused_at_delivery(world: World) -> None:
     assert receiver.requests == []
     rows = await world.deliveries()
     alert_row = next(r for r in rows if r.attempts == 1 and r.status == "DEAD")
-    assert "loopback" in alert_row.last_error and alert_row.last_error.startswith("refused")
-    assert tested.outcome is api.DeliveryOutcome.DEAD and "loopback" in (tested.error or "")
+    # Refused without a word of where the name pointed (decision 78).
+    assert alert_row.last_error == f"the url {ssrf.ADDRESS_REFUSED}"
+    assert "127.0.0.1" not in alert_row.last_error and "loopback" not in alert_row.last_error
+    assert tested.outcome is api.DeliveryOutcome.DEAD
+    assert tested.error == f"the url {ssrf.ADDRESS_REFUSED}"
 
 
 async def test_the_checked_address_is_the_one_connected_to(world: World) -> None:

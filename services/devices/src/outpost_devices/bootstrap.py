@@ -59,9 +59,22 @@ def device_root(settings: DevicesSettings) -> tuple[x509.Certificate, object] | 
         )
 
 
+def broker_ca_chain(settings: DevicesSettings) -> str:
+    """The broker's trust anchors (PEM), read once at start; every certificate in the file
+    must parse, so a wrong file fails the start and not a device."""
+    if not settings.broker_ca_chain_file:
+        return ""
+    with open(settings.broker_ca_chain_file, "rb") as handle:
+        pem = handle.read()
+    if not x509.load_pem_x509_certificates(pem):
+        raise ValueError(f"{settings.broker_ca_chain_file} holds no PEM certificate")
+    return pem.decode("ascii")
+
+
 def provisioning_config(settings: DevicesSettings) -> ProvisioningConfig:
     key = settings.ca_encryption_key
     return ProvisioningConfig(
+        broker_ca_chain=broker_ca_chain(settings),
         device_root=device_root(settings),
         vault=CaVault(key.reveal()) if key is not None else None,
         token_ttl=timedelta(seconds=settings.registration_token_ttl_seconds),

@@ -18,6 +18,10 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     public_api_url: str = ""
     public_nats_url: str = ""
     public_mqtt_url: str = ""
+    # A PEM file of the trust anchors of the broker's server certificate (the broker CA),
+    # handed to every device in its provisioning and renewal answers (``brokerCaChain``,
+    # decision 78). Empty: devices are told none (a broker certificate from a public CA).
+    broker_ca_chain_file: str = ""
     # The broker (docs/decisions.md, "The broker"): the platform device root (PEM files)
     # that signs every organization's CA, so nats-server verifies device certificates; and
     # the account nkey seed the auth callout signs its answers with. Without the seed the

@@ -137,17 +137,24 @@ async def test_idempotency_claim_replay_conflict_and_takeover(
     in_flight = next(r for r in results if r is not None)
     assert judge(in_flight, first) is Verdict.IN_FLIGHT
     response = StoredResponse(201, (("content-type", "application/json"),), b'{"id":"x"}')
-    await a.complete(credential, key, response)
+    await a.complete(credential, key, org, response)
     record = await b.claim(credential, key, org, first)
     assert record == Record(request_hash=first, response=response)
     assert judge(record, first) is Verdict.REPLAY
     mismatch = await c.claim(credential, key, org, other)
     assert mismatch is not None and judge(mismatch, other) is Verdict.MISMATCH
-    # Another credential has its own keys.
+    # Another credential has its own keys, and so has the same credential in another
+    # organization (an operator's X-Organization, decision 78), whose record is its own.
     assert await a.claim(uuid4(), key, org, other) is None
+    elsewhere = uuid4()
+    assert await b.claim(credential, key, elsewhere, first) is None
+    theirs = StoredResponse(201, (), b'{"id":"y"}')
+    await b.complete(credential, key, elsewhere, theirs)
+    assert await c.claim(credential, key, elsewhere, first) == Record(first, theirs)
+    assert await c.claim(credential, key, org, first) == Record(first, response)
     # A released claim (a 5xx) can be claimed again.
     assert await a.claim(credential, "k2", org, first) is None
-    await a.release(credential, "k2")
+    await a.release(credential, "k2", org)
     assert await b.claim(credential, "k2", org, first) is None
 
 
@@ -160,7 +167,7 @@ async def test_abandoned_and_expired_keys_are_taken_over_and_purged(gateway_dsn:
         assert await store.claim(credential, "k", org, b"a") is None
         await asyncio.sleep(0.15)  # the first request's replica died: taken over
         assert await store.claim(credential, "k", org, b"a") is None
-        await store.complete(credential, "k", StoredResponse(200, (), b"{}"))
+        await store.complete(credential, "k", org, StoredResponse(200, (), b"{}"))
         await asyncio.sleep(0.25)  # past the time-to-live: a new request
         assert await store.claim(credential, "k", org, b"b") is None
         await asyncio.sleep(0.25)

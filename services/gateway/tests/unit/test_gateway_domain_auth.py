@@ -275,3 +275,15 @@ def test_a_member_may_do_the_work_of_each_area(method: str, path: str) -> None:
     assert any(scope_covers(g, required) for g in scopes_of(Role.MEMBER)), required
     if method == "GET":
         assert any(scope_covers(g, required) for g in scopes_of(Role.VIEWER)), required
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTE_POLICIES))
+def test_an_admin_may_call_every_organization_route(method: str, path: str) -> None:
+    """``bfla``: an admin holds ``*:read`` and ``*:write``, not ``*``
+    (decision 78), and still reaches every route an owner does: only what it may grant
+    differs."""
+    required = ROUTE_POLICIES[(method, path)]
+    if required in (OPERATOR, PUBLIC, "unrecognized", "authenticated"):
+        return
+    assert grants(scopes_of(Role.ADMIN), required), required
+    assert "*" not in scopes_of(Role.ADMIN)

@@ -123,6 +123,25 @@ def test_an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     assert env.client.post("/api/v1/devices", json={"name": "p"}, headers=mine).status_code == 201
 
 
+def test_an_operator_reusing_a_key_in_another_organization_is_not_replayed(env: Env) -> None:
+    """``bola``: the operator's one credential acts in several organizations
+    (``X-Organization``); the same key and body in organization B reach the service and get
+    B's answer, never A's stored response (decision 78)."""
+    op = bearer(env.world.operator)
+    in_a = {**op, "Idempotency-Key": "create-1", "X-Organization": str(env.world.org_a)}
+    in_b = {**op, "Idempotency-Key": "create-1", "X-Organization": str(env.world.org_b)}
+    first = env.client.post("/api/v1/devices", json={"name": "pump"}, headers=in_a)
+    again = env.client.post("/api/v1/devices", json={"name": "pump"}, headers=in_a)
+    other = env.client.post("/api/v1/devices", json={"name": "pump"}, headers=in_b)
+    assert first.status_code == again.status_code == other.status_code == 201, other.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in other.headers
+    assert other.json()["id"] != first.json()["id"]
+    assert [c.ctx.org_id for c in env.backend.calls] == [env.world.org_a, env.world.org_b]
+    # (That B's record then replays in B and A's in A: the store's integration test; this
+    # fixture allows 3 writes a minute.)
+
+
 def test_a_5xx_releases_the_key_so_a_retry_reaches_the_service(env: Env) -> None:
     key = {**bearer(env.world.full), "Idempotency-Key": "k"}
     env.backend.on(CREATE_DEVICE, ServiceUnavailable("devices did not answer"))

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import jwt
+import msgspec
 import pytest
 from cryptography.fernet import Fernet
 
 from outpost_contracts import identity as api
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
-from outpost_contracts.errors import AccessDenied, ErrorType, OutpostError
+from outpost_contracts.errors import AccessDenied, Conflict, ErrorType, NotFound, OutpostError
 from outpost_contracts.tokens import Role
 from outpost_identity import bootstrap
 from outpost_identity.adapters.passwords import Passwords, make_hasher
@@ -131,6 +132,65 @@ async def test_login_refresh_reuse_and_logout(deps: handlers.Deps) -> None:
             )
         ).scalar()
     assert leaked == 0
+
+
+async def test_an_email_known_elsewhere_is_answered_as_a_new_one(deps: handlers.Deps) -> None:
+    """``bola``: organization B adds an email that already belongs to a person of
+    organization A, and a new email; the two answers are alike in every field a caller could
+    compare (status, shape, an id and a time of now, no error) (decision 78). The existing
+    person keeps their password (B's is not stored), logs in to either organization naming
+    it, and is known to each by that organization's own id."""
+    await handlers.ensure_signing_key(deps, force=True)  # one this test's vault opens
+    org_a, email = await _org_and_user(deps)
+    operator = _ctx(PrincipalKind.OPERATOR, PLATFORM_ORG_ID)
+    org_b = (
+        await handlers.create_organization(
+            deps, operator, api.CreateOrganization(name=f"org-{uuid.uuid4().hex[:8]}")
+        )
+    ).id
+    in_b = _ctx(PrincipalKind.API_KEY, org_b)
+    fresh_email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    known = await handlers.create_user(
+        deps, in_b, api.CreateUser(email=email, password="b's choice of pw", role=Role.VIEWER)
+    )
+    fresh = await handlers.create_user(
+        deps, in_b, api.CreateUser(email=fresh_email, password=PASSWORD, role=Role.VIEWER)
+    )
+    assert type(known) is type(fresh)
+    assert set(msgspec.structs.asdict(known)) == set(msgspec.structs.asdict(fresh))
+    assert (known.email, known.role, known.version) == (email.lower(), Role.VIEWER, 1)
+    assert (fresh.role, fresh.version) == (Role.VIEWER, 1)
+    # Ids are new UUIDv7s and times are the membership's: the known person's is not older.
+    assert known.id.version == fresh.id.version == 7
+    assert known.id < fresh.id and known.created_at <= fresh.created_at
+    in_a = _ctx(PrincipalKind.API_KEY, org_a)
+    a_view = (await handlers.list_users(deps, in_a, api.ListUsers())).data[0]
+    assert a_view.id != known.id and a_view.created_at < known.created_at
+    # B sees only B's membership of the person.
+    listed = (await handlers.list_users(deps, in_b, api.ListUsers())).data
+    assert {u.id for u in listed} == {known.id, fresh.id}
+    assert (await handlers.get_user(deps, in_b, api.GetUser(id=known.id))).id == known.id
+    with pytest.raises(NotFound):
+        await handlers.get_user(deps, in_b, api.GetUser(id=a_view.id))
+    # Adding the person to B again is B's own business: a conflict.
+    with pytest.raises(Conflict):
+        await handlers.create_user(
+            deps, in_b, api.CreateUser(email=email.upper(), password=PASSWORD, role=Role.MEMBER)
+        )
+
+    anon = _ctx(PrincipalKind.ANONYMOUS, PLATFORM_ORG_ID)
+    with pytest.raises(OutpostError) as bad:  # B's password was not stored
+        await handlers.login(deps, anon, api.Login(email=email, password="b's choice of pw"))
+    assert bad.value.type is ErrorType.INVALID_AUTH
+    with pytest.raises(OutpostError) as which:
+        await handlers.login(deps, anon, api.Login(email=email, password=PASSWORD))
+    assert which.value.type is ErrorType.VALIDATION_ERROR  # two organizations: name one
+    for org, member_id, role in ((org_a, a_view.id, "member"), (org_b, known.id, "viewer")):
+        issued = await handlers.login(
+            deps, anon, api.Login(email=email, password=PASSWORD, organization=org)
+        )
+        claims = jwt.decode(issued.access_token, options={"verify_signature": False})
+        assert (claims["org"], claims["sub"], claims["role"]) == (str(org), str(member_id), role)
 
 
 async def test_a_narrow_key_cannot_make_an_owner(deps: handlers.Deps) -> None:

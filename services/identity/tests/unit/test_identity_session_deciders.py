@@ -7,8 +7,14 @@ from uuid import uuid4
 
 import pytest
 
-from outpost_contracts.credentials import scope_covers
-from outpost_contracts.errors import AccessDenied, Conflict, ErrorType, OutpostError
+from outpost_contracts.credentials import covers, scope_covers
+from outpost_contracts.errors import (
+    AccessDenied,
+    Conflict,
+    ErrorType,
+    OutpostError,
+    ValidationFailed,
+)
 from outpost_contracts.identity import (
     MembershipGranted,
     SessionRefreshed,
@@ -20,7 +26,7 @@ from outpost_contracts.identity import (
 )
 from outpost_contracts.tokens import ROLE_SCOPES, Role, scopes_of
 from outpost_identity.adapters import signing
-from outpost_identity.domain import sessions, signing_keys, users
+from outpost_identity.domain import api_keys, oauth_clients, sessions, signing_keys, users
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -199,3 +205,101 @@ def test_refresh_tokens_route_to_their_session_and_never_parse_garbage() -> None
     assert signing.parse_refresh_token("rt_" + "0" * 64) is None
     assert signing.parse_refresh_token("sk_live_x") is None
     assert signing.hash_refresh_token(token) != token
+
+
+# --- no credential above its creator's role (decision 78) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("held", "wanted", "ok"),
+    [
+        (("*:read", "*:write"), "devices:*", True),
+        (("*:read", "*:write"), "users:write", True),
+        (("*:read", "*:write"), "*:read", True),
+        (("*:read", "*:write"), "*", False),
+        (("*:read",), "devices:*", False),
+        (("devices:read", "devices:write"), "devices:*", True),
+        (("devices:read", "readings:write"), "devices:*", False),
+        (("*",), "*", True),
+        ((), "devices:read", False),
+    ],
+)
+def test_a_set_of_scopes_covers(held: tuple[str, ...], wanted: str, ok: bool) -> None:
+    assert covers(held, wanted) is ok
+
+
+def test_the_roles_are_ordered_by_their_scopes() -> None:
+    """``bfla``: owner ⊃ admin ⊃ member and viewer, and only the owner holds
+    ``*`` (what makes owners)."""
+    order = [Role.OWNER, Role.ADMIN, Role.MEMBER]
+    for i, higher in enumerate(order):
+        for lower in order[i:]:
+            assert all(covers(scopes_of(higher), s) for s in scopes_of(lower))
+        for above in order[:i]:
+            assert not all(covers(scopes_of(higher), s) for s in scopes_of(above))
+    assert all(covers(scopes_of(Role.ADMIN), s) for s in scopes_of(Role.VIEWER))
+    assert not covers(scopes_of(Role.ADMIN), "*")
+
+
+@pytest.mark.parametrize(
+    ("creator", "scopes", "ok"),
+    [
+        (Role.ADMIN, ("*",), False),
+        (Role.ADMIN, ("*:read", "*:write"), True),
+        (Role.ADMIN, ("users:write", "devices:*"), True),
+        (Role.OWNER, ("*",), True),
+        (Role.MEMBER, ("users:write",), False),
+    ],
+)
+def test_a_key_or_client_holds_no_more_than_its_creators_role(
+    creator: Role, scopes: tuple[str, ...], ok: bool
+) -> None:
+    """``bfla``: an admin session cannot mint a ``*`` API key or OAuth client."""
+    issue = api_keys.IssueApiKey(
+        name="k", prefix="p" * 12, key_hash="h", scopes=scopes, granted=scopes_of(creator)
+    )
+    register = oauth_clients.RegisterClient(
+        name="c", client_id="oc_x", secret_hash="a" * 64, scopes=scopes, granted=scopes_of(creator)
+    )
+    for decide, command in ((api_keys.decide, issue), (oauth_clients.decide, register)):
+        if ok:
+            assert decide(None, command, NOW)  # type: ignore[operator]
+        else:
+            with pytest.raises(ValidationFailed):
+                decide(None, command, NOW)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("creator", "role", "allowed"),
+    [
+        (Role.ADMIN, Role.OWNER, False),
+        (Role.ADMIN, Role.ADMIN, True),
+        (Role.ADMIN, Role.MEMBER, True),
+        (Role.ADMIN, Role.VIEWER, True),
+        (Role.OWNER, Role.OWNER, True),
+    ],
+)
+def test_what_an_admins_widest_key_may_grant(creator: Role, role: Role, allowed: bool) -> None:
+    """``bfla``: the widest key an admin can mint (every scope the admin holds,
+    what ``POST /api-keys`` without ``scopes`` gives) makes admins and below, never an owner;
+    an owner's key makes owners."""
+    key_scopes = scopes_of(creator)
+    assert users.may_grant(None, key_scopes, role) is allowed
+    # and through an OAuth client the admin registered, likewise
+    client = given(
+        oauth_clients.evolve,
+        oauth_clients.decide(
+            None,
+            oauth_clients.RegisterClient(
+                name="c",
+                client_id="oc_x",
+                secret_hash="a" * 64,
+                scopes=key_scopes,
+                granted=key_scopes,
+            ),
+            NOW,
+        ),
+    )
+    token_scopes = oauth_clients.granted_scopes(client, None)
+    assert token_scopes is not None
+    assert users.may_grant(None, token_scopes, role) is allowed

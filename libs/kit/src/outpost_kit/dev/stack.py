@@ -587,6 +587,7 @@ class DevStack:
                 env[prefix + "PUBLIC_NATS_URL"] = self.nats.url
                 env[prefix + "PUBLIC_MQTT_URL"] = f"mqtts://127.0.0.1:{self.mqtt_port}"
                 env[prefix + "DEVICE_ROOT_CERT"] = str(self.broker.device_root_cert)
+                env[prefix + "BROKER_CA_CHAIN_FILE"] = str(self.broker.ca_file)
                 env[prefix + "DEVICE_ROOT_KEY"] = str(self.broker.device_root_key)
                 env[prefix + "BROKER_ISSUER_SEED"] = self.broker.issuer_seed
                 env[prefix + "BROKER_SYSTEM_URL"] = self.nats_service_url(SYSTEM_NATS_USER)

@@ -108,7 +108,7 @@ class WebhookSender:
             target = ssrf.parse(url)
             addresses = await self.addresses_of(target)
         except ssrf.Refused as exc:
-            return deliveries.failed(f"refused: the url {exc}", ms(), permanent=True)
+            return deliveries.failed(f"the url {exc}", ms(), permanent=True)
         except UnresolvableHost as exc:
             return deliveries.failed(str(exc), ms())
         headers = {

@@ -129,14 +129,20 @@ def _vault(deps: NotificationDeps) -> SecretVault:
 
 async def check_url(deps: NotificationDeps, url: str) -> None:
     """The SSRF guard at creation: the URL's form, then every address its host resolves to
-    now. ``validation_error`` on ``url`` saying why."""
+    now. ``validation_error`` on ``url``: what is wrong with its form, or only that it is
+    refused when it leads somewhere not allowed or nowhere (decision 78: neither the address
+    nor whether the host resolved reaches the caller; the log keeps the class)."""
     try:
         target = ssrf.parse(url)
         await deps.webhooks.address_of(target)
+    except ssrf.AddressRefused as exc:
+        _log.info("webhook url refused: %s", exc.category or "no address")
+        raise validation_error("url", str(exc)) from None
     except ssrf.Refused as exc:
         raise validation_error("url", str(exc)) from None
     except UnresolvableHost:
-        raise validation_error("url", "its host does not resolve") from None
+        _log.info("webhook url refused: unresolvable")
+        raise validation_error("url", ssrf.ADDRESS_REFUSED) from None
 
 
 # --- channels ---------------------------------------------------------------------------

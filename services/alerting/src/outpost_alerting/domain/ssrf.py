@@ -56,8 +56,26 @@ class Policy:
 
 
 class Refused(ValueError):
-    """The URL or an address it resolves to is not allowed; ``str()`` says why (safe to
-    show the caller: it names the address class, never anything secret)."""
+    """The URL is not allowed; ``str()`` says why (safe to show the caller: it only speaks
+    of what the caller wrote)."""
+
+
+# What the caller is told when the URL leads somewhere not allowed, whatever the address,
+# its class, or whether the host resolved at all (decision 78): naming the address a host
+# resolves to, or that it does not resolve, would answer questions about the platform's
+# network (which internal names exist, where they point) to anyone who may create a channel.
+ADDRESS_REFUSED = "is refused: webhooks are sent only to public internet addresses"
+
+
+class AddressRefused(Refused):
+    """An address the URL leads to is not allowed. ``str()`` is ``ADDRESS_REFUSED`` and
+    nothing more; ``category`` and ``address`` are for the platform's own logs and tests,
+    never for the caller (``address`` is None when the host resolved to nothing)."""
+
+    def __init__(self, category: Category | None, address: IPAddress | None) -> None:
+        super().__init__(ADDRESS_REFUSED)
+        self.category = category
+        self.address = address
 
 
 @dataclass(frozen=True)
@@ -153,7 +171,7 @@ def classify(address: IPAddress) -> Category:
 def check_address(address: IPAddress, policy: Policy) -> None:
     category = classify(address)
     if not policy.allows(category):
-        raise Refused(f"resolves to a {category.value} address ({address}), which is not allowed")
+        raise AddressRefused(category, address)
 
 
 def check_addresses(addresses: Iterable[IPAddress], policy: Policy) -> list[IPAddress]:
@@ -161,7 +179,7 @@ def check_addresses(addresses: Iterable[IPAddress], policy: Policy) -> list[IPAd
     to any of them); the addresses, in order, when they are."""
     found = list(addresses)
     if not found:
-        raise Refused("the host does not resolve to any address")
+        raise AddressRefused(None, None)
     for address in found:
         check_address(address, policy)
     return found

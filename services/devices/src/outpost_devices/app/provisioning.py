@@ -51,6 +51,8 @@ class ProvisioningConfig:
     public_api_url: str = ""
     nats_url: str = ""
     mqtt_url: str = ""
+    # PEM trust anchors of the broker's server certificate, told to every device (decision 78).
+    broker_ca_chain: str = ""
     # The platform device root that signs new organization CAs (None: self-signed CAs,
     # which the broker cannot verify; docs/decisions.md, "The broker").
     device_root: tuple[x509.Certificate, Any] | None = None
@@ -262,6 +264,7 @@ def _provisioned(
         mqtt_url=config.mqtt_url,
         telemetry_subject=subjects.telemetry(org_id, device_id),
         command_subject=subjects.command(org_id, device_id),
+        broker_ca_chain=config.broker_ca_chain,
     )
 
 

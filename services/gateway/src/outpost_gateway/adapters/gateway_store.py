@@ -32,8 +32,8 @@ RETURNING n
 _CLAIM = """
 INSERT INTO idempotency_keys AS k (credential_id, key, org_id, request_hash)
 VALUES ($1, $2, $3, $4)
-ON CONFLICT (credential_id, key) DO UPDATE
-   SET org_id = EXCLUDED.org_id, request_hash = EXCLUDED.request_hash, created_at = now(),
+ON CONFLICT (credential_id, org_id, key) DO UPDATE
+   SET request_hash = EXCLUDED.request_hash, created_at = now(),
        claimed_at = now(), status = NULL, headers = NULL, body = NULL
  WHERE k.created_at < now() - make_interval(secs => $5)
     OR (k.status IS NULL AND k.claimed_at < now() - make_interval(secs => $6))
@@ -148,8 +148,9 @@ class GatewayStore:
                 return None
             row = await conn.fetchrow(
                 "SELECT request_hash, status, headers, body FROM idempotency_keys"
-                " WHERE credential_id = $1 AND key = $2",
+                " WHERE credential_id = $1 AND org_id = $2 AND key = $3",
                 credential_id,
+                org_id,
                 key,
             )
         if row is None:  # deleted between the two statements (expired): claim afresh
@@ -164,21 +165,26 @@ class GatewayStore:
             )
         return Record(request_hash=bytes(row["request_hash"]), response=response)
 
-    async def complete(self, credential_id: UUID, key: str, response: StoredResponse) -> None:
+    async def complete(
+        self, credential_id: UUID, key: str, org_id: UUID, response: StoredResponse
+    ) -> None:
         await self.pool.execute(
-            "UPDATE idempotency_keys SET status = $3, headers = $4::jsonb, body = $5"
-            " WHERE credential_id = $1 AND key = $2",
+            "UPDATE idempotency_keys SET status = $4, headers = $5::jsonb, body = $6"
+            " WHERE credential_id = $1 AND org_id = $2 AND key = $3",
             credential_id,
+            org_id,
             key,
             response.status,
             json.dumps([list(h) for h in response.headers]),
             response.body,
         )
 
-    async def release(self, credential_id: UUID, key: str) -> None:
+    async def release(self, credential_id: UUID, key: str, org_id: UUID) -> None:
         await self.pool.execute(
-            "DELETE FROM idempotency_keys WHERE credential_id = $1 AND key = $2 AND status IS NULL",
+            "DELETE FROM idempotency_keys"
+            " WHERE credential_id = $1 AND org_id = $2 AND key = $3 AND status IS NULL",
             credential_id,
+            org_id,
             key,
         )
 

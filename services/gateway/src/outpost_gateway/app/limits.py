@@ -255,7 +255,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.counts: dict[tuple[UUID, str, int], int] = {}
         self.limit_overrides: dict[UUID, dict[str, int]] = {}
-        self.keys: dict[tuple[UUID, str], Record] = {}
+        self.keys: dict[tuple[UUID, UUID, str], Record] = {}
 
     async def hit(
         self, org_id: UUID, credential_id: UUID, category: str, window_start: int, n: int = 1
@@ -278,22 +278,24 @@ class MemoryStore:
     async def claim(
         self, credential_id: UUID, key: str, org_id: UUID, request_hash: bytes
     ) -> Record | None:
-        existing = self.keys.get((credential_id, key))
+        existing = self.keys.get((credential_id, org_id, key))
         if existing is not None:
             return existing
-        self.keys[(credential_id, key)] = Record(request_hash=request_hash, response=None)
+        self.keys[(credential_id, org_id, key)] = Record(request_hash=request_hash, response=None)
         return None
 
-    async def complete(self, credential_id: UUID, key: str, response: StoredResponse) -> None:
-        record = self.keys[(credential_id, key)]
-        self.keys[(credential_id, key)] = Record(
+    async def complete(
+        self, credential_id: UUID, key: str, org_id: UUID, response: StoredResponse
+    ) -> None:
+        record = self.keys[(credential_id, org_id, key)]
+        self.keys[(credential_id, org_id, key)] = Record(
             request_hash=record.request_hash, response=response
         )
 
-    async def release(self, credential_id: UUID, key: str) -> None:
-        record = self.keys.get((credential_id, key))
+    async def release(self, credential_id: UUID, key: str, org_id: UUID) -> None:
+        record = self.keys.get((credential_id, org_id, key))
         if record is not None and record.response is None:
-            del self.keys[(credential_id, key)]
+            del self.keys[(credential_id, org_id, key)]
 
 
 __all__ = ["IdempotencyStore", "MemoryStore", "RateLimitMetrics", "RateLimiter"]

@@ -46,13 +46,16 @@ class IdempotencyStore(Protocol):
     async def claim(
         self, credential_id: UUID, key: str, org_id: UUID, request_hash: bytes
     ) -> Record | None:
-        """Claim ``key`` for a new request: None when claimed (new, expired or abandoned),
-        otherwise the record already there."""
+        """Claim ``key`` of this credential in this organization for a new request: None
+        when claimed (new, expired or abandoned), otherwise the record already there. The
+        same key in another organization is another key (decision 78)."""
         ...
 
-    async def complete(self, credential_id: UUID, key: str, response: StoredResponse) -> None: ...
+    async def complete(
+        self, credential_id: UUID, key: str, org_id: UUID, response: StoredResponse
+    ) -> None: ...
 
-    async def release(self, credential_id: UUID, key: str) -> None: ...
+    async def release(self, credential_id: UUID, key: str, org_id: UUID) -> None: ...
 
 
 class GatewayStorePort(RateLimitStore, IdempotencyStore, Protocol):

@@ -39,6 +39,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v3/openapi.json"): PUBLIC,
     ("GET", "/api/v3/{path}"): UNRECOGNIZED,  # Litestar's catch-all for other document names
     ("GET", "/api/schemas"): PUBLIC,
+    ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
     # identity
     ("POST", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations"): OPERATOR,

@@ -39,6 +39,7 @@ class Claim:
     store: IdempotencyStore
     credential_id: UUID
     key: str
+    org_id: UUID
     status: int = 0
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
@@ -103,7 +104,7 @@ async def claim_idempotency_key(
             type=ErrorType.SERVICE_UNAVAILABLE,
         ) from None
     if record is None:
-        scope[CLAIM_KEY] = Claim(store, principal.id, key)  # type: ignore[literal-required]
+        scope[CLAIM_KEY] = Claim(store, principal.id, key, org_id)  # type: ignore[literal-required]
         return
     verdict = idempotency.judge(record, request_hash)
     if verdict is Verdict.MISMATCH:
@@ -164,8 +165,8 @@ async def _finish(claim: Claim) -> None:
                 headers=idempotency.keep_headers(claim.headers),
                 body=b"".join(claim.body),
             )
-            await claim.store.complete(claim.credential_id, claim.key, response)
+            await claim.store.complete(claim.credential_id, claim.key, claim.org_id, response)
         else:
-            await claim.store.release(claim.credential_id, claim.key)
+            await claim.store.release(claim.credential_id, claim.key, claim.org_id)
     except Exception as exc:  # the claim times out and is taken over later
         _log.warning("could not record Idempotency-Key %r: %s", claim.key, exc)

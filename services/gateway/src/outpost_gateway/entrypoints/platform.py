@@ -1,15 +1,18 @@
-"""Platform routes: health, readiness, metrics and the API's documents."""
+"""Platform routes: health, readiness, metrics, the API's documents and the token signing
+keys (``/.well-known/jwks.json``)."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.schemas import json_schemas
+from outpost_gateway.domain import jwks
 from outpost_gateway.entrypoints.security import gateway_state
 
 Req = Request[Any, Any, Any]
@@ -46,4 +49,46 @@ async def schemas() -> dict[str, Any]:
     return _schemas()
 
 
-ROUTES = [healthz, readyz, metrics, schemas]
+class JsonWebKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An Ed25519 public key that verifies access tokens whose header names ``kid``
+    (RFC 7517, RFC 8037)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str  # the raw public key, base64url without padding
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class JsonWebKeySet(msgspec.Struct, frozen=True, kw_only=True):
+    """Every key that verifies session and OAuth access tokens now, the previous one during
+    its rotation overlap included (decision 78)."""
+
+    keys: list[JsonWebKey]
+
+
+@get(
+    "/.well-known/jwks.json",
+    tags=["auth"],
+    operation_id="GetSigningKeys",
+    summary="The keys that verify access tokens (JWK Set)",
+    description=(
+        "Public, unauthenticated. A JWK Set (RFC 7517) of the Ed25519 keys (`kty: OKP`, "
+        "`crv: Ed25519`, `alg: EdDSA`) that verify session and OAuth access tokens, "
+        "matched by the token header's `kid`; a key stays in the set until its rotation "
+        "overlap ends. Cacheable for a few minutes: fetch again on an unknown `kid`."
+    ),
+)
+async def jwks_json(request: Req) -> Response[JsonWebKeySet]:
+    state = gateway_state(request)
+    body = msgspec.convert(
+        jwks.jwk_set(state.cache.signing_keys.values(), state.clock()), JsonWebKeySet
+    )
+    return Response(
+        body,
+        headers={"Cache-Control": f"public, max-age={jwks.MAX_AGE_SECONDS}"},
+    )
+
+
+ROUTES = [healthz, readyz, metrics, schemas, jwks_json]

@@ -61,11 +61,14 @@ def oauth_client_view(row: Mapping[str, Any]) -> OAuthClientView:
     )
 
 
+# A user as an organization sees them: their membership (its id, its creation), never the
+# platform user's id or age, which would tell one organization about another (decision 78).
 USERS = Collection(
     table="memberships",
-    columns="id, email, role, created_at, version",
+    columns="membership_id AS id, email, role, created_at, version",
+    id_column="membership_id",
     fields={
-        "id": Field("id", "uuid"),
+        "id": Field("membership_id", "uuid"),
         "email": Field("email"),
         "role": Field("role", ops=frozenset({"eq", "ne", "in", "nin"})),
         "createdAt": Field("created_at", "datetime"),

@@ -317,12 +317,39 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
     )
     if not users.may_grant(granted_by, granted_scopes, cmd.role):  # before paying for the hash
         raise AccessDenied(f"this credential cannot grant the role {cmd.role}")
+    # The same argon2 work whether the person is new to the platform or not (decision 78).
     password_hash = await _passwords(deps).hash(cmd.password)
-    user_id, membership_id = ids.new_id(), ids.new_id()
+    try:
+        return await _add_member(deps, ctx, cmd, granted_by, granted_scopes, password_hash)
+    except IntegrityError:
+        # Someone registered the email between our look-up and our insert: the person
+        # exists now, and is added as any existing person is.
+        return await _add_member(deps, ctx, cmd, granted_by, granted_scopes, password_hash)
+
+
+async def _add_member(
+    deps: Deps,
+    ctx: RequestContext,
+    cmd: api.CreateUser,
+    granted_by: Role | None,
+    granted_scopes: tuple[str, ...] | None,
+    password_hash: str,
+) -> api.UserView:
+    """One person may belong to several organizations (decision 78). A new email makes a
+    platform user with this password; an email the platform knows (from any organization)
+    adds that person, whose password stays theirs: the one given here is not stored, so no
+    organization sets or learns another's password. Either way the answer is the new
+    membership (its id, its time), so it says nothing of the person's other organizations."""
+    email = users.normalize_email(cmd.email)
+    membership_id = ids.new_id()
     async with deps.uow(ctx.org_id) as uow:
         await _require_active_org(uow, ctx.org_id)
         await uow.set_tenant(PLATFORM_ORG_ID)  # users are platform data
-        try:
+        user_id = (
+            await uow.execute("SELECT id FROM users WHERE lower(email) = :e", {"e": email})
+        ).scalar()
+        if user_id is None:
+            user_id = ids.new_id()
             _user, envelopes = await USERS.execute(
                 uow,
                 ctx,
@@ -330,14 +357,18 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
                 command=users.RegisterUser(email=cmd.email),
                 org_id=PLATFORM_ORG_ID,
             )
-        except IntegrityError as exc:
-            raise Conflict("a user with this email already exists") from exc
-        await uow.execute(
-            "INSERT INTO user_passwords (user_id, password_hash, updated_at) VALUES (:u, :h, :at)",
-            {"u": user_id, "h": password_hash, "at": envelopes[0].occurred_at},
-        )
+            await uow.execute(
+                "INSERT INTO user_passwords (user_id, password_hash, updated_at)"
+                " VALUES (:u, :h, :at)",
+                {"u": user_id, "h": password_hash, "at": envelopes[0].occurred_at},
+            )
         await uow.set_tenant(ctx.org_id)
-        await MEMBERSHIPS.execute(
+        member = (
+            await uow.execute("SELECT 1 FROM memberships WHERE id = :u", {"u": user_id})
+        ).scalar()
+        if member is not None:
+            raise Conflict("a user with this email is already a member of this organization")
+        _membership, granted = await MEMBERSHIPS.execute(
             uow,
             ctx,
             stream_id=membership_id,
@@ -352,10 +383,10 @@ async def create_user(deps: Deps, ctx: RequestContext, cmd: api.CreateUser) -> a
         )
         await uow.commit()
     return api.UserView(
-        id=user_id,
-        email=users.normalize_email(cmd.email),
+        id=membership_id,
+        email=email,
         role=cmd.role,
-        created_at=envelopes[0].occurred_at,
+        created_at=granted[0].occurred_at,
     )
 
 
@@ -368,7 +399,8 @@ async def get_user(deps: Deps, ctx: RequestContext, q: api.GetUser) -> api.UserV
     async with deps.uow(ctx.org_id) as uow:
         row = (
             await uow.execute(
-                f"SELECT {queries.USERS.columns} FROM memberships WHERE id = :id", {"id": q.id}
+                f"SELECT {queries.USERS.columns} FROM memberships WHERE membership_id = :id",
+                {"id": q.id},
             )
         ).first()
     if row is None:
@@ -528,18 +560,23 @@ async def login(deps: Deps, ctx: RequestContext, cmd: api.Login) -> api.TokenIss
     expires_at = now + deps.refresh_ttl
     async with deps.uow(org_id) as uow:
         await _require_active_org(uow, org_id)
-        role_value = (
-            await uow.execute("SELECT role FROM memberships WHERE id = :u", {"u": row.id})
-        ).scalar()
-        if role_value is None:
+        membership = (
+            await uow.execute(
+                "SELECT role, membership_id FROM memberships WHERE id = :u", {"u": row.id}
+            )
+        ).first()
+        if membership is None:
             raise AccessDenied("the user is not a member of that organization")
-        role = Role(role_value)
+        role = Role(membership.role)
+        # In an organization a person is their membership (decision 78): the session's
+        # subject is the id that organization knows them by, never the platform user's.
+        member_id = membership.membership_id
         await SESSIONS.execute(
             uow,
             ctx,
             stream_id=session_id,
             command=sessions.StartSession(
-                user_id=row.id,
+                user_id=member_id,
                 role=role,
                 refresh_token_hash=signing.hash_refresh_token(refresh_token),
                 expires_at=expires_at,
@@ -550,7 +587,7 @@ async def login(deps: Deps, ctx: RequestContext, cmd: api.Login) -> api.TokenIss
         issued = await _issue_tokens(
             deps,
             uow,
-            user_id=row.id,
+            user_id=member_id,
             org_id=org_id,
             role=role,
             session_id=session_id,

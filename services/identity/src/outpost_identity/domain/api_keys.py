@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Event
-from outpost_contracts.credentials import scope_covers
+from outpost_contracts.credentials import covers
 from outpost_contracts.errors import NotFound, validation_error
 from outpost_contracts.identity import ApiKeyCreated, ApiKeyRevoked
 
@@ -44,7 +44,7 @@ def decide(state: ApiKey | None, command: IssueApiKey | RevokeApiKey, now: datet
         if command.expires_at is not None and command.expires_at <= now:
             raise validation_error("expiresAt", "must be in the future")
         for scope in command.scopes:
-            if not any(scope_covers(g, scope) for g in command.granted):
+            if not covers(command.granted, scope):
                 raise validation_error("scopes", f"'{scope}' is more than the creator holds")
         return [
             ApiKeyCreated(

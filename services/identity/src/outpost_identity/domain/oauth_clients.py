@@ -12,7 +12,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Event
-from outpost_contracts.credentials import scope_covers
+from outpost_contracts.credentials import covers
 from outpost_contracts.errors import NotFound, validation_error
 from outpost_contracts.identity import (
     OAuthClientCreated,
@@ -59,7 +59,7 @@ def decide(state: OAuthClient | None, command: Command, now: datetime) -> list[E
         if not command.scopes:
             raise validation_error("scopes", "a client needs at least one scope")
         for scope in command.scopes:
-            if not any(scope_covers(g, scope) for g in command.granted):
+            if not covers(command.granted, scope):
                 raise validation_error("scopes", f"'{scope}' is more than the creator holds")
         return [
             OAuthClientCreated(
@@ -114,6 +114,6 @@ def granted_scopes(state: OAuthClient, requested: tuple[str, ...] | None) -> tup
     if not requested:
         return None
     for scope in requested:
-        if not any(scope_covers(g, scope) for g in state.scopes):
+        if not covers(state.scopes, scope):
             return None
     return tuple(dict.fromkeys(requested))

@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Event
-from outpost_contracts.credentials import scope_covers
+from outpost_contracts.credentials import covers
 from outpost_contracts.errors import AccessDenied, Conflict
 from outpost_contracts.identity import MembershipGranted, UserCreated
 from outpost_contracts.tokens import Role, scopes_of
@@ -70,9 +70,10 @@ def evolve_user(state: User | None, event: Event, stream_id: UUID) -> User | Non
 def may_grant(granter: Role | None, granter_scopes: tuple[str, ...] | None, role: Role) -> bool:
     """Only an owner (or a non-user credential) makes owners; an admin makes the other roles;
     members and viewers grant nothing. And no credential creates a user who could do more
-    than the credential itself (an API key with ``users:write`` alone cannot make an owner)."""
+    than the credential itself (an API key with ``users:write`` alone cannot make an owner,
+    nor can any key or client an admin made: only ``*`` covers an owner's ``*``)."""
     if granter_scopes is not None and not all(
-        any(scope_covers(held, wanted) for held in granter_scopes) for wanted in scopes_of(role)
+        covers(granter_scopes, wanted) for wanted in scopes_of(role)
     ):
         return False
     if granter is None or granter is Role.OWNER:
