@@ -254,8 +254,7 @@ async def test_relay_crash_every_event_exactly_once(
             await tx.rollback()
             kills += 1
             in_outbox = {
-                str(r["event_id"])
-                for r in await admin.fetch(f"SELECT event_id FROM {outbox}")
+                str(r["event_id"]) for r in await admin.fetch(f"SELECT event_id FROM {outbox}")
             }
             backlog_at_kill.append(len(in_outbox))
             acked_at_kill.append(len(in_outbox & set(await read_stream(js, org))))
