@@ -141,7 +141,7 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_into_a_consume
         consumer = InboxConsumer(uow, js, spec, on_event, CODEC)
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
-        for _ in range(100):
+        for _ in range(600):  # up to 30 s: a loaded machine
             if consumed:
                 break
             await asyncio.sleep(0.05)
