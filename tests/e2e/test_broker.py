@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 async def _errors_until(nc: Any, wanted: Any, seconds: float = 30) -> list[str]:
     """The connection's errors once one satisfies ``wanted`` (or ``seconds`` passed)."""
     deadline = time.monotonic() + seconds
-    while not any(wanted(str(e)) for e in nc.errors) and time.monotonic() < deadline:
+    while not any(wanted(str(e)) for e in nc.errors) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     return [str(e) for e in nc.errors]
 
