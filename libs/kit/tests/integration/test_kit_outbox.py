@@ -161,10 +161,10 @@ async def _blocked_by(admin: asyncpg.Connection, holder: asyncpg.Connection) -> 
 async def test_relay_crash_every_event_exactly_once(
     kitsvc_db: KitDb, uow: UnitOfWorkFactory, js: JetStreamContext, nats_url: str, org: UUID
 ) -> None:
-    """relay-crash: the relay is killed again and again while writers append, each time
-    after JetStream acknowledged a batch the outbox still holds (the worst moment: its rows
-    are published again by the next relay) and with more rows waiting behind it; every event
-    reaches the stream exactly once.
+    """relay-crash: the relay is killed again and again while writers append, every other
+    time at a random point and otherwise after JetStream acknowledged a batch the outbox
+    still holds (the worst moment: its rows are published again by the next relay) with more
+    rows waiting behind it; every event reaches the stream exactly once.
 
     The kill point is forced, not hoped for: the test pauses the relay (SIGSTOP), commits a
     burst bigger than a batch in one transaction, locks every outbox row (``FOR UPDATE``),
@@ -236,8 +236,14 @@ async def test_relay_crash_every_event_exactly_once(
     outbox = f"{kitsvc_db.schema}.outbox"
     write_task = asyncio.create_task(writer())
     try:
-        while kills < 6 or not writing_done.is_set():
+        while kills < 8 or not writing_done.is_set():
             await asyncio.sleep(rng.uniform(0.1, 0.5))  # the relay at work, somewhere
+            if kills % 2:  # every other kill at a random point, wherever the relay is
+                relay.send_signal(signal.SIGKILL)
+                relay.wait()
+                kills += 1
+                relay = _start_relay(kitsvc_db, nats_url)
+                continue
             relay.send_signal(signal.SIGSTOP)
             await burst(batch + 100)
             tx = holder.transaction()
@@ -280,9 +286,9 @@ async def test_relay_crash_every_event_exactly_once(
 
     published = await read_stream(js, org)
     assert len(written) >= 2000
-    assert kills >= 6
-    # Every kill came after JetStream acknowledged rows the relay had not deleted yet, with
-    # a batch's worth more waiting behind them.
+    assert kills >= 8 and len(acked_at_kill) >= 4
+    # Every forced kill came after JetStream acknowledged rows the relay had not deleted yet,
+    # with a batch's worth more waiting behind them.
     assert all(a > 0 for a in acked_at_kill), acked_at_kill
     assert all(b > batch for b in backlog_at_kill), backlog_at_kill
     missing = set(written) - set(published)
