@@ -48,7 +48,7 @@ def _get(http: httpx.Client, auth: dict[str, str], device: Device, command_id: s
     return resp.json()
 
 
-def _wait_for(probe: Callable[[], Any], seconds: float = 15) -> Any:
+def _wait_for(probe: Callable[[], Any], seconds: float = 30) -> Any:
     deadline = time.monotonic() + seconds
     while True:
         value = probe()
@@ -103,7 +103,7 @@ class NatsDevice:
         self.publish(subjects.command_ack(self.device.org_id, self.device.id), body)
 
     def wait_for(
-        self, name: str, seconds: float = 15, where: Callable[[Any], bool] = lambda m: True
+        self, name: str, seconds: float = 30, where: Callable[[Any], bool] = lambda m: True
     ) -> dict[str, Any]:
         return _wait_for(  # type: ignore[no-any-return]
             lambda: next(
@@ -192,7 +192,7 @@ def test_a_command_for_an_offline_device_waits_until_it_connects(
     assert _get(http, auth, dev.device, created["id"])["status"] == "PENDING"
 
     dev.connect()  # delivered by the sweeper's next look (or a DeviceConnected event)
-    assert dev.wait_for("reboot", seconds=20)["id"] == created["id"]
+    assert dev.wait_for("reboot", seconds=60)["id"] == created["id"]
     _status_is(http, auth, dev.device, created["id"], "SENT")
     dev.ack({"id": created["id"], "status": "FAILED", "result": "disk full"})
     failed = _status_is(http, auth, dev.device, created["id"], "FAILED")

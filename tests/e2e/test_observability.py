@@ -145,7 +145,7 @@ def test_an_http_batch_is_linked_from_the_ingest_and_evaluation_batches(
         assert resp.status_code == 202, resp.text
         return resp if resp.json()["accepted"] == 1 else None  # readings knows the device
 
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while (resp := accepted()) is None:
         assert time.monotonic() < deadline, "readings never learnt of the device"
         time.sleep(0.3)
@@ -267,7 +267,7 @@ def test_every_process_serves_the_named_series_and_they_move(
             {"deviceId": device["id"], "sensor": "t", "ts": _ts(2), "value": 50},
         ]
     }
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         answer = http.post("/api/v1/readings/batch", json=body, headers=bearer(key)).json()
         if answer.get("accepted") == 1 and len(answer.get("rejected", [])) == 1:
@@ -305,7 +305,7 @@ def test_every_process_serves_the_named_series_and_they_move(
         ("alerting", "outpost_alerting_evaluation_seconds_count", {}),
         ("readings", "outpost_consumer_info_timestamp_seconds", {"consumer": "readings-telemetry"}),
     ]
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         after = _scrape_all(stack)
         still = [

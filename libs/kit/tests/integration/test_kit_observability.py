@@ -249,7 +249,7 @@ async def test_lag_backlog_and_age_are_sampled(
     assert _sample("outpost_consumer_ack_pending", {"consumer": spec.name}) == 0
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
     try:
-        msgs = await sub.fetch(3, timeout=2)
+        msgs = await sub.fetch(3, timeout=30)
         await metrics.sample_consumers_once(js, [spec])
         # All delivered, none acknowledged yet.
         assert _sample("outpost_consumer_pending", {"consumer": spec.name}) == 0
@@ -257,7 +257,7 @@ async def test_lag_backlog_and_age_are_sampled(
         await msgs[0].ack()
         await msgs[2].ack()
         await msgs[1].nak()
-        redelivered = await sub.fetch(1, timeout=2)
+        redelivered = await sub.fetch(1, timeout=30)
         assert redelivered[0].metadata.num_delivered == 2
         await metrics.sample_consumers_once(js, [spec])
         assert _sample("outpost_consumer_ack_pending", {"consumer": spec.name}) == 1

@@ -270,7 +270,7 @@ async def test_the_per_channel_concurrency_limit_holds_across_two_workers(world:
         second = await world.webhook(deps_a, other.url())
         for _ in range(6):
             await world.alert(deps_a, channel.id, second.id)
-        await eventually(lambda: _done(world, 12), seconds=20)
+        await eventually(lambda: _done(world, 12), seconds=60)
     assert len(slow.requests) == 6 and len(other.requests) == 6
     assert slow.max_in_flight == 2 and other.max_in_flight == 2
 

@@ -210,7 +210,7 @@ async def test_device_connected_delivers_what_waits(world: World) -> None:
     async def sent() -> bool:
         return (await world.get(device, created.id)).status == "SENT"
 
-    await _eventually(sent, seconds=3)  # the back-off alone would wait a minute
+    await _eventually(sent, seconds=20)  # the back-off alone would wait a minute
     await _eventually(lambda: _has(inbox, STATE_COMMAND))
     state = next(m for m in inbox.messages if m["name"] == STATE_COMMAND)
     assert state["params"] == {"version": 1, "desired": {"led": True}, "delta": {"led": True}}
