@@ -107,7 +107,10 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
     org: UUID,
     admin: asyncpg.Connection,
 ) -> None:
-    spec = consumer_spec(f"kit-crash-{secrets.token_hex(4)}", org, ack_wait=1.0)
+    # Ten seconds to ack: only the crashed messages come back, however slowly a loaded
+    # machine works through a batch (with 1 s, a batch's last message could expire while
+    # the first ones were applied, and its redelivery count as one more duplicate).
+    spec = consumer_spec(f"kit-crash-{secrets.token_hex(4)}", org, ack_wait=10.0)
     await apply_streams(js, [], [spec])
     streams = await _publish_counters(kitsvc_db, plain_uow, js, org, ["a", "b", "c", "d", "e"], 9)
     projector = CounterProjector()
