@@ -201,7 +201,7 @@ def new_key(
     return issued
 
 
-def wait_until(probe: Any, want: int, seconds: float = 10) -> float:
+def wait_until(probe: Any, want: int, seconds: float = 30) -> float:
     """Poll ``probe()`` (a status code) until it is ``want``; the seconds it took."""
     start = time.monotonic()
     while (got := probe()) != want:

@@ -26,12 +26,12 @@ def test_last_used_at_follows_use(http: httpx.Client, platform: dict[str, Any]) 
     before = datetime.fromisoformat(_listed(http, key).get("lastUsedAt") or "1970-01-01T00:00Z")
     time.sleep(1.1)
     assert http.get("/api/v1/devices", headers=bearer(key)).status_code == 200
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         seen = _listed(http, key).get("lastUsedAt")
         if seen is not None and datetime.fromisoformat(seen) > before:
             break
-        assert time.monotonic() < deadline, f"lastUsedAt still {seen!r} 10 s after a use"
+        assert time.monotonic() < deadline, f"lastUsedAt still {seen!r} 30 s after a use"
         time.sleep(0.3)
     created = datetime.fromisoformat(_listed(http, key)["createdAt"])
     assert datetime.fromisoformat(seen) >= created

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e._cli import Cli
@@ -78,7 +79,7 @@ def test_api_keys_made_by_the_cli_work_through_the_environment(
             env={"OUTPOST_CONFIG": str(cli.config), "OUTPOST_API_KEY": key},
         )
 
-    deadline = time.monotonic() + 10  # until every gateway knows the new key
+    deadline = time.monotonic() + 30  # until every gateway knows the new key
     while (result := with_key("devices", "list", "-o", "json")).exit_code != 0:
         assert time.monotonic() < deadline, result.output
         time.sleep(0.2)
@@ -182,19 +183,33 @@ def test_rules_and_channels(cli: Cli, receiver: Receiver) -> None:
     assert channel["id"] not in cli.run("channels", "list", "-q").stdout.split()
 
 
-def test_watch_devices_sees_a_device_appear(cli: Cli, tmp_path: Path) -> None:
+def test_watch_devices_sees_a_device_appear(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out: dict[str, Any] = {}
 
     def watch() -> None:
         out["result"] = cli.run(
-            "watch", "devices", "--interval", "0.5", "--count", "1", "--for", "20", "-o", "json"
+            "watch", "devices", "--interval", "0.5", "--count", "1", "--for", "60", "-o", "json"
         )
 
     watcher = threading.Thread(target=watch)
+    # Its first page is what exists already: the device is created once the watcher has
+    # that page in hand (not after a guessed 1.5 s, which a loaded machine can overrun).
+    first_page = threading.Event()
+    send = httpx.Client.send
+
+    def observed(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = send(self, request, **kwargs)
+        if threading.current_thread() is watcher and request.url.path == "/api/v1/devices":
+            first_page.set()
+        return response
+
+    monkeypatch.setattr(httpx.Client, "send", observed)
     watcher.start()
-    time.sleep(1.5)  # its first page is what exists already
+    assert first_page.wait(60), "the watcher never listed the devices"
     device = cli.json("devices", "create", "appears")
-    watcher.join(30)
+    watcher.join(90)
     lines = [json.loads(line) for line in out["result"].stdout.splitlines() if line.strip()]
     assert [d["id"] for d in lines] == [device["id"]]
 

@@ -296,7 +296,7 @@ def test_an_alert_event_is_delivered_by_the_running_service(
 
     asyncio.run(plant())
     asyncio.run(publish())
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while not receiver.received and time.monotonic() < deadline:
         time.sleep(0.1)
     [(headers, body)] = receiver.received

@@ -28,6 +28,7 @@ from outpost_contracts import subjects
 from outpost_kit.dev.stack import SECRETS_NAME, DevStack
 from outpost_kit.testing.otlp import OtlpReceiver, ReceivedSpan
 from tests.e2e._devices import provision
+from tests.e2e._poll import eventually
 from tests.e2e._webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -144,7 +145,7 @@ def test_an_http_batch_is_linked_from_the_ingest_and_evaluation_batches(
         assert resp.status_code == 202, resp.text
         return resp if resp.json()["accepted"] == 1 else None  # readings knows the device
 
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while (resp := accepted()) is None:
         assert time.monotonic() < deadline, "readings never learnt of the device"
         time.sleep(0.3)
@@ -205,8 +206,23 @@ def test_every_process_serves_the_named_series_and_they_move(
     raise_limits(org["id"])
     key = tenants.key(org["id"])["key"]
     device = http.post("/api/v1/devices", json={"name": "m"}, headers=bearer(key)).json()
-    time.sleep(6)  # one consumer-info sample (every 5 s) after the start
-    before = _scrape_all(stack)
+    consumers = (
+        ("readings", "readings-telemetry"),
+        ("readings", "readings-devices"),
+        ("alerting", "alerting-telemetry"),
+        ("alerting", "alerting-devices"),
+        ("alerting", "alerting-notifications"),
+    )
+
+    def sampled() -> dict[str, Samples] | None:
+        # One consumer-info sample (every 5 s) after the start: waited for, not guessed.
+        scraped = _scrape_all(stack)
+        ready = all(
+            _has(scraped.get(s, {}), "outpost_consumer_pending", consumer=c) for s, c in consumers
+        )
+        return scraped if ready else None
+
+    before = eventually(sampled, timeout=60) or _scrape_all(stack)
     assert set(before) == {"identity", "devices", "readings", "alerting", "exports", "gateway"}
 
     for name, samples in before.items():
@@ -222,13 +238,7 @@ def test_every_process_serves_the_named_series_and_they_move(
     assert _has(gateway, "outpost_ratelimit_refused_total") or _has(
         gateway, "outpost_ratelimit_store_errors_total"
     )
-    for service, consumer in (
-        ("readings", "readings-telemetry"),
-        ("readings", "readings-devices"),
-        ("alerting", "alerting-telemetry"),
-        ("alerting", "alerting-devices"),
-        ("alerting", "alerting-notifications"),
-    ):
+    for service, consumer in consumers:
         samples = before[service]
         for series in (
             "outpost_consumer_pending",
@@ -257,7 +267,7 @@ def test_every_process_serves_the_named_series_and_they_move(
             {"deviceId": device["id"], "sensor": "t", "ts": _ts(2), "value": 50},
         ]
     }
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         answer = http.post("/api/v1/readings/batch", json=body, headers=bearer(key)).json()
         if answer.get("accepted") == 1 and len(answer.get("rejected", [])) == 1:
@@ -295,7 +305,7 @@ def test_every_process_serves_the_named_series_and_they_move(
         ("alerting", "outpost_alerting_evaluation_seconds_count", {}),
         ("readings", "outpost_consumer_info_timestamp_seconds", {"consumer": "readings-telemetry"}),
     ]
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         after = _scrape_all(stack)
         still = [

@@ -31,7 +31,7 @@ def org(tenants: Any, raise_limits: Any) -> tuple[str, dict[str, str]]:
     return org["id"], bearer(tenants.key(org["id"])["key"])
 
 
-def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 15) -> Any:
+def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 30) -> Any:
     deadline = time.monotonic() + seconds
     while True:
         got = probe()

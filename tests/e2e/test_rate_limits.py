@@ -93,7 +93,7 @@ def _fresh_org_key(http: httpx.Client, operator: str, urls: list[str]) -> tuple[
     assert issued.status_code == 201, issued.text
     key = str(issued.json()["key"])
     # Every replica learns the key from the IDENTITY stream: wait until all accept it.
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     for url in urls:
         while (
             httpx.get(f"{url}/api/v1/devices/{uuid.uuid4()}", headers=bearer(key)).status_code

@@ -13,8 +13,10 @@ import httpx
 import msgspec
 import nats
 import pytest
+from nats.js.errors import NotFoundError
 
 from outpost_contracts import subjects
+from outpost_contracts.registry import SensorDeclared
 from outpost_kit.dev.stack import DevStack
 from tests.e2e._poll import eventually
 
@@ -36,6 +38,28 @@ def new_device(http: httpx.Client, key: str, name: str) -> dict[str, Any]:
     made = http.post("/api/v1/devices", json={"name": name}, headers=bearer(key))
     assert made.status_code == 201, made.text
     return dict(made.json())
+
+
+def registry_knows_sensor(stack: DevStack, org_id: str) -> None:
+    """Wait until readings' local registry has applied the organization's latest sensor
+    declaration: the ``readings-devices`` consumer's ack floor is past that event in DEVICES.
+    Forced, not a guessed second (a loaded machine may take several)."""
+    subject = subjects.event(SensorDeclared.__struct_config__.tag, org_id)
+
+    async def caught_up() -> bool:
+        nc = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+        try:
+            js = nc.jetstream()
+            try:
+                declared = await js.get_last_msg("DEVICES", subject)
+            except NotFoundError:
+                return False  # the outbox relay has not published it yet
+            info = await js.consumer_info("DEVICES", "readings-devices")
+            return bool(declared.seq is not None and info.ack_floor.stream_seq >= declared.seq)
+        finally:
+            await nc.close()
+
+    assert eventually(lambda: asyncio.run(caught_up()), timeout=60), "readings never learnt it"
 
 
 def declare(
@@ -64,7 +88,7 @@ def readings_of(http: httpx.Client, key: str, device_id: str) -> list[dict[str, 
 
 
 def test_a_batch_with_good_and_bad_items(
-    http: httpx.Client, tenants: Any, raise_limits: Any
+    http: httpx.Client, tenants: Any, raise_limits: Any, stack: DevStack
 ) -> None:
     org, other = tenants.org("batch"), tenants.org("batch-other")
     raise_limits(org["id"])
@@ -73,7 +97,7 @@ def test_a_batch_with_good_and_bad_items(
     foreign = new_device(http, other_key, "meter-x")
     declare(http, key, device["id"], "temp", -40, 85)
     # The readings service's registry learns of the sensor from the devices service's events.
-    time.sleep(1.0)
+    registry_knows_sensor(stack, org["id"])
 
     far = (datetime.now(UTC) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
     body = {
@@ -136,7 +160,7 @@ def test_quarantine_replay_discard_and_seq_gaps_on_health(
     key = tenants.key(org["id"])["key"]
     device = new_device(http, key, "meter-q")
     sensor = declare(http, key, device["id"], "temp", 0, 10)
-    time.sleep(1.0)  # the readings registry learns of the sensor from devices' events
+    registry_knows_sensor(stack, org["id"])  # from devices' events
 
     # The device's telemetry over the broker: seq 1, 2, 5 (3 and 4 never came); 50 and 60
     # are outside the sensor's range and are quarantined.

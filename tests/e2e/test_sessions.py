@@ -31,7 +31,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _eventually(check: Any, timeout: float = 10.0) -> Any:
+def _eventually(check: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()

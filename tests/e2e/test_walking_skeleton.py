@@ -43,7 +43,7 @@ def _org_with_key(http: httpx.Client, operator: str, name: str) -> tuple[str, st
     return org["id"], body["key"]
 
 
-def _eventually(check: Any, timeout: float = 10.0, every: float = 0.4) -> Any:
+def _eventually(check: Any, timeout: float = 30.0, every: float = 0.4) -> Any:
     """Poll ``check`` until it is truthy. Polls are spaced so a check that makes list requests
     stays well under the 50-per-minute list rate limit of the key it uses."""
     deadline = time.monotonic() + timeout

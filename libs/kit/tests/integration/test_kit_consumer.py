@@ -88,6 +88,11 @@ async def _publish_counters(
     return streams
 
 
+async def _all_acked(js: JetStreamContext, stream: str, consumer: str) -> bool:
+    info = await js.consumer_info(stream, consumer)
+    return (info.num_ack_pending, info.num_pending) == (0, 0)
+
+
 async def _until(predicate, within: float) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while not await predicate():
@@ -102,7 +107,10 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
     org: UUID,
     admin: asyncpg.Connection,
 ) -> None:
-    spec = consumer_spec(f"kit-crash-{secrets.token_hex(4)}", org, ack_wait=1.0)
+    # Ten seconds to ack: only the crashed messages come back, however slowly a loaded
+    # machine works through a batch (with 1 s, a batch's last message could expire while
+    # the first ones were applied, and its redelivery count as one more duplicate).
+    spec = consumer_spec(f"kit-crash-{secrets.token_hex(4)}", org, ack_wait=10.0)
     await apply_streams(js, [], [spec])
     streams = await _publish_counters(kitsvc_db, plain_uow, js, org, ["a", "b", "c", "d", "e"], 9)
     projector = CounterProjector()
@@ -124,9 +132,9 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
         try:
             while True:
                 try:
-                    batch = await sub.fetch(10, timeout=3)
+                    batch = await sub.fetch(10, timeout=30)  # a loaded machine is slow
                 except NatsTimeout:
-                    return  # nothing left to crash on
+                    return  # nothing left to crash on (the assertion on crashes says so)
                 for msg in batch:
                     seen += 1
                     if seen == crash_at:
@@ -145,18 +153,19 @@ async def test_consumer_crash_between_commit_and_ack_applies_each_event_once(
     stop = asyncio.Event()
     final = asyncio.create_task(consumer.run(stop))
 
-    async def inbox_full() -> bool:
+    async def settled() -> bool:
+        # Every message acked: nothing can come back any more (a count observed while
+        # redeliveries are still on their way would depend on the machine's speed).
         n = await admin.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.name)
-        return bool(n == 50)
+        return bool(n == 50) and await _all_acked(js, spec.stream, spec.name)
 
     try:
-        await _until(inbox_full, within=20)
-        await asyncio.sleep(1.5)  # past ack_wait: any unacked leftover would come back now
+        await _until(settled, within=90)
     finally:
         stop.set()
         await final
 
-    assert crashes == 4
+    assert crashes == 4, "an incarnation found nothing to crash on"
     # Each crashed message came back and its inbox row turned the redelivery into a no-op.
     assert DUPLICATES.labels(spec.name)._value.get() == crashes
     assert len(handled) == len(set(handled)) == 50  # each effect once
@@ -205,9 +214,15 @@ async def test_consumer_process_killed_between_commit_and_ack_applies_each_event
         )
         code = await asyncio.wait_for(child.wait(), 60)
         killed += code == -signal.SIGKILL
-        await asyncio.sleep(1.2)  # past ack_wait: the unacked message is due again
     assert killed == 4, "every incarnation should have died at its crash point"
-    survivor = await asyncio.create_subprocess_exec(*command, "--seconds", "6", cwd=here)
+    # The survivor runs until every message is acked (the killed ones' unacked messages come
+    # back after ack_wait), however long a loaded machine takes, then stops cleanly.
+    survivor = await asyncio.create_subprocess_exec(*command, "--seconds", "300", cwd=here)
+    try:
+        await _until(lambda: _all_acked(js, spec.stream, spec.name), within=90)
+    finally:
+        if survivor.returncode is None:
+            survivor.terminate()
     assert await asyncio.wait_for(survivor.wait(), 60) == 0
 
     assert await admin.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.name) == 50
@@ -264,11 +279,10 @@ async def test_poison_message_is_dead_lettered_and_does_not_block(
 
     async def settled() -> bool:
         n = await admin.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1", spec.name)
-        return bool(n == 4)
+        return bool(n == 4) and await _all_acked(js, spec.stream, spec.name)
 
     try:
-        await _until(settled, within=20)
-        await asyncio.sleep(0.3)
+        await _until(settled, within=60)
     finally:
         stop.set()
         await task

@@ -141,7 +141,7 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_into_a_consume
         consumer = InboxConsumer(uow, js, spec, on_event, CODEC)
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
-        for _ in range(100):
+        for _ in range(600):  # up to 30 s: a loaded machine
             if consumed:
                 break
             await asyncio.sleep(0.05)
@@ -249,7 +249,7 @@ async def test_lag_backlog_and_age_are_sampled(
     assert _sample("outpost_consumer_ack_pending", {"consumer": spec.name}) == 0
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
     try:
-        msgs = await sub.fetch(3, timeout=2)
+        msgs = await sub.fetch(3, timeout=30)
         await metrics.sample_consumers_once(js, [spec])
         # All delivered, none acknowledged yet.
         assert _sample("outpost_consumer_pending", {"consumer": spec.name}) == 0
@@ -257,7 +257,7 @@ async def test_lag_backlog_and_age_are_sampled(
         await msgs[0].ack()
         await msgs[2].ack()
         await msgs[1].nak()
-        redelivered = await sub.fetch(1, timeout=2)
+        redelivered = await sub.fetch(1, timeout=30)
         assert redelivered[0].metadata.num_delivered == 2
         await metrics.sample_consumers_once(js, [spec])
         assert _sample("outpost_consumer_ack_pending", {"consumer": spec.name}) == 1

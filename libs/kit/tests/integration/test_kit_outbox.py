@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -79,7 +80,7 @@ async def test_commit_order_both_published(
         await relay_conn.close()
 
 
-async def _wait_for(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
@@ -114,8 +115,8 @@ async def test_single_active_relay_and_takeover(kitsvc_db: KitDb, js: JetStreamC
             f"outpost.outbox.{kitsvc_db.schema}",
         )
         assert killed
-        await _wait_for(lambda: not active.active, within=5)
-        await _wait_for(lambda: a.active or b.active, within=5)
+        await _wait_for(lambda: not active.active)
+        await _wait_for(lambda: a.active or b.active)
         await asyncio.sleep(0.5)
         assert a.active != b.active
         assert both_active == 0
@@ -147,16 +148,38 @@ def _start_relay(db: KitDb, nats_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+async def _blocked_by(admin: asyncpg.Connection, holder: asyncpg.Connection) -> int | None:
+    """The backend waiting on a lock ``holder`` holds (the relay's DELETE), if any."""
+    pid: int | None = await admin.fetchval(
+        "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
+        " AND query LIKE 'DELETE FROM outbox%' LIMIT 1",
+        holder.get_server_pid(),
+    )
+    return pid
+
+
 async def test_relay_crash_every_event_exactly_once(
     kitsvc_db: KitDb, uow: UnitOfWorkFactory, js: JetStreamContext, nats_url: str, org: UUID
 ) -> None:
+    """relay-crash: the relay is killed again and again while writers append, every other
+    time at a random point and otherwise after JetStream acknowledged a batch the outbox
+    still holds (the worst moment: its rows are published again by the next relay) with more
+    rows waiting behind it; every event reaches the stream exactly once.
+
+    The kill point is forced, not hoped for: the test pauses the relay (SIGSTOP), commits a
+    burst bigger than a batch in one transaction, locks every outbox row (``FOR UPDATE``),
+    lets the relay go on (SIGCONT) and waits until its DELETE of the published batch is
+    blocked on that lock; then it kills the relay, ends its database session (so the DELETE
+    never happens) and releases the rows. A quiet machine whose relay keeps up and a loaded
+    one whose relay lags reach the same state."""
     rng = random.Random()
     written: list[str] = []
     writing_done = asyncio.Event()
+    streams: list[tuple[UUID, int]] = []
 
-    async def writer() -> None:
-        streams: list[tuple[UUID, int]] = []
-        while len(written) < 2500:
+    async def append(count: int) -> None:
+        """``count`` transactions of ten events, a new counter or ten more increments."""
+        for _ in range(count):
             async with uow(org) as u:
                 if not streams or rng.random() < 0.2:
                     sid = ids.new_id()
@@ -181,39 +204,93 @@ async def test_relay_crash_every_event_exactly_once(
                     streams[i] = (sid, version + 10)
                 await u.commit()
             written.extend(str(e.id) for e in envs)
+
+    async def burst(size: int) -> None:
+        """``size`` events committed in one transaction, over fresh counters."""
+        async with uow(org) as u:
+            for _ in range(size // 10):
+                sid = ids.new_id()
+                envs = await u.events.append(
+                    org_id=org,
+                    stream_id=sid,
+                    stream_type=STREAM_TYPE,
+                    expected_version=0,
+                    events=[CounterCreated(name="b"), *[CounterIncremented()] * 9],
+                )
+                written.extend(str(e.id) for e in envs)
+            await u.commit()
+
+    async def writer() -> None:
+        while len(written) < 1200:  # with the bursts, well over 2000 events
+            await append(1)
             await asyncio.sleep(0.015)  # spread the load over the kills
         writing_done.set()
 
+    batch = 200
     relay = _start_relay(kitsvc_db, nats_url)
     kills = 0
     backlog_at_kill: list[int] = []
+    acked_at_kill: list[int] = []  # rows still in the outbox whose event is in the stream
+    admin = await asyncpg.connect(plain_dsn(kitsvc_db.admin_dsn))
+    holder = await asyncpg.connect(plain_dsn(kitsvc_db.admin_dsn))
+    outbox = f"{kitsvc_db.schema}.outbox"
     write_task = asyncio.create_task(writer())
     try:
-        while kills < 6 or not writing_done.is_set():
-            await asyncio.sleep(rng.uniform(0.3, 1.2))
+        while kills < 8 or not writing_done.is_set():
+            await asyncio.sleep(rng.uniform(0.1, 0.5))  # the relay at work, somewhere
+            if kills % 2:  # every other kill at a random point, wherever the relay is
+                relay.send_signal(signal.SIGKILL)
+                relay.wait()
+                kills += 1
+                relay = _start_relay(kitsvc_db, nats_url)
+                continue
+            relay.send_signal(signal.SIGSTOP)
+            await burst(batch + 100)
+            tx = holder.transaction()
+            await tx.start()
+            await holder.execute(f"SELECT position FROM {outbox} FOR UPDATE")
+            relay.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 60  # a loaded machine: the relay restarts slowly
+            while (pid := await _blocked_by(admin, holder)) is None:
+                assert time.monotonic() < deadline, "the relay never reached its DELETE"
+                await asyncio.sleep(0.05)
             relay.send_signal(signal.SIGKILL)
             relay.wait()
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 60000)", pid)
+            await tx.rollback()
             kills += 1
-            backlog_at_kill.append(await _outbox_count(kitsvc_db))
+            in_outbox = {
+                str(r["event_id"]) for r in await admin.fetch(f"SELECT event_id FROM {outbox}")
+            }
+            backlog_at_kill.append(len(in_outbox))
+            acked_at_kill.append(len(in_outbox & set(await read_stream(js, org))))
             relay = _start_relay(kitsvc_db, nats_url)
         await write_task
-        for _ in range(200):  # the last relay drains what is left (at most 20 s)
-            if not await _outbox_count(kitsvc_db):
-                break
+        deadline = time.monotonic() + 60  # the last relay drains what is left
+        while await _outbox_count(kitsvc_db):
+            assert time.monotonic() < deadline, "the last relay did not drain the outbox"
             await asyncio.sleep(0.1)
     finally:
+        write_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await write_task
+        relay.send_signal(signal.SIGCONT)
         relay.send_signal(signal.SIGTERM)
         try:
             relay.wait(timeout=5)
         except subprocess.TimeoutExpired:
             relay.kill()
             relay.wait()
+        await holder.close()
+        await admin.close()
 
-    assert await _outbox_count(kitsvc_db) == 0
     published = await read_stream(js, org)
     assert len(written) >= 2000
-    assert kills >= 5
-    assert sum(1 for b in backlog_at_kill if b) >= 3, backlog_at_kill  # killed mid-work
+    assert kills >= 8 and len(acked_at_kill) >= 4
+    # Every forced kill came after JetStream acknowledged rows the relay had not deleted yet,
+    # with a batch's worth more waiting behind them.
+    assert all(a > 0 for a in acked_at_kill), acked_at_kill
+    assert all(b > batch for b in backlog_at_kill), backlog_at_kill
     missing = set(written) - set(published)
     duplicated = len(published) - len(set(published))
     assert not missing, f"{len(missing)} events never published"

@@ -56,9 +56,9 @@ async def test_concurrent_calls_get_their_own_replies_and_failures_are_typed(
     seen_headers: list[object] = []
     try:
         started = time.monotonic()
-        with pytest.raises(ServiceUnavailable):  # nobody listens: at once, not after 5 s
-            await messaging.call(client, ECHO, _ctx(), Echo(n=1), timeout=5)
-        assert time.monotonic() - started < 1
+        with pytest.raises(ServiceUnavailable):  # nobody listens: at once, not after 60 s
+            await messaging.call(client, ECHO, _ctx(), Echo(n=1), timeout=60)
+        assert time.monotonic() - started < 30  # a loaded machine is slow, never 30 s slow
 
         async def answer(msg: Msg) -> None:
             seen_headers.append(msg.headers)

@@ -226,7 +226,21 @@ async def test_tenant_reads_switch_tenants_on_one_connection_and_survive_cancell
                 await conn.execute("SELECT pg_sleep(5)")
 
         task = asyncio.create_task(slow())
-        await asyncio.sleep(0.3)
+        # Cancel mid-statement, certainly: once the server runs the sleep (not after a
+        # guessed delay, which on a loaded machine may come before the statement starts).
+        admin = await asyncpg.connect(plain_dsn(kitsvc_db.admin_dsn))
+        try:
+            for _ in range(600):
+                if await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE state = 'active' AND query = 'SELECT pg_sleep(5)'"
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the slow read never started")
+        finally:
+            await admin.close()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

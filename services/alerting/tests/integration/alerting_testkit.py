@@ -110,7 +110,7 @@ async def open_alert(
     return envelope
 
 
-async def eventually(probe: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+async def eventually(probe: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await probe():

@@ -72,7 +72,7 @@ class World:
             await uow.commit()
 
 
-async def _eventually(probe: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:
+async def _eventually(probe: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await probe():
@@ -105,6 +105,11 @@ class Inbox:
     async def cb(self, msg: Any) -> None:
         self.messages.append(json.loads(msg.data))
 
+    async def received(self) -> bool:
+        """Whether a message arrived (its callback runs when the loop gets to it: a test
+        waits for it rather than assuming it ran during the delivery's time-out)."""
+        return bool(self.messages)
+
 
 async def _subscribe(world: World, device: uuid.UUID) -> Inbox:
     inbox = Inbox()
@@ -135,6 +140,7 @@ async def test_offline_stays_pending_then_the_sweep_sends_and_acks_finish_it(
         return (await world.get(device, created.id)).status == "SENT"
 
     await _eventually(sent)
+    await _eventually(inbox.received)
     assert inbox.messages[0]["id"] == str(created.id)
     assert inbox.messages[0]["name"] == "reboot" and inbox.messages[0]["params"] == {"delay": 1}
 
@@ -159,6 +165,7 @@ async def test_a_subscribed_device_gets_the_command_at_once(world: World) -> Non
     inbox = await _subscribe(world, device)
     created = await world.command(device)
     assert (await world.get(device, created.id)).status == "SENT"
+    await _eventually(inbox.received)
     assert [m["id"] for m in inbox.messages] == [str(created.id)]
 
 
@@ -203,7 +210,7 @@ async def test_device_connected_delivers_what_waits(world: World) -> None:
     async def sent() -> bool:
         return (await world.get(device, created.id)).status == "SENT"
 
-    await _eventually(sent, seconds=3)  # the back-off alone would wait a minute
+    await _eventually(sent, seconds=20)  # the back-off alone would wait a minute
     await _eventually(lambda: _has(inbox, STATE_COMMAND))
     state = next(m for m in inbox.messages if m["name"] == STATE_COMMAND)
     assert state["params"] == {"version": 1, "desired": {"led": True}, "delta": {"led": True}}

@@ -61,7 +61,7 @@ async def _presence_outbox(deps: handlers.Deps, device: uuid.UUID) -> list[str]:
         return found
 
 
-async def _until(probe: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 10) -> Any:
+async def _until(probe: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 30) -> Any:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         got = await probe()
@@ -141,10 +141,15 @@ async def test_presence_follows_the_broker_and_repairs_what_it_missed(
 
     # The service is down again; the device leaves; nobody hears it.
     await second.close()
-    await asyncio.sleep(0.3)
+    system = await _connect(server, "sys")
+    # The broker has let it go (its listing says so), not "probably, after 0.3 s": else the
+    # reconciliation below could still see it connected.
+    gone = await _until(
+        lambda: broker_events.connz(system), lambda snap: (org, device) not in snap.devices, 60
+    )
+    assert (org, device) not in gone.devices
     assert (await _view(deps, org, device)).online
     # A new replica starts: its first reconciliation sets it right.
-    system = await _connect(server, "sys")
     restarted = BrokerPresence(system, deps.uow, PresenceConfig(reconcile_seconds=3600))
     assert await restarted.reconcile_once() == 1
     view = await _view(deps, org, device)

@@ -92,6 +92,20 @@ class Fleet:
     alerting_queries: list[Any] = field(default_factory=list)
     chunk_delay: float = 0.0
     chunks_served: int = 0
+    # A test holds a job mid-way (``hold``): chunks asked for beyond ``held_after`` wait until
+    # ``release``, so "still running, rows written" is a state the test forces, not a race
+    # between a chunk delay and the test's own polling.
+    held_after: int | None = None
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def hold(self, after: int) -> None:
+        """Serve ``after`` more chunks, then make every chunk wait until :meth:`release`."""
+        self.released.clear()
+        self.held_after = self.chunks_served + after
+
+    def release(self) -> None:
+        self.held_after = None
+        self.released.set()
 
     def add_device(
         self, org: uuid.UUID, readings: int, group: uuid.UUID | None = None
@@ -224,6 +238,8 @@ class Fleet:
         self, c: RequestContext, q: readings_api.StreamReadings
     ) -> readings_api.ReadingsChunk:
         self.chunks_served += 1
+        if self.held_after is not None and self.chunks_served > self.held_after:
+            await self.released.wait()
         if self.chunk_delay:
             await asyncio.sleep(self.chunk_delay)
         n, index = self.devices.get(c.org_id, {}).get(q.device_id, (0, 0))

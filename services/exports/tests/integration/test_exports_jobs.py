@@ -273,7 +273,7 @@ async def test_two_workers_never_run_the_same_job(env: Env) -> None:
     one runs it, the other is told to come back after the lease."""
     org = uuid.uuid4()
     device = env.fleet.add_device(org, 20_000)
-    env.fleet.chunk_delay = 0.05
+    env.fleet.hold(after=1)  # the first worker is certainly still running when the second asks
     try:
         view = await handlers.create_export(
             env.deps(), ctx(org), request(api.ScopeType.DEVICE, device)
@@ -288,9 +288,10 @@ async def test_two_workers_never_run_the_same_job(env: Env) -> None:
         await env.wait_for(org, view.id, lambda r: r.status == "RUNNING")
         two = await second.run(work, nothing)
         assert two.verdict is Verdict.RETRY and two.delay > 0
+        env.fleet.release()
         assert (await one).verdict is Verdict.ACK
     finally:
-        env.fleet.chunk_delay = 0
+        env.fleet.release()
     row = await env.status(org, view.id)
     assert row.status == "READY" and row.attempt == 1
     assert await env.started_events(org, view.id) == 1
@@ -303,7 +304,7 @@ async def test_two_workers_never_run_the_same_job(env: Env) -> None:
 async def test_a_killed_worker_leaves_the_job_to_another_and_one_archive_results(env: Env) -> None:
     org = uuid.uuid4()
     device = env.fleet.add_device(org, 60_000)
-    env.fleet.chunk_delay = 0.1  # 30 chunks: about 3 s
+    env.fleet.hold(after=3)  # 3 of 30 chunks, then the job waits: killed mid-way, certainly
     spec = await env.consumer(org)
     proc = subprocess.Popen(  # noqa: ASYNC220 - a process to SIGKILL, not awaited
         [
@@ -326,23 +327,23 @@ async def test_a_killed_worker_leaves_the_job_to_another_and_one_archive_results
         view = await handlers.create_export(
             env.deps(), ctx(org), request(api.ScopeType.DEVICE, device)
         )
-        await env.wait_for(
-            org, view.id, lambda r: r.status == "RUNNING" and (r.rows_written or 0) > 0
+        await env.wait_for(  # a worker process starting on a loaded machine: slow
+            org, view.id, lambda r: r.status == "RUNNING" and (r.rows_written or 0) > 0, 90
         )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         killed_at = await env.status(org, view.id)
         assert killed_at.status == "RUNNING" and killed_at.rows_written < 60_000
+        env.fleet.release()
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(env.runner("rescuer"), env.js, spec, stop))
-        env.fleet.chunk_delay = 0
         try:
-            row = await env.wait_for(org, view.id, lambda r: r.status == "READY", timeout=40)
+            row = await env.wait_for(org, view.id, lambda r: r.status == "READY", timeout=90)
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
     finally:
-        env.fleet.chunk_delay = 0
+        env.fleet.release()
         if proc.poll() is None:
             proc.kill()
     assert row.attempt == 2 and row.reading_count == 60_000
@@ -356,6 +357,7 @@ async def test_cancel_stops_a_running_job_within_seconds(env: Env) -> None:
     org = uuid.uuid4()
     device = env.fleet.add_device(org, 200_000)
     env.fleet.chunk_delay = 0.05
+    env.fleet.hold(after=3)  # cancelled while certainly running (3 of 100 chunks served)
     try:
         c = ctx(org)
         view = await handlers.create_export(env.deps(), c, request(api.ScopeType.DEVICE, device))
@@ -365,12 +367,14 @@ async def test_cancel_stops_a_running_job_within_seconds(env: Env) -> None:
         )
         await handlers.delete_export(env.deps(), c, api.DeleteExport(id=view.id))
         served = env.fleet.chunks_served
+        env.fleet.release()
         await asyncio.sleep(2.0)
         # The worker stopped asking for chunks (at most the one in flight and the next).
         assert env.fleet.chunks_served - served <= 3
         await stop_workers(stop, tasks)
     finally:
         env.fleet.chunk_delay = 0
+        env.fleet.release()
     got = await handlers.get_export(env.deps(), c, api.ExportById(id=view.id))
     assert got.status == api.ExportStatus.CANCELLED and got.reason == "cancelled"
     assert await env.store.names(f"{org}/") == []
@@ -432,7 +436,7 @@ async def test_a_job_whose_work_item_was_lost_is_published_again_and_runs(env: E
         info = await env.js.stream_info("EXPORT_JOBS", subjects_filter=subject)
         return int((info.state.subjects or {}).get(subject, 0))
 
-    for _ in range(100):  # the relay published it
+    for _ in range(600):  # the relay published it (up to 30 s: a loaded machine)
         if await queued():
             break
         await asyncio.sleep(0.05)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -11,14 +12,46 @@ import subprocess
 import time
 from pathlib import Path
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes outgoing connections' local ports from (Linux's default
+    where it cannot be read)."""
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
+
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+    """Return a TCP port on 127.0.0.1 that was free a moment ago, for a server to bind.
 
-    The kernel picks it (bind to port 0); there is a small race until the server binds it,
-    which is acceptable for throwaway test and dev infrastructure.
+    Chosen at random below the kernel's ephemeral range, never from it: a port the kernel
+    hands out (bind to port 0) can be handed out again at once as the local port of any
+    outgoing connection on the machine, and on a busy machine one did take it before
+    Postgres bound it ("could not bind ... Address already in use"). A port below the
+    range is only ever taken by a server that chose it, and one this process handed out
+    already is never handed out again.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    low, _ = ephemeral_ports()
+    rng = random.SystemRandom()
+    if low - 1 > _LOWEST_PORT:
+        for _ in range(200):
+            port = rng.randint(_LOWEST_PORT, low - 1)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # an odd kernel range
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -108,7 +109,11 @@ async def counters(conn: AsyncConnection) -> dict[UUID, tuple[str, int, int]]:
 
 
 async def read_stream(js: JetStreamContext, org_id: UUID) -> list[str]:
-    """Every Nats-Msg-Id in KITSVC for one tenant, in stream order (duplicates kept)."""
+    """Every Nats-Msg-Id in KITSVC for one tenant, in stream order (duplicates kept).
+
+    Reads until the consumer has nothing pending, however slowly the messages come (a
+    fetch that times out on a loaded machine is not the end of the stream); a minute
+    without progress fails."""
     sub = await js.pull_subscribe(
         org_events(org_id),
         stream=STREAM.name,
@@ -116,11 +121,16 @@ async def read_stream(js: JetStreamContext, org_id: UUID) -> list[str]:
     )
     seen: list[str] = []
     try:
+        deadline = time.monotonic() + 60
         while True:
             try:
-                msgs = await sub.fetch(1000, timeout=0.5)
-            except NatsTimeout:
-                return seen
+                msgs = await sub.fetch(1000, timeout=1)
+            except (NatsTimeout, TimeoutError):  # nats-py raises either
+                if (await sub.consumer_info()).num_pending == 0:
+                    return seen
+                assert time.monotonic() < deadline, "the stream's messages stopped coming"
+                continue
+            deadline = time.monotonic() + 60
             for msg in msgs:
                 envelope = CODEC.decode_envelope(msg.data)
                 msg_id = (msg.headers or {}).get("Nats-Msg-Id")

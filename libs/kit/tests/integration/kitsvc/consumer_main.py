@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 from uuid import UUID
@@ -41,7 +40,7 @@ async def main() -> None:
         parser.add_argument(name, required=True)
     parser.add_argument("--ack-wait", type=float, default=1.0)
     parser.add_argument("--crash-at", type=int, default=0)
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--seconds", type=float, default=15, help="or until SIGTERM")
     args = parser.parse_args()
     if args.crash_at:
         _arm(args.crash_at)
@@ -55,9 +54,11 @@ async def main() -> None:
 
     consumer = InboxConsumer(UnitOfWorkFactory(engine, CODEC), nc.jetstream(), spec, handler, CODEC)
     stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(consumer.run(stop))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(task), args.seconds)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], timeout=args.seconds, return_when="FIRST_COMPLETED")
+    stopping.cancel()
     stop.set()
     await task
     await nc.close()
