@@ -24,6 +24,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
+from outpost_contracts import access
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.rpc import Operation
@@ -50,15 +51,24 @@ def client_tls(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ss
 
 
 async def connect(
-    url: str, name: str, *, tls: ssl.SSLContext | None = None, **options: Any
+    url: str,
+    name: str,
+    *,
+    tls: ssl.SSLContext | None = None,
+    process: str | None = None,
+    **options: Any,
 ) -> NATS:
     """A connection that reconnects forever: a broker restart is an outage, not a crash.
 
     Credentials travel in the URL (``tls://user:password@host:port``); ``tls`` is the
-    context from ``client_tls`` when the broker requires TLS.
+    context from ``client_tls`` when the broker requires TLS. ``process`` (a service, or
+    the gateway) gives the connection that process's inbox prefix, the only inboxes its
+    broker user may read (``outpost_contracts.access``, decision 74).
     """
     if tls is not None:
         options["tls"] = tls
+    if process is not None:
+        options.setdefault("inbox_prefix", access.inbox_prefix(process))
     return await nats.connect(
         url,
         name=name,
@@ -196,7 +206,10 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
 async def apply_streams(
     js: JetStreamContext, streams: Iterable[StreamSpec], consumers: Iterable[ConsumerSpec] = ()
 ) -> None:
-    """Create or update every stream and durable consumer: idempotent, safe at every start."""
+    """Create or update every stream and durable consumer: idempotent, safe at every start.
+
+    Only the stream administrator's user may (``outpost-admin streams apply``, the dev
+    stack, the migrations job; decision 74): services wait for theirs (``await_streams``)."""
     for spec in streams:
         config = stream_config(spec)
         try:
@@ -210,3 +223,39 @@ async def apply_streams(
         if not cspec.durable:
             continue  # ephemeral consumers are made by each replica when it subscribes
         await js.add_consumer(cspec.stream, consumer_config(cspec))
+
+
+async def await_streams(
+    js: JetStreamContext,
+    streams: Iterable[StreamSpec],
+    consumers: Iterable[ConsumerSpec] = (),
+    *,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Return once every stream and durable consumer given exists: a service's broker user
+    may not create them (decision 74), the stream administrator does, maybe after the
+    service started (Kubernetes starts the migrations Job and the services together)."""
+    missing: list[str] = []
+    waited = 0
+    while True:
+        missing.clear()
+        for spec in streams:
+            try:
+                await js.stream_info(spec.name)
+            except NotFoundError:
+                missing.append(f"stream {spec.name}")
+        for cspec in consumers:
+            if not cspec.durable:
+                continue
+            try:
+                await js.consumer_info(cspec.stream, cspec.name)
+            except NotFoundError:
+                missing.append(f"consumer {cspec.stream}/{cspec.name}")
+        if not missing:
+            return
+        if waited % 10 == 0:
+            _log.warning(
+                "waiting for %s (applied by `outpost-admin streams apply`)", ", ".join(missing)
+            )
+        waited += 1
+        await asyncio.sleep(retry_seconds)

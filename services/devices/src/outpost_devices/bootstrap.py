@@ -114,7 +114,7 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         # Its own connection: at full telemetry rate it may fall behind and be cut off as a
         # slow consumer, which must not take the service's requests and callout with it.
         seen = await messaging.connect(
-            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls()
+            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls(), process="devices"
         )
         runtime.background(TelemetrySeen(seen, uow, presence_config).run)
     sessions: Sessions | None = None

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from outpost_contracts import access
 from outpost_kit.db.provision import service_dsn
 from outpost_kit.infra import NatsServer, PostgresCluster, free_port
 from outpost_kit.infra._process import log_tail
@@ -779,6 +780,19 @@ def _nats_secret(user: str) -> str:
     return f"nats_{user}"
 
 
+def _nats_permissions(process: str) -> dict[str, Any]:
+    """nats-server's ``permissions`` of a process's user: what the contracts imply
+    (``outpost_contracts.access``, decision 74); the tooling user has none (all)."""
+    perms = access.permissions(process)
+    rendered: dict[str, Any] = {
+        "publish": {"allow": list(perms.publish)},
+        "subscribe": {"allow": list(perms.subscribe)},
+    }
+    if perms.allow_responses:
+        rendered["allow_responses"] = True
+    return rendered
+
+
 def broker_config(
     broker: BrokerPki,
     mqtt_port: int,
@@ -788,7 +802,8 @@ def broker_config(
     files_at: Path | None = None,
 ) -> str:
     """nats-server's security: TLS with client certificates on both listeners, a user per
-    service (they bypass the auth callout), and the devices service's auth callout for every
+    service with the permissions its contracts imply (they bypass the auth callout), the
+    tooling user (streams, inspection; all permissions), and the devices service's auth callout for every
     other connection, i.e. devices (docs/decisions.md, "The broker").
 
     ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
@@ -799,7 +814,10 @@ def broker_config(
         broker = BrokerPki(files_at)
     q = json.dumps
     users = ",\n".join(
-        f"    {{user: {q(u)}, password: {q(passwords[_nats_secret(u)])}}}" for u in NATS_USERS
+        f"    {{user: {q(u)}, password: {q(passwords[_nats_secret(u)])}"
+        + (f", permissions: {q(_nats_permissions(u))}" if u in ALL_SERVICES else "")
+        + "}"
+        for u in NATS_USERS
     )
     tls = (
         f"cert_file: {q(str(broker.server_cert))}\n"
