@@ -12,6 +12,7 @@ permissions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -36,13 +37,24 @@ class _Refusals:
 
     def __init__(self) -> None:
         self.messages: list[str] = []
+        self._changed = asyncio.Event()
 
-    async def __call__(self, error: Exception) -> None:
+    async def record(self, error: Exception) -> None:
         self.messages.append(str(error).lower())
+        self._changed.set()
 
-    def refused(self, kind: str, subject: str) -> bool:
+    async def refused(self, kind: str, subject: str) -> bool:
+        """Whether the broker refused it (waiting a while for its error if not yet seen)."""
         wanted = f'permissions violation for {kind} to "{subject.lower()}"'
-        return any(wanted in m for m in self.messages)
+        deadline = asyncio.get_running_loop().time() + _REFUSED_REQUEST_TIMEOUT * 5
+        while not any(wanted in m for m in self.messages):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return True
 
 
 async def _connect_as(stack: DevStack, service: str) -> tuple[NATS, _Refusals]:
@@ -51,7 +63,7 @@ async def _connect_as(stack: DevStack, service: str) -> tuple[NATS, _Refusals]:
         stack.nats_service_url(service),
         tls=stack.nats_tls(),
         inbox_prefix=access.inbox_prefix(service),
-        error_cb=refusals,
+        error_cb=refusals.record,
         allow_reconnect=False,
     )
     return nc, refusals
@@ -110,9 +122,9 @@ async def _try_everything(stack: DevStack, service: str) -> None:
         # 3. Another process's replies.
         await nc.subscribe("_INBOX.>")
         await nc.flush()  # the broker answers in order: its refusals came before the PONG
-        assert refusals.refused("publish", forged), (service, refusals.messages)
-        assert refusals.refused("publish", operation), (service, refusals.messages)
-        assert refusals.refused("subscription", "_INBOX.>"), (service, refusals.messages)
+        assert await refusals.refused("publish", forged), (service, refusals.messages)
+        assert await refusals.refused("publish", operation), (service, refusals.messages)
+        assert await refusals.refused("subscription", "_INBOX.>"), (service, refusals.messages)
 
         # 4. Deleting and purging streams: another service's, and its own.
         js = nc.jetstream(timeout=_REFUSED_REQUEST_TIMEOUT)
@@ -124,7 +136,7 @@ async def _try_everything(stack: DevStack, service: str) -> None:
                 await js.delete_stream(name)
             for verb in ("PURGE", "DELETE"):
                 subject = f"$JS.API.STREAM.{verb}.{name}"
-                assert refusals.refused("publish", subject), (service, refusals.messages)
+                assert await refusals.refused("publish", subject), (service, refusals.messages)
     finally:
         await nc.close()
     stream = "ALERTING" if service == "identity" else "IDENTITY"
