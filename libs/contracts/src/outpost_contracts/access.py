@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from outpost_contracts import (
     alerting,
-    annotations,
     audit,
     commands,
     devices,
@@ -42,6 +42,7 @@ from outpost_contracts import (
     streams,
     subjects,
 )
+from outpost_contracts import annotations as annotation_ops
 from outpost_contracts.rpc import Operation
 
 # Every process with a broker user of its own (the domain services and the gateway).
@@ -50,7 +51,7 @@ PROCESSES: tuple[str, ...] = (*subjects.SERVICES, "gateway")
 # The modules that declare operations (checked against the package by a unit test).
 OPERATION_MODULES: tuple[ModuleType, ...] = (
     alerting,
-    annotations,
+    annotation_ops,
     commands,
     devices,
     exports,
@@ -70,28 +71,28 @@ EXPORTS_BUCKET = "outpost-exports"
 AUTH_CALLOUT = "$SYS.REQ.USER.AUTH"
 
 
-def operations() -> tuple[Operation[object, object], ...]:
+def operations() -> tuple[Operation[Any, Any], ...]:
     """Every operation the contracts declare, once each, in a stable order."""
-    found: dict[str, Operation[object, object]] = {}
+    found: dict[str, Operation[Any, Any]] = {}
     for module in OPERATION_MODULES:
         for value in vars(module).values():
             if isinstance(value, Operation):
                 found.setdefault(value.subject, value)
     for op in audit.LIST_AUDIT_LOG.values():
-        found.setdefault(op.subject, op)  # type: ignore[arg-type]
+        found.setdefault(op.subject, op)
     return tuple(found[s] for s in sorted(found))
 
 
 # Operations only services call (bulk reads for export jobs): never reached from the API.
 INTERNAL: frozenset[str] = frozenset(
-    op.subject for op in (readings.STREAM_READINGS, annotations.LIST_ANNOTATIONS)
+    op.subject for op in (readings.STREAM_READINGS, annotation_ops.LIST_ANNOTATIONS)
 )
 
 _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)
 
 # The operations each service calls (found where it builds its requests: readings' and
 # alerting's bootstrap, exports' adapters/sources.py). The gateway's are computed below.
-CALLS: dict[str, tuple[Operation[object, object], ...]] = {
+CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     "identity": (),
     "devices": (),
     "readings": (devices.GET_DEVICE,),
@@ -100,11 +101,11 @@ CALLS: dict[str, tuple[Operation[object, object], ...]] = {
         *_SCOPE_LOOKUPS,
         devices.LIST_DEVICES,
         readings.STREAM_READINGS,
-        annotations.LIST_ANNOTATIONS,
+        annotation_ops.LIST_ANNOTATIONS,
         alerting.LIST_ALERTS,
         alerting.LIST_EVENTS,
     ),
-}  # type: ignore[dict-item]
+}
 
 
 @dataclass(frozen=True)
@@ -131,14 +132,14 @@ CORE: dict[str, Core] = {
 }
 
 
-def calls(service: str) -> tuple[Operation[object, object], ...]:
+def calls(service: str) -> tuple[Operation[Any, Any], ...]:
     """The operations ``service`` calls."""
     if service == "gateway":
         return tuple(op for op in operations() if op.subject not in INTERNAL)
     return CALLS[service]
 
 
-def serves(service: str) -> tuple[Operation[object, object], ...]:
+def serves(service: str) -> tuple[Operation[Any, Any], ...]:
     """The operations ``service`` answers."""
     return tuple(op for op in operations() if op.service == service)
 

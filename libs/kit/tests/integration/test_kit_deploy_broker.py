@@ -163,8 +163,8 @@ async def test_a_service_connects_with_its_generated_env_within_its_permissions(
         await nc.close()
 
 
-async def _eventually(probe: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _eventually(probe: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not probe():
         assert time.monotonic() < deadline, "not within the time allowed"
         await asyncio.sleep(0.05)

@@ -854,8 +854,9 @@ def broker_config(
 ) -> str:
     """nats-server's security: TLS with client certificates on both listeners, a user per
     service with the permissions its contracts imply (they bypass the auth callout), the
-    tooling user (streams, inspection; all permissions), and the devices service's auth callout for every
-    other connection, i.e. devices (docs/decisions.md, "The broker").
+    tooling user (streams, inspection; all permissions), and the devices service's auth
+    callout for every other connection, i.e. devices (docs/decisions.md, "The broker";
+    decision 74).
 
     ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
     ``broker``'s directory when it is not where it was written (a container's mount,
