@@ -222,5 +222,24 @@ def permissions(service: str) -> Permissions:
     return Permissions(publish=_unique(publish), subscribe=_unique(subscribe))
 
 
+def system_permissions() -> Permissions:
+    """The system-account user the devices service follows device connections with (their
+    CONNECT/DISCONNECT advisories and the servers' CONNZ, for presence) and closes a
+    decommissioned device's connections with (KICK); its inboxes are devices'."""
+    return Permissions(
+        publish=(
+            "$SYS.REQ.SERVER.PING.CONNZ",
+            "$SYS.REQ.SERVER.*.CONNZ",
+            "$SYS.REQ.SERVER.*.KICK",
+        ),
+        subscribe=(
+            "$SYS.ACCOUNT.*.CONNECT",
+            "$SYS.ACCOUNT.*.DISCONNECT",
+            f"{inbox_prefix('devices')}.>",
+        ),
+        allow_responses=False,
+    )
+
+
 def _unique(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))

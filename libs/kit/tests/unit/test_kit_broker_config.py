@@ -88,6 +88,12 @@ def test_every_service_slot_has_the_permissions_its_contracts_imply(tmp_path: Pa
                 "allow_responses": True,
             }, slot
     assert entries["outpost-dev"]["permissions"] is None
+    for slot in nats_slots("outpost-system"):
+        system = access.system_permissions()
+        assert entries[slot]["permissions"] == {
+            "publish": {"allow": list(system.publish)},
+            "subscribe": {"allow": list(system.subscribe)},
+        }
 
 
 def test_a_rotation_keeps_the_old_password_until_it_is_retired(tmp_path: Path) -> None:

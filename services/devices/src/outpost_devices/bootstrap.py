@@ -120,13 +120,19 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     sessions: Sessions | None = None
     if settings.broker_system_url is not None:
         system = await messaging.connect(
-            settings.broker_system_url.reveal(), "outpost-devices-system", tls=settings.nats_tls()
+            settings.broker_system_url.reveal(),
+            "outpost-devices-system",
+            tls=settings.nats_tls(),
+            process="devices",
         )
         sessions = Sessions(runtime.nc, system, uow)
         runtime.background(sessions.run)
         # Presence has a system connection of its own (Sessions closes its one on stop).
         presence_system = await messaging.connect(
-            settings.broker_system_url.reveal(), "outpost-devices-presence", tls=settings.nats_tls()
+            settings.broker_system_url.reveal(),
+            "outpost-devices-presence",
+            tls=settings.nats_tls(),
+            process="devices",
         )
         runtime.background(BrokerPresence(presence_system, uow, presence_config).run)
     else:

@@ -834,7 +834,10 @@ def rotate_nats_password(path: Path, user: str, *, retire: bool = False) -> str:
 def _nats_permissions(process: str) -> dict[str, Any]:
     """nats-server's ``permissions`` of a process's user: what the contracts imply
     (``outpost_contracts.access``, decision 74); the tooling user has none (all)."""
-    perms = access.permissions(process)
+    if process == SYSTEM_NATS_USER:
+        perms = access.system_permissions()
+    else:
+        perms = access.permissions(process)
     rendered: dict[str, Any] = {
         "publish": {"allow": list(perms.publish)},
         "subscribe": {"allow": list(perms.subscribe)},
@@ -879,15 +882,17 @@ def broker_config(
         "  verify: true\n"
         "  timeout: 5\n"
     )
-    system = ", ".join(
-        f"{{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}}}"
+    system_perms = q(_nats_permissions(SYSTEM_NATS_USER))
+    system = ",\n".join(
+        f"    {{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}, "
+        f"permissions: {system_perms}}}"
         for slot in nats_slots(SYSTEM_NATS_USER)
     )
     auth_users = [slot for u in _ALL_NATS_USERS for slot in nats_slots(u)]
     return (
         f"tls {{\n  {tls}}}\n"
         "accounts {\n"
-        f"  SYS: {{ users: [ {system} ] }}\n"
+        f"  SYS: {{ users: [\n{system}\n  ] }}\n"
         "}\n"
         "system_account: SYS\n"
         "authorization {\n"
