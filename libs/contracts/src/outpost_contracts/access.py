@@ -139,6 +139,17 @@ def calls(service: str) -> tuple[Operation[Any, Any], ...]:
     return CALLS[service]
 
 
+_CALLED: dict[str, frozenset[str]] = {}
+
+
+def may_call(process: str, op: Operation[Any, Any]) -> bool:
+    """Whether ``process`` declares that it calls ``op`` (the broker refuses it otherwise)."""
+    called = _CALLED.get(process)
+    if called is None:
+        called = _CALLED[process] = frozenset(o.subject for o in calls(process))
+    return op.subject in called
+
+
 def serves(service: str) -> tuple[Operation[Any, Any], ...]:
     """The operations ``service`` answers."""
     return tuple(op for op in operations() if op.service == service)

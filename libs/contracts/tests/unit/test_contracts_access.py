@@ -110,3 +110,13 @@ def test_only_identity_publishes_identity_events_that_grant_operators() -> None:
     holders = [p for p in access.PROCESSES if allowed(access.permissions(p).publish, subject)]
     assert holders == ["identity"]
     assert identity.CREATE_API_KEY in access.calls("gateway")
+
+
+def test_may_call_follows_the_declarations() -> None:
+    from outpost_contracts import devices, readings
+
+    assert access.may_call("readings", devices.GET_DEVICE)
+    assert not access.may_call("readings", identity.CREATE_API_KEY)
+    assert access.may_call("gateway", identity.CREATE_API_KEY)
+    assert not access.may_call("gateway", readings.STREAM_READINGS)
+    assert access.may_call("exports", readings.STREAM_READINGS)

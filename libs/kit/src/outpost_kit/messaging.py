@@ -69,13 +69,16 @@ async def connect(
         options["tls"] = tls
     if process is not None:
         options.setdefault("inbox_prefix", access.inbox_prefix(process))
-    return await nats.connect(
+    nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         **options,
     )
+    # ``call`` refuses an operation the process does not declare, before the broker would.
+    nc._outpost_process = process  # type: ignore[attr-defined]
+    return nc
 
 
 class Requests:
@@ -128,6 +131,11 @@ class Requests:
         return msg
 
 
+class UndeclaredCall(RuntimeError):
+    """A process called an operation its declarations (``outpost_contracts.access``) do not
+    name: a programming error, which the broker would refuse anyway."""
+
+
 def _expire(waiter: asyncio.Future[Msg]) -> None:
     if not waiter.done():
         waiter.set_exception(NatsTimeout())
@@ -157,7 +165,15 @@ async def call(
     listening) is ``ServiceUnavailable`` (HTTP 503). The request id travels in the envelope
     (``ctx``); the trace context travels in a ``traceparent`` header when spans are
     recorded in this process (telemetry.py), and the request has no headers otherwise.
+    On a connection made for a process (``connect(process=…)``), an operation the process
+    does not declare in ``outpost_contracts.access`` raises ``UndeclaredCall`` at once: its
+    broker user may not publish it (decision 74).
     """
+    process = getattr(nc, "_outpost_process", None)
+    if process is not None and not access.may_call(process, op):
+        raise UndeclaredCall(
+            f"{process} calls {op.subject} without declaring it in outpost_contracts.access"
+        )
     with telemetry.tracer(__name__).start_as_current_span(
         f"rpc {op.service}.{op.name}", kind=SpanKind.CLIENT
     ) as span:
