@@ -468,6 +468,7 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
 async def run(args: argparse.Namespace, stack: Any, base: Path, creds: dict[str, Any]) -> None:
     import nats
 
+    from outpost_kit.dev.stack import nats_login
     from outpost_kit.infra import NatsServer, free_port
 
     t0 = time.monotonic()
@@ -500,12 +501,14 @@ async def run(args: argparse.Namespace, stack: Any, base: Path, creds: dict[str,
         ca = creds["brokerCaFile"]
         ports = {"nats": stack.nats.port, "mqtt": stack.mqtt_port}
         plain_ports = {"nats": plain.port, "mqtt": plain_mqtt}
-        dev_pw = json.loads((base / "secrets.json").read_text())["nats_outpost-dev"]
+        dev_user, dev_pw = nats_login(
+            json.loads((base / "secrets.json").read_text()), "outpost-dev"
+        )
         service = {
             "broker_ca": ca,
             "cert_file": str(stack.broker.service_cert),
             "key_file": str(stack.broker.service_key),
-            "user": "outpost-dev",
+            "user": dev_user,
             "password": dev_pw,
         }
 

@@ -1,8 +1,10 @@
 """JetStream streams and consumers, declared as data (ARCHITECTURE.md decision 5).
 
-The kit applies these idempotently at start-up (each service applies its own streams and
-consumers) and through ``outpost-admin streams apply``. Durable consumers start from the
-beginning of their stream so a new consumer rebuilds its local view from history.
+The stream administrator applies these idempotently (``outpost-admin streams apply``, the
+dev stack, the migrations job); services only wait for theirs, their broker users may not
+create, change, purge or delete streams (decision 74, ``outpost_contracts.access``).
+Durable consumers start from the beginning of their stream so a new consumer rebuilds its
+local view from history.
 """
 
 from __future__ import annotations

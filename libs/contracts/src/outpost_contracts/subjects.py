@@ -82,6 +82,7 @@ def command_ack(org_id: str | UUID, device_id: str | UUID) -> str:
     return command(org_id, device_id) + ".ack"
 
 
+COMMANDS_ALL = f"{PREFIX}.cmd.*.*"
 COMMAND_ACKS_ALL = f"{PREFIX}.cmd.*.*.ack"
 
 

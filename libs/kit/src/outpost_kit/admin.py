@@ -145,6 +145,32 @@ def deploy_init(
         typer.echo(f"Kubernetes Secrets: {out / 'kubernetes-secrets.yaml'} (kubectl apply -f)")
 
 
+@deploy_app.command("rotate-broker-credential")
+def deploy_rotate_broker_credential(
+    out: Annotated[Path, typer.Argument(help="The deployment material (deploy init's OUT).")],
+    user: Annotated[str, typer.Argument(help="identity, ..., gateway, outpost-dev, ...")],
+    retire: Annotated[
+        bool, typer.Option(help="Replace the idle (previous) password instead.")
+    ] = False,
+) -> None:
+    """Rotate a broker user's password without downtime (docs/runbook.md, "Rotating a
+    broker credential"): then run `deploy init` again, reload nats-server, restart the
+    process; later `--retire` the old password, `deploy init` and reload again."""
+    from outpost_kit.dev.stack import SECRETS_NAME, rotate_nats_password
+
+    try:
+        slot = rotate_nats_password(out / SECRETS_NAME, user, retire=retire)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    done = "the idle slot's password replaced" if retire else "a new password"
+    then = "." if retire else f", then restart {user}'s processes."
+    typer.echo(
+        f"{user}: {done}; its processes log in as {slot!r}. Next: `outpost-admin deploy init`"
+        f" (same options) and reload nats-server (`nats-server --signal reload`){then}"
+    )
+
+
 @deploy_app.command("credentials")
 def deploy_credentials(
     state_dir: Annotated[Path, typer.Argument(help="Where dev-credentials.json is kept.")],

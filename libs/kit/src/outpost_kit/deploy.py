@@ -42,10 +42,10 @@ from outpost_kit.dev.stack import (
     SECRET_ENCRYPTION_KEY,
     SECRETS_NAME,
     SYSTEM_NATS_USER,
-    _nats_secret,
     _write_private,
     broker_config,
     ensure_secrets,
+    nats_login,
 )
 from outpost_kit.infra.broker_pki import BrokerPki, ensure_broker_pki
 
@@ -83,9 +83,11 @@ def _host_of(url: str) -> str:
     return match.group(1)
 
 
-def _nats_url(base: str, user: str, password: str) -> str:
+def _nats_url(base: str, secrets: Mapping[str, str], user: str) -> str:
+    """``base`` with the login of ``user``'s active credential slot (decision 74)."""
+    slot, password = nats_login(secrets, user)
     scheme, rest = base.split("://", 1)
-    return f"{scheme}://{user}:{password}@{rest.split('@')[-1]}"
+    return f"{scheme}://{slot}:{password}@{rest.split('@')[-1]}"
 
 
 def service_env(
@@ -102,7 +104,7 @@ def service_env(
     broker = BrokerPki(Path(mount) / "broker")
     prefix = f"OUTPOST_{service.upper()}_"
     env = {
-        "OUTPOST_NATS_URL": _nats_url(nats_url, service, secrets[_nats_secret(service)]),
+        "OUTPOST_NATS_URL": _nats_url(nats_url, secrets, service),
         "OUTPOST_NATS_TLS_CA": str(broker.ca_file),
         "OUTPOST_NATS_TLS_CERT": str(broker.service_cert),
         "OUTPOST_NATS_TLS_KEY": str(broker.service_key),
@@ -118,9 +120,7 @@ def service_env(
         env[prefix + "BROKER_CA_CHAIN_FILE"] = str(broker.ca_file)  # told to devices
         env[prefix + "DEVICE_ROOT_KEY"] = str(broker.device_root_key)
         env[prefix + "BROKER_ISSUER_SEED"] = issuer_seed
-        env[prefix + "BROKER_SYSTEM_URL"] = _nats_url(
-            nats_url, SYSTEM_NATS_USER, secrets[_nats_secret(SYSTEM_NATS_USER)]
-        )
+        env[prefix + "BROKER_SYSTEM_URL"] = _nats_url(nats_url, secrets, SYSTEM_NATS_USER)
     if service == "alerting":
         env[prefix + "SECRET_ENCRYPTION_KEY"] = secrets[SECRET_ENCRYPTION_KEY]
     if service == "gateway":
@@ -133,9 +133,7 @@ def admin_env(secrets: Mapping[str, str], *, nats_url: str, mount: str = MOUNT) 
     """``outpost-admin streams apply``'s variables (the tooling user)."""
     broker = BrokerPki(Path(mount) / "broker")
     return {
-        "OUTPOST_NATS_URL": _nats_url(
-            nats_url, DEV_NATS_USER, secrets[_nats_secret(DEV_NATS_USER)]
-        ),
+        "OUTPOST_NATS_URL": _nats_url(nats_url, secrets, DEV_NATS_USER),
         "OUTPOST_NATS_TLS_CA": str(broker.ca_file),
         "OUTPOST_NATS_TLS_CERT": str(broker.service_cert),
         "OUTPOST_NATS_TLS_KEY": str(broker.service_key),

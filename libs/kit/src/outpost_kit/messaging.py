@@ -24,6 +24,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
+from outpost_contracts import access
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.rpc import Operation
@@ -50,22 +51,34 @@ def client_tls(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ss
 
 
 async def connect(
-    url: str, name: str, *, tls: ssl.SSLContext | None = None, **options: Any
+    url: str,
+    name: str,
+    *,
+    tls: ssl.SSLContext | None = None,
+    process: str | None = None,
+    **options: Any,
 ) -> NATS:
     """A connection that reconnects forever: a broker restart is an outage, not a crash.
 
     Credentials travel in the URL (``tls://user:password@host:port``); ``tls`` is the
-    context from ``client_tls`` when the broker requires TLS.
+    context from ``client_tls`` when the broker requires TLS. ``process`` (a service, or
+    the gateway) gives the connection that process's inbox prefix, the only inboxes its
+    broker user may read (``outpost_contracts.access``, decision 74).
     """
     if tls is not None:
         options["tls"] = tls
-    return await nats.connect(
+    if process is not None:
+        options.setdefault("inbox_prefix", access.inbox_prefix(process))
+    nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         **options,
     )
+    # ``call`` refuses an operation the process does not declare, before the broker would.
+    nc._outpost_process = process  # type: ignore[attr-defined]
+    return nc
 
 
 class Requests:
@@ -118,6 +131,11 @@ class Requests:
         return msg
 
 
+class UndeclaredCall(RuntimeError):
+    """A process called an operation its declarations (``outpost_contracts.access``) do not
+    name: a programming error, which the broker would refuse anyway."""
+
+
 def _expire(waiter: asyncio.Future[Msg]) -> None:
     if not waiter.done():
         waiter.set_exception(NatsTimeout())
@@ -147,7 +165,15 @@ async def call(
     listening) is ``ServiceUnavailable`` (HTTP 503). The request id travels in the envelope
     (``ctx``); the trace context travels in a ``traceparent`` header when spans are
     recorded in this process (telemetry.py), and the request has no headers otherwise.
+    On a connection made for a process (``connect(process=…)``), an operation the process
+    does not declare in ``outpost_contracts.access`` raises ``UndeclaredCall`` at once: its
+    broker user may not publish it (decision 74).
     """
+    process = getattr(nc, "_outpost_process", None)
+    if process is not None and not access.may_call(process, op):
+        raise UndeclaredCall(
+            f"{process} calls {op.subject} without declaring it in outpost_contracts.access"
+        )
     with telemetry.tracer(__name__).start_as_current_span(
         f"rpc {op.service}.{op.name}", kind=SpanKind.CLIENT
     ) as span:
@@ -196,7 +222,10 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
 async def apply_streams(
     js: JetStreamContext, streams: Iterable[StreamSpec], consumers: Iterable[ConsumerSpec] = ()
 ) -> None:
-    """Create or update every stream and durable consumer: idempotent, safe at every start."""
+    """Create or update every stream and durable consumer: idempotent, safe at every start.
+
+    Only the stream administrator's user may (``outpost-admin streams apply``, the dev
+    stack, the migrations job; decision 74): services wait for theirs (``await_streams``)."""
     for spec in streams:
         config = stream_config(spec)
         try:
@@ -210,3 +239,39 @@ async def apply_streams(
         if not cspec.durable:
             continue  # ephemeral consumers are made by each replica when it subscribes
         await js.add_consumer(cspec.stream, consumer_config(cspec))
+
+
+async def await_streams(
+    js: JetStreamContext,
+    streams: Iterable[StreamSpec],
+    consumers: Iterable[ConsumerSpec] = (),
+    *,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Return once every stream and durable consumer given exists: a service's broker user
+    may not create them (decision 74), the stream administrator does, maybe after the
+    service started (Kubernetes starts the migrations Job and the services together)."""
+    missing: list[str] = []
+    waited = 0
+    while True:
+        missing.clear()
+        for spec in streams:
+            try:
+                await js.stream_info(spec.name)
+            except NotFoundError:
+                missing.append(f"stream {spec.name}")
+        for cspec in consumers:
+            if not cspec.durable:
+                continue
+            try:
+                await js.consumer_info(cspec.stream, cspec.name)
+            except NotFoundError:
+                missing.append(f"consumer {cspec.stream}/{cspec.name}")
+        if not missing:
+            return
+        if waited % 10 == 0:
+            _log.warning(
+                "waiting for %s (applied by `outpost-admin streams apply`)", ", ".join(missing)
+            )
+        waited += 1
+        await asyncio.sleep(retry_seconds)

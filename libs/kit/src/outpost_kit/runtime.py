@@ -77,9 +77,11 @@ class ServiceRuntime:
             self.settings.nats_url,
             f"outpost-{self.service}{self.settings.instance}",
             tls=self.settings.nats_tls(),
+            process=self.service,
         )
         self.js = self.nc.jetstream()
-        await messaging.apply_streams(
+        # The stream administrator applies them (decision 74): its user may, this one may not.
+        await messaging.await_streams(
             self.js, streams.streams_of(self.service), streams.consumers_of(self.service)
         )
         if self.settings.database_url is not None:

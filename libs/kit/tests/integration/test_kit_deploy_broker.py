@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
 from nats.errors import NoServersError
 
-from outpost_kit import deploy
+from outpost_contracts import access, subjects
+from outpost_kit import deploy, ids
+from outpost_kit.dev.stack import SECRETS_NAME, rotate_nats_password
 from outpost_kit.infra._process import free_port
 from outpost_kit.infra.nats import find_nats_server
 from outpost_kit.messaging import client_tls
@@ -29,12 +32,54 @@ pytestmark = pytest.mark.integration
 _ROOT = Path(__file__).resolve().parents[4]
 
 
+def _init(material: Path, mqtt: int) -> dict[str, dict[str, str]]:
+    """``outpost-admin deploy init`` (again: it re-renders from secrets.json), with the MQTT
+    listener moved to this machine's free port."""
+    envs = deploy.init(
+        material,
+        broker_hosts=["localhost"],
+        nats_url="tls://nats:4222",
+        admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
+        mount=str(material),  # where "the container" sees it: here, the same place
+    )
+    security = material / "nats" / "security.conf"
+    security.write_text(
+        security.read_text().replace("listen: 0.0.0.0:1883", f"listen: 127.0.0.1:{mqtt}")
+    )
+    return envs
+
+
 class Broker:
-    def __init__(self, material: Path, port: int, mqtt_port: int, envs: dict[str, dict[str, str]]):
+    def __init__(
+        self,
+        material: Path,
+        port: int,
+        mqtt_port: int,
+        envs: dict[str, dict[str, str]],
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+    ):
         self.material = material
         self.port = port
         self.mqtt_port = mqtt_port
         self.envs = envs
+        self.process = process
+        self.log_path = log_path
+
+    def _reloads(self) -> int:
+        return self.log_path.read_text().count("Reloaded server configuration")
+
+    async def reinit_and_reload(self) -> None:
+        """``deploy init`` again, then nats-server's configuration reload (SIGHUP); returns
+        once nats-server says it reloaded (new logins wait while it reloads)."""
+        self.envs = _init(self.material, self.mqtt_port)
+        before = self._reloads()
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while self._reloads() == before:
+            assert self.process.poll() is None, self.log_path.read_text()
+            assert time.monotonic() < deadline, self.log_path.read_text()
+            await asyncio.sleep(0.1)
 
     def url_for(self, process: str) -> str:
         """The env file's URL, with the container host name swapped for this machine's."""
@@ -55,14 +100,8 @@ class Broker:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     tmp = tmp_path_factory.mktemp("deploy-broker")
     material = tmp / "etc-outpost"
-    envs = deploy.init(
-        material,
-        broker_hosts=["localhost"],
-        nats_url="tls://nats:4222",
-        admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
-        mount=str(material),  # where "the container" sees it: here, the same place
-    )
     port, monitor, mqtt = free_port(), free_port(), free_port()
+    envs = _init(material, mqtt)
     conf = (_ROOT / "deploy" / "k8s" / "base" / "nats.conf").read_text()
     for old, new in (
         ("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{port}"),
@@ -72,10 +111,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         assert old in conf
         conf = conf.replace(old, new)
     (material / "nats" / "nats.conf").write_text(conf)
-    security = material / "nats" / "security.conf"
-    security.write_text(
-        security.read_text().replace("listen: 0.0.0.0:1883", f"listen: 127.0.0.1:{mqtt}")
-    )
     log = (tmp / "nats.log").open("wb")
     process = subprocess.Popen(
         [str(find_nats_server()), "-c", str(material / "nats" / "nats.conf")],
@@ -95,7 +130,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             assert process.poll() is None, (tmp / "nats.log").read_text()
             assert time.monotonic() < deadline, (tmp / "nats.log").read_text()
             time.sleep(0.1)
-        yield Broker(material, port, mqtt, envs)
+        yield Broker(material, port, mqtt, envs, process, tmp / "nats.log")
     finally:
         process.terminate()
         try:
@@ -106,19 +141,73 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         log.close()
 
 
-async def test_a_service_connects_with_its_generated_env_and_uses_jetstream(
+class _Violations:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def record(self, exc: Exception) -> None:
+        self.seen.append(str(exc).lower())
+
+
+async def test_a_service_connects_with_its_generated_env_within_its_permissions(
     broker: Broker,
 ) -> None:
+    """The deployment's broker users have the contracts' permissions too (decision 74)."""
+    violations = _Violations()
     nc = await nats.connect(
-        broker.url_for("readings"), tls=broker.tls_for("readings"), allow_reconnect=False
+        broker.url_for("readings"),
+        tls=broker.tls_for("readings"),
+        allow_reconnect=False,
+        inbox_prefix=access.inbox_prefix("readings"),
+        error_cb=violations.record,
     )
     try:
-        info = await nc.jetstream().account_info()
-        assert info.limits is not None
-        reply = await nc.request("$JS.API.INFO", b"", timeout=2)
-        assert b"jetstream" in reply.data or b"memory" in reply.data
+        await nc.publish(subjects.event("readings.AnnotationClassCreated.v1", ids.new_id()), b"{}")
+        await nc.subscribe(nc.new_inbox())
+        await nc.flush()
+        assert violations.seen == []
+        await nc.publish("$JS.API.INFO", b"", reply=nc.new_inbox())
+        await nc.publish("$JS.API.STREAM.DELETE.IDENTITY", b"", reply=nc.new_inbox())
+        await nc.flush()
+        await _eventually(lambda: len(violations.seen) == 2)
+        assert all("permissions violation" in v for v in violations.seen), violations.seen
     finally:
         await nc.close()
+
+
+async def _eventually(probe: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not probe():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_broker_password_rotates_without_a_restart(broker: Broker) -> None:
+    """docs/runbook.md, "Rotating a broker credential": the new password works after a
+    reload, the connection made with the old one stays up, and the old one stops working
+    once retired; nats-server is never restarted (its auth_callout block never changes)."""
+    pid = broker.process.pid
+    old_url = broker.url_for("alerting")
+    tls = broker.tls_for("alerting")
+    before = await nats.connect(old_url, tls=tls, allow_reconnect=False)
+    try:
+        rotate_nats_password(broker.material / SECRETS_NAME, "alerting")
+        await broker.reinit_and_reload()
+        new_url = broker.url_for("alerting")
+        assert new_url != old_url and "tls://alerting-b:" in new_url
+        assert not await _refused(new_url, tls)
+        assert not await _refused(old_url, tls)  # both until the old one is retired
+        await before.flush(timeout=5)
+        assert before.is_connected
+
+        rotate_nats_password(broker.material / SECRETS_NAME, "alerting", retire=True)
+        await broker.reinit_and_reload()
+        assert await _refused(old_url, tls)
+        assert not await _refused(new_url, tls)
+        assert 'authentication error - User "alerting"' in broker.log_path.read_text()
+        assert broker.process.poll() is None and broker.process.pid == pid
+    finally:
+        await before.close()
 
 
 async def test_the_admin_env_applies_the_streams(broker: Broker) -> None:

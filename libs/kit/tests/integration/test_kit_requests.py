@@ -175,3 +175,23 @@ async def test_a_concurrency_conflict_is_run_again_unless_the_caller_named_a_ver
         await responder.stop()
         await client.close()
         await service.close()
+
+
+async def test_a_process_cannot_call_an_operation_it_does_not_declare(nats_url: str) -> None:
+    """decision 74: a service's connection refuses, before sending, an operation missing
+    from its declarations (its broker user could not publish it), and sends the declared
+    ones (here nobody answers: ``ServiceUnavailable``)."""
+    from outpost_contracts import devices, identity
+
+    nc = await messaging.connect(nats_url, "kit-requests-readings", process="readings")
+    try:
+        with pytest.raises(messaging.UndeclaredCall):
+            await messaging.call(
+                nc, identity.CREATE_API_KEY, _ctx(), identity.CreateApiKey(name="x"), timeout=1
+            )
+        with pytest.raises(ServiceUnavailable):
+            await messaging.call(
+                nc, devices.GET_DEVICE, _ctx(), devices.GetDevice(id=ids.new_id()), timeout=1
+            )
+    finally:
+        await nc.close()

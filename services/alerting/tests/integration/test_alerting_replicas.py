@@ -82,8 +82,9 @@ async def test_evaluation_and_delivery_on_separate_replicas(
     broker = NatsServer.start(tmp_path / "nats")
     nc = await nats.connect(broker.url)
     js = nc.jetstream()
-    # The streams other services own (TELEMETRY, DEVICES...), as a deployment has them.
-    await messaging.apply_streams(js, streams.STREAMS, ())
+    # Every stream and durable consumer, as the stream administrator applies them before
+    # the services start (decision 74).
+    await messaging.apply_streams(js, streams.STREAMS, streams.CONSUMERS)
     org = ids.new_id()
     device = ids.new_id()
     try:

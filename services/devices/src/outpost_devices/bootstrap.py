@@ -131,19 +131,25 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         # Its own connection: at full telemetry rate it may fall behind and be cut off as a
         # slow consumer, which must not take the service's requests and callout with it.
         seen = await messaging.connect(
-            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls()
+            settings.nats_url, "outpost-devices-seen", tls=settings.nats_tls(), process="devices"
         )
         runtime.background(TelemetrySeen(seen, uow, presence_config).run)
     sessions: Sessions | None = None
     if settings.broker_system_url is not None:
         system = await messaging.connect(
-            settings.broker_system_url.reveal(), "outpost-devices-system", tls=settings.nats_tls()
+            settings.broker_system_url.reveal(),
+            "outpost-devices-system",
+            tls=settings.nats_tls(),
+            process="devices",
         )
         sessions = Sessions(runtime.nc, system, uow)
         runtime.background(sessions.run)
         # Presence has a system connection of its own (Sessions closes its one on stop).
         presence_system = await messaging.connect(
-            settings.broker_system_url.reveal(), "outpost-devices-presence", tls=settings.nats_tls()
+            settings.broker_system_url.reveal(),
+            "outpost-devices-presence",
+            tls=settings.nats_tls(),
+            process="devices",
         )
         runtime.background(BrokerPresence(presence_system, uow, presence_config).run)
     else:

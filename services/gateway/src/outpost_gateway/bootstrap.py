@@ -254,6 +254,7 @@ async def serve(settings: GatewaySettings) -> None:
         settings.nats_url,
         name=f"{SERVICE}-{settings.instance or os.getpid()}",
         tls=settings.nats_tls(),
+        process=SERVICE,
     )
     store: GatewayStore | None = None
     if settings.database_url is None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from outpost_contracts import access
 from outpost_kit.db.provision import service_dsn
 from outpost_kit.infra import NatsServer, PostgresCluster, free_port
 from outpost_kit.infra._process import log_tail
@@ -305,10 +306,11 @@ class DevStack:
             raise self._died
 
     def nats_service_url(self, user: str = DEV_NATS_USER) -> str:
-        """The broker URL with a service user's credentials (``outpost-dev`` for tooling)."""
+        """The broker URL with a process's credentials (``outpost-dev``, the stream
+        administrator and tooling user, by default): its active slot (``nats_login``)."""
         assert self.nats is not None
-        password = self._passwords()[_nats_secret(user)]
-        return f"tls://{user}:{password}@127.0.0.1:{self.nats.port}"
+        slot, password = nats_login(self._passwords(), user)
+        return f"tls://{slot}:{password}@127.0.0.1:{self.nats.port}"
 
     def nats_tls_env(self) -> dict[str, str]:
         """The ``OUTPOST_NATS_*`` variables a service process (or a replica) needs."""
@@ -467,8 +469,13 @@ class DevStack:
         if running is not None:
             config = (store / "nats.conf").read_text()
             match = _MQTT_LISTEN.search(config)
-            if match is None or "system_account" not in config:
-                # started without MQTT or without the broker's security: start afresh
+            wanted = (
+                broker_config(self.broker, int(match.group(1)), self._passwords())
+                if match is not None
+                else ""
+            )
+            if match is None or wanted not in config:
+                # started without MQTT, or with other users or permissions: start afresh
                 running.stop()
             else:
                 self.nats, self.mqtt_port = running, int(match.group(1))
@@ -774,10 +781,71 @@ class DevStack:
 
 NATS_USERS: tuple[str, ...] = (*ALL_SERVICES, DEV_NATS_USER)
 _ALL_NATS_USERS: tuple[str, ...] = (*NATS_USERS, SYSTEM_NATS_USER)
+# Each broker user has two login names (slots) with the same permissions, both always in the
+# auth callout's auth_users: a password is rotated by giving the idle slot a new one and
+# moving the process to it, which changes only nats-server's reloadable users, never its
+# auth_callout block (a reload refuses any change there). docs/runbook.md, "Rotating a
+# broker credential"; decision 74.
+SLOT_B_SUFFIX = "-b"
+
+
+def nats_slots(user: str) -> tuple[str, str]:
+    """The two login names of broker user ``user``."""
+    return user, user + SLOT_B_SUFFIX
 
 
 def _nats_secret(user: str) -> str:
     return f"nats_{user}"
+
+
+def _active_key(user: str) -> str:
+    return f"nats_active_{user}"
+
+
+def nats_login(secrets: Mapping[str, str], user: str) -> tuple[str, str]:
+    """The login name and password ``user``'s processes connect with now (its active slot)."""
+    slot = secrets.get(_active_key(user)) or user
+    if slot not in nats_slots(user):
+        raise ValueError(f"{_active_key(user)} names {slot!r}, not one of {nats_slots(user)}")
+    return slot, secrets[_nats_secret(slot)]
+
+
+def rotate_nats_password(path: Path, user: str, *, retire: bool = False) -> str:
+    """Rotate ``user``'s broker password in the secrets file ``path``; returns the slot its
+    processes use afterwards.
+
+    Without ``retire``: the idle slot gets a new password and becomes the active one; the
+    old slot's password stays valid so running processes keep working until they restart.
+    With ``retire``: the idle slot's password is replaced by a fresh one nobody holds (the
+    old credential stops working at the next reload). Rendering the broker's configuration
+    and the processes' variables again (``outpost-admin deploy init``) and reloading
+    nats-server applies either."""
+    if user not in _ALL_NATS_USERS:
+        raise ValueError(f"unknown broker user {user!r}; known: {_ALL_NATS_USERS}")
+    stored = ensure_secrets(path)
+    active, _ = nats_login(stored, user)
+    idle = next(slot for slot in nats_slots(user) if slot != active)
+    stored[_nats_secret(idle)] = secrets.token_urlsafe(24)
+    if not retire:
+        stored[_active_key(user)] = active = idle
+    _write_private(path, json.dumps(stored, indent=2) + "\n")
+    return active
+
+
+def _nats_permissions(process: str) -> dict[str, Any]:
+    """nats-server's ``permissions`` of a process's user: what the contracts imply
+    (``outpost_contracts.access``, decision 74); the tooling user has none (all)."""
+    if process == SYSTEM_NATS_USER:
+        perms = access.system_permissions()
+    else:
+        perms = access.permissions(process)
+    rendered: dict[str, Any] = {
+        "publish": {"allow": list(perms.publish)},
+        "subscribe": {"allow": list(perms.subscribe)},
+    }
+    if perms.allow_responses:
+        rendered["allow_responses"] = True
+    return rendered
 
 
 def broker_config(
@@ -789,8 +857,10 @@ def broker_config(
     files_at: Path | None = None,
 ) -> str:
     """nats-server's security: TLS with client certificates on both listeners, a user per
-    service (they bypass the auth callout), and the devices service's auth callout for every
-    other connection, i.e. devices (docs/decisions.md, "The broker").
+    service with the permissions its contracts imply (they bypass the auth callout), the
+    tooling user (streams, inspection; all permissions), and the devices service's auth
+    callout for every other connection, i.e. devices (docs/decisions.md, "The broker";
+    decision 74).
 
     ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
     ``broker``'s directory when it is not where it was written (a container's mount,
@@ -800,7 +870,11 @@ def broker_config(
         broker = BrokerPki(files_at)
     q = json.dumps
     users = ",\n".join(
-        f"    {{user: {q(u)}, password: {q(passwords[_nats_secret(u)])}}}" for u in NATS_USERS
+        f"    {{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}"
+        + (f", permissions: {q(_nats_permissions(u))}" if u in ALL_SERVICES else "")
+        + "}"
+        for u in NATS_USERS
+        for slot in nats_slots(u)
     )
     tls = (
         f"cert_file: {q(str(broker.server_cert))}\n"
@@ -809,18 +883,24 @@ def broker_config(
         "  verify: true\n"
         "  timeout: 5\n"
     )
-    system = passwords[_nats_secret(SYSTEM_NATS_USER)]
+    system_perms = q(_nats_permissions(SYSTEM_NATS_USER))
+    system = ",\n".join(
+        f"    {{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}, "
+        f"permissions: {system_perms}}}"
+        for slot in nats_slots(SYSTEM_NATS_USER)
+    )
+    auth_users = [slot for u in _ALL_NATS_USERS for slot in nats_slots(u)]
     return (
         f"tls {{\n  {tls}}}\n"
         "accounts {\n"
-        f"  SYS: {{ users: [ {{user: {q(SYSTEM_NATS_USER)}, password: {q(system)}}} ] }}\n"
+        f"  SYS: {{ users: [\n{system}\n  ] }}\n"
         "}\n"
         "system_account: SYS\n"
         "authorization {\n"
         f"  users: [\n{users}\n  ]\n"
         "  auth_callout {\n"
         f"    issuer: {q(issuer)}\n"
-        f"    auth_users: [{', '.join(q(u) for u in _ALL_NATS_USERS)}]\n"
+        f"    auth_users: [{', '.join(q(u) for u in auth_users)}]\n"
         "  }\n"
         "}\n"
         # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.
@@ -838,7 +918,12 @@ def ensure_secrets(path: Path) -> dict[str, str]:
     if path.exists():
         stored = json.loads(path.read_text())
     missing = [s for s in DB_SERVICES if not stored.get(s)]
-    missing += [_nats_secret(u) for u in _ALL_NATS_USERS if not stored.get(_nats_secret(u))]
+    missing += [
+        _nats_secret(slot)
+        for u in _ALL_NATS_USERS
+        for slot in nats_slots(u)
+        if not stored.get(_nats_secret(slot))
+    ]
     for service in missing:
         stored[service] = secrets.token_urlsafe(24)
     if not stored.get(KEY_ENCRYPTION_KEY):
