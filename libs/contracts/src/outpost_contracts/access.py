@@ -120,12 +120,16 @@ CORE: dict[str, Core] = {
     "devices": Core(
         # Commands to devices (a request whose reply never comes: devices may not publish
         # on inboxes) and their answers; last-seen from telemetry; its own connection events
-        # (core subscriptions of its own stream's subjects); the auth callout.
+        # (core subscriptions of its own stream's subjects); an organization's suspension and
+        # reinstatement, heard at once by every replica to kick and refuse its devices
+        # (decision 76); the auth callout.
         publish=(subjects.COMMANDS_ALL,),
         subscribe=(
             subjects.COMMAND_ACKS_ALL,
             subjects.TELEMETRY_ALL,
             subjects.service_events("devices"),
+            subjects.event_filter("identity", "OrganizationSuspended"),
+            subjects.event_filter("identity", "OrganizationReinstated"),
             AUTH_CALLOUT,
         ),
     ),
