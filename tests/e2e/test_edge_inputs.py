@@ -74,7 +74,11 @@ def test_numbers_a_field_cannot_hold_are_validation_errors(
         {"streamSeq__in": "1,99999999999999999999999"},
         {"$top": "9" * 5000},
     ):
-        error(http.get("/api/v1/admin/quarantine", params=params, headers=auth), 400, "validation_error")
+        error(
+            http.get("/api/v1/admin/quarantine", params=params, headers=auth),
+            400,
+            "validation_error",
+        )
     ok = http.get("/api/v1/admin/quarantine", params={"$filter": "streamSeq gt 0"}, headers=auth)
     assert ok.status_code == 200 and ok.json()["data"] == [], ok.text
 
@@ -113,7 +117,12 @@ def test_hostile_text_exports_safely_and_odd_signatures_are_refused(
     assert device.status_code == 201, device.text
     device_id = device.json()["id"]
     readings = [
-        {"deviceId": device_id, "sensor": "note", "ts": iso(START + timedelta(seconds=i)), "value": v}
+        {
+            "deviceId": device_id,
+            "sensor": "note",
+            "ts": iso(START + timedelta(seconds=i)),
+            "value": v,
+        }
         for i, v in enumerate(HOSTILE)
     ] + [{"deviceId": device_id, "sensor": "temp", "ts": iso(START), "value": -3.5}]
 

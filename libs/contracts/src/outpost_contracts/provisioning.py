@@ -145,7 +145,9 @@ class ListDeviceCertificates(Request, kw_only=True, frozen=True):
 
 class RevokeDeviceCertificate(Request, kw_only=True, frozen=True):
     device_id: UUID
-    serial: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=whole(r"[0-9a-fA-F]+"))]
+    serial: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=64, pattern=whole(r"[0-9a-fA-F]+"))
+    ]
 
 
 # --- replies ----------------------------------------------------------------------------

@@ -107,7 +107,12 @@ def ndjson_lines(text: str) -> list[dict[str, Any]]:
     fmt=st.sampled_from([api.Format.CSV, api.Format.NDJSON]),
     sensors=st.lists(TEXT, min_size=1, max_size=3, unique=True),
     values=st.lists(
-        st.one_of(TEXT, st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**53), 2**53), st.booleans()),
+        st.one_of(
+            TEXT,
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(2**53), 2**53),
+            st.booleans(),
+        ),
         min_size=1,
         max_size=8,
     ),
@@ -193,9 +198,7 @@ def test_annotations_and_events_with_hostile_text(
         assert [(g["text"], g["sensor"]) for g in got] == texts
         assert [g["summary"] for g in ndjson_lines(events_text)] == [t for t, _ in texts]
         return
-    for row, (text, sensor) in zip(
-        csv_records(notes_text, ANNOTATION_COLUMNS), texts, strict=True
-    ):
+    for row, (text, sensor) in zip(csv_records(notes_text, ANNOTATION_COLUMNS), texts, strict=True):
         safe_text_cell(row[3], sensor)
         safe_text_cell(row[6], text)
         assert json.loads(row[7]) == [{"key": "=k", "value": "+v"}]
