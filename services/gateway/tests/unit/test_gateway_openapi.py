@@ -64,6 +64,27 @@ def test_openapi_spec_validator_accepts_the_document(doc: dict[str, Any]) -> Non
     assert etag["schema"]["type"] == "string"
 
 
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            found
+            for key, value in node.items()
+            for found in ([value] if key == "pattern" else _patterns(value))
+        ]
+    if isinstance(node, list):
+        return [found for item in node for found in _patterns(item)]
+    return []
+
+
+def test_every_pattern_matches_whole_strings(doc: dict[str, Any]) -> None:
+    """``^…$`` accepts a final newline under Python's ``re.search`` (msgspec's check): every
+    pattern of the document is written with ``whole`` (decision 77)."""
+    found = set(_patterns(doc))
+    assert len(found) >= 5
+    for pattern in found:
+        assert pattern.startswith("^(?:") and pattern.endswith("$(?!\\n)"), pattern
+
+
 def test_every_operation_has_security_unless_public(doc: dict[str, Any]) -> None:
     ops = operations(doc)
     assert len(ops) > 10

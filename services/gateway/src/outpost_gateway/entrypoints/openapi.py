@@ -44,6 +44,7 @@ import msgspec
 from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from outpost_contracts.base import whole
 from outpost_contracts.errors import ErrorType
 from outpost_gateway.domain.policy import (
     AUTHENTICATED,
@@ -81,7 +82,7 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
             },
         },
-        "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "request_id": {"type": "string", "pattern": whole("[0-9a-f]{32}")},
     },
 }
 
