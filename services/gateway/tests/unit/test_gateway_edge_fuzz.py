@@ -4,7 +4,7 @@ error model, never another exception (which the app would turn into a 500).
 
 The parsers are tested directly (no I/O): OData options and key predicates, field filters,
 the paging parameters, signed download links, and the v0 ↔ v1 translation of queries and
-bodies. Body decoding is tested through the app (``TestClient``), where Litestar decodes."""
+bodies, the readings routes' typed query strings. Body decoding is tested through the app (``TestClient``), where Litestar decodes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from litestar.testing import TestClient
 from outpost_contracts.devices import CREATE_DEVICE
 from outpost_contracts.errors import AccessDenied, OutpostError
 from outpost_contracts.query import ListQuery
+from outpost_contracts.readings import GetAggregates, GetLatest, GetStats, ListReadings
 from outpost_gateway.app.limits import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
@@ -32,6 +33,7 @@ from outpost_gateway.domain.query import parse_list_request, parse_single_reques
 from outpost_gateway.domain.query.keys import parse_key
 from outpost_gateway.domain.query.odata import ODATA_PARAMS
 from outpost_gateway.domain.query.shape import Resource
+from outpost_gateway.domain.query.typed import parse_typed_query
 from outpost_gateway.entrypoints.versions import (
     translate_query,
     translate_request,
@@ -124,6 +126,30 @@ def test_single_resource_queries_parse_or_are_refused(params: list[tuple[str, st
 @example("1e999")
 def test_key_predicates_parse_or_are_refused(text: str) -> None:
     refused_or_ok(lambda: parse_key(text, ("name",)))
+
+
+TYPED_NAMES = st.sampled_from(
+    ["deviceId", "groupId", "siteId", "sensor", "from", "to", "limit", "after", "order",
+     "interval", "fn", "timezone", "x"]
+)  # fmt: skip
+TYPED_VALUES = st.one_of(
+    TEXT,
+    WORDS,
+    st.integers().map(str),
+    st.sampled_from(["9" * 5000, "1e999", "temp\n", "20261130T162512Z", "avg,max"]),
+)
+
+
+@FUZZ
+@given(
+    st.sampled_from([ListReadings, GetAggregates, GetStats, GetLatest]),
+    st.lists(st.tuples(TYPED_NAMES, TYPED_VALUES), max_size=6),
+)
+def test_typed_reading_queries_parse_or_are_refused(
+    type_: type[Any], params: list[tuple[str, str]]
+) -> None:
+    """The readings routes' query strings, converted to their request contract."""
+    refused_or_ok(lambda: parse_typed_query(params, type_))
 
 
 # --- signed download links ------------------------------------------------------------------
