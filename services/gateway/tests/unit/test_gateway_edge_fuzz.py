@@ -4,7 +4,8 @@ error model, never another exception (which the app would turn into a 500).
 
 The parsers are tested directly (no I/O): OData options and key predicates, field filters,
 the paging parameters, signed download links, and the v0 ↔ v1 translation of queries and
-bodies, the readings routes' typed query strings. Body decoding is tested through the app (``TestClient``), where Litestar decodes."""
+bodies, the readings routes' typed query strings. Body decoding is tested through the app
+(``TestClient``), where Litestar decodes."""
 
 from __future__ import annotations
 
