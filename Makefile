@@ -67,6 +67,7 @@ lint: install
 	$(RUN) ruff format --check .
 	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(SRC_DIRS)
 	$(RUN) python tools/check_boundaries.py
+	$(RUN) python tools/check_doc_links.py
 
 # The deployment files, offline (docs/operations.md): the Dockerfile (hadolint + structure),
 # docker-compose.yml against the compose specification's schema and the settings structs,

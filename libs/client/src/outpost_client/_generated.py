@@ -2504,6 +2504,14 @@ OPERATIONS: dict[str, Operation] = {
         200,
     ),
     "refresh": Operation("refresh", "POST", "/api/v1/auth/refresh", (), (), 200),
+    "reinstate_organization": Operation(
+        "reinstate_organization",
+        "POST",
+        "/api/v1/admin/organizations/{id}/reinstate",
+        ("id",),
+        (),
+        200,
+    ),
     "renew_certificate": Operation(
         "renew_certificate", "POST", "/api/v1/devices/certificates/renew", (), (), 201
     ),
@@ -4670,6 +4678,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             TokenIssued,
+        )
+
+    def reinstate_organization(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OrganizationView:
+        """``POST /api/v1/admin/organizations/{id}/reinstate``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["reinstate_organization"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            OrganizationView,
         )
 
     def renew_certificate(
@@ -7164,6 +7191,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             TokenIssued,
+        )
+
+    async def reinstate_organization(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OrganizationView:
+        """``POST /api/v1/admin/organizations/{id}/reinstate``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["reinstate_organization"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            OrganizationView,
         )
 
     async def renew_certificate(

@@ -44,6 +44,17 @@ class OrganizationSuspended(
     reason: str = ""
 
 
+class OrganizationReinstated(
+    Event, tag=wire_tag(SERVICE, "OrganizationReinstated", 1), kw_only=True, frozen=True
+):
+    """The suspension is lifted: the organization's credentials, devices, telemetry and
+    notifications work again (docs/decisions.md, decision 76)."""
+
+
+# What the services that act on a suspension follow (their ``*-organizations`` consumers).
+SUSPENSION_EVENTS: tuple[type[Event], ...] = (OrganizationSuspended, OrganizationReinstated)
+
+
 class ApiKeyCreated(Event, tag=wire_tag(SERVICE, "ApiKeyCreated", 1), kw_only=True, frozen=True):
     """Carries the key's lookup prefix and SHA-256 hash (never the key) so that gateways can
     verify it from their local cache."""
@@ -176,6 +187,13 @@ class SuspendOrganizationById(Request, kw_only=True, frozen=True):
 
     id: UUID
     reason: Annotated[str, msgspec.Meta(max_length=512)] = ""
+
+
+class ReinstateOrganizationById(Request, kw_only=True, frozen=True):
+    """``POST /admin/organizations/{id}/reinstate`` (operator): the suspension is lifted;
+    repeating it, or reinstating an active organization, changes nothing."""
+
+    id: UUID
 
 
 class CreateApiKey(Request, kw_only=True, frozen=True):
@@ -330,6 +348,9 @@ LIST_ORGANIZATIONS = Operation(
 GET_ORGANIZATION = Operation(SERVICE, "GetOrganization", GetOrganization, OrganizationView)
 SUSPEND_ORGANIZATION = Operation(
     SERVICE, "SuspendOrganization", SuspendOrganizationById, OrganizationView
+)
+REINSTATE_ORGANIZATION = Operation(
+    SERVICE, "ReinstateOrganization", ReinstateOrganizationById, OrganizationView
 )
 CREATE_API_KEY = Operation(SERVICE, "CreateApiKey", CreateApiKey, ApiKeyIssued)
 LIST_API_KEYS = Operation(SERVICE, "ListApiKeys", ListApiKeys, Page[ApiKeyView])

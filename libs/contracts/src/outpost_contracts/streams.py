@@ -80,6 +80,21 @@ STREAMS: tuple[StreamSpec, ...] = (
     ),
 )
 
+
+def _suspensions(service: str) -> ConsumerSpec:
+    """A service's record of which organizations are suspended (decision 76)."""
+    return ConsumerSpec(
+        stream="IDENTITY",
+        name=f"{service}-organizations",
+        owner=service,
+        filter_subjects=tuple(
+            subjects.event_filter("identity", name)
+            for name in ("OrganizationSuspended", "OrganizationReinstated")
+        ),
+        description="Organizations suspended and reinstated (what they may no longer do)",
+    )
+
+
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         stream="IDENTITY",
@@ -144,6 +159,9 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         max_ack_pending=1000,
         description="Export workers: explicit acks, in-progress acks while working",
     ),
+    _suspensions("devices"),
+    _suspensions("readings"),
+    _suspensions("alerting"),
 )
 
 

@@ -23,7 +23,7 @@ from outpost_contracts import alerting, devices, notifications, registry, stream
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_kit import messaging
+from outpost_kit import messaging, suspensions
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.runtime import ServiceRuntime
@@ -55,6 +55,11 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
 
     uow = runtime.uow
     runtime.serve(rpc.handlers(Deps(uow=uow, scope_exists=scope_exists)))
+    # Every replica: evaluation skips a suspended organization, the delivery worker holds its
+    # deliveries (decision 76).
+    runtime.consume(
+        "alerting-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES
+    )
     if settings.evaluate:
         runtime.consume("alerting-devices", on_device_event, DEVICE_EVENTS)
         runtime.background(

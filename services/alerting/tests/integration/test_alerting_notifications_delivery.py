@@ -44,8 +44,9 @@ from outpost_contracts import alerting as alert_api
 from outpost_contracts import notifications as api
 from outpost_contracts import streams, subjects
 from outpost_contracts.envelope import EventEnvelope, RequestContext
+from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.query import Cmp, ListQuery
-from outpost_kit import messaging
+from outpost_kit import ids, messaging, suspensions
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.reads import TenantReads
@@ -742,3 +743,48 @@ async def test_the_next_checked_address_when_one_refuses_the_connection(world: W
     assert ok.outcome is api.DeliveryOutcome.SUCCEEDED, ok.error
     assert bad.outcome is api.DeliveryOutcome.DEAD and "ConnectError" in (bad.error or "")
     assert len(receiver.requests) == 1
+
+
+async def _organization(world: World, org: uuid.UUID, version: int, data: Any) -> None:
+    """What the ``alerting-organizations`` consumer does with identity's event."""
+    envelope = EventEnvelope(
+        id=uuid.uuid4(),
+        org_id=org,
+        stream_id=org,
+        stream_type="organization",
+        version=version,
+        occurred_at=ids.now(),
+        data=data,
+    )
+    async with world.uow(org) as uow:
+        await suspensions.on_organization_event(uow, envelope)
+        await uow.commit()
+
+
+async def test_a_suspended_organizations_deliveries_are_held_until_it_is_lifted(
+    world: World,
+) -> None:
+    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
+    delivery stays in the queue, neither claimed nor counted as left behind, while another
+    organization's is claimed; once lifted it is claimed and sent."""
+    deps = world.deps()
+    other = World(world.uow, world.resolver, world.reads)
+    await _organization(world, world.ctx.org_id, 2, OrganizationSuspended(reason="unpaid"))
+    with Receiver() as receiver:
+        held = await world.alert(deps, (await world.webhook(deps, receiver.url())).id)
+        sent = await other.alert(deps, (await other.webhook(deps, receiver.url())).id)
+        claimed = await app.claim_due(deps, 10)
+        assert [d.delivery.event_id for d in claimed.due] == [sent.id]
+        assert claimed.more is False  # nothing due is waiting: the held one is not due
+        await app.attempt(deps, claimed.due[0])
+        assert (await app.claim_due(deps, 10)).taken == 0
+        [row] = await world.deliveries()
+        assert (row.status, row.attempts) == ("PENDING", 0)
+
+        await _organization(world, world.ctx.org_id, 3, OrganizationReinstated())
+        world.start(deps)
+        await eventually(lambda: _done(world, 1))
+    assert [r.headers["x-outpost-event-id"] for r in receiver.requests] == [
+        str(sent.id),
+        str(held.id),
+    ]

@@ -31,11 +31,12 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered, DeviceUpdated
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
+from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Protocol
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import TelemetryReading
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids, messaging
+from outpost_kit import ids, messaging, suspensions
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec
@@ -725,3 +726,45 @@ async def test_an_offline_rule_keeps_a_sensor_given_and_its_readings_still_do_no
     await env.drain(spec)
     [still] = await env.alerts()
     assert still.status == api.AlertStatus.OPEN
+
+
+async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> None:
+    """What the ``alerting-organizations`` consumer does with identity's event."""
+    envelope = EventEnvelope(
+        id=ids.new_id(),
+        org_id=org,
+        stream_id=org,
+        stream_type="organization",
+        version=version,
+        occurred_at=ids.now(),
+        data=data,
+    )
+    async with env.uow(org) as uow:
+        await suspensions.on_organization_event(uow, envelope)
+        await uow.commit()
+
+
+async def test_a_suspended_organization_is_not_evaluated_and_another_is(env: Env) -> None:
+    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
+    device's readings, its disconnection and the offline timer fire nothing (in the same
+    batch another organization's readings fire); lifted, its readings fire again."""
+    other = ids.new_id()
+    device, neighbour = await env.device(), await env.device(org=other)
+    await env.rule()
+    await env.rule(org=other)
+    await env.rule(name="gone", condition={"op": "offline", "seconds": 60}, severity="MINOR")
+    await _organization(env, env.org, 2, OrganizationSuspended(reason="unpaid"))
+    down = ids.now()
+    await env.device_event(device, 2, DeviceDisconnected(disconnected_at=down, connection="s/1"))
+    outcome = await evaluation.evaluate(
+        env.uow, [_one(device, env.org, (40.0, 0)), _one(neighbour, other, (40.0, 0))], ids.now()
+    )
+    assert outcome.suspended == 1 and outcome.fired == 1
+    await evaluation.fire_due(env.uow, down + timedelta(seconds=61), timedelta(seconds=30), 1000)
+    assert await env.alerts() == []
+    assert [a.device_id for a in await env.alerts(other)] == [neighbour]
+
+    await _organization(env, env.org, 3, OrganizationReinstated())
+    await evaluation.evaluate(env.uow, [_one(device, env.org, (41.0, 1))], ids.now())
+    [alert] = await env.alerts()
+    assert alert.device_id == device and alert.trigger.value == 41.0

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from outpost_contracts import commands as command_contracts
 from outpost_contracts import devices, presence, provisioning, registry
 from outpost_contracts.base import Event
+from outpost_contracts.errors import AccessDenied
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.adapters.command_store import CommandsProjector
@@ -25,7 +26,7 @@ from outpost_devices.entrypoints import commands as command_entrypoints
 from outpost_devices.entrypoints import rpc
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig, TelemetrySeen
 from outpost_devices.settings import DevicesSettings
-from outpost_kit import ids, messaging
+from outpost_kit import ids, messaging, suspensions
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.runtime import ServiceRuntime
@@ -97,6 +98,9 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     )
     nc = runtime.nc
     runtime.background(lambda stop: command_entrypoints.run(nc, command_deps, stop))
+    runtime.consume(
+        "devices-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES
+    )
     if settings.broker_issuer_seed is None:
         _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
         return
@@ -138,7 +142,9 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
         admitted = await broker.authorize(reads, cas, request.chain_pems, ids.now(), session)
         if sessions is not None:
-            sessions.admitted(admitted.device_id, request)
+            if sessions.refuses(admitted.org_id):  # heard suspended, not yet in the table
+                raise AccessDenied("the organization is suspended")
+            sessions.admitted(admitted.device_id, request, admitted.org_id)
         return admitted.name, admitted.permissions(), admitted.expires
 
     responder = CalloutResponder(runtime.nc, Issuer(settings.broker_issuer_seed.reveal()), decide)

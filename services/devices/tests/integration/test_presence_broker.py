@@ -18,9 +18,12 @@ import pytest
 from devices_testkit import ctx, devices_deps
 
 from outpost_contracts import devices as dev_api
+from outpost_contracts import subjects
+from outpost_contracts.base import event_tag
+from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.presence import GetDeviceHealth
 from outpost_devices.adapters import broker_events
-from outpost_devices.adapters.callout import Sessions
+from outpost_devices.adapters.callout import SUSPENSION_MEMORY_SECONDS, Sessions
 from outpost_devices.app import handlers, presence
 from outpost_devices.domain.presence import Connected, Connection, Disconnected
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig
@@ -241,4 +244,57 @@ async def test_a_replica_that_never_admitted_a_connection_kicks_it_from_presence
     await asyncio.wait_for(closed.wait(), 5)
     assert conn.is_closed
     await kicker.close()
+    await system.close()
+
+
+async def test_a_suspension_kicks_every_device_of_the_organization_and_no_other(
+    deps: handlers.Deps, broker_for: Any
+) -> None:
+    """RELIABILITY.md ``suspension`` (decision 76): ``OrganizationSuspended``, heard on the
+    subject identity publishes it on, closes every connection of the organization's devices
+    (those presence recorded, whichever replica admitted them) and none of another's; the
+    replica refuses the organization on that word alone until the table has it, and no
+    longer once ``OrganizationReinstated`` is heard."""
+    org, other = uuid.uuid4(), uuid.uuid4()
+    devices = [(org, await _device(deps, org)) for _ in range(2)]
+    devices.append((other, await _device(deps, other)))
+    users = [broker_events.device_user(o, d) for o, d in devices]
+    server = broker_for(users)
+    conns = [await _connect(server, u, allow_reconnect=False) for u in users]
+    system = await _connect(server, "sys")
+    await BrokerPresence(system, deps.uow, PresenceConfig()).reconcile_once()
+    assert all([(await _view(deps, o, d)).online for o, d in devices])
+
+    now = [0.0]
+    kicker = await _connect(server, "sys")
+    sessions = Sessions(system, kicker, deps.uow, clock=lambda: now[0])
+    stop = asyncio.Event()
+    running = asyncio.create_task(sessions.run(stop))
+    await _until(lambda: system.flush(), lambda _: True)  # its subscriptions are in place
+
+    def envelope(name: str, version: int) -> bytes:
+        return json.dumps({"orgId": str(org), "streamId": str(org), "version": version}).encode()
+
+    await system.publish(
+        subjects.event(event_tag(OrganizationSuspended), org), envelope("suspended", 2)
+    )
+    closed = await _until(
+        lambda: asyncio.sleep(0, [c.is_closed for c in conns]), lambda got: got[:2] == [True] * 2
+    )
+    assert closed == [True, True, False]  # the other organization's device stays
+    assert sessions.refuses(org) and not sessions.refuses(other)
+    now[0] += SUSPENSION_MEMORY_SECONDS + 1  # the table decides from then on
+    assert not sessions.refuses(org)
+
+    await sessions.organization_changed(org, suspended=True)  # heard again: remembered again
+    assert sessions.refuses(org)
+    await system.publish(
+        subjects.event(event_tag(OrganizationReinstated), org), envelope("reinstated", 3)
+    )
+    assert not await _until(
+        lambda: asyncio.sleep(0, sessions.refuses(org)), lambda refused: not refused
+    )
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    await conns[2].close()
     await system.close()

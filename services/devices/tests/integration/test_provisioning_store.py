@@ -5,8 +5,10 @@ re-encrypted by ``rotate-ca-keys``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -19,13 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from outpost_contracts import provisioning as api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
+from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Gone, OutpostError
+from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_devices import bootstrap
 from outpost_devices.adapters.pki import CaVault
-from outpost_devices.app import provisioning
+from outpost_devices.app import broker, provisioning
 from outpost_devices.app.handlers import Deps
 from outpost_devices.settings import DevicesSettings
+from outpost_kit import ids, suspensions
 from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
@@ -135,3 +139,80 @@ async def test_rotate_ca_keys_reencrypts_every_organizations_key(
         CaVault(new_key).open(row["private_key_enc"])  # the old key is no longer needed
         with pytest.raises(RuntimeError):
             CaVault(OLD_KEY).open(row["private_key_enc"])
+
+
+async def _organization(deps: Deps, org: Any, version: int, data: Any) -> None:
+    """What the ``devices-organizations`` consumer does with identity's event."""
+    envelope = EventEnvelope(
+        id=uuid4(),
+        org_id=org,
+        stream_id=org,
+        stream_type="organization",
+        version=version,
+        occurred_at=ids.now(),
+        data=data,
+    )
+    async with deps.uow(org) as uow:
+        await suspensions.on_organization_event(uow, envelope)
+        await uow.commit()
+
+
+def _key_and_csr() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .sign(key, hashes.SHA256())
+    )
+    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _renewal(key: ec.EllipticCurvePrivateKey, certificate: str) -> api.RenewCertificate:
+    _new_key, csr = _key_and_csr()
+    der = x509.load_pem_x509_csr(csr.encode()).public_bytes(serialization.Encoding.DER)
+    signature = base64.b64encode(key.sign(der, ec.ECDSA(hashes.SHA256()))).decode()
+    return api.RenewCertificate(certificate=certificate, csr=csr, signature=signature)
+
+
+async def test_a_suspended_organization_neither_provisions_renews_nor_connects(
+    deps: Deps,
+) -> None:
+    """RELIABILITY.md ``suspension`` (decision 76): while the organization is suspended its
+    registration tokens answer access_denied and stay unspent, its certificates do not
+    renew and the broker's callout refuses its devices; lifting it restores all three."""
+    org = uuid4()
+    first = await provisioning.create_registration_token(
+        deps, _ctx(org), api.CreateRegistrationToken(device_name="first")
+    )
+    second = await provisioning.create_registration_token(
+        deps, _ctx(org), api.CreateRegistrationToken(device_name="second")
+    )
+    key, csr = _key_and_csr()
+    device = await provisioning.provision(
+        deps, _ctx(uuid4()), api.Provision(token=first.token, csr=csr)
+    )
+    chain = [device.certificate, device.ca_chain]
+    cas, session = broker.CaCache(), timedelta(hours=1)
+    assert (await broker.authorize(deps.reads, cas, chain, ids.now(), session)).org_id == org
+
+    await _organization(deps, org, 2, OrganizationSuspended(reason="unpaid"))
+    refusals = [
+        provisioning.provision(deps, _ctx(uuid4()), api.Provision(token=second.token, csr=_csr())),
+        provisioning.renew_certificate(deps, _ctx(uuid4()), _renewal(key, device.certificate)),
+        broker.authorize(deps.reads, cas, chain, ids.now(), session),
+    ]
+    for refused in refusals:
+        with pytest.raises(OutpostError) as exc:
+            await refused
+        assert (exc.value.status, exc.value.message) == (403, "the organization is suspended")
+
+    await _organization(deps, org, 3, OrganizationReinstated())
+    again = await provisioning.provision(
+        deps, _ctx(uuid4()), api.Provision(token=second.token, csr=_csr())
+    )  # the token was left unspent
+    assert again.device_id == second.device_id
+    renewed = await provisioning.renew_certificate(
+        deps, _ctx(uuid4()), _renewal(key, device.certificate)
+    )
+    assert renewed.device_id == device.device_id
+    assert (await broker.authorize(deps.reads, cas, chain, ids.now(), session)).org_id == org

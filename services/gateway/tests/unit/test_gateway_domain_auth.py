@@ -10,7 +10,11 @@ from gateway_testkit import NOW, bearer, build_world, envelope, key_created
 from outpost_contracts.credentials import scope_covers
 from outpost_contracts.envelope import PLATFORM_ORG_ID, PrincipalKind
 from outpost_contracts.errors import ErrorType, OutpostError
-from outpost_contracts.identity import ApiKeyRevoked, OrganizationSuspended
+from outpost_contracts.identity import (
+    ApiKeyRevoked,
+    OrganizationReinstated,
+    OrganizationSuspended,
+)
 from outpost_contracts.tokens import Role, scopes_of
 from outpost_gateway.adapters.identity_follower import decode_identity_event
 from outpost_gateway.domain.auth import authenticate
@@ -62,6 +66,20 @@ def test_evolve_tracks_organizations_and_suspension() -> None:
     assert world.cache.organization_exists(world.org_a)
     assert not world.cache.organization_suspended(world.org_a)
     assert world.cache.organization_suspended(world.org_b)
+
+
+def test_a_reinstated_organizations_keys_authenticate_again() -> None:
+    """RELIABILITY.md ``suspension``: lifting the suspension (decision 76), as the
+    gateway's credential cache hears it from the IDENTITY stream."""
+    world = build_world()
+    with pytest.raises(OutpostError) as exc:
+        _auth(f"Bearer {world.suspended.key}", world)
+    assert exc.value.type is ErrorType.ACCESS_DENIED
+    reinstated = envelope(world.org_b, world.org_b, OrganizationReinstated(), 3)
+    assert decode_identity_event(msgspec.json.encode(reinstated)).data == reinstated.data  # type: ignore[union-attr]
+    evolve(world.cache, reinstated)
+    assert not world.cache.organization_suspended(world.org_b)
+    assert _auth(f"Bearer {world.suspended.key}", world).org_id == world.org_b
 
 
 def test_revoking_an_unknown_prefix_is_ignored() -> None:

@@ -215,6 +215,7 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
     assert linked("/api/v1/admin/organizations") == {
         ("GET", "/api/v1/admin/organizations/{id}"),
         ("POST", "/api/v1/admin/organizations/{id}/suspend"),
+        ("POST", "/api/v1/admin/organizations/{id}/reinstate"),
         ("GET", "/api/v1/admin/organizations/{id}/rate-limits"),
         ("PUT", "/api/v1/admin/organizations/{id}/rate-limits"),
     }

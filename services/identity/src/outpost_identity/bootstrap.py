@@ -29,6 +29,7 @@ from outpost_kit.runtime import ServiceRuntime
 EVENT_TYPES = (
     identity.OrganizationCreated,
     identity.OrganizationSuspended,
+    identity.OrganizationReinstated,
     identity.ApiKeyCreated,
     identity.ApiKeyRevoked,
     identity.UserCreated,

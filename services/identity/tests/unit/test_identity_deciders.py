@@ -14,6 +14,7 @@ from outpost_contracts.identity import (
     ApiKeyRevoked,
     CreateOrganization,
     OrganizationCreated,
+    OrganizationReinstated,
     OrganizationStatus,
     OrganizationSuspended,
 )
@@ -54,6 +55,23 @@ def test_suspend_is_idempotent() -> None:
     assert organizations.decide(suspended, organizations.SuspendOrganization(), NOW) == []
     with pytest.raises(NotFound):
         organizations.decide(None, organizations.SuspendOrganization(), NOW)
+
+
+def test_reinstating_lifts_a_suspension_and_is_idempotent() -> None:
+    """RELIABILITY.md ``suspension``: the operator lifts a suspension (decision 76)."""
+    state = given(organizations.evolve, [OrganizationCreated(name="a")])
+    assert organizations.decide(state, organizations.ReinstateOrganization(), NOW) == []
+    suspended = organizations.evolve(state, OrganizationSuspended(), state.id)
+    assert organizations.decide(suspended, organizations.ReinstateOrganization(), NOW) == [
+        OrganizationReinstated()
+    ]
+    active = organizations.evolve(suspended, OrganizationReinstated(), state.id)
+    assert active.status is OrganizationStatus.ACTIVE and active.version == 3
+    assert organizations.decide(active, organizations.SuspendOrganization(), NOW) == [
+        OrganizationSuspended(reason="")
+    ]
+    with pytest.raises(NotFound):
+        organizations.decide(None, organizations.ReinstateOrganization(), NOW)
 
 
 def _issue(scopes: tuple[str, ...], granted: tuple[str, ...], **kw) -> api_keys.IssueApiKey:  # type: ignore[no-untyped-def]

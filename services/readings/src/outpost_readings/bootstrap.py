@@ -11,7 +11,7 @@ from outpost_contracts import devices, streams
 from outpost_contracts.annotations import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_kit import messaging
+from outpost_kit import messaging, suspensions
 from outpost_kit import telemetry as telemetry_context
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
@@ -64,6 +64,9 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
     )
     runtime.serve(rpc.handlers(deps, annotation_deps))
     runtime.consume("readings-devices", on_device_event, DEVICE_EVENT_TYPES)
+    runtime.consume(
+        "readings-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES
+    )
     runtime.background(
         partial(
             maintenance.run,

@@ -24,6 +24,7 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceDecommissioned, DeviceRegistered
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import NotFound
+from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.query import Page
 from outpost_contracts.readings import (
     DiscardQuarantine,
@@ -37,7 +38,7 @@ from outpost_contracts.readings import (
 )
 from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids, messaging
+from outpost_kit import ids, messaging, suspensions
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
@@ -698,3 +699,55 @@ async def test_a_first_delivery_repeating_stored_readings_stores_each_once(env: 
     await _drain(env, spec, 2)
     assert await env.rows(org, "SELECT count(*) AS n FROM readings") == [(15,)]
     assert await env.rows(org, "SELECT count(*) AS n FROM quarantine") == [(0,)]
+
+
+async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> None:
+    """What the ``readings-organizations`` consumer does with identity's event."""
+    envelope = EventEnvelope(
+        id=ids.new_id(),
+        org_id=org,
+        stream_id=org,
+        stream_type="organization",
+        version=version,
+        occurred_at=ids.now(),
+        data=data,
+    )
+    async with env.deps.uow(org) as uow:
+        await suspensions.on_organization_event(uow, envelope)
+        await uow.commit()
+
+
+async def test_a_suspended_organizations_telemetry_is_dropped_and_others_stored(env: Env) -> None:
+    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
+    device's telemetry is acknowledged and neither stored nor quarantined, in the same
+    batches as another organization's, which is stored; after the suspension is lifted
+    it is stored again, and a stale suspension redelivered does not undo the lifting."""
+    suspended, other = ids.new_id(), ids.new_id()
+    device, neighbour = await env.device(suspended), await env.device(other)
+    spec = ConsumerSpec(
+        stream="TELEMETRY",
+        name=f"test-{secrets.token_hex(6)}",
+        owner="readings",
+        filter_subjects=tuple(f"{subjects.PREFIX}.tel.{o}.>" for o in (suspended, other)),
+        max_deliver=5,
+    )
+    await messaging.apply_streams(env.js, [streams.stream("TELEMETRY")], [spec])
+    await _organization(env, suspended, 2, OrganizationSuspended(reason="unpaid"))
+    for seq in (1, 2):
+        await env.publish(
+            suspended, device, {"seq": seq, "readings": [{"sensor": "t", "value": seq}]}
+        )
+        await env.publish(
+            other, neighbour, {"seq": seq, "readings": [{"sensor": "t", "value": seq}]}
+        )
+    await env.publish(suspended, device, b"{not json")  # not even quarantined
+    await _drain(env, spec, 5)
+    count = "SELECT (SELECT count(*) FROM readings) AS r, (SELECT count(*) FROM quarantine) AS q"
+    assert [tuple(r) for r in await env.rows(suspended, count)] == [(0, 0)]
+    assert [tuple(r) for r in await env.rows(other, count)] == [(2, 0)]
+
+    await _organization(env, suspended, 3, OrganizationReinstated())
+    await _organization(env, suspended, 2, OrganizationSuspended())  # redelivered, older
+    await env.publish(suspended, device, {"seq": 3, "readings": [{"sensor": "t", "value": 3}]})
+    await _drain(env, spec, 1)
+    assert [tuple(r) for r in await env.rows(suspended, count)] == [(1, 0)]

@@ -254,6 +254,21 @@ def register(groups: dict[str, typer.Typer]) -> None:
             done = api.json("POST", f"/api/v1/admin/organizations/{ident}/suspend")
         st.show(done, COLUMNS["orgs"], out)
 
+    @groups["orgs"].command(
+        "reinstate",
+        help="Lift an organization's suspension (operator).",
+        epilog="Example: outpost orgs reinstate ID",
+    )
+    def reinstate(
+        ctx: typer.Context,
+        ident: Annotated[str, typer.Argument(metavar="ID")],
+        out: OutputOpt = None,
+    ) -> None:
+        st = state(ctx)
+        with st.client() as api:
+            done = api.json("POST", f"/api/v1/admin/organizations/{ident}/reinstate")
+        st.show(done, COLUMNS["orgs"], out)
+
     @groups["users"].command(
         "create",
         help="Create a user of the organization.",

@@ -320,10 +320,17 @@ async def load_due(db: Any, delivery_ids: list[UUID]) -> list[Due]:
 
 
 _CLAIM_LOCK = "SELECT pg_advisory_xact_lock($1)"
+# A suspended organization's deliveries are held in the queue, neither claimed nor sent,
+# until the suspension is lifted (decision 76).
+_NOT_HELD = (
+    "NOT EXISTS (SELECT 1 FROM organization_suspensions s"
+    " WHERE s.tenant_id = {q}.tenant_id AND s.suspended)"
+)
 _CLAIM = (
     "WITH due AS ("
     "  SELECT delivery_id, channel_id, due_at FROM delivery_queue q"
     "  WHERE due_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)"
+    f"  AND {_NOT_HELD.format(q='q')}"
     "  AND NOT EXISTS (SELECT 1 FROM delivery_queue e WHERE q.alert_id IS NOT NULL"
     "   AND e.channel_id = q.channel_id AND e.alert_id = q.alert_id AND e.seq < q.seq)"
     "  ORDER BY due_at LIMIT $4 FOR UPDATE OF q SKIP LOCKED"
@@ -348,6 +355,7 @@ _CLAIM = (
     # statement's, from before the update: what was just claimed is left out by its id.
     " UNION ALL SELECT NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM delivery_queue r"
     "  WHERE r.due_at <= $1 AND (r.leased_until IS NULL OR r.leased_until <= $1)"
+    f"  AND {_NOT_HELD.format(q='r')}"
     "  AND r.delivery_id NOT IN (SELECT delivery_id FROM claimed))"
 )
 

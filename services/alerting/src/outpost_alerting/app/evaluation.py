@@ -42,7 +42,7 @@ from outpost_contracts import alerting as api
 from outpost_contracts import devices as device_events
 from outpost_contracts import presence
 from outpost_contracts.envelope import EventEnvelope
-from outpost_kit import ids
+from outpost_kit import ids, suspensions
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class Outcome:
     # Devices whose messages evaluation could not judge: not in alerting's view yet (their
     # registration is still on its way). Their messages are delivered again.
     unknown: set[tuple[UUID, UUID]] = field(default_factory=set)
+    suspended: int = 0  # messages of suspended organizations, not evaluated (acknowledged)
 
 
 def number(value: object) -> float | None:
@@ -110,6 +111,9 @@ async def evaluate(uow_factory: UnitOfWorkFactory, batch: list[Incoming], now: d
     for item in batch:
         by_org[item.org_id].append(item)
     async with uow_factory(None) as uow:
+        # A suspended organization's telemetry is not evaluated (decision 76).
+        for org_id in await suspensions.suspended_among(uow.conn, by_org):
+            outcome.suspended += len(by_org.pop(org_id))
         for org_id in sorted(by_org):  # one order on every replica
             await uow.set_tenant(org_id)
             await _evaluate_org(uow, org_id, by_org[org_id], now, outcome)
@@ -327,6 +331,8 @@ async def _timer(
     uow: UnitOfWork, org_id: UUID, rule_id: UUID, device_id: UUID, now: datetime, outcome: Outcome
 ) -> None:
     pair = (rule_id, device_id)
+    if await suspensions.suspended(uow, org_id):
+        return  # nothing fires while suspended: due again after the lease
     row = await store.rule(uow.conn, rule_id)
     device = (await store.devices(uow.conn, [device_id])).get(device_id)
     if row is None or not row.rule.enabled or device is None or not row.covers(device):
@@ -403,7 +409,10 @@ async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
 async def _presence(
     uow: UnitOfWork, org_id: UUID, device_id: UUID, connected: bool, at: datetime
 ) -> None:
-    """A connect or disconnect through every ``offline`` rule that covers the device."""
+    """A connect or disconnect through every ``offline`` rule that covers the device; not
+    while its organization is suspended (its devices are disconnected then: decision 76)."""
+    if await suspensions.suspended(uow, org_id):
+        return
     device = (await store.devices(uow.conn, [device_id])).get(device_id)
     if device is None:
         return

@@ -154,25 +154,59 @@ class _DeviceEvent(msgspec.Struct, rename="camel"):
     stream_id: UUID
 
 
-class Sessions:
-    """Closes a device's broker connections when it is decommissioned or a certificate of it
-    revoked: nats-server's ``$SYS.REQ.SERVER.<id>.KICK`` over a system-account connection;
-    the callout refuses the reconnection. Every replica hears the devices service's own
-    events (a plain subscription, no queue group) and kicks the connections it admitted
-    itself (known at once, before presence has heard of them) and the ones presence
-    recorded for the device (so a connection admitted by a replica that has since
-    restarted is closed too). Kicking a connection twice, or one already gone, is harmless.
-    This is what lets a broker session last long (``OUTPOST_DEVICES_BROKER_SESSION_SECONDS``):
-    revocation does not wait for the session to end."""
+# How long a replica refuses an organization on the word of a core-NATS
+# ``OrganizationSuspended`` alone: its ``devices-organizations`` consumer records the
+# suspension in the table well within this, and the table decides from then on.
+SUSPENSION_MEMORY_SECONDS = 60.0
 
-    def __init__(self, nc: NATS, system: NATS, uow_factory: Any = None) -> None:
+
+class Sessions:
+    """Closes a device's broker connections when it is decommissioned, a certificate of it
+    revoked or its organization suspended: nats-server's ``$SYS.REQ.SERVER.<id>.KICK`` over
+    a system-account connection; the callout refuses the reconnection. Every replica hears
+    the events (a plain subscription, no queue group) and kicks the connections it admitted
+    itself (known at once, before presence has heard of them) and the ones presence
+    recorded for the device, or for every online device of the suspended organization (so
+    a connection admitted by a replica that has since restarted is closed too). Kicking a
+    connection twice, or one already gone, is harmless. This is what lets a broker session
+    last long (``OUTPOST_DEVICES_BROKER_SESSION_SECONDS``): revocation does not wait for the
+    session to end.
+
+    A suspension is also remembered here for ``SUSPENSION_MEMORY_SECONDS`` (``refuses``), so
+    a kicked device reconnecting before the ``devices-organizations`` consumer has recorded
+    it in ``organization_suspensions`` is refused all the same (decision 76)."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        system: NATS,
+        uow_factory: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.nc = nc
         self.system = system
         self.uow_factory = uow_factory
+        self.clock = clock
         self._by_device: dict[UUID, set[tuple[str, int]]] = {}
+        self._org_devices: dict[UUID, set[UUID]] = {}
+        self._suspended: dict[UUID, float] = {}  # organization → until (clock)
 
-    def admitted(self, device_id: UUID, request: CalloutRequest) -> None:
+    def admitted(
+        self, device_id: UUID, request: CalloutRequest, org_id: UUID | None = None
+    ) -> None:
         self._by_device.setdefault(device_id, set()).add((request.server_id, request.client_id))
+        if org_id is not None:
+            self._org_devices.setdefault(org_id, set()).add(device_id)
+
+    def refuses(self, org_id: UUID) -> bool:
+        """Whether this replica heard the organization suspended a moment ago."""
+        until = self._suspended.get(org_id)
+        if until is None:
+            return False
+        if until <= self.clock():
+            del self._suspended[org_id]
+            return False
+        return True
 
     async def recorded(self, org_id: UUID, device_id: UUID) -> set[tuple[str, int]]:
         """The live connections presence recorded for the device."""
@@ -180,12 +214,15 @@ class Sessions:
             return set()
         async with self.uow_factory(org_id) as uow:
             state = (await presence_store.states(uow, [device_id])).get(device_id)
-        found: set[tuple[str, int]] = set()
-        for conn in state.connections if state is not None else ():
-            server_id, _, cid = conn.key.rpartition("/")
-            if cid.isdigit():
-                found.add((server_id, int(cid)))
-        return found
+        return _connections(state.connections if state is not None else ())
+
+    async def recorded_in(self, org_id: UUID) -> set[tuple[str, int]]:
+        """The live connections presence recorded for every online device of the tenant."""
+        if self.uow_factory is None:
+            return set()
+        async with self.uow_factory(org_id) as uow:
+            states = await presence_store.online_states(uow)
+        return _connections(conn for state in states.values() for conn in state.connections)
 
     async def kick(self, device_id: UUID, org_id: UUID | None = None) -> int:
         targets = self._by_device.pop(device_id, set())
@@ -194,6 +231,20 @@ class Sessions:
                 targets |= await self.recorded(org_id, device_id)
             except Exception as exc:  # the database is away: the admitted ones still go
                 _log.warning("broker: presence of %s unreadable for a kick: %s", device_id, exc)
+        return await self._kick(targets)
+
+    async def kick_organization(self, org_id: UUID) -> int:
+        """Close every connection of the organization's devices (its suspension)."""
+        targets: set[tuple[str, int]] = set()
+        for device_id in self._org_devices.pop(org_id, set()):
+            targets |= self._by_device.pop(device_id, set())
+        try:
+            targets |= await self.recorded_in(org_id)
+        except Exception as exc:  # the database is away: the admitted ones still go
+            _log.warning("broker: presence of %s unreadable for a kick: %s", org_id, exc)
+        return await self._kick(targets)
+
+    async def _kick(self, targets: set[tuple[str, int]]) -> int:
         kicked = 0
         for server_id, cid in targets:
             try:
@@ -213,6 +264,10 @@ class Sessions:
             subjects.event_filter("devices", "DeviceCertificateRevoked"),
         ]
         subs = [await self.nc.subscribe(f, cb=self._on_event) for f in filters]
+        subs += [
+            await self.nc.subscribe(subjects.event_filter("identity", name), cb=self._on_org)
+            for name in (SUSPENDED, REINSTATED)
+        ]
         try:
             await stop.wait()
         finally:
@@ -227,3 +282,35 @@ class Sessions:
             return
         if await self.kick(event.stream_id, event.org_id):
             _log.info("broker: disconnected device %s (%s)", event.stream_id, msg.subject)
+
+    async def _on_org(self, msg: Msg) -> None:
+        try:
+            event = msgspec.json.decode(msg.data, type=_DeviceEvent)
+        except msgspec.DecodeError:
+            return
+        await self.organization_changed(event.stream_id, suspended=f".{SUSPENDED}." in msg.subject)
+
+    async def organization_changed(self, org_id: UUID, *, suspended: bool) -> int:
+        """``OrganizationSuspended``: refuse and disconnect its devices; ``Reinstated``: stop
+        refusing on this replica's word (the table is cleared by the consumer)."""
+        if not suspended:
+            self._suspended.pop(org_id, None)
+            return 0
+        self._suspended[org_id] = self.clock() + SUSPENSION_MEMORY_SECONDS
+        kicked = await self.kick_organization(org_id)
+        _log.info("broker: organization %s suspended: %d connections closed", org_id, kicked)
+        return kicked
+
+
+SUSPENDED = "OrganizationSuspended"
+REINSTATED = "OrganizationReinstated"
+
+
+def _connections(conns: Any) -> set[tuple[str, int]]:
+    """(server id, client id) of presence's connection keys (``<server id>/<cid>``)."""
+    found: set[tuple[str, int]] = set()
+    for conn in conns:
+        server_id, _, cid = conn.key.rpartition("/")
+        if cid.isdigit():
+            found.add((server_id, int(cid)))
+    return found

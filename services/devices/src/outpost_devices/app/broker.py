@@ -3,10 +3,11 @@
 nats-server has already verified the TLS client certificate up to the platform device root
 (the chain the device presented: its certificate, then its organization's CA). Here the
 devices service checks what only it knows: the chain ends in *this organization's* CA, the
-certificate is one it issued to that device, not revoked, not expired, and the device is
-not decommissioned. The answer is the device's permissions: publish on its telemetry
-subject and its command-ack subject, subscribe to its command subject; nothing else (no
-``_INBOX``, no JetStream API). Organization and device come from the certificate only.
+certificate is one it issued to that device, not revoked, not expired, the device is not
+decommissioned and its organization not suspended. The answer is the device's permissions:
+publish on its telemetry subject and its command-ack subject, subscribe to its command
+subject; nothing else (no ``_INBOX``, no JetStream API). Organization and device come from
+the certificate only.
 """
 
 from __future__ import annotations
@@ -83,11 +84,13 @@ def session_expiry(not_after: datetime, now: datetime, session: timedelta) -> da
     return min(not_after, now + session)
 
 
-# One round trip: the organization's CA, the certificate as issued and the device's status.
-# The CA is a one-row table; a missing certificate or device leaves its columns NULL.
+# One round trip: the organization's CA, the certificate as issued, the device's status and
+# whether the organization is suspended (decision 76). The CA is a one-row table; a missing
+# certificate or device leaves its columns NULL.
 ADMISSION = (
     "SELECT (SELECT certificate_pem FROM certificate_authorities) AS ca_pem,"
-    " c.not_after, c.revoked_at, (SELECT status FROM devices WHERE id = $2) AS status"
+    " c.not_after, c.revoked_at, (SELECT status FROM devices WHERE id = $2) AS status,"
+    " (SELECT suspended FROM organization_suspensions WHERE tenant_id = $3) AS suspended"
     " FROM (SELECT 1) AS one"
     " LEFT JOIN device_certificates c ON c.serial = $1 AND c.device_id = $2"
 )
@@ -118,10 +121,12 @@ async def authorize(
     leaf, org_id, device_id = leaf_identity(chain_pems)
     serial = pki.serial_hex(leaf.serial_number)
     async with reads(org_id) as conn:
-        row = await conn.fetchrow(ADMISSION, serial, device_id)
+        row = await conn.fetchrow(ADMISSION, serial, device_id, org_id)
     assert row is not None  # (SELECT 1) always gives one row
     if row["ca_pem"] is None:
         raise AccessDenied("the organization has no device CA")
+    if row["suspended"]:
+        raise AccessDenied("the organization is suspended")
     pki.verify_device_certificate(cas.certificate(org_id, row["ca_pem"]), leaf, now)
     if row["not_after"] is None:
         raise AccessDenied("the certificate was not issued to this device")

@@ -36,7 +36,7 @@ from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
 from outpost_devices.adapters import pki, queries
 from outpost_devices.domain import devices, registration_tokens
-from outpost_kit import aggregate, ids
+from outpost_kit import aggregate, ids, suspensions
 from outpost_kit.db.listing import list_page
 
 PROVISION_PATH = "/api/v1/devices/provision"
@@ -284,6 +284,8 @@ async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.P
         ).first()
         if row is None:
             raise Gone(registration_tokens.GONE_MESSAGE)
+        # Only a genuine token learns it: refused while suspended, and (rolled back) unspent.
+        await _require_active(uow, org_id)
         device_ctx = _as_device(ctx, org_id, row.device_id)
         ca = await _load_ca(uow)
         if ca is None:
@@ -321,6 +323,12 @@ async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.P
     return _provisioned(config, org_id, row.device_id, issued, ca)
 
 
+async def _require_active(uow: Any, org_id: UUID) -> None:
+    """access_denied while the organization is suspended (decision 76)."""
+    if await suspensions.suspended(uow, org_id):
+        raise AccessDenied("the organization is suspended")
+
+
 async def renew_certificate(
     deps: Any, ctx: RequestContext, cmd: api.RenewCertificate
 ) -> api.Provisioned:
@@ -347,6 +355,7 @@ async def renew_certificate(
             raise AccessDenied("the certificate is not on record")
         if row.revoked_at is not None:
             raise AccessDenied("the certificate has been revoked")
+        await _require_active(uow, org_id)
         issued = pki.issue(
             ca.certificate,
             vault.open(ca.sealed_key),

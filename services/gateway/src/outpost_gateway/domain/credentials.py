@@ -22,6 +22,7 @@ from outpost_contracts.identity import (
     ApiKeyRevoked,
     OAuthClientDeleted,
     OrganizationCreated,
+    OrganizationReinstated,
     OrganizationSuspended,
     SessionRevoked,
     SigningKeyPublished,
@@ -150,5 +151,7 @@ def evolve(cache: CredentialCache, envelope: EventEnvelope) -> CredentialCache:
         cache.organizations.add(envelope.stream_id)
     elif isinstance(event, OrganizationSuspended):
         cache.suspended.add(envelope.stream_id)
+    elif isinstance(event, OrganizationReinstated):
+        cache.suspended.discard(envelope.stream_id)
     cache.applied += 1
     return cache

@@ -44,6 +44,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/organizations"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
+    ("POST", "/api/v1/admin/organizations/{id}/reinstate"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
     ("PUT", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
     ("POST", "/api/v1/api-keys"): "api-keys:write",

@@ -21,6 +21,7 @@ from outpost_contracts.identity import (
     LOGIN,
     LOGOUT,
     REFRESH,
+    REINSTATE_ORGANIZATION,
     REVOKE_API_KEY,
     SUSPEND_ORGANIZATION,
     ApiKeyIssued,
@@ -34,6 +35,7 @@ from outpost_contracts.identity import (
     Logout,
     OrganizationView,
     Refresh,
+    ReinstateOrganizationById,
     RevokeApiKey,
     SuspendOrganizationById,
     TokenIssued,
@@ -93,6 +95,20 @@ async def suspend_organization(
     id: FromPath[UUID], ctx: Ctx, backend: BackendDep
 ) -> OrganizationView:
     return await backend.call(SUSPEND_ORGANIZATION, ctx, SuspendOrganizationById(id=id))
+
+
+@post(
+    "/api/v1/admin/organizations/{id:uuid}/reinstate",
+    tags=["organizations"],
+    status_code=200,
+    summary="Lift an organization's suspension",
+    description="Its credentials, devices, telemetry and notifications work again within"
+    " seconds; reinstating an active organization changes nothing.",
+)
+async def reinstate_organization(
+    id: FromPath[UUID], ctx: Ctx, backend: BackendDep
+) -> OrganizationView:
+    return await backend.call(REINSTATE_ORGANIZATION, ctx, ReinstateOrganizationById(id=id))
 
 
 @post("/api/v1/api-keys", tags=["api-keys"])
@@ -178,6 +194,7 @@ ROUTES = [
     list_organizations,
     get_organization,
     suspend_organization,
+    reinstate_organization,
     create_api_key,
     list_api_keys,
     revoke_api_key,

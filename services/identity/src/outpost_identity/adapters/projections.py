@@ -14,6 +14,7 @@ from outpost_contracts.identity import (
     OAuthClientDeleted,
     OAuthClientSecretRotated,
     OrganizationCreated,
+    OrganizationReinstated,
     OrganizationStatus,
     OrganizationSuspended,
     SigningKeyPublished,
@@ -39,7 +40,12 @@ class OrganizationsProjector:
                     "v": e.version,
                 },
             )
-        elif isinstance(data, OrganizationSuspended):
+        elif isinstance(data, OrganizationSuspended | OrganizationReinstated):
+            status = (
+                OrganizationStatus.SUSPENDED
+                if isinstance(data, OrganizationSuspended)
+                else OrganizationStatus.ACTIVE
+            )
             await conn.execute(
                 text(
                     "UPDATE organizations SET status = :s, updated_at = :at, version = :v"
@@ -47,7 +53,7 @@ class OrganizationsProjector:
                 ),
                 {
                     "id": e.stream_id,
-                    "s": OrganizationStatus.SUSPENDED.value,
+                    "s": status.value,
                     "at": e.occurred_at,
                     "v": e.version,
                 },

@@ -120,23 +120,34 @@ async def suspend_organization(
     deps: Deps, ctx: RequestContext, cmd: api.SuspendOrganizationById
 ) -> api.OrganizationView:
     """Operator only. The organization's stream lives in its own tenant; the gateways learn
-    ``OrganizationSuspended`` from the IDENTITY stream and refuse its credentials."""
+    ``OrganizationSuspended`` from the IDENTITY stream and refuse its credentials; devices,
+    readings and alerting record it and stop its devices, telemetry and notifications
+    (decision 76)."""
+    return await _change_organization(
+        deps, ctx, cmd.id, organizations.SuspendOrganization(reason=cmd.reason)
+    )
+
+
+async def reinstate_organization(
+    deps: Deps, ctx: RequestContext, cmd: api.ReinstateOrganizationById
+) -> api.OrganizationView:
+    """Operator only: lift a suspension (``OrganizationReinstated``, decision 76)."""
+    return await _change_organization(deps, ctx, cmd.id, organizations.ReinstateOrganization())
+
+
+async def _change_organization(
+    deps: Deps, ctx: RequestContext, org_id: UUID, command: organizations.Command
+) -> api.OrganizationView:
     _require_operator(ctx)
-    async with deps.uow(cmd.id) as uow:
-        state, _version = await ORGANIZATIONS.load(uow, cmd.id)
+    async with deps.uow(org_id) as uow:
+        state, _version = await ORGANIZATIONS.load(uow, org_id)
         if state is None:
             raise NotFound("no such organization")
-        await ORGANIZATIONS.execute(
-            uow,
-            ctx,
-            stream_id=cmd.id,
-            command=organizations.SuspendOrganization(reason=cmd.reason),
-            org_id=cmd.id,
-        )
+        await ORGANIZATIONS.execute(uow, ctx, stream_id=org_id, command=command, org_id=org_id)
         row = (
             await uow.execute(
                 f"SELECT {queries.ORGANIZATIONS.columns} FROM organizations WHERE id = :id",
-                {"id": cmd.id},
+                {"id": org_id},
             )
         ).first()
         await uow.commit()
@@ -766,6 +777,7 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.GET_ORGANIZATION: get_organization,
     api.LIST_ORGANIZATIONS: list_organizations,
     api.SUSPEND_ORGANIZATION: suspend_organization,
+    api.REINSTATE_ORGANIZATION: reinstate_organization,
     api.CREATE_API_KEY: create_api_key,
     api.LIST_API_KEYS: list_api_keys,
     api.REVOKE_API_KEY: revoke_api_key,

@@ -13,6 +13,7 @@ from outpost_contracts.errors import Conflict, NotFound
 from outpost_contracts.identity import (
     CreateOrganization,
     OrganizationCreated,
+    OrganizationReinstated,
     OrganizationStatus,
     OrganizationSuspended,
 )
@@ -31,7 +32,11 @@ class SuspendOrganization(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
 
 
-Command = CreateOrganization | SuspendOrganization
+class ReinstateOrganization(msgspec.Struct, frozen=True, kw_only=True):
+    """Lift the suspension (decision 76)."""
+
+
+Command = CreateOrganization | SuspendOrganization | ReinstateOrganization
 
 
 def decide(state: Organization | None, command: Command, now: datetime) -> list[Event]:
@@ -41,6 +46,10 @@ def decide(state: Organization | None, command: Command, now: datetime) -> list[
         return [OrganizationCreated(name=command.name.strip())]
     if state is None:
         raise NotFound("no such organization")
+    if isinstance(command, ReinstateOrganization):
+        if state.status is not OrganizationStatus.SUSPENDED:
+            return []
+        return [OrganizationReinstated()]
     if state.status is OrganizationStatus.SUSPENDED:
         return []
     return [OrganizationSuspended(reason=command.reason)]
@@ -55,5 +64,9 @@ def evolve(state: Organization | None, event: Event, stream_id: UUID) -> Organiz
     if isinstance(event, OrganizationSuspended):
         return msgspec.structs.replace(
             state, status=OrganizationStatus.SUSPENDED, version=state.version + 1
+        )
+    if isinstance(event, OrganizationReinstated):
+        return msgspec.structs.replace(
+            state, status=OrganizationStatus.ACTIVE, version=state.version + 1
         )
     return msgspec.structs.replace(state, version=state.version + 1)

@@ -26,7 +26,7 @@ from outpost_contracts.errors import NotFound
 from outpost_contracts.query import Page
 from outpost_contracts.registry import SensorDeclared, SensorRemoved, SensorUpdated
 from outpost_contracts.rpc import Operation
-from outpost_kit import ids
+from outpost_kit import ids, suspensions
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_readings.adapters import store
@@ -111,6 +111,8 @@ class Outcome:
     rejected: int = 0
     # Not processed: the registry does not know the device yet; deliver it again later.
     retry: bool = False
+    # Dropped unread: its organization is suspended (decision 76); acknowledged, not kept.
+    dropped: bool = False
 
 
 SOURCE_BROKER = "nats"
@@ -169,6 +171,10 @@ async def ingest(deps: Deps, batch: list[Incoming], received_at: datetime) -> li
         async with deps.uow(None) as uow:
             plans: list[_OrgPlan] = []
             rows: list[Reading] = []
+            # A suspended organization's telemetry is neither stored nor quarantined.
+            for org_id in await suspensions.suspended_among(uow.conn, by_org):
+                for i in by_org.pop(org_id):
+                    outcomes[i].dropped = True
             # Organizations in one order on every replica: rows locked in the same order.
             for org_id, indexes in sorted(by_org.items()):
                 await uow.set_tenant(org_id)

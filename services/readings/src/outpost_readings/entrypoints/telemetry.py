@@ -35,6 +35,10 @@ STORED = Counter("outpost_readings_stored_total", "Readings stored")
 REJECTED = Counter(
     "outpost_readings_rejected_total", "Readings (or whole messages) quarantined by validation"
 )
+DROPPED = Counter(
+    "outpost_readings_suspended_dropped_total",
+    "Telemetry messages acknowledged unread because their organization is suspended",
+)
 HELD = Counter(
     "outpost_readings_ingest_unavailable_total",
     "Attempts to store a batch that found the database unavailable (the batch is kept and"
@@ -198,16 +202,18 @@ async def _handle_decoded(
             with contextlib.suppress(Exception):
                 await msg.nak()
         return
-    stored = rejected = 0
+    stored = rejected = dropped = 0
     for (msg, _), outcome in zip(good, outcomes, strict=True):
         if outcome.retry:  # the registry may not have caught up with the registration yet
             await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
             continue
         stored += outcome.stored
         rejected += outcome.rejected
+        dropped += outcome.dropped
         await msg.ack()
     STORED.inc(stored)
     REJECTED.inc(rejected)
+    DROPPED.inc(dropped)
 
 
 async def _store(
