@@ -82,7 +82,7 @@ class _Member:
 # one leading apostrophe, so the spreadsheet shows it as text; so is a cell that starts with
 # the apostrophe itself, so that the rule can be undone: a program drops the first character
 # of a text cell that starts with "'" and has the value as it was stored. Numbers are numbers
-# (``-3.5`` is not text) and are written as they are (decision 77; the README, Exports).
+# (``-3.5`` is not text) and are written as they are (decision 77; docs/tour.md, "Exports").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "'")
 # RFC 4180: a field with a delimiter, a quote or a line break is quoted. ``csv.writer`` quotes
 # a CR only when it is part of its own line terminator: a bare CR split rows, hence this.
