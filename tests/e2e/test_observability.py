@@ -22,6 +22,7 @@ import httpx
 import nats
 import pytest
 from cryptography.hazmat.primitives import serialization
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from outpost_contracts import subjects
@@ -193,6 +194,19 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 def _has(samples: Samples, name: str, **labels: str) -> bool:
     want = set(labels.items())
     return any(n == name and want <= set(ls) for (n, ls) in samples)
+
+
+def test_every_metrics_media_type_names_each_parameter_once(stack: DevStack) -> None:
+    """Prometheus 3 refuses a ``Content-Type`` with a repeated parameter (the gateway sent
+    ``charset`` twice): every process's header is prometheus_client's (decision 77)."""
+    urls = stack.metrics_urls()
+    assert set(urls) == {"identity", "devices", "readings", "alerting", "exports", "gateway"}
+    for name, url in urls.items():
+        ctype = httpx.get(url, timeout=5).headers["content-type"]
+        media, *params = (p.strip() for p in ctype.split(";"))
+        names = [p.partition("=")[0].lower() for p in params]
+        assert media == "text/plain" and sorted(names) == ["charset", "version"], (name, ctype)
+        assert ctype == CONTENT_TYPE_LATEST, (name, ctype)
 
 
 def _scrape_all(stack: DevStack) -> dict[str, Samples]:

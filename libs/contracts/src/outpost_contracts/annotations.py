@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Instant, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Instant, Request, whole, wire_tag
 from outpost_contracts.devices import Tag
 from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, Page
 from outpost_contracts.readings import SERVICE, SensorKey
@@ -26,7 +26,7 @@ from outpost_contracts.rpc import Operation
 
 ClassName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # ``#rrggbb``, as colour pickers and chart libraries take it.
-Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9A-Fa-f]{6}$")]
+Colour = Annotated[str, msgspec.Meta(pattern=whole(r"#[0-9A-Fa-f]{6}"))]
 Description = Annotated[str, msgspec.Meta(max_length=1024)]
 AnnotationText = Annotated[str, msgspec.Meta(max_length=4096)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]

@@ -21,6 +21,17 @@ from typing import Annotated, ClassVar
 import msgspec
 
 
+def whole(body: str) -> str:
+    """A ``pattern`` for ``msgspec.Meta`` that only a whole string matches (decision 77).
+
+    msgspec searches a pattern (``re.search``), and Python's ``$`` also matches before a
+    final newline, so ``^[a-z]+$`` accepts ``"temp\\n"``. ``$(?!\\n)`` does not, and it is the
+    same regex in ECMA-262 (JSON Schema, OpenAPI, the JavaScript a client validates with),
+    where ``$`` is the end of the input already; ``\\Z`` would mean a literal ``Z`` there. The
+    group keeps an alternation (``a|b``) inside both anchors."""
+    return f"^(?:{body})$(?!\\n)"
+
+
 def wire_tag(service: str, name: str, version: int) -> str:
     """The versioned wire tag of a message type: ``<service>.<Name>.v<version>``."""
     if not name[:1].isupper() or "." in name or "." in service:

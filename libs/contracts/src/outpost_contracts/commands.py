@@ -20,7 +20,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Event, Instant, Request, wire_tag
+from outpost_contracts.base import Contract, Event, Instant, Request, whole, wire_tag
 from outpost_contracts.presence import CommandStatus
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
@@ -28,7 +28,7 @@ from outpost_contracts.rpc import Operation
 SERVICE = "devices"
 
 CommandName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    str, msgspec.Meta(min_length=1, max_length=128, pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._:/-]*"))
 ]
 TtlSeconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 24 * 3600)]
 

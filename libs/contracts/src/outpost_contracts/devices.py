@@ -9,14 +9,14 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Request, whole, wire_tag
 from outpost_contracts.query import ListQuery, Node, Page
 from outpost_contracts.rpc import Operation
 
 SERVICE = "devices"
 
 DeviceName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str, msgspec.Meta(min_length=1, max_length=128, pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))
 ]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Instant, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Instant, Request, whole, wire_tag
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
 from outpost_contracts.tokens import Role
@@ -18,10 +18,10 @@ SERVICE = "identity"
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Email = Annotated[
-    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    str, msgspec.Meta(min_length=3, max_length=254, pattern=whole(r"[^@\s]+@[^@\s]+\.[^@\s]+"))
 ]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
-Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z-]*:(read|write|\*)$|^\*(:(read|write))?$")]
+Scope = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z-]*:(read|write|\*)|\*(:(read|write))?"))]
 
 
 class OrganizationStatus(enum.StrEnum):

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Request, whole, wire_tag
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
 
@@ -30,8 +30,10 @@ EmailAddress = Annotated[
         min_length=3,
         max_length=254,
         # One mailbox, no display name, no header-breaking characters.
-        pattern=r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+        pattern=whole(
+            r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+        ),
     ),
 ]
 MAX_ADDRESSES = 20

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Request, whole, wire_tag
 from outpost_contracts.devices import DeviceName
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
@@ -145,7 +145,9 @@ class ListDeviceCertificates(Request, kw_only=True, frozen=True):
 
 class RevokeDeviceCertificate(Request, kw_only=True, frozen=True):
     device_id: UUID
-    serial: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    serial: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=64, pattern=whole(r"[0-9a-fA-F]+"))
+    ]
 
 
 # --- replies ----------------------------------------------------------------------------

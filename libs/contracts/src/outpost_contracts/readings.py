@@ -8,13 +8,13 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Instant, Request
+from outpost_contracts.base import Contract, Instant, Request, whole
 from outpost_contracts.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, Page
 from outpost_contracts.rpc import Operation
 
 SERVICE = "readings"
 
-SENSOR_KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+SENSOR_KEY_PATTERN = whole(r"[A-Za-z0-9_.:-]+")
 SENSOR_KEY_MAX = 64
 SensorKey = Annotated[
     str, msgspec.Meta(min_length=1, max_length=SENSOR_KEY_MAX, pattern=SENSOR_KEY_PATTERN)
@@ -106,7 +106,7 @@ Functions = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^(avg|min|max|sum|count|first|last)(,(avg|min|max|sum|count|first|last))*$",
+        pattern=whole(r"(avg|min|max|sum|count|first|last)(,(avg|min|max|sum|count|first|last))*"),
     ),
 ]
 TimeZoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

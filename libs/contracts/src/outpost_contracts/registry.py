@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts.base import Contract, Empty, Event, Request, wire_tag
+from outpost_contracts.base import Contract, Empty, Event, Request, whole, wire_tag
 from outpost_contracts.devices import SERVICE, ShortText
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
@@ -18,10 +18,10 @@ from outpost_contracts.rpc import Operation
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 LongText = Annotated[str, msgspec.Meta(max_length=1024)]
 TimeZone = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]*$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=whole(r"[A-Za-z][A-Za-z0-9_+\-/]*"))
 ]
 SensorKey = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))
 ]
 Attributes = dict[str, Any]
 

@@ -142,7 +142,7 @@ def admin_env(secrets: Mapping[str, str], *, nats_url: str, mount: str = MOUNT) 
 
 def render_env(env: Mapping[str, str]) -> str:
     for key, value in env.items():
-        if not _PLAIN.match(value):
+        if not _PLAIN.fullmatch(value):
             raise ValueError(f"{key}'s value cannot be one line of an env file as it is")
     return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
 

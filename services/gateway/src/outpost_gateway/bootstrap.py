@@ -58,6 +58,7 @@ from outpost_gateway.entrypoints import (
     registry,
 )
 from outpost_gateway.entrypoints import annotations as annotation_routes
+from outpost_gateway.entrypoints.bodies import GatewayRequest
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
@@ -146,6 +147,7 @@ def create_app(
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
         ],
         before_request=security_check,
+        request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)
         dependencies={
             "ctx": Provide(provide_ctx, sync_to_thread=False),
             "backend": Provide(provide_backend, sync_to_thread=False),

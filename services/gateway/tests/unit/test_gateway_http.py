@@ -10,6 +10,7 @@ import pytest
 from gateway_testkit import NOW, FakeBackend, World, bearer, build_world
 from litestar import Litestar, get
 from litestar.testing import TestClient
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from outpost_contracts.devices import (
     CREATE_DEVICE,
@@ -629,6 +630,16 @@ def test_metrics_count_requests_by_route_template(env: Env) -> None:
     assert 'route="/api/v1/devices/{id}",status="401"' in text
     assert 'route="<unmatched>",status="404"' in text
     assert "outpost_gateway_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_media_type_names_each_parameter_once(env: Env) -> None:
+    """Prometheus 3 refuses a media type with a repeated parameter (``charset`` twice);
+    the header is prometheus_client's own (decision 77)."""
+    ctype = env.client.get("/metrics").headers["content-type"]
+    media, *params = (p.strip() for p in ctype.split(";"))
+    names = [p.partition("=")[0].lower() for p in params]
+    assert media == "text/plain" and sorted(names) == ["charset", "version"], ctype
+    assert ctype == CONTENT_TYPE_LATEST
 
 
 def test_documents(env: Env) -> None:

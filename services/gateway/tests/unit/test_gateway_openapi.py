@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from gateway_testkit import FakeBackend, build_world
 from litestar.testing import TestClient
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import OPERATOR, PUBLIC, policy_for
@@ -50,6 +51,39 @@ def test_it_is_openapi_3_1_with_the_schemes(doc: dict[str, Any]) -> None:
     assert flow["tokenUrl"] == "/auth/oauth/token"
     assert "devices:write" in flow["scopes"]
     assert doc["components"]["schemas"]["Error"]["properties"]["object"]["const"] == "error"
+
+
+def test_openapi_spec_validator_accepts_the_document(doc: dict[str, Any]) -> None:
+    """A client no one here wrote reads the document: every response header has a schema
+    (OpenAPI 3.1), among everything else the validator checks (decision 77)."""
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+        for e in OpenAPIV31SpecValidator(doc).iter_errors()
+    ]
+    assert errors == []
+    etag = doc["paths"]["/api/v1/devices/{id}"]["get"]["responses"]["200"]["headers"]["ETag"]
+    assert etag["schema"]["type"] == "string"
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            found
+            for key, value in node.items()
+            for found in ([value] if key == "pattern" else _patterns(value))
+        ]
+    if isinstance(node, list):
+        return [found for item in node for found in _patterns(item)]
+    return []
+
+
+def test_every_pattern_matches_whole_strings(doc: dict[str, Any]) -> None:
+    """``^…$`` accepts a final newline under Python's ``re.search`` (msgspec's check): every
+    pattern of the document is written with ``whole`` (decision 77)."""
+    found = set(_patterns(doc))
+    assert len(found) >= 5
+    for pattern in found:
+        assert pattern.startswith("^(?:") and pattern.endswith("$(?!\\n)"), pattern
 
 
 def test_every_operation_has_security_unless_public(doc: dict[str, Any]) -> None:
@@ -244,7 +278,7 @@ def test_request_bodies_are_documented_as_msgspec_decodes_them(doc: dict[str, An
     for name in bodies:
         assert schemas[name]["additionalProperties"] is False, name
     scopes = schemas["CreateOAuthClient"]["properties"]["scopes"]["items"]
-    assert scopes["pattern"].startswith("^[a-z]")
+    assert scopes["pattern"] == r"^(?:[a-z][a-z-]*:(read|write|\*)|\*)$(?!\n)"
     expires = schemas["CreateApiKey"]["properties"]["expiresAt"]["anyOf"][0]
     assert expires == {"type": "string", "format": "date-time"}
 

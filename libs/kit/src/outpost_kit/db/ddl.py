@@ -74,7 +74,7 @@ _TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 def tenant_rls(table: str) -> str:
     """Enable and FORCE row-level security on ``table`` with one policy on ``org_id``."""
-    if not _TABLE.match(table):
+    if not _TABLE.fullmatch(table):
         raise ValueError(f"bad table name {table!r}")
     return (
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n"

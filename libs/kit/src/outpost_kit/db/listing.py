@@ -11,6 +11,7 @@ the wrong type is a ``validation_error`` naming the field; nothing reaches SQL u
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,11 +70,49 @@ def _bool(v: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+def _integer(bits: int) -> Callable[[Any], int]:
+    """An integer a column of ``bits`` bits holds: an int, its decimal text, or a float with
+    no fraction; anything else, or out of range, is a ValueError (a validation_error), never
+    a number Postgres refuses (decision 77)."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def coerce(v: Any) -> int:
+        if isinstance(v, bool):
+            raise ValueError("expected an integer")
+        if isinstance(v, float):
+            if not v.is_integer():  # also NaN and infinities
+                raise ValueError("expected an integer")
+            value = int(v)
+        elif isinstance(v, int):
+            value = v
+        else:
+            text = str(v).strip()
+            if len(text.lstrip("+-").lstrip("0")) > 20:
+                raise ValueError(f"out of range ({low} to {high})")
+            value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"out of range ({low} to {high})")
+        return value
+
+    return coerce
+
+
+def _float(v: Any) -> float:
+    """A finite double: no NaN, no infinity (``'inf'``, ``'nan'``, ``1e999``)."""
+    if isinstance(v, bool):
+        raise ValueError("expected a number")
+    value = float(v)
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
 COERCE: dict[str, Callable[[Any], Any]] = {
     "uuid": _uuid,
     "text": str,
-    "int": int,
-    "float": float,
+    "int": _integer(64),  # bigint
+    "int32": _integer(32),  # integer
+    "float": _float,  # double precision
     "bool": _bool,
     "datetime": _datetime,
 }
@@ -84,6 +123,8 @@ class Field:
     """A filterable field: its SQL expression and value type (a key of ``COERCE``)."""
 
     sql: str
+    # A key of ``COERCE``: "int" for bigint columns, "int32" for integer ones, "float" for
+    # double precision (finite only).
     type: str = "text"
     ops: frozenset[str] | None = None  # None: every operator that fits the type
     orderable: bool = True  # may be named in order_by ($orderby)

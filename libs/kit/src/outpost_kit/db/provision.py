@@ -41,7 +41,7 @@ def _quote_literal(value: str) -> str:
 
 async def provision_service(admin_dsn: str, service: str, password: str) -> str:
     """Create or update ``service``'s schema and roles; returns the service's DSN."""
-    if not _NAME.match(service):
+    if not _NAME.fullmatch(service):
         raise ValueError(f"bad service name {service!r}")
     owner, app = owner_role(service), app_role(service)
     conn = await asyncpg.connect(plain_dsn(admin_dsn))

@@ -41,10 +41,10 @@ DELIVERY_LOG = Collection(
         "eventId": Field("event_id", "uuid"),
         "eventType": Field("event_type"),
         "kind": Field("kind", ops=frozenset({"eq", "ne", "in", "nin"})),
-        "attempt": Field("attempt", "int"),
+        "attempt": Field("attempt", "int32"),
         "attemptedAt": Field("attempted_at", "datetime"),
         "outcome": Field("outcome", ops=frozenset({"eq", "ne", "in", "nin"})),
-        "statusCode": Field("status_code", "int"),
+        "statusCode": Field("status_code", "int32"),
         "latencyMs": Field("latency_ms", "float"),
     },
 )

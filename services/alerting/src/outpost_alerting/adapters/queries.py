@@ -26,7 +26,7 @@ RULES = Collection(
         "enabled": Field("enabled", "bool"),
         "scope.type": Field("scope_type", ops=_ENUM_OPS),
         "scope.id": Field("scope_id", "uuid"),
-        "forSeconds": Field("for_seconds", "int"),
+        "forSeconds": Field("for_seconds", "int32"),
         "createdAt": Field("created_at", "datetime"),
         "updatedAt": Field("updated_at", "datetime"),
     },

@@ -195,7 +195,7 @@ def inet_aton(host: str) -> ipaddress.IPv4Address | None:
     parts = host.split(".")
     if host.endswith("."):  # "127.0.0.1." is the same address to a resolver
         parts = parts[:-1]
-    if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.match(p) for p in parts):
+    if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.fullmatch(p) for p in parts):
         return None
     values = []
     for part in parts:
@@ -278,6 +278,6 @@ def _hostname(host: str) -> bool:
     if not name or len(name) > 253:
         return False
     labels = name.split(".")
-    if not all(_LABEL.match(label) for label in labels):
+    if not all(_LABEL.fullmatch(label) for label in labels):
         return False
     return not labels[-1].isdigit()

@@ -11,9 +11,8 @@ to a file with zip64 headers and no extra dependency."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
+import re
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -78,25 +77,54 @@ class _Member:
         )
 
 
-def _csv_text(value: str) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([value])
-    return buffer.getvalue()
+# A text cell a spreadsheet would evaluate (OWASP "CSV Injection"; ASVS 5.0 1.2.10): one that
+# starts with = + - @, or with a tab, CR, LF or NUL before them. Such a cell is written with
+# one leading apostrophe, so the spreadsheet shows it as text; so is a cell that starts with
+# the apostrophe itself, so that the rule can be undone: a program drops the first character
+# of a text cell that starts with "'" and has the value as it was stored. Numbers are numbers
+# (``-3.5`` is not text) and are written as they are (decision 77; docs/tour.md, "Exports").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "'")
+# RFC 4180: a field with a delimiter, a quote or a line break is quoted. ``csv.writer`` quotes
+# a CR only when it is part of its own line terminator: a bare CR split rows, hence this.
+_QUOTE = re.compile(r'[,"\r\n]')
+
+
+def neutralise(text: str) -> str:
+    """``text`` as a spreadsheet will show, never evaluate, it."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_text(text: str) -> str:
+    """One text cell: neutralised, then quoted if it needs quotes."""
+    text = neutralise(text)
+    if _QUOTE.search(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def csv_cell(value: Any) -> str:
+    """Any cell of a row: text as ``csv_text``; numbers as Python writes them; booleans
+    ``true``/``false``; None empty; anything else (ids, enums) by its ``str``."""
+    if isinstance(value, str):
+        return csv_text(value)
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return csv_text(str(value))
+
+
+def csv_row(cells: Sequence[Any]) -> str:
+    return ",".join(map(csv_cell, cells)) + "\n"
 
 
 def _csv_values(values: Sequence[float | int | bool | str]) -> list[str]:
     kinds = set(map(type, values))
     if kinds <= {int, float}:
         return list(map(repr, values))
-    out: list[str] = []
-    for v in values:
-        if v is True or v is False:
-            out.append("true" if v else "false")
-        elif isinstance(v, str):
-            out.append(_csv_text(v))
-        else:
-            out.append(repr(v))
-    return out
+    return list(map(csv_cell, values))
 
 
 def _json_values(values: Sequence[float | int | bool | str]) -> list[str]:
@@ -135,7 +163,7 @@ class Archive:
             return 0
         dev = str(device_id)
         if self.format == api.Format.CSV:
-            prefix = [f"{dev},{s}," for s in chunk.sensors]
+            prefix = [f"{dev},{csv_text(s)}," for s in chunk.sensors]
             values = _csv_values(chunk.value)
             text = "".join(
                 [
@@ -144,7 +172,10 @@ class Archive:
                 ]
             )
         else:
-            prefix = [f'{{"deviceId":"{dev}","sensor":"{s}","ts":"' for s in chunk.sensors]
+            prefix = [
+                f'{{"deviceId":"{dev}","sensor":{_json.encode(s).decode()},"ts":"'
+                for s in chunk.sensors
+            ]
             values = _json_values(chunk.value)
             text = "".join(
                 [
@@ -167,10 +198,8 @@ class Archive:
         if not items:
             return 0
         if self.format == api.Format.CSV:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            for a in items:
-                writer.writerow(
+            rows = [
+                csv_row(
                     [
                         a.id,
                         a.device_id,
@@ -182,7 +211,9 @@ class Archive:
                         _json.encode(a.tags).decode(),
                     ]
                 )
-            data = buffer.getvalue().encode()
+                for a in items
+            ]
+            data = "".join(rows).encode()
         else:
             data = b"".join(_json.encode(a) + b"\n" for a in items)
         self._open.write(data, len(items))
@@ -207,7 +238,7 @@ class Archive:
                 _rfc3339(a.opened_at),
                 _rfc3339_or_empty(a.acknowledged_at),
                 _rfc3339_or_empty(a.resolved_at),
-                "" if a.trigger.value is None else repr(a.trigger.value),
+                a.trigger.value,  # a number (or empty): never neutralised as text
                 _rfc3339(a.trigger.ts),
             ],
         )
@@ -240,10 +271,7 @@ class Archive:
         if not items:
             return 0
         if self.format == api.Format.CSV:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerows(row(item) for item in items)
-            data = buffer.getvalue().encode()
+            data = "".join([csv_row(row(item)) for item in items]).encode()
         else:
             data = b"".join(_json.encode(item) + b"\n" for item in items)
         self._open.write(data, len(items))

@@ -93,7 +93,10 @@ class DownloadSigner:
         key = self._keys.get(kid)
         if key is None:
             raise AccessDenied("the download link's key is not known (rotated out?)")
-        if not hmac.compare_digest(_mac(key, export_id, org_id, until), signature):
+        # compare_digest raises on a str that is not ASCII: such a signature is simply wrong.
+        if not signature.isascii() or not hmac.compare_digest(
+            _mac(key, export_id, org_id, until), signature
+        ):
             raise AccessDenied("the download link's signature does not match")
         if until <= now:
             raise AccessDenied("the download link has expired; GET the export for a fresh one")

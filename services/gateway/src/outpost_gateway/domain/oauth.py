@@ -114,6 +114,6 @@ def parse_token_request(
     scope: tuple[str, ...] | None = None
     if "scope" in form:
         scope = tuple(dict.fromkeys(form["scope"].split(" ")))
-        if any(not _SCOPE.match(s) for s in scope):
+        if any(not _SCOPE.fullmatch(s) for s in scope):
             raise invalid_scope("the scope is malformed")
     return ClientCredentialsGrant(client_id=client_id, client_secret=secret, scope=scope)

@@ -163,7 +163,7 @@ class Edge:
     async def _serve(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         try:
             # An archive download lasts as long as the client takes to read it.
-            streaming = _DOWNLOAD.match(str(scope.get("path", ""))) is not None
+            streaming = _DOWNLOAD.fullmatch(str(scope.get("path", ""))) is not None
             async with asyncio.timeout(None if streaming else self.timeout_seconds):
                 out: Send = exchange.send
                 versioned = await translated(

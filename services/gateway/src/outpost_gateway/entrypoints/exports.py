@@ -65,7 +65,11 @@ def _with_link(request: Req, ctx: RequestContext, view: ExportView) -> ExportVie
         " ANNOTATIONS, ALERTS (the alerts opened in the range) and EVENTS (the timeline's"
         " entries in the range), READINGS by default; `format`"
         " CSV (default) or NDJSON. An organization has at most a few exports pending or"
-        " running at once (409 `conflict` beyond)."
+        " running at once (409 `conflict` beyond). CSV members are safe to open in a"
+        " spreadsheet: a text cell starting with `=`, `+`, `-`, `@`, a tab, CR, LF, NUL or"
+        " `'` gets one leading `'` (drop the first character of a text cell starting with"
+        " `'` to read the stored value); numbers are written as numbers; cells with a"
+        " comma, quote, CR or LF are quoted (RFC 4180). NDJSON lines carry values as stored."
     ),
     response_headers=EXPORT_ETAG,
 )

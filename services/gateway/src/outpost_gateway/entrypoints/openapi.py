@@ -20,6 +20,10 @@ operation, what the policy table (``domain/policy.py``) implies, so no route dec
   (``request_schemas``), the decoder that enforces it. Litestar's rendering loses what
   msgspec checks: that request structs forbid unknown fields (``additionalProperties:
   false``) and constraints inside containers (the pattern of each scope in a list).
+- Response headers: OpenAPI 3.1 wants a ``schema`` (or ``content``) on each, which
+  Litestar's ``ResponseHeader`` cannot carry; ``header_schemas`` adds it (an ``ETag`` is a
+  quoted version, every other header a string). ``openapi-spec-validator`` checks the
+  whole document in the unit tests (decision 77).
 - ``links``, from two rules (``links``): a ``POST`` on a collection links its 201 to every
   operation on ``{collection}/{id}`` and below it, with ``id: $response.body#/id``; a
   ``GET`` whose 200 has an ``ETag`` links to the operations on its path that take
@@ -40,6 +44,7 @@ import msgspec
 from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from outpost_contracts.base import whole
 from outpost_contracts.errors import ErrorType
 from outpost_gateway.domain.policy import (
     AUTHENTICATED,
@@ -78,7 +83,7 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
             },
         },
-        "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "request_id": {"type": "string", "pattern": whole("[0-9a-f]{32}")},
     },
 }
 
@@ -392,6 +397,21 @@ def _query_options(path: str, operation: dict[str, Any]) -> None:
             )
 
 
+# The schema of each documented response header by name; any other header is a string.
+HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ETag": {"type": "string", "description": "The version, quoted", "examples": ['"3"']},
+}
+
+
+def header_schemas(responses: dict[str, Any]) -> None:
+    """Give every response header without ``schema`` or ``content`` its schema."""
+    for response in responses.values():
+        headers = response.get("headers") if isinstance(response, dict) else None
+        for name, header in (headers or {}).items():
+            if isinstance(header, dict) and "schema" not in header and "content" not in header:
+                header["schema"] = dict(HEADER_SCHEMAS.get(name, {"type": "string"}))
+
+
 def document(
     generated: dict[str, Any], requests: Iterable[type[msgspec.Struct]] = ()
 ) -> dict[str, Any]:
@@ -416,6 +436,7 @@ def document(
             policy = policy_for(method, path) or PUBLIC
             operation["security"] = security_for(policy)
             responses = operation.setdefault("responses", {})
+            header_schemas(responses)
             for status in error_statuses(method, path, policy):
                 responses[str(status)] = _error_response(status)
             if (method, path) == ("post", TOKEN_PATH):

@@ -36,7 +36,9 @@ async def metrics(request: Req) -> Response[bytes]:
     # The app's own registry (HTTP, rate limits) and the process's (the kit's metrics,
     # process and runtime figures); their names do not overlap.
     body = generate_latest(gateway_state(request).metrics.registry) + generate_latest(REGISTRY)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # The header as prometheus_client spells it: ``media_type`` would have Litestar append a
+    # second ``charset`` to a text/ type, a media type Prometheus 3 refuses (decision 77).
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @cache

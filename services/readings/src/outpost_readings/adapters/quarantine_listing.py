@@ -24,7 +24,7 @@ QUARANTINE = Collection(
         "source": Field("source"),
         "subject": Field("subject"),
         "streamSeq": Field("stream_seq", "int"),
-        "readingIndex": Field("reading_index", "int"),
+        "readingIndex": Field("reading_index", "int32"),
         "receivedAt": Field("received_at", "datetime"),
     },
 )

@@ -29,7 +29,7 @@ _TRUNCATED_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
 def normalise_value(value: str) -> str:
-    m = _TRUNCATED_TS.match(value)
+    m = _TRUNCATED_TS.fullmatch(value)
     if m is None:
         return value
     y, mo, d, h, mi, s = m.groups()
@@ -42,7 +42,7 @@ def compile_field_filter(name: str, value: str) -> Cmp:
         raise validation_error(
             name, f"unknown operator {op_name!r}; allowed: {', '.join(OPERATORS)}"
         )
-    if not _FIELD.match(field) or "__" in field:
+    if not _FIELD.fullmatch(field) or "__" in field:
         raise validation_error(name, "not a field name")
     op = OPERATORS[op_name] if sep else "eq"
     if op in ("in", "nin"):

@@ -22,6 +22,7 @@ item's fields. Every error is a ``validation_error`` naming the parameter, with 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,8 +127,7 @@ def tokenize(text: str, param: str = FILTER) -> list[Token]:
             m = _NUMBER.match(text, i)
             if m is not None and not _WORD_END.match(text, m.end()):
                 raw = m.group()
-                number: int | float = int(raw) if raw.lstrip("-").isdigit() else float(raw)
-                tokens.append(Token("number", raw, i, number))
+                tokens.append(Token("number", raw, i, _number(raw, param, i)))
                 i = m.end()
                 continue
             m = _NAME.match(text, i)
@@ -137,6 +137,19 @@ def tokenize(text: str, param: str = FILTER) -> list[Token]:
             i = m.end()
     tokens.append(Token("end", "", n))
     return tokens
+
+
+def _number(raw: str, param: str, pos: int) -> int | float:
+    """An integer or a finite decimal. A number no double can hold (``1e999``) is refused
+    here: infinity would cross the wire as null and compare as ``IS NULL`` (decision 77).
+    Integers keep their digits; the owning service checks them against the field's range."""
+    try:
+        number: int | float = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    except ValueError:  # more digits than int() converts
+        raise _error(param, pos, "the number is too long") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise _error(param, pos, f"{raw} is out of range")
+    return number
 
 
 _KEYWORD_LITERALS: dict[str, Scalar] = {"true": True, "false": False, "null": None}
@@ -478,9 +491,11 @@ def parse_orderby(text: str, param: str = ORDERBY) -> list[OrderBy]:
 
 
 def _int(text: str, param: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"\d+", text.strip()):
+    digits = text.strip()
+    if not re.fullmatch(r"[0-9]+", digits):
         raise validation_error(param, "must be a non-negative integer")
-    value = int(text)
+    digits = digits.lstrip("0") or "0"
+    value = int(digits) if len(digits) <= len(str(high)) else high + 1
     if not low <= value <= high:
         raise validation_error(param, f"must be between {low} and {high}")
     return value

@@ -118,12 +118,14 @@ async def _translated_body(
     raw = b"".join(chunks)
     try:
         body = json.loads(raw) if raw else None
-    except ValueError:  # not JSON: the app answers it as v1 would
+        if body is not None:
+            raw = json.dumps(
+                translate_request(chain, method, path, body), separators=(",", ":")
+            ).encode()
+    except (ValueError, RecursionError):
+        # Not JSON, or nested deeper than the decoder follows: untranslated, the app answers
+        # it as v1 would (400; decision 77).
         return _replay([raw], None, receive), headers
-    if body is not None:
-        raw = json.dumps(
-            translate_request(chain, method, path, body), separators=(",", ":")
-        ).encode()
     headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
     headers.append((b"content-length", str(len(raw)).encode()))
     return _replay([raw], None, receive), headers
@@ -167,7 +169,7 @@ def _translating_send(send: Send, chain: Sequence[ModuleType], method: str, path
         try:
             translated = translate_response(chain, method, path, status, json.loads(raw))
             raw = json.dumps(translated, separators=(",", ":")).encode()
-        except ValueError:
+        except (ValueError, RecursionError):  # sent as v1 wrote it
             pass
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(raw)).encode()))

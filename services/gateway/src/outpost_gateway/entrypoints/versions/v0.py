@@ -30,7 +30,7 @@ _WORD_OLD = re.compile(r"(?<![\w/.$])type(?![\w(])")
 
 
 def _is_devices(path: str) -> bool:
-    return _DEVICES.match(path) is not None
+    return _DEVICES.fullmatch(path) is not None
 
 
 # --- requests: v0 → v1 ----------------------------------------------------------------------
@@ -59,7 +59,7 @@ def query(method: str, path: str, items: list[tuple[str, str]]) -> list[tuple[st
         return items
     out: list[tuple[str, str]] = []
     for name, value in items:
-        m = _FILTER_FIELD.match(name)
+        m = _FILTER_FIELD.fullmatch(name)
         if m is not None:
             out.append((f"deviceType{m.group(1) or ''}", value))
         elif name in ("$filter", "$select", "$orderby"):
