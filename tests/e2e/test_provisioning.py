@@ -189,6 +189,10 @@ def test_fifty_concurrent_redemptions_issue_one_certificate(
                 range(50),
             )
         )
-    assert sorted(statuses) == [201] + [410] * 49, statuses
+    # Exactly one redemption wins; every other is refused: 410 for a spent token or, once the
+    # token's failures pass the public routes' backoff (decision 75), 429, whichever the
+    # scheduling of the fifty gives.
+    assert statuses.count(201) == 1, statuses
+    assert set(statuses) - {201} <= {410, 429}, statuses
     certs = http.get(f"/api/v1/devices/{issued['deviceId']}/certificates", headers=auth).json()
     assert len(certs["data"]) == 1
