@@ -9,8 +9,6 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-import asyncpg
-
 from outpost_alerting.adapters.channel_store import ChannelsProjector
 from outpost_alerting.adapters.projections import AlertingProjector
 from outpost_alerting.adapters.secrets import SecretVault
@@ -25,7 +23,7 @@ from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
 from outpost_kit import messaging, suspensions
 from outpost_kit.cli import migrations_dir, service_main
-from outpost_kit.db.engine import plain_dsn
+from outpost_kit.db.reseal import reseal
 from outpost_kit.runtime import ServiceRuntime
 
 _log = logging.getLogger(__name__)
@@ -104,23 +102,14 @@ async def rotate_secret_keys(settings: AlertingSettings, args: list[str]) -> Non
             " OUTPOST_ADMIN_DATABASE_URL"
         )
     vault = SecretVault(settings.secret_encryption_key.reveal())
-    conn = await asyncpg.connect(plain_dsn(admin))
-    try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT org_id, channel_id, sealed FROM alerting.channel_secrets FOR UPDATE"
-            )
-            for row in rows:
-                await conn.execute(
-                    "UPDATE alerting.channel_secrets SET sealed = $3"
-                    " WHERE org_id = $1 AND channel_id = $2",
-                    row["org_id"],
-                    row["channel_id"],
-                    vault.rotate(row["sealed"]),
-                )
-    finally:
-        await conn.close()
-    print(f"re-sealed {len(rows)} webhook secrets under the first key")
+    count = await reseal(
+        admin,
+        table="alerting.channel_secrets",
+        keys=("org_id", "channel_id"),
+        column="sealed",
+        rotate=vault.rotate,
+    )
+    print(f"re-sealed {count} webhook secrets under the first key")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import logging
 import os
 from datetime import datetime, timedelta
 
-import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -28,7 +27,7 @@ from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig,
 from outpost_devices.settings import DevicesSettings
 from outpost_kit import ids, messaging, suspensions
 from outpost_kit.cli import migrations_dir, service_main
-from outpost_kit.db.engine import plain_dsn
+from outpost_kit.db.reseal import reseal
 from outpost_kit.runtime import ServiceRuntime
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -181,22 +180,14 @@ async def rotate_ca_keys(settings: DevicesSettings, args: list[str]) -> None:
             " (new key first, then the old ones) and OUTPOST_ADMIN_DATABASE_URL"
         )
     vault = CaVault(settings.ca_encryption_key.reveal())
-    conn = await asyncpg.connect(plain_dsn(admin))
-    try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT org_id, private_key_enc FROM devices.certificate_authorities FOR UPDATE"
-            )
-            for row in rows:
-                await conn.execute(
-                    "UPDATE devices.certificate_authorities SET private_key_enc = $2"
-                    " WHERE org_id = $1",
-                    row["org_id"],
-                    vault.rotate(row["private_key_enc"]),
-                )
-    finally:
-        await conn.close()
-    print(f"re-encrypted {len(rows)} CA keys under the first key")
+    count = await reseal(
+        admin,
+        table="devices.certificate_authorities",
+        keys=("org_id",),
+        column="private_key_enc",
+        rotate=vault.rotate,
+    )
+    print(f"re-encrypted {count} CA keys under the first key")
 
 
 def main() -> None:
