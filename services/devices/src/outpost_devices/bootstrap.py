@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -26,8 +25,7 @@ from outpost_devices.entrypoints import rpc
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig, TelemetrySeen
 from outpost_devices.settings import DevicesSettings
 from outpost_kit import ids, messaging, suspensions
-from outpost_kit.cli import migrations_dir, service_main
-from outpost_kit.db.reseal import reseal
+from outpost_kit.cli import migrations_dir, reseal_command, service_main
 from outpost_kit.runtime import ServiceRuntime
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -169,25 +167,18 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     runtime.background(responder.run)
 
 
-async def rotate_ca_keys(settings: DevicesSettings, args: list[str]) -> None:
-    """``outpost-devices rotate-ca-keys``: re-encrypt every organization's CA key under the
-    first of ``OUTPOST_DEVICES_CA_ENCRYPTION_KEY``'s keys (docs/runbook.md). It reads every
-    tenant's row, so it connects as ``OUTPOST_ADMIN_DATABASE_URL`` (the migrations' role)."""
-    admin = os.environ.get("OUTPOST_ADMIN_DATABASE_URL")
-    if args or settings.ca_encryption_key is None or not admin:
-        raise SystemExit(
-            "usage: outpost-devices rotate-ca-keys, with OUTPOST_DEVICES_CA_ENCRYPTION_KEY"
-            " (new key first, then the old ones) and OUTPOST_ADMIN_DATABASE_URL"
-        )
-    vault = CaVault(settings.ca_encryption_key.reveal())
-    count = await reseal(
-        admin,
-        table="devices.certificate_authorities",
-        keys=("org_id",),
-        column="private_key_enc",
-        rotate=vault.rotate,
-    )
-    print(f"re-encrypted {count} CA keys under the first key")
+# ``outpost-devices rotate-ca-keys`` (docs/runbook.md).
+rotate_ca_keys = reseal_command(
+    "outpost-devices rotate-ca-keys",
+    DevicesSettings,
+    key_variable="OUTPOST_DEVICES_CA_ENCRYPTION_KEY",
+    keys=lambda settings: settings.ca_encryption_key,
+    rotator=lambda keys: CaVault(keys).rotate,
+    table="devices.certificate_authorities",
+    key_columns=("org_id",),
+    column="private_key_enc",
+    done="re-encrypted {count} CA keys under the first key",
+)
 
 
 def main() -> None:
