@@ -18,9 +18,10 @@ from outpost_contracts.base import Event
 from outpost_kit.db.eventstore import Projector
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
+from outpost_kit.db.reseal import reseal
 from outpost_kit.logs import setup_logging
 from outpost_kit.runtime import ServiceRuntime
-from outpost_kit.settings import CommonSettings, load_settings
+from outpost_kit.settings import CommonSettings, Secret, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -44,6 +45,44 @@ async def migrate(service: str, migrations: Path, environ: dict[str, str]) -> No
         )
     await provision_service(admin, service, password)
     await upgrade(admin, service, migrations)
+
+
+def reseal_command(
+    name: str,
+    settings_type: type[S],
+    *,
+    key_variable: str,
+    keys: Callable[[S], Secret | None],
+    rotator: Callable[[str], Callable[[Any], Any]],
+    table: str,
+    key_columns: Sequence[str],
+    column: str,
+    done: str,
+) -> Callable[[S, list[str]], Awaitable[None]]:
+    """A service command (``commands`` of ``service_main``) that re-seals ``column`` of every
+    row of ``table`` under the first of the keys in ``key_variable`` (new first, then the old
+    ones; ``rotator(keys)`` re-seals one value): it reads every tenant's row, so it connects
+    as ``OUTPOST_ADMIN_DATABASE_URL`` (the migrations' role). ``done`` is what it prints,
+    ``{count}`` the rows re-sealed. ``settings_type`` types ``keys``' argument."""
+
+    async def command(settings: S, args: list[str]) -> None:
+        admin = os.environ.get("OUTPOST_ADMIN_DATABASE_URL")
+        secret = keys(settings)
+        if args or secret is None or not admin:
+            raise SystemExit(
+                f"usage: {name}, with {key_variable} (new key first, then the old ones) and"
+                " OUTPOST_ADMIN_DATABASE_URL"
+            )
+        count = await reseal(
+            admin,
+            table=table,
+            keys=key_columns,
+            column=column,
+            rotate=rotator(secret.reveal()),
+        )
+        print(done.format(count=count))
+
+    return command
 
 
 def service_main(

@@ -17,7 +17,9 @@ import pytest
 from kitsvc import STREAM_TYPE, CounterCreated, CounterIncremented, KitDb, read_stream
 from nats.js.client import JetStreamContext
 
+from outpost_contracts.envelope import EventEnvelope
 from outpost_kit import ids
+from outpost_kit.db import outbox
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.db.outbox import OutboxRelay
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -296,3 +298,58 @@ async def test_relay_crash_every_event_exactly_once(
     assert not missing, f"{len(missing)} events never published"
     assert duplicated == 0, f"{duplicated} duplicate messages in the stream"
     assert len(published) == len(written)
+
+
+async def test_outbox_write_publishes_on_commit_only_and_wakes_the_relay(
+    kitsvc_db: KitDb, uow: UnitOfWorkFactory, js: JetStreamContext, org: UUID
+) -> None:
+    """``outbox.write``, the one statement that writes outbox rows outside an append
+    (devices' presence events, exports' work queue): a rolled-back transaction leaves no
+    row; a committed one leaves its rows, with their headers, and notifies the relay."""
+    relay = OutboxRelay(kitsvc_db.dsn, kitsvc_db.schema, js)
+    relay_conn = await _relay_conn(kitsvc_db)
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    await relay_conn.add_listener(
+        outbox.CHANNEL, lambda _c, _pid, _channel, payload: woken.put_nowait(payload)
+    )
+    try:
+        await _settle(relay_conn, relay)  # other tests' leftovers
+        before = await _outbox_count(kitsvc_db)
+
+        def envelope() -> EventEnvelope:
+            return EventEnvelope(
+                id=ids.new_id(),
+                org_id=org,
+                stream_id=ids.new_id(),
+                stream_type=STREAM_TYPE,
+                version=1,
+                occurred_at=ids.now(),
+                data=CounterCreated(name="outside the store"),
+            )
+
+        async with uow(org) as u:
+            await outbox.write(u.conn, [outbox.OutboxRow.of_event(envelope())])
+            # no commit: rolled back
+        assert await _outbox_count(kitsvc_db) == before
+
+        kept = [envelope(), envelope()]
+        async with uow(org) as u:
+            await outbox.write(u.conn, [])  # nothing to write: no statement
+            await outbox.write(
+                u.conn, [outbox.OutboxRow.of_event(e, {"x-extra": "1"}) for e in kept]
+            )
+            rows = await u.execute(
+                "SELECT event_id, headers->>'Nats-Msg-Id' AS msg_id,"
+                " headers->>'x-extra' AS extra FROM outbox WHERE event_id = ANY(:ids)"
+                " ORDER BY position",
+                {"ids": [e.id for e in kept]},
+            )
+            assert [(r.event_id, r.msg_id, r.extra) for r in rows] == [
+                (e.id, str(e.id), "1") for e in kept
+            ]
+            await u.commit()
+        assert await asyncio.wait_for(woken.get(), timeout=60) == kitsvc_db.schema
+        await _settle(relay_conn, relay)
+        assert {str(e.id) for e in kept} <= set(await read_stream(js, org))
+    finally:
+        await relay_conn.close()

@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from functools import partial
 from typing import Any
-
-import asyncpg
 
 from outpost_alerting.adapters.channel_store import ChannelsProjector
 from outpost_alerting.adapters.projections import AlertingProjector
@@ -24,8 +21,7 @@ from outpost_contracts.base import Event
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
 from outpost_kit import messaging, suspensions
-from outpost_kit.cli import migrations_dir, service_main
-from outpost_kit.db.engine import plain_dsn
+from outpost_kit.cli import migrations_dir, reseal_command, service_main
 from outpost_kit.runtime import ServiceRuntime
 
 _log = logging.getLogger(__name__)
@@ -92,35 +88,18 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
     )
 
 
-async def rotate_secret_keys(settings: AlertingSettings, args: list[str]) -> None:
-    """``outpost-alerting rotate-secret-keys``: re-seal every webhook secret under the first
-    of ``OUTPOST_ALERTING_SECRET_ENCRYPTION_KEY``'s keys (docs/runbook.md). It reads every
-    tenant's row, so it connects as ``OUTPOST_ADMIN_DATABASE_URL`` (the migrations' role)."""
-    admin = os.environ.get("OUTPOST_ADMIN_DATABASE_URL")
-    if args or settings.secret_encryption_key is None or not admin:
-        raise SystemExit(
-            "usage: outpost-alerting rotate-secret-keys, with"
-            " OUTPOST_ALERTING_SECRET_ENCRYPTION_KEY (new key first, then the old ones) and"
-            " OUTPOST_ADMIN_DATABASE_URL"
-        )
-    vault = SecretVault(settings.secret_encryption_key.reveal())
-    conn = await asyncpg.connect(plain_dsn(admin))
-    try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT org_id, channel_id, sealed FROM alerting.channel_secrets FOR UPDATE"
-            )
-            for row in rows:
-                await conn.execute(
-                    "UPDATE alerting.channel_secrets SET sealed = $3"
-                    " WHERE org_id = $1 AND channel_id = $2",
-                    row["org_id"],
-                    row["channel_id"],
-                    vault.rotate(row["sealed"]),
-                )
-    finally:
-        await conn.close()
-    print(f"re-sealed {len(rows)} webhook secrets under the first key")
+# ``outpost-alerting rotate-secret-keys`` (docs/runbook.md).
+rotate_secret_keys = reseal_command(
+    "outpost-alerting rotate-secret-keys",
+    AlertingSettings,
+    key_variable="OUTPOST_ALERTING_SECRET_ENCRYPTION_KEY",
+    keys=lambda settings: settings.secret_encryption_key,
+    rotator=lambda keys: SecretVault(keys).rotate,
+    table="alerting.channel_secrets",
+    key_columns=("org_id", "channel_id"),
+    column="sealed",
+    done="re-sealed {count} webhook secrets under the first key",
+)
 
 
 def main() -> None:

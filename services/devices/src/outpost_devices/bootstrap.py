@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timedelta
 
-import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -27,8 +25,7 @@ from outpost_devices.entrypoints import rpc
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig, TelemetrySeen
 from outpost_devices.settings import DevicesSettings
 from outpost_kit import ids, messaging, suspensions
-from outpost_kit.cli import migrations_dir, service_main
-from outpost_kit.db.engine import plain_dsn
+from outpost_kit.cli import migrations_dir, reseal_command, service_main
 from outpost_kit.runtime import ServiceRuntime
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -170,33 +167,18 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     runtime.background(responder.run)
 
 
-async def rotate_ca_keys(settings: DevicesSettings, args: list[str]) -> None:
-    """``outpost-devices rotate-ca-keys``: re-encrypt every organization's CA key under the
-    first of ``OUTPOST_DEVICES_CA_ENCRYPTION_KEY``'s keys (docs/runbook.md). It reads every
-    tenant's row, so it connects as ``OUTPOST_ADMIN_DATABASE_URL`` (the migrations' role)."""
-    admin = os.environ.get("OUTPOST_ADMIN_DATABASE_URL")
-    if args or settings.ca_encryption_key is None or not admin:
-        raise SystemExit(
-            "usage: outpost-devices rotate-ca-keys, with OUTPOST_DEVICES_CA_ENCRYPTION_KEY"
-            " (new key first, then the old ones) and OUTPOST_ADMIN_DATABASE_URL"
-        )
-    vault = CaVault(settings.ca_encryption_key.reveal())
-    conn = await asyncpg.connect(plain_dsn(admin))
-    try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT org_id, private_key_enc FROM devices.certificate_authorities FOR UPDATE"
-            )
-            for row in rows:
-                await conn.execute(
-                    "UPDATE devices.certificate_authorities SET private_key_enc = $2"
-                    " WHERE org_id = $1",
-                    row["org_id"],
-                    vault.rotate(row["private_key_enc"]),
-                )
-    finally:
-        await conn.close()
-    print(f"re-encrypted {len(rows)} CA keys under the first key")
+# ``outpost-devices rotate-ca-keys`` (docs/runbook.md).
+rotate_ca_keys = reseal_command(
+    "outpost-devices rotate-ca-keys",
+    DevicesSettings,
+    key_variable="OUTPOST_DEVICES_CA_ENCRYPTION_KEY",
+    keys=lambda settings: settings.ca_encryption_key,
+    rotator=lambda keys: CaVault(keys).rotate,
+    table="devices.certificate_authorities",
+    key_columns=("org_id",),
+    column="private_key_enc",
+    done="re-encrypted {count} CA keys under the first key",
+)
 
 
 def main() -> None:

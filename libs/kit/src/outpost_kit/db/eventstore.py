@@ -16,12 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from outpost_contracts import subjects
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope, Principal
 from outpost_contracts.errors import Conflict, ErrorType
 from outpost_kit import ids, telemetry
-from outpost_kit.messaging import MSG_ID, REQUEST_ID
+from outpost_kit.db import outbox
 
 _encoder = msgspec.json.Encoder()
 
@@ -40,13 +39,9 @@ _APPEND = text(
     " :occurred_at FROM unnest(CAST(:versions AS integer[]), CAST(:event_ids AS uuid[]),"
     " CAST(:event_types AS text[]), CAST(:datas AS text[]))"
     " AS x(version, event_id, event_type, data) WHERE (SELECT yes FROM ok)),"
-    " ob AS (INSERT INTO outbox (event_id, subject, payload, headers)"
-    " SELECT x.event_id, x.subject, x.payload, CAST(x.headers AS jsonb)"
-    " FROM unnest(CAST(:event_ids AS uuid[]), CAST(:subjects AS text[]),"
-    " CAST(:payloads AS bytea[]), CAST(:headers AS text[]))"
-    " AS x(event_id, subject, payload, headers) WHERE (SELECT yes FROM ok))"
+    f" ob AS ({outbox.INSERT_ROWS} WHERE (SELECT yes FROM ok))"
     " SELECT v, CASE WHEN v = CAST(:expected AS integer)"
-    " THEN pg_notify('outpost_outbox', current_schema()) END FROM cur"
+    f" THEN {outbox.WAKE} END FROM cur"
 )
 
 
@@ -166,18 +161,9 @@ class EventStore:
                     "event_ids": [e.id for e in envelopes],
                     "event_types": [e.type for e in envelopes],
                     "datas": [_encoder.encode(e.data).decode() for e in envelopes],
-                    "subjects": [subjects.event(e.type, e.org_id) for e in envelopes],
-                    "payloads": [_encoder.encode(e) for e in envelopes],
-                    "headers": [
-                        _encoder.encode(
-                            {
-                                MSG_ID: str(e.id),
-                                REQUEST_ID: e.request_id or "",
-                                **trace_headers,
-                            }
-                        ).decode()
-                        for e in envelopes
-                    ],
+                    **outbox.outbox_params(
+                        [outbox.OutboxRow.of_event(e, trace_headers) for e in envelopes]
+                    ),
                 },
             )
         except IntegrityError as exc:

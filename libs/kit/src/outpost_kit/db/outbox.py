@@ -23,18 +23,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import msgspec
 from nats.js.client import JetStreamContext
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from outpost_contracts import subjects
+from outpost_contracts.envelope import EventEnvelope
 from outpost_kit import telemetry
 from outpost_kit.db.engine import plain_dsn
+from outpost_kit.messaging import MSG_ID, REQUEST_ID
 
 _log = logging.getLogger(__name__)
+_encoder = msgspec.json.Encoder()
+
+CHANNEL = "outpost_outbox"
+
+# --- writing rows -----------------------------------------------------------------------
+# The one statement that writes outbox rows, from four parallel arrays (``outbox_params``).
+# ``EventStore.append`` runs it as a data-modifying CTE of its append (with its version
+# guard as a WHERE); ``write`` runs it alone. Either way the same statement wakes the relay
+# (``WAKE``): a notification is delivered at commit, once per transaction.
+INSERT_ROWS = (
+    "INSERT INTO outbox (event_id, subject, payload, headers)"
+    " SELECT x.event_id, x.subject, x.payload, CAST(x.headers AS jsonb)"
+    " FROM unnest(CAST(:event_ids AS uuid[]), CAST(:subjects AS text[]),"
+    " CAST(:payloads AS bytea[]), CAST(:headers AS text[]))"
+    " AS x(event_id, subject, payload, headers)"
+)
+WAKE = f"pg_notify('{CHANNEL}', current_schema())"
+_WRITE = text(f"WITH ob AS ({INSERT_ROWS}) SELECT {WAKE}")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message the relay publishes: to ``subject``, with ``headers`` (``Nats-Msg-Id``
+    among them: JetStream's de-duplication key)."""
+
+    event_id: UUID
+    subject: str
+    payload: bytes
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of_event(cls, envelope: EventEnvelope, extra_headers: Mapping[str, str] = {}) -> OutboxRow:
+        """An event to its stream: ``Nats-Msg-Id`` is the event id."""
+        return cls(
+            event_id=envelope.id,
+            subject=subjects.event(envelope.type, envelope.org_id),
+            payload=_encoder.encode(envelope),
+            headers={
+                MSG_ID: str(envelope.id),
+                REQUEST_ID: envelope.request_id or "",
+                **extra_headers,
+            },
+        )
+
+
+def outbox_params(rows: Sequence[OutboxRow]) -> dict[str, Any]:
+    """The parameters of ``INSERT_ROWS`` for ``rows``."""
+    return {
+        "event_ids": [r.event_id for r in rows],
+        "subjects": [r.subject for r in rows],
+        "payloads": [r.payload for r in rows],
+        "headers": [_encoder.encode(dict(r.headers)).decode() for r in rows],
+    }
+
+
+async def write(conn: AsyncConnection, rows: Iterable[OutboxRow]) -> None:
+    """Write ``rows`` in the caller's transaction and wake the relay, in one statement: they
+    are published when (and only if) the transaction commits."""
+    batch = list(rows)
+    if batch:
+        await conn.execute(_WRITE, outbox_params(batch))
+
+
+# --- the relay --------------------------------------------------------------------------
 
 PUBLISHED = Counter("outpost_outbox_published_total", "Events published by the relay", ["service"])
 FAILURES = Counter("outpost_outbox_publish_failures_total", "Failed publish attempts", ["service"])
@@ -115,7 +187,7 @@ class OutboxRelay:
                 wake.set()
 
             conn.add_termination_listener(on_lost)
-            await conn.add_listener("outpost_outbox", on_notify)
+            await conn.add_listener(CHANNEL, on_notify)
             while not stop.is_set():
                 if conn.is_closed():
                     raise asyncpg.InterfaceError("the relay's connection was closed")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from outpost_contracts.errors import AccessDenied, validation_error
+from outpost_kit import pki as kit_pki
 
 CA_VALIDITY = timedelta(days=3650)
 CLOCK_SKEW = timedelta(minutes=5)  # issued certificates start this much before "now"
@@ -100,43 +101,12 @@ def new_ca(
             x509.NameAttribute(NameOID.COMMON_NAME, f"Outpost device CA {org_id}"),
         ]
     )
-    public = key.public_key()
-    issuer_name, signer, not_after = name, key, now + CA_VALIDITY
+    not_after = now + CA_VALIDITY
     if root is not None:
-        issuer_name, signer = root[0].subject, root[1]
         not_after = min(not_after, root[0].not_valid_after_utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    cert = kit_pki.ca_certificate(
+        name, key, not_before=now - CLOCK_SKEW, not_after=not_after, path_length=0, issuer=root
     )
-    if root is not None:
-        root_ski = root[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
-            critical=False,
-        )
-    cert = builder.sign(signer, hashes.SHA256())
     return cert, key
 
 
@@ -284,12 +254,7 @@ class CaVault:
         self._fernet = MultiFernet([Fernet(k.encode()) for k in parts])
 
     def seal(self, key: ec.EllipticCurvePrivateKey) -> str:
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return self._fernet.encrypt(pem).decode()
+        return self._fernet.encrypt(kit_pki.key_pem(key)).decode()
 
     def open(self, sealed: str) -> ec.EllipticCurvePrivateKey:
         try:
@@ -306,4 +271,4 @@ class CaVault:
 
 
 def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return kit_pki.pem(cert)

@@ -17,13 +17,12 @@ from uuid import UUID
 
 import msgspec
 
-from outpost_contracts import subjects
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope
 from outpost_devices.domain.presence import Presence
 from outpost_kit import ids
+from outpost_kit.db import outbox
 from outpost_kit.db.uow import UnitOfWork
-from outpost_kit.messaging import MSG_ID, REQUEST_ID
 
 STREAM_TYPE = "presence"
 _encoder = msgspec.json.Encoder()
@@ -119,23 +118,7 @@ async def save(
 async def enqueue(uow: UnitOfWork, envelopes: Iterable[EventEnvelope]) -> None:
     """Outbox rows for events that are not in the event store (the relay publishes them to
     the service's stream with ``Nats-Msg-Id`` = event id, as every event)."""
-    rows = [
-        {
-            "event_id": e.id,
-            "subject": subjects.event(e.type, e.org_id),
-            "payload": _encoder.encode(e),
-            "headers": _encoder.encode({MSG_ID: str(e.id), REQUEST_ID: ""}).decode(),
-        }
-        for e in envelopes
-    ]
-    if not rows:
-        return
-    await uow.execute(
-        "INSERT INTO outbox (event_id, subject, payload, headers)"
-        " VALUES (:event_id, :subject, :payload, CAST(:headers AS jsonb))",
-        rows,
-    )
-    await uow.execute("SELECT pg_notify('outpost_outbox', current_schema())")
+    await outbox.write(uow.conn, [outbox.OutboxRow.of_event(e) for e in envelopes])
 
 
 async def organizations(uow: UnitOfWork) -> list[UUID]:

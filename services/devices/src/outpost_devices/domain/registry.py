@@ -15,9 +15,10 @@ from uuid import UUID
 
 import msgspec
 
+from outpost_contracts import patch
 from outpost_contracts import registry as api
 from outpost_contracts.base import Event
-from outpost_contracts.errors import Conflict, NotFound, validation_error
+from outpost_contracts.errors import Conflict, validation_error
 from outpost_devices.domain.devices import MAX_ATTRIBUTES_BYTES, merge_patch
 
 SITE = "site"
@@ -91,24 +92,13 @@ def _check_attributes(attributes: Any) -> None:
         raise validation_error("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes")
 
 
-def _changes(state: Any, patch: Any, fields: Mapping[str, str]) -> dict[str, Any]:
-    """The patch's effective changes as {API name: new value}, in ``fields`` order."""
-    new: dict[str, Any] = {}
-    for api_name, attr in fields.items():
-        value = getattr(patch, attr)
-        if value is msgspec.UNSET:
-            continue
-        if attr == "attributes":
-            value = {} if value is None else merge_patch(state.attributes, value)
-            _check_attributes(value)
-        new[api_name] = value
-    return {k: v for k, v in new.items() if v != getattr(state, fields[k])}
+def _merged_attributes(state: Any, value: Any) -> dict[str, Any]:
+    merged: dict[str, Any] = {} if value is None else merge_patch(state.attributes, value)
+    _check_attributes(merged)
+    return merged
 
 
-def _live(state: S | None, what: str) -> S:
-    if state is None or state.deleted:
-        raise NotFound(f"no such {what}")
-    return state
+_CONVERT = {"attributes": _merged_attributes}
 
 
 def _apply(state: S, event: Any, fields: Mapping[str, str]) -> S:
@@ -147,10 +137,10 @@ def decide_site(state: Site | None, command: SiteCommand, now: datetime) -> list
                 attributes=dict(command.attributes),
             )
         ]
-    site = _live(state, "site")
+    site = patch.live(state, "site")
     if isinstance(command, Delete):
         return [api.SiteDeleted()]
-    changes = _changes(site, command, SITE_FIELDS)
+    changes = patch.changes(site, command, SITE_FIELDS, _CONVERT)
     if not changes:
         return []
     values = {SITE_FIELDS[k]: v for k, v in changes.items()}
@@ -191,10 +181,10 @@ def decide_group(state: DeviceGroup | None, command: GroupCommand, now: datetime
                 attributes=dict(command.attributes),
             )
         ]
-    group = _live(state, "device group")
+    group = patch.live(state, "device group")
     if isinstance(command, Delete):
         return [api.DeviceGroupDeleted()]
-    changes = _changes(group, command, GROUP_FIELDS)
+    changes = patch.changes(group, command, GROUP_FIELDS, _CONVERT)
     if not changes:
         return []
     return [
@@ -239,10 +229,10 @@ def decide_component(
                 attributes=dict(command.attributes),
             )
         ]
-    component = _live(state, "component")
+    component = patch.live(state, "component")
     if isinstance(command, Delete):
         return [api.ComponentRemoved(device_id=component.device_id)]
-    changes = _changes(component, command, COMPONENT_FIELDS)
+    changes = patch.changes(component, command, COMPONENT_FIELDS, _CONVERT)
     if not changes:
         return []
     return [
@@ -299,10 +289,10 @@ def decide_sensor(state: Sensor | None, command: SensorCommand, now: datetime) -
                 valid_range=command.valid_range,
             )
         ]
-    sensor = _live(state, "sensor")
+    sensor = patch.live(state, "sensor")
     if isinstance(command, Delete):
         return [api.SensorRemoved(device_id=sensor.device_id, key=sensor.key)]
-    changes = _changes(sensor, command, SENSOR_FIELDS)
+    changes = patch.changes(sensor, command, SENSOR_FIELDS, _CONVERT)
     check_range(
         changes.get("valueType", sensor.value_type),
         changes.get("validRange", sensor.valid_range),

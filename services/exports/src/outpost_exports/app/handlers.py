@@ -23,6 +23,7 @@ from outpost_exports.adapters.sources import Sources
 from outpost_exports.domain import exports as domain
 from outpost_kit import ids
 from outpost_kit.aggregate import Aggregate
+from outpost_kit.db import outbox
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 from outpost_kit.messaging import MSG_ID
@@ -79,15 +80,16 @@ async def enqueue(
     """The job's work-queue message, through the outbox in this transaction: published
     with the rest, exactly once by ``Nats-Msg-Id`` (``work-<id>``; a republication by the
     sweep has its own)."""
-    await uow.execute(
-        "INSERT INTO outbox (event_id, subject, payload, headers)"
-        " VALUES (:event_id, :subject, :payload, CAST(:headers AS jsonb))",
-        {
-            "event_id": event_id,
-            "subject": subjects.work(api.SERVICE, org_id, export_id),
-            "payload": _encoder.encode(api.ExportWork(org_id=org_id, export_id=export_id)),
-            "headers": _encoder.encode({MSG_ID: msg_id or f"work-{export_id}"}).decode(),
-        },
+    await outbox.write(
+        uow.conn,
+        [
+            outbox.OutboxRow(
+                event_id=event_id,
+                subject=subjects.work(api.SERVICE, org_id, export_id),
+                payload=_encoder.encode(api.ExportWork(org_id=org_id, export_id=export_id)),
+                headers={MSG_ID: msg_id or f"work-{export_id}"},
+            )
+        ],
     )
 
 

@@ -9,17 +9,16 @@ exist, a class no annotation uses) is checked by the handlers in the same transa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from outpost_contracts import annotations as api
+from outpost_contracts import patch
 from outpost_contracts.base import Event
 from outpost_contracts.devices import Tag
-from outpost_contracts.errors import Conflict, NotFound, validation_error
+from outpost_contracts.errors import Conflict, validation_error
 
 ANNOTATION_CLASS = "annotation_class"
 ANNOTATION = "annotation"
@@ -77,23 +76,7 @@ ANNOTATION_FIELDS = {
 }
 
 
-def _live(state: Any, what: str) -> Any:
-    if state is None or state.deleted:
-        raise NotFound(f"no such {what}")
-    return state
-
-
-def _changes(state: Any, patch: Any, fields: Mapping[str, str]) -> dict[str, Any]:
-    """The patch's effective changes as {API name: new value}, in ``fields`` order."""
-    new: dict[str, Any] = {}
-    for api_name, attr in fields.items():
-        value = getattr(patch, attr)
-        if value is msgspec.UNSET:
-            continue
-        if attr == "tags":
-            value = tuple(value or ())
-        new[api_name] = value
-    return {k: v for k, v in new.items() if v != getattr(state, fields[k])}
+_CONVERT = {"tags": lambda _state, value: tuple(value or ())}
 
 
 def in_utc(value: datetime, field: str) -> datetime:
@@ -126,10 +109,10 @@ def decide_class(
                 name=command.name, colour=command.colour, description=command.description
             )
         ]
-    live = _live(state, "annotation class")
+    live = patch.live(state, "annotation class")
     if isinstance(command, Delete):
         return [api.AnnotationClassDeleted()]
-    changes = _changes(live, command, CLASS_FIELDS)
+    changes = patch.changes(live, command, CLASS_FIELDS, _CONVERT)
     if not changes:
         return []
     return [
@@ -182,10 +165,10 @@ def decide_annotation(
                 tags=list(command.tags),
             )
         ]
-    live: Annotation = _live(state, "annotation")
+    live: Annotation = patch.live(state, "annotation")
     if isinstance(command, Delete):
         return [api.AnnotationDeleted(device_id=live.device_id)]
-    changes = _changes(live, command, ANNOTATION_FIELDS)
+    changes = patch.changes(live, command, ANNOTATION_FIELDS, _CONVERT)
     _check_range(changes.get("from", live.from_), changes.get("to", live.to))
     if not changes:
         return []
