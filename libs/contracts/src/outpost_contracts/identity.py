@@ -21,7 +21,9 @@ Email = Annotated[
     str, msgspec.Meta(min_length=3, max_length=254, pattern=whole(r"[^@\s]+@[^@\s]+\.[^@\s]+"))
 ]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
-Scope = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z-]*:(read|write|\*)|\*(:(read|write))?"))]
+Scope = Annotated[
+    str, msgspec.Meta(pattern=whole(r"[a-z][a-z-]*:(read|write|\*)|\*(:(read|write))?"))
+]
 
 
 class OrganizationStatus(enum.StrEnum):
