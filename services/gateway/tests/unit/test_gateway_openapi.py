@@ -278,7 +278,7 @@ def test_request_bodies_are_documented_as_msgspec_decodes_them(doc: dict[str, An
     for name in bodies:
         assert schemas[name]["additionalProperties"] is False, name
     scopes = schemas["CreateOAuthClient"]["properties"]["scopes"]["items"]
-    assert scopes["pattern"] == r"^(?:[a-z][a-z-]*:(read|write|\*)|\*)$(?!\n)"
+    assert scopes["pattern"] == r"^(?:[a-z][a-z-]*:(read|write|\*)|\*(:(read|write))?)$(?!\n)"
     expires = schemas["CreateApiKey"]["properties"]["expiresAt"]["anyOf"][0]
     assert expires == {"type": "string", "format": "date-time"}
 
