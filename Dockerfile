@@ -26,7 +26,9 @@ RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
  && if [ -n "${INDEX_URL}" ]; then export PIP_INDEX_URL="${INDEX_URL}"; fi \
  && pip install --no-cache-dir "uv==${UV_VERSION}"
-ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1
+# uv's cache is a BuildKit cache mount: downloads are kept between builds on one machine,
+# never in a layer.
+ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_CACHE_DIR=/var/cache/uv
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs libs
@@ -34,6 +36,7 @@ COPY services services
 # The service's locked third-party dependencies (no dev group), then wheels of the three
 # workspace members it runs (contracts, kit, itself), installed without resolving anything.
 RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
+    --mount=type=cache,target=/var/cache/uv \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi \
  && if [ -n "${INDEX_URL}" ]; then export UV_INDEX_URL="${INDEX_URL}"; fi \
  && uv export --frozen --no-dev --no-emit-workspace --no-hashes \

@@ -1,7 +1,6 @@
 """The compose platform, built from the project's Dockerfile and run in real containers,
-used through its published ports (``make test-containers``, decision 80; RELIABILITY.md
-``containers-e2e``). Each test runs against one replica of everything, then against two
-(``docker-compose.scale.yml``)."""
+used through its published ports (``make test-containers``, decision 80). Each test runs
+against one replica of everything, then against two (``docker-compose.scale.yml``)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ import msgspec
 import pytest
 
 from outpost_contracts import subjects
-from tests.containers.conftest import SERVICES, Platform, report
+from tests.containers._compose import SERVICES, Platform, report
 from tests.e2e._devices import bearer, connect, mqtt_session, provision
 from tests.e2e._poll import eventually
 
@@ -74,8 +73,9 @@ def tenant(platform: Platform, http: httpx.Client) -> tuple[str, dict[str, str]]
     platform.raise_limits([org["id"]])
     for url in platform.gateway_urls:
         assert eventually(
-            lambda url=url: httpx.get(f"{url}/api/v1/devices", headers=bearer(key)).status_code
-            == 200
+            lambda url=url: (
+                httpx.get(f"{url}/api/v1/devices", headers=bearer(key)).status_code == 200
+            )
         ), f"{url} never accepted the new key"
     return org["id"], bearer(key)
 
@@ -91,7 +91,10 @@ def test_the_credentials_job_prints_keys_the_gateway_accepts(
     operator = bearer(creds["operatorKey"])
     listed = ok(http.get("/api/v1/admin/organizations?name=demo", headers=operator))
     assert creds["organization"]["id"] in {o["id"] for o in listed["data"]}
-    assert http.get("/api/v1/devices", headers=bearer(creds["organization"]["apiKey"])).status_code == 200
+    assert (
+        http.get("/api/v1/devices", headers=bearer(creds["organization"]["apiKey"])).status_code
+        == 200
+    )
     # The job is idempotent: run again, it prints the same keys.
     again = platform.compose.run("run", "--rm", "--no-deps", "credentials")
     assert creds["operatorKey"] in again.stdout
@@ -300,8 +303,8 @@ def test_an_export_is_requested_and_downloaded(
 def test_the_write_limit_holds_across_gateway_replicas(
     platform: Platform, http: httpx.Client
 ) -> None:
-    """The default write limit (50 a minute per credential) counted once across every
-    gateway replica: requests spread over the replicas' published ports admit exactly 50."""
+    """RELIABILITY.md ``ratelimit`` in containers: the default write limit (50 a minute per
+    credential) counted once across every gateway replica: requests spread over the replicas' published ports admit exactly 50."""
     operator = bearer(platform.credentials["operatorKey"])
     org = ok(
         http.post(
@@ -319,8 +322,9 @@ def test_the_write_limit_holds_across_gateway_replicas(
     )["key"]  # fmt: skip
     for url in platform.gateway_urls:
         assert eventually(
-            lambda url=url: httpx.get(f"{url}/api/v1/devices", headers=bearer(key)).status_code
-            == 200
+            lambda url=url: (
+                httpx.get(f"{url}/api/v1/devices", headers=bearer(key)).status_code == 200
+            )
         )
     # A fresh minute if this one ends within 15 s (the limit's window is the minute).
     left = 60 - time.time() % 60

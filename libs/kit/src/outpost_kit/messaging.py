@@ -7,6 +7,7 @@ import logging
 import ssl
 from collections.abc import Iterable
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -49,16 +50,32 @@ def client_tls(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ss
     return context
 
 
+def url_credentials(url: str) -> tuple[str | None, str | None]:
+    """The user and password of ``scheme://user:password@host:port`` (decoded), or None."""
+    parsed = urlsplit(url)
+    user = unquote(parsed.username) if parsed.username is not None else None
+    password = unquote(parsed.password) if parsed.password is not None else None
+    return user, password
+
+
 async def connect(
     url: str, name: str, *, tls: ssl.SSLContext | None = None, **options: Any
 ) -> NATS:
     """A connection that reconnects forever: a broker restart is an outage, not a crash.
 
-    Credentials travel in the URL (``tls://user:password@host:port``); ``tls`` is the
+    Credentials travel in the URL (``tls://user:password@host:port``); they are also given
+    as options, so that the cluster's other nodes, which the client learns from the server
+    it reached (without credentials), accept it when it reconnects to them. ``tls`` is the
     context from ``client_tls`` when the broker requires TLS.
     """
     if tls is not None:
         options["tls"] = tls
+    user, password = url_credentials(url)
+    if user is not None and "user" not in options and "token" not in options:
+        if password is None:
+            options["token"] = user
+        else:
+            options["user"], options["password"] = user, password
     return await nats.connect(
         url,
         name=name,
@@ -164,8 +181,9 @@ async def call(
         return op.decode_reply(msg.data)
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=spec.name,
         subjects=list(spec.subjects),
         description=spec.description or None,
@@ -194,11 +212,16 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
 
 
 async def apply_streams(
-    js: JetStreamContext, streams: Iterable[StreamSpec], consumers: Iterable[ConsumerSpec] = ()
+    js: JetStreamContext,
+    streams: Iterable[StreamSpec],
+    consumers: Iterable[ConsumerSpec] = (),
+    *,
+    replicas: int = 1,
 ) -> None:
-    """Create or update every stream and durable consumer: idempotent, safe at every start."""
+    """Create or update every stream and durable consumer: idempotent, safe at every start.
+    ``replicas`` is each stream's (durable consumers inherit it)."""
     for spec in streams:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:

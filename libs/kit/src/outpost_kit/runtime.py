@@ -80,7 +80,10 @@ class ServiceRuntime:
         )
         self.js = self.nc.jetstream()
         await messaging.apply_streams(
-            self.js, streams.streams_of(self.service), streams.consumers_of(self.service)
+            self.js,
+            streams.streams_of(self.service),
+            streams.consumers_of(self.service),
+            replicas=self.settings.nats_stream_replicas,
         )
         if self.settings.database_url is not None:
             dsn = self.settings.database_url.reveal()
