@@ -47,8 +47,8 @@ class NatsArtifactStore:
             self._store = await self._js.object_store(self.bucket)
         except (BucketNotFoundError, NotFoundError):
             self._store = await self._js.create_object_store(
+                self.bucket,
                 config=ObjectStoreConfig(
-                    bucket=self.bucket,
                     description="Export archives (decision 65)",
                     replicas=self.replicas,
                 ),
