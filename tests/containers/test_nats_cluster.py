@@ -169,7 +169,12 @@ def _netns(pid: int, *args: str) -> str:
 def _streams_at_three_replicas(platform: Platform) -> dict[str, int]:
     [cid] = platform.compose.ids("nats")
     jsz = platform.compose.exec(
-        cid, "wget", "-q", "-O", "-", "http://127.0.0.1:8222/jsz?streams=true&accounts=true"
+        cid,
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8222/jsz?accounts=true&streams=true&config=true",
     )
     found: dict[str, int] = {}
     for account in json.loads(jsz).get("account_details", []):

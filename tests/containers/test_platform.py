@@ -283,7 +283,12 @@ def test_an_export_is_requested_and_downloaded(
     )
 
     def ready() -> dict[str, Any] | None:
-        view = ok(http.get(f"/api/v1/exports/{created['id']}", headers=auth))
+        got = http.get(f"/api/v1/exports/{created['id']}", headers=auth)
+        if got.status_code == 503:
+            # exports did not answer within the RPC timeout (two replicas of everything on
+            # a loaded two-core machine): asked again, as a client would.
+            return None
+        view = ok(got)
         assert view["status"] in ("PENDING", "RUNNING", "READY"), view
         return view if view["status"] == "READY" else None
 
@@ -327,19 +332,25 @@ def test_the_write_limit_holds_across_gateway_replicas(
                 httpx.get(f"{url}/api/v1/devices", headers=bearer(key)).status_code == 200
             )
         )
-    # A fresh minute if this one ends within 15 s (the limit's window is the minute).
-    left = 60 - time.time() % 60
-    if left < 15:
-        time.sleep(left + 0.2)
-    statuses = []
-    for i in range(60):
+    # Until the first refusal: requests spread over the replicas, each answer's window
+    # (X-RateLimit-Reset) noted, so a minute that ends during the run is seen, not assumed.
+    answers: list[tuple[int, str]] = []
+    for i in range(300):
         url = platform.gateway_urls[i % len(platform.gateway_urls)]
         got = httpx.post(
             f"{url}/api/v1/devices", json={"name": f"d-{i}"}, headers=bearer(key), timeout=15
         )
-        statuses.append(got.status_code)
-    assert statuses.count(201) == 50 and statuses.count(429) == 10, statuses
+        assert got.status_code in (201, 429), got.text
+        answers.append((got.status_code, got.headers["x-ratelimit-reset"]))
+        if got.status_code == 429:
+            break
+    windows: dict[str, list[int]] = {}
+    for status, reset in answers:
+        windows.setdefault(reset, []).append(status)
+    assert all(statuses.count(201) <= 50 for statuses in windows.values()), windows
+    refused_in = answers[-1][1]
+    assert answers[-1][0] == 429 and windows[refused_in].count(201) == 50, windows
     report(
         f"{'scaled' if platform.replicas > 1 else 'single'}: write limit over"
-        f" {len(platform.gateway_urls)} gateway(s): 50 admitted, 10 refused"
+        f" {len(platform.gateway_urls)} gateway(s): 50 admitted in the window, then 429"
     )
