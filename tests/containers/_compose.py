@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -252,6 +253,7 @@ def compose_platform(
         env["OUTPOST_HTTP_HOST_PORT_2"] = str(http_ports[1])
     compose = Compose(_docker(), f"outpost-ct-{variant}-{uuid.uuid4().hex[:6]}", files, env, ports)
     started = time.monotonic()
+    material = Path(tempfile.mkdtemp(prefix="outpost-ct-"))
     try:
         compose.run("up", "--detach", "--no-build", "--quiet-pull", timeout=UP_TIMEOUT)
         compose.wait_until_up(extra=extra)
@@ -262,7 +264,7 @@ def compose_platform(
         credentials = json.loads(
             compose.copy_out("credentials", "/var/lib/outpost/dev-credentials.json")
         )
-        ca = Path(tempfile.mkdtemp(prefix="outpost-ct-")) / "broker-ca.pem"
+        ca = material / "broker-ca.pem"
         ca.write_bytes(compose.copy_out("nats", "/etc/outpost/broker/broker-ca.pem"))
         platform = Platform(
             compose,
@@ -276,6 +278,7 @@ def compose_platform(
         platform.raise_limits([str(PLATFORM_ORG_ID), credentials["organization"]["id"]])
         yield platform
     finally:
+        shutil.rmtree(material, ignore_errors=True)
         compose.run("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         left = compose.docker_run(
             "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={compose.project}"
