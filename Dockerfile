@@ -1,8 +1,13 @@
-# syntax=docker/dockerfile:1
 # One image per Outpost process: `docker build --build-arg SERVICE=gateway -t outpost-gateway .`
 # SERVICE is one of identity, devices, readings, alerting, exports, gateway. The image runs
 # `outpost-<SERVICE>` (CMD `serve`; `migrate` and the service's other commands as arguments)
 # as an unprivileged user; `outpost-admin` is in every image. docs/operations.md.
+# No `# syntax=` line: BuildKit's built-in frontend builds this file (`RUN --mount`,
+# `COPY --chmod`), so a build needs no frontend image from a registry (decision 80).
+#
+# Where PyPI is reached through a TLS-inspecting proxy or a private index, give the build
+# the host's CA bundle and index (both optional; tools/containers.sh does it):
+#   --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt --build-arg INDEX_URL=...
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -10,19 +15,31 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
 ARG UV_VERSION=0.13.9
+ARG INDEX_URL=
 RUN case "${SERVICE}" in \
       identity|devices|readings|alerting|exports|gateway) ;; \
       *) echo "--build-arg SERVICE=<identity|devices|readings|alerting|exports|gateway> (got '${SERVICE}')" >&2; exit 1 ;; \
     esac
-RUN pip install --no-cache-dir "uv==${UV_VERSION}"
-ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1
+# The CA bundle, when given, is trusted by pip and uv for these steps only (a secret mount:
+# never in a layer).
+RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && if [ -n "${INDEX_URL}" ]; then export PIP_INDEX_URL="${INDEX_URL}"; fi \
+ && pip install --no-cache-dir "uv==${UV_VERSION}"
+# uv's cache is a BuildKit cache mount: downloads are kept between builds on one machine,
+# never in a layer.
+ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_CACHE_DIR=/var/cache/uv
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs libs
 COPY services services
 # The service's locked third-party dependencies (no dev group), then wheels of the three
 # workspace members it runs (contracts, kit, itself), installed without resolving anything.
-RUN uv export --frozen --no-dev --no-emit-workspace --no-hashes \
+RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
+    --mount=type=cache,target=/var/cache/uv \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi \
+ && if [ -n "${INDEX_URL}" ]; then export UV_INDEX_URL="${INDEX_URL}"; fi \
+ && uv export --frozen --no-dev --no-emit-workspace --no-hashes \
         --package "outpost-${SERVICE}" -o /tmp/requirements.txt \
  && uv build --wheel --out-dir /wheels --package outpost-contracts \
  && uv build --wheel --out-dir /wheels --package outpost-kit \

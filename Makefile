@@ -18,10 +18,10 @@ define pytest_layer
 	if [ $$rc -eq 5 ]; then echo "(no tests selected by: $(1))"; exit 0; fi; exit $$rc
 endef
 
-.PHONY: help install dev test test-unit test-integration test-e2e chaos lint check-deploy fmt bench
+.PHONY: help install dev test test-unit test-integration test-e2e test-containers chaos lint check-deploy fmt bench
 
 help:
-	@echo "make dev | test | test-unit | test-integration | test-e2e | chaos | lint | check-deploy | fmt | bench | install"
+	@echo "make dev | test | test-unit | test-integration | test-e2e | test-containers | chaos | lint | check-deploy | fmt | bench | install"
 
 install:
 	@if [ ! -x "$(UV)" ]; then \
@@ -54,6 +54,13 @@ ifeq ($(wildcard tests/e2e),)
 else
 	$(call pytest_layer,-m e2e tests/e2e)
 endif
+
+# The images built from the Dockerfile and docker-compose.yml run in real containers, once
+# alone and once with docker-compose.scale.yml, tested through the published ports
+# (tests/containers, marker `containers`; decision 80). Installs and starts Debian's engine
+# where none answers (root), and stops only what it started. Not part of `make test`.
+test-containers: install
+	bash tools/containers.sh $(CONTAINERS_ARGS)
 
 # The chaos tests alone (kill -9 nats-server, immediate Postgres stops; RELIABILITY.md). They
 # are part of test-integration / test-e2e too, where they run last (outpost_kit.testing).

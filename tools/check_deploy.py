@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -393,6 +394,25 @@ def _without_comments(text: str) -> list[str]:
     return [ln.split("#", 1)[0].rstrip() for ln in text.splitlines() if ln.split("#", 1)[0].strip()]
 
 
+def _without_block(lines: list[str], opening: str) -> tuple[list[str], list[str]]:
+    """``lines`` without the block that starts with ``opening`` (to its closing brace), and
+    that block."""
+    rest: list[str] = []
+    block: list[str] = []
+    depth = 0
+    for line in lines:
+        if depth == 0 and line.strip() == opening:
+            depth = 1
+            block.append(line)
+            continue
+        if depth:
+            block.append(line)
+            depth += line.count("{") + line.count("[") - line.count("}") - line.count("]")
+            continue
+        rest.append(line)
+    return rest, block
+
+
 def check_nats_conf(root: Path, problems: Problems) -> None:
     base = root / "deploy" / "k8s" / "base" / "nats.conf"
     prod = root / "deploy" / "k8s" / "overlays" / "prod" / "nats.conf"
@@ -406,13 +426,21 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
     )
     if "sync_interval: always" not in [ln.strip() for ln in prod_lines]:
         problems.add("deploy/k8s/overlays/prod/nats.conf", "needs `sync_interval: always`")
-    extra = [ln for ln in prod_lines if ln not in base_lines]
-    missing = [ln for ln in base_lines if ln not in prod_lines]
-    if [ln.strip() for ln in extra] != ["sync_interval: always"] or missing:
+    # Prod is the three-node cluster (decision 80): its server_name is each pod's, and it
+    # has a cluster block; every other line is the base file's.
+    prod_rest, cluster = _without_block(prod_lines, "cluster {")
+    extra = [ln for ln in prod_rest if ln not in base_lines]
+    missing = [ln for ln in base_lines if ln not in prod_rest]
+    if [ln.strip() for ln in extra] != ["server_name: $POD_NAME", "sync_interval: always"] or [
+        ln.strip() for ln in missing
+    ] != ["server_name: outpost-nats"]:
         problems.add(
             "deploy/k8s/overlays/prod/nats.conf",
-            f"must equal the base file but for sync_interval (extra {extra}, missing {missing})",
+            "must equal the base file but for sync_interval, server_name: $POD_NAME and the"
+            f" cluster block (extra {extra}, missing {missing})",
         )
+    if not any("nats-route://" in ln for ln in cluster):
+        problems.add("deploy/k8s/overlays/prod/nats.conf", "needs a cluster block with routes")
     try:
         from outpost_kit.infra.nats import find_nats_server
 
@@ -435,7 +463,11 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
             conf = material / "nats" / "nats.conf"
             conf.write_text(path.read_text().replace("/data/jetstream", f"{tmp}/js"))
             result = subprocess.run(
-                [server, "-t", "-c", str(conf)], capture_output=True, text=True, check=False
+                [server, "-t", "-c", str(conf)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "POD_NAME": "nats-0"},
             )
             if result.returncode != 0:
                 output = (result.stdout + result.stderr).strip().replace(str(material), "")

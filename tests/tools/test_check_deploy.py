@@ -272,6 +272,24 @@ def test_prod_nats_must_fsync_and_differ_only_there(tmp_path: Path) -> None:
     assert any("must equal the base file" in p for p in problems), problems
 
 
+def test_prod_nats_is_a_cluster_of_pods_named_after_themselves(tmp_path: Path) -> None:
+    """Decision 80: the prod broker is three nodes; its nats.conf keeps the cluster block and
+    each pod's own server_name, and differs from the base by nothing else."""
+    root = _copy(tmp_path)
+    conf = root / "deploy/k8s/overlays/prod/nats.conf"
+    text = conf.read_text()
+    start = text.index("cluster {")
+    end = text.index("}\n", text.index("]", start)) + 2
+    conf.write_text(text[:start] + text[end:])
+    problems = _run(cd.check_nats_conf, root)
+    assert any("needs a cluster block with routes" in p for p in problems), problems
+
+    root = _copy(tmp_path / "again")
+    _edit(root, "deploy/k8s/overlays/prod/nats.conf", "server_name: $POD_NAME", "server_name: x")
+    problems = _run(cd.check_nats_conf, root)
+    assert any("must equal the base file" in p for p in problems), problems
+
+
 def test_nats_server_refuses_a_config_it_cannot_run(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     for relative in ("deploy/k8s/base/nats.conf", "deploy/k8s/overlays/prod/nats.conf"):

@@ -45,6 +45,15 @@ def apply(
     tls_key: Annotated[
         str, typer.Option(envvar="OUTPOST_NATS_TLS_KEY", help="Client key (PEM).")
     ] = "",
+    replicas: Annotated[
+        int,
+        typer.Option(
+            envvar="OUTPOST_NATS_STREAM_REPLICAS",
+            min=1,
+            max=5,
+            help="Each stream's replicas (3 on a three-node cluster).",
+        ),
+    ] = 1,
 ) -> None:
     """Create or update every stream and durable consumer (or one service's)."""
     if service is None:
@@ -57,7 +66,9 @@ def apply(
             raise typer.Exit(2)
     errors: list[Exception] = []
     try:
-        asyncio.run(_apply(nats_url, streams, consumers, errors, (tls_ca, tls_cert, tls_key)))
+        asyncio.run(
+            _apply(nats_url, streams, consumers, errors, (tls_ca, tls_cert, tls_key), replicas)
+        )
     except (OSError, NoServersError) as exc:
         reason = errors[-1] if errors else exc
         typer.echo(f"cannot reach NATS at {nats_url}: {reason or type(reason).__name__}", err=True)
@@ -75,6 +86,7 @@ async def _apply(
     consumers: tuple[ConsumerSpec, ...],
     errors: list[Exception],
     tls: tuple[str, str, str] = ("", "", ""),
+    replicas: int = 1,
 ) -> None:
     import nats
 
@@ -97,7 +109,7 @@ async def _apply(
         timeout=10,
     )
     try:
-        await apply_streams(nc.jetstream(), streams, consumers)
+        await apply_streams(nc.jetstream(), streams, consumers, replicas=replicas)
     finally:
         await nc.close()
 

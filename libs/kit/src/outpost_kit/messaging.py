@@ -7,6 +7,7 @@ import logging
 import ssl
 from collections.abc import Iterable
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -50,6 +51,14 @@ def client_tls(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ss
     return context
 
 
+def url_credentials(url: str) -> tuple[str | None, str | None]:
+    """The user and password of ``scheme://user:password@host:port`` (decoded), or None."""
+    parsed = urlsplit(url)
+    user = unquote(parsed.username) if parsed.username is not None else None
+    password = unquote(parsed.password) if parsed.password is not None else None
+    return user, password
+
+
 async def connect(
     url: str,
     name: str,
@@ -60,7 +69,9 @@ async def connect(
 ) -> NATS:
     """A connection that reconnects forever: a broker restart is an outage, not a crash.
 
-    Credentials travel in the URL (``tls://user:password@host:port``); ``tls`` is the
+    Credentials travel in the URL (``tls://user:password@host:port``); they are also given
+    as options, so that the cluster's other nodes, which the client learns from the server
+    it reached (without credentials), accept it when it reconnects to them. ``tls`` is the
     context from ``client_tls`` when the broker requires TLS. ``process`` (a service, or
     the gateway) gives the connection that process's inbox prefix, the only inboxes its
     broker user may read (``outpost_contracts.access``, decision 74).
@@ -69,6 +80,12 @@ async def connect(
         options["tls"] = tls
     if process is not None:
         options.setdefault("inbox_prefix", access.inbox_prefix(process))
+    user, password = url_credentials(url)
+    if user is not None and "user" not in options and "token" not in options:
+        if password is None:
+            options["token"] = user
+        else:
+            options["user"], options["password"] = user, password
     nc = await nats.connect(
         url,
         name=name,
@@ -190,8 +207,9 @@ async def call(
         return op.decode_reply(msg.data)
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
+        num_replicas=replicas,
         name=spec.name,
         subjects=list(spec.subjects),
         description=spec.description or None,
@@ -220,14 +238,19 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
 
 
 async def apply_streams(
-    js: JetStreamContext, streams: Iterable[StreamSpec], consumers: Iterable[ConsumerSpec] = ()
+    js: JetStreamContext,
+    streams: Iterable[StreamSpec],
+    consumers: Iterable[ConsumerSpec] = (),
+    *,
+    replicas: int = 1,
 ) -> None:
     """Create or update every stream and durable consumer: idempotent, safe at every start.
+    ``replicas`` is each stream's (durable consumers inherit it).
 
     Only the stream administrator's user may (``outpost-admin streams apply``, the dev
     stack, the migrations job; decision 74): services wait for theirs (``await_streams``)."""
     for spec in streams:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:

@@ -92,6 +92,9 @@ class CommonSettings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: str = "INFO"
     # Appended to the process's NATS connection name (Kubernetes: the pod's name).
     instance: str = ""
+    # Replicas of every stream (and object store) this process creates or updates: 1 with
+    # one nats-server, 3 with a three-node cluster (docs/operations.md, "The broker").
+    nats_stream_replicas: int = 1
 
     def nats_tls(self) -> Any:
         """The ``ssl.SSLContext`` for the broker, or None without ``nats_tls_ca``."""

@@ -36,7 +36,7 @@ def artifact_store(runtime: ServiceRuntime, settings: ExportsSettings) -> Artifa
     if settings.artifact_store != "nats":
         raise SystemExit("OUTPOST_EXPORTS_ARTIFACT_STORE must be 'nats' or 's3'")
     assert runtime.js is not None
-    return NatsArtifactStore(runtime.js, settings.bucket)
+    return NatsArtifactStore(runtime.js, settings.bucket, settings.nats_stream_replicas)
 
 
 def policy_of(settings: ExportsSettings) -> Policy:

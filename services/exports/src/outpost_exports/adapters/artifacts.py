@@ -10,6 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Protocol
 
+from nats.js.api import ObjectStoreConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 
@@ -35,9 +36,10 @@ class ArtifactStore(Protocol):
 
 
 class NatsArtifactStore:
-    def __init__(self, js: JetStreamContext, bucket: str) -> None:
+    def __init__(self, js: JetStreamContext, bucket: str, replicas: int = 1) -> None:
         self._js = js
         self.bucket = bucket
+        self.replicas = replicas
         self._store: Any = None
 
     async def start(self) -> None:
@@ -45,7 +47,11 @@ class NatsArtifactStore:
             self._store = await self._js.object_store(self.bucket)
         except (BucketNotFoundError, NotFoundError):
             self._store = await self._js.create_object_store(
-                self.bucket, description="Export archives (decision 65)"
+                self.bucket,
+                config=ObjectStoreConfig(
+                    description="Export archives (decision 65)",
+                    replicas=self.replicas,
+                ),
             )
 
     async def _obs(self) -> Any:
