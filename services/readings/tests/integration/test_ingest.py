@@ -256,7 +256,7 @@ async def test_copy_ingest_quarantine_and_seq_gaps(env: Env) -> None:
     assert quarantined[4]["payload"] == b"{not json"
     assert msgspec.json.decode(quarantined[5]["payload"]) == bad_key
     assert quarantined[5]["detail"] == (
-        "invalid telemetry payload: Expected `str` matching regex '^[A-Za-z0-9_.:-]+$'"
+        r"invalid telemetry payload: Expected `str` matching regex '^(?:[A-Za-z0-9_.:-]+)$(?!\\n)'"
         " - at `$.readings[1].sensor`"
     )
     sensors = await env.rows(org, "SELECT key, value_type, auto FROM sensors ORDER BY key")
