@@ -27,7 +27,7 @@ from outpost_contracts.devices import CREATE_DEVICE
 from outpost_contracts.errors import AccessDenied, OutpostError
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import GetAggregates, GetLatest, GetStats, ListReadings
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
 from outpost_gateway.domain.query import parse_list_request, parse_single_request

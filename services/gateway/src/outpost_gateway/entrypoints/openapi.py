@@ -55,7 +55,7 @@ from outpost_gateway.domain.policy import (
     policy_for,
     rate_category,
 )
-from outpost_gateway.domain.public_limits import public_route
+from outpost_gateway.domain.public_throttle import public_route
 
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"

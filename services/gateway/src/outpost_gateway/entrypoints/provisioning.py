@@ -31,7 +31,7 @@ from outpost_contracts.provisioning import (
     RevokeDeviceCertificate,
     RevokeRegistrationToken,
 )
-from outpost_gateway.domain.public_limits import PublicRoute
+from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,
