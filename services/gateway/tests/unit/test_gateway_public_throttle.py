@@ -1,4 +1,4 @@
-"""The public routes' limits (RELIABILITY.md ``public-throttle``, decision 75): the pure
+"""The public routes' limits (docs/design/reliability.md ``public-throttle``, decision 75): the pure
 parts (backoff periods, the client's address behind trusted proxies, account keys), then
 the HTTP app over an in-process store and a fake identity."""
 

@@ -1,4 +1,4 @@
-"""Registration tokens, provisioning and device certificates (API.md, "Registration and
+"""Registration tokens, provisioning and device certificates (docs/api.md, "Registration and
 provisioning"). ``provision`` and ``renew`` are public: the registration token, or the
 device's current certificate and key, is the credential."""
 
