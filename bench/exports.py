@@ -1,6 +1,6 @@
 """bench/exports: 1M readings exported to zipped CSV, end to end (request → READY), with the
 worker's peak RSS, beside the baseline of Postgres ``COPY … TO STDOUT`` of the same rows into
-a zip in the same run (issue 7; targets in ../shared/PERFORMANCE.md: < 3 s, ≥ 0.5x the
+a zip in the same run (issue 7; targets in docs/performance.md: < 3 s, ≥ 0.5x the
 baseline's rate, worker RSS < 200 MB).
 
 What runs: a private Postgres (durable settings) and nats-server; the readings and exports

@@ -9,7 +9,7 @@ raw nats-py responder that reads the row the same way — the platform's path wi
 conventions (rate limits, policy table, tracing, typed envelopes, request limits).
 
 Closed-loop maximum throughput, then open-loop fixed offered loads with p50/p99 measured
-from each request's scheduled time. Target (PERFORMANCE.md): the platform >= 0.7x the bare
+from each request's scheduled time. Target (docs/performance.md): the platform >= 0.7x the bare
 endpoint's requests/s, p99 <= 10 ms at 1,000 requests/s.
 
 Run: ``uv run python bench/gateway.py [--seconds 8] [--rates 250,500,1000]``.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Import boundaries the architecture promises (ARCHITECTURE.md decisions 1 and 8).
+"""Import boundaries the architecture promises (docs/architecture.md principles 1 and 8).
 
 Reads every Python file under ``services/*/src`` and ``libs/*/src`` with ``ast`` (nothing is
 imported or run) and reports, as ``path:line: message``:

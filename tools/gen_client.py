@@ -11,7 +11,7 @@ every route the gateway mounts) or from a running one (``--url http://…``, whi
   client's generic ``Page[T]``. In a PATCH body (a schema used only as the body of PATCH
   operations), a field that is optional, nullable and has no default in the document is
   ``T | msgspec.UnsetType | None = msgspec.UNSET``: left out while UNSET (unchanged), sent
-  as ``null`` when None (cleared), the difference API.md's PATCH makes (decision 73);
+  as ``null`` when None (cleared), the difference docs/api.md's PATCH makes (decision 73);
 - ``OPERATIONS``: every operation (method, path, path parameters, query parameters, body
   and response types), and ``SyncOperations`` / ``AsyncOperations`` with one typed method
   per operation, named after the gateway's handler (``list_devices``, ``get_device``).

@@ -1,4 +1,4 @@
-"""RELIABILITY.md ``nats-node-loss``: the platform on a three-node NATS cluster
+"""docs/design/reliability.md ``nats-node-loss``: the platform on a three-node NATS cluster
 (``docker-compose.cluster.yml``: every stream at three replicas, ``sync_interval: always``)
 loses one node to SIGKILL, gets it back, then has another node cut off by a partition made
 inside that node's own network namespace, while readings are ingested (HTTP batches through

@@ -308,8 +308,8 @@ def test_an_export_is_requested_and_downloaded(
 def test_the_write_limit_holds_across_gateway_replicas(
     platform: Platform, http: httpx.Client
 ) -> None:
-    """RELIABILITY.md ``ratelimit`` in containers: the default write limit (50 a minute per
-    credential) is counted once across every gateway replica: requests spread over the
+    """docs/design/reliability.md ``ratelimit`` in containers: the default write limit (50 a minute
+    per credential) is counted once across every gateway replica: requests spread over the
     replicas' published ports admit exactly 50."""
     operator = bearer(platform.credentials["operatorKey"])
     org = ok(

@@ -34,7 +34,7 @@ PUBLIC_PREFIXES = (
 
 
 def covers(granted: str, required: str) -> bool:
-    """The scope grammar of API.md, written out independently of the code under test."""
+    """The scope grammar of docs/api.md, written out independently of the code under test."""
     if granted in ("*", required):
         return True
     resource, _, action = required.partition(":")

@@ -1,5 +1,5 @@
-"""The broker as devices meet it (API.md, "Device protocol"; docs/decisions.md, "The
-broker"): real clients over real TLS with the certificates provisioning issued."""
+"""The broker as devices meet it (docs/api.md, "Device protocol"; ADR 0054): real
+clients over real TLS with the certificates provisioning issued."""
 
 from __future__ import annotations
 

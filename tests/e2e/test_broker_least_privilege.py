@@ -1,5 +1,5 @@
 """Each service's broker user may do what its contracts declare and nothing else
-(RELIABILITY.md ``broker-least-privilege``; docs/decisions.md, decision 74).
+(docs/design/reliability.md ``broker-least-privilege``; ADR 0074).
 
 With every service's own credential, on the platform ``make dev`` runs: publishing another
 service's event (the attack of issue 18: an ``ApiKeyCreated`` forged into IDENTITY),

@@ -1,7 +1,7 @@
 """A device verifies the broker with only what provisioning gave it (decision 78): the
 ``brokerCaChain`` of its provisioning answer is the CA file of its TLS connections, over NATS
 and MQTT; without it (the system's trust store) the broker cannot be verified
-(RELIABILITY.md ``mtls``, the device's side)."""
+(docs/design/reliability.md ``mtls``, the device's side)."""
 
 from __future__ import annotations
 

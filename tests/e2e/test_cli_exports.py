@@ -95,7 +95,7 @@ def test_export_create_wait_download(
     assert target.stat().st_size == export["sizeBytes"]
     lines = rows_of(target)
     assert len([line for line in lines if "temperature" in line]) == sent, lines[:5]
-    again = cli.json("exports", "get", export["id"])  # API.md: GET /exports/{id}
+    again = cli.json("exports", "get", export["id"])  # docs/api.md: GET /exports/{id}
     assert again["status"] == "READY" and again["id"] == export["id"]
 
 

@@ -1,4 +1,4 @@
-"""Collections end to end (API.md, "Collections"): field filters and OData compile to the same
+"""Collections end to end (docs/api.md, "Collections"): field filters and OData compile to the same
 rows; OData-only options; alternate keys."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Commands and desired/reported state as devices and clients meet them (API.md, "Device
-protocol"; docs/decisions.md, decision 56): real devices (nats-py and paho-mqtt) over real
+"""Commands and desired/reported state as devices and clients meet them (docs/api.md, "Device
+protocol"; ADR 0056): real devices (nats-py and paho-mqtt) over real
 TLS with the certificates provisioning issued, and every change through the gateway."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """No credential above its creator's role (decision 78), through the gateway: an admin can
 mint neither a ``*`` API key or OAuth client nor an owner, directly or through any key it
-minted; an owner can do both (RELIABILITY.md ``bfla``)."""
+minted; an owner can do both (docs/design/reliability.md ``bfla``)."""
 
 from __future__ import annotations
 

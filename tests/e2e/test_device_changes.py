@@ -1,5 +1,5 @@
 """Changing devices: PATCH (JSON merge) and DELETE (decommission) with If-Match, and the
-guarded bulk forms with X-Expected-Count (API.md, "Single resources", "Collections")."""
+guarded bulk forms with X-Expected-Count (docs/api.md, "Single resources", "Collections")."""
 
 from __future__ import annotations
 

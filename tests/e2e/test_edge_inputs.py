@@ -1,4 +1,4 @@
-"""Bad input through the real gateway (decision 77; RELIABILITY.md ``edge-fuzz`` and
+"""Bad input through the real gateway (decision 77; docs/design/reliability.md ``edge-fuzz`` and
 ``hostile-export``): what an attacker tried answers 4xx in the error model, never 500, and an
 export of hostile text opens safely.
 

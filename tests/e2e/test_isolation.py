@@ -1,5 +1,5 @@
-"""Tenant isolation through the gateway (RELIABILITY.md rows bola and mass-assign): every
-object id of organization A used on every route as organization B is 404 not_found (never 200
+"""Tenant isolation through the gateway (docs/design/reliability.md rows bola and mass-assign):
+every object id of organization A used on every route as organization B is 404 not_found (never 200
 or 403), and privileged or unknown fields in bodies are a validation_error that creates or
 changes nothing."""
 

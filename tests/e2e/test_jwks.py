@@ -1,7 +1,7 @@
 """A third party verifies Outpost's tokens with a standard library (decision 78): PyJWT's
 ``PyJWKClient`` reads ``/.well-known/jwks.json`` and verifies a session token and an OAuth
 access token, and, after ``outpost-identity rotate-signing-key``, both the new key's tokens
-and the previous key's during the overlap (RELIABILITY.md "authn")."""
+and the previous key's during the overlap (docs/design/reliability.md "authn")."""
 
 from __future__ import annotations
 

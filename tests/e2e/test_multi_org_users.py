@@ -1,6 +1,6 @@
 """One person, several organizations (decision 78): organization B adding an email that a
 person of organization A already has is answered as for a new email, and the person logs in
-to either, naming it (RELIABILITY.md "bola")."""
+to either, naming it (docs/design/reliability.md "bola")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notification channels through the running gateway (API.md, "Notification channels";
+"""Notification channels through the running gateway (docs/api.md, "Notification channels";
 decision 64): a webhook channel pointing at a receiver on loopback (``make dev`` allows
 loopback), ``/test`` reaching it with a signature the receiver verifies, the delivery log,
 the collection conventions, ETag and If-Match, other organizations, and the SSRF guard

@@ -1,5 +1,5 @@
-"""The whole platform through a broker crash and a database crash (RELIABILITY.md nats-kill
-and pg-restart; issue 5's chaos proof).
+"""The whole platform through a broker crash and a database crash (docs/design/reliability.md
+nats-kill and pg-restart; issue 5's chaos proof).
 
 Provisioned devices publish numbered telemetry over NATS with their TLS client
 certificates, and a client posts batches to ``POST /api/v1/readings/batch``, all along,

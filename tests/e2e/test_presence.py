@@ -1,4 +1,4 @@
-"""Presence as a user sees it (docs/decisions.md, 55): real devices over real TLS (nats-py and
+"""Presence as a user sees it (ADR 0055): real devices over real TLS (nats-py and
 paho-mqtt) flip ``online`` on the device and on ``/health``; DeviceConnected and
 DeviceDisconnected reach the DEVICES stream; a quick reconnect stays online; telemetry moves
 ``lastSeenAt``; presence neither changes the device's ETag nor enters the audit log."""

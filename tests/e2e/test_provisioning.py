@@ -1,5 +1,5 @@
 """Registration tokens and provisioning through the gateway, as an operator and a device
-would do it (API.md, "Registration and provisioning")."""
+would do it (docs/api.md, "Registration and provisioning")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The public routes are throttled per client address and per account, and identity's
-memory has a ceiling under a burst of logins (RELIABILITY.md ``public-throttle``,
+memory has a ceiling under a burst of logins (docs/design/reliability.md ``public-throttle``,
 decision 75).
 
 A gateway replica started here, over the platform's NATS and store, has tight public

@@ -1,5 +1,6 @@
 """Rate limits and Idempotency-Key through real gateways: the platform's gateway plus two
-more replicas started here against the same NATS and Postgres (RELIABILITY.md "ratelimit")."""
+more replicas started here against the same NATS and Postgres (docs/design/reliability.md
+"ratelimit")."""
 
 from __future__ import annotations
 
@@ -174,8 +175,8 @@ def test_500_concurrent_requests_on_one_key_over_three_gateways_admit_at_most_th
     gateway_urls: list[str],
     raise_limits: Any,
 ) -> None:
-    """RELIABILITY.md "ratelimit": one key, 500 requests at once spread over three gateway
-    processes, a limit of 200 a minute for single reads. No more than the limit is admitted
+    """docs/design/reliability.md "ratelimit": one key, 500 requests at once spread over three
+    gateway processes, a limit of 200 a minute for single reads. No more than the limit is admitted
     (the issue allows limit + burst; there is no burst); each admitted request reports its
     own place in the window in X-RateLimit-Remaining; the refused ones carry
     Retry-After, and a request sent after it is admitted."""

@@ -1,5 +1,5 @@
 """The registry beside devices through the running gateway: sites, device groups, components
-and sensors; devices referring to them; the audit log (API.md, "Resources (v1)")."""
+and sensors; devices referring to them; the audit log (docs/api.md, "Resources (v1)")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request limits through the real gateway on granian (docs/decisions.md 31)."""
+"""Request limits through the real gateway on granian (ADR 0042)."""
 
 from __future__ import annotations
 

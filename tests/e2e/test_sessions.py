@@ -1,5 +1,5 @@
 """Users, login, refresh-token rotation and reuse detection, logout, and the authn negatives
-(RELIABILITY.md "authn"): every forged or stale access token is 401 invalid_token."""
+(docs/design/reliability.md "authn"): every forged or stale access token is 401 invalid_token."""
 
 from __future__ import annotations
 

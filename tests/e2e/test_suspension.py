@@ -1,4 +1,4 @@
-"""An organization's suspension reaches its devices (docs/decisions.md, decision 76): real
+"""An organization's suspension reaches its devices (ADR 0076): real
 devices over real TLS, the platform as ``make dev`` starts it."""
 
 from __future__ import annotations
@@ -155,8 +155,8 @@ def test_a_suspension_reaches_the_devices_and_lifting_it_restores_them(
     loop: Loop,
     tmp_path: Path,
 ) -> None:
-    """RELIABILITY.md ``suspension``: suspend an organization with a device connected and
-    publishing → within 5 s the device is disconnected and refused on reconnect,
+    """docs/design/reliability.md ``suspension``: suspend an organization with a device connected
+    and publishing → within 5 s the device is disconnected and refused on reconnect,
     provisioning and renewal answer 403, its telemetry published meanwhile is neither
     stored nor alerted on (no webhook), another organization's device keeps publishing and
     is stored; lift → the device reconnects, its telemetry is stored and alerted on."""

@@ -1,5 +1,5 @@
 """API v0 through the real gateway: a device created in v0's shape reads back in both
-versions (docs/decisions.md 30, v0's changelog)."""
+versions (ADR 0041, v0's changelog)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identity's Kubernetes memory limit respects its stated ceiling (RELIABILITY.md
+"""Identity's Kubernetes memory limit respects its stated ceiling (docs/design/reliability.md
 ``public-throttle``, decision 75): at most N password hashes at once, each holding the
 argon2 memory, over the baseline docs/operations.md states."""
 

@@ -329,7 +329,7 @@ class ComponentView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Condition(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``{op: '>'|'>='|'<'|'<='|'=='|'!=', threshold}``, ``{op: 'outside', low, high}`` or ``{op: 'nodata', seconds}`` (API.md), and ``{op: 'offline', seconds}``: the device has been disconnected that long (its presence, not a reading of ``sensor``). One struct with the operator as its discriminant and the domain checking which fields go with it, so a wrong combination is a ``validation_error`` naming the field."""
+    """``{op: '>'|'>='|'<'|'<='|'=='|'!=', threshold}``, ``{op: 'outside', low, high}`` or ``{op: 'nodata', seconds}`` (docs/api.md), and ``{op: 'offline', seconds}``: the device has been disconnected that long (its presence, not a reading of ``sensor``). One struct with the operator as its discriminant and the domain checking which fields go with it, so a wrong combination is a ``validation_error`` naming the field."""
 
     op: Literal["!=", "<", "<=", "==", ">", ">=", "nodata", "offline", "outside"]
     high: float | None = None
@@ -597,7 +597,7 @@ class DiscardQuarantine(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Every non-2xx response (API.md, Errors)."""
+    """Every non-2xx response (docs/api.md, Errors)."""
 
     code: int
     fields: list[dict[str, Any]]

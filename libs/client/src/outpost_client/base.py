@@ -24,7 +24,7 @@ USER_AGENT = "outpost-client/0.1"
 
 
 class Page(msgspec.Struct, Generic[T], kw_only=True):
-    """One page of a collection (API.md, "Collections")."""
+    """One page of a collection (docs/api.md, "Collections")."""
 
     data: list[T]
     has_more: bool = msgspec.field(name="hasMore")
@@ -124,7 +124,7 @@ class _Settings:
         if self.organization:
             out["X-Organization"] = self.organization
         # A POST retried after a 503 may have been applied the first time: the same
-        # Idempotency-Key makes the retry return the first answer (API.md, Single resources).
+        # Idempotency-Key makes the retry return the first answer (docs/api.md, Single resources).
         if method == "POST" and self.idempotent_posts and self.token:
             out["Idempotency-Key"] = uuid.uuid4().hex
         out.update(extra or {})

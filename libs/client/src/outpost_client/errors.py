@@ -1,4 +1,4 @@
-"""The API's error model (API.md, "Errors") as exceptions: one class per ``type``, each
+"""The API's error model (docs/api.md, "Errors") as exceptions: one class per ``type``, each
 carrying the status, message, the fields named and the ``request_id`` to quote to support."""
 
 from __future__ import annotations

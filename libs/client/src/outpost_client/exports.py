@@ -1,5 +1,5 @@
-"""Export jobs (API.md, "Exports"; decision 65): create one, follow it until READY or
-FAILED, download its file. Plain-JSON helpers for the CLI, written against API.md before the
+"""Export jobs (docs/api.md, "Exports"; decision 65): create one, follow it until READY or
+FAILED, download its file. Plain-JSON helpers for the CLI, written against docs/api.md before the
 exports routes were merged (decision 68) and checked against the service since
 (``tests/e2e/test_cli_exports.py``); the generated ``create_export`` & co. are the typed
 calls."""

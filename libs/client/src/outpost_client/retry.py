@@ -1,5 +1,5 @@
 """When to try a request again: 429 after ``Retry-After``, 503 after an exponential backoff
-(API.md, "Rate limits" and "Errors"). Pure: the caller sleeps, so a test can count the
+(docs/api.md, "Rate limits" and "Errors"). Pure: the caller sleeps, so a test can count the
 delays with a fake clock."""
 
 from __future__ import annotations

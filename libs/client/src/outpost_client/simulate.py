@@ -1,6 +1,6 @@
 """Simulated devices: provision them through the gateway, connect them to the broker over
 NATS or MQTT with their certificates (mutual TLS + the devices service's auth callout), and
-publish telemetry at a rate (API.md, "Registration and provisioning", "Device protocol").
+publish telemetry at a rate (docs/api.md, "Registration and provisioning", "Device protocol").
 
 This is ``outpost device simulate`` (``outpost_client.cli``) and the load generator of
 ``bench/devices.py`` (decision 68): nothing here knows about the benchmark. The MQTT side
@@ -155,7 +155,7 @@ def rfc3339(ts: float) -> str:
 
 
 def telemetry_payload(seq: int, ts: str, value: float, sensor: str = "temperature") -> bytes:
-    """One message of the device protocol with one reading (API.md, "Device protocol")."""
+    """One message of the device protocol with one reading (docs/api.md, "Device protocol")."""
     return (
         f'{{"seq":{seq},"readings":[{{"sensor":"{sensor}","ts":"{ts}","value":{value:.2f}}}]}}'
     ).encode()

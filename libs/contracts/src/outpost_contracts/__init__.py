@@ -1,1 +1,1 @@
-"""Outpost's contracts: the only code services share (ARCHITECTURE.md decision 1)."""
+"""Outpost's contracts: the only code services share (docs/architecture.md principle 1)."""

@@ -1,4 +1,4 @@
-"""Alerting: alert rules, alerts and their lifecycle (API.md, "Alert rules"). Owned by the
+"""Alerting: alert rules, alerts and their lifecycle (docs/api.md, "Alert rules"). Owned by the
 alerting service; its events go to the ALERTING stream."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
 
 class Condition(Request, kw_only=True, frozen=True):
     """``{op: ">"|">="|"<"|"<="|"=="|"!=", threshold}``, ``{op: "outside", low, high}`` or
-    ``{op: "nodata", seconds}`` (API.md), and ``{op: "offline", seconds}``: the device has
+    ``{op: "nodata", seconds}`` (docs/api.md), and ``{op: "offline", seconds}``: the device has
     been disconnected that long (its presence, not a reading of ``sensor``). One struct with
     the operator as its discriminant and the domain checking which fields go with it, so a
     wrong combination is a ``validation_error`` naming the field."""
@@ -306,7 +306,7 @@ class UpdateAlertRule(Request, kw_only=True, frozen=True):
 
 
 class ListOf(Request, kw_only=True, frozen=True):
-    """A collection query (API.md "Collections"), compiled by the gateway."""
+    """A collection query (docs/api.md "Collections"), compiled by the gateway."""
 
     query: ListQuery = msgspec.field(default_factory=ListQuery)
 

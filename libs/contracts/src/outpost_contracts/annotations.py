@@ -3,7 +3,7 @@
 An annotation labels a time range of one device (optionally one of its sensors) with a class
 (``/api/v1/annotation-classes``: a name unique per organization, a colour, a description)
 and a text; exports include them. Both are aggregates of the readings service, their events
-on the READINGS stream (docs/decisions.md, 61).
+on the READINGS stream (ADR 0061).
 
 Settings are one aggregate per organization: whether unknown sensors are declared by their
 first reading (``autoDeclareSensors``) and how many days readings are kept

@@ -1,7 +1,7 @@
 """Base struct configuration shared by every message that crosses a process boundary.
 
 Three families, each with the msgspec configuration its evolution rules need
-(STYLE.md, "Contracts change by addition"):
+(docs/style.md, "Contracts change by addition"):
 
 - ``Contract``: replies, views and envelopes. camelCase on the wire, unknown fields ignored
   so an old reader skips what a newer writer added.
@@ -39,7 +39,7 @@ def wire_tag(service: str, name: str, version: int) -> str:
     return f"{service}.{name}.v{version}"
 
 
-# A point in time as a request states it: RFC 3339 with an offset (API.md, "JSON"). A naive
+# A point in time as a request states it: RFC 3339 with an offset (docs/api.md, "JSON"). A naive
 # timestamp is a validation_error at the boundary, not a comparison that fails in a service.
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 

@@ -1,5 +1,5 @@
-"""Devices: commands to a device and its desired/reported state (API.md, "Device protocol";
-docs/decisions.md, "Commands and desired state").
+"""Devices: commands to a device and its desired/reported state (docs/api.md, "Device protocol";
+ADR 0056).
 
 The device-side messages (``CommandMessage``, ``CommandAck``, ``StateReport``,
 ``DesiredState``) and ``CommandStatus`` are in ``outpost_contracts.presence``; the events,

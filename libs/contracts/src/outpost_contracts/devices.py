@@ -163,7 +163,7 @@ class DeviceView(Contract, kw_only=True, frozen=True):
     group_id: UUID | None = None
     tags: list[Tag] = msgspec.field(default_factory=list)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
-    # Presence (docs/decisions.md, decision 55): not part of the version/ETag.
+    # Presence (ADR 0055): not part of the version/ETag.
     online: bool = False
     last_seen_at: datetime | None = None
     last_connected_at: datetime | None = None

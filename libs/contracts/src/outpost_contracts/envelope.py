@@ -1,7 +1,7 @@
 """What travels with every request and event: who asked, for which tenant, under which id.
 
 The gateway verifies the principal and the tenant and puts them in ``RequestContext``; a
-service trusts the context and never reads a tenant from a body (ARCHITECTURE.md decision 6).
+service trusts the context and never reads a tenant from a body (docs/architecture.md principle 6).
 """
 
 from __future__ import annotations

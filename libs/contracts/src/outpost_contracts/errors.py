@@ -1,7 +1,8 @@
-"""Typed errors that cross the request/reply boundary, and their HTTP mapping (API.md, "Errors").
+"""Typed errors that cross the request/reply boundary, and their HTTP mapping (docs/api.md,
+"Errors").
 
 A service raises ``OutpostError`` (or a subclass); the kit's responder turns it into a
-``ServiceError`` in the reply; the gateway raises it again and renders API.md's error body
+``ServiceError`` in the reply; the gateway raises it again and renders docs/api.md's error body
 with ``HTTP_STATUS[type]``.
 """
 
@@ -71,7 +72,7 @@ class ServiceError(Contract, kw_only=True, frozen=True):
 
 
 class OutpostError(Exception):
-    """An error with a type from API.md's list. Raise a subclass where one fits."""
+    """An error with a type from docs/api.md's list. Raise a subclass where one fits."""
 
     type: ErrorType = ErrorType.INTERNAL_SERVER_ERROR
 

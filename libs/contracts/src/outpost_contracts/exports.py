@@ -1,4 +1,4 @@
-"""Exports: jobs from request to a signed, expiring download (API.md "Exports"; decision 65).
+"""Exports: jobs from request to a signed, expiring download (docs/api.md "Exports"; decision 65).
 
 Owned by the exports service; its events go to the EXPORTS stream, and each new job is one
 message of the EXPORT_JOBS work queue (``ExportWork``), fed from the same outbox."""

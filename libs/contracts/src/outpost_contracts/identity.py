@@ -50,7 +50,7 @@ class OrganizationReinstated(
     Event, tag=wire_tag(SERVICE, "OrganizationReinstated", 1), kw_only=True, frozen=True
 ):
     """The suspension is lifted: the organization's credentials, devices, telemetry and
-    notifications work again (docs/decisions.md, decision 76)."""
+    notifications work again (ADR 0076)."""
 
 
 # What the services that act on a suspension follow (their ``*-organizations`` consumers).

@@ -1,8 +1,8 @@
-"""Notification channels and their deliveries (API.md, "Notification channels"). Owned by the
+"""Notification channels and their deliveries (docs/api.md, "Notification channels"). Owned by the
 alerting service; channel events go to the ALERTING stream.
 
 A webhook channel's ``secret`` is write-only: requests carry it, no view, event or log does.
-The service keeps it encrypted at rest beside the channel's stream (docs/decisions.md 64).
+The service keeps it encrypted at rest beside the channel's stream (ADR 0064).
 """
 
 from __future__ import annotations

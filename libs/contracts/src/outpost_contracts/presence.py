@@ -3,7 +3,7 @@
 The events and the device-side messages are here; the requests and views of the HTTP routes
 that read and change them are added beside them by the presence and commands work.
 
-Device protocol (API.md, "Device protocol"): commands arrive on the device's command subject
+Device protocol (docs/api.md, "Device protocol"): commands arrive on the device's command subject
 as ``CommandMessage``; the device answers on ``<commandSubject>.ack`` with ``CommandAck``,
 or reports its state there with ``StateReport``. Desired-state changes arrive on the command
 subject as a ``CommandMessage`` named ``STATE_COMMAND`` whose params are a ``DesiredState``.

@@ -1,5 +1,5 @@
 """Devices: registration tokens, provisioning (CSR → certificate from the organization's CA),
-certificate renewal, listing and revocation (API.md, "Registration and provisioning")."""
+certificate renewal, listing and revocation (docs/api.md, "Registration and provisioning")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The filter/query tree that every list request carries (API.md, "Collections").
+"""The filter/query tree that every list request carries (docs/api.md, "Collections").
 
 The gateway compiles both query styles (``field__op=value`` and OData ``$filter``) into
 this one tree; the owning service checks it against an allowlist of fields and runs it in
@@ -81,7 +81,7 @@ class ListQuery(Contract, kw_only=True, frozen=True):
 
 
 class Page(Contract, Generic[T], kw_only=True, frozen=True, omit_defaults=True):
-    """API.md's list shape. ``totalCount`` appears only when asked for."""
+    """docs/api.md's list shape. ``totalCount`` appears only when asked for."""
 
     data: list[T]
     object: Literal["list"] = "list"

@@ -36,7 +36,7 @@ WireSensorKey = Annotated[
 
 
 class TelemetryReading(msgspec.Struct, kw_only=True, frozen=True):
-    """One reading as a device sends it (API.md, Device protocol). ``ts`` defaults to the
+    """One reading as a device sends it (docs/api.md, Device protocol). ``ts`` defaults to the
     arrival time."""
 
     sensor: WireSensorKey
@@ -45,7 +45,7 @@ class TelemetryReading(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class TelemetryMessage(msgspec.Struct, kw_only=True, frozen=True):
-    """What a device publishes on its telemetry subject: fixed by API.md, so no renaming."""
+    """What a device publishes on its telemetry subject: fixed by docs/api.md, so no renaming."""
 
     seq: int
     readings: Annotated[list[TelemetryReading], msgspec.Meta(max_length=10_000)]
@@ -193,7 +193,7 @@ GET_LATEST = Operation(SERVICE, "GetLatest", GetLatest, Page[ReadingView])
 
 # --- HTTP batch ingest (``POST /api/v1/readings/batch``, decision 59) --------------------
 
-# Readings per request (API.md, "HTTP ingest"); more is a ``validation_error`` naming
+# Readings per request (docs/api.md, "HTTP ingest"); more is a ``validation_error`` naming
 # ``readings``. The gateway's body limit (413) applies first.
 MAX_BATCH_READINGS = 10_000
 

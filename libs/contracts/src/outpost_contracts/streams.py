@@ -1,4 +1,4 @@
-"""JetStream streams and consumers, declared as data (ARCHITECTURE.md decision 5).
+"""JetStream streams and consumers, declared as data (docs/architecture.md principle 5).
 
 The stream administrator applies these idempotently (``outpost-admin streams apply``, the
 dev stack, the migrations job); services only wait for theirs, their broker users may not
@@ -26,7 +26,7 @@ class StreamSpec(msgspec.Struct, kw_only=True, frozen=True):
     max_bytes: int = -1
     duplicate_window_seconds: float = 120
     # "always" makes JetStream fsync every write; production sets it server-wide for
-    # control-plane streams (RELIABILITY.md). Recorded here so operators see the intent.
+    # control-plane streams (docs/design/reliability.md). Recorded here so operators see the intent.
     control_plane: bool = True
     # "workqueue": a message is removed once acknowledged, and each one is consumed by one
     # consumer (the export jobs); "limits": kept by age and size (event history).
@@ -75,7 +75,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         name="TELEMETRY",
         subjects=(subjects.TELEMETRY_ALL,),
         owner="readings",
-        description="Device telemetry as devices publish it (API.md, Device protocol)",
+        description="Device telemetry as devices publish it (docs/api.md, Device protocol)",
         max_age_seconds=7 * 24 * 3600,
         duplicate_window_seconds=120,
         control_plane=False,

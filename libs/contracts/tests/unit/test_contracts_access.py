@@ -1,4 +1,4 @@
-"""The broker permissions derived from the contracts (decision 74; RELIABILITY.md
+"""The broker permissions derived from the contracts (decision 74; docs/design/reliability.md
 ``broker-least-privilege`` checks the broker enforces them)."""
 
 from __future__ import annotations

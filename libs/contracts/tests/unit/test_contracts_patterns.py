@@ -1,4 +1,4 @@
-"""Every string pattern of the contracts matches whole strings only (RELIABILITY.md
+"""Every string pattern of the contracts matches whole strings only (docs/design/reliability.md
 ``hostile-export``; decision 77).
 
 msgspec searches a ``pattern`` and Python's ``$`` matches before a final newline, so

@@ -165,7 +165,7 @@ def test_json_schema_covers_every_contract() -> None:
     for name in ("DeviceRegistered", "CreateDevice", "ApiKeyCreated", "ListQuery", "ServiceError"):
         assert name in schemas["contracts"]
     assert "ListQuery" in schemas["$defs"]
-    assert readings.TelemetryMessage  # device payload is a plain struct, documented by API.md
+    assert readings.TelemetryMessage  # device payload is a plain struct, documented by docs/api.md
     assert PLATFORM_ORG_ID.int == 0
 
 

@@ -1,5 +1,5 @@
 """Idempotent JetStream consumers: inbox row in the same transaction as the effects, ack only
-after commit, dead letters for what can never succeed (ARCHITECTURE.md decision 4).
+after commit, dead letters for what can never succeed (docs/architecture.md principle 4).
 
 A handler receives the unit of work (already set to the event's tenant) and the decoded
 event. It raises ``PermanentFailure`` for input that will never be processed (it is
@@ -164,7 +164,7 @@ class InboxConsumer:
                     return
                 except Exception as exc:
                     # The database is down: keep the message and try again; an outage must
-                    # not spend its deliveries (docs/decisions.md 62).
+                    # not spend its deliveries (ADR 0062).
                     if (
                         database_unavailable(exc)
                         and not self._stopping()

@@ -10,7 +10,7 @@ import uuid6
 
 
 def new_id() -> UUID:
-    """A UUIDv7: time-ordered, so creation order is id order (API.md pagination)."""
+    """A UUIDv7: time-ordered, so creation order is id order (docs/api.md pagination)."""
     return UUID(bytes=uuid6.uuid7().bytes)
 
 
@@ -19,5 +19,5 @@ def now() -> datetime:
 
 
 def request_id() -> str:
-    """32 lowercase hex characters (API.md, "Request id")."""
+    """32 lowercase hex characters (docs/api.md, "Request id")."""
     return secrets.token_hex(16)

@@ -1,7 +1,7 @@
 """Request/reply responders: a service's handler table served on NATS.
 
 Raw nats-py queue subscriptions, not FastStream: on this hardware a FastStream responder
-answered 621 sequential requests/s against 2,092/s for nats-py (docs/decisions.md), and this
+answered 621 sequential requests/s against 2,092/s for nats-py (ADR 0001), and this
 is the path every HTTP request takes. Each request runs in its own task (a nats-py
 subscription calls its callback serially) under a concurrency bound.
 """
@@ -91,7 +91,8 @@ async def _call(handler: Handler, ctx: Any, body: Any) -> Any:
 
 
 def validation_failure(exc: msgspec.ValidationError) -> ValidationFailed:
-    """msgspec's message (``Expected `int`, got `str` - at `$.body.limit` ``) as API.md's error."""
+    """msgspec's message (``Expected `int`, got `str` - at `$.body.limit` ``) as docs/api.md's
+    error."""
     text = str(exc)
     path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
     name = path.removeprefix("$.body").removeprefix("$").lstrip(".") or "body"

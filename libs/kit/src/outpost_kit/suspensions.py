@@ -1,5 +1,5 @@
 """Which organizations are suspended, as each service that acts on it records it in its own
-schema (docs/decisions.md, decision 76; ARCHITECTURE.md decision 2: no cross-schema SQL).
+schema (ADR 0076; docs/architecture.md principle 2: no cross-schema SQL).
 
 identity owns the organization; devices, readings and alerting follow its
 ``OrganizationSuspended`` / ``OrganizationReinstated`` events (their ``<service>-organizations``

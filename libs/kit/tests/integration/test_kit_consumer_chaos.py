@@ -1,5 +1,5 @@
 """The inbox consumer through a Postgres outage longer than its redelivery budget
-(RELIABILITY.md pg-restart): the message is kept and its ack wait renewed, nothing is
+(docs/design/reliability.md pg-restart): the message is kept and its ack wait renewed, nothing is
 dead-lettered, every event is applied once when the database is back. It stops the
 session's Postgres, so it runs last (``outpost_kit.testing.fixtures``)."""
 

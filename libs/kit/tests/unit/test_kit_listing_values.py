@@ -1,6 +1,6 @@
-"""Filter values against the allowlist's field types (RELIABILITY.md ``edge-fuzz``; decision
-77): a value a column cannot hold is a ``validation_error`` naming the field, never a number
-Postgres refuses (a 500) nor a silently different comparison (1e999 as NULL, 3.5 as 3)."""
+"""Filter values against the allowlist's field types (docs/design/reliability.md ``edge-fuzz``;
+decision 77): a value a column cannot hold is a ``validation_error`` naming the field, never a
+number Postgres refuses (a 500) nor a silently different comparison (1e999 as NULL, 3.5 as 3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Notification channels (read model of their streams) and their sealed secrets, deliveries
 (one per alert event and channel; a dead one is the dead-letter record with its last error),
-every attempt (the delivery log), and the delivery queue the workers claim (docs/decisions.md
-64).
+every attempt (the delivery log), and the delivery queue the workers claim (ADR 0064).
 
 Revision ID: 0003
 """

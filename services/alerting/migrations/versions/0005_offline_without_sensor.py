@@ -1,4 +1,4 @@
-"""An ``offline`` rule needs no sensor (docs/decisions.md 71): ``alert_rules.sensor`` and
+"""An ``offline`` rule needs no sensor (ADR 0071): ``alert_rules.sensor`` and
 ``alerts.sensor`` may be NULL. Only an ``offline`` rule created or changed without a sensor
 has NULL there (the domain requires a sensor for every other op); ``sensor = ANY(...)``
 is never true of NULL, so readings never reach such a rule.

@@ -1,4 +1,4 @@
-"""Which organizations are suspended (docs/decisions.md, decision 76): the
+"""Which organizations are suspended (ADR 0076): the
 ``alerting-organizations`` consumer's table, plumbing without row-level security (ids, a flag,
 a time, a version).
 

@@ -23,7 +23,7 @@ class AlertingSettings(CommonSettings, kw_only=True, frozen=True):
     timer_lease_seconds: float = 30.0
     timer_batch: int = 500
 
-    # --- notifications (docs/decisions.md 64; docs/runbook.md) ---------------------------
+    # --- notifications (ADR 0064; docs/runbook.md) ---------------------------
     # Fernet key(s) (urlsafe base64 of 32 bytes) sealing webhook secrets at rest; several,
     # comma-separated, during a rotation (the first seals, every one opens). Without it
     # webhook channels cannot be created or sent to (503); e-mail channels work.

@@ -767,8 +767,8 @@ async def _organization(world: World, org: uuid.UUID, version: int, data: Any) -
 async def test_a_suspended_organizations_deliveries_are_held_until_it_is_lifted(
     world: World,
 ) -> None:
-    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
-    delivery stays in the queue, neither claimed nor counted as left behind, while another
+    """docs/design/reliability.md ``suspension`` (decision 76): while its organization is suspended
+    a delivery stays in the queue, neither claimed nor counted as left behind, while another
     organization's is claimed; once lifted it is claimed and sent."""
     deps = world.deps()
     other = World(world.uow, world.resolver, world.reads)

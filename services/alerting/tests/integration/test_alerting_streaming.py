@@ -745,8 +745,8 @@ async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> No
 
 
 async def test_a_suspended_organization_is_not_evaluated_and_another_is(env: Env) -> None:
-    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
-    device's readings, its disconnection and the offline timer fire nothing (in the same
+    """docs/design/reliability.md ``suspension`` (decision 76): while its organization is suspended
+    a device's readings, its disconnection and the offline timer fire nothing (in the same
     batch another organization's readings fire); lifted, its readings fire again."""
     other = ids.new_id()
     device, neighbour = await env.device(), await env.device(org=other)

@@ -33,7 +33,7 @@ def upgrade() -> None:
             version     integer NOT NULL,
             PRIMARY KEY (org_id, id)
         );
-        -- Uniqueness is per tenant (unique checks ignore RLS: RELIABILITY.md).
+        -- Uniqueness is per tenant (unique checks ignore RLS: docs/design/reliability.md).
         CREATE UNIQUE INDEX devices_org_name ON devices (org_id, name);
         CREATE INDEX devices_org_id ON devices (org_id, id);
         CREATE INDEX devices_tags ON devices USING gin (tags jsonb_path_ops);

@@ -33,7 +33,7 @@ def upgrade() -> None:
             version     integer NOT NULL,
             PRIMARY KEY (org_id, id)
         );
-        -- Uniqueness is per tenant (unique checks ignore RLS: RELIABILITY.md).
+        -- Uniqueness is per tenant (unique checks ignore RLS: docs/design/reliability.md).
         CREATE UNIQUE INDEX sites_org_name ON sites (org_id, name);
         CREATE TABLE device_groups (
             org_id      uuid NOT NULL,

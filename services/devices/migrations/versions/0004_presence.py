@@ -1,4 +1,4 @@
-"""Presence (docs/decisions.md, 55): what the device view shows on the devices row, and the
+"""Presence (ADR 0055): what the device view shows on the devices row, and the
 fold's state (live connections, tombstones) in ``device_presence``, under FORCEd RLS.
 
 Revision ID: 0004_presence

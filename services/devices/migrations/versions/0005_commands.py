@@ -1,4 +1,4 @@
-"""Commands to devices and their desired/reported state (docs/decisions.md, decision 56):
+"""Commands to devices and their desired/reported state (ADR 0056):
 read models of the command and desired-state streams under FORCEd row-level security, and
 the delivery wake-ups the sweeper reads.
 

@@ -22,7 +22,7 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # handed to every device in its provisioning and renewal answers (``brokerCaChain``,
     # decision 78). Empty: devices are told none (a broker certificate from a public CA).
     broker_ca_chain_file: str = ""
-    # The broker (docs/decisions.md, "The broker"): the platform device root (PEM files)
+    # The broker (ADR 0054): the platform device root (PEM files)
     # that signs every organization's CA, so nats-server verifies device certificates; and
     # the account nkey seed the auth callout signs its answers with. Without the seed the
     # devices service does not answer the callout (devices cannot connect).
@@ -37,13 +37,13 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # connections when it is decommissioned or a certificate of it revoked. Without it they
     # last until their session ends (broker_session_seconds).
     broker_system_url: Secret | None = None
-    # Presence (docs/decisions.md, 55): how often the broker's open connections are compared
+    # Presence (ADR 0055): how often the broker's open connections are compared
     # with presence (and at start), and how often telemetry's "last seen" times are written.
     presence_reconcile_seconds: float = 60.0
     presence_seen_flush_seconds: float = 5.0
     # false: lastSeenAt moves only with connections (no subscription to all telemetry).
     presence_seen_from_telemetry: bool = True
-    # Commands and desired state (docs/decisions.md, decision 56): a command's expiry when
+    # Commands and desired state (ADR 0056): a command's expiry when
     # the request names none, and the latest it may name; how long a delivery waits to learn
     # whether a device is subscribed; how often a SENT command without an ack is offered
     # again; the back-off between offers to an offline device (doubling up to the maximum);

@@ -255,8 +255,8 @@ async def test_a_replica_that_never_admitted_a_connection_kicks_it_from_presence
 async def test_a_suspension_kicks_every_device_of_the_organization_and_no_other(
     deps: handlers.Deps, broker_for: Any
 ) -> None:
-    """RELIABILITY.md ``suspension`` (decision 76): ``OrganizationSuspended``, heard on the
-    subject identity publishes it on, closes every connection of the organization's devices
+    """docs/design/reliability.md ``suspension`` (decision 76): ``OrganizationSuspended``, heard on
+    the subject identity publishes it on, closes every connection of the organization's devices
     (those presence recorded, whichever replica admitted them) and none of another's; the
     replica refuses the organization on that word alone until the table has it, and no
     longer once ``OrganizationReinstated`` is heard."""

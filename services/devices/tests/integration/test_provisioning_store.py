@@ -177,8 +177,8 @@ def _renewal(key: ec.EllipticCurvePrivateKey, certificate: str) -> api.RenewCert
 async def test_a_suspended_organization_neither_provisions_renews_nor_connects(
     deps: Deps,
 ) -> None:
-    """RELIABILITY.md ``suspension`` (decision 76): while the organization is suspended its
-    registration tokens answer access_denied and stay unspent, its certificates do not
+    """docs/design/reliability.md ``suspension`` (decision 76): while the organization is suspended
+    its registration tokens answer access_denied and stay unspent, its certificates do not
     renew and the broker's callout refuses its devices; lifting it restores all three."""
     org = uuid4()
     first = await provisioning.create_registration_token(

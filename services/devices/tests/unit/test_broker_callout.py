@@ -1,5 +1,5 @@
 """The broker's auth callout without a broker: who a certificate names, what that device may
-do, and the JWTs nats-server reads (docs/decisions.md, "The broker")."""
+do, and the JWTs nats-server reads (ADR 0054)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The certificate policy: what a CSR may ask for, and what the server puts in a device
-certificate whatever the CSR says (docs/decisions.md)."""
+certificate whatever the CSR says (ADR 0051)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The presence fold, for every order its facts can arrive in (docs/decisions.md, 55)."""
+"""The presence fold, for every order its facts can arrive in (ADR 0055)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def upgrade() -> None:
         """
         -- UNLOGGED: a counter lives one minute; after a crash Postgres empties the table, which
         -- at worst grants each credential one fresh window. Skipping the WAL keeps the
-        -- one-statement-per-request increment cheap (docs/decisions.md).
+        -- one-statement-per-request increment cheap (ADR 0020).
         CREATE UNLOGGED TABLE rate_limit_windows (
             credential_id uuid   NOT NULL,
             category      text   NOT NULL,

@@ -28,13 +28,13 @@ from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
 from outpost_gateway.adapters.session_tokens import JwtVerifier
 from outpost_gateway.app.key_usage import KeyUsage
-from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.ports import ArtifactReader, Backend, GatewayStorePort
-from outpost_gateway.app.public_limits import PublicThrottle
+from outpost_gateway.app.public_throttle import PublicThrottle
+from outpost_gateway.app.rate_limiter import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.downloads import DownloadSigner, parse_keys
-from outpost_gateway.domain.public_limits import (
+from outpost_gateway.domain.public_throttle import (
     Backoff,
     IPNetwork,
     PublicLimits,
@@ -50,10 +50,10 @@ from outpost_gateway.entrypoints import (
     identity,
     notifications,
     oauth,
+    organization_rate_limits,
     platform,
     presence,
     provisioning,
-    rate_limits,
     readings,
     registry,
 )
@@ -61,8 +61,8 @@ from outpost_gateway.entrypoints import annotations as annotation_routes
 from outpost_gateway.entrypoints.bodies import GatewayRequest
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
-from outpost_gateway.entrypoints.limits import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
+from outpost_gateway.entrypoints.rate_limit_and_idempotency import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.security import (
     GatewayState,
     ephemeral_key,
@@ -142,7 +142,7 @@ def create_app(
             *annotation_routes.ROUTES,
             *alerting.ROUTES,
             *audit.ROUTES,
-            *rate_limits.ROUTES,
+            *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
         ],

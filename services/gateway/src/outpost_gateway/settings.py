@@ -17,7 +17,7 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     max_body_bytes: int = 1 * MIB
     # Not used (the batch route's limit is BATCH_MAX_BODY_BYTES, decision 59).
     max_batch_body_bytes: int = 16 * MIB
-    # Request limits (docs/decisions.md): the request line's headers together, and the time
+    # Request limits (ADR 0042): the request line's headers together, and the time
     # a request may take before it is answered 503 (above the 5 s RPC timeout).
     max_header_bytes: int = 16 * 1024
     request_timeout_seconds: float = 10.0
@@ -36,19 +36,19 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # (Bounds) is what bounds a request's life instead.
     http_backlog: int = 1024
     http_backpressure: int = 1024
-    # Rate limits (API.md "Rate limits"): requests per minute per credential and category,
+    # Rate limits (docs/api.md "Rate limits"): requests per minute per credential and category,
     # unless the organization has an override in gateway.rate_limit_overrides.
     ratelimit_single_per_minute: int = 500
     ratelimit_list_per_minute: int = 50
     ratelimit_write_per_minute: int = 50
     # When the shared store does not answer, each replica admits limit / this many requests
-    # per window from its own memory (fail open, docs/decisions.md).
+    # per window from its own memory (fail open, ADR 0021).
     ratelimit_assumed_replicas: int = 3
     ratelimit_store_timeout_seconds: float = 2.0
     # How long a replica caches an organization's rate-limit override.
     ratelimit_override_ttl_seconds: float = 30.0
     # A busy credential's counts are taken from the store in leases of up to this many
-    # (1: one store round trip per request); docs/decisions.md.
+    # (1: one store round trip per request); ADR 0046.
     ratelimit_max_lease: int = 64
     # The public routes that check a credential (login, refresh, the OAuth token endpoint,
     # provisioning and renewal; decision 75): requests per minute per client address and
@@ -67,7 +67,7 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # find the client's address: the rightmost hop that is not one of them. Empty: the TCP
     # peer is the client and X-Forwarded-For is ignored (docs/operations.md).
     trusted_proxies: list[str] = []
-    # Idempotency-Key records are kept this long (API.md: 24 h); an in-flight claim older
+    # Idempotency-Key records are kept this long (docs/api.md: 24 h); an in-flight claim older
     # than the claim timeout is taken to be abandoned (a replica died mid-request).
     idempotency_ttl_seconds: float = 24 * 3600.0
     idempotency_claim_timeout_seconds: float = 60.0

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from outpost_contracts.envelope import Principal, PrincipalKind
 from outpost_gateway import bootstrap
 from outpost_gateway.adapters.gateway_store import GatewayStore
-from outpost_gateway.app.limits import RateLimiter, RateLimitMetrics
+from outpost_gateway.app.rate_limiter import RateLimiter, RateLimitMetrics
 from outpost_gateway.domain.idempotency import Record, StoredResponse, Verdict, judge
 from outpost_gateway.domain.ratelimit import Category, Limits, window_at
 from outpost_kit.cli import migrate, migrations_dir

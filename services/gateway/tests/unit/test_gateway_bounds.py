@@ -15,7 +15,7 @@ from outpost_contracts.devices import LIST_DEVICES
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.settings import GatewaySettings
 

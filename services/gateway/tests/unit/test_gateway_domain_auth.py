@@ -69,7 +69,7 @@ def test_evolve_tracks_organizations_and_suspension() -> None:
 
 
 def test_a_reinstated_organizations_keys_authenticate_again() -> None:
-    """RELIABILITY.md ``suspension``: lifting the suspension (decision 76), as the
+    """docs/design/reliability.md ``suspension``: lifting the suspension (decision 76), as the
     gateway's credential cache hears it from the IDENTITY stream."""
     world = build_world()
     with pytest.raises(OutpostError) as exc:
@@ -152,7 +152,7 @@ def test_unusable_keys_are_invalid_apikey(which: str) -> None:
 
 
 def test_a_suspended_organizations_key_is_access_denied() -> None:
-    """Genuine but refused: 403 access_denied (API.md), not 401; a wrong secret for the same
+    """Genuine but refused: 403 access_denied (docs/api.md), not 401; a wrong secret for the same
     prefix is still 401 (suspension tells nothing to someone without the key)."""
     world = build_world()
     with pytest.raises(OutpostError) as exc:

@@ -1,6 +1,6 @@
-"""Property-based tests of the parsers at the gateway's edge (RELIABILITY.md ``edge-fuzz``;
-decision 77): whatever a client sends, each parser answers with its result or a 4xx in the
-error model, never another exception (which the app would turn into a 500).
+"""Property-based tests of the parsers at the gateway's edge (docs/design/reliability.md
+``edge-fuzz``; decision 77): whatever a client sends, each parser answers with its result or a 4xx
+in the error model, never another exception (which the app would turn into a 500).
 
 The parsers are tested directly (no I/O): OData options and key predicates, field filters,
 the paging parameters, signed download links, and the v0 ↔ v1 translation of queries and
@@ -27,7 +27,7 @@ from outpost_contracts.devices import CREATE_DEVICE
 from outpost_contracts.errors import AccessDenied, OutpostError
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import GetAggregates, GetLatest, GetStats, ListReadings
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
 from outpost_gateway.domain.query import parse_list_request, parse_single_request

@@ -672,7 +672,7 @@ def test_version_headers_take_ascii_digits_only(
 
 
 def test_every_get_documents_the_odata_options_it_accepts(env: Env) -> None:
-    """API.md "Collections" and "Single resources" on every route, present and future: the
+    """docs/api.md "Collections" and "Single resources" on every route, present and future: the
     document lists the OData options on every collection and single-resource GET."""
     schema = env.client.get("/api/v3/api-docs").json()
     checked = 0

@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 
 from outpost_contracts.envelope import PLATFORM_ORG_ID
 from outpost_contracts.identity import SigningKeyPublished, SigningKeyRetired
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain import jwks
 from outpost_gateway.domain.credentials import CredentialCache, evolve

@@ -12,7 +12,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import OPERATOR, PUBLIC, policy_for
-from outpost_gateway.domain.public_limits import public_route
+from outpost_gateway.domain.public_throttle import public_route
 from outpost_gateway.entrypoints.openapi import links
 from outpost_gateway.settings import GatewaySettings
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from outpost_contracts.envelope import Principal, PrincipalKind
-from outpost_gateway.app.limits import MemoryStore, RateLimiter, RateLimitMetrics
+from outpost_gateway.app.rate_limiter import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.domain.ratelimit import Category, Lease, Limits, lease_size
 
 pytestmark = pytest.mark.unit

@@ -21,7 +21,7 @@ from outpost_contracts.devices import (
 )
 from outpost_contracts.errors import Conflict
 from outpost_contracts.query import Page
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.entrypoints.versions import (
     chain_for,

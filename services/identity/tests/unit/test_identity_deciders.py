@@ -58,7 +58,7 @@ def test_suspend_is_idempotent() -> None:
 
 
 def test_reinstating_lifts_a_suspension_and_is_idempotent() -> None:
-    """RELIABILITY.md ``suspension``: the operator lifts a suspension (decision 76)."""
+    """docs/design/reliability.md ``suspension``: the operator lifts a suspension (decision 76)."""
     state = given(organizations.evolve, [OrganizationCreated(name="a")])
     assert organizations.decide(state, organizations.ReinstateOrganization(), NOW) == []
     suspended = organizations.evolve(state, OrganizationSuspended(), state.id)

@@ -1,5 +1,5 @@
 """At most N password hashes at once per identity process, the rest waiting a bounded time
-and then ``service_unavailable`` (RELIABILITY.md ``public-throttle``, decision 75).
+and then ``service_unavailable`` (docs/design/reliability.md ``public-throttle``, decision 75).
 
 The hasher below blocks until the test lets it go, so how many run at once is forced, not
 hoped for: no timing decides the outcome."""

@@ -1,6 +1,6 @@
 """Ingest you can trust: readings partitioned by day, a function that creates a day's
 partition, the local sensor registry, per-organization ingest settings, the quarantine and
-per-device ``seq`` tracking (docs/decisions.md, 58).
+per-device ``seq`` tracking (ADR 0058).
 
 Revision ID: 0002
 """

@@ -1,6 +1,6 @@
 """Annotations and annotation classes (read models of their aggregates), an organization's
 retention beside its auto-declare setting, the tenants retention walks, and a function that
-drops a day partition of ``readings`` (docs/decisions.md, 61).
+drops a day partition of ``readings`` (ADR 0061).
 
 Revision ID: 0004
 """

@@ -17,7 +17,7 @@ class ReadingsSettings(CommonSettings, kw_only=True, frozen=True):
     # and then every ``partition_check_seconds``.
     partition_days_ahead: int = 7
     partition_check_seconds: float = 3600
-    # Retention (docs/decisions.md, 61): how many days of readings an organization without a
+    # Retention (ADR 0061): how many days of readings an organization without a
     # setting of its own keeps (1-3650), and how often the job runs.
     retention_days: int = 365
     retention_check_seconds: float = 3600

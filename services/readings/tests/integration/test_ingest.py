@@ -415,7 +415,7 @@ CHILD = textwrap.dedent(
 
 
 async def test_a_consumer_killed_between_commit_and_ack_duplicates_nothing(env: Env) -> None:
-    """consumer-crash (RELIABILITY.md) for telemetry: a consumer process is killed with
+    """consumer-crash (docs/design/reliability.md) for telemetry: a consumer process is killed with
     SIGKILL after its batch committed and before any ack; the next consumer gets every
     message again and the table holds each reading exactly once."""
     org = ids.new_id()
@@ -718,8 +718,8 @@ async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> No
 
 
 async def test_a_suspended_organizations_telemetry_is_dropped_and_others_stored(env: Env) -> None:
-    """RELIABILITY.md ``suspension`` (decision 76): while its organization is suspended a
-    device's telemetry is acknowledged and neither stored nor quarantined, in the same
+    """docs/design/reliability.md ``suspension`` (decision 76): while its organization is suspended
+    a device's telemetry is acknowledged and neither stored nor quarantined, in the same
     batches as another organization's, which is stored; after the suspension is lifted
     it is stored again, and a stale suspension redelivered does not undo the lifting."""
     suspended, other = ids.new_id(), ids.new_id()

@@ -1,5 +1,5 @@
 """Chaos for telemetry ingest, with the session's real nats-server and Postgres processes
-(RELIABILITY.md nats-kill, pg-restart, consumer-crash; issue 5's proof):
+(docs/design/reliability.md nats-kill, pg-restart, consumer-crash; issue 5's proof):
 
 1. devices keep publishing numbered readings with JetStream publish acks while
    nats-server is SIGKILLed and restarted on its store, while Postgres stops immediately

@@ -152,7 +152,7 @@ def _offset(tz: ZoneInfo, t: datetime) -> int:
 
 
 def _scan_starts(tz: ZoneInfo, n: int, lo: datetime, hi: datetime) -> list[datetime]:
-    """Bucket starts by the definition (docs/decisions.md 60), minute by minute: the local
+    """Bucket starts by the definition (ADR 0060), minute by minute: the local
     wall time is on a slot boundary, or its slot differs from the second before's."""
     out = []
     t = lo.replace(second=0, microsecond=0)

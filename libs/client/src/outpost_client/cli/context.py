@@ -172,7 +172,7 @@ FIELD_FILTER = re.compile(
 
 
 def filters(expressions: list[str] | None) -> dict[str, str]:
-    """``--filter`` in either query style (API.md, Collections): ``field__op=value`` (or
+    """``--filter`` in either query style (docs/api.md, Collections): ``field__op=value`` (or
     ``field=value``) becomes that query parameter; anything else is OData, joined with
     ``and`` into ``$filter``."""
     params: dict[str, str] = {}

@@ -35,7 +35,7 @@ COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?[0-9.eE+-]+)\s*$")
 
 def parse_condition(text: str) -> dict[str, Any]:
     """``"> 30"``, ``"outside 10 20"``, ``"nodata 300"``, ``"offline 60"`` → the rule's
-    condition (API.md, Alert rules)."""
+    condition (docs/api.md, Alert rules)."""
     match = COMPARISON.match(text)
     if match:
         return {"op": match.group(1), "threshold": float(match.group(2))}

@@ -1,5 +1,5 @@
 """The resource groups: ``outpost devices list``, ``outpost alert-rules create`` … one
-``Spec`` per collection of API.md; the verbs every collection shares (list, get, create,
+``Spec`` per collection of docs/api.md; the verbs every collection shares (list, get, create,
 update, delete) are built here once, and the few a resource adds (``alerts ack``,
 ``channels test``) are written beside it."""
 

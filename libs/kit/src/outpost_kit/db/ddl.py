@@ -15,7 +15,7 @@ from typing import Any
 
 TENANT_SETTING = "outpost.org_id"
 # After a transaction ends current_setting(..., true) returns '' (not NULL): NULLIF keeps a
-# connection with no tenant from matching anything (RELIABILITY.md).
+# connection with no tenant from matching anything (docs/design/reliability.md).
 CURRENT_ORG = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
 
 CORE_TABLES = """

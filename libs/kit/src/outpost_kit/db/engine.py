@@ -24,11 +24,11 @@ def create_engine(
     """An engine whose connections resolve unqualified names in ``schema`` only.
 
     Tables are declared without a schema and bound to the service's schema here, at run
-    time (STYLE.md, "Own your schema").
+    time (docs/style.md, "Own your schema").
 
     No ``pool_pre_ping``: it costs a round trip on every checkout of every request. A
     connection broken by a database restart fails its one request and SQLAlchemy discards
-    the pool's stale connections on that disconnect error (docs/decisions.md).
+    the pool's stale connections on that disconnect error (ADR 0012).
 
     A fixed pool and no overflow: overflow connections are opened and closed under load, and
     each costs a connection handshake; requests wait for a pooled connection instead."""

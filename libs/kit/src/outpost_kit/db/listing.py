@@ -3,7 +3,7 @@ with keyset pagination on the id (UUIDv7, so id order is creation order).
 
 ``order_by`` (OData ``$orderby``) names orderable fields of the allowlist; ordering by any
 field other than the id pages with ``skip`` (``$skip``) only, and ``after`` is refused with
-it (docs/decisions.md). Ties are broken by the id in ``order``'s direction.
+it (ADR 0015). Ties are broken by the id in ``order``'s direction.
 
 A field that is not in the allowlist, an operator a field does not support, or a value of
 the wrong type is a ``validation_error`` naming the field; nothing reaches SQL unchecked.
@@ -287,7 +287,7 @@ async def list_page(
     extra_params: Mapping[str, Any] | None = None,
 ) -> Page[Any]:
     """One page of ``collection``, in creation order unless ``order_by`` says otherwise
-    (API.md, "Collections")."""
+    (docs/api.md, "Collections")."""
     if not 1 <= query.limit <= MAX_LIMIT:
         raise validation_error("limit", f"must be between 1 and {MAX_LIMIT}")
     if query.skip < 0:

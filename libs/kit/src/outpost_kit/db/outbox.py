@@ -2,7 +2,7 @@
 
 Rows are marked individually (deleted once JetStream acknowledged them), never skipped by a
 position watermark: a row committed late, out of position order, is simply still there on
-the next poll (RELIABILITY.md, "commit-order"). A publish is retried with the same
+the next poll (docs/design/reliability.md, "commit-order"). A publish is retried with the same
 ``Nats-Msg-Id`` (the event id) until acknowledged; JetStream's duplicate window absorbs the
 repeats of a relay killed between ack and delete, and consumers' inboxes absorb the rest.
 

@@ -1,4 +1,4 @@
-"""Rebuild a projection from the event store (RELIABILITY.md, "replay").
+"""Rebuild a projection from the event store (docs/design/reliability.md, "replay").
 
 The rebuild runs in the caller's unit of work, for the unit of work's tenant: row-level
 security scopes both the reset and the events read, so one tenant is rebuilt at a time and

@@ -1,4 +1,4 @@
-"""The unit of work: one transaction, one tenant, explicit commit (STYLE.md).
+"""The unit of work: one transaction, one tenant, explicit commit (docs/style.md).
 
 ``async with uow_factory(org_id) as uow: ...; await uow.commit()``. Leaving the block
 without ``commit()`` rolls back. The tenant is set with ``set_config(..., true)`` — the

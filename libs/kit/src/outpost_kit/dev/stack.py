@@ -3,7 +3,7 @@
 ``DevStack(base_dir).start()`` takes ``base_dir/dev.lock``, starts (or reuses) nats-server and
 PostgreSQL under ``base_dir``, migrates every service, applies the streams, starts every
 service and the gateway as child processes, waits until all are ready, makes sure a demo
-organization with an API key exists and writes ``base_dir/dev-credentials.json`` (API.md,
+organization with an API key exists and writes ``base_dir/dev-credentials.json`` (docs/api.md,
 "Development credentials"). ``stop()`` undoes all of it except the data, which the next run
 reuses. Nothing depends on the current directory.
 """
@@ -600,7 +600,7 @@ class DevStack:
                 env[prefix + "BROKER_SYSTEM_URL"] = self.nats_service_url(SYSTEM_NATS_USER)
             if service == "alerting":
                 env[prefix + "SECRET_ENCRYPTION_KEY"] = passwords[SECRET_ENCRYPTION_KEY]
-                # Webhooks to this machine, so they can be tried on one machine (API.md);
+                # Webhooks to this machine, so they can be tried on one machine (docs/api.md);
                 # an operator's own setting wins.
                 env.setdefault(prefix + "WEBHOOK_ALLOW_LOOPBACK", "true")
             if service == "gateway":
@@ -859,8 +859,8 @@ def broker_config(
     """nats-server's security: TLS with client certificates on both listeners, a user per
     service with the permissions its contracts imply (they bypass the auth callout), the
     tooling user (streams, inspection; all permissions), and the devices service's auth
-    callout for every other connection, i.e. devices (docs/decisions.md, "The broker";
-    decision 74).
+    callout for every other connection, i.e. devices (ADRs 0054
+    and 0074).
 
     ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
     ``broker``'s directory when it is not where it was written (a container's mount,

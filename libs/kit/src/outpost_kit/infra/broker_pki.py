@@ -5,7 +5,7 @@
 - ``device-root``: the platform device root. The devices service signs every organization's
   CA with it (an intermediate), so nats-server can verify any device certificate at the TLS
   handshake without knowing the organizations; the devices service then decides, in the
-  auth callout, which device it is and what it may do (docs/decisions.md).
+  auth callout, which device it is and what it may do (ADR 0054).
 - ``issuer.nk``: the account nkey seed the auth callout signs its answers with; nats-server
   is configured with its public key.
 

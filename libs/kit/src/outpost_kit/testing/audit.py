@@ -1,4 +1,4 @@
-"""The rls-audit of RELIABILITY.md as a reusable check: inspect a schema through the
+"""The rls-audit of docs/design/reliability.md as a reusable check: inspect a schema through the
 service's own connection and list every way around row-level security."""
 
 from __future__ import annotations

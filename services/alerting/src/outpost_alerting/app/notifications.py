@@ -1,5 +1,5 @@
 """Notification channels and deliveries: the use cases and their handler table, the policy
-that turns an alert event into deliveries, and the delivery worker (docs/decisions.md 64).
+that turns an alert event into deliveries, and the delivery worker (ADR 0064).
 
 - Channels are event-sourced (``domain/channels.py``); a webhook's secret is sealed and kept
   beside the stream in the same transaction, never in an event. A webhook URL passes the

@@ -3,7 +3,7 @@ no clock, no ids made here.
 
 A channel is a WEBHOOK (``url`` and a ``secret``) or an EMAIL channel (``addresses``); its
 type never changes. The secret is checked here (present, and only on a webhook) but never
-put in an event: the handler seals it and keeps it beside the stream (docs/decisions.md 64).
+put in an event: the handler seals it and keeps it beside the stream (ADR 0064).
 Where a webhook URL may point (the SSRF guard, which needs DNS) is checked by the handler
 before it decides.
 """

@@ -19,7 +19,7 @@ MAX_ERROR = 500  # characters of an error kept in the log
 
 
 def signature(secret: str, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of the exact body with the secret>`` (API.md)."""
+    """``sha256=<hex HMAC-SHA256 of the exact body with the secret>`` (docs/api.md)."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 

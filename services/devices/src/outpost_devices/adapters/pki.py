@@ -3,7 +3,7 @@
 Pure functions over ``cryptography`` objects (no I/O, no clock: time and serials are passed
 in), plus ``CaVault``, which encrypts CA keys at rest with Fernet. The server decides every
 field of an issued certificate; from a CSR it takes only the public key, after checking the
-CSR's signature, the key's type and strength and that it asks for nothing (docs/decisions.md).
+CSR's signature, the key's type and strength and that it asks for nothing (ADR 0051).
 """
 
 from __future__ import annotations

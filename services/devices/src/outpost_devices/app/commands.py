@@ -1,5 +1,5 @@
 """Commands to devices and their desired/reported state: the use cases, delivery, acks and
-the sweeper (docs/decisions.md, decision 56).
+the sweeper (ADR 0056).
 
 Delivery is a core-NATS *request* on the device's command subject with a short time-out:
 nats-server answers "no responders" at once when nothing subscribes to it (the device is

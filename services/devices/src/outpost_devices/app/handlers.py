@@ -182,7 +182,7 @@ async def _bulk(
     command: devices.Command,
 ) -> api.BulkResult:
     """Every device the filter matches, locked, counted against ``expected``; then the
-    command on each, all in one transaction (API.md, "Bulk changes are guarded")."""
+    command on each, all in one transaction (docs/api.md, "Bulk changes are guarded")."""
     _tenant(ctx)
     where, params = compile_filter(queries.DEVICES, node)
     async with deps.uow(ctx.org_id) as uow:

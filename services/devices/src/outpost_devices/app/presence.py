@@ -1,4 +1,4 @@
-"""Presence use cases (docs/decisions.md, 55): apply a broker fact to a device under its row
+"""Presence use cases (ADR 0055): apply a broker fact to a device under its row
 lock, reconcile every tenant with the broker's lists, record telemetry as "last seen", and
 answer ``GET /devices/{id}/health``."""
 

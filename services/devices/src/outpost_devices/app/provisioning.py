@@ -3,7 +3,7 @@
 The token secret is ``rt_<org id hex>_<random>``: the organization in it lets the public
 provisioning route open a transaction in that tenant (FORCEd RLS, no bypass); only its
 SHA-256 is stored. Redemption is one guarded UPDATE, so of any number of concurrent
-redemptions exactly one wins (docs/decisions.md)."""
+redemptions exactly one wins (ADR 0051)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class ProvisioningConfig:
     # PEM trust anchors of the broker's server certificate, told to every device (decision 78).
     broker_ca_chain: str = ""
     # The platform device root that signs new organization CAs (None: self-signed CAs,
-    # which the broker cannot verify; docs/decisions.md, "The broker").
+    # which the broker cannot verify; ADR 0054).
     device_root: tuple[x509.Certificate, Any] | None = None
 
 

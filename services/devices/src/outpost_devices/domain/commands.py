@@ -1,6 +1,6 @@
 """Commands to a device and its desired state, as deciders. No I/O, no clock, no ids.
 
-A command's lifecycle (API.md): PENDING → SENT → ACKNOWLEDGED → SUCCEEDED | FAILED, and
+A command's lifecycle (docs/api.md): PENDING → SENT → ACKNOWLEDGED → SUCCEEDED | FAILED, and
 EXPIRED from any status that is not final once ``expires_at`` has passed. Delivery and the
 device's acks may repeat and arrive late or out of order, so every transition that no longer
 applies decides nothing (an empty list) instead of failing: a final status never moves.

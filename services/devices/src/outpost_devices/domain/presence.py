@@ -1,4 +1,4 @@
-"""A device's presence as a pure fold over what the broker reports (docs/decisions.md, 55).
+"""A device's presence as a pure fold over what the broker reports (ADR 0055).
 
 Presence is the set of the device's live broker connections, each named by the server that
 holds it and its client id there (``"<server id>/<cid>"``); the device is online iff the set

@@ -3,7 +3,7 @@
 Each replica runs its own ordered, ephemeral consumer (``gateway-credentials`` in
 ``outpost_contracts.streams``) from the beginning of the stream, so a fresh process rebuilds
 the cache from history and then applies new events as they arrive (a revocation reaches it
-in well under the 5 s API.md allows). The follower is *caught up* once it has applied the
+in well under the 5 s docs/api.md allows). The follower is *caught up* once it has applied the
 stream's last sequence as it was at start (or the consumer reports nothing pending); until
 then ``/readyz`` answers 503.
 """

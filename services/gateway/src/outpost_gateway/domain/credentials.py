@@ -2,7 +2,7 @@
 locally (key hashes, published signing keys, revoked sessions, deleted OAuth clients).
 
 It is a projection of the IDENTITY stream, rebuilt on every start by applying ``evolve`` to
-each event in order (ARCHITECTURE.md: "revocation reaches it as an event"). Only lookup
+each event in order (docs/architecture.md: "revocation reaches it as an event"). Only lookup
 prefixes and SHA-256 hashes are held, never a key.
 
 ``evolve`` updates the cache in place and returns it: a replica may hold many keys and replays

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST as pure data (API.md "Single resources"): the fingerprint of a
+"""Idempotency-Key on POST as pure data (docs/api.md "Single resources"): the fingerprint of a
 request, the verdict on a key already seen, and which parts of a response are replayed."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 authentication) and its errors (§5.2). Pure: bytes and headers in, a grant or an error out.
 
 Its errors are RFC 6749's ``{"error", "error_description"}``, not the API's error model
-(docs/decisions.md): OAuth client libraries parse these bodies.
+(ADR 0033): OAuth client libraries parse these bodies.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
 
 
 def rate_category(method: str, path_template: str) -> Category | None:
-    """The rate-limit category of a route (API.md "Rate limits"); None for routes that are
+    """The rate-limit category of a route (docs/api.md "Rate limits"); None for routes that are
     not limited (public and unrecognized ones). ``GET`` of a path ending in a path parameter
     (``/devices/{id}``) reads one object; any other ``GET`` is a paginated list; every other
     method writes."""

@@ -1,5 +1,5 @@
 """Rate limits as pure data: the three categories, fixed one-minute windows, the decision
-for a counted request and the headers that report it (API.md "Rate limits").
+for a counted request and the headers that report it (docs/api.md "Rate limits").
 
 The count itself comes from the shared store, which hands out counts atomically, one or a
 lease of several at a time (``lease_size``); nothing here reads a clock or does I/O:

@@ -1,4 +1,4 @@
-"""Alerting routes (API.md "Alert rules"; decision 63): ``/alert-rules`` with the same five
+"""Alerting routes (docs/api.md "Alert rules"; decision 63): ``/alert-rules`` with the same five
 routes as every registry resource, ``/alerts`` (list, get, ``/acknowledge``, ``/resolve``)
 and the organization's timeline ``/events``."""
 

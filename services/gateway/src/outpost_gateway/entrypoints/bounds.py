@@ -13,7 +13,7 @@ from litestar.types import Scope, Send
 
 from outpost_contracts.errors import HTTP_STATUS, ErrorType
 from outpost_gateway.entrypoints.errors import ErrorBody, encode_error, request_id_of
-from outpost_gateway.entrypoints.limits import decision_of
+from outpost_gateway.entrypoints.rate_limit_and_idempotency import decision_of
 
 
 def headers_too_large(scope: Scope, max_header_bytes: int) -> str | None:

@@ -1,4 +1,4 @@
-"""A device's commands and desired/reported state (API.md, "Device protocol"; decision 56):
+"""A device's commands and desired/reported state (docs/api.md, "Device protocol"; decision 56):
 ``/devices/{id}/commands`` (create, list, get) and ``/devices/{id}/state`` (get; PATCH merges
 into the desired state, PUT replaces it; both honour ``If-Match``)."""
 

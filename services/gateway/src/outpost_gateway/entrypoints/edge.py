@@ -7,7 +7,8 @@ not, in one pass (one wrapper costs less than five; docs/benchmarks.md):
 2. request limits (``bounds.py``): header size, a deadline for every request;
 3. older API versions served by translation (``versions``);
 4. OData key URLs routed to the by-key routes (``keys.py``);
-5. ``X-RateLimit-*`` headers and Idempotency-Key records on the way out (``limits.py``).
+5. ``X-RateLimit-*`` headers and Idempotency-Key records on the way out
+   (``rate_limit_and_idempotency.py``).
 
 Responses leave through ``limits_send`` → the version's translation → ``_Exchange.send``.
 """
@@ -30,7 +31,7 @@ from outpost_contracts.errors import HTTP_STATUS, ErrorType
 from outpost_gateway.entrypoints.bounds import headers_too_large, send_error
 from outpost_gateway.entrypoints.errors import ErrorBody, encode_error, request_id_of
 from outpost_gateway.entrypoints.keys import rewrite_keyed
-from outpost_gateway.entrypoints.limits import limits_send, release_unanswered
+from outpost_gateway.entrypoints.rate_limit_and_idempotency import limits_send, release_unanswered
 from outpost_gateway.entrypoints.versions import translated
 from outpost_kit import telemetry
 from outpost_kit.logs import REQUEST_ID

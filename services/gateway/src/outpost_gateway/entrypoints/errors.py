@@ -1,4 +1,4 @@
-"""API.md's error model: every non-2xx answer, whatever raised it, has the same body."""
+"""docs/api.md's error model: every non-2xx answer, whatever raised it, has the same body."""
 
 from __future__ import annotations
 

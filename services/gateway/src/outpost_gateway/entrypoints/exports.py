@@ -1,4 +1,4 @@
-"""Export routes (API.md "Exports"; decision 65): create, list, get (a fresh signed
+"""Export routes (docs/api.md "Exports"; decision 65): create, list, get (a fresh signed
 ``downloadUrl`` on every GET of a READY export), cancel/delete, and the download itself,
 which needs no Authorization header: the signed URL is the credential."""
 

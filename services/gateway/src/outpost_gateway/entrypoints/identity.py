@@ -40,7 +40,7 @@ from outpost_contracts.identity import (
     TokenIssued,
     UserView,
 )
-from outpost_gateway.domain.public_limits import PublicRoute
+from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.domain.query import parse_single_request
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.public import call_public

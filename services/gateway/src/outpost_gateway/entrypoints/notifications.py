@@ -1,4 +1,4 @@
-"""Notification channels (API.md, "Notification channels"; decision 64):
+"""Notification channels (docs/api.md, "Notification channels"; decision 64):
 ``/notification-channels`` (create, list, get, PATCH with ``If-Match``, DELETE), ``/test``
 (one delivery now, its outcome in the answer), and the delivery log of a channel and of an
 alert (``/notification-channels/{id}/deliveries``, ``/alerts/{id}/deliveries``)."""

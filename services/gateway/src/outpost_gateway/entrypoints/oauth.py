@@ -30,7 +30,7 @@ from outpost_gateway.domain.oauth import (
     invalid_scope,
     parse_token_request,
 )
-from outpost_gateway.domain.public_limits import PublicRoute
+from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.public import anonymous_context, failed, limit_account
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of

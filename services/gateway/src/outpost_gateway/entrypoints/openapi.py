@@ -55,7 +55,7 @@ from outpost_gateway.domain.policy import (
     policy_for,
     rate_category,
 )
-from outpost_gateway.domain.public_limits import public_route
+from outpost_gateway.domain.public_throttle import public_route
 
 BEARER = "bearerAuth"
 OAUTH2 = "oauth2ClientCredentials"
@@ -68,7 +68,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "Every non-2xx response (API.md, Errors).",
+    "description": "Every non-2xx response (docs/api.md, Errors).",
     "required": ["object", "code", "type", "message", "fields", "request_id"],
     "properties": {
         "object": {"type": "string", "const": "error"},
@@ -359,7 +359,7 @@ def request_schemas(types: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
     return components
 
 
-# API.md "Collections" and "Single resources": the OData options every collection GET and
+# docs/api.md "Collections" and "Single resources": the OData options every collection GET and
 # every single-resource GET accepts (the domain's parsers read them on every route).
 LIST_OPTIONS: dict[str, str] = {
     "$filter": "OData filter, e.g. `name eq 'gw-1'`",

@@ -20,7 +20,7 @@ Include = Annotated[
 ]
 DEFAULT = DEFAULT_LIMIT
 
-# OData query options (API.md, "Collections"); the Python names differ, the query keys do not.
+# OData query options (docs/api.md, "Collections"); the Python names differ, the query keys do not.
 Filter = Annotated[
     str | None,
     QueryParameter(name="$filter", description="OData filter, e.g. `name eq 'gw-1'`"),

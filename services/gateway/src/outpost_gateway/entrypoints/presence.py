@@ -1,4 +1,4 @@
-"""Presence routes: a device's health as the broker reports it (docs/decisions.md, 55),
+"""Presence routes: a device's health as the broker reports it (ADR 0055),
 with what readings' ingest saw of its telemetry numbering (decision 59): the gateway asks
 both services at once and composes the answer; each keeps its own schema."""
 

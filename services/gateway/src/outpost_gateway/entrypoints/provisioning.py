@@ -1,4 +1,4 @@
-"""Registration tokens, provisioning and device certificates (API.md, "Registration and
+"""Registration tokens, provisioning and device certificates (docs/api.md, "Registration and
 provisioning"). ``provision`` and ``renew`` are public: the registration token, or the
 device's current certificate and key, is the credential."""
 
@@ -31,7 +31,7 @@ from outpost_contracts.provisioning import (
     RevokeDeviceCertificate,
     RevokeRegistrationToken,
 )
-from outpost_gateway.domain.public_limits import PublicRoute
+from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.entrypoints.params import (
     DEFAULT,
     After,

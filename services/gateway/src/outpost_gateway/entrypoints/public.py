@@ -1,7 +1,7 @@
 """The public routes' limits at the HTTP edge (decision 75): the client address is counted
 in the security check (``security.py``), the account here, once the body names it, and a
 refused credential counts as the account's failure. Every response carries the tighter of
-the two decisions' ``X-RateLimit-*`` headers (``limits.limits_send``)."""
+the two decisions' ``X-RateLimit-*`` headers (``rate_limit_and_idempotency.limits_send``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from litestar import Request
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.rpc import Operation
-from outpost_gateway.domain.public_limits import PublicRoute, account_of, is_failure, tighter
+from outpost_gateway.domain.public_throttle import PublicRoute, account_of, is_failure, tighter
 from outpost_gateway.entrypoints.errors import request_id_of
-from outpost_gateway.entrypoints.limits import DECISION_KEY, decision_of
+from outpost_gateway.entrypoints.rate_limit_and_idempotency import DECISION_KEY, decision_of
 from outpost_gateway.entrypoints.security import gateway_state
 
 Req = Request[Any, Any, Any]

@@ -55,7 +55,7 @@ TIMESTAMP = "RFC 3339 UTC, or the truncated form 20161130T162512Z"
 QUARANTINED = resource_of(QuarantinedReading)
 
 
-# exactly one of them on every reading query (API.md, "Reading queries")
+# exactly one of them on every reading query (docs/api.md, "Reading queries")
 DeviceId = Annotated[
     UUID | None,
     QueryParameter(name="deviceId", description="One device (or `groupId`, or `siteId`)"),

@@ -1,6 +1,6 @@
 """Registry routes beside devices: sites, device groups (fleets), components and sensors.
 
-Each resource has the same five routes as a device: create, list (API.md "Collections"),
+Each resource has the same five routes as a device: create, list (docs/api.md "Collections"),
 get (``$select``, ``ETag``), PATCH (JSON merge patch, ``If-Match``) and DELETE. They are
 made by one function from a table (``RESOURCES``), so the four cannot drift apart; the
 operation ids are those of hand-written handlers (``create_site``, ``list_sites``…)."""

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 class ListOf(msgspec.Struct, Generic[T], kw_only=True, rename="camel"):
-    """API.md's list shape, every key always present except ``totalCount``, which appears
+    """docs/api.md's list shape, every key always present except ``totalCount``, which appears
     only when asked for with ``include=totalCount`` (or ``$count=true``)."""
 
     object: Literal["list"] = "list"
@@ -74,7 +74,7 @@ async def fetch_list(
     resource: Resource,
     **fields: Any,
 ) -> ListOf[Any]:
-    """A collection GET from start to end: the query parameters compiled (API.md
+    """A collection GET from start to end: the query parameters compiled (docs/api.md
     "Collections"), ``op``'s request with that query (and ``fields``), the page shaped by
     ``$select``/``$expand``."""
     query, shape = parse_list_request(params, resource)

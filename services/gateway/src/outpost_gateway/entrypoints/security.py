@@ -6,7 +6,7 @@ app's ``before_request`` hook. (Not a Litestar guard: Litestar hands every guard
 ``copy()`` of the route handler, a third of the check's cost.) It looks the route up in the domain's
 policy table, fails closed when a route has no entry, and leaves the verified
 ``RequestContext`` on the connection for the handler. Rate limits and Idempotency-Key
-(``entrypoints/limits.py``) need the credential, so they run here too.
+(``entrypoints/rate_limit_and_idempotency.py``) need the credential, so they run here too.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, RequestContex
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import GET_ORGANIZATION, GetOrganization
 from outpost_gateway.app.key_usage import KeyUsage
-from outpost_gateway.app.limits import RateLimiter
 from outpost_gateway.app.ports import ArtifactReader, Backend, IdempotencyStore
-from outpost_gateway.app.public_limits import PublicThrottle
+from outpost_gateway.app.public_throttle import PublicThrottle
+from outpost_gateway.app.rate_limiter import RateLimiter
 from outpost_gateway.app.readiness import Readiness
 from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
@@ -46,10 +46,14 @@ from outpost_gateway.domain.policy import (
     rate_category,
     resolve_organization,
 )
-from outpost_gateway.domain.public_limits import IPNetwork, client_address, public_route
+from outpost_gateway.domain.public_throttle import IPNetwork, client_address, public_route
 from outpost_gateway.entrypoints.edge import HttpMetrics
 from outpost_gateway.entrypoints.errors import request_id_of
-from outpost_gateway.entrypoints.limits import DECISION_KEY, claim_idempotency_key, rate_limit
+from outpost_gateway.entrypoints.rate_limit_and_idempotency import (
+    DECISION_KEY,
+    claim_idempotency_key,
+    rate_limit,
+)
 
 _log = logging.getLogger(__name__)
 

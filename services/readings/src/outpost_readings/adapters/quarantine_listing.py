@@ -1,4 +1,4 @@
-"""The quarantine as a collection (API.md "Collections"): the fields clients may filter and
+"""The quarantine as a collection (docs/api.md "Collections"): the fields clients may filter and
 order on, compiled to SQL by the kit's listing against this allowlist."""
 
 from __future__ import annotations

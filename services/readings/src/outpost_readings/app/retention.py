@@ -1,7 +1,7 @@
 """Retention: drop the day partitions of ``readings`` older than the longest retention in
 force, then delete each organization's expired rows where a partition cannot take them
 (organizations keeping fewer days, and tables not partitioned by day), in batches, each in
-its own transaction under that organization's tenant (docs/decisions.md, 61)."""
+its own transaction under that organization's tenant (ADR 0061)."""
 
 from __future__ import annotations
 

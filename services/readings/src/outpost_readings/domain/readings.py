@@ -155,7 +155,7 @@ def validate(
         )
     verdict = Verdict()
     seen: set[tuple[str, datetime]] = set()
-    # Hoisted out of the loop (the hot path of ingest, PERFORMANCE.md): the bounds as
+    # Hoisted out of the loop (the hot path of ingest, docs/performance.md): the bounds as
     # instants, and the bound methods.
     latest, earliest = arrival + limits.max_future, arrival - limits.max_past
     declared = verdict.declared

@@ -1,7 +1,7 @@
 """The TELEMETRY ingest loop: fetch a large batch, decode, validate and store it in one
 transaction (readings, quarantine, seq state), then ack.
 
-Raw nats-py rather than a FastStream subscriber: this is the hot path (PERFORMANCE.md), and
+Raw nats-py rather than a FastStream subscriber: this is the hot path (docs/performance.md), and
 it needs batch fetches and per-message ack/nak/term after one commit.
 """
 

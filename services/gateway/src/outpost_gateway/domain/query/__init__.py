@@ -1,4 +1,4 @@
-"""Query string → ``ListQuery`` (API.md, "Collections").
+"""Query string → ``ListQuery`` (docs/api.md, "Collections").
 
 One module per query style, each compiling to the contracts' filter tree:
 ``field_filters`` (``field__op=value``) and ``odata`` (``$filter``, ``$select``...). Both may

@@ -2,7 +2,7 @@
 
 Values stay strings (the owning service knows each field's type from its allowlist and
 converts); ``__in``/``__nin`` take comma-separated lists; a truncated timestamp
-``20161130T162512Z`` is normalised to RFC 3339 (API.md, "JSON").
+``20161130T162512Z`` is normalised to RFC 3339 (docs/api.md, "JSON").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OData query options → the contracts' filter tree and list options (API.md, "Collections").
+"""OData query options → the contracts' filter tree and list options (docs/api.md, "Collections").
 
 A small hand-written recursive-descent parser, following balena's conventions
 (reference/fleet-api-odata.txt):

@@ -1,4 +1,4 @@
-"""Older API versions, served by translation (API.md "Versioning"; docs/decisions.md).
+"""Older API versions, served by translation (docs/api.md "Versioning"; ADR 0041).
 
 ``/api/v1`` is current. A request to an older version ``/api/vN/...`` is rewritten to
 ``/api/v1/...``: its query parameters and JSON body pass through the translators from vN up to

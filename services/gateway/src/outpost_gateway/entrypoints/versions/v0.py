@@ -1,6 +1,6 @@
 """API version 0, translated to and from v1 (its successor).
 
-v0's differences (docs/decisions.md, "v0's changelog"):
+v0's differences (ADR 0041, "v0's changelog"):
 
 1. A device's type is ``type``; v1 calls it ``deviceType``. Applies to request and response
    bodies and to query parameters (field filters ``type``, ``type__eq``…, and the name

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from outpost_contracts.devices import CREATE_DEVICE, GET_DEVICE, DeviceStatus, DeviceView
 from outpost_contracts.errors import NotFound, ServiceUnavailable
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.settings import GatewaySettings
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from uuid import UUID
 
 from outpost_contracts.envelope import PLATFORM_ORG_ID
-from outpost_gateway.app.limits import MemoryStore, RateLimiter
 from outpost_gateway.app.ports import RateLimitStore
-from outpost_gateway.domain.public_limits import (
+from outpost_gateway.app.rate_limiter import MemoryStore, RateLimiter
+from outpost_gateway.domain.public_throttle import (
     Backoff,
     PublicLimits,
     PublicRoute,

@@ -1,6 +1,7 @@
-"""Use cases behind rate limits and Idempotency-Key: count a request in the shared store
-(falling back to this process's memory when the store does not answer), read organization
-overrides through a short cache, and claim / complete idempotency keys."""
+"""A credential's rate limits: count a request in the shared store (falling back to this
+process's memory when the store does not answer, leasing counts for a busy credential) and
+read organization overrides through a short cache. ``MemoryStore`` is the shared store
+(rate-limit counts and Idempotency-Key records) in this process's memory."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
-"""Rate limits and Idempotency-Key at the HTTP edge.
+"""A credential's rate limits (per category, per minute) and Idempotency-Key at the HTTP
+edge.
 
-``enforce`` runs inside the security guard once the credential is known: it counts the
-request (429 ``throttled`` when over the limit) and, for a POST with ``Idempotency-Key``,
-claims the key or answers from the first response. The edge (``edge.py``) sends every
-response through ``limits_send``, so that every response to a counted request, error or
-not, carries the ``X-RateLimit-*`` headers and the response to a claimed key is stored
-before its last byte is sent; ``release_unanswered`` frees a key whose response never went
-out.
+The security check (``security.py``, the app's ``before_request`` hook, decision 48) calls
+``rate_limit`` once the credential is known, which counts the request (429 ``throttled``
+when over the limit), and ``claim_idempotency_key``, which for a POST with
+``Idempotency-Key`` claims the key or answers from the first response. The edge
+(``edge.py``) sends every response through ``limits_send``, so that every response to a
+counted request, error or not, carries the ``X-RateLimit-*`` headers and the response to a
+claimed key is stored before its last byte is sent; ``release_unanswered`` frees a key
+whose response never went out. The request size bounds are ``bounds.py``'s, the public
+routes' throttle ``public.py``'s.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from litestar.types import Message, Scope, Send
 
 from outpost_contracts.envelope import Principal
 from outpost_contracts.errors import Conflict, ErrorType, OutpostError, validation_error
-from outpost_gateway.app.limits import RateLimiter
 from outpost_gateway.app.ports import IdempotencyStore
+from outpost_gateway.app.rate_limiter import RateLimiter
 from outpost_gateway.domain import idempotency
 from outpost_gateway.domain.idempotency import StoredResponse, Verdict
 from outpost_gateway.domain.ratelimit import Category, Decision

@@ -1,4 +1,4 @@
-"""An organization's rate limits, for the platform operator (API.md "Rate limits":
+"""An organization's rate limits, for the platform operator (docs/api.md "Rate limits":
 "configurable per organization"). The gateway owns them (its schema), so these routes are
 served here, not by a service; every replica applies a change within its override cache's
 lifetime (`OUTPOST_GATEWAY_RATELIMIT_OVERRIDE_TTL_SECONDS`, 30 s), the one that took it at

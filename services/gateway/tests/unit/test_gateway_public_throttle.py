@@ -1,4 +1,4 @@
-"""The public routes' limits (RELIABILITY.md ``public-throttle``, decision 75): the pure
+"""The public routes' limits (docs/design/reliability.md ``public-throttle``, decision 75): the pure
 parts (backoff periods, the client's address behind trusted proxies, account keys), then
 the HTTP app over an in-process store and a fake identity."""
 
@@ -16,10 +16,10 @@ from litestar.testing import TestClient
 from outpost_contracts.errors import ErrorType, OutpostError
 from outpost_contracts.identity import ISSUE_CLIENT_TOKEN, LOGIN, REFRESH, TokenIssued
 from outpost_contracts.provisioning import PROVISION, RENEW_CERTIFICATE
-from outpost_gateway.app.limits import MemoryStore
+from outpost_gateway.app.rate_limiter import MemoryStore
 from outpost_gateway.bootstrap import create_app
 from outpost_gateway.domain.policy import PUBLIC, ROUTE_POLICIES
-from outpost_gateway.domain.public_limits import (
+from outpost_gateway.domain.public_throttle import (
     PUBLIC_ROUTES,
     Backoff,
     PublicRoute,
