@@ -7,18 +7,45 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from outpost_contracts.base import Event
-from outpost_contracts.envelope import EventEnvelope, RequestContext
+from outpost_contracts.envelope import EventEnvelope, Principal, RequestContext
 from outpost_kit import ids
-from outpost_kit.db.uow import UnitOfWork
 
 S = TypeVar("S")
 C = TypeVar("C")
 
 Evolve = Callable[[Any, Event, UUID], Any]
+
+
+class EventStream(Protocol):
+    """What the pipeline needs of an event store: the kit's ``EventStore``, or a test's fake."""
+
+    async def load(self, stream_id: UUID) -> list[EventEnvelope]: ...
+
+    async def append(
+        self,
+        *,
+        org_id: UUID,
+        stream_id: UUID,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[Event],
+        actor: Principal | None = None,
+        request_id: str | None = None,
+    ) -> list[EventEnvelope]: ...
+
+
+class HasEvents(Protocol):
+    """A unit of work as the pipeline sees it: the kit's ``UnitOfWork``, a service's port
+    over it, or a fake unit of work in unit tests."""
+
+    @property
+    def events(self) -> EventStream: ...
+
+
 Decide = Callable[[Any, Any, datetime], Sequence[Event]]
 
 
@@ -31,13 +58,13 @@ def fold(evolve: Evolve, stream_id: UUID, events: Sequence[EventEnvelope]) -> tu
     return state, version
 
 
-async def load(uow: UnitOfWork, evolve: Evolve, stream_id: UUID) -> tuple[Any, int]:
+async def load(uow: HasEvents, evolve: Evolve, stream_id: UUID) -> tuple[Any, int]:
     """The aggregate's state and version (``(None, 0)`` if it has no events)."""
     return fold(evolve, stream_id, await uow.events.load(stream_id))
 
 
 async def execute(
-    uow: UnitOfWork,
+    uow: HasEvents,
     ctx: RequestContext | None,
     *,
     stream_id: UUID,
@@ -88,7 +115,7 @@ class Aggregate:
 
     async def execute(
         self,
-        uow: UnitOfWork,
+        uow: HasEvents,
         ctx: RequestContext | None,
         *,
         stream_id: UUID,
@@ -110,5 +137,5 @@ class Aggregate:
             now=now,
         )
 
-    async def load(self, uow: UnitOfWork, stream_id: UUID) -> tuple[Any, int]:
+    async def load(self, uow: HasEvents, stream_id: UUID) -> tuple[Any, int]:
         return await load(uow, self.evolve, stream_id)

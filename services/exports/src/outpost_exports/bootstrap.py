@@ -12,6 +12,7 @@ from outpost_contracts import exports, streams
 from outpost_exports.adapters.artifacts import ArtifactStore, NatsArtifactStore, S3ArtifactStore
 from outpost_exports.adapters.projections import ExportsProjector
 from outpost_exports.adapters.sources import NatsSources
+from outpost_exports.adapters.store import PgExports
 from outpost_exports.app.handlers import Deps, Policy
 from outpost_exports.app.worker import Runner, WorkerConfig
 from outpost_exports.entrypoints import expiry, rpc, worker
@@ -66,18 +67,19 @@ async def build(runtime: ServiceRuntime, settings: ExportsSettings) -> None:
     store = artifact_store(runtime, settings)
     await store.start()
     sources = NatsSources(runtime.nc, timeout=max(settings.rpc_timeout_seconds, 10.0))
-    runtime.serve(rpc.handlers(Deps(runtime.uow, sources, store, policy_of(settings))))
+    exports_uow = PgExports(runtime.uow)  # the use cases' port over the kit's unit of work
+    runtime.serve(rpc.handlers(Deps(exports_uow, sources, store, policy_of(settings))))
     spec = streams.consumer("exports-jobs")
     config = worker_config(settings)
     for i in range(max(settings.workers, 0)):
         # Each worker task its own id: a lease names the task that holds it.
         own = dataclasses.replace(config, worker_id=f"{config.worker_id}:{i}")
-        runner = Runner(runtime.uow, sources, store, own)
+        runner = Runner(exports_uow, sources, store, own)
         runtime.background(partial(worker.run, runner, runtime.js, spec))
     runtime.background(
         partial(
             expiry.run,
-            runtime.uow,
+            exports_uow,
             store,
             settings.expiry_check_seconds,
             timedelta(seconds=settings.requeue_after_seconds),

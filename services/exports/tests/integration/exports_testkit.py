@@ -31,6 +31,7 @@ from outpost_contracts.streams import ConsumerSpec
 from outpost_exports import bootstrap
 from outpost_exports.adapters.artifacts import NatsArtifactStore
 from outpost_exports.adapters.sources import NatsSources
+from outpost_exports.adapters.store import PgExports
 from outpost_exports.app.handlers import Deps, Policy
 from outpost_exports.app.worker import Runner, WorkerConfig
 from outpost_kit.cli import migrations_dir
@@ -277,8 +278,13 @@ class Env:
     fleet: Fleet
     bucket: str
 
+    @property
+    def exports(self) -> PgExports:
+        """The use cases' unit of work (``self.uow`` is the kit's, for checks in SQL)."""
+        return PgExports(self.uow)
+
     def deps(self, policy: Policy | None = None) -> Deps:
-        return Deps(self.uow, NatsSources(self.nc), self.store, policy or Policy())
+        return Deps(self.exports, NatsSources(self.nc), self.store, policy or Policy())
 
     def runner(self, worker_id: str, **config: Any) -> Runner:
         settings = {
@@ -289,7 +295,7 @@ class Env:
             "chunk_rows": 2_000,
             **config,
         }
-        return Runner(self.uow, NatsSources(self.nc), self.store, WorkerConfig(**settings))
+        return Runner(self.exports, NatsSources(self.nc), self.store, WorkerConfig(**settings))
 
     async def consumer(self, org: uuid.UUID, ack_wait: float = 2.0) -> ConsumerSpec:
         """A durable pull consumer of this organization's work items (a work queue takes one

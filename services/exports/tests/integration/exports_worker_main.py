@@ -12,6 +12,7 @@ from outpost_contracts.streams import ConsumerSpec
 from outpost_exports import bootstrap
 from outpost_exports.adapters.artifacts import NatsArtifactStore
 from outpost_exports.adapters.sources import NatsSources
+from outpost_exports.adapters.store import PgExports
 from outpost_exports.app.worker import Runner, WorkerConfig
 from outpost_exports.entrypoints import worker
 from outpost_kit.db.engine import create_engine
@@ -38,7 +39,7 @@ async def main() -> None:
         progress_every_seconds=0.2,
         chunk_rows=2_000,
     )
-    runner = Runner(uow, NatsSources(nc), store, config)
+    runner = Runner(PgExports(uow), NatsSources(nc), store, config)
     spec = ConsumerSpec(stream="EXPORT_JOBS", name=args.consumer, owner="exports")
     await worker.run(runner, js, spec, asyncio.Event())
 

@@ -399,14 +399,14 @@ async def test_expired_archives_are_deleted_and_the_export_shows_expired(env: En
     finally:
         await stop_workers(stop, tasks)
     assert await env.store.names(f"{org}/") == [row.object_name]
-    assert await expire_due(env.uow, env.store, ids.now()) == 0  # not yet
-    assert await expire_due(env.uow, env.store, ids.now() + timedelta(minutes=6)) >= 1
+    assert await expire_due(env.exports, env.store, ids.now()) == 0  # not yet
+    assert await expire_due(env.exports, env.store, ids.now() + timedelta(minutes=6)) >= 1
     got = await handlers.get_export(env.deps(), c, api.ExportById(id=view.id))
     assert got.status == api.ExportStatus.EXPIRED
     assert await env.store.names(f"{org}/") == []
     with pytest.raises(NotFound):
         await handlers.get_artifact(env.deps(), c, api.ExportById(id=view.id))
-    assert await expire_due(env.uow, env.store, ids.now() + timedelta(minutes=6)) == 0
+    assert await expire_due(env.exports, env.store, ids.now() + timedelta(minutes=6)) == 0
 
 
 async def test_deleting_a_ready_export_deletes_its_archive(env: Env) -> None:
@@ -443,9 +443,9 @@ async def test_a_job_whose_work_item_was_lost_is_published_again_and_runs(env: E
     assert await queued() == 1
     await env.js.purge_stream("EXPORT_JOBS", subject=subject)  # a broker that lost it
     assert await queued() == 0
-    assert await requeue_stuck(env.uow, ids.now(), timedelta(minutes=10)) == 0  # not yet
+    assert await requeue_stuck(env.exports, ids.now(), timedelta(minutes=10)) == 0  # not yet
     later = ids.now() + timedelta(minutes=11)
-    assert await requeue_stuck(env.uow, later, timedelta(minutes=10)) >= 1
+    assert await requeue_stuck(env.exports, later, timedelta(minutes=10)) >= 1
     stop, tasks = await run_workers(env, org, env.runner("w-requeue"))
     try:
         row = await env.wait_for(org, view.id, lambda r: r.status == "READY")
@@ -478,7 +478,7 @@ async def test_an_upload_longer_than_the_lease_and_ack_wait_keeps_the_job(env: E
     store = SlowStore(env.js, env.bucket)
     runners = [
         Runner(
-            env.uow,
+            env.exports,
             NatsSources(env.nc),
             store,
             WorkerConfig(

@@ -30,9 +30,9 @@ from outpost_exports.adapters import archive as zipper
 from outpost_exports.adapters.artifacts import ArtifactStore
 from outpost_exports.adapters.sources import Sources
 from outpost_exports.app.handlers import EXPORTS
+from outpost_exports.app.ports import ExportsUnitOfWork
 from outpost_exports.domain import exports as domain
 from outpost_kit import ids
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: ExportsUnitOfWork,
         org_id: UUID,
         export_id: UUID,
         attempt: int,
@@ -137,25 +137,12 @@ class Heartbeat:
         ):
             return
         self._rows, self._at = rows, now
-        async with self._uow(self._org) as uow:
-            held = (
-                await uow.execute(
-                    "UPDATE export_runs r SET rows_written = :rows, rows_estimated = :estimate,"
-                    " lease_until = now() + make_interval(secs => :lease), updated_at = now()"
-                    " FROM exports e WHERE r.export_id = :id AND r.attempt = :attempt"
-                    " AND e.id = :id AND e.attempt = :attempt AND e.status = 'RUNNING'"
-                    " RETURNING r.attempt",
-                    {
-                        "rows": rows,
-                        "estimate": self.estimate,
-                        "lease": self._config.lease.total_seconds(),
-                        "id": self._id,
-                        "attempt": self._attempt,
-                    },
-                )
-            ).first()
-            await uow.commit()
-        if held is None:
+        async with self._uow(self._org) as tx:
+            held = await tx.renew_run(
+                self._id, self._attempt, rows, self.estimate, self._config.lease.total_seconds()
+            )
+            await tx.commit()
+        if not held:
             raise Stopped()
         await self._in_progress()
 
@@ -163,7 +150,7 @@ class Heartbeat:
 class Runner:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: ExportsUnitOfWork,
         sources: Sources,
         store: ArtifactStore,
         config: WorkerConfig,
@@ -178,31 +165,21 @@ class Runner:
     async def claim(self, org_id: UUID, export_id: UUID) -> tuple[Any, Outcome | None]:
         """``(state, None)`` when this worker now runs the job's next attempt; otherwise
         ``(None, outcome)`` saying what to do with the message."""
-        async with self.uow(org_id) as uow:
-            row = (
-                await uow.execute(
-                    "SELECT status FROM exports WHERE id = :id FOR UPDATE", {"id": export_id}
-                )
-            ).first()
-            if row is None or row.status not in ("PENDING", "RUNNING"):
+        async with self.uow(org_id) as tx:
+            status = await tx.status(export_id, lock=True)
+            if status not in ("PENDING", "RUNNING"):
                 return None, Outcome(Verdict.ACK)
-            run = (
-                await uow.execute(
-                    "SELECT worker, extract(epoch FROM lease_until - now()) AS left"
-                    " FROM export_runs WHERE export_id = :id",
-                    {"id": export_id},
-                )
-            ).first()
+            run = await tx.lease(export_id)
             if (
-                row.status == "RUNNING"
+                status == "RUNNING"
                 and run is not None
-                and run.left > 0
+                and run.seconds_left > 0
                 and run.worker != self.config.worker_id
             ):
                 # Another worker holds it: look again once its lease would have lapsed.
-                return None, Outcome(Verdict.RETRY, delay=float(run.left) + 0.5)
+                return None, Outcome(Verdict.RETRY, delay=run.seconds_left + 0.5)
             state, _ = await EXPORTS.execute(
-                uow,
+                tx,
                 None,
                 stream_id=export_id,
                 command=domain.Start(
@@ -211,25 +188,17 @@ class Runner:
                 org_id=org_id,
             )
             if state.status != api.ExportStatus.RUNNING:
-                await uow.commit()
+                await tx.commit()
                 OUTCOMES.labels("failed").inc()
                 return None, Outcome(Verdict.ACK)
-            await uow.execute(
-                "INSERT INTO export_runs (org_id, export_id, attempt, worker, lease_until,"
-                " updated_at) VALUES (:org, :id, :attempt, :worker,"
-                " now() + make_interval(secs => :lease), now())"
-                " ON CONFLICT (org_id, export_id) DO UPDATE SET attempt = EXCLUDED.attempt,"
-                " worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,"
-                " rows_written = 0, rows_estimated = NULL, updated_at = now()",
-                {
-                    "org": org_id,
-                    "id": export_id,
-                    "attempt": state.attempt,
-                    "worker": self.config.worker_id,
-                    "lease": self.config.lease.total_seconds(),
-                },
+            await tx.open_run(
+                org_id,
+                export_id,
+                state.attempt,
+                self.config.worker_id,
+                self.config.lease.total_seconds(),
             )
-            await uow.commit()
+            await tx.commit()
         return state, None
 
     # --- run --------------------------------------------------------------------------
@@ -403,12 +372,10 @@ class Runner:
         annotations: int,
     ) -> None:
         try:
-            async with self.uow(work.org_id) as uow:
-                await uow.execute(
-                    "SELECT 1 FROM exports WHERE id = :id FOR UPDATE", {"id": work.export_id}
-                )
+            async with self.uow(work.org_id) as tx:
+                await tx.status(work.export_id, lock=True)
                 await EXPORTS.execute(
-                    uow,
+                    tx,
                     None,
                     stream_id=work.export_id,
                     command=domain.Complete(
@@ -422,21 +389,15 @@ class Runner:
                     ),
                     org_id=work.org_id,
                 )
-                await uow.execute(
-                    "DELETE FROM export_runs WHERE export_id = :id", {"id": work.export_id}
-                )
-                await uow.commit()
+                await tx.end_run(work.export_id)
+                await tx.commit()
         except domain.Stale:
             raise Stopped() from None
 
     async def _settled(self, work: api.ExportWork) -> Verdict:
-        async with self.uow(work.org_id) as uow:
-            row = (
-                await uow.execute(
-                    "SELECT status FROM exports WHERE id = :id", {"id": work.export_id}
-                )
-            ).first()
-        if row is None or row.status not in ("PENDING", "RUNNING"):
+        async with self.uow(work.org_id) as tx:
+            status = await tx.status(work.export_id)
+        if status not in ("PENDING", "RUNNING"):
             return Verdict.ACK
         return Verdict.LEAVE
 
@@ -444,28 +405,22 @@ class Runner:
         """Another attempt later while attempts are left (the next claim counts it), else
         FAILED with the reason."""
         try:
-            async with self.uow(work.org_id) as uow:
-                await uow.execute(
-                    "SELECT 1 FROM exports WHERE id = :id FOR UPDATE", {"id": work.export_id}
-                )
+            async with self.uow(work.org_id) as tx:
+                await tx.status(work.export_id, lock=True)
                 if attempt >= self.config.max_attempts:
                     await EXPORTS.execute(
-                        uow,
+                        tx,
                         None,
                         stream_id=work.export_id,
                         command=domain.Fail(attempt=attempt, reason=_reason(exc)),
                         org_id=work.org_id,
                     )
-                    await uow.commit()
+                    await tx.commit()
                     OUTCOMES.labels("failed").inc()
                     return Outcome(Verdict.ACK)
                 # Give the lease back so the next delivery may start at once.
-                await uow.execute(
-                    "UPDATE export_runs SET lease_until = now() WHERE export_id = :id"
-                    " AND attempt = :attempt",
-                    {"id": work.export_id, "attempt": attempt},
-                )
-                await uow.commit()
+                await tx.release_run(work.export_id, attempt)
+                await tx.commit()
         except domain.Stale:
             return Outcome(await self._settled(work))
         OUTCOMES.labels("retried").inc()

@@ -11,14 +11,14 @@ from datetime import timedelta
 
 from outpost_exports.adapters.artifacts import ArtifactStore
 from outpost_exports.app.expiry import expire_due, requeue_stuck
+from outpost_exports.app.ports import ExportsUnitOfWork
 from outpost_kit import ids
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
 
 
 async def run(
-    uow: UnitOfWorkFactory,
+    uow: ExportsUnitOfWork,
     store: ArtifactStore,
     every_seconds: float,
     requeue_after: timedelta,
