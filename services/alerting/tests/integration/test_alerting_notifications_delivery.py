@@ -46,11 +46,12 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.envelope import EventEnvelope, RequestContext
 from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.query import Cmp, ListQuery
-from outpost_kit import ids, messaging, suspensions
+from outpost_kit import messaging
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 
@@ -749,19 +750,8 @@ async def test_the_next_checked_address_when_one_refuses_the_connection(world: W
 
 
 async def _organization(world: World, org: uuid.UUID, version: int, data: Any) -> None:
-    """What the ``alerting-organizations`` consumer does with identity's event."""
-    envelope = EventEnvelope(
-        id=uuid.uuid4(),
-        org_id=org,
-        stream_id=org,
-        stream_type="organization",
-        version=version,
-        occurred_at=ids.now(),
-        data=data,
-    )
-    async with world.uow(org) as uow:
-        await suspensions.on_organization_event(uow, envelope)
-        await uow.commit()
+    """What the consumer of identity's organization events does with one."""
+    await record_organization_event(world.uow, org, version, data)
 
 
 async def test_a_suspended_organizations_deliveries_are_held_until_it_is_lifted(

@@ -36,13 +36,14 @@ from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Prot
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import TelemetryReading
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids, messaging, suspensions
+from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -729,19 +730,8 @@ async def test_an_offline_rule_keeps_a_sensor_given_and_its_readings_still_do_no
 
 
 async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> None:
-    """What the ``alerting-organizations`` consumer does with identity's event."""
-    envelope = EventEnvelope(
-        id=ids.new_id(),
-        org_id=org,
-        stream_id=org,
-        stream_type="organization",
-        version=version,
-        occurred_at=ids.now(),
-        data=data,
-    )
-    async with env.uow(org) as uow:
-        await suspensions.on_organization_event(uow, envelope)
-        await uow.commit()
+    """What the consumer of identity's organization events does with one."""
+    await record_organization_event(env.uow, org, version, data)
 
 
 async def test_a_suspended_organization_is_not_evaluated_and_another_is(env: Env) -> None:

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from outpost_contracts import provisioning as api
-from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
+from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Gone, OutpostError
 from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_devices import bootstrap
@@ -29,7 +29,7 @@ from outpost_devices.adapters.pki import CaVault
 from outpost_devices.app import broker, provisioning
 from outpost_devices.app.handlers import Deps
 from outpost_devices.settings import DevicesSettings
-from outpost_kit import ids, suspensions
+from outpost_kit import ids
 from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
@@ -37,6 +37,7 @@ from outpost_kit.db.provision import service_dsn
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.settings import Secret
+from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 OLD_KEY = Fernet.generate_key().decode()
@@ -141,20 +142,9 @@ async def test_rotate_ca_keys_reencrypts_every_organizations_key(
             CaVault(OLD_KEY).open(row["private_key_enc"])
 
 
-async def _organization(deps: Deps, org: Any, version: int, data: Any) -> None:
-    """What the ``devices-organizations`` consumer does with identity's event."""
-    envelope = EventEnvelope(
-        id=uuid4(),
-        org_id=org,
-        stream_id=org,
-        stream_type="organization",
-        version=version,
-        occurred_at=ids.now(),
-        data=data,
-    )
-    async with deps.uow(org) as uow:
-        await suspensions.on_organization_event(uow, envelope)
-        await uow.commit()
+async def _organization(deps: Deps, org: UUID, version: int, data: Any) -> None:
+    """What the consumer of identity's organization events does with one."""
+    await record_organization_event(deps.uow, org, version, data)
 
 
 def _key_and_csr() -> tuple[ec.EllipticCurvePrivateKey, str]:

@@ -38,7 +38,7 @@ from outpost_contracts.readings import (
 )
 from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids, messaging, suspensions
+from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
@@ -46,6 +46,7 @@ from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.testing.audit import rls_violations
+from outpost_kit.testing.suspensions import record_organization_event
 from outpost_readings import bootstrap
 from outpost_readings.adapters import store
 from outpost_readings.app import handlers, queries
@@ -702,19 +703,8 @@ async def test_a_first_delivery_repeating_stored_readings_stores_each_once(env: 
 
 
 async def _organization(env: Env, org: uuid.UUID, version: int, data: Any) -> None:
-    """What the ``readings-organizations`` consumer does with identity's event."""
-    envelope = EventEnvelope(
-        id=ids.new_id(),
-        org_id=org,
-        stream_id=org,
-        stream_type="organization",
-        version=version,
-        occurred_at=ids.now(),
-        data=data,
-    )
-    async with env.deps.uow(org) as uow:
-        await suspensions.on_organization_event(uow, envelope)
-        await uow.commit()
+    """What the consumer of identity's organization events does with one."""
+    await record_organization_event(env.deps.uow, org, version, data)
 
 
 async def test_a_suspended_organizations_telemetry_is_dropped_and_others_stored(env: Env) -> None:
