@@ -250,6 +250,7 @@ async def _forget_revoked_sessions_forever(cache: CredentialCache, retention: fl
 async def serve(settings: GatewaySettings) -> None:
     """Connect to NATS, start following identity events and serve HTTP until signalled."""
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
     nc = await messaging.connect(
@@ -292,6 +293,7 @@ async def serve(settings: GatewaySettings) -> None:
         interface=Interfaces.ASGI,
         backlog=settings.http_backlog,
         backpressure=settings.http_backpressure,
+        http1_settings=HTTP1Settings(max_buffer_size=settings.http1_max_buffer_bytes),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

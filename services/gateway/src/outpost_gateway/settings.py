@@ -21,6 +21,11 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     # a request may take before it is answered 503 (above the 5 s RPC timeout).
     max_header_bytes: int = 16 * 1024
     request_timeout_seconds: float = 10.0
+    # granian's HTTP/1 read buffer: a request head larger than this is cut off by the server
+    # itself (431 then a close while the client may still be sending, so the client can see a
+    # reset instead). Kept well above max_header_bytes so that any head up to it is read
+    # whole and refused by the gateway's check, in the error model (ADR 0042).
+    http1_max_buffer_bytes: int = 2 * MIB
     # How long start-up waits for the credential cache before serving anyway (not ready).
     catch_up_timeout_seconds: float = 30.0
     # A revoked session is remembered this long after its revocation: at least the longest
