@@ -15,11 +15,9 @@ from outpost_contracts.tokens import Role
 from outpost_identity.adapters import queries
 from outpost_identity.app.ports import ActiveKey, ClientRecord, Credentials, Member, SigningSecret
 from outpost_kit.db.eventstore import EventStore
-from outpost_kit.db.listing import list_page
+from outpost_kit.db.listing import get_one, list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 
-_ORGANIZATION = f"SELECT {queries.ORGANIZATIONS.columns} FROM organizations WHERE id = :id"
-_USER = f"SELECT {queries.USERS.columns} FROM memberships WHERE membership_id = :id"
 _SIGNING_LOCK = "SELECT pg_advisory_xact_lock(hashtext('outpost.identity.signing_key'))"
 
 
@@ -54,8 +52,8 @@ class PgIdentityTx:
     # --- organizations ------------------------------------------------------------------
 
     async def organization(self, org_id: UUID) -> api.OrganizationView | None:
-        row = (await self._uow.execute(_ORGANIZATION, {"id": org_id})).first()
-        return None if row is None else queries.organization_view(row._mapping)
+        row = await get_one(self._uow.conn, queries.ORGANIZATIONS, org_id)
+        return None if row is None else queries.organization_view(row)
 
     async def organization_status(self, org_id: UUID) -> api.OrganizationStatus | None:
         status = (
@@ -125,8 +123,8 @@ class PgIdentityTx:
         return None if row is None else Member(row.membership_id, Role(row.role))
 
     async def user(self, membership_id: UUID) -> api.UserView | None:
-        row = (await self._uow.execute(_USER, {"id": membership_id})).first()
-        return None if row is None else queries.user_view(row._mapping)
+        row = await get_one(self._uow.conn, queries.USERS, membership_id)
+        return None if row is None else queries.user_view(row)
 
     async def users(self, query: ListQuery) -> Page[api.UserView]:
         return await list_page(self._uow.conn, queries.USERS, query, queries.user_view)
