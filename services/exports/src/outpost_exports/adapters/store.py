@@ -6,7 +6,6 @@ schedule (``export_expiries``) and the workers' leases (``export_runs``). The pr
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
 from uuid import UUID
 
 import msgspec
@@ -17,47 +16,23 @@ from outpost_contracts.query import ListQuery, Page
 from outpost_exports.adapters import queries
 from outpost_exports.app.ports import Lease, Queued, Stored
 from outpost_kit.db import outbox
-from outpost_kit.db.eventstore import EventStore
-from outpost_kit.db.listing import list_page
-from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+from outpost_kit.db.listing import get_one, list_page
+from outpost_kit.db.uow import PortTransaction, UnitOfWorkFactory
 from outpost_kit.messaging import MSG_ID
 
 _encoder = msgspec.json.Encoder()
-_ROW = f"SELECT {queries.EXPORTS.columns} FROM {queries.EXPORTS.table} WHERE id = :id"
 
 
-class PgExportsTx:
+class PgExportsTx(PortTransaction):
     """One transaction (the kit's ``UnitOfWork``) with exports' statements."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def __aenter__(self) -> PgExportsTx:
-        await self._uow.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._uow.__aexit__(exc_type, exc, tb)
-
-    @property
-    def events(self) -> EventStore:
-        return self._uow.events
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
     # --- the read model -----------------------------------------------------------------
 
     async def find(self, export_id: UUID) -> Stored | None:
-        row = (await self._uow.execute(_ROW, {"id": export_id})).first()
+        row = await get_one(self._uow.conn, queries.EXPORTS, export_id)
         if row is None:
             return None
-        return Stored(queries.export_view(row._mapping), row.object_name)
+        return Stored(queries.export_view(row), row["object_name"])
 
     async def page(self, query: ListQuery) -> Page[api.ExportView]:
         return await list_page(self._uow.conn, queries.EXPORTS, query, queries.export_view)

@@ -6,7 +6,6 @@ events never carry: ``user_passwords`` and ``signing_key_secrets`` (ADR 0086).""
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
 from uuid import UUID
 
 from outpost_contracts import identity as api
@@ -14,40 +13,14 @@ from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.tokens import Role
 from outpost_identity.adapters import queries
 from outpost_identity.app.ports import ActiveKey, ClientRecord, Credentials, Member, SigningSecret
-from outpost_kit.db.eventstore import EventStore
 from outpost_kit.db.listing import get_one, list_page
-from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+from outpost_kit.db.uow import PortTransaction, UnitOfWorkFactory
 
 _SIGNING_LOCK = "SELECT pg_advisory_xact_lock(hashtext('outpost.identity.signing_key'))"
 
 
-class PgIdentityTx:
+class PgIdentityTx(PortTransaction):
     """One transaction (the kit's ``UnitOfWork``) with identity's statements."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def __aenter__(self) -> PgIdentityTx:
-        await self._uow.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._uow.__aexit__(exc_type, exc, tb)
-
-    @property
-    def events(self) -> EventStore:
-        return self._uow.events
-
-    async def commit(self) -> None:
-        await self._uow.commit()
-
-    async def set_tenant(self, org_id: UUID) -> None:
-        await self._uow.set_tenant(org_id)
 
     # --- organizations ------------------------------------------------------------------
 
