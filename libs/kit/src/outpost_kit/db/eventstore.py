@@ -184,7 +184,7 @@ class EventStore:
                 for projector in self._projectors:
                     await projector.apply(self._conn, envelope)
         except IntegrityError as exc:
-            raise ProjectionRefused(exc.statement, exc.params, exc.orig) from exc
+            raise ProjectionRefused(exc.statement, exc.params, exc.orig or exc) from exc
         return envelopes
 
     async def load(self, stream_id: UUID) -> list[EventEnvelope]:
