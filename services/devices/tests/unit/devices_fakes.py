@@ -180,11 +180,12 @@ class FakeTx:
         w = world or self.w
         found = {}
         for key, stream in w.streams.items():
-            if stream and stream[0].stream_type == kind:
-                if self._org is None or stream[0].org_id == self._org:
-                    view = _view(kind, stream)
-                    if view is not None:
-                        found[key] = view
+            if not stream or stream[0].stream_type != kind:
+                continue
+            if self._org is None or stream[0].org_id == self._org:
+                view = _view(kind, stream)
+                if view is not None:
+                    found[key] = view
         return found
 
     def check_unique(self, envelope: EventEnvelope) -> None:
@@ -401,4 +402,3 @@ class FakeDelivery:
 def command_statuses(devices: FakeDevices, org_id: UUID) -> dict[UUID, CommandStatus]:
     views = devices.tenant(org_id).views(aggregates.COMMANDS.stream_type)
     return {k: v.status for k, v in views.items()}
-

@@ -99,8 +99,8 @@ async def test_a_device_names_only_a_site_and_group_of_its_organization(
     group = await registry.create_group(deps, ctx, registry_api.CreateDeviceGroup(name="g"))
     made = await handlers.create_device(deps, ctx, api.CreateDevice(name="d", group_id=group.id))
     assert made.group_id == group.id
+    patch = api.DevicePatch(site_id=theirs.id)
     with pytest.raises(ValidationFailed):
-        patch = api.DevicePatch(site_id=theirs.id)
         await handlers.update_device(deps, ctx, api.UpdateDevice(id=made.id, patch=patch))
     assert await _names(deps, ctx) == ["d"]
 
