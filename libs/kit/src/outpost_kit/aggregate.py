@@ -20,6 +20,13 @@ C = TypeVar("C")
 Evolve = Callable[[Any, Event, UUID], Any]
 
 
+class Taken(Exception):
+    """A read model's constraint refused what an append projects: in practice a unique name
+    or key that a concurrent command took first. The kit's event store raises it (ADR 0086),
+    so a use case says ``except Taken`` and names no database driver; a fake event store in
+    unit tests raises it the same way."""
+
+
 class EventStream(Protocol):
     """What the pipeline needs of an event store: the kit's ``EventStore``, or a test's fake."""
 

@@ -20,6 +20,7 @@ from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope, Principal
 from outpost_contracts.errors import Conflict, ErrorType
 from outpost_kit import ids, telemetry
+from outpost_kit.aggregate import Taken
 from outpost_kit.db import outbox
 
 _encoder = msgspec.json.Encoder()
@@ -43,6 +44,12 @@ _APPEND = text(
     " SELECT v, CASE WHEN v = CAST(:expected AS integer)"
     f" THEN {outbox.WAKE} END FROM cur"
 )
+
+
+class ProjectionRefused(Taken, IntegrityError):
+    """A projection's statement broke a constraint of its read model (a unique name taken by
+    a concurrent command): the driver-free ``Taken`` use cases catch, and still the
+    ``IntegrityError`` callers not moved to ``Taken`` catch (ADR 0086)."""
 
 
 class ConcurrencyConflict(Conflict):
@@ -172,9 +179,12 @@ class EventStore:
         actual = int(result.scalar_one())
         if actual != expected_version:
             raise ConcurrencyConflict(stream_id, expected_version, actual)
-        for envelope in envelopes:
-            for projector in self._projectors:
-                await projector.apply(self._conn, envelope)
+        try:
+            for envelope in envelopes:
+                for projector in self._projectors:
+                    await projector.apply(self._conn, envelope)
+        except IntegrityError as exc:
+            raise ProjectionRefused(exc.statement, exc.params, exc.orig or exc) from exc
         return envelopes
 
     async def load(self, stream_id: UUID) -> list[EventEnvelope]:
