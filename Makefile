@@ -74,6 +74,7 @@ lint: install
 	$(RUN) ruff format --check .
 	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(SRC_DIRS)
 	$(RUN) python tools/check_boundaries.py
+	$(RUN) python tools/sql_in_app.py --check
 	$(RUN) python tools/check_doc_links.py
 
 # The deployment files, offline (docs/operations.md): the Dockerfile (hadolint + structure),

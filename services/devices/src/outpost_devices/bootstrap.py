@@ -17,6 +17,7 @@ from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.adapters.command_store import CommandsProjector
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
+from outpost_devices.adapters.store import PgDevices, PgDevicesReads
 from outpost_devices.app import broker, commands
 from outpost_devices.app.handlers import Deps
 from outpost_devices.app.provisioning import ProvisioningConfig
@@ -98,14 +99,15 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     if config.vault is None:
         _log.warning("OUTPOST_DEVICES_CA_ENCRYPTION_KEY is not set: provisioning is disabled")
     assert runtime.nc is not None
+    # The use cases' ports over the kit's unit of work and read path (ADR 0085).
+    uow = PgDevices.over(runtime.uow)
+    reads = PgDevicesReads(runtime.reads)
     command_deps = commands.CommandDeps(
-        uow=runtime.uow,
+        uow=uow,
         config=commands_config(settings),
         deliver=NatsDelivery(runtime.nc, settings.command_delivery_timeout_seconds),
     )
-    runtime.serve(
-        rpc.handlers(Deps(uow=runtime.uow, reads=runtime.reads, provisioning=config), command_deps)
-    )
+    runtime.serve(rpc.handlers(Deps(uow=uow, reads=reads, provisioning=config), command_deps))
     nc = runtime.nc
     runtime.background(lambda stop: command_entrypoints.run(nc, command_deps, stop))
     runtime.consume(
@@ -114,8 +116,6 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     if settings.broker_issuer_seed is None:
         _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
         return
-    uow = runtime.uow
-    reads = runtime.reads
     cas = broker.CaCache()
     session = timedelta(seconds=settings.broker_session_seconds)
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_devices import bootstrap
+from outpost_devices.adapters.store import PgDevices, PgDevicesReads
 from outpost_devices.app import handlers
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
@@ -17,7 +18,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 
 def ctx(org: uuid.UUID) -> RequestContext:
@@ -32,17 +32,16 @@ def ctx(org: uuid.UUID) -> RequestContext:
 @asynccontextmanager
 async def devices_deps(postgres_dsn: str, *, pool_size: int = 8) -> AsyncIterator[handlers.Deps]:
     """The devices schema migrated and provisioned (its role, FORCEd RLS), with every
-    projector of the service."""
+    projector of the service; the use cases' ports are the Postgres adapters (a unit of work
+    from them is the kit's, so a test may also check in SQL)."""
     dsn = await provision_service(postgres_dsn, "devices", secrets.token_urlsafe(16))
     await upgrade(postgres_dsn, "devices", migrations_dir(bootstrap.__file__))
     engine = create_engine(dsn, "devices", pool_size=pool_size)
     reads = await TenantReads.connect(dsn, "devices", size=2)
     try:
         yield handlers.Deps(
-            uow=UnitOfWorkFactory(
-                engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.ALL_PROJECTORS
-            ),
-            reads=reads,
+            uow=PgDevices(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.ALL_PROJECTORS),
+            reads=PgDevicesReads(reads),
         )
     finally:
         await reads.close()

@@ -26,6 +26,7 @@ from outpost_contracts.errors import Gone, OutpostError
 from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_devices import bootstrap
 from outpost_devices.adapters.pki import CaVault
+from outpost_devices.adapters.store import PgDevices, PgDevicesReads
 from outpost_devices.app import broker, provisioning
 from outpost_devices.app.handlers import Deps
 from outpost_devices.settings import DevicesSettings
@@ -35,7 +36,6 @@ from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.provision import service_dsn
 from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.settings import Secret
 from outpost_kit.testing.suspensions import record_organization_event
 
@@ -61,8 +61,8 @@ async def deps(devices_dsn: str) -> AsyncIterator[Deps]:
     config = provisioning.ProvisioningConfig(vault=CaVault(OLD_KEY))
     try:
         yield Deps(
-            uow=UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS),
-            reads=reads,
+            uow=PgDevices(engine, EventCodec(bootstrap.EVENT_TYPES), bootstrap.PROJECTORS),
+            reads=PgDevicesReads(reads),
             provisioning=config,
         )
     finally:

@@ -37,6 +37,12 @@ class FakeUow:
         self.log.append((self.org_id, sql, params))
         return _Result()
 
+    async def record_seen(self, seen: Any) -> int:
+        """The port's one call per tenant (``PresenceRecords.record_seen``, ADR 0085), logged
+        as the one statement the Postgres adapter makes of it."""
+        params = {"ids": list(seen), "ats": list(seen.values())}
+        return (await self.execute("UPDATE devices SET last_seen_at ...", params)).rowcount
+
     async def commit(self) -> None:
         self.log.append((self.org_id, "COMMIT", None))
 

@@ -5,7 +5,6 @@ reported state, and the delivery wake-ups (decision 56)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from outpost_contracts import commands as api
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.presence import CommandStatus
-from outpost_devices.domain import commands as domain
+from outpost_devices.app.ports import EMPTY_STATE, StateRow
 from outpost_kit.db.listing import Collection, Field
 
 _encode = msgspec.json.encode
@@ -65,28 +64,6 @@ def command_view(row: Mapping[str, Any]) -> api.CommandView:
     )
 
 
-@dataclass(frozen=True)
-class StateRow:
-    desired: dict[str, Any]
-    version: int
-    reported: dict[str, Any]
-    desired_updated_at: datetime | None
-    reported_updated_at: datetime | None
-    delivered_version: int
-
-    def view(self, device_id: UUID) -> api.DeviceStateView:
-        return api.DeviceStateView(
-            device_id=device_id,
-            desired=self.desired,
-            reported=self.reported,
-            delta=domain.delta(self.desired, self.reported),
-            version=self.version,
-            desired_updated_at=self.desired_updated_at,
-            reported_updated_at=self.reported_updated_at,
-        )
-
-
-EMPTY_STATE = StateRow({}, 0, {}, None, None, 0)
 STATE_COLUMNS = (
     "desired, version, reported, desired_updated_at, reported_updated_at, delivered_version"
 )

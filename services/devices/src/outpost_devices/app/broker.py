@@ -23,7 +23,7 @@ from outpost_contracts import subjects
 from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.errors import AccessDenied
 from outpost_devices.adapters import pki
-from outpost_kit.db.reads import TenantReads
+from outpost_devices.app.ports import DevicesReads
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,6 @@ def session_expiry(not_after: datetime, now: datetime, session: timedelta) -> da
     return min(not_after, now + session)
 
 
-# One round trip: the organization's CA, the certificate as issued, the device's status and
-# whether the organization is suspended (decision 76). The CA is a one-row table; a missing
-# certificate or device leaves its columns NULL.
-ADMISSION = (
-    "SELECT (SELECT certificate_pem FROM certificate_authorities) AS ca_pem,"
-    " c.not_after, c.revoked_at, (SELECT status FROM devices WHERE id = $2) AS status,"
-    " (SELECT suspended FROM organization_suspensions WHERE tenant_id = $3) AS suspended"
-    " FROM (SELECT 1) AS one"
-    " LEFT JOIN device_certificates c ON c.serial = $1 AND c.device_id = $2"
-)
-
-
 class CaCache:
     """Parsed organization CA certificates, parsed again only when the stored PEM changes."""
 
@@ -111,7 +99,7 @@ class CaCache:
 
 
 async def authorize(
-    reads: TenantReads,
+    reads: DevicesReads,
     cas: CaCache,
     chain_pems: list[str],
     now: datetime,
@@ -120,20 +108,18 @@ async def authorize(
     """The session of the device presenting ``chain_pems``; access_denied otherwise."""
     leaf, org_id, device_id = leaf_identity(chain_pems)
     serial = pki.serial_hex(leaf.serial_number)
-    async with reads(org_id) as conn:
-        row = await conn.fetchrow(ADMISSION, serial, device_id, org_id)
-    assert row is not None  # (SELECT 1) always gives one row
-    if row["ca_pem"] is None:
+    found = await reads.admission(org_id, serial, device_id)  # one round trip
+    if found.ca_pem is None:
         raise AccessDenied("the organization has no device CA")
-    if row["suspended"]:
+    if found.suspended:
         raise AccessDenied("the organization is suspended")
-    pki.verify_device_certificate(cas.certificate(org_id, row["ca_pem"]), leaf, now)
-    if row["not_after"] is None:
+    pki.verify_device_certificate(cas.certificate(org_id, found.ca_pem), leaf, now)
+    if found.not_after is None:
         raise AccessDenied("the certificate was not issued to this device")
-    if row["revoked_at"] is not None:
+    if found.revoked_at is not None:
         raise AccessDenied("the certificate is revoked")
-    if row["not_after"] <= now:
+    if found.not_after <= now:
         raise AccessDenied("the certificate has expired")
-    if row["status"] is None or row["status"] == DeviceStatus.DECOMMISSIONED:
+    if found.status is None or found.status == DeviceStatus.DECOMMISSIONED:
         raise AccessDenied("the device is decommissioned")
-    return DeviceSession(org_id, device_id, serial, session_expiry(row["not_after"], now, session))
+    return DeviceSession(org_id, device_id, serial, session_expiry(found.not_after, now, session))

@@ -26,7 +26,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 
 from outpost_contracts import commands as api
 from outpost_contracts import subjects
@@ -43,18 +42,14 @@ from outpost_contracts.presence import (
 )
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_devices.adapters import command_store as store
+from outpost_devices.app.aggregates import COMMANDS, DESIRED
+from outpost_devices.app.ports import CommandRecords, DevicesTx, DevicesUnitOfWork, StateRow
 from outpost_devices.domain import commands as domain
 from outpost_kit import ids
-from outpost_kit.aggregate import Aggregate
+from outpost_kit.aggregate import Taken
 from outpost_kit.db.eventstore import ConcurrencyConflict
-from outpost_kit.db.listing import list_page
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
-
-COMMANDS = Aggregate(domain.COMMAND, domain.decide_command, domain.evolve_command)
-DESIRED = Aggregate(domain.DESIRED_STATE, domain.decide_desired, domain.evolve_desired)
 
 # Offers one message on a subject; True when a subscriber held it (SENT), False for "no
 # responders" (nobody subscribed: stay PENDING).
@@ -77,7 +72,7 @@ class CommandsConfig:
 
 @dataclass
 class CommandDeps:
-    uow: UnitOfWorkFactory
+    uow: DevicesUnitOfWork
     config: CommandsConfig = field(default_factory=CommandsConfig)
     deliver: Deliver | None = None  # None: no broker (deliveries wait for one)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -112,14 +107,12 @@ def _tenant(ctx: RequestContext) -> None:
         raise ValidationFailed("devices belong to an organization: name it with X-Organization")
 
 
-async def _device(uow: Any, device_id: UUID, *, live: bool) -> None:
+async def _device(tx: DevicesTx, device_id: UUID, *, live: bool) -> None:
     """404 for a device this tenant does not have; 409 for a change to a retired one."""
-    row = (
-        await uow.execute("SELECT status FROM devices WHERE id = :id FOR SHARE", {"id": device_id})
-    ).first()
-    if row is None:
+    status = await tx.device_status(device_id, share=True)
+    if status is None:
         raise NotFound("no such device")
-    if live and row.status == DeviceStatus.DECOMMISSIONED.value:
+    if live and status == DeviceStatus.DECOMMISSIONED:
         raise Conflict(f"device {device_id} is decommissioned")
 
 
@@ -143,16 +136,11 @@ def expiry(config: CommandsConfig, body: api.CommandBody, now: datetime) -> date
     return now + config.default_ttl
 
 
-async def _command_row(uow: Any, device_id: UUID, command_id: UUID) -> api.CommandView:
-    row = (
-        await uow.execute(
-            f"SELECT {store.COMMANDS.columns} FROM commands WHERE id = :id AND device_id = :d",
-            {"id": command_id, "d": device_id},
-        )
-    ).first()
-    if row is None:
+async def _command_row(tx: CommandRecords, device_id: UUID, command_id: UUID) -> api.CommandView:
+    view = await tx.command(device_id, command_id)
+    if view is None:
         raise NotFound("no such command")
-    return store.command_view(row._mapping)
+    return view
 
 
 async def create_command(
@@ -161,8 +149,8 @@ async def create_command(
     _tenant(ctx)
     now = ids.now()
     command_id = ids.new_id()
-    async with deps.uow(ctx.org_id) as uow:
-        await _device(uow, cmd.device_id, live=True)
+    async with deps.uow(ctx.org_id) as tx:
+        await _device(tx, cmd.device_id, live=True)
         create = domain.Create(
             device_id=cmd.device_id,
             name=cmd.command.name,
@@ -170,41 +158,34 @@ async def create_command(
             expires_at=expiry(deps.config, cmd.command, now),
         )
         await COMMANDS.execute(
-            uow, ctx, stream_id=command_id, command=create, org_id=ctx.org_id, now=now
+            tx, ctx, stream_id=command_id, command=create, org_id=ctx.org_id, now=now
         )
-        await store.wake(uow.conn, ctx.org_id, cmd.device_id, now)
-        view = await _command_row(uow, cmd.device_id, command_id)
-        await uow.commit()
+        await tx.wake(ctx.org_id, cmd.device_id, now)
+        view = await _command_row(tx, cmd.device_id, command_id)
+        await tx.commit()
     deps.soon(ctx.org_id, cmd.device_id)
     return view
 
 
 async def get_command(deps: CommandDeps, ctx: RequestContext, q: api.GetCommand) -> api.CommandView:
-    async with deps.uow(ctx.org_id) as uow:
-        return await _command_row(uow, q.device_id, q.id)
+    async with deps.uow(ctx.org_id) as tx:
+        return await _command_row(tx, q.device_id, q.id)
 
 
 async def list_commands(
     deps: CommandDeps, ctx: RequestContext, q: api.ListCommands
 ) -> Page[api.CommandView]:
-    async with deps.uow(ctx.org_id) as uow:
-        await _device(uow, q.device_id, live=False)
-        return await list_page(
-            uow.conn,
-            store.COMMANDS,
-            q.query,
-            store.command_view,
-            extra_where="device_id = :command_device",
-            extra_params={"command_device": q.device_id},
-        )
+    async with deps.uow(ctx.org_id) as tx:
+        await _device(tx, q.device_id, live=False)
+        return await tx.commands(q.device_id, q.query)
 
 
 async def get_state(
     deps: CommandDeps, ctx: RequestContext, q: api.GetDeviceState
 ) -> api.DeviceStateView:
-    async with deps.uow(ctx.org_id) as uow:
-        await _device(uow, q.device_id, live=False)
-        row = await store.load_state(uow.conn, q.device_id)
+    async with deps.uow(ctx.org_id) as tx:
+        await _device(tx, q.device_id, live=False)
+        row = await tx.state(q.device_id)
     return row.view(q.device_id)
 
 
@@ -212,13 +193,13 @@ async def change_desired(
     deps: CommandDeps, ctx: RequestContext, cmd: api.ChangeDesiredState
 ) -> api.DeviceStateView:
     _tenant(ctx)
-    async with deps.uow(ctx.org_id) as uow:
-        await _device(uow, cmd.device_id, live=True)
+    async with deps.uow(ctx.org_id) as tx:
+        await _device(tx, cmd.device_id, live=True)
         change = domain.ChangeDesired(
             device_id=cmd.device_id, desired=cmd.desired, replace=cmd.replace
         )
         _state, envelopes = await DESIRED.execute(
-            uow,
+            tx,
             ctx,
             stream_id=api.desired_state_stream(cmd.device_id),
             command=change,
@@ -226,9 +207,9 @@ async def change_desired(
             expected_version=cmd.expected_version,
         )
         if envelopes:
-            await store.wake(uow.conn, ctx.org_id, cmd.device_id, ids.now())
-        row = await store.load_state(uow.conn, cmd.device_id)
-        await uow.commit()
+            await tx.wake(ctx.org_id, cmd.device_id, ids.now())
+        row = await tx.state(cmd.device_id)
+        await tx.commit()
     if envelopes:
         deps.soon(ctx.org_id, cmd.device_id)
     return row.view(cmd.device_id)
@@ -250,21 +231,21 @@ async def transition(
     new state, where the decider sees, e.g., that the command is already final."""
     for _ in range(5):
         try:
-            async with deps.uow(org_id) as uow:
-                state, _version = await COMMANDS.load(uow, command_id)
+            async with deps.uow(org_id) as tx:
+                state, _version = await COMMANDS.load(tx, command_id)
                 if state is None or (device_id is not None and state.device_id != device_id):
                     return False
                 _state, envelopes = await COMMANDS.execute(
-                    uow, None, stream_id=command_id, command=command, org_id=org_id
+                    tx, None, stream_id=command_id, command=command, org_id=org_id
                 )
-                await uow.commit()
+                await tx.commit()
                 return bool(envelopes)
-        except (ConcurrencyConflict, IntegrityError):
+        except (ConcurrencyConflict, Taken):
             continue
     raise Conflict(f"command {command_id} kept changing under a transition")
 
 
-def state_message(device_id: UUID, state: store.StateRow) -> CommandMessage:
+def state_message(device_id: UUID, state: StateRow) -> CommandMessage:
     """The desired-state delivery; its id is the same for one version, so the device dedupes
     repeats like any command's."""
     stream = api.desired_state_stream(device_id)
@@ -280,10 +261,6 @@ def state_message(device_id: UUID, state: store.StateRow) -> CommandMessage:
     )
 
 
-_OPEN_SQL = (
-    "SELECT id, name, params, status, expires_at FROM commands WHERE device_id = :d"
-    " AND status IN ('PENDING', 'SENT', 'ACKNOWLEDGED') ORDER BY id"
-)
 _encode = msgspec.json.encode
 
 
@@ -294,15 +271,10 @@ async def deliver_device(
     offers; False: it is not subscribed; None: there was nothing to offer."""
     config = deps.config
     now = ids.now()
-    async with deps.uow(org_id) as uow:
-        rows = (await uow.execute(_OPEN_SQL, {"d": device_id})).all()
-        state = await store.load_state(uow.conn, device_id)
-        seq_row = (
-            await uow.execute(
-                "SELECT seq FROM command_wakeups WHERE device_id = :d", {"d": device_id}
-            )
-        ).first()
-    seq = None if seq_row is None else seq_row.seq
+    async with deps.uow(org_id) as tx:
+        rows = await tx.open_commands(device_id)
+        state = await tx.state(device_id)
+        seq = await tx.wakeup_seq(device_id)
     live = []
     for row in rows:
         if row.expires_at <= now:
@@ -315,7 +287,7 @@ async def deliver_device(
             message = CommandMessage(
                 id=row.id,
                 name=row.name,
-                params=store.json_value(row.params),
+                params=row.params,
                 expires_at=row.expires_at,
             )
             offers.append((row, _encode(message)))
@@ -331,9 +303,9 @@ async def deliver_device(
                 break
             if row is not None and row.status == CommandStatus.PENDING.value:
                 await transition(deps, org_id, row.id, domain.MarkSent())
-    async with deps.uow(org_id) as uow:
+    async with deps.uow(org_id) as tx:
         if online and state_due:
-            await store.mark_state_delivered(uow.conn, device_id, state.version)
+            await tx.mark_state_delivered(device_id, state.version)
         due: datetime | None = None
         if online is False or (offers and deps.deliver is None):
             attempts += 1
@@ -344,8 +316,8 @@ async def deliver_device(
         if live:  # every open command is looked at again by its expiry
             soonest = min(r.expires_at for r in live)
             due = soonest if due is None else min(due, soonest)
-        await store.reschedule(uow.conn, org_id, device_id, due, attempts, seq)
-        await uow.commit()
+        await tx.reschedule(org_id, device_id, due, attempts, seq)
+        await tx.commit()
     return online
 
 
@@ -353,9 +325,9 @@ async def deliver_claimed(deps: CommandDeps, org_id: UUID, device_id: UUID) -> b
     """``deliver_device`` if the device's wake-up is due and no replica's sweeper holds it
     (then that sweep delivers: one offer, not two)."""
     now = ids.now()
-    async with deps.uow(None) as uow:
-        attempts = await store.claim_device(uow.conn, device_id, now, now + deps.config.lease)
-        await uow.commit()
+    async with deps.uow(None) as tx:
+        attempts = await tx.claim_device(device_id, now, now + deps.config.lease)
+        await tx.commit()
     if attempts is None:
         return None
     return await deliver_device(deps, org_id, device_id, attempts)
@@ -429,33 +401,26 @@ async def record_report(
     deps: CommandDeps, org_id: UUID, device_id: UUID, reported: dict[str, Any]
 ) -> None:
     now = ids.now()
-    async with deps.uow(org_id) as uow:
-        device = (
-            await uow.execute("SELECT 1 FROM devices WHERE id = :id", {"id": device_id})
-        ).first()
-        if device is None:
+    async with deps.uow(org_id) as tx:
+        if await tx.device_status(device_id) is None:
             return
-        await uow.execute(
-            "INSERT INTO device_states (org_id, device_id) VALUES (:org, :d)"
-            " ON CONFLICT DO NOTHING",
-            {"org": org_id, "d": device_id},
-        )
-        current = await store.load_state(uow.conn, device_id, lock=True)
+        await tx.ensure_state(org_id, device_id)
+        current = await tx.state(device_id, lock=True)
         try:
             merged = domain.report(current.reported, reported)
         except ValidationFailed as exc:
             _log.info("device %s: state report refused: %s", device_id, exc)
             return
-        await store.save_reported(uow.conn, org_id, device_id, merged, now)
-        await uow.commit()
+        await tx.save_reported(org_id, device_id, merged, now)
+        await tx.commit()
 
 
 async def sweep(deps: CommandDeps) -> int:
     """One pass over the due wake-ups; how many devices it looked at."""
     now = ids.now()
-    async with deps.uow(None) as uow:
-        due = await store.claim_due(uow.conn, now, now + deps.config.lease, deps.config.batch)
-        await uow.commit()
+    async with deps.uow(None) as tx:
+        due = await tx.claim_due(now, now + deps.config.lease, deps.config.batch)
+        await tx.commit()
     for org_id, device_id, attempts in due:
         try:
             await deliver_device(deps, org_id, device_id, attempts)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 
 from outpost_contracts import devices as api
 from outpost_contracts.base import Empty
@@ -21,14 +21,13 @@ from outpost_contracts.errors import (
 )
 from outpost_contracts.query import Node, Page
 from outpost_contracts.rpc import Operation
-from outpost_devices.adapters import queries
 from outpost_devices.app import provisioning
+from outpost_devices.app.aggregates import DEVICES
+from outpost_devices.app.ports import DeviceRecords, DevicesReads, DevicesUnitOfWork
 from outpost_devices.app.references import patched, require_site_and_group
 from outpost_devices.domain import devices
-from outpost_kit import aggregate, ids
-from outpost_kit.db.listing import compile_filter, list_page
-from outpost_kit.db.reads import TenantReads
-from outpost_kit.db.uow import UnitOfWorkFactory
+from outpost_kit import ids
+from outpost_kit.aggregate import Taken
 
 
 def _no_provisioning() -> provisioning.ProvisioningConfig:
@@ -37,8 +36,8 @@ def _no_provisioning() -> provisioning.ProvisioningConfig:
 
 @dataclass(frozen=True)
 class Deps:
-    uow: UnitOfWorkFactory  # changes, and reads inside a change
-    reads: TenantReads  # the read-only requests
+    uow: DevicesUnitOfWork  # changes, and reads inside a change
+    reads: DevicesReads  # the read-only requests
     provisioning: provisioning.ProvisioningConfig = field(default_factory=_no_provisioning)
 
 
@@ -50,79 +49,55 @@ def _tenant(ctx: RequestContext) -> None:
 async def create_device(deps: Deps, ctx: RequestContext, cmd: api.CreateDevice) -> api.DeviceView:
     _tenant(ctx)
     device_id = ids.new_id()
-    async with deps.uow(ctx.org_id) as uow:
-        taken = (
-            await uow.execute("SELECT 1 FROM devices WHERE name = :n", {"n": cmd.name})
-        ).first()
-        if taken is not None:
+    async with deps.uow(ctx.org_id) as tx:
+        if await tx.name_taken(devices.STREAM_TYPE, cmd.name):
             raise Conflict(f"a device named '{cmd.name}' already exists")
-        await require_site_and_group(uow, cmd.site_id, cmd.group_id)
+        await require_site_and_group(tx, cmd.site_id, cmd.group_id)
         try:
-            await aggregate.execute(
-                uow,
-                ctx,
-                stream_id=device_id,
-                stream_type=devices.STREAM_TYPE,
-                decide=devices.decide,
-                evolve=devices.evolve,
-                command=cmd,
-                org_id=ctx.org_id,
-            )
-        except IntegrityError as exc:  # a concurrent create took the name first
+            await DEVICES.execute(tx, ctx, stream_id=device_id, command=cmd, org_id=ctx.org_id)
+        except Taken as exc:  # a concurrent create took the name first
             raise Conflict(f"a device named '{cmd.name}' already exists") from exc
-        view = await _get(uow, device_id)
-        await uow.commit()
+        view = await _get(tx, device_id)
+        await tx.commit()
     return view
 
 
-async def _get(uow: Any, device_id: Any, *, by: str = "id") -> api.DeviceView:
-    row = (
-        await uow.execute(
-            f"SELECT {queries.DEVICES.columns} FROM devices WHERE {by} = :key", {"key": device_id}
-        )
-    ).first()
-    if row is None:
-        raise NotFound("no such device")
-    return queries.device_view(row._mapping)
+async def _get(tx: DeviceRecords, device_id: UUID) -> api.DeviceView:
+    return _found(await tx.find(devices.STREAM_TYPE, device_id))
 
 
-async def _read(deps: Deps, ctx: RequestContext, key: Any, *, by: str) -> api.DeviceView:
-    async with deps.reads(ctx.org_id) as conn:
-        row = await conn.fetchrow(queries.SELECT_DEVICE_BY[by], key)
-    if row is None:
+def _found(view: api.DeviceView | None) -> api.DeviceView:
+    if view is None:
         raise NotFound("no such device")
-    return queries.device_view(row)
+    return view
 
 
 async def get_device(deps: Deps, ctx: RequestContext, q: api.GetDevice) -> api.DeviceView:
-    return await _read(deps, ctx, q.id, by="id")
+    return _found(await deps.reads.find(ctx.org_id, devices.STREAM_TYPE, q.id))
 
 
 async def get_device_by_name(
     deps: Deps, ctx: RequestContext, q: api.GetDeviceByName
 ) -> api.DeviceView:
-    return await _read(deps, ctx, q.name, by="name")
+    return _found(await deps.reads.device_by_name(ctx.org_id, q.name))
 
 
 async def list_devices(deps: Deps, ctx: RequestContext, q: api.ListDevices) -> Page[api.DeviceView]:
-    async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, queries.DEVICES, q.query, queries.device_view)
+    async with deps.uow(ctx.org_id) as tx:
+        return await tx.page(devices.STREAM_TYPE, q.query)
 
 
 async def _execute(
-    uow: Any,
+    tx: DeviceRecords,
     ctx: RequestContext,
-    device_id: Any,
+    device_id: UUID,
     command: devices.Command,
     expected_version: int | None = None,
 ) -> list[Any]:
-    _state, envelopes = await aggregate.execute(
-        uow,
+    _state, envelopes = await DEVICES.execute(
+        tx,
         ctx,
         stream_id=device_id,
-        stream_type=devices.STREAM_TYPE,
-        decide=devices.decide,
-        evolve=devices.evolve,
         command=command,
         org_id=ctx.org_id,
         expected_version=expected_version,
@@ -130,36 +105,27 @@ async def _execute(
     return envelopes
 
 
-async def _name_free(uow: Any, name: str, device_id: Any) -> None:
-    taken = (
-        await uow.execute(
-            "SELECT 1 FROM devices WHERE name = :n AND id <> :id", {"n": name, "id": device_id}
-        )
-    ).first()
-    if taken is not None:
-        raise Conflict(f"a device named '{name}' already exists")
-
-
-async def _require_device(uow: Any, device_id: Any) -> None:
+async def _require_device(tx: DeviceRecords, device_id: UUID) -> None:
     """404 before anything else (If-Match included) for a device this tenant cannot see."""
-    state, _version = await aggregate.load(uow, devices.evolve, device_id)
+    state, _version = await DEVICES.load(tx, device_id)
     if state is None:
         raise NotFound("no such device")
 
 
 async def update_device(deps: Deps, ctx: RequestContext, cmd: api.UpdateDevice) -> api.DeviceView:
     _tenant(ctx)
-    async with deps.uow(ctx.org_id) as uow:
-        await _require_device(uow, cmd.id)
-        if isinstance(cmd.patch.name, str):
-            await _name_free(uow, cmd.patch.name, cmd.id)
-        await require_site_and_group(uow, patched(cmd.patch.site_id), patched(cmd.patch.group_id))
+    async with deps.uow(ctx.org_id) as tx:
+        await _require_device(tx, cmd.id)
+        name = cmd.patch.name
+        if isinstance(name, str) and await tx.name_taken(devices.STREAM_TYPE, name, cmd.id):
+            raise Conflict(f"a device named '{name}' already exists")
+        await require_site_and_group(tx, patched(cmd.patch.site_id), patched(cmd.patch.group_id))
         try:
-            await _execute(uow, ctx, cmd.id, cmd.patch, cmd.expected_version)
-        except IntegrityError as exc:  # a concurrent change took the name first
+            await _execute(tx, ctx, cmd.id, cmd.patch, cmd.expected_version)
+        except Taken as exc:  # a concurrent change took the name first
             raise Conflict(f"a device named '{cmd.patch.name}' already exists") from exc
-        view = await _get(uow, cmd.id)
-        await uow.commit()
+        view = await _get(tx, cmd.id)
+        await tx.commit()
     return view
 
 
@@ -167,10 +133,10 @@ async def decommission_device(
     deps: Deps, ctx: RequestContext, cmd: api.DecommissionDevice
 ) -> Empty:
     _tenant(ctx)
-    async with deps.uow(ctx.org_id) as uow:
-        await _require_device(uow, cmd.id)
-        await _execute(uow, ctx, cmd.id, devices.Decommission(), cmd.expected_version)
-        await uow.commit()
+    async with deps.uow(ctx.org_id) as tx:
+        await _require_device(tx, cmd.id)
+        await _execute(tx, ctx, cmd.id, devices.Decommission(), cmd.expected_version)
+        await tx.commit()
     return Empty()
 
 
@@ -184,16 +150,10 @@ async def _bulk(
     """Every device the filter matches, locked, counted against ``expected``; then the
     command on each, all in one transaction (docs/api.md, "Bulk changes are guarded")."""
     _tenant(ctx)
-    where, params = compile_filter(queries.DEVICES, node)
-    async with deps.uow(ctx.org_id) as uow:
+    async with deps.uow(ctx.org_id) as tx:
         # One more than the limit is enough to know the filter matches too many.
-        params["_cap"] = api.MAX_BULK + 1
-        rows = (
-            await uow.execute(
-                f"SELECT id FROM devices WHERE {where} ORDER BY id LIMIT :_cap FOR UPDATE", params
-            )
-        ).all()
-        matched = len(rows)
+        matching = await tx.lock_devices(node, api.MAX_BULK + 1)
+        matched = len(matching)
         if matched > api.MAX_BULK:
             raise validation_error(
                 "filter", f"matches more than {api.MAX_BULK} devices: narrow it down"
@@ -205,12 +165,12 @@ async def _bulk(
                 details={"expectedCount": expected, "actualCount": matched},
             )
         if isinstance(command, api.DevicePatch):
-            await require_site_and_group(uow, patched(command.site_id), patched(command.group_id))
+            await require_site_and_group(tx, patched(command.site_id), patched(command.group_id))
         changed = 0
-        for row in rows:
-            if await _execute(uow, ctx, row.id, command):
+        for device_id in matching:
+            if await _execute(tx, ctx, device_id, command):
                 changed += 1
-        await uow.commit()
+        await tx.commit()
     return api.BulkResult(matched=matched, changed=changed)
 
 

@@ -21,19 +21,19 @@ from outpost_contracts.presence import (
     GetDeviceHealth,
 )
 from outpost_contracts.rpc import Operation
-from outpost_devices.adapters import presence_store as store
 from outpost_devices.adapters.broker_events import DeviceFact, Snapshot
+from outpost_devices.app.aggregates import DEVICES
 from outpost_devices.app.handlers import Deps
+from outpost_devices.app.ports import DevicesUnitOfWork
 from outpost_devices.domain import devices, presence
-from outpost_kit import aggregate, ids
+from outpost_kit import ids
 from outpost_kit.db.eventstore import ConcurrencyConflict
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 _log = logging.getLogger(__name__)
 
 
 async def apply(
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: DevicesUnitOfWork,
     org_id: UUID,
     device_id: UUID,
     fact: presence.Fact,
@@ -42,16 +42,16 @@ async def apply(
     """One fact about one device, in one transaction under the device's presence row lock;
     the events it decided (already in the outbox), or None if nothing changed."""
     now = now or ids.now()
-    async with uow_factory(org_id) as uow:
-        locked = await store.lock(uow, device_id)
+    async with uow_factory(org_id) as tx:
+        locked = await tx.lock_presence(device_id)
         if locked is None:
             return None  # not a device of this organization (any more): nothing to keep
         state, version = locked
         after, events = presence.step(state, fact, now)
         if after == state:
             return None
-        await store.save(uow, device_id, after, version, events, now)
-        await uow.commit()
+        await tx.save_presence(device_id, after, version, events, now)
+        await tx.commit()
     for event in events:
         if isinstance(event, DeviceConnected):
             await _activate(uow_factory, org_id, device_id, event.connected_at)
@@ -59,7 +59,7 @@ async def apply(
 
 
 async def _activate(
-    uow_factory: UnitOfWorkFactory, org_id: UUID, device_id: UUID, connected_at: datetime
+    uow_factory: DevicesUnitOfWork, org_id: UUID, device_id: UUID, connected_at: datetime
 ) -> None:
     """A PROVISIONED device's first connection makes it ACTIVE: a device event, in the audit
     log as the platform's doing; any other status is left. Its own transaction, after the
@@ -68,30 +68,24 @@ async def _activate(
     device is retried; a crash in between leaves it PROVISIONED until its next connection."""
     for attempt in range(3):
         try:
-            async with uow_factory(org_id) as uow:
-                row = (
-                    await uow.execute("SELECT status FROM devices WHERE id = :d", {"d": device_id})
-                ).first()
-                if row is None or row.status != DeviceStatus.PROVISIONED:
+            async with uow_factory(org_id) as tx:
+                if await tx.device_status(device_id) != DeviceStatus.PROVISIONED:
                     return
-                await aggregate.execute(
-                    uow,
+                await DEVICES.execute(
+                    tx,
                     None,
                     stream_id=device_id,
-                    stream_type=devices.STREAM_TYPE,
-                    decide=devices.decide,
-                    evolve=devices.evolve,
                     command=devices.Activate(connected_at=connected_at),
                     org_id=org_id,
                 )
-                await uow.commit()
+                await tx.commit()
                 return
         except ConcurrencyConflict:
             if attempt == 2:
                 _log.warning("presence: could not activate device %s (kept changing)", device_id)
 
 
-async def on_broker_fact(uow_factory: UnitOfWorkFactory, fact: DeviceFact) -> list[Any] | None:
+async def on_broker_fact(uow_factory: DevicesUnitOfWork, fact: DeviceFact) -> list[Any] | None:
     return await apply(uow_factory, fact.org_id, fact.device_id, fact.fact)
 
 
@@ -102,7 +96,7 @@ class Reconciler:
     A server that held connections of ours and did not answer two rounds in a row is taken
     as gone (a restarted nats-server has a new id), and its connections end."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: DevicesUnitOfWork) -> None:
         self.uow = uow_factory
         self._silent: set[str] = set()
 
@@ -111,17 +105,17 @@ class Reconciler:
         by_org: dict[UUID, dict[UUID, list[presence.Connection]]] = {}
         for (org_id, device_id), conns in snapshot.devices.items():
             by_org.setdefault(org_id, {})[device_id] = conns
-        async with self.uow(None) as uow:
-            orgs = set(await store.organizations(uow)) | set(by_org)
+        async with self.uow(None) as tx:
+            orgs = set(await tx.presence_organizations()) | set(by_org)
         complete = snapshot.complete
         referenced: set[str] = set()
         plans: list[tuple[UUID, UUID, presence.Presence, list[presence.Connection]]] = []
         for org_id in orgs:
             listed = by_org.get(org_id, {})
-            async with self.uow(org_id) as uow:
-                known = await store.online_states(uow)
+            async with self.uow(org_id) as tx:
+                known = await tx.online_presences()
                 missing = [d for d in listed if d not in known]
-                known.update(await store.states(uow, missing) if missing else {})
+                known.update(await tx.presences(missing) if missing else {})
             for device_id in set(known) | set(listed):
                 state = known.get(device_id)
                 if state is not None:
@@ -170,7 +164,7 @@ class SeenRecorder:
     def __len__(self) -> int:
         return len(self._seen)
 
-    async def flush(self, uow_factory: UnitOfWorkFactory) -> int:
+    async def flush(self, uow_factory: DevicesUnitOfWork) -> int:
         pending, self._seen = self._seen, {}
         by_org: dict[UUID, dict[UUID, datetime]] = {}
         for (org, device), at in pending.items():
@@ -181,9 +175,9 @@ class SeenRecorder:
         moved = 0
         for org_id, seen in by_org.items():
             try:
-                async with uow_factory(org_id) as uow:
-                    moved += await store.record_seen(uow, seen)
-                    await uow.commit()
+                async with uow_factory(org_id) as tx:
+                    moved += await tx.record_seen(seen)
+                    await tx.commit()
             except Exception:
                 _log.exception("presence: recording last-seen times failed; kept for next time")
                 for device_id, when in seen.items():
@@ -193,21 +187,10 @@ class SeenRecorder:
 
 
 async def get_device_health(deps: Deps, ctx: RequestContext, q: GetDeviceHealth) -> DeviceHealth:
-    async with deps.reads(ctx.org_id) as conn:
-        row = await conn.fetchrow(store.HEALTH, q.id)
-    if row is None:
+    health = await deps.reads.health(ctx.org_id, q.id)
+    if health is None:
         raise NotFound("no such device")
-    state = store.decode_state(row["state"])
-    return DeviceHealth(
-        device_id=row["id"],
-        online=row["online"],
-        connections=len(state.connections),
-        protocol=state.protocol,
-        last_seen_at=row["last_seen_at"],
-        last_connected_at=row["last_connected_at"],
-        last_disconnected_at=row["last_disconnected_at"],
-        version=row["presence_version"],
-    )
+    return health
 
 
 Handler = Callable[[Deps, RequestContext, Any], Awaitable[Any]]

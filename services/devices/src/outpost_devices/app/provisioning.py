@@ -17,7 +17,6 @@ from uuid import UUID
 
 import msgspec
 from cryptography import x509
-from sqlalchemy.exc import IntegrityError
 
 from outpost_contracts import provisioning as api
 from outpost_contracts import subjects
@@ -34,10 +33,12 @@ from outpost_contracts.errors import (
 )
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_devices.adapters import pki, queries
+from outpost_devices.adapters import pki
+from outpost_devices.app.aggregates import DEVICES, REGISTRATION_TOKENS
+from outpost_devices.app.ports import DeviceRecords, ProvisioningRecords
 from outpost_devices.domain import devices, registration_tokens
-from outpost_kit import aggregate, ids, suspensions
-from outpost_kit.db.listing import list_page
+from outpost_kit import ids
+from outpost_kit.aggregate import Taken
 
 PROVISION_PATH = "/api/v1/devices/provision"
 TOKEN_PREFIX = "rt_"
@@ -101,36 +102,24 @@ class _Ca:
         return pki.pem(self.certificate)
 
 
-async def _load_ca(uow: Any) -> _Ca | None:
-    row = (
-        await uow.execute("SELECT certificate_pem, private_key_enc FROM certificate_authorities")
-    ).first()
-    if row is None:
+async def _load_ca(tx: ProvisioningRecords) -> _Ca | None:
+    stored = await tx.ca()
+    if stored is None:
         return None
-    return _Ca(x509.load_pem_x509_certificate(row.certificate_pem.encode()), row.private_key_enc)
+    certificate = x509.load_pem_x509_certificate(stored.certificate_pem.encode())
+    return _Ca(certificate, stored.sealed_key)
 
 
 async def _ensure_ca(
-    uow: Any, vault: pki.CaVault, org_id: UUID, now: datetime, root: Any = None
+    tx: ProvisioningRecords, vault: pki.CaVault, org_id: UUID, now: datetime, root: Any = None
 ) -> _Ca:
     """The organization's CA, made on first need (a concurrent maker's wins)."""
-    ca = await _load_ca(uow)
+    ca = await _load_ca(tx)
     if ca is not None:
         return ca
     cert, key = pki.new_ca(org_id, now, root)
-    await uow.execute(
-        "INSERT INTO certificate_authorities (org_id, certificate_pem, private_key_enc,"
-        " not_after, created_at) VALUES (:org, :pem, :enc, :na, :at)"
-        " ON CONFLICT (org_id) DO NOTHING",
-        {
-            "org": org_id,
-            "pem": pki.pem(cert),
-            "enc": vault.seal(key),
-            "na": cert.not_valid_after_utc,
-            "at": now,
-        },
-    )
-    ca = await _load_ca(uow)
+    await tx.add_ca(org_id, pki.pem(cert), vault.seal(key), cert.not_valid_after_utc, now)
+    ca = await _load_ca(tx)
     assert ca is not None
     return ca
 
@@ -144,32 +133,17 @@ def _as_device(ctx: RequestContext, org_id: UUID, device_id: UUID) -> RequestCon
     )
 
 
-async def _device_execute(uow: Any, ctx: RequestContext, device_id: UUID, command: Any) -> None:
-    await aggregate.execute(
-        uow,
-        ctx,
-        stream_id=device_id,
-        stream_type=devices.STREAM_TYPE,
-        decide=devices.decide,
-        evolve=devices.evolve,
-        command=command,
-        org_id=ctx.org_id,
-    )
+async def _device_execute(
+    tx: ProvisioningRecords, ctx: RequestContext, device_id: UUID, command: Any
+) -> None:
+    await DEVICES.execute(tx, ctx, stream_id=device_id, command=command, org_id=ctx.org_id)
 
 
 async def _token_execute(
-    uow: Any, ctx: RequestContext, token_id: UUID, command: Any, now: datetime
+    tx: ProvisioningRecords, ctx: RequestContext, token_id: UUID, command: Any, now: datetime
 ) -> None:
-    await aggregate.execute(
-        uow,
-        ctx,
-        stream_id=token_id,
-        stream_type=registration_tokens.STREAM_TYPE,
-        decide=registration_tokens.decide,
-        evolve=registration_tokens.evolve,
-        command=command,
-        org_id=ctx.org_id,
-        now=now,
+    await REGISTRATION_TOKENS.execute(
+        tx, ctx, stream_id=token_id, command=command, org_id=ctx.org_id, now=now
     )
 
 
@@ -188,25 +162,21 @@ async def create_registration_token(
         ttl = min(ttl, timedelta(seconds=cmd.ttl_seconds))
     token_id = ids.new_id()
     token = new_token(ctx.org_id)
-    async with deps.uow(ctx.org_id) as uow:
-        await _ensure_ca(uow, vault, ctx.org_id, now, config.device_root)
-        row = (
-            await uow.execute(
-                "SELECT id, status FROM devices WHERE name = :n", {"n": cmd.device_name}
-            )
-        ).first()
-        if row is None:
+    async with deps.uow(ctx.org_id) as tx:
+        await _ensure_ca(tx, vault, ctx.org_id, now, config.device_root)
+        device = await tx.device_by_name(cmd.device_name)
+        if device is None:
             device_id = ids.new_id()
             try:
-                await _device_execute(uow, ctx, device_id, CreateDevice(name=cmd.device_name))
-            except IntegrityError as exc:  # a concurrent create took the name first
+                await _device_execute(tx, ctx, device_id, CreateDevice(name=cmd.device_name))
+            except Taken as exc:  # a concurrent create took the name first
                 raise Conflict(f"a device named '{cmd.device_name}' was just created") from exc
-        elif row.status == DeviceStatus.DECOMMISSIONED.value:
+        elif device.status == DeviceStatus.DECOMMISSIONED:
             raise Conflict(f"device '{cmd.device_name}' is decommissioned")
         else:
-            device_id = row.id
+            device_id = device.id
         await _token_execute(
-            uow,
+            tx,
             ctx,
             token_id,
             registration_tokens.Create(
@@ -214,11 +184,8 @@ async def create_registration_token(
             ),
             now,
         )
-        await uow.execute(
-            "UPDATE registration_tokens SET token_hash = :h WHERE id = :id",
-            {"h": hash_token(token), "id": token_id},
-        )
-        await uow.commit()
+        await tx.set_token_hash(token_id, hash_token(token))
+        await tx.commit()
     return api.RegistrationTokenIssued(
         id=token_id,
         token=token,
@@ -233,18 +200,16 @@ async def create_registration_token(
 async def list_registration_tokens(
     deps: Any, ctx: RequestContext, q: api.ListRegistrationTokens
 ) -> Page[api.RegistrationTokenView]:
-    async with deps.uow(ctx.org_id) as uow:
-        return await list_page(
-            uow.conn, queries.REGISTRATION_TOKENS, q.query, queries.registration_token_view
-        )
+    async with deps.uow(ctx.org_id) as tx:
+        return await tx.page(registration_tokens.STREAM_TYPE, q.query)
 
 
 async def revoke_registration_token(
     deps: Any, ctx: RequestContext, cmd: api.RevokeRegistrationToken
 ) -> Empty:
-    async with deps.uow(ctx.org_id) as uow:
-        await _token_execute(uow, ctx, cmd.id, registration_tokens.Revoke(), ids.now())
-        await uow.commit()
+    async with deps.uow(ctx.org_id) as tx:
+        await _token_execute(tx, ctx, cmd.id, registration_tokens.Revoke(), ids.now())
+        await tx.commit()
     return Empty()
 
 
@@ -274,23 +239,16 @@ async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.P
     csr = pki.check_csr(cmd.csr)  # a bad CSR leaves the token unspent
     org_id = token_org(cmd.token)
     now = ids.now()
-    async with deps.uow(org_id) as uow:
+    async with deps.uow(org_id) as tx:
         # The one guarded UPDATE: concurrent redemptions queue on the row lock and all but
         # the first find used_at set when it commits.
-        row = (
-            await uow.execute(
-                "UPDATE registration_tokens SET used_at = :now WHERE token_hash = :h"
-                " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > :now"
-                " RETURNING id, device_id",
-                {"now": now, "h": hash_token(cmd.token)},
-            )
-        ).first()
+        row = await tx.redeem(hash_token(cmd.token), now)
         if row is None:
             raise Gone(registration_tokens.GONE_MESSAGE)
         # Only a genuine token learns it: refused while suspended, and (rolled back) unspent.
-        await _require_active(uow, org_id)
+        await _require_active(tx, org_id)
         device_ctx = _as_device(ctx, org_id, row.device_id)
-        ca = await _load_ca(uow)
+        ca = await _load_ca(tx)
         if ca is None:
             raise ServiceUnavailable("the organization's CA is missing")
         issued = pki.issue(
@@ -304,14 +262,14 @@ async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.P
             validity=config.certificate_validity,
         )
         await _token_execute(
-            uow,
+            tx,
             device_ctx,
-            row.id,
+            row.token_id,
             registration_tokens.Redeem(certificate_serial=issued.serial),
             now,
         )
         await _device_execute(
-            uow,
+            tx,
             device_ctx,
             row.device_id,
             devices.ProvisionDevice(
@@ -319,16 +277,16 @@ async def provision(deps: Any, ctx: RequestContext, cmd: api.Provision) -> api.P
                 serial=issued.serial,
                 not_before=issued.not_before,
                 not_after=issued.not_after,
-                token_id=row.id,
+                token_id=row.token_id,
             ),
         )
-        await uow.commit()
+        await tx.commit()
     return _provisioned(config, org_id, row.device_id, issued, ca)
 
 
-async def _require_active(uow: Any, org_id: UUID) -> None:
+async def _require_active(tx: ProvisioningRecords, org_id: UUID) -> None:
     """access_denied while the organization is suspended (decision 76)."""
-    if await suspensions.suspended(uow, org_id):
+    if await tx.suspended(org_id):
         raise AccessDenied("the organization is suspended")
 
 
@@ -342,23 +300,18 @@ async def renew_certificate(
     csr = pki.check_csr(cmd.csr)
     now = ids.now()
     previous = pki.serial_hex(current.serial_number)
-    async with deps.uow(org_id) as uow:
-        ca = await _load_ca(uow)
+    async with deps.uow(org_id) as tx:
+        ca = await _load_ca(tx)
         if ca is None:
             raise AccessDenied("the certificate was not issued by this organization's CA")
         pki.verify_device_certificate(ca.certificate, current, now)
         pki.verify_possession(current, csr, cmd.signature)
-        row = (
-            await uow.execute(
-                "SELECT device_id, revoked_at FROM device_certificates WHERE serial = :s",
-                {"s": previous},
-            )
-        ).first()
-        if row is None or row.device_id != device_id:
+        on_record = await tx.certificate(previous)
+        if on_record is None or on_record.device_id != device_id:
             raise AccessDenied("the certificate is not on record")
-        if row.revoked_at is not None:
+        if on_record.revoked_at is not None:
             raise AccessDenied("the certificate has been revoked")
-        await _require_active(uow, org_id)
+        await _require_active(tx, org_id)
         issued = pki.issue(
             ca.certificate,
             vault.open(ca.sealed_key),
@@ -370,7 +323,7 @@ async def renew_certificate(
             validity=config.certificate_validity,
         )
         await _device_execute(
-            uow,
+            tx,
             _as_device(ctx, org_id, device_id),
             device_id,
             devices.RenewCertificate(
@@ -381,7 +334,7 @@ async def renew_certificate(
                 previous_serial=previous,
             ),
         )
-        await uow.commit()
+        await tx.commit()
     return _provisioned(config, org_id, device_id, issued, ca)
 
 
@@ -393,53 +346,40 @@ async def get_device_ca(
 ) -> api.CertificateAuthorityView:
     _tenant(ctx)
     vault = _vault(deps)
-    async with deps.uow(ctx.org_id) as uow:
-        ca = await _ensure_ca(uow, vault, ctx.org_id, ids.now(), deps.provisioning.device_root)
-        await uow.commit()
+    async with deps.uow(ctx.org_id) as tx:
+        ca = await _ensure_ca(tx, vault, ctx.org_id, ids.now(), deps.provisioning.device_root)
+        await tx.commit()
     return api.CertificateAuthorityView(
         certificate=ca.pem, not_after=ca.certificate.not_valid_after_utc
     )
 
 
-async def _require_device(uow: Any, device_id: UUID) -> None:
-    row = (await uow.execute("SELECT 1 FROM devices WHERE id = :id", {"id": device_id})).first()
-    if row is None:
+async def _require_device(tx: DeviceRecords, device_id: UUID) -> None:
+    if await tx.device_status(device_id) is None:
         raise NotFound("no such device")
 
 
 async def list_device_certificates(
     deps: Any, ctx: RequestContext, q: api.ListDeviceCertificates
 ) -> Page[api.CertificateView]:
-    async with deps.uow(ctx.org_id) as uow:
-        await _require_device(uow, q.device_id)
-        return await list_page(
-            uow.conn,
-            queries.CERTIFICATES,
-            q.query,
-            queries.certificate_view,
-            extra_where="device_id = :cert_device",
-            extra_params={"cert_device": q.device_id},
-        )
+    async with deps.uow(ctx.org_id) as tx:
+        await _require_device(tx, q.device_id)
+        return await tx.certificates(q.device_id, q.query)
 
 
 async def revoke_device_certificate(
     deps: Any, ctx: RequestContext, cmd: api.RevokeDeviceCertificate
 ) -> api.CertificateView:
     serial = format(int(cmd.serial, 16), "x")
-    select = (
-        f"SELECT {queries.CERTIFICATES.columns} FROM device_certificates"
-        " WHERE serial = :s AND device_id = :d"
-    )
-    params = {"s": serial, "d": cmd.device_id}
-    async with deps.uow(ctx.org_id) as uow:
-        row = (await uow.execute(select, params)).first()
-        if row is None:
+    async with deps.uow(ctx.org_id) as tx:
+        view = await tx.certificate(serial, cmd.device_id)
+        if view is None:
             raise NotFound("no such certificate")
-        if row.revoked_at is None:
-            await _device_execute(uow, ctx, cmd.device_id, devices.RevokeCertificate(serial=serial))
-            row = (await uow.execute(select, params)).first()
-        view = queries.certificate_view(row._mapping)
-        await uow.commit()
+        if view.revoked_at is None:
+            await _device_execute(tx, ctx, cmd.device_id, devices.RevokeCertificate(serial=serial))
+            view = await tx.certificate(serial, cmd.device_id)
+            assert view is not None
+        await tx.commit()
     return view
 
 

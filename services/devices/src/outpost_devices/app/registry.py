@@ -7,12 +7,10 @@ is in its ``Kind`` and the checks each use case passes in."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
-
-from sqlalchemy.exc import IntegrityError
 
 from outpost_contracts import registry as api
 from outpost_contracts.base import Empty
@@ -20,85 +18,63 @@ from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import Conflict, NotFound
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
-from outpost_devices.adapters import registry_queries as q
+from outpost_devices.app import aggregates
 from outpost_devices.app.handlers import Deps, Handler, _tenant
+from outpost_devices.app.ports import DeviceRecords
 from outpost_devices.app.references import require_device
 from outpost_devices.domain import registry
-from outpost_kit import aggregate, ids
-from outpost_kit.db.listing import Collection, list_page
+from outpost_kit import ids
+from outpost_kit.aggregate import Aggregate, Taken
 
-Check = Callable[[Any], Awaitable[None]]  # given the unit of work; raises to refuse
+Check = Callable[[DeviceRecords], Awaitable[None]]  # given the transaction; raises to refuse
 
 
 @dataclass(frozen=True)
 class Kind:
-    noun: str  # as messages say it
-    stream_type: str
-    decide: aggregate.Decide
-    evolve: aggregate.Evolve
-    collection: Collection
-    view: Callable[[Mapping[str, Any]], Any]
+    """One registry aggregate: as messages name it, and its pipeline (whose stream type also
+    names its read model to the port)."""
+
+    noun: str
+    aggregate: Aggregate
+
+    @property
+    def key(self) -> str:
+        return self.aggregate.stream_type
 
     async def execute(
         self,
-        uow: Any,
+        tx: DeviceRecords,
         ctx: RequestContext,
         stream_id: UUID,
         command: Any,
         expected_version: int | None = None,
     ) -> None:
-        await aggregate.execute(
-            uow,
+        await self.aggregate.execute(
+            tx,
             ctx,
             stream_id=stream_id,
-            stream_type=self.stream_type,
-            decide=self.decide,
-            evolve=self.evolve,
             command=command,
             org_id=ctx.org_id,
             expected_version=expected_version,
         )
 
-    async def row(self, uow: Any, key: UUID) -> Any:
-        sql = f"SELECT {self.collection.columns} FROM {self.collection.table} WHERE id = :id"
-        row = (await uow.execute(sql, {"id": key})).first()
-        if row is None:
+    def found(self, view: Any | None) -> Any:
+        if view is None:
             raise NotFound(f"no such {self.noun}")
-        return self.view(row._mapping)
+        return view
 
-    async def require(self, uow: Any, key: UUID) -> Any:
+    async def require(self, tx: DeviceRecords, key: UUID) -> Any:
         """404 before anything else (If-Match included) for what this tenant cannot see."""
-        state, _version = await aggregate.load(uow, self.evolve, key)
+        state, _version = await self.aggregate.load(tx, key)
         if state is None or state.deleted:
             raise NotFound(f"no such {self.noun}")
         return state
 
 
-SITE = Kind("site", registry.SITE, registry.decide_site, registry.evolve_site, q.SITES, q.site_view)
-GROUP = Kind(
-    "device group",
-    registry.DEVICE_GROUP,
-    registry.decide_group,
-    registry.evolve_group,
-    q.DEVICE_GROUPS,
-    q.group_view,
-)
-COMPONENT = Kind(
-    "component",
-    registry.COMPONENT,
-    registry.decide_component,
-    registry.evolve_component,
-    q.COMPONENTS,
-    q.component_view,
-)
-SENSOR = Kind(
-    "sensor",
-    registry.SENSOR,
-    registry.decide_sensor,
-    registry.evolve_sensor,
-    q.SENSORS,
-    q.sensor_view,
-)
+SITE = Kind("site", aggregates.SITES)
+GROUP = Kind("device group", aggregates.GROUPS)
+COMPONENT = Kind("component", aggregates.COMPONENTS)
+SENSOR = Kind("sensor", aggregates.SENSORS)
 
 
 # --- the shared use cases ---------------------------------------------------------------
@@ -110,43 +86,39 @@ async def _create(
     """``taken``: the conflict message when a unique index refuses a concurrent create."""
     _tenant(ctx)
     new_id = ids.new_id()
-    async with deps.uow(ctx.org_id) as uow:
-        await check(uow)
+    async with deps.uow(ctx.org_id) as tx:
+        await check(tx)
         try:
-            await kind.execute(uow, ctx, new_id, cmd)
-        except IntegrityError as exc:
+            await kind.execute(tx, ctx, new_id, cmd)
+        except Taken as exc:
             raise Conflict(taken) from exc
-        view = await kind.row(uow, new_id)
-        await uow.commit()
+        view = kind.found(await tx.find(kind.key, new_id))
+        await tx.commit()
     return view
 
 
 async def _get(kind: Kind, deps: Deps, ctx: RequestContext, query: api.Get) -> Any:
-    async with deps.reads(ctx.org_id) as conn:
-        row = await conn.fetchrow(q.select_by_id(kind.collection), query.id)
-    if row is None:
-        raise NotFound(f"no such {kind.noun}")
-    return kind.view(row)
+    return kind.found(await deps.reads.find(ctx.org_id, kind.key, query.id))
 
 
 async def _list(kind: Kind, deps: Deps, ctx: RequestContext, query: api.ListRegistry) -> Page[Any]:
-    async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, kind.collection, query.query, kind.view)
+    async with deps.uow(ctx.org_id) as tx:
+        return await tx.page(kind.key, query.query)
 
 
 async def _update(
     kind: Kind, deps: Deps, ctx: RequestContext, cmd: Any, check: Check, taken: str
 ) -> Any:
     _tenant(ctx)
-    async with deps.uow(ctx.org_id) as uow:
-        await kind.require(uow, cmd.id)
-        await check(uow)
+    async with deps.uow(ctx.org_id) as tx:
+        await kind.require(tx, cmd.id)
+        await check(tx)
         try:
-            await kind.execute(uow, ctx, cmd.id, cmd.patch, cmd.expected_version)
-        except IntegrityError as exc:
+            await kind.execute(tx, ctx, cmd.id, cmd.patch, cmd.expected_version)
+        except Taken as exc:
             raise Conflict(taken) from exc
-        view = await kind.row(uow, cmd.id)
-        await uow.commit()
+        view = kind.found(await tx.find(kind.key, cmd.id))
+        await tx.commit()
     return view
 
 
@@ -154,45 +126,35 @@ async def _delete(
     kind: Kind, deps: Deps, ctx: RequestContext, cmd: api.Delete, check: Check
 ) -> Empty:
     _tenant(ctx)
-    async with deps.uow(ctx.org_id) as uow:
-        await kind.require(uow, cmd.id)
-        await check(uow)
-        await kind.execute(uow, ctx, cmd.id, registry.Delete(), cmd.expected_version)
-        await uow.commit()
+    async with deps.uow(ctx.org_id) as tx:
+        await kind.require(tx, cmd.id)
+        await check(tx)
+        await kind.execute(tx, ctx, cmd.id, registry.Delete(), cmd.expected_version)
+        await tx.commit()
     return Empty()
 
 
-async def _nothing(_uow: Any) -> None:
+async def _nothing(_tx: DeviceRecords) -> None:
     return None
 
 
-def _name_free(table: str, noun: str, name: Any, own_id: UUID | None = None) -> Check:
-    async def check(uow: Any) -> None:
-        if not isinstance(name, str):
-            return
-        sql = f"SELECT 1 FROM {table} WHERE name = :n AND id IS DISTINCT FROM :id"
-        if (await uow.execute(sql, {"n": name, "id": own_id})).first() is not None:
-            raise Conflict(f"a {noun} named '{name}' already exists")
+def _name_free(kind: Kind, name: Any, own_id: UUID | None = None) -> Check:
+    async def check(tx: DeviceRecords) -> None:
+        if isinstance(name, str) and await tx.name_taken(kind.key, name, own_id):
+            raise Conflict(f"a {kind.noun} named '{name}' already exists")
 
     return check
 
 
-def _unused(column: str, noun: str, key: UUID) -> Check:
+def _unused(kind: Kind, key: UUID) -> Check:
     """Refuse to delete a site or group that a device (not decommissioned) refers to. The
     row is locked first so a device cannot start referring to it meanwhile."""
 
-    async def check(uow: Any) -> None:
-        table = "sites" if column == "site_id" else "device_groups"
-        await uow.execute(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE", {"id": key})
-        used = (
-            await uow.execute(
-                f"SELECT count(*) FROM devices WHERE {column} = :id AND status <> 'DECOMMISSIONED'",
-                {"id": key},
-            )
-        ).scalar_one()
+    async def check(tx: DeviceRecords) -> None:
+        used = await tx.in_use(kind.key, key)
         if used:
             raise Conflict(
-                f"the {noun} is in use by {used} device(s): move them elsewhere first",
+                f"the {kind.noun} is in use by {used} device(s): move them elsewhere first",
                 details={"deviceCount": used},
             )
 
@@ -204,7 +166,7 @@ def _unused(column: str, noun: str, key: UUID) -> Check:
 
 async def create_site(deps: Deps, ctx: RequestContext, cmd: api.CreateSite) -> api.SiteView:
     taken = f"a site named '{cmd.name}' already exists"
-    check = _name_free("sites", "site", cmd.name)
+    check = _name_free(SITE, cmd.name)
     return await _create(SITE, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]
 
 
@@ -220,13 +182,13 @@ async def list_sites(
 
 async def update_site(deps: Deps, ctx: RequestContext, cmd: api.UpdateSite) -> api.SiteView:
     name = cmd.patch.name
-    check = _name_free("sites", "site", name, cmd.id)
+    check = _name_free(SITE, name, cmd.id)
     taken = f"a site named '{name}' already exists"
     return await _update(SITE, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]
 
 
 async def delete_site(deps: Deps, ctx: RequestContext, cmd: api.Delete) -> Empty:
-    return await _delete(SITE, deps, ctx, cmd, _unused("site_id", "site", cmd.id))
+    return await _delete(SITE, deps, ctx, cmd, _unused(SITE, cmd.id))
 
 
 # --- device groups ----------------------------------------------------------------------
@@ -236,7 +198,7 @@ async def create_group(
     deps: Deps, ctx: RequestContext, cmd: api.CreateDeviceGroup
 ) -> api.DeviceGroupView:
     taken = f"a device group named '{cmd.name}' already exists"
-    check = _name_free("device_groups", "device group", cmd.name)
+    check = _name_free(GROUP, cmd.name)
     return await _create(GROUP, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]
 
 
@@ -254,13 +216,13 @@ async def update_group(
     deps: Deps, ctx: RequestContext, cmd: api.UpdateDeviceGroup
 ) -> api.DeviceGroupView:
     name = cmd.patch.name
-    check = _name_free("device_groups", "device group", name, cmd.id)
+    check = _name_free(GROUP, name, cmd.id)
     taken = f"a device group named '{name}' already exists"
     return await _update(GROUP, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]
 
 
 async def delete_group(deps: Deps, ctx: RequestContext, cmd: api.Delete) -> Empty:
-    return await _delete(GROUP, deps, ctx, cmd, _unused("group_id", "device group", cmd.id))
+    return await _delete(GROUP, deps, ctx, cmd, _unused(GROUP, cmd.id))
 
 
 # --- components -------------------------------------------------------------------------
@@ -269,8 +231,8 @@ async def delete_group(deps: Deps, ctx: RequestContext, cmd: api.Delete) -> Empt
 async def add_component(
     deps: Deps, ctx: RequestContext, cmd: api.AddComponent
 ) -> api.ComponentView:
-    async def check(uow: Any) -> None:
-        await require_device(uow, cmd.device_id)
+    async def check(tx: DeviceRecords) -> None:
+        await require_device(tx, cmd.device_id)
 
     taken = "the component already exists"
     return await _create(COMPONENT, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]
@@ -303,10 +265,9 @@ async def remove_component(deps: Deps, ctx: RequestContext, cmd: api.Delete) -> 
 async def declare_sensor(deps: Deps, ctx: RequestContext, cmd: api.DeclareSensor) -> api.SensorView:
     taken = f"device {cmd.device_id} already has a sensor '{cmd.key}'"
 
-    async def check(uow: Any) -> None:
-        await require_device(uow, cmd.device_id)
-        sql = "SELECT 1 FROM sensors WHERE device_id = :d AND key = :k"
-        if (await uow.execute(sql, {"d": cmd.device_id, "k": cmd.key})).first() is not None:
+    async def check(tx: DeviceRecords) -> None:
+        await require_device(tx, cmd.device_id)
+        if await tx.sensor_declared(cmd.device_id, cmd.key):
             raise Conflict(taken)
 
     return await _create(SENSOR, deps, ctx, cmd, check, taken)  # type: ignore[no-any-return]

@@ -16,8 +16,8 @@ from outpost_contracts import subjects
 from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP
 from outpost_devices.adapters import broker_events
 from outpost_devices.app import presence
+from outpost_devices.app.ports import DevicesUnitOfWork
 from outpost_kit import telemetry
-from outpost_kit.db.uow import UnitOfWorkFactory
 
 QUEUE = "outpost-devices-presence"
 _log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class PresenceConfig:
 class BrokerPresence:
     """Advisories in, presence out; a reconciliation at start and every interval."""
 
-    def __init__(self, system: NATS, uow: UnitOfWorkFactory, config: PresenceConfig) -> None:
+    def __init__(self, system: NATS, uow: DevicesUnitOfWork, config: PresenceConfig) -> None:
         self.system = system
         self.uow = uow
         self.config = config
@@ -110,7 +110,7 @@ class TelemetrySeen:
     per-message work, not the noting). Past that the client drops messages (its pending
     limits), which only makes ``lastSeenAt`` coarser; more replicas share the queue group."""
 
-    def __init__(self, nc: NATS, uow: UnitOfWorkFactory, config: PresenceConfig) -> None:
+    def __init__(self, nc: NATS, uow: DevicesUnitOfWork, config: PresenceConfig) -> None:
         self.nc = nc
         self.uow = uow
         self.config = config
