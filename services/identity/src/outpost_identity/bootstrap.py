@@ -49,7 +49,7 @@ SIGNING_KEY_CHECK_SECONDS = 600.0
 def _make_deps(uow: UnitOfWorkFactory, settings: IdentitySettings) -> Deps:
     kek = settings.key_encryption_key
     return Deps(
-        uow=PgIdentity(uow),
+        uow=PgIdentity.over(uow),
         passwords=Passwords(
             make_hasher(
                 time_cost=settings.argon2_time_cost,

@@ -49,9 +49,7 @@ async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
     engine = create_engine(dsn, "identity", pool_size=2)
     try:
         yield handlers.Deps(
-            uow=PgIdentity(
-                UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS)
-            ),
+            uow=PgIdentity(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS),
             passwords=Passwords(make_hasher(time_cost=1, memory_kib=8 * 1024, parallelism=1)),
             vault=KeyVault(Fernet.generate_key().decode()),
         )
@@ -62,7 +60,7 @@ async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
 def _sql(deps: handlers.Deps) -> UnitOfWorkFactory:
     """The kit's unit of work under the use cases' port, for checks in SQL."""
     assert isinstance(deps.uow, PgIdentity)
-    return deps.uow.uow
+    return deps.uow
 
 
 async def _org_and_user(deps: handlers.Deps, role: Role = Role.MEMBER) -> tuple[uuid.UUID, str]:

@@ -106,37 +106,12 @@ class UnitOfWorkFactory:
         self.codec = codec
         self.projectors = projectors
 
+    @classmethod
+    def over(cls, factory: UnitOfWorkFactory) -> Self:
+        """This factory on ``factory``'s engine, codec and projectors: a service's adapter
+        (a subclass whose ``__call__`` makes its ``UnitOfWork`` subclass with the port's
+        statements) over the runtime's factory (ADR 0085, 0086)."""
+        return cls(factory.engine, factory.codec, factory.projectors)
+
     def __call__(self, org_id: UUID | None) -> UnitOfWork:
         return UnitOfWork(self.engine, self.codec, org_id=org_id, projectors=self.projectors)
-
-
-class PortTransaction:
-    """The base of a service's port adapter over one kit ``UnitOfWork`` (exports'
-    ``PgExportsTx``, identity's ``PgIdentityTx``): entering and leaving it, its event store
-    (for the kit's ``Aggregate``), ``commit`` and ``set_tenant``. The subclass adds the
-    statements its port names and runs them on ``self._uow`` (ADR 0086)."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def __aenter__(self) -> Self:
-        await self._uow.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._uow.__aexit__(exc_type, exc, tb)
-
-    @property
-    def events(self) -> EventStore:
-        return self._uow.events
-
-    async def commit(self) -> None:
-        await self._uow.commit()
-
-    async def set_tenant(self, org_id: UUID) -> None:
-        await self._uow.set_tenant(org_id)
