@@ -233,6 +233,9 @@ def test_a_suspension_reaches_the_devices_and_lifting_it_restores_them(
     assert eventually(lambda: http.get("/api/v1/devices", headers=bearer(key)).status_code == 200)
     back = eventually(lambda: loop.run(_try_connect(url, device, ca)), timeout=15)
     assert back is not None, "refused after the suspension was lifted"
+    # Forced, not hoped for: every service has recorded the reinstatement before the device
+    # publishes (readings drops a suspended organization's telemetry, acknowledged).
+    assert eventually(lambda: loop.run(_recorded(stack, org["id"])) == set())
     loop.run(back.publish(device.telemetry, _message(3, 3)))
     loop.run(back.flush())
     assert eventually(lambda: 3 in _values(http, key, device))

@@ -51,7 +51,11 @@ def test_a_service_at_zero_fails_the_check_when_sql_comes_back(tmp_path: Path) -
     assert tool.count(tmp_path) == {"devices": 1}
 
 
-def test_a_service_still_moving_is_counted_not_failed(tmp_path: Path) -> None:
+def test_a_service_still_moving_is_counted_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every service has moved (ADR 0086): the test names one as still moving itself.
+    monkeypatch.setattr(tool, "STILL_MOVING", frozenset({"readings"}))
     moving = sorted(tool.STILL_MOVING)[0]
     write(tmp_path, moving, "app/handlers.py", 'import asyncpg\nQ = f"UPDATE t SET a = {1}"\n')
     assert tool.check(tmp_path) == []

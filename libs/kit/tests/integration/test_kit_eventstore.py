@@ -10,9 +10,11 @@ from uuid import UUID
 import msgspec
 import pytest
 from kitsvc import STREAM_TYPE, CounterCreated, CounterIncremented, CounterProjector, counters
+from sqlalchemy.exc import IntegrityError
 
 from outpost_contracts import subjects
 from outpost_kit import ids
+from outpost_kit.aggregate import Taken
 from outpost_kit.db.eventstore import ConcurrencyConflict
 from outpost_kit.db.replay import rebuild
 from outpost_kit.db.uow import UnitOfWorkFactory
@@ -61,6 +63,28 @@ async def test_occ_concurrent_appends_at_same_version(uow: UnitOfWorkFactory, or
     async with uow(org) as u:
         assert [e.version for e in await u.events.load(stream)] == [1, 2]
         assert (await counters(u.conn))[stream][1:] == (committed[0], 2)
+
+
+async def test_a_projection_refused_by_a_constraint_is_taken(
+    uow: UnitOfWorkFactory, org: UUID
+) -> None:
+    """A read model's constraint refusing a projection (here the counter's row made twice)
+    is the driver-free ``Taken`` use cases catch, and still the driver's ``IntegrityError``
+    for callers that catch that (ADR 0086); nothing of the append stays."""
+    stream = ids.new_id()
+    async with uow(org) as u:
+        with pytest.raises(Taken) as refused:
+            await u.events.append(
+                org_id=org,
+                stream_id=stream,
+                stream_type=STREAM_TYPE,
+                expected_version=0,
+                events=[CounterCreated(name="a"), CounterCreated(name="b")],
+            )
+        assert isinstance(refused.value, IntegrityError)
+    async with uow(org) as u:
+        assert await u.events.load(stream) == []
+        assert stream not in await counters(u.conn)
 
 
 @pytest.mark.parametrize("expected", [0, 1, 3])

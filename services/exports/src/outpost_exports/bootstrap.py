@@ -67,7 +67,7 @@ async def build(runtime: ServiceRuntime, settings: ExportsSettings) -> None:
     store = artifact_store(runtime, settings)
     await store.start()
     sources = NatsSources(runtime.nc, timeout=max(settings.rpc_timeout_seconds, 10.0))
-    exports_uow = PgExports(runtime.uow)  # the use cases' port over the kit's unit of work
+    exports_uow = PgExports.over(runtime.uow)  # the use cases' port over the kit's unit of work
     runtime.serve(rpc.handlers(Deps(exports_uow, sources, store, policy_of(settings))))
     spec = streams.consumer("exports-jobs")
     config = worker_config(settings)

@@ -281,7 +281,7 @@ class Env:
     @property
     def exports(self) -> PgExports:
         """The use cases' unit of work (``self.uow`` is the kit's, for checks in SQL)."""
-        return PgExports(self.uow)
+        return PgExports.over(self.uow)
 
     def deps(self, policy: Policy | None = None) -> Deps:
         return Deps(self.exports, NatsSources(self.nc), self.store, policy or Policy())

@@ -39,7 +39,7 @@ async def main() -> None:
         progress_every_seconds=0.2,
         chunk_rows=2_000,
     )
-    runner = Runner(PgExports(uow), NatsSources(nc), store, config)
+    runner = Runner(PgExports.over(uow), NatsSources(nc), store, config)
     spec = ConsumerSpec(stream="EXPORT_JOBS", name=args.consumer, owner="exports")
     await worker.run(runner, js, spec, asyncio.Event())
 

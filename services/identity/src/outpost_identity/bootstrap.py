@@ -12,12 +12,10 @@ from outpost_contracts import identity
 from outpost_identity.adapters.passwords import Passwords, make_hasher
 from outpost_identity.adapters.projections import PROJECTORS
 from outpost_identity.adapters.signing import KeyVault
-from outpost_identity.app.handlers import (
-    Deps,
-    ensure_signing_key,
-    issue_operator_key,
-    operator_key_valid,
-)
+from outpost_identity.adapters.store import PgIdentity
+from outpost_identity.app.api_keys import issue_operator_key, operator_key_valid
+from outpost_identity.app.deps import Deps
+from outpost_identity.app.signing_keys import ensure_signing_key
 from outpost_identity.entrypoints import rpc
 from outpost_identity.settings import IdentitySettings
 from outpost_kit.cli import migrations_dir, service_main
@@ -51,7 +49,7 @@ SIGNING_KEY_CHECK_SECONDS = 600.0
 def _make_deps(uow: UnitOfWorkFactory, settings: IdentitySettings) -> Deps:
     kek = settings.key_encryption_key
     return Deps(
-        uow=uow,
+        uow=PgIdentity.over(uow),
         passwords=Passwords(
             make_hasher(
                 time_cost=settings.argon2_time_cost,

@@ -21,6 +21,7 @@ from outpost_identity import bootstrap
 from outpost_identity.adapters.passwords import Passwords, make_hasher
 from outpost_identity.adapters.projections import PROJECTORS
 from outpost_identity.adapters.signing import KeyVault
+from outpost_identity.adapters.store import PgIdentity
 from outpost_identity.app import handlers
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
@@ -48,12 +49,18 @@ async def deps(postgres_dsn: str) -> AsyncIterator[handlers.Deps]:
     engine = create_engine(dsn, "identity", pool_size=2)
     try:
         yield handlers.Deps(
-            uow=UnitOfWorkFactory(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS),
+            uow=PgIdentity(engine, EventCodec(bootstrap.EVENT_TYPES), PROJECTORS),
             passwords=Passwords(make_hasher(time_cost=1, memory_kib=8 * 1024, parallelism=1)),
             vault=KeyVault(Fernet.generate_key().decode()),
         )
     finally:
         await engine.dispose()
+
+
+def _sql(deps: handlers.Deps) -> UnitOfWorkFactory:
+    """The kit's unit of work under the use cases' port, for checks in SQL."""
+    assert isinstance(deps.uow, PgIdentity)
+    return deps.uow
 
 
 async def _org_and_user(deps: handlers.Deps, role: Role = Role.MEMBER) -> tuple[uuid.UUID, str]:
@@ -72,7 +79,7 @@ async def _org_and_user(deps: handlers.Deps, role: Role = Role.MEMBER) -> tuple[
 
 
 async def _public_key(deps: handlers.Deps, kid: str) -> str:
-    async with deps.uow(PLATFORM_ORG_ID) as uow:
+    async with _sql(deps)(PLATFORM_ORG_ID) as uow:
         pem = (
             await uow.execute("SELECT public_key_pem FROM signing_keys WHERE kid = :k", {"k": kid})
         ).scalar()
@@ -123,7 +130,7 @@ async def test_login_refresh_reuse_and_logout(deps: handlers.Deps) -> None:
         assert bad.value.type is ErrorType.INVALID_AUTH
         assert str(bad.value) == "the email or password is not valid"
 
-    async with deps.uow(PLATFORM_ORG_ID) as uow:
+    async with _sql(deps)(PLATFORM_ORG_ID) as uow:
         leaked = (
             await uow.execute(
                 "SELECT count(*) FROM events WHERE data::text ILIKE '%argon2%'"
@@ -211,7 +218,7 @@ async def test_rotation_keeps_the_previous_key_verifying_for_one_token_lifetime(
     assert await handlers.ensure_signing_key(deps) == first  # idempotent
     second = await handlers.ensure_signing_key(deps, force=True)
     assert second != first
-    async with deps.uow(PLATFORM_ORG_ID) as uow:
+    async with _sql(deps)(PLATFORM_ORG_ID) as uow:
         rows = {
             r.kid: r
             for r in await uow.execute(
@@ -232,7 +239,7 @@ async def test_rotation_keeps_the_previous_key_verifying_for_one_token_lifetime(
 async def test_revoking_the_previous_key_ends_its_overlap_at_once(deps: handlers.Deps) -> None:
     first = await handlers.ensure_signing_key(deps, force=True)
     await handlers.ensure_signing_key(deps, force=True, revoke_previous=True)
-    async with deps.uow(PLATFORM_ORG_ID) as uow:
+    async with _sql(deps)(PLATFORM_ORG_ID) as uow:
         row = (
             await uow.execute(
                 "SELECT retired_at, verify_until FROM signing_keys WHERE kid = :k", {"k": first}

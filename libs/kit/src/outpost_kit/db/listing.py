@@ -38,6 +38,7 @@ from outpost_contracts.query import (
     count_nodes,
     depth,
 )
+from outpost_kit.db.uow import cached_text
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _ORDERED = frozenset({"lt", "le", "gt", "ge"})
@@ -337,3 +338,13 @@ async def list_page(
         has_more=has_more,
         total_count=total,
     )
+
+
+async def get_one(
+    conn: AsyncConnection, collection: Collection, key: UUID
+) -> Mapping[str, Any] | None:
+    """One item of ``collection`` by its id (``id_column``), with the columns a page has;
+    ``None`` when it does not exist or the tenant does not see it (ADR 0086)."""
+    sql = f"SELECT {collection.columns} FROM {collection.table} WHERE {collection.id_column} = :id"
+    row = (await conn.execute(cached_text(sql), {"id": key})).first()
+    return None if row is None else dict(row._mapping)

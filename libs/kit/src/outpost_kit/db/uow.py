@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from sqlalchemy import TextClause, text
@@ -105,6 +105,13 @@ class UnitOfWorkFactory:
         self.engine = engine
         self.codec = codec
         self.projectors = projectors
+
+    @classmethod
+    def over(cls, factory: UnitOfWorkFactory) -> Self:
+        """This factory on ``factory``'s engine, codec and projectors: a service's adapter
+        (a subclass whose ``__call__`` makes its ``UnitOfWork`` subclass with the port's
+        statements) over the runtime's factory (ADR 0085, 0086)."""
+        return cls(factory.engine, factory.codec, factory.projectors)
 
     def __call__(self, org_id: UUID | None) -> UnitOfWork:
         return UnitOfWork(self.engine, self.codec, org_id=org_id, projectors=self.projectors)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +24,7 @@ from outpost_alerting.adapters.channel_store import CHANNELS, channel_view
 from outpost_contracts import notifications as api
 from outpost_kit.db.ddl import TENANT_SETTING
 from outpost_kit.db.listing import Collection, Field
+from outpost_kit.db.uow import cached_text
 
 # One constant for every replica of the service: claims take turns on it (see ``claim``).
 CLAIM_LOCK = 0x6F75_7470_6F73_7401  # "outpost" + 1
@@ -198,6 +200,42 @@ _ALERT_CHANNELS = (
     " AND c.id = ANY(r.channel_ids) AND c.enabled ORDER BY c.id) AS ids"
     " FROM alert_rules r WHERE r.id = $1"
 )
+
+
+async def alert_known(conn: AsyncConnection, alert_id: UUID, opened_tag: str) -> bool:
+    """Whether the tenant has the alert: its row, or its opening event (an alert whose rule
+    was deleted since keeps its delivery log)."""
+    found = await conn.execute(
+        cached_text(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = :id) OR EXISTS (SELECT 1"
+            " FROM events WHERE stream_id = :id AND event_type = :opened)"
+        ),
+        {"id": alert_id, "opened": opened_tag},
+    )
+    return bool(found.scalar_one())
+
+
+async def rule_of_alert(db: Any, alert_id: UUID, opened_tag: str) -> UUID | None:
+    """The alert's rule: its row's, else its opening event's. One statement."""
+    row = await db.fetchrow(
+        "SELECT rule_id FROM alerts WHERE id = $1 UNION ALL SELECT (data->>'ruleId')::uuid"
+        " FROM events WHERE stream_id = $1 AND event_type = $2 LIMIT 1",
+        alert_id,
+        opened_tag,
+    )
+    return None if row is None else row[0]
+
+
+async def channels_in_rule_events(db: Any, rule_id: UUID) -> list[UUID] | None:
+    """The channels the rule's newest event that names them names (``None``: none does)."""
+    row = await db.fetchrow(
+        "SELECT (data->'channelIds')::text AS ids FROM events WHERE stream_id = $1"
+        " AND data ? 'channelIds' ORDER BY version DESC LIMIT 1",
+        rule_id,
+    )
+    if row is None or row["ids"] is None:
+        return None
+    return [UUID(i) for i in msgspec.json.decode(row["ids"], type=list[str] | None) or ()]
 
 
 async def enabled_channels_of_rule(db: Any, rule_id: UUID) -> list[UUID] | None:

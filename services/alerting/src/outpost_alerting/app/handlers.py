@@ -18,7 +18,7 @@ from outpost_contracts.envelope import PLATFORM_ORG_ID, RequestContext
 from outpost_contracts.errors import NotFound, ValidationFailed, validation_error
 from outpost_contracts.query import Page
 from outpost_kit import aggregate, ids
-from outpost_kit.db.listing import Collection, list_page
+from outpost_kit.db.listing import Collection, get_one, list_page
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
 
 # Whether a DEVICE, GROUP or SITE scope's id names one of the organization's (the devices
@@ -49,6 +49,10 @@ def _decide_alert(state: Any, command: Any, _now: datetime) -> list[Event]:
     return alerts.decide(state, command)
 
 
+ALERT_RULES = aggregate.Aggregate(rules.ALERT_RULE, _decide_rule, rules.evolve)
+ALERTS = aggregate.Aggregate(alerts.ALERT, _decide_alert, alerts.evolve)
+
+
 async def execute_rule(
     uow: UnitOfWork,
     ctx: RequestContext | None,
@@ -57,18 +61,14 @@ async def execute_rule(
     command: rules.RuleCommand,
     expected_version: int | None = None,
 ) -> tuple[rules.AlertRule | None, list[Any]]:
-    state, envelopes = await aggregate.execute(
+    return await ALERT_RULES.execute(
         uow,
         ctx,
         stream_id=rule_id,
-        stream_type=rules.ALERT_RULE,
-        decide=_decide_rule,
-        evolve=rules.evolve,
         command=command,
         org_id=org_id,
         expected_version=expected_version,
     )
-    return state, envelopes
 
 
 async def execute_alert(
@@ -79,13 +79,10 @@ async def execute_alert(
     command: alerts.AlertCommand,
     expected_version: int | None = None,
 ) -> list[Any]:
-    _state, envelopes = await aggregate.execute(
+    _state, envelopes = await ALERTS.execute(
         uow,
         ctx,
         stream_id=alert_id,
-        stream_type=alerts.ALERT,
-        decide=_decide_alert,
-        evolve=alerts.evolve,
         command=command,
         org_id=org_id,
         expected_version=expected_version,
@@ -94,11 +91,10 @@ async def execute_alert(
 
 
 async def _row(uow: UnitOfWork, collection: Collection, key: UUID, noun: str) -> Any:
-    sql = f"SELECT {collection.columns} FROM {collection.table} WHERE id = :id"
-    row = (await uow.execute(sql, {"id": key})).first()
+    row = await get_one(uow.conn, collection, key)
     if row is None:
         raise NotFound(f"no such {noun}")
-    return row._mapping
+    return row
 
 
 async def _check_scope(deps: Deps, ctx: RequestContext, scope: api.RuleScope) -> None:
@@ -196,7 +192,7 @@ async def delete_rule(deps: Deps, ctx: RequestContext, cmd: api.DeleteById) -> E
 
 async def _require_rule(uow: UnitOfWork, rule_id: UUID) -> None:
     """404 before anything else (If-Match included) for what this tenant cannot see."""
-    state, _version = await aggregate.load(uow, rules.evolve, rule_id)
+    state, _version = await ALERT_RULES.load(uow, rule_id)
     if state is None or state.deleted:
         raise NotFound("no such alert rule")
 

@@ -27,7 +27,6 @@ from uuid import UUID
 
 import msgspec
 from prometheus_client import Counter, Histogram
-from sqlalchemy.exc import IntegrityError
 
 from outpost_alerting.adapters import channel_store, delivery_store
 from outpost_alerting.adapters.resolver import UnresolvableHost
@@ -49,7 +48,7 @@ from outpost_contracts.errors import (
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
 from outpost_kit import ids
-from outpost_kit.aggregate import Aggregate
+from outpost_kit.aggregate import Aggregate, Taken
 from outpost_kit.db.listing import list_page
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -176,7 +175,7 @@ async def create_channel(
     async with deps.uow(ctx.org_id) as uow:
         try:
             await CHANNELS.execute(uow, ctx, stream_id=channel_id, command=cmd, org_id=ctx.org_id)
-        except IntegrityError as exc:
+        except Taken as exc:
             raise Conflict("the notification channel already exists") from exc
         if cmd.secret is not None:
             await channel_store.save_secret(
@@ -363,14 +362,8 @@ async def list_deliveries(
         raise validation_error("alertId", "name exactly one of alertId and channelId")
     async with deps.uow(ctx.org_id) as uow:
         if q.alert_id is not None:
-            found = (
-                await uow.execute(
-                    "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = :id) OR EXISTS (SELECT 1"
-                    " FROM events WHERE stream_id = :id AND event_type = :opened)",
-                    {"id": q.alert_id, "opened": event_tag(alert_api.AlertOpened)},
-                )
-            ).scalar_one()
-            if not found:
+            opened = event_tag(alert_api.AlertOpened)
+            if not await delivery_store.alert_known(uow.conn, q.alert_id, opened):
                 raise NotFound("no such alert")
             where = "alert_id = :log_key"
             key: UUID = q.alert_id
@@ -396,13 +389,9 @@ async def _rule_of(db: Any, envelope: EventEnvelope) -> UUID | None:
     data = envelope.data
     if isinstance(data, alert_api.AlertOpened):
         return data.rule_id
-    row = await db.fetchrow(
-        "SELECT rule_id FROM alerts WHERE id = $1 UNION ALL SELECT (data->>'ruleId')::uuid"
-        " FROM events WHERE stream_id = $1 AND event_type = $2 LIMIT 1",
-        envelope.stream_id,
-        event_tag(alert_api.AlertOpened),
+    return await delivery_store.rule_of_alert(
+        db, envelope.stream_id, event_tag(alert_api.AlertOpened)
     )
-    return None if row is None else row[0]
 
 
 async def _channels_of(db: Any, rule_id: UUID) -> list[UUID]:
@@ -411,14 +400,7 @@ async def _channels_of(db: Any, rule_id: UUID) -> list[UUID]:
     found = await delivery_store.enabled_channels_of_rule(db, rule_id)
     if found is not None:
         return found
-    row = await db.fetchrow(
-        "SELECT (data->'channelIds')::text AS ids FROM events WHERE stream_id = $1"
-        " AND data ? 'channelIds' ORDER BY version DESC LIMIT 1",
-        rule_id,
-    )
-    if row is None or row["ids"] is None:
-        return []
-    wanted = [UUID(i) for i in msgspec.json.decode(row["ids"], type=list[str] | None) or ()]
+    wanted = await delivery_store.channels_in_rule_events(db, rule_id)
     return await delivery_store.enabled_channels(db, wanted) if wanted else []
 
 

@@ -281,10 +281,6 @@ class PgDevices(UnitOfWorkFactory):
     """The ``DevicesUnitOfWork`` bootstrap hands to the use cases: the kit's factory, whose
     units of work carry devices' statements (``PgDevices.over(runtime.uow)``)."""
 
-    @classmethod
-    def over(cls, factory: UnitOfWorkFactory) -> PgDevices:
-        return cls(factory.engine, factory.codec, factory.projectors)
-
     def __call__(self, org_id: UUID | None) -> PgDevicesTx:
         return PgDevicesTx(self.engine, self.codec, org_id=org_id, projectors=self.projectors)
 

@@ -44,6 +44,13 @@ EXPIRING: tuple[Expiring, ...] = (
 MIN_DROPPABLE_AGE_DAYS = 2
 
 
+async def lock_round(uow: UnitOfWork) -> bool:
+    """Whether this transaction holds the retention round's lock (one replica at a time;
+    the others skip the round). Held until the transaction ends."""
+    sql = "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.retention'))"
+    return bool((await uow.execute(sql)).scalar_one())
+
+
 async def partition_days(uow: UnitOfWork) -> list[date]:
     """The UTC days of ``readings``' partitions, oldest first."""
     result = await uow.execute(

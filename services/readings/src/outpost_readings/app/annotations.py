@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.exc import IntegrityError
-
 from outpost_contracts import annotations as api
 from outpost_contracts.base import Empty
 from outpost_contracts.envelope import RequestContext
@@ -73,7 +71,7 @@ async def create_class(
             raise _taken(cmd.name)
         try:
             await CLASSES.execute(uow, ctx, stream_id=new_id, command=cmd, org_id=ctx.org_id)
-        except IntegrityError as exc:  # a concurrent create took the name
+        except aggregate.Taken as exc:  # a concurrent create took the name
             raise _taken(cmd.name) from exc
         row = await store.one(uow, store.ANNOTATION_CLASSES, new_id)
         await uow.commit()
@@ -115,7 +113,7 @@ async def update_class(
                 org_id=ctx.org_id,
                 expected_version=cmd.expected_version,
             )
-        except IntegrityError as exc:
+        except aggregate.Taken as exc:
             raise _taken(str(name)) from exc
         row = await store.one(uow, store.ANNOTATION_CLASSES, cmd.id)
         await uow.commit()

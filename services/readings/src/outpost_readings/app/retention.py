@@ -16,9 +16,6 @@ from outpost_readings.domain.retention import RetentionPlan, plan
 
 _log = logging.getLogger(__name__)
 
-# Only one replica runs retention at a time (the others skip the round).
-_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.retention'))"
-
 
 @dataclass
 class RetentionOutcome:
@@ -53,7 +50,7 @@ async def apply_retention(
     """One round. ``forget``: the set of days this process believes have a partition
     (ingest's cache), from which dropped days are removed."""
     async with uow_factory(None) as guard:
-        if not (await guard.execute(_LOCK)).scalar_one():
+        if not await store.lock_round(guard):  # one replica at a time; the others skip
             return RetentionOutcome(ran=False)
         the_plan = await make_plan(uow_factory, today, default_days)
         outcome = RetentionOutcome(plan=the_plan)
