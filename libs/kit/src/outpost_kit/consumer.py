@@ -170,7 +170,6 @@ class Options:
     failure_delay: float | None = None
     dead_letter_exhausted: bool = False
     fetch_pause: float = 0.5
-    wait_seconds: float = 1.0
 
 
 _Decoded = tuple[Msg, T | Skip | PermanentFailure]
@@ -248,7 +247,7 @@ class BatchConsumer(Generic[T]):
         """The next batch, decoded; empty when nothing came (or fetching failed, after a
         pause: the connection is reconnecting)."""
         try:
-            msgs = await self._source.next_batch(self.options.wait_seconds)
+            msgs = await self._source.next_batch(1.0)
         except Exception as exc:
             _log.warning("consumer %s: fetch failed: %r", self.spec.name, exc)
             await asyncio.sleep(self.options.fetch_pause)

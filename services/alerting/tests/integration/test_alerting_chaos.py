@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import nats
 import pytest
+from prometheus_client import REGISTRY
 from test_alerting_streaming import Env, at
 
 from outpost_alerting import bootstrap
@@ -31,6 +32,8 @@ from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.infra import PostgresCluster
 
 pytestmark = pytest.mark.integration
+
+UNAVAILABLE = "outpost_alerting_evaluation_unavailable_total"
 
 
 @pytest.fixture
@@ -87,3 +90,47 @@ async def test_an_outage_longer_than_the_redelivery_budget_loses_no_alert(
     assert sorted((a.device_id, a.trigger.value) for a in alerts) == sorted(
         (d, 40 + n) for n, d in enumerate(devices)
     )
+
+
+async def test_stopping_during_an_outage_hands_the_batch_back(
+    env: Env, postgres_cluster: PostgresCluster
+) -> None:
+    """pg-restart, shutdown (ADR 0083): the evaluator is told to stop while it holds a batch
+    through a Postgres outage; it stops at once, Postgres still down, and hands the batch
+    back (nak) rather than waiting for the database; the next evaluator fires the alert."""
+    device = await env.device()
+    await env.rule()
+    spec = ConsumerSpec(
+        stream="TELEMETRY",
+        name=f"test-{secrets.token_hex(6)}",
+        owner="alerting",
+        filter_subjects=(f"{subjects.PREFIX}.tel.{env.org}.>",),
+    )
+    await messaging.apply_streams(env.js, [streams.stream("TELEMETRY")], [spec])
+    held = REGISTRY.get_sample_value(UNAVAILABLE) or 0.0
+    await asyncio.to_thread(postgres_cluster.kill)
+    body = {"seq": 1, "readings": [{"sensor": "temp", "value": 41, "ts": at(0)}]}
+    await env.js.publish(subjects.telemetry(env.org, device), msgspec.json.encode(body))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(telemetry.run(env.uow, env.nc, spec, 100, stop))
+    for _ in range(600):  # up to a minute: the batch is fetched and found the outage
+        if (REGISTRY.get_sample_value(UNAVAILABLE) or 0.0) > held:
+            break
+        await asyncio.sleep(0.1)
+    assert (REGISTRY.get_sample_value(UNAVAILABLE) or 0.0) > held, "the batch was never held"
+    stop.set()
+    await asyncio.wait_for(loop, 30)  # holding on would wait for Postgres: never, here
+    assert not postgres_cluster.running
+    await asyncio.to_thread(postgres_cluster.restart)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(telemetry.run(env.uow, env.nc, spec, 100, stop))
+    try:
+        for _ in range(600):
+            info = await env.js.consumer_info(spec.stream, spec.name)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 20)
+    assert [(a.device_id, a.trigger.value) for a in await env.alerts()] == [(device, 41)]
