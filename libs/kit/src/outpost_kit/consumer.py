@@ -207,6 +207,8 @@ class BatchConsumer(Generic[T]):
         self._redeliveries = REDELIVERIES.labels(spec.name)
         self._waits = WAITS.labels(spec.name)
         self._ahead: asyncio.Task[list[_Decoded[T]]] | None = None
+        # Per message: the fetched batch and where its rest, still in hand, starts.
+        self._behind: tuple[Sequence[_Decoded[T]], int] = ((), 0)
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -223,8 +225,12 @@ class BatchConsumer(Generic[T]):
                     self._ahead = asyncio.create_task(self._next())
                 try:
                     if self.options.per_message:
-                        for one in fetched:
-                            await self.settle([one], stop)
+                        try:
+                            for i, one in enumerate(fetched):
+                                self._behind = (fetched, i + 1)
+                                await self.settle([one], stop)
+                        finally:
+                            self._behind = ((), 0)
                     else:
                         await self.settle(fetched, stop)
                 except Exception as exc:  # e.g. a dead letter not written: redelivered
@@ -373,11 +379,14 @@ class BatchConsumer(Generic[T]):
             await delivery.in_progress()
         with contextlib.suppress(Exception):  # the broker may be away: redelivered then
             await self._source.keep_alive()
+        fetched, rest = self._behind  # the rest of a batch handled per message
+        behind = [msg for msg, _ in fetched[rest:]]
         ahead = self._ahead
         if ahead is not None and ahead.done() and not ahead.cancelled() and not ahead.exception():
-            for msg, _ in ahead.result():  # fetched ahead: kept alive too
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
+            behind += [msg for msg, _ in ahead.result()]  # and a batch fetched ahead
+        for msg in behind:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
 
     async def _settle(self, msg: Msg, verdict: Verdict) -> bool:
         """Apply one verdict; True when the message was acked."""
