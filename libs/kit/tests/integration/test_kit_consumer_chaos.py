@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from test_kit_consumer import _publish_counters
 
 from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.streams import ConsumerSpec
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -34,6 +35,24 @@ pytestmark = pytest.mark.integration
 def plain_uow(engine: AsyncEngine) -> UnitOfWorkFactory:
     """Appends without projections: here the consumer is what maintains ``counters``."""
     return UnitOfWorkFactory(engine, CODEC)
+
+
+def _waited(spec: ConsumerSpec) -> float:
+    """How often the consumer found the database down and kept its message."""
+    sample = REGISTRY.get_sample_value(
+        "outpost_consumer_database_waits_total", {"consumer": spec.name}
+    )
+    return sample or 0.0
+
+
+async def _restart_until_processed(
+    postgres_cluster: PostgresCluster, consumer: InboxConsumer, n: int
+) -> None:
+    await asyncio.to_thread(postgres_cluster.restart)
+    deadline = time.monotonic() + 60  # a loaded machine restarts Postgres slowly
+    while consumer.processed < n:
+        assert time.monotonic() < deadline, f"{consumer.processed} of {n} processed"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_database_outage_longer_than_the_budget_dead_letters_nothing(
@@ -55,31 +74,19 @@ async def test_a_database_outage_longer_than_the_budget_dead_letters_nothing(
 
     waits = f'outpost_consumer_database_waits_total{{consumer="{spec.name}"}}'
 
-    def waited() -> float:
-        return (
-            REGISTRY.get_sample_value(
-                "outpost_consumer_database_waits_total", {"consumer": spec.name}
-            )
-            or 0.0
-        )
-
     consumer = InboxConsumer(plain_uow, js, spec, handler, CODEC, batch_size=10)
     stop = asyncio.Event()
     await asyncio.to_thread(postgres_cluster.kill)
     task = asyncio.create_task(consumer.run(stop))
     try:
         deadline = time.monotonic() + 60  # a loaded machine restarts Postgres slowly
-        while waited() == 0:  # the consumer found the database down and kept its message
+        while _waited(spec) == 0:  # the consumer found the database down and kept its message
             assert time.monotonic() < deadline, f"{waits} never moved"
             await asyncio.sleep(0.05)
         budget = spec.max_deliver * spec.ack_wait_seconds
         await asyncio.sleep(2 * budget)  # the outage: twice the redelivery budget
         during = await js.consumer_info(spec.stream, spec.name)
-        await asyncio.to_thread(postgres_cluster.restart)
-        deadline = time.monotonic() + 60  # a loaded machine restarts Postgres slowly
-        while consumer.processed < 15:
-            assert time.monotonic() < deadline, f"{consumer.processed} of 15 processed"
-            await asyncio.sleep(0.05)
+        await _restart_until_processed(postgres_cluster, consumer, 15)
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -121,12 +128,6 @@ async def test_the_rest_of_a_held_batch_keeps_its_lease(
     async def handler(uow: UnitOfWork, envelope: EventEnvelope) -> None:
         await CounterProjector().apply(uow.conn, envelope)
 
-    def waited() -> float:
-        sample = REGISTRY.get_sample_value(
-            "outpost_consumer_database_waits_total", {"consumer": spec.name}
-        )
-        return sample or 0.0
-
     consumer = InboxConsumer(plain_uow, js, spec, handler, CODEC, batch_size=10)
     stop = asyncio.Event()
     await asyncio.to_thread(postgres_cluster.kill)
@@ -134,7 +135,7 @@ async def test_the_rest_of_a_held_batch_keeps_its_lease(
     lapsed: list[Msg] = []
     try:
         deadline = time.monotonic() + 60
-        while waited() == 0 or (await js.consumer_info(spec.stream, spec.name)).num_pending:
+        while _waited(spec) == 0 or (await js.consumer_info(spec.stream, spec.name)).num_pending:
             # the consumer fetched all six and holds the first
             assert time.monotonic() < deadline, "the consumer never held its batch"
             await asyncio.sleep(0.05)
@@ -145,11 +146,7 @@ async def test_the_rest_of_a_held_batch_keeps_its_lease(
             pass  # nothing lapsed: nothing delivered again
         finally:
             await probe.unsubscribe()
-        await asyncio.to_thread(postgres_cluster.restart)
-        deadline = time.monotonic() + 60  # a loaded machine restarts Postgres slowly
-        while consumer.processed < 6:
-            assert time.monotonic() < deadline, f"{consumer.processed} of 6 processed"
-            await asyncio.sleep(0.05)
+        await _restart_until_processed(postgres_cluster, consumer, 6)
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
