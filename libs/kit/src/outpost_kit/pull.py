@@ -1,5 +1,7 @@
-"""Low-latency batches from a JetStream pull consumer: one pull request kept open, and each
-batch is whatever has arrived, handed over as soon as the first message is there.
+"""Where a consumer's batches come from (``outpost_kit.consumer.BatchConsumer`` reads them):
+``Fetcher``, nats-py's ``fetch(n)``, which fills a batch or waits out its timeout, and
+``Puller``, low-latency batches from one pull request kept open, each batch whatever has
+arrived, handed over as soon as the first message is there.
 
 nats-py's ``fetch(n)`` returns only when ``n`` messages arrived or its timeout passed once
 the server had nothing at the moment of asking, so at low rates a message can wait out most
@@ -14,14 +16,62 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Protocol
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.client import JetStreamContext
 
 _STATUS = "Status"
 _encoder = msgspec.json.Encoder()
+
+
+class Source(Protocol):
+    """Batches of one durable pull consumer."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def next_batch(self, wait_seconds: float) -> list[Msg]:
+        """At most a batch; none when nothing came within ``wait_seconds``."""
+        ...
+
+    async def keep_alive(self) -> None:
+        """While the caller holds a batch: keep what was delivered behind it alive."""
+        ...
+
+
+class Fetcher:
+    """Batches of ``fetch(batch)``: a batch fills up to ``batch`` messages or waits out the
+    wait (up to a second at low rates), so a loaded consumer gets large batches."""
+
+    def __init__(self, js: JetStreamContext, stream: str, consumer: str, batch: int) -> None:
+        self._js = js
+        self._stream = stream
+        self._consumer = consumer
+        self._batch = batch
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._js.pull_subscribe_bind(self._consumer, stream=self._stream)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def next_batch(self, wait_seconds: float) -> list[Msg]:
+        assert self._sub is not None, "start() first"
+        try:
+            return await self._sub.fetch(self._batch, timeout=wait_seconds)
+        except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
+            return []
+
+    async def keep_alive(self) -> None:
+        """Nothing is delivered behind a fetched batch until the next fetch."""
 
 
 class Puller:

@@ -1,34 +1,41 @@
 """The TELEMETRY ingest loop: fetch a large batch, decode, validate and store it in one
 transaction (readings, quarantine, seq state), then ack.
 
-Raw nats-py rather than a FastStream subscriber: this is the hot path (docs/performance.md), and
-it needs batch fetches and per-message ack/nak/term after one commit.
+The kit's ``BatchConsumer`` (ADR 0083) with a ``Fetcher`` and fetch-ahead: this is the hot
+path (docs/performance.md), and it needs large batch fetches and per-message ack/nak/term
+after one commit. Here: the decoder (``_incoming``) and the handler (``_ingest``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from uuid import UUID
 
 import msgspec
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
-from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
-from outpost_contracts import subjects
 from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
-from outpost_kit import ids, telemetry
-from outpost_kit.consumer import PermanentFailure, backoff_seconds, dead_letter
+from outpost_contracts.subjects import telemetry_device
+from outpost_kit import ids
+from outpost_kit.consumer import (
+    ACK,
+    HOLD_BACKOFF_MAX_SECONDS,
+    RETRY,
+    BatchConsumer,
+    Delivery,
+    Options,
+    PermanentFailure,
+    Verdict,
+    batch_span,
+)
 from outpost_kit.db.errors import database_unavailable
-from outpost_readings.app.handlers import Deps, Incoming, Outcome, ingest
+from outpost_kit.pull import Fetcher
+from outpost_readings.app.handlers import Deps, Incoming, ingest
 
-_log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(TelemetryMessage)
 
 STORED = Counter("outpost_readings_stored_total", "Readings stored")
@@ -45,22 +52,10 @@ HELD = Counter(
     " retried, not nak'ed)",
 )
 
-# A batch kept in hand while the database is unavailable is tried again after 0.2 s,
-# doubling up to this (decision 62); each wait also renews the messages' ack wait.
-HOLD_BACKOFF_MAX_SECONDS = 5.0
-
-
-@functools.lru_cache(maxsize=65_536)
-def _device_of(subject: str) -> tuple[UUID, UUID]:
-    """(org, device) of a telemetry subject, parsed once per device rather than per message;
-    ValueError if it is not one."""
-    org, device = subjects.parse_telemetry(subject)
-    return UUID(org), UUID(device)
-
 
 def _incoming(msg: Msg, max_deliver: int) -> Incoming:
     try:
-        org_id, device_id = _device_of(msg.subject)
+        org_id, device_id = telemetry_device(msg.subject)
     except ValueError as exc:  # no tenant to quarantine it under
         raise PermanentFailure(f"not a device telemetry subject: {msg.subject}") from exc
     meta = msg.metadata
@@ -87,29 +82,6 @@ def _incoming(msg: Msg, max_deliver: int) -> Incoming:
     return incoming
 
 
-async def _fetch(
-    sub: JetStreamContext.PullSubscription, batch: int, max_deliver: int
-) -> list[tuple[Msg, Incoming | PermanentFailure]]:
-    """The next batch, decoded; empty when there was nothing to fetch (or fetching
-    failed, after a pause)."""
-    try:
-        msgs = await sub.fetch(batch, timeout=1.0)
-    except TimeoutError:  # nats-py and asyncio time-outs alike: nothing to fetch
-        return []
-    except Exception as exc:
-        _log.warning("telemetry fetch failed: %r", exc)
-        await asyncio.sleep(0.5)
-        return []
-    return [(msg, _decoded(msg, max_deliver)) for msg in msgs]
-
-
-def _decoded(msg: Msg, max_deliver: int) -> Incoming | PermanentFailure:
-    try:
-        return _incoming(msg, max_deliver)
-    except PermanentFailure as exc:
-        return exc
-
-
 async def run(
     deps: Deps,
     js: JetStreamContext,
@@ -123,142 +95,47 @@ async def run(
     flight at a time, batches stored one after the other in fetch order, each acked only
     after its commit. While the database is unavailable the batch is kept and retried
     (``hold_backoff_max`` caps the wait between attempts); nothing is nak'ed for it."""
-    sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
-    ahead: asyncio.Task[list[tuple[Msg, Incoming | PermanentFailure]]] | None = None
+
+    async def handle(batch: Sequence[Delivery[Incoming]]) -> list[Verdict]:
+        return await _ingest(deps, batch)
+
+    consumer = BatchConsumer(
+        spec,
+        Fetcher(js, spec.stream, spec.name, batch),
+        lambda msg: _incoming(msg, spec.max_deliver),
+        handle,
+        Options(fetch_ahead=True, hold_backoff_max=hold_backoff_max),
+        uow=deps.uow,
+        scope=batch_span(__name__, f"ingest {spec.name}"),
+        holds=HELD,
+    )
+    await consumer.run(stop)
+
+
+async def _ingest(deps: Deps, batch: Sequence[Delivery[Incoming]]) -> list[Verdict]:
+    """Store a decoded batch in one transaction; ack every message it settled. Nothing is
+    acked before the commit; a crash in between redelivers, and storing is idempotent."""
+    items = [delivery.item for delivery in batch]
     try:
-        while not stop.is_set():
-            fetched = await (ahead or _fetch(sub, batch, spec.max_deliver))
-            ahead = None
-            if not fetched:
-                continue
-            if not stop.is_set():
-                ahead = asyncio.create_task(_fetch(sub, batch, spec.max_deliver))
-            try:
-                await handle_decoded(deps, spec, fetched, stop, hold_backoff_max=hold_backoff_max)
-            except Exception as exc:  # e.g. a dead letter not written: redelivered later
-                _log.error("telemetry batch of %d not settled: %r", len(fetched), exc)
-    finally:
-        if ahead is not None:  # fetched but never stored: deliver them again now
-            with contextlib.suppress(Exception):
-                for msg, _ in await ahead:
-                    await msg.nak()
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-
-
-async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
-    """Store a fetched batch in one transaction, then ack every message it settled."""
-    await handle_decoded(deps, spec, [(msg, _decoded(msg, spec.max_deliver)) for msg in msgs])
-
-
-async def handle_decoded(
-    deps: Deps,
-    spec: ConsumerSpec,
-    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
-    stop: asyncio.Event | None = None,
-    *,
-    hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
-) -> None:
-    """Store a decoded batch in one transaction, then ack every message it settled. Nothing
-    is acked before the commit; a crash in between redelivers, and storing is idempotent.
-
-    A trace starts here for device telemetry: one span per batch, linked to the contexts
-    its messages were published in (an HTTP batch carries its request's ``traceparent``;
-    a device's message usually carries none)."""
-    listening = telemetry.listening()
-    links = telemetry.links_to(msg.headers for msg, _ in fetched) if listening else None
-    with telemetry.tracer(__name__).start_as_current_span(
-        f"ingest {spec.name}", kind=SpanKind.CONSUMER, links=links
-    ) as span:
-        if listening:
-            span.set_attribute("messaging.batch.message_count", len(fetched))
-        await _handle_decoded(deps, spec, fetched, stop, hold_backoff_max)
-
-
-async def _handle_decoded(
-    deps: Deps,
-    spec: ConsumerSpec,
-    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
-    stop: asyncio.Event | None,
-    hold_backoff_max: float,
-) -> None:
-    good: list[tuple[Msg, Incoming]] = []
-    for msg, item in fetched:
-        if isinstance(item, PermanentFailure):
-            await dead_letter(deps.uow, spec.name, msg, item)
-        else:
-            good.append((msg, item))
-    if not good:
-        return
-    try:
-        outcomes = await _store(deps, good, stop, hold_backoff_max)
+        outcomes = await ingest(deps, items, ids.now())
     except Exception as exc:
-        _log.warning("telemetry batch of %d failed: %s; redelivering", len(good), exc)
-        for msg, _ in good:
-            await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
-        return
-    if outcomes is None:  # stopping while the database is unavailable
-        for msg, _ in good:
-            with contextlib.suppress(Exception):
-                await msg.nak()
-        return
+        if database_unavailable(exc):
+            # The failed commit may have happened after all (the connection broke during
+            # it): from now on the batch is stored as a redelivery, which counts no seq twice.
+            for item in items:
+                item.first_delivery = False
+        raise
     stored = rejected = dropped = 0
-    for (msg, _), outcome in zip(good, outcomes, strict=True):
+    verdicts: list[Verdict] = []
+    for outcome in outcomes:
         if outcome.retry:  # the registry may not have caught up with the registration yet
-            await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered))
+            verdicts.append(RETRY)
             continue
         stored += outcome.stored
         rejected += outcome.rejected
         dropped += outcome.dropped
-        await msg.ack()
+        verdicts.append(ACK)
     STORED.inc(stored)
     REJECTED.inc(rejected)
     DROPPED.inc(dropped)
-
-
-async def _store(
-    deps: Deps,
-    good: list[tuple[Msg, Incoming]],
-    stop: asyncio.Event | None,
-    hold_backoff_max: float,
-) -> list[Outcome] | None:
-    """``ingest`` the batch; while the database is unavailable, keep the batch and try
-    again with backoff, renewing the messages' ack wait (``+WPI``) so JetStream neither
-    redelivers them nor counts deliveries against ``max_deliver``: an outage of any length
-    loses nothing. Any other error is raised (the caller naks: the retry budget applies).
-    None when ``stop`` is set during an outage."""
-    items = [item for _, item in good]
-    attempt = 0
-    while True:
-        try:
-            return await ingest(deps, items, ids.now())
-        except Exception as exc:
-            if not database_unavailable(exc):
-                raise
-            attempt += 1
-            HELD.inc()
-            delay = min(0.2 * 2 ** (attempt - 1), hold_backoff_max)
-            log = _log.warning if attempt == 1 or attempt % 20 == 0 else _log.debug
-            log(
-                "database unavailable (%s: %s); keeping a telemetry batch of %d, attempt %d,"
-                " next in %.1fs",
-                type(exc).__name__,
-                exc,
-                len(items),
-                attempt,
-                delay,
-            )
-        # The failed commit may have happened after all (the connection broke during it):
-        # from now on the batch is stored as a redelivery, which counts no seq twice.
-        for item in items:
-            item.first_delivery = False
-        for msg, _ in good:
-            with contextlib.suppress(Exception):  # NATS may be down too: redelivered then
-                await msg.in_progress()
-        if stop is None:
-            await asyncio.sleep(delay)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
-                return None
+    return verdicts
