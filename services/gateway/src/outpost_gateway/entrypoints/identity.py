@@ -42,7 +42,9 @@ from outpost_contracts.identity import (
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.params import (
+    Listing,
+)
 from outpost_gateway.entrypoints.public import call_public
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
@@ -63,16 +65,11 @@ async def create_organization(
 
 @get("/api/v1/admin/organizations", tags=["organizations"])
 async def list_organizations(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[OrganizationView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_ORGANIZATIONS, ORGANIZATION)
+    return await fetch_list(listing, backend, ctx, LIST_ORGANIZATIONS, ORGANIZATION)
 
 
 @get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
@@ -120,16 +117,11 @@ async def create_api_key(
 
 @get("/api/v1/api-keys", tags=["api-keys"])
 async def list_api_keys(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[ApiKeyView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_API_KEYS, API_KEY)
+    return await fetch_list(listing, backend, ctx, LIST_API_KEYS, API_KEY)
 
 
 @delete("/api/v1/api-keys/{id:uuid}", tags=["api-keys"])
@@ -144,16 +136,11 @@ async def create_user(data: JSONBody[CreateUser], ctx: Ctx, backend: BackendDep)
 
 @get("/api/v1/users", tags=["users"])
 async def list_users(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[UserView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_USERS, USER)
+    return await fetch_list(listing, backend, ctx, LIST_USERS, USER)
 
 
 @get("/api/v1/users/{id:uuid}", tags=["users"])

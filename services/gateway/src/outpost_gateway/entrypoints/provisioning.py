@@ -33,11 +33,7 @@ from outpost_contracts.provisioning import (
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
 from outpost_gateway.entrypoints.params import (
-    DEFAULT,
-    After,
-    Include,
-    Limit,
-    Order,
+    Listing,
 )
 from outpost_gateway.entrypoints.public import call_public
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
@@ -62,16 +58,11 @@ async def create_registration_token(
 
 @get("/api/v1/devices/registration/tokens", tags=["provisioning"])
 async def list_registration_tokens(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[RegistrationTokenView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_REGISTRATION_TOKENS, TOKEN)
+    return await fetch_list(listing, backend, ctx, LIST_REGISTRATION_TOKENS, TOKEN)
 
 
 @delete(
@@ -124,17 +115,12 @@ async def get_device_ca(ctx: Ctx, backend: BackendDep) -> CertificateAuthorityVi
 @get("/api/v1/devices/{id:uuid}/certificates", tags=["provisioning"])
 async def list_device_certificates(
     id: FromPath[UUID],
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[CertificateView]:
-    params = list(request.query_params.multi_items())
     return await fetch_list(
-        params, backend, ctx, LIST_DEVICE_CERTIFICATES, CERTIFICATE, device_id=id
+        listing, backend, ctx, LIST_DEVICE_CERTIFICATES, CERTIFICATE, device_id=id
     )
 
 
