@@ -24,7 +24,7 @@ from outpost_contracts.errors import (
 )
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Category
-from outpost_gateway.domain.resources import RESOURCE_GROUPS, policies
+from outpost_gateway.domain.resources import RESOURCE_GROUPS, ResourceGroup
 
 PUBLIC = "public"  # no credential needed (health, metrics, documents)
 AUTHENTICATED = "authenticated"  # any valid credential, no particular scope (logout)
@@ -46,19 +46,10 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/schemas"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
     # identity
-    ("POST", "/api/v1/admin/organizations"): OPERATOR,
-    ("GET", "/api/v1/admin/organizations"): OPERATOR,
-    ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/reinstate"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
     ("PUT", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
-    ("POST", "/api/v1/api-keys"): "api-keys:write",
-    ("GET", "/api/v1/api-keys"): "api-keys:read",
-    ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
-    ("POST", "/api/v1/users"): "users:write",
-    ("GET", "/api/v1/users"): "users:read",
-    ("GET", "/api/v1/users/{id}"): "users:read",
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,  # the refresh token in the body is the credential
     ("POST", "/api/v1/auth/logout"): AUTHENTICATED,
@@ -73,9 +64,6 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/devices"): "devices:write",  # guarded bulk change (X-Expected-Count)
     ("DELETE", "/api/v1/devices"): "devices:write",  # guarded bulk decommission
     # provisioning
-    ("POST", "/api/v1/devices/registration/tokens"): "devices:write",
-    ("GET", "/api/v1/devices/registration/tokens"): "devices:read",
-    ("DELETE", "/api/v1/devices/registration/tokens/{id}"): "devices:write",
     ("POST", "/api/v1/devices/provision"): PUBLIC,  # the registration token is the credential
     # the current certificate and a signature with its key are the credential
     ("POST", "/api/v1/devices/certificates/renew"): PUBLIC,
@@ -124,11 +112,20 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/notification-channels/{id}/deliveries"): "notification-channels:read",
     # exports (decision 65); the download's signed link is its credential
     ("POST", "/api/v1/exports"): "exports:write",
-    ("GET", "/api/v1/exports"): "exports:read",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
-    ("DELETE", "/api/v1/exports/{id}"): "exports:write",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
 }
+
+
+def group_policies(groups: tuple[ResourceGroup, ...]) -> dict[tuple[str, str], str]:
+    """The policy of every route of ``groups``: ``<scope>:read`` for its GETs and
+    ``<scope>:write`` for the others, or ``OPERATOR`` for a group without a scope."""
+    found: dict[tuple[str, str], str] = {}
+    for group in groups:
+        for route in group.routes():
+            policy = OPERATOR if group.scope is None else f"{group.scope}:{route.access}"
+            found = _one_policy_each(found, {(route.method, route.path): policy})
+    return found
 
 
 def _one_policy_each(*tables: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
@@ -141,7 +138,7 @@ def _one_policy_each(*tables: dict[tuple[str, str], str]) -> dict[tuple[str, str
     return merged
 
 
-ROUTE_POLICIES = _one_policy_each(HANDWRITTEN_POLICIES, policies(RESOURCE_GROUPS))
+ROUTE_POLICIES = _one_policy_each(HANDWRITTEN_POLICIES, group_policies(RESOURCE_GROUPS))
 
 
 def policy_for(method: str, path_template: str) -> str | None:

@@ -27,6 +27,8 @@ request, body and view types are the operations' own. Routes a group has beyond 
 
 from __future__ import annotations
 
+import builtins
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,12 +61,29 @@ from outpost_contracts.devices import (
     UPDATE_DEVICE,
     Tag,
 )
+from outpost_contracts.exports import DELETE_EXPORT, LIST_EXPORTS
+from outpost_contracts.identity import (
+    CREATE_API_KEY,
+    CREATE_ORGANIZATION,
+    CREATE_USER,
+    GET_ORGANIZATION,
+    GET_USER,
+    LIST_API_KEYS,
+    LIST_ORGANIZATIONS,
+    LIST_USERS,
+    REVOKE_API_KEY,
+)
 from outpost_contracts.notifications import (
     CREATE_CHANNEL,
     DELETE_CHANNEL,
     GET_CHANNEL,
     LIST_CHANNELS,
     UPDATE_CHANNEL,
+)
+from outpost_contracts.provisioning import (
+    CREATE_REGISTRATION_TOKEN,
+    LIST_REGISTRATION_TOKENS,
+    REVOKE_REGISTRATION_TOKEN,
 )
 from outpost_contracts.registry import (
     ADD_COMPONENT,
@@ -102,11 +121,12 @@ CATEGORIES = {
     "delete": Category.WRITE,
 }
 # The fields each verb's request must have (the gateway fills them); create sends the body.
+# A delete whose request has ``expected_version`` too takes ``If-Match``.
 REQUEST_FIELDS = {
     "list": {"query"},
     "get": {"id"},
     "update": {"id", "patch", "expected_version"},
-    "delete": {"id", "expected_version"},
+    "delete": {"id"},
 }
 
 
@@ -126,7 +146,7 @@ class Route:
     verb: str
     method: str
     path: str  # the template as the policy table and the OpenAPI document spell it
-    policy: str
+    access: str  # "read" (the GETs) or "write": the group's scope:access is its policy
     category: Category  # what ``policy.rate_category`` answers for it
     operation: Operation[Any, Any]
     name: str  # the handler's name: the operation id
@@ -138,7 +158,9 @@ class ResourceGroup:
     path: str  # the collection, e.g. /api/v1/sites
     one: str  # in operation ids: site, device_group…
     many: str  # sites, device_groups…
-    scope: str  # GETs need <scope>:read, the other routes <scope>:write
+    # GETs need <scope>:read, the other routes <scope>:write; an operator's group (no scope)
+    # is the platform operator's only
+    scope: str | None
     create: Operation[Any, Any] | None = None
     list: Operation[Any, Any] | None = None
     get: Operation[Any, Any] | None = None
@@ -148,6 +170,8 @@ class ResourceGroup:
     relations: Mapping[str, type[msgspec.Struct]] = field(default_factory=dict)
     docs: Mapping[str, Doc] = field(default_factory=dict)  # by verb
     etag: str | None = None  # the ETag header's description; "The <one>'s version" by default
+    versioned: bool = True  # get answers the ETag (and documents it)
+    tag: str | None = None  # the OpenAPI tag; the collection's last segment by default
 
     def __post_init__(self) -> None:
         for verb, fields in REQUEST_FIELDS.items():
@@ -160,7 +184,7 @@ class ResourceGroup:
                     f"{self.path}: {verb}'s request {op.request.__name__} lacks {missing}"
                 )
         if self.view is None:
-            raise TypeError(f"{self.path}: a group needs get or create (its view)")
+            raise TypeError(f"{self.path}: a group needs one verb besides delete")
         unknown = set(self.docs) - set(VERBS)
         if unknown:
             raise TypeError(f"{self.path}: docs for no verb: {unknown}")
@@ -171,8 +195,14 @@ class ResourceGroup:
 
     @property
     def view(self) -> Any:
-        """What an item is answered as: the reply of get (or of create)."""
-        op = self.get or self.create
+        """What an item is answered as: the reply of get (of list's items, of update, of
+        create)."""
+        if self.get is not None:
+            return self.get.reply
+        if self.list is not None:
+            (item,) = typing.get_args(self.list.reply)  # Page[View]
+            return item
+        op = self.update or self.create
         return op.reply if op is not None else None
 
     @property
@@ -183,8 +213,8 @@ class ResourceGroup:
         return patch.type
 
     @property
-    def tag(self) -> str:
-        return self.path.rsplit("/", 1)[1]
+    def openapi_tag(self) -> str:
+        return self.tag or self.path.rsplit("/", 1)[1]
 
     @property
     def item(self) -> str:
@@ -194,7 +224,13 @@ class ResourceGroup:
     def etag_description(self) -> str:
         return self.etag or f"The {self.one.replace('_', ' ')}'s version"
 
-    def routes(self) -> list[Route]:
+    @property
+    def delete_is_versioned(self) -> bool:
+        """Whether DELETE takes ``If-Match`` (its request has ``expected_version``)."""
+        assert self.delete is not None
+        return "expected_version" in {f.name for f in msgspec.structs.fields(self.delete.request)}
+
+    def routes(self) -> builtins.list[Route]:
         found = []
         for verb in VERBS:
             op = self.operation(verb)
@@ -203,13 +239,12 @@ class ResourceGroup:
             doc = self.docs.get(verb, Doc())
             default = f"list_{self.many}" if verb == "list" else f"{verb}_{self.one}"
             method = METHODS[verb]
-            access = "read" if method == "GET" else "write"
             found.append(
                 Route(
                     verb=verb,
                     method=method,
                     path=self.item if verb in ON_ITEM else self.path,
-                    policy=f"{self.scope}:{access}",
+                    access="read" if method == "GET" else "write",
                     category=CATEGORIES[verb],
                     operation=op,
                     name=doc.name or default,
@@ -217,18 +252,6 @@ class ResourceGroup:
                 )
             )
         return found
-
-
-def policies(groups: tuple[ResourceGroup, ...]) -> dict[tuple[str, str], str]:
-    """The policy of every route of ``groups``, keyed as ``ROUTE_POLICIES`` is."""
-    found: dict[tuple[str, str], str] = {}
-    for group in groups:
-        for route in group.routes():
-            key = (route.method, route.path)
-            if key in found:
-                raise ValueError(f"{key} is declared by two resource groups")
-            found[key] = route.policy
-    return found
 
 
 _SECRET = (
@@ -244,6 +267,38 @@ _SSRF = (
 )
 
 RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
+    # identity: organizations (the operator's; suspend and reinstate: entrypoints/identity.py),
+    # API keys and users
+    ResourceGroup(
+        path="/api/v1/admin/organizations",
+        one="organization",
+        many="organizations",
+        scope=None,
+        create=CREATE_ORGANIZATION,
+        list=LIST_ORGANIZATIONS,
+        get=GET_ORGANIZATION,
+        versioned=False,
+    ),
+    ResourceGroup(
+        path="/api/v1/api-keys",
+        one="api_key",
+        many="api_keys",
+        scope="api-keys",
+        create=CREATE_API_KEY,  # answers the key itself, once
+        list=LIST_API_KEYS,
+        delete=REVOKE_API_KEY,
+        docs={"delete": Doc(name="revoke_api_key")},
+    ),
+    ResourceGroup(
+        path="/api/v1/users",
+        one="user",
+        many="users",
+        scope="users",
+        create=CREATE_USER,
+        list=LIST_USERS,
+        get=GET_USER,
+        versioned=False,
+    ),
     # devices and the registry beside them (sites, device groups, components, sensors)
     ResourceGroup(
         path="/api/v1/devices",
@@ -306,6 +361,26 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
         delete=REMOVE_SENSOR,
         docs={"delete": Doc(summary="Remove a sensor")},
     ),
+    # registration tokens (provisioning itself and certificates: entrypoints/provisioning.py)
+    ResourceGroup(
+        path="/api/v1/devices/registration/tokens",
+        one="registration_token",
+        many="registration_tokens",
+        scope="devices",
+        tag="provisioning",
+        create=CREATE_REGISTRATION_TOKEN,  # answers the token itself, once
+        list=LIST_REGISTRATION_TOKENS,
+        delete=REVOKE_REGISTRATION_TOKEN,
+        docs={
+            "create": Doc(
+                summary=(
+                    "Create a one-time registration token (and the device, if no device has"
+                    " the name)"
+                )
+            ),
+            "delete": Doc(summary="Revoke a registration token", name="revoke_registration_token"),
+        },
+    ),
     # annotations and their classes (decision 61): members label data as they send it
     ResourceGroup(
         path="/api/v1/annotation-classes",
@@ -344,6 +419,22 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
         update=UPDATE_RULE,
         delete=DELETE_RULE,
         docs={"delete": Doc(summary="Delete an alert rule (its unresolved alerts are resolved)")},
+    ),
+    # exports (decision 65): create (201, ETag), get (a fresh signed link) and the download
+    # are written by hand in entrypoints/exports.py
+    ResourceGroup(
+        path="/api/v1/exports",
+        one="export",
+        many="exports",
+        scope="exports",
+        list=LIST_EXPORTS,
+        delete=DELETE_EXPORT,
+        docs={
+            "list": Doc(summary="List exports"),
+            "delete": Doc(
+                summary="Cancel a pending or running export; delete a finished one and its archive"
+            ),
+        },
     ),
     # notification channels (decision 64); /test and the delivery logs:
     # entrypoints/notifications.py

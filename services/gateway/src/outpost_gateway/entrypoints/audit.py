@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from litestar import Request, get
+from litestar import get
 
 from outpost_contracts.audit import LIST_AUDIT_LOG, AuditEntry, ListAuditLog
 from outpost_gateway.domain.audit import merge_pages
 from outpost_gateway.domain.query import parse_list_request
-from outpost_gateway.entrypoints.params import (
-    Listing,
-)
+from outpost_gateway.entrypoints.params import Listing
 from outpost_gateway.entrypoints.rendering import ListOf, render_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
@@ -31,8 +28,6 @@ async def list_audit_log(
     pages = await asyncio.gather(*(backend.call(op, ctx, body) for op in LIST_AUDIT_LOG.values()))
     return render_list(merge_pages(pages, query), query, shape)
 
-
-Req = Request[Any, Any, Any]
 
 AUDIT_ENTRY = resource_of(AuditEntry)
 ROUTES = [list_audit_log]

@@ -26,13 +26,7 @@ from outpost_contracts.commands import (
     GetDeviceState,
 )
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.params import (
-    IfMatch,
-    Listing,
-    etag,
-    etag_header,
-    parse_if_match,
-)
+from outpost_gateway.entrypoints.params import IfMatch, Listing, etag, etag_header, parse_if_match
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 

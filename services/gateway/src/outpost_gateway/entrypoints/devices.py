@@ -28,12 +28,7 @@ from outpost_contracts.query import Node
 from outpost_gateway.domain.query import PAGING_PARAMS, parse_list_request, parse_single_request
 from outpost_gateway.domain.query.keys import ID, parse_key
 from outpost_gateway.domain.resources import group_at
-from outpost_gateway.entrypoints.params import (
-    Filter,
-    etag,
-    etag_header,
-    is_number,
-)
+from outpost_gateway.entrypoints.params import Filter, etag, etag_header, is_number
 from outpost_gateway.entrypoints.params import parse_if_match as parse_if_match  # its old home
 from outpost_gateway.entrypoints.rendering import render_one, shape_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -17,26 +17,17 @@ from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.exports import (
     CREATE_EXPORT,
-    DELETE_EXPORT,
     GET_ARTIFACT,
     GET_EXPORT,
-    LIST_EXPORTS,
     CreateExport,
-    DeleteExport,
     ExportById,
     ExportStatus,
     ExportView,
 )
 from outpost_gateway.domain.query import parse_single_request
 from outpost_gateway.entrypoints.errors import request_id_of
-from outpost_gateway.entrypoints.params import (
-    IfMatch,
-    Listing,
-    etag,
-    etag_header,
-    parse_if_match,
-)
-from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
+from outpost_gateway.entrypoints.params import etag, etag_header
+from outpost_gateway.entrypoints.rendering import render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
@@ -82,15 +73,6 @@ async def create_export(
     return Response(view, status_code=201, headers=etag(view.version))
 
 
-@get("/api/v1/exports", tags=["exports"], summary="List exports")
-async def list_exports(
-    ctx: Ctx,
-    backend: BackendDep,
-    listing: Listing,
-) -> ListOf[ExportView]:
-    return await fetch_list(listing, backend, ctx, LIST_EXPORTS, EXPORT)
-
-
 @get(
     "/api/v1/exports/{id:uuid}",
     tags=["exports"],
@@ -107,19 +89,6 @@ async def get_export(
     shape = parse_single_request(list(request.query_params.multi_items()), EXPORT)
     view = _with_link(request, ctx, await backend.call(GET_EXPORT, ctx, ExportById(id=id)))
     return Response(render_one(view, shape), headers=etag(view.version))
-
-
-@delete(
-    "/api/v1/exports/{id:uuid}",
-    tags=["exports"],
-    summary="Cancel a pending or running export; delete a finished one and its archive",
-)
-async def delete_export(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(
-        DELETE_EXPORT, ctx, DeleteExport(id=id, expected_version=parse_if_match(if_match))
-    )
 
 
 @get(
@@ -164,4 +133,4 @@ async def download_export(
     )
 
 
-ROUTES = [create_export, list_exports, get_export, delete_export, download_export]
+ROUTES = [create_export, get_export, download_export]

@@ -31,9 +31,7 @@ from outpost_gateway.domain.oauth import (
     parse_token_request,
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
-from outpost_gateway.entrypoints.params import (
-    Listing,
-)
+from outpost_gateway.entrypoints.params import Listing
 from outpost_gateway.entrypoints.public import anonymous_context, failed, limit_account
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state

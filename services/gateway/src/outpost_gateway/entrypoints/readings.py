@@ -46,12 +46,7 @@ from outpost_contracts.readings import (
     StatsView,
 )
 from outpost_gateway.domain.query.typed import parse_typed_query
-from outpost_gateway.entrypoints.params import (
-    DEFAULT,
-    Limit,
-    Listing,
-    Order,
-)
+from outpost_gateway.entrypoints.params import DEFAULT, Limit, Listing, Order
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_page, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 

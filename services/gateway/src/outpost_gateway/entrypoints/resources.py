@@ -19,13 +19,7 @@ from litestar.params import FromPath, JSONBody
 
 from outpost_gateway.domain.query import parse_single_request
 from outpost_gateway.domain.resources import RESOURCE_GROUPS, ResourceGroup, Route
-from outpost_gateway.entrypoints.params import (
-    IfMatch,
-    Listing,
-    etag,
-    etag_header,
-    parse_if_match,
-)
+from outpost_gateway.entrypoints.params import IfMatch, Listing, etag, etag_header, parse_if_match
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, shape_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
@@ -50,7 +44,7 @@ def _handler(group: ResourceGroup, route: Route) -> tuple[Callable[..., Any], di
         async def create(data: Any, ctx: Any, backend: Any) -> Any:
             return await backend.call(op, ctx, data)
 
-        return create, {"data": _typed(JSONBody, op.request), **DEPS, "return": group.view}
+        return create, {"data": _typed(JSONBody, op.request), **DEPS, "return": op.reply}
 
     if route.verb == "list":
 
@@ -59,7 +53,7 @@ def _handler(group: ResourceGroup, route: Route) -> tuple[Callable[..., Any], di
 
         return list_, {**DEPS, "listing": Listing, "return": _typed(ListOf, group.view)}
 
-    if route.verb == "get":
+    if route.verb == "get" and group.versioned:
 
         async def get_(id: UUID, request: Req, ctx: Any, backend: Any) -> Any:
             chosen = parse_single_request(list(request.query_params.multi_items()), shape)
@@ -67,6 +61,14 @@ def _handler(group: ResourceGroup, route: Route) -> tuple[Callable[..., Any], di
             return Response(render_one(view, chosen), headers=etag(view.version))
 
         return get_, {**one_id, "request": Req, **DEPS, "return": _typed(Response, group.view)}
+
+    if route.verb == "get":
+
+        async def get_unversioned(id: UUID, request: Req, ctx: Any, backend: Any) -> Any:
+            chosen = parse_single_request(list(request.query_params.multi_items()), shape)
+            return render_one(await backend.call(op, ctx, op.request(id=id)), chosen)
+
+        return get_unversioned, {**one_id, "request": Req, **DEPS, "return": group.view}
 
     if route.verb == "update":
 
@@ -83,10 +85,18 @@ def _handler(group: ResourceGroup, route: Route) -> tuple[Callable[..., Any], di
             "return": _typed(Response, group.view),
         }
 
-    async def delete_(id: UUID, ctx: Any, backend: Any, if_match: Any = None) -> None:
-        await backend.call(op, ctx, op.request(id=id, expected_version=parse_if_match(if_match)))
+    if group.delete_is_versioned:
 
-    return delete_, {**one_id, **DEPS, "if_match": IfMatch, "return": None}
+        async def delete_(id: UUID, ctx: Any, backend: Any, if_match: Any = None) -> None:
+            cmd = op.request(id=id, expected_version=parse_if_match(if_match))
+            await backend.call(op, ctx, cmd)
+
+        return delete_, {**one_id, **DEPS, "if_match": IfMatch, "return": None}
+
+    async def delete_unversioned(id: UUID, ctx: Any, backend: Any) -> None:
+        await backend.call(op, ctx, op.request(id=id))
+
+    return delete_unversioned, {**one_id, **DEPS, "return": None}
 
 
 def handlers_of(group: ResourceGroup) -> list[HTTPRouteHandler]:
@@ -96,12 +106,12 @@ def handlers_of(group: ResourceGroup) -> list[HTTPRouteHandler]:
         fn, annotations = _handler(group, route)
         fn.__name__ = fn.__qualname__ = route.name  # the operation id
         fn.__annotations__ = annotations
-        options: dict[str, Any] = {"tags": [group.tag]}
+        options: dict[str, Any] = {"tags": [group.openapi_tag]}
         if route.doc.summary is not None:
             options["summary"] = route.doc.summary
         if route.doc.description is not None:
             options["description"] = route.doc.description
-        if route.verb in ("get", "update"):
+        if route.verb == "update" or (route.verb == "get" and group.versioned):
             options["response_headers"] = etag_header(group.etag_description)
         path = route.path.replace("{id}", "{id:uuid}")
         handlers.append(DECORATORS[route.method](path, **options)(fn))
