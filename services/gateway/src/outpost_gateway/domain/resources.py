@@ -14,13 +14,15 @@ get      GET     item                ``get.request(id=…)``; ``$select``,      
 update   PATCH   item                ``update.request(id, patch, expected_      write
                                      version)``: a JSON merge patch, ``If-Match``
 delete   DELETE  item                ``delete.request(id, expected_version)``   write
+                                     (``If-Match``), or ``(id)``
 =======  ======  ==================  =========================================  ==========
 
 One entry of ``RESOURCE_GROUPS`` is everything the gateway knows of a group: the policy
 table (``policy.ROUTE_POLICIES``) takes each route's policy from it (``<scope>:read`` for
 the GETs, ``<scope>:write`` for the rest), ``entrypoints/resources.py`` makes the handlers
-from it, and Litestar documents them in the OpenAPI document (operation ids
-``create_<one>``, ``list_<many>``, ``get_<one>``, ``update_<one>``, ``delete_<one>``). The
+from it, and Litestar documents them in the OpenAPI document (the handlers are named
+``create_<one>``, ``list_<many>``, ``get_<one>``, ``update_<one>``, ``delete_<one>``, which
+the operation ids end with). The
 request, body and view types are the operations' own. Routes a group has beyond these five
 (a device's key lookup, an alert's transitions) are written by hand beside it.
 """
