@@ -29,7 +29,6 @@ request, body and view types are the operations' own. Routes a group has beyond 
 
 from __future__ import annotations
 
-import builtins
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,6 +154,9 @@ class Route:
     doc: Doc
 
 
+Routes = list[Route]  # (in ResourceGroup, ``list`` is a verb)
+
+
 @dataclass(frozen=True)
 class ResourceGroup:
     path: str  # the collection, e.g. /api/v1/sites
@@ -232,7 +234,7 @@ class ResourceGroup:
         assert self.delete is not None
         return "expected_version" in {f.name for f in msgspec.structs.fields(self.delete.request)}
 
-    def routes(self) -> builtins.list[Route]:
+    def routes(self) -> Routes:
         found = []
         for verb in VERBS:
             op = self.operation(verb)
