@@ -55,13 +55,14 @@ from outpost_gateway.entrypoints import (
     presence,
     provisioning,
     readings,
-    registry,
+    resources,
 )
 from outpost_gateway.entrypoints import annotations as annotation_routes
 from outpost_gateway.entrypoints.bodies import GatewayRequest
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
 from outpost_gateway.entrypoints.openapi import DocumentRenderPlugin
+from outpost_gateway.entrypoints.params import provide_listing
 from outpost_gateway.entrypoints.rate_limit_and_idempotency import IdempotentReplay, on_replay
 from outpost_gateway.entrypoints.security import (
     GatewayState,
@@ -133,8 +134,8 @@ def create_app(
             *platform.ROUTES,
             *identity.ROUTES,
             *oauth.ROUTES,
+            *resources.ROUTES,  # the resource groups (domain/resources.py)
             *devices.ROUTES,
-            *registry.ROUTES,
             *provisioning.ROUTES,
             *presence.ROUTES,
             *commands.ROUTES,
@@ -151,6 +152,7 @@ def create_app(
         dependencies={
             "ctx": Provide(provide_ctx, sync_to_thread=False),
             "backend": Provide(provide_backend, sync_to_thread=False),
+            "listing": Provide(provide_listing, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplay: on_replay},
         request_max_body_size=settings.max_body_bytes,

@@ -1,8 +1,11 @@
 """Authorization: the one route-policy table, scope matching and tenancy resolution.
 
 Every route the gateway serves has exactly one entry in ``ROUTE_POLICIES`` keyed by method
-and path template (as Litestar and the OpenAPI document spell it). A route missing from the
-table is refused (fail closed), and a unit test walks the OpenAPI to keep the table complete.
+and path template (as Litestar and the OpenAPI document spell it): the routes of the resource
+groups (``domain/resources.py``) take theirs from their group's entry, the routes written by
+hand have theirs in ``HANDWRITTEN_POLICIES``; a route declared in both is an error at import.
+A route missing from the table is refused (fail closed), and a unit test walks the OpenAPI to
+keep the table complete.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from outpost_contracts.errors import (
 )
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.ratelimit import Category
+from outpost_gateway.domain.resources import RESOURCE_GROUPS, ResourceGroup
 
 PUBLIC = "public"  # no credential needed (health, metrics, documents)
 AUTHENTICATED = "authenticated"  # any valid credential, no particular scope (logout)
@@ -29,7 +33,8 @@ UNRECOGNIZED = "unrecognized"  # a framework route that must answer 404 unrecogn
 
 ORGANIZATION_HEADER = "X-Organization"
 
-ROUTE_POLICIES: dict[tuple[str, str], str] = {
+# The routes written by hand in entrypoints/; each resource group's five are in its entry.
+HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     # platform
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
@@ -41,19 +46,10 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/schemas"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
     # identity
-    ("POST", "/api/v1/admin/organizations"): OPERATOR,
-    ("GET", "/api/v1/admin/organizations"): OPERATOR,
-    ("GET", "/api/v1/admin/organizations/{id}"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/reinstate"): OPERATOR,
     ("GET", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
     ("PUT", "/api/v1/admin/organizations/{id}/rate-limits"): OPERATOR,
-    ("POST", "/api/v1/api-keys"): "api-keys:write",
-    ("GET", "/api/v1/api-keys"): "api-keys:read",
-    ("DELETE", "/api/v1/api-keys/{id}"): "api-keys:write",
-    ("POST", "/api/v1/users"): "users:write",
-    ("GET", "/api/v1/users"): "users:read",
-    ("GET", "/api/v1/users/{id}"): "users:read",
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,  # the refresh token in the body is the credential
     ("POST", "/api/v1/auth/logout"): AUTHENTICATED,
@@ -63,40 +59,11 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/oauth-clients/{id}"): "oauth-clients:write",
     # the client's id and secret (Basic or form) are the credential; RFC 6749 errors
     ("POST", "/auth/oauth/token"): PUBLIC,
-    # devices
-    ("POST", "/api/v1/devices"): "devices:write",
-    ("GET", "/api/v1/devices"): "devices:read",
-    ("GET", "/api/v1/devices/{id}"): "devices:read",
+    # devices (their five routes: the group /api/v1/devices)
     ("GET", "/api/v1/devices/by-key/{key}"): "devices:read",  # also /api/v1/devices(…)
-    ("PATCH", "/api/v1/devices/{id}"): "devices:write",
-    ("DELETE", "/api/v1/devices/{id}"): "devices:write",  # decommission
     ("PATCH", "/api/v1/devices"): "devices:write",  # guarded bulk change (X-Expected-Count)
     ("DELETE", "/api/v1/devices"): "devices:write",  # guarded bulk decommission
-    # the registry beside devices: sites, device groups, components, sensors
-    ("POST", "/api/v1/sites"): "devices:write",
-    ("GET", "/api/v1/sites"): "devices:read",
-    ("GET", "/api/v1/sites/{id}"): "devices:read",
-    ("PATCH", "/api/v1/sites/{id}"): "devices:write",
-    ("DELETE", "/api/v1/sites/{id}"): "devices:write",
-    ("POST", "/api/v1/device-groups"): "devices:write",
-    ("GET", "/api/v1/device-groups"): "devices:read",
-    ("GET", "/api/v1/device-groups/{id}"): "devices:read",
-    ("PATCH", "/api/v1/device-groups/{id}"): "devices:write",
-    ("DELETE", "/api/v1/device-groups/{id}"): "devices:write",
-    ("POST", "/api/v1/components"): "devices:write",
-    ("GET", "/api/v1/components"): "devices:read",
-    ("GET", "/api/v1/components/{id}"): "devices:read",
-    ("PATCH", "/api/v1/components/{id}"): "devices:write",
-    ("DELETE", "/api/v1/components/{id}"): "devices:write",
-    ("POST", "/api/v1/sensors"): "devices:write",
-    ("GET", "/api/v1/sensors"): "devices:read",
-    ("GET", "/api/v1/sensors/{id}"): "devices:read",
-    ("PATCH", "/api/v1/sensors/{id}"): "devices:write",
-    ("DELETE", "/api/v1/sensors/{id}"): "devices:write",
     # provisioning
-    ("POST", "/api/v1/devices/registration/tokens"): "devices:write",
-    ("GET", "/api/v1/devices/registration/tokens"): "devices:read",
-    ("DELETE", "/api/v1/devices/registration/tokens/{id}"): "devices:write",
     ("POST", "/api/v1/devices/provision"): PUBLIC,  # the registration token is the credential
     # the current certificate and a signature with its key are the credential
     ("POST", "/api/v1/devices/certificates/renew"): PUBLIC,
@@ -118,17 +85,9 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/readings/stats"): "readings:read",
     ("GET", "/api/v1/readings/latest"): "readings:read",
     ("POST", "/api/v1/readings/batch"): "readings:write",
-    # annotations and their classes (decision 61): members label data as they send it
-    ("POST", "/api/v1/annotation-classes"): "readings:write",
-    ("GET", "/api/v1/annotation-classes"): "readings:read",
-    ("GET", "/api/v1/annotation-classes/{id}"): "readings:read",
-    ("PATCH", "/api/v1/annotation-classes/{id}"): "readings:write",
-    ("DELETE", "/api/v1/annotation-classes/{id}"): "readings:write",
-    ("POST", "/api/v1/annotations"): "readings:write",
+    # annotations (decision 61): the list takes the window from/to; the other four routes
+    # and the classes' are their groups'
     ("GET", "/api/v1/annotations"): "readings:read",
-    ("GET", "/api/v1/annotations/{id}"): "readings:read",
-    ("PATCH", "/api/v1/annotations/{id}"): "readings:write",
-    ("DELETE", "/api/v1/annotations/{id}"): "readings:write",
     ("GET", "/api/v1/devices/{id}/annotations"): "readings:read",
     # an organization's readings settings: their own scope, so members (readings:*) do not
     # turn auto-declare off or shorten retention; viewers (*:read) may read them
@@ -138,12 +97,7 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/quarantine"): "quarantine:read",
     ("POST", "/api/v1/admin/quarantine/replay"): "quarantine:write",
     ("POST", "/api/v1/admin/quarantine/discard"): "quarantine:write",
-    # alerting
-    ("POST", "/api/v1/alert-rules"): "alert-rules:write",
-    ("GET", "/api/v1/alert-rules"): "alert-rules:read",
-    ("GET", "/api/v1/alert-rules/{id}"): "alert-rules:read",
-    ("PATCH", "/api/v1/alert-rules/{id}"): "alert-rules:write",
-    ("DELETE", "/api/v1/alert-rules/{id}"): "alert-rules:write",
+    # alerting (alert rules: their group)
     ("GET", "/api/v1/alerts"): "alerts:read",
     ("GET", "/api/v1/alerts/{id}"): "alerts:read",
     ("POST", "/api/v1/alerts/{id}/acknowledge"): "alerts:write",
@@ -152,21 +106,39 @@ ROUTE_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/events"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
-    # alerting: notification channels and delivery logs (decision 64)
-    ("POST", "/api/v1/notification-channels"): "notification-channels:write",
-    ("GET", "/api/v1/notification-channels"): "notification-channels:read",
-    ("GET", "/api/v1/notification-channels/{id}"): "notification-channels:read",
-    ("PATCH", "/api/v1/notification-channels/{id}"): "notification-channels:write",
-    ("DELETE", "/api/v1/notification-channels/{id}"): "notification-channels:write",
+    # alerting: notification channels' test and delivery logs (decision 64; the channels
+    # themselves: their group)
     ("POST", "/api/v1/notification-channels/{id}/test"): "notification-channels:write",
     ("GET", "/api/v1/notification-channels/{id}/deliveries"): "notification-channels:read",
     # exports (decision 65); the download's signed link is its credential
     ("POST", "/api/v1/exports"): "exports:write",
-    ("GET", "/api/v1/exports"): "exports:read",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
-    ("DELETE", "/api/v1/exports/{id}"): "exports:write",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
 }
+
+
+def group_policies(groups: tuple[ResourceGroup, ...]) -> dict[tuple[str, str], str]:
+    """The policy of every route of ``groups``: ``<scope>:read`` for its GETs and
+    ``<scope>:write`` for the others, or ``OPERATOR`` for a group without a scope."""
+    found: dict[tuple[str, str], str] = {}
+    for group in groups:
+        for route in group.routes():
+            policy = OPERATOR if group.scope is None else f"{group.scope}:{route.access}"
+            found = _one_policy_each(found, {(route.method, route.path): policy})
+    return found
+
+
+def _one_policy_each(*tables: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    merged: dict[tuple[str, str], str] = {}
+    for table in tables:
+        twice = merged.keys() & table.keys()
+        if twice:
+            raise ValueError(f"routes with two policies: {sorted(twice)}")
+        merged |= table
+    return merged
+
+
+ROUTE_POLICIES = _one_policy_each(HANDWRITTEN_POLICIES, group_policies(RESOURCE_GROUPS))
 
 
 def policy_for(method: str, path_template: str) -> str | None:
@@ -178,8 +150,8 @@ def policy_for(method: str, path_template: str) -> str | None:
     return ROUTE_POLICIES.get((method.upper(), path_template))
 
 
-# GETs of one object whose path does not end in a path parameter (the rule below would call
-# them lists). Rate categories are derived here and only here.
+# Hand-written GETs of one object whose path does not end in a path parameter (the rule below
+# would call them lists). Rate categories are derived here and only here.
 SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
     {
         "/api/v1/organizations/current",
@@ -190,11 +162,22 @@ SINGLE_OBJECT_GETS: frozenset[str] = frozenset(
 )
 
 
+# The routes of the resource groups declare theirs (by verb).
+GROUP_CATEGORIES: dict[tuple[str, str], Category] = {
+    (route.method, route.path): route.category
+    for group in RESOURCE_GROUPS
+    for route in group.routes()
+}
+
+
 def rate_category(method: str, path_template: str) -> Category | None:
     """The rate-limit category of a route (docs/api.md "Rate limits"); None for routes that are
-    not limited (public and unrecognized ones). ``GET`` of a path ending in a path parameter
-    (``/devices/{id}``) reads one object; any other ``GET`` is a paginated list; every other
-    method writes."""
+    not limited (public and unrecognized ones). A resource group's route has its verb's; for
+    the others, ``GET`` of a path ending in a path parameter (``/devices/{id}``) reads one
+    object, any other ``GET`` is a paginated list, and every other method writes."""
+    declared = GROUP_CATEGORIES.get((method.upper(), path_template))
+    if declared is not None:
+        return declared
     policy = policy_for(method, path_template)
     if policy is None or policy in (PUBLIC, UNRECOGNIZED):
         return None

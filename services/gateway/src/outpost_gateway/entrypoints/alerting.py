@@ -1,5 +1,5 @@
-"""Alerting routes (docs/api.md "Alert rules"; decision 63): ``/alert-rules`` with the same five
-routes as every registry resource, ``/alerts`` (list, get, ``/acknowledge``, ``/resolve``)
+"""Alerting routes (docs/api.md "Alert rules"; decision 63) beyond ``/alert-rules`` (a resource
+group, ``domain/resources.py``): ``/alerts`` (list, get, ``/acknowledge``, ``/resolve``)
 and the organization's timeline ``/events``."""
 
 from __future__ import annotations
@@ -8,66 +8,29 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.params import Body, FromPath
 
 from outpost_contracts.alerting import (
     ACKNOWLEDGE_ALERT,
-    CREATE_RULE,
-    DELETE_RULE,
     GET_ALERT,
-    GET_RULE,
     LIST_ALERTS,
     LIST_EVENTS,
-    LIST_RULES,
     RESOLVE_ALERT,
-    UPDATE_RULE,
     AlertAction,
-    AlertRulePatch,
-    AlertRuleView,
     AlertTransition,
     AlertView,
     ById,
-    CreateAlertRule,
-    DeleteById,
     TimelineEntry,
-    UpdateAlertRule,
 )
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.registry import RegistryResource, registry_routes
+from outpost_gateway.entrypoints.params import IfMatch, Listing, etag, etag_header, parse_if_match
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 ALERT = resource_of(AlertView)
 EVENT = resource_of(TimelineEntry)
-ALERT_ETAG = [
-    ResponseHeader(name="ETag", description="The alert's version", documentation_only=True)
-]
-
-RULES = RegistryResource(
-    path="/api/v1/alert-rules",
-    one="alert_rule",
-    many="alert_rules",
-    view=AlertRuleView,
-    create_body=CreateAlertRule,
-    patch_body=AlertRulePatch,
-    update_command=UpdateAlertRule,
-    create=CREATE_RULE,
-    list=LIST_RULES,
-    get=GET_RULE,
-    update=UPDATE_RULE,
-    delete=DELETE_RULE,
-    delete_summary="Delete an alert rule (its unresolved alerts are resolved)",
-    get_request=ById,
-    delete_request=DeleteById,
-)
-
-
-def _etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
+ALERT_ETAG = etag_header("The alert's version")
 
 
 @get(
@@ -77,16 +40,11 @@ def _etag(version: int) -> dict[str, str]:
     description="Filter by `status`, `severity`, `ruleId`, `deviceId`, `openedAt`…",
 )
 async def list_alerts(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[AlertView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_ALERTS, ALERT)
+    return await fetch_list(listing, backend, ctx, LIST_ALERTS, ALERT)
 
 
 @get(
@@ -100,7 +58,7 @@ async def get_alert(
 ) -> Response[AlertView]:
     shape = parse_single_request(list(request.query_params.multi_items()), ALERT)
     view = await backend.call(GET_ALERT, ctx, ById(id=id))
-    return Response(render_one(view, shape), headers=_etag(view.version))
+    return Response(render_one(view, shape), headers=etag(view.version))
 
 
 async def _transition(
@@ -109,7 +67,7 @@ async def _transition(
     comment = data.comment if data is not None else None
     cmd = AlertAction(id=id, comment=comment, expected_version=parse_if_match(if_match))
     view = await backend.call(op, ctx, cmd)
-    return Response(view, headers=_etag(view.version), status_code=200)
+    return Response(view, headers=etag(view.version), status_code=200)
 
 
 @post(
@@ -163,20 +121,14 @@ async def resolve_alert(
     ),
 )
 async def list_events(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[TimelineEntry]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_EVENTS, EVENT)
+    return await fetch_list(listing, backend, ctx, LIST_EVENTS, EVENT)
 
 
 ROUTES = [
-    *registry_routes(RULES),
     list_alerts,
     get_alert,
     acknowledge_alert,

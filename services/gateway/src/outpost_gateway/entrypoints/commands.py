@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, get, patch, post, put
-from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.commands import (
@@ -27,20 +26,15 @@ from outpost_contracts.commands import (
     GetDeviceState,
 )
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.params import IfMatch, Listing, etag, etag_header, parse_if_match
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
 COMMAND = resource_of(CommandView)
-STATE_ETAG = [
-    ResponseHeader(name="ETag", description="The desired state's version", documentation_only=True)
-]
-COMMAND_ETAG = [
-    ResponseHeader(name="ETag", description="The command's version", documentation_only=True)
-]
+STATE_ETAG = etag_header("The desired state's version")
+COMMAND_ETAG = etag_header("The command's version")
 _LIFECYCLE = (
     "Status PENDING → SENT (offered while the device held its command subject) →"
     " ACKNOWLEDGED → SUCCEEDED | FAILED (the device's acks), or EXPIRED once `expiresAt` has"
@@ -68,16 +62,11 @@ async def create_command(
 @get("/api/v1/devices/{id:uuid}/commands", tags=["commands"], description=_LIFECYCLE)
 async def list_commands(
     id: FromPath[UUID],
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[CommandView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_COMMANDS, COMMAND, device_id=id)
+    return await fetch_list(listing, backend, ctx, LIST_COMMANDS, COMMAND, device_id=id)
 
 
 @get(
@@ -90,11 +79,11 @@ async def get_command(
 ) -> Response[CommandView]:
     shape = parse_single_request(list(request.query_params.multi_items()), COMMAND)
     view = await backend.call(GET_COMMAND, ctx, GetCommand(device_id=id, id=command_id))
-    return Response(render_one(view, shape), headers={"ETag": f'"{view.version}"'})
+    return Response(render_one(view, shape), headers=etag(view.version))
 
 
 def _state(view: DeviceStateView) -> Response[DeviceStateView]:
-    return Response(view, headers={"ETag": f'"{view.version}"'})
+    return Response(view, headers=etag(view.version))
 
 
 @get(

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, delete, get, post
-from litestar.datastructures import ResponseHeader
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -18,28 +17,22 @@ from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.exports import (
     CREATE_EXPORT,
-    DELETE_EXPORT,
     GET_ARTIFACT,
     GET_EXPORT,
-    LIST_EXPORTS,
     CreateExport,
-    DeleteExport,
     ExportById,
     ExportStatus,
     ExportView,
 )
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.devices import IfMatch, parse_if_match
 from outpost_gateway.entrypoints.errors import request_id_of
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
-from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
+from outpost_gateway.entrypoints.params import etag, etag_header
+from outpost_gateway.entrypoints.rendering import render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
 
 Req = Request[Any, Any, Any]
 EXPORT = resource_of(ExportView)
-EXPORT_ETAG = [
-    ResponseHeader(name="ETag", description="The export's version", documentation_only=True)
-]
+EXPORT_ETAG = etag_header("The export's version")
 DOWNLOAD_PATH = "/api/v1/exports/{id}/download"
 
 
@@ -77,21 +70,7 @@ async def create_export(
     data: JSONBody[CreateExport], ctx: Ctx, backend: BackendDep
 ) -> Response[ExportView]:
     view = await backend.call(CREATE_EXPORT, ctx, data)
-    return Response(view, status_code=201, headers={"ETag": f'"{view.version}"'})
-
-
-@get("/api/v1/exports", tags=["exports"], summary="List exports")
-async def list_exports(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[ExportView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_EXPORTS, EXPORT)
+    return Response(view, status_code=201, headers=etag(view.version))
 
 
 @get(
@@ -109,20 +88,7 @@ async def get_export(
 ) -> Response[ExportView]:
     shape = parse_single_request(list(request.query_params.multi_items()), EXPORT)
     view = _with_link(request, ctx, await backend.call(GET_EXPORT, ctx, ExportById(id=id)))
-    return Response(render_one(view, shape), headers={"ETag": f'"{view.version}"'})
-
-
-@delete(
-    "/api/v1/exports/{id:uuid}",
-    tags=["exports"],
-    summary="Cancel a pending or running export; delete a finished one and its archive",
-)
-async def delete_export(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, if_match: IfMatch = None
-) -> None:
-    await backend.call(
-        DELETE_EXPORT, ctx, DeleteExport(id=id, expected_version=parse_if_match(if_match))
-    )
+    return Response(render_one(view, shape), headers=etag(view.version))
 
 
 @get(
@@ -167,4 +133,4 @@ async def download_export(
     )
 
 
-ROUTES = [create_export, list_exports, get_export, delete_export, download_export]
+ROUTES = [create_export, get_export, download_export]

@@ -5,83 +5,28 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, delete, get, post
+from litestar import Request, post
 from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.identity import (
-    CREATE_API_KEY,
-    CREATE_ORGANIZATION,
-    CREATE_USER,
-    GET_ORGANIZATION,
-    GET_USER,
-    LIST_API_KEYS,
-    LIST_ORGANIZATIONS,
-    LIST_USERS,
     LOGIN,
     LOGOUT,
     REFRESH,
     REINSTATE_ORGANIZATION,
-    REVOKE_API_KEY,
     SUSPEND_ORGANIZATION,
-    ApiKeyIssued,
-    ApiKeyView,
-    CreateApiKey,
-    CreateOrganization,
-    CreateUser,
-    GetOrganization,
-    GetUser,
     Login,
     Logout,
     OrganizationView,
     Refresh,
     ReinstateOrganizationById,
-    RevokeApiKey,
     SuspendOrganizationById,
     TokenIssued,
-    UserView,
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
-from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
 from outpost_gateway.entrypoints.public import call_public
-from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
-
-ORGANIZATION = resource_of(OrganizationView)
-API_KEY = resource_of(ApiKeyView)
-USER = resource_of(UserView)
-
-
-@post("/api/v1/admin/organizations", tags=["organizations"])
-async def create_organization(
-    data: JSONBody[CreateOrganization], ctx: Ctx, backend: BackendDep
-) -> OrganizationView:
-    return await backend.call(CREATE_ORGANIZATION, ctx, data)
-
-
-@get("/api/v1/admin/organizations", tags=["organizations"])
-async def list_organizations(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[OrganizationView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_ORGANIZATIONS, ORGANIZATION)
-
-
-@get("/api/v1/admin/organizations/{id:uuid}", tags=["organizations"])
-async def get_organization(
-    id: FromPath[UUID], request: Req, ctx: Ctx, backend: BackendDep
-) -> OrganizationView:
-    shape = parse_single_request(list(request.query_params.multi_items()), ORGANIZATION)
-    view = await backend.call(GET_ORGANIZATION, ctx, GetOrganization(id=id))
-    return render_one(view, shape)  # type: ignore[no-any-return]
 
 
 @post(
@@ -111,58 +56,6 @@ async def reinstate_organization(
     return await backend.call(REINSTATE_ORGANIZATION, ctx, ReinstateOrganizationById(id=id))
 
 
-@post("/api/v1/api-keys", tags=["api-keys"])
-async def create_api_key(
-    data: JSONBody[CreateApiKey], ctx: Ctx, backend: BackendDep
-) -> ApiKeyIssued:
-    return await backend.call(CREATE_API_KEY, ctx, data)
-
-
-@get("/api/v1/api-keys", tags=["api-keys"])
-async def list_api_keys(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[ApiKeyView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_API_KEYS, API_KEY)
-
-
-@delete("/api/v1/api-keys/{id:uuid}", tags=["api-keys"])
-async def revoke_api_key(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> None:
-    await backend.call(REVOKE_API_KEY, ctx, RevokeApiKey(id=id))
-
-
-@post("/api/v1/users", tags=["users"])
-async def create_user(data: JSONBody[CreateUser], ctx: Ctx, backend: BackendDep) -> UserView:
-    return await backend.call(CREATE_USER, ctx, data)
-
-
-@get("/api/v1/users", tags=["users"])
-async def list_users(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[UserView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_USERS, USER)
-
-
-@get("/api/v1/users/{id:uuid}", tags=["users"])
-async def get_user(id: FromPath[UUID], request: Req, ctx: Ctx, backend: BackendDep) -> UserView:
-    shape = parse_single_request(list(request.query_params.multi_items()), USER)
-    view = await backend.call(GET_USER, ctx, GetUser(id=id))
-    return render_one(view, shape)  # type: ignore[no-any-return]
-
-
 @post("/api/v1/auth/login", tags=["auth"], status_code=200)
 async def login(request: Req, data: JSONBody[Login]) -> TokenIssued:
     return await call_public(request, PublicRoute.LOGIN, data.email, LOGIN, data)
@@ -179,17 +72,8 @@ async def logout(ctx: Ctx, backend: BackendDep) -> None:
 
 
 ROUTES = [
-    create_organization,
-    list_organizations,
-    get_organization,
     suspend_organization,
     reinstate_organization,
-    create_api_key,
-    list_api_keys,
-    revoke_api_key,
-    create_user,
-    list_users,
-    get_user,
     login,
     refresh,
     logout,

@@ -31,7 +31,7 @@ from outpost_gateway.domain.oauth import (
     parse_token_request,
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.params import Listing
 from outpost_gateway.entrypoints.public import anonymous_context, failed, limit_account
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx, gateway_state
@@ -52,16 +52,11 @@ async def create_oauth_client(
 
 @get("/api/v1/oauth-clients", tags=["oauth-clients"])
 async def list_oauth_clients(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[OAuthClientView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_OAUTH_CLIENTS, OAUTH_CLIENT)
+    return await fetch_list(listing, backend, ctx, LIST_OAUTH_CLIENTS, OAUTH_CLIENT)
 
 
 @post("/api/v1/oauth-clients/{id:uuid}/rotate-secret", tags=["oauth-clients"], status_code=200)

@@ -11,13 +11,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath
 
 from outpost_contracts.errors import OutpostError
 from outpost_contracts.presence import GET_DEVICE_HEALTH, DeviceHealth, GetDeviceHealth
 from outpost_contracts.readings import GET_TELEMETRY_HEALTH, GetTelemetryHealth, TelemetryHealth
 from outpost_gateway.domain.query import parse_single_request
+from outpost_gateway.entrypoints.params import etag, etag_header
 from outpost_gateway.entrypoints.rendering import render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
@@ -61,11 +61,7 @@ async def _telemetry(backend: Any, ctx: Any, device_id: UUID) -> TelemetryHealth
         " device started counting again) and `quarantined` (its refused readings) come from"
         " readings' ingest; they are null when that service did not answer in time."
     ),
-    response_headers=[
-        ResponseHeader(
-            name="ETag", description="The device's presence version", documentation_only=True
-        )
-    ],
+    response_headers=etag_header("The device's presence version"),
 )
 async def get_device_health(
     id: FromPath[UUID],
@@ -87,7 +83,7 @@ async def get_device_health(
             quarantined=telemetry.quarantined,
         )
     view = DeviceHealthView(**fields)
-    return Response(render_one(view, shape), headers={"ETag": f'"{view.version}"'})
+    return Response(render_one(view, shape), headers=etag(view.version))
 
 
 ROUTES = [get_device_health]

@@ -7,80 +7,32 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, delete, get, post
+from litestar import Request, get, post
 from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.provisioning import (
-    CREATE_REGISTRATION_TOKEN,
     GET_DEVICE_CA,
     LIST_DEVICE_CERTIFICATES,
-    LIST_REGISTRATION_TOKENS,
     PROVISION,
     RENEW_CERTIFICATE,
     REVOKE_DEVICE_CERTIFICATE,
-    REVOKE_REGISTRATION_TOKEN,
     CertificateAuthorityView,
     CertificateView,
-    CreateRegistrationToken,
     GetDeviceCa,
     Provision,
     Provisioned,
-    RegistrationTokenIssued,
-    RegistrationTokenView,
     RenewCertificate,
     RevokeDeviceCertificate,
-    RevokeRegistrationToken,
 )
 from outpost_gateway.domain.public_throttle import PublicRoute
-from outpost_gateway.entrypoints.params import (
-    DEFAULT,
-    After,
-    Include,
-    Limit,
-    Order,
-)
+from outpost_gateway.entrypoints.params import Listing
 from outpost_gateway.entrypoints.public import call_public
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
 Req = Request[Any, Any, Any]
 
-TOKEN = resource_of(RegistrationTokenView)
 CERTIFICATE = resource_of(CertificateView)
-
-
-@post(
-    "/api/v1/devices/registration/tokens",
-    tags=["provisioning"],
-    summary="Create a one-time registration token (and the device, if no device has the name)",
-)
-async def create_registration_token(
-    data: JSONBody[CreateRegistrationToken], ctx: Ctx, backend: BackendDep
-) -> RegistrationTokenIssued:
-    return await backend.call(CREATE_REGISTRATION_TOKEN, ctx, data)
-
-
-@get("/api/v1/devices/registration/tokens", tags=["provisioning"])
-async def list_registration_tokens(
-    request: Req,
-    ctx: Ctx,
-    backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
-) -> ListOf[RegistrationTokenView]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_REGISTRATION_TOKENS, TOKEN)
-
-
-@delete(
-    "/api/v1/devices/registration/tokens/{id:uuid}",
-    tags=["provisioning"],
-    summary="Revoke a registration token",
-)
-async def revoke_registration_token(id: FromPath[UUID], ctx: Ctx, backend: BackendDep) -> None:
-    await backend.call(REVOKE_REGISTRATION_TOKEN, ctx, RevokeRegistrationToken(id=id))
 
 
 @post(
@@ -124,17 +76,12 @@ async def get_device_ca(ctx: Ctx, backend: BackendDep) -> CertificateAuthorityVi
 @get("/api/v1/devices/{id:uuid}/certificates", tags=["provisioning"])
 async def list_device_certificates(
     id: FromPath[UUID],
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[CertificateView]:
-    params = list(request.query_params.multi_items())
     return await fetch_list(
-        params, backend, ctx, LIST_DEVICE_CERTIFICATES, CERTIFICATE, device_id=id
+        listing, backend, ctx, LIST_DEVICE_CERTIFICATES, CERTIFICATE, device_id=id
     )
 
 
@@ -152,9 +99,6 @@ async def revoke_device_certificate(
 
 
 ROUTES = [
-    create_registration_token,
-    list_registration_tokens,
-    revoke_registration_token,
     provision,
     renew_certificate,
     get_device_ca,

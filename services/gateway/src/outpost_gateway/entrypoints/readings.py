@@ -46,14 +46,9 @@ from outpost_contracts.readings import (
     StatsView,
 )
 from outpost_gateway.domain.query.typed import parse_typed_query
-from outpost_gateway.entrypoints.params import DEFAULT, After, Include, Limit, Order
+from outpost_gateway.entrypoints.params import DEFAULT, Limit, Listing, Order
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_page, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
-
-Req = Request[Any, Any, Any]
-TIMESTAMP = "RFC 3339 UTC, or the truncated form 20161130T162512Z"
-QUARANTINED = resource_of(QuarantinedReading)
-
 
 # exactly one of them on every reading query (docs/api.md, "Reading queries")
 DeviceId = Annotated[
@@ -72,6 +67,9 @@ Sensor = Annotated[str | None, QueryParameter(description="One sensor key; all w
 ReadingsAfter = Annotated[
     str | None, QueryParameter(description="`after` of the previous page (an opaque cursor)")
 ]
+Req = Request[Any, Any, Any]
+TIMESTAMP = "RFC 3339 UTC, or the truncated form 20161130T162512Z"
+QUARANTINED = resource_of(QuarantinedReading)
 ONE_OF = "Exactly one of `deviceId`, `groupId`, `siteId` (a `validation_error` otherwise)."
 
 Q = TypeVar("Q", ListReadings, GetAggregates, GetStats, GetLatest)
@@ -304,16 +302,11 @@ async def ingest_readings(
     ),
 )
 async def list_quarantine(
-    request: Req,
     ctx: Ctx,
     backend: BackendDep,
-    limit: Limit = DEFAULT,
-    after: After = None,
-    order: Order = "ASC",
-    include: Include = None,
+    listing: Listing,
 ) -> ListOf[QuarantinedReading]:
-    params = list(request.query_params.multi_items())
-    return await fetch_list(params, backend, ctx, LIST_QUARANTINE, QUARANTINED)
+    return await fetch_list(listing, backend, ctx, LIST_QUARANTINE, QUARANTINED)
 
 
 @post(

@@ -13,6 +13,7 @@ from outpost_contracts.rpc import Operation
 from outpost_gateway.app.ports import Backend
 from outpost_gateway.domain.query import Resource, Shape, parse_list_request
 from outpost_gateway.domain.query.shape import prune
+from outpost_gateway.domain.resources import ResourceGroup
 
 T = TypeVar("T")
 
@@ -36,6 +37,11 @@ def resource_of(
     """A view's fields as clients see them in JSON, for ``$select``/``$expand``."""
     names = frozenset(f.encode_name for f in msgspec.structs.fields(view))
     return Resource(fields=names, relations=dict(relations or {}))
+
+
+def shape_of(group: ResourceGroup) -> Resource:
+    """What ``$select``/``$expand`` may name on a resource group's items."""
+    return resource_of(group.view, {k: resource_of(v) for k, v in group.relations.items()})
 
 
 def render_page(page: Page[T], *, include_total: bool) -> ListOf[T]:

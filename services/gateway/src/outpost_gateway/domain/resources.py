@@ -1,0 +1,478 @@
+"""The resource groups the gateway serves, as data (docs/design/resource-groups.md).
+
+A resource group is a collection ``/api/v1/<things>`` and its items ``/api/v1/<things>/{id}``
+with up to five routes, each calling one RPC operation of the owning service:
+
+=======  ======  ==================  =========================================  ==========
+verb     method  path                request sent                               rate
+=======  ======  ==================  =========================================  ==========
+create   POST    collection          the body (``create.request``)              write
+list     GET     collection          ``list.request(query=…)`` (docs/api.md     list
+                                     "Collections")
+get      GET     item                ``get.request(id=…)``; ``$select``,        single
+                                     ``$expand``, ``ETag``
+update   PATCH   item                ``update.request(id, patch, expected_      write
+                                     version)``: a JSON merge patch, ``If-Match``
+delete   DELETE  item                ``delete.request(id, expected_version)``   write
+                                     (``If-Match``), or ``(id)``
+=======  ======  ==================  =========================================  ==========
+
+One entry of ``RESOURCE_GROUPS`` is everything the gateway knows of a group: the policy
+table (``policy.ROUTE_POLICIES``) takes each route's policy from it (``<scope>:read`` for
+the GETs, ``<scope>:write`` for the rest), ``entrypoints/resources.py`` makes the handlers
+from it, and Litestar documents them in the OpenAPI document (the handlers are named
+``create_<one>``, ``list_<many>``, ``get_<one>``, ``update_<one>``, ``delete_<one>``, which
+the operation ids end with). The
+request, body and view types are the operations' own. Routes a group has beyond these five
+(a device's key lookup, an alert's transitions) are written by hand beside it.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from outpost_contracts.alerting import (
+    CREATE_RULE,
+    DELETE_RULE,
+    GET_RULE,
+    LIST_RULES,
+    UPDATE_RULE,
+)
+from outpost_contracts.annotations import (
+    CREATE_ANNOTATION,
+    CREATE_ANNOTATION_CLASS,
+    DELETE_ANNOTATION,
+    DELETE_ANNOTATION_CLASS,
+    GET_ANNOTATION,
+    GET_ANNOTATION_CLASS,
+    LIST_ANNOTATION_CLASSES,
+    UPDATE_ANNOTATION,
+    UPDATE_ANNOTATION_CLASS,
+)
+from outpost_contracts.devices import (
+    CREATE_DEVICE,
+    DECOMMISSION_DEVICE,
+    GET_DEVICE,
+    LIST_DEVICES,
+    UPDATE_DEVICE,
+    Tag,
+)
+from outpost_contracts.exports import DELETE_EXPORT, LIST_EXPORTS
+from outpost_contracts.identity import (
+    CREATE_API_KEY,
+    CREATE_ORGANIZATION,
+    CREATE_USER,
+    GET_ORGANIZATION,
+    GET_USER,
+    LIST_API_KEYS,
+    LIST_ORGANIZATIONS,
+    LIST_USERS,
+    REVOKE_API_KEY,
+)
+from outpost_contracts.notifications import (
+    CREATE_CHANNEL,
+    DELETE_CHANNEL,
+    GET_CHANNEL,
+    LIST_CHANNELS,
+    UPDATE_CHANNEL,
+)
+from outpost_contracts.provisioning import (
+    CREATE_REGISTRATION_TOKEN,
+    LIST_REGISTRATION_TOKENS,
+    REVOKE_REGISTRATION_TOKEN,
+)
+from outpost_contracts.registry import (
+    ADD_COMPONENT,
+    CREATE_GROUP,
+    CREATE_SITE,
+    DECLARE_SENSOR,
+    DELETE_GROUP,
+    DELETE_SITE,
+    GET_COMPONENT,
+    GET_GROUP,
+    GET_SENSOR,
+    GET_SITE,
+    LIST_COMPONENTS,
+    LIST_GROUPS,
+    LIST_SENSORS,
+    LIST_SITES,
+    REMOVE_COMPONENT,
+    REMOVE_SENSOR,
+    UPDATE_COMPONENT,
+    UPDATE_GROUP,
+    UPDATE_SENSOR,
+    UPDATE_SITE,
+)
+from outpost_contracts.rpc import Operation
+from outpost_gateway.domain.ratelimit import Category
+
+VERBS = ("create", "list", "get", "update", "delete")
+METHODS = {"create": "POST", "list": "GET", "get": "GET", "update": "PATCH", "delete": "DELETE"}
+ON_ITEM = frozenset({"get", "update", "delete"})
+CATEGORIES = {
+    "create": Category.WRITE,
+    "list": Category.LIST,
+    "get": Category.SINGLE,
+    "update": Category.WRITE,
+    "delete": Category.WRITE,
+}
+# The fields each verb's request must have (the gateway fills them); create sends the body.
+# A delete whose request has ``expected_version`` too takes ``If-Match``.
+REQUEST_FIELDS = {
+    "list": {"query"},
+    "get": {"id"},
+    "update": {"id", "patch", "expected_version"},
+    "delete": {"id"},
+}
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the OpenAPI document says of one route beyond what the group implies."""
+
+    summary: str | None = None
+    description: str | None = None
+    name: str | None = None  # the operation id, when not ``<verb>_<one>`` (``list_<many>``)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a group, as the policy table and the handler factory read it."""
+
+    verb: str
+    method: str
+    path: str  # the template as the policy table and the OpenAPI document spell it
+    access: str  # "read" (the GETs) or "write": the group's scope:access is its policy
+    category: Category  # what ``policy.rate_category`` answers for it
+    operation: Operation[Any, Any]
+    name: str  # the handler's name: the operation id
+    doc: Doc
+
+
+Routes = list[Route]  # (in ResourceGroup, ``list`` is a verb)
+
+
+@dataclass(frozen=True)
+class ResourceGroup:
+    path: str  # the collection, e.g. /api/v1/sites
+    one: str  # in operation ids: site, device_group…
+    many: str  # sites, device_groups…
+    # GETs need <scope>:read, the other routes <scope>:write; an operator's group (no scope)
+    # is the platform operator's only
+    scope: str | None
+    create: Operation[Any, Any] | None = None
+    list: Operation[Any, Any] | None = None
+    get: Operation[Any, Any] | None = None
+    update: Operation[Any, Any] | None = None
+    delete: Operation[Any, Any] | None = None
+    # Relations carried inline on the view, which ``$expand`` accepts (and which change nothing)
+    relations: Mapping[str, type[msgspec.Struct]] = field(default_factory=dict)
+    docs: Mapping[str, Doc] = field(default_factory=dict)  # by verb
+    etag: str | None = None  # the ETag header's description; "The <one>'s version" by default
+    versioned: bool = True  # get answers the ETag (and documents it)
+    tag: str | None = None  # the OpenAPI tag; the collection's last segment by default
+
+    def __post_init__(self) -> None:
+        for verb, fields in REQUEST_FIELDS.items():
+            op = self.operation(verb)
+            if op is None:
+                continue
+            missing = fields - {f.name for f in msgspec.structs.fields(op.request)}
+            if missing:
+                raise TypeError(
+                    f"{self.path}: {verb}'s request {op.request.__name__} lacks {missing}"
+                )
+        if self.view is None:
+            raise TypeError(f"{self.path}: a group needs one verb besides delete")
+        unknown = set(self.docs) - set(VERBS)
+        if unknown:
+            raise TypeError(f"{self.path}: docs for no verb: {unknown}")
+
+    def operation(self, verb: str) -> Operation[Any, Any] | None:
+        op: Operation[Any, Any] | None = getattr(self, verb)
+        return op
+
+    @property
+    def view(self) -> Any:
+        """What an item is answered as: the reply of get (of list's items, of update, of
+        create)."""
+        if self.get is not None:
+            return self.get.reply
+        if self.list is not None:
+            (item,) = typing.get_args(self.list.reply)  # Page[View]
+            return item
+        op = self.update or self.create
+        return op.reply if op is not None else None
+
+    @property
+    def patch_body(self) -> Any:
+        """The body of PATCH: the type of the update request's ``patch``."""
+        assert self.update is not None
+        (patch,) = (f for f in msgspec.structs.fields(self.update.request) if f.name == "patch")
+        return patch.type
+
+    @property
+    def openapi_tag(self) -> str:
+        return self.tag or self.path.rsplit("/", 1)[1]
+
+    @property
+    def item(self) -> str:
+        return f"{self.path}/{{id}}"
+
+    @property
+    def etag_description(self) -> str:
+        return self.etag or f"The {self.one.replace('_', ' ')}'s version"
+
+    @property
+    def delete_is_versioned(self) -> bool:
+        """Whether DELETE takes ``If-Match`` (its request has ``expected_version``)."""
+        assert self.delete is not None
+        return "expected_version" in {f.name for f in msgspec.structs.fields(self.delete.request)}
+
+    def routes(self) -> Routes:
+        found = []
+        for verb in VERBS:
+            op = self.operation(verb)
+            if op is None:
+                continue
+            doc = self.docs.get(verb, Doc())
+            default = f"list_{self.many}" if verb == "list" else f"{verb}_{self.one}"
+            method = METHODS[verb]
+            found.append(
+                Route(
+                    verb=verb,
+                    method=method,
+                    path=self.item if verb in ON_ITEM else self.path,
+                    access="read" if method == "GET" else "write",
+                    category=CATEGORIES[verb],
+                    operation=op,
+                    name=doc.name or default,
+                    doc=doc,
+                )
+            )
+        return found
+
+
+_SECRET = (
+    "A webhook's `secret` is write-only: no answer, event or log carries it (`hasSecret` says"
+    " there is one); deliveries are signed with it (`X-Outpost-Signature: sha256=<hex"
+    " HMAC-SHA256 of the body>`)."
+)
+_SSRF = (
+    "A webhook `url` must be http(s), and every address its host resolves to must be public:"
+    " loopback, private, link-local, multicast, reserved addresses and their IPv6 forms are a"
+    " `validation_error` on `url` unless the deployment allows loopback or private ones. The"
+    " host is resolved and checked again at every delivery, and redirects are not followed."
+)
+
+RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
+    # identity: organizations (the operator's; suspend and reinstate: entrypoints/identity.py),
+    # API keys and users
+    ResourceGroup(
+        path="/api/v1/admin/organizations",
+        one="organization",
+        many="organizations",
+        scope=None,
+        create=CREATE_ORGANIZATION,
+        list=LIST_ORGANIZATIONS,
+        get=GET_ORGANIZATION,
+        versioned=False,
+    ),
+    ResourceGroup(
+        path="/api/v1/api-keys",
+        one="api_key",
+        many="api_keys",
+        scope="api-keys",
+        create=CREATE_API_KEY,  # answers the key itself, once
+        list=LIST_API_KEYS,
+        delete=REVOKE_API_KEY,
+        docs={"delete": Doc(name="revoke_api_key")},
+    ),
+    ResourceGroup(
+        path="/api/v1/users",
+        one="user",
+        many="users",
+        scope="users",
+        create=CREATE_USER,
+        list=LIST_USERS,
+        get=GET_USER,
+        versioned=False,
+    ),
+    # devices and the registry beside them (sites, device groups, components, sensors)
+    ResourceGroup(
+        path="/api/v1/devices",
+        one="device",
+        many="devices",
+        scope="devices",
+        create=CREATE_DEVICE,
+        list=LIST_DEVICES,
+        get=GET_DEVICE,
+        update=UPDATE_DEVICE,
+        delete=DECOMMISSION_DEVICE,
+        relations={"tags": Tag},  # inline on every device: $expand=tags changes nothing
+        docs={"delete": Doc(summary="Decommission a device", name="decommission_device")},
+    ),
+    ResourceGroup(
+        path="/api/v1/sites",
+        one="site",
+        many="sites",
+        scope="devices",
+        create=CREATE_SITE,
+        list=LIST_SITES,
+        get=GET_SITE,
+        update=UPDATE_SITE,
+        delete=DELETE_SITE,
+        docs={"delete": Doc(summary="Delete a site no device uses")},
+    ),
+    ResourceGroup(
+        path="/api/v1/device-groups",
+        one="device_group",
+        many="device_groups",
+        scope="devices",
+        create=CREATE_GROUP,
+        list=LIST_GROUPS,
+        get=GET_GROUP,
+        update=UPDATE_GROUP,
+        delete=DELETE_GROUP,
+        docs={"delete": Doc(summary="Delete a device group no device is in")},
+    ),
+    ResourceGroup(
+        path="/api/v1/components",
+        one="component",
+        many="components",
+        scope="devices",
+        create=ADD_COMPONENT,
+        list=LIST_COMPONENTS,
+        get=GET_COMPONENT,
+        update=UPDATE_COMPONENT,
+        delete=REMOVE_COMPONENT,
+        docs={"delete": Doc(summary="Remove a component")},
+    ),
+    ResourceGroup(
+        path="/api/v1/sensors",
+        one="sensor",
+        many="sensors",
+        scope="devices",
+        create=DECLARE_SENSOR,
+        list=LIST_SENSORS,
+        get=GET_SENSOR,
+        update=UPDATE_SENSOR,
+        delete=REMOVE_SENSOR,
+        docs={"delete": Doc(summary="Remove a sensor")},
+    ),
+    # registration tokens (provisioning itself and certificates: entrypoints/provisioning.py)
+    ResourceGroup(
+        path="/api/v1/devices/registration/tokens",
+        one="registration_token",
+        many="registration_tokens",
+        scope="devices",
+        tag="provisioning",
+        create=CREATE_REGISTRATION_TOKEN,  # answers the token itself, once
+        list=LIST_REGISTRATION_TOKENS,
+        delete=REVOKE_REGISTRATION_TOKEN,
+        docs={
+            "create": Doc(
+                summary=(
+                    "Create a one-time registration token (and the device, if no device has"
+                    " the name)"
+                )
+            ),
+            "delete": Doc(summary="Revoke a registration token", name="revoke_registration_token"),
+        },
+    ),
+    # annotations and their classes (decision 61): members label data as they send it
+    ResourceGroup(
+        path="/api/v1/annotation-classes",
+        one="annotation_class",
+        many="annotation_classes",
+        scope="readings",
+        create=CREATE_ANNOTATION_CLASS,
+        list=LIST_ANNOTATION_CLASSES,
+        get=GET_ANNOTATION_CLASS,
+        update=UPDATE_ANNOTATION_CLASS,
+        delete=DELETE_ANNOTATION_CLASS,
+        docs={"delete": Doc(summary="Delete an annotation class no annotation has")},
+    ),
+    # the list takes the window from/to besides the conventions: entrypoints/annotations.py
+    ResourceGroup(
+        path="/api/v1/annotations",
+        one="annotation",
+        many="annotations",
+        scope="readings",
+        create=CREATE_ANNOTATION,
+        get=GET_ANNOTATION,
+        update=UPDATE_ANNOTATION,
+        delete=DELETE_ANNOTATION,
+        relations={"tags": Tag},
+        etag="The version",
+    ),
+    # alerting (decision 63); alerts and their transitions: entrypoints/alerting.py
+    ResourceGroup(
+        path="/api/v1/alert-rules",
+        one="alert_rule",
+        many="alert_rules",
+        scope="alert-rules",
+        create=CREATE_RULE,
+        list=LIST_RULES,
+        get=GET_RULE,
+        update=UPDATE_RULE,
+        delete=DELETE_RULE,
+        docs={"delete": Doc(summary="Delete an alert rule (its unresolved alerts are resolved)")},
+    ),
+    # exports (decision 65): create (201, ETag), get (a fresh signed link) and the download
+    # are written by hand in entrypoints/exports.py
+    ResourceGroup(
+        path="/api/v1/exports",
+        one="export",
+        many="exports",
+        scope="exports",
+        list=LIST_EXPORTS,
+        delete=DELETE_EXPORT,
+        docs={
+            "list": Doc(summary="List exports"),
+            "delete": Doc(
+                summary="Cancel a pending or running export; delete a finished one and its archive"
+            ),
+        },
+    ),
+    # notification channels (decision 64); /test and the delivery logs:
+    # entrypoints/notifications.py
+    ResourceGroup(
+        path="/api/v1/notification-channels",
+        one="notification_channel",
+        many="notification_channels",
+        scope="notification-channels",
+        create=CREATE_CHANNEL,
+        list=LIST_CHANNELS,
+        get=GET_CHANNEL,
+        update=UPDATE_CHANNEL,
+        delete=DELETE_CHANNEL,
+        etag="The channel's version",
+        docs={
+            "create": Doc(
+                summary="Create a notification channel",
+                description=(
+                    "`{type: WEBHOOK, name, url, secret}` or `{type: EMAIL, name, addresses}`. "
+                    f"{_SECRET} {_SSRF}"
+                ),
+            ),
+            "list": Doc(summary="List notification channels"),
+            "update": Doc(
+                summary="Change a notification channel (JSON merge patch)",
+                description=f"`type` never changes. {_SECRET} {_SSRF}",
+            ),
+            "delete": Doc(summary="Delete a notification channel (pending deliveries are dropped)"),
+        },
+    ),
+)
+
+
+def group_at(path: str) -> ResourceGroup:
+    """The group whose collection is ``path``."""
+    (group,) = (g for g in RESOURCE_GROUPS if g.path == path)
+    return group
