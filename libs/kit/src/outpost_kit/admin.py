@@ -168,7 +168,7 @@ def deploy_rotate_broker_credential(
     """Rotate a broker user's password without downtime (docs/runbook.md, "Rotating a
     broker credential"): then run `deploy init` again, reload nats-server, restart the
     process; later `--retire` the old password, `deploy init` and reload again."""
-    from outpost_kit.dev.stack import SECRETS_NAME, rotate_nats_password
+    from outpost_kit.material import SECRETS_NAME, rotate_nats_password
 
     try:
         slot = rotate_nats_password(out / SECRETS_NAME, user, retire=retire)
