@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_DIRS = {".git", ".venv", ".outpost", "node_modules", "__pycache__", "build", "dist"}
 # Historical records, and the boundary check's tests (synthetic trees under the old paths).
 SKIP_PREFIXES = (
     "docs/adr/",
@@ -74,6 +73,10 @@ MOVED_NAMES = {
 }
 
 RENAMES: list[tuple[re.Pattern[str], str]] = [
+    *(
+        (re.compile(rf"\boutpost_kit\.dev\.stack\.({'|'.join(sorted(names))})\b"), rf"{module}.\1")
+        for module, names in MOVED_NAMES.items()
+    ),
     (re.compile(r"\boutpost_kit\.infra\.broker_pki\b"), "outpost_kit.broker_pki"),
     (re.compile(r"\boutpost_kit/infra/broker_pki\.py\b"), "outpost_kit/broker_pki.py"),
     (re.compile(r"\boutpost_kit\.(infra|dev|testing)\b"), r"outpost_devkit.\1"),
@@ -136,17 +139,20 @@ def rewrite(text: str, python: bool) -> str:
 
 
 def files(paths: list[Path]) -> list[Path]:
+    """The tracked files under ``paths`` (git ls-files: nothing in .venv or caches)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", *(str(p) for p in paths)],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     found: list[Path] = []
-    for path in paths:
-        candidates = [path] if path.is_file() else path.rglob("*")
-        for file in candidates:
-            rel = file.resolve().relative_to(ROOT).as_posix()
-            if not file.is_file() or SKIP_DIRS.intersection(Path(rel).parts[:-1]):
-                continue
-            if rel.startswith(SKIP_PREFIXES):
-                continue
-            if file.suffix in SUFFIXES or file.name in NAMES:
-                found.append(file)
+    for rel in filter(None, listed.split("\0")):
+        file = ROOT / rel
+        if rel.startswith(SKIP_PREFIXES) or not file.is_file():
+            continue
+        if file.suffix in SUFFIXES or file.name in NAMES:
+            found.append(file)
     return sorted(set(found))
 
 
