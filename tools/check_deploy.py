@@ -442,7 +442,7 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
     if not any("nats-route://" in ln for ln in cluster):
         problems.add("deploy/k8s/overlays/prod/nats.conf", "needs a cluster block with routes")
     try:
-        from outpost_kit.infra.nats import find_nats_server
+        from outpost_devkit.infra.nats import find_nats_server
 
         server = str(find_nats_server())
     except FileNotFoundError as exc:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from outpost_kit import deploy
 from outpost_kit.admin import app
-from outpost_kit.dev.stack import ALL_SERVICES, SECRETS_NAME
+from outpost_kit.material import ALL_SERVICES, SECRETS_NAME
 
 pytestmark = pytest.mark.unit
 
