@@ -84,6 +84,7 @@ RENAMES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"\blibs/kit/src/outpost_kit/(infra|dev|testing)\b"),
         r"libs/devkit/src/outpost_devkit/\1",
     ),
+    (re.compile(r"(?<![\w/])outpost_kit/(infra|dev|testing)/"), r"outpost_devkit/\1/"),
     (
         re.compile(r"\blibs/kit/tests/integration/test_kit_(infra|free_port)\.py\b"),
         r"libs/devkit/tests/integration/test_kit_\1.py",
