@@ -63,7 +63,7 @@ test-containers: install
 	bash tools/containers.sh $(CONTAINERS_ARGS)
 
 # The chaos tests alone (kill -9 nats-server, immediate Postgres stops; docs/design/reliability.md).
-# They are part of test-integration / test-e2e too, where they run last (outpost_kit.testing).
+# They are part of test-integration / test-e2e too, where they run last (outpost_devkit.testing).
 CHAOS_TESTS = $(shell find libs services tests -name '*_chaos.py' -not -path '*/.venv/*' | sort)
 
 chaos: install

@@ -1,3 +1,3 @@
 """Root conftest: shared fixtures (real NATS and PostgreSQL) for every package's tests."""
 
-pytest_plugins = ["outpost_kit.testing.fixtures"]
+pytest_plugins = ["outpost_devkit.testing.fixtures"]

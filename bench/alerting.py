@@ -602,7 +602,7 @@ def main() -> None:
         help="webhook delivery in a replica of its own, in the evaluation process, or not at all",
     )
     args = ap.parse_args()
-    from outpost_kit.infra import NatsServer, PostgresCluster
+    from outpost_devkit.infra import NatsServer, PostgresCluster
 
     base = Path(tempfile.mkdtemp(prefix="outpost-bench-alerting-"))
     nats_server = pg = None

@@ -468,8 +468,8 @@ def report(conns: dict[str, list[Row]], tel: dict[str, list[Row]], args: Any) ->
 async def run(args: argparse.Namespace, stack: Any, base: Path, creds: dict[str, Any]) -> None:
     import nats
 
-    from outpost_kit.dev.stack import nats_login
-    from outpost_kit.infra import NatsServer, free_port
+    from outpost_devkit.infra import NatsServer, free_port
+    from outpost_kit.material import nats_login
 
     t0 = time.monotonic()
     devices: list[SimDevice] = await provision(
@@ -587,7 +587,8 @@ def main() -> None:
     parser.add_argument("--all-services", action="store_true")
     args = parser.parse_args()
 
-    from outpost_kit.dev.stack import ALL_SERVICES, DevStack
+    from outpost_devkit.dev.stack import DevStack
+    from outpost_kit.material import ALL_SERVICES
 
     # Provisioning N devices is 2N writes with the demo key: raise its write limit (the
     # gateway still counts them) so the bench is not throttled. Device sessions last the

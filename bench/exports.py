@@ -289,7 +289,7 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=1, help="zlib level of both archives")
     args = parser.parse_args()
 
-    from outpost_kit.infra import NatsServer, PostgresCluster
+    from outpost_devkit.infra import NatsServer, PostgresCluster
 
     base = Path(tempfile.mkdtemp(prefix="outpost-bench-exports-"))
     pg = nats = None

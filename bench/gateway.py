@@ -299,8 +299,8 @@ def main() -> None:
         return
 
     from outpost_contracts.credentials import hash_key, lookup_prefix
-    from outpost_kit.dev.stack import DevStack
-    from outpost_kit.infra import free_port
+    from outpost_devkit.dev.stack import DevStack
+    from outpost_devkit.infra import free_port
 
     # The platform still counts every request against its rate limit (one upsert in the
     # gateway's schema); the limit itself is raised so the load is not refused.

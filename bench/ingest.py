@@ -457,7 +457,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="100,1", help="readings per message to run")
     args = parser.parse_args()
 
-    from outpost_kit.infra import NatsServer, PostgresCluster
+    from outpost_devkit.infra import NatsServer, PostgresCluster
 
     base = Path(tempfile.mkdtemp(prefix="outpost-bench-ingest-"))
     nats_server = pg = None

@@ -351,7 +351,7 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--consumer-events", type=int, default=300)
     args = ap.parse_args()
-    from outpost_kit.infra import NatsServer, PostgresCluster
+    from outpost_devkit.infra import NatsServer, PostgresCluster
 
     with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
         pg = PostgresCluster.start(Path(tmp) / "pg")

@@ -332,7 +332,7 @@ def main() -> None:
     parser.add_argument("--skip-query", action="store_true", help="only the ingest cost")
     args = parser.parse_args()
 
-    from outpost_kit.infra import PostgresCluster
+    from outpost_devkit.infra import PostgresCluster
 
     base = Path(tempfile.mkdtemp(prefix="outpost-bench-query-"))
     pg = None

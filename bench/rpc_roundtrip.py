@@ -19,8 +19,8 @@ from faststream.nats import NatsBroker, NatsMessage
 from outpost_contracts.base import Contract, Request
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
 from outpost_contracts.rpc import Operation
+from outpost_devkit.infra import NatsServer
 from outpost_kit import messaging
-from outpost_kit.infra import NatsServer
 from outpost_kit.responder import Responder
 
 N = 3000

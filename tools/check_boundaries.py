@@ -9,6 +9,8 @@ imported or run) and reports, as ``path:line: message``:
 - a service package importing another service's package;
 - ``outpost_kit`` or ``outpost_contracts`` importing any service package;
 - ``outpost_contracts`` importing anything but ``msgspec`` and the standard library;
+- a service package, ``outpost_kit`` or ``outpost_contracts`` (what the images install)
+  importing ``outpost_devkit``, the development tools the images do not install (ADR 0087);
 - ``outpost_client`` (installed by users on their own machines) importing any other
   ``outpost_*`` package: it knows the API from its OpenAPI document only (decision 68).
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports")
 KIT = "outpost_kit"
+DEVKIT = "outpost_devkit"
 CONTRACTS = "outpost_contracts"
 CLIENT = "outpost_client"
 
@@ -157,6 +160,12 @@ def check_module(module: Module, services: set[str], stdlib: frozenset[str]) -> 
 
         if own == CLIENT and top.startswith("outpost_") and top != own:
             bad(f"{CLIENT} imports {base}: the client may not import any other outpost package")
+            continue
+        if top == DEVKIT and own != DEVKIT and (own in services or own in (KIT, CONTRACTS)):
+            bad(
+                f"{own} imports {base}: the images do not install {DEVKIT} (development "
+                "tools); only tests, tools and the dev stack may import it"
+            )
             continue
         if top in services and top != own:
             if own in services:

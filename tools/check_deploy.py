@@ -5,6 +5,9 @@
   and a runtime stage, ``ARG SERVICE`` accepting exactly the six services, a non-root
   ``USER`` in the last stage, an exec-form ``ENTRYPOINT``, every ``COPY`` source present and
   not excluded by ``.dockerignore``.
+- **what an image installs**: the locked dependencies of each ``outpost-<service>`` (what
+  the Dockerfile's ``uv export --no-dev --package`` installs, read from ``uv.lock``) include
+  no development tool: not ``outpost-devkit``, typer, FastStream or pytest (ADR 0087).
 - **docker-compose.yml**: the compose specification's JSON schema (vendored in
   ``deploy/schemas``), then what the schema cannot know: every ``depends_on`` target, volume,
   bind-mounted file and image exists; every ``OUTPOST_*`` variable is one the process reads
@@ -175,6 +178,55 @@ def check_dockerfile(root: Path, problems: Problems) -> None:
 # --- compose ------------------------------------------------------------------------------
 
 _INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+# --- what an image installs ----------------------------------------------------------------
+
+# Distributions no image may carry (ADR 0087): the development kit, the CLI framework the
+# dev supervisor and the client use, the benchmark's FastStream, the test runner.
+NOT_IN_IMAGES = frozenset({"outpost-devkit", "typer", "faststream", "pytest"})
+
+
+def locked_closure(lock: Mapping[str, Any], package: str) -> set[str]:
+    """Every distribution ``package`` pulls in according to ``uv.lock``: its dependencies
+    and the extras they ask for, transitively, whatever the markers (an over-estimate: what
+    may be installed). Development groups are not followed, as ``--no-dev`` does not."""
+    packages = {p["name"]: p for p in lock.get("package", [])}
+    seen: set[str] = set()
+    visited: set[tuple[str, tuple[str, ...]]] = set()
+    todo: list[tuple[str, tuple[str, ...]]] = [(package, ())]
+    while todo:
+        key = todo.pop()
+        name, extras = key
+        if key in visited or name not in packages:
+            continue
+        visited.add(key)
+        seen.add(name)
+        entry = packages[name]
+        deps = list(entry.get("dependencies", []))
+        for extra in extras:
+            deps += entry.get("optional-dependencies", {}).get(extra, [])
+        todo += [(dep["name"], tuple(dep.get("extra", ()))) for dep in deps]
+    return seen
+
+
+def check_image_dependencies(root: Path, problems: Problems) -> None:
+    import tomllib
+
+    where = "uv.lock"
+    try:
+        lock = tomllib.loads((root / where).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.add(where, f"cannot read: {exc}")
+        return
+    for service in SERVICES:
+        found = sorted(locked_closure(lock, f"outpost-{service}") & NOT_IN_IMAGES)
+        if found:
+            problems.add(
+                where,
+                f"the {service} image would install {', '.join(found)}: development tools "
+                "stay out of the images (outpost-devkit or the dev group; ADR 0087)",
+            )
 
 
 def interpolate(value: Any, where: str, problems: Problems) -> Any:
@@ -442,7 +494,7 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
     if not any("nats-route://" in ln for ln in cluster):
         problems.add("deploy/k8s/overlays/prod/nats.conf", "needs a cluster block with routes")
     try:
-        from outpost_kit.infra.nats import find_nats_server
+        from outpost_devkit.infra.nats import find_nats_server
 
         server = str(find_nats_server())
     except FileNotFoundError as exc:
@@ -776,6 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args[0]).resolve() if args else config_catalog.repo_root()
     problems = Problems()
     check_dockerfile(root, problems)
+    check_image_dependencies(root, problems)
     check_compose(root, problems)
     check_generated_env(problems)
     check_nats_conf(root, problems)

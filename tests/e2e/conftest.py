@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from outpost_contracts.envelope import PLATFORM_ORG_ID
+from outpost_devkit.dev.stack import DevStack
+from outpost_devkit.testing.otlp import OtlpReceiver
 from outpost_kit.db.engine import plain_dsn
-from outpost_kit.dev.stack import DevStack
-from outpost_kit.testing.otlp import OtlpReceiver
 
 # The operator and the demo organization set up every test's tenants; on a fast machine they
 # would exhaust the default 50 writes a minute. They get a per-organization override, the

@@ -19,7 +19,7 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._poll import eventually
 from tests.e2e._webhooks import Receiver
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._devices import bearer, connect, mqtt_session, provision, refused
 
 pytestmark = pytest.mark.e2e

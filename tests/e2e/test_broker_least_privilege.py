@@ -23,7 +23,8 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from outpost_contracts import access, identity, streams, subjects
-from outpost_kit.dev.stack import ALL_SERVICES, DevStack
+from outpost_devkit.dev.stack import DevStack
+from outpost_kit.material import ALL_SERVICES
 
 pytestmark = pytest.mark.e2e
 

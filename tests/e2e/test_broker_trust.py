@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._devices import bearer, connect, mqtt_session, provision, refused
 
 pytestmark = pytest.mark.e2e

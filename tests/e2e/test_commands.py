@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._devices import Device, bearer, connect, mqtt_session, provision
 from tests.e2e._poll import eventually
 

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from outpost_devkit.dev.stack import DevStack
 from outpost_kit.db.provision import service_dsn
-from outpost_kit.dev.stack import KEY_ENCRYPTION_KEY, DevStack
+from outpost_kit.material import KEY_ENCRYPTION_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,9 @@ import pytest
 from _keys import bearer, fresh_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from outpost_devkit.dev.stack import DevStack
 from outpost_kit.db.provision import service_dsn
-from outpost_kit.dev.stack import KEY_ENCRYPTION_KEY, DevStack
+from outpost_kit.material import KEY_ENCRYPTION_KEY
 
 pytestmark = pytest.mark.e2e
 

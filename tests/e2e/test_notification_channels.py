@@ -25,8 +25,8 @@ import pytest
 
 from outpost_contracts import alerting, subjects
 from outpost_contracts.envelope import EventEnvelope
+from outpost_devkit.dev.stack import DevStack
 from outpost_kit.db.engine import plain_dsn
-from outpost_kit.dev.stack import DevStack
 from tests.e2e._webhooks import Receiver
 
 pytestmark = pytest.mark.e2e

@@ -26,8 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import SECRETS_NAME, DevStack
-from outpost_kit.testing.otlp import OtlpReceiver, ReceivedSpan
+from outpost_devkit.dev.stack import DevStack
+from outpost_devkit.testing.otlp import OtlpReceiver, ReceivedSpan
+from outpost_kit.material import SECRETS_NAME
 from tests.e2e._devices import provision
 from tests.e2e._poll import eventually
 from tests.e2e._webhooks import Receiver

@@ -16,7 +16,7 @@ restarted by the test. Afterwards:
 A device's message over core NATS gets no acknowledgment of its own (its permissions
 allow no reply inbox, decision 54): what the broker acknowledged for it is what TELEMETRY
 holds, which the test reads back from the stream. This module kills the session's
-servers, so it runs last (``outpost_kit.testing.fixtures``); ``make chaos`` runs it alone.
+servers, so it runs last (``outpost_devkit.testing.fixtures``); ``make chaos`` runs it alone.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import httpx
 import nats
 import pytest
 
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._devices import Device, bearer, provision
 
 pytestmark = pytest.mark.e2e

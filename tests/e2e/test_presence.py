@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._devices import Device, bearer, connect, mqtt_session, provision
 
 pytestmark = pytest.mark.e2e

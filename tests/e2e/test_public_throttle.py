@@ -28,9 +28,10 @@ from typing import Any
 import httpx
 import pytest
 
+from outpost_devkit.dev.stack import DevStack
+from outpost_devkit.infra import free_port
 from outpost_kit.db.provision import service_dsn
-from outpost_kit.dev.stack import SECRETS_NAME, DevStack
-from outpost_kit.infra import free_port
+from outpost_kit.material import SECRETS_NAME
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 
 from outpost_contracts import subjects
 from outpost_contracts.registry import SensorDeclared
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from nats.errors import Error as NatsError
 
+from outpost_devkit.dev.stack import DevStack
 from outpost_kit.db.engine import plain_dsn
-from outpost_kit.dev.stack import DevStack
 from tests.e2e._devices import PROVISION, TOKENS, Device, bearer, connect, provision
 from tests.e2e._poll import eventually
 from tests.e2e._webhooks import Receiver

@@ -16,7 +16,7 @@ import nats
 import pytest
 
 from outpost_contracts import subjects
-from outpost_kit.dev.stack import DevStack
+from outpost_devkit.dev.stack import DevStack
 
 pytestmark = pytest.mark.e2e
 

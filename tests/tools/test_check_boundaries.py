@@ -186,3 +186,34 @@ def test_the_client_imports_no_other_outpost_package(tmp_path: Path, statement: 
     write(tmp_path, "libs/client/src/outpost_client/cli/app.py", "from outpost_client import api\n")
     [message] = messages(tmp_path)
     assert message.startswith("libs/client/src/outpost_client/api.py:2: outpost_client imports")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "services/readings/src/outpost_readings/bootstrap.py",
+        "services/gateway/src/outpost_gateway/entrypoints/app.py",
+        "libs/kit/src/outpost_kit/deploy.py",
+        "libs/contracts/src/outpost_contracts/streams.py",
+    ],
+)
+def test_what_the_images_install_imports_no_dev_tools(tmp_path: Path, path: str) -> None:
+    source = "import os\n\ndef f():\n    from outpost_devkit.dev.stack import DevStack\n"
+    write(tmp_path, path, source)
+    [message] = messages(tmp_path)
+    own = path.split("/")[3]
+    assert message == (
+        f"{path}:4: {own} imports outpost_devkit.dev.stack: the images do not install "
+        "outpost_devkit (development tools); only tests, tools and the dev stack may import it"
+    )
+
+
+def test_the_dev_tools_may_import_the_runtime_kit(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "libs/devkit/src/outpost_devkit/dev/stack.py",
+        "from outpost_devkit.infra import NatsServer\n"
+        "from outpost_kit.material import ALL_SERVICES\n",
+    )
+    write(tmp_path, "libs/kit/src/outpost_kit/material.py", "import json\n")
+    assert messages(tmp_path) == []

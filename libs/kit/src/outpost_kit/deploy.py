@@ -5,7 +5,7 @@
 
 - ``broker/``: the broker CA, nats-server's certificate (naming the hosts clients reach it
   by), the services' client certificate, the platform device root and the auth-callout
-  issuer seed (``outpost_kit.infra.broker_pki``);
+  issuer seed (``outpost_kit.broker_pki``);
 - ``secrets.json``: each service's database and broker password and the Fernet keys;
 - ``nats/security.conf``: nats-server's TLS, users, auth callout and MQTT listener, included
   by the committed ``deploy/nats/nats.conf``;
@@ -27,12 +27,18 @@ import base64
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from outpost_kit.broker_pki import BrokerPki, ensure_broker_pki
 from outpost_kit.db.provision import service_dsn
-from outpost_kit.dev.stack import (
+from outpost_kit.material import (
     ALL_SERVICES,
     CA_ENCRYPTION_KEY,
     DB_SERVICES,
@@ -47,7 +53,6 @@ from outpost_kit.dev.stack import (
     ensure_secrets,
     nats_login,
 )
-from outpost_kit.infra.broker_pki import BrokerPki, ensure_broker_pki
 
 # Where every container sees the material (compose volume, Kubernetes Secret mounts).
 MOUNT = "/etc/outpost"
@@ -239,19 +244,164 @@ def credentials(state_dir: Path, gateway_url: str, public: Mapping[str, str]) ->
     """The platform operator key and the demo organization's API key, made once and reused
     (kept in ``state_dir/dev-credentials.json``): what ``make dev`` prints. Runs where
     ``outpost-identity`` and identity's environment are (the compose ``credentials`` job)."""
-    from outpost_kit.dev.stack import DevStack
-
-    stack = DevStack(state_dir)
-    stack.gateway_url = gateway_url
-    operator_key = stack._operator_key(dict(os.environ))
-    org = stack._demo_org(operator_key)
+    identity = str(Path(sys.executable).parent / "outpost-identity")
+    key = operator_key(identity, os.environ, state_dir)
+    org = demo_organization(gateway_url, key, state_dir, print)
     creds: dict[str, Any] = {
         "gatewayUrl": public.get("gatewayUrl", gateway_url),
         "natsUrl": public.get("natsUrl", ""),
         "mqttUrl": public.get("mqttUrl", ""),
         "brokerCaFile": public.get("brokerCaFile", ""),
-        "operatorKey": operator_key,
+        "operatorKey": key,
         "organization": org,
     }
-    _write_private(stack.credentials_path, json.dumps(creds, indent=2) + "\n")
+    _write_private(state_dir / CREDENTIALS_NAME, json.dumps(creds, indent=2) + "\n")
     return creds
+
+
+# -- the demo credentials (``make dev`` and the compose ``credentials`` job) ---------------
+
+CREDENTIALS_NAME = "dev-credentials.json"
+OPERATOR_ACCEPT_TIMEOUT = 15.0
+DEMO_ORG = "demo"
+DEMO_KEY_NAME = "demo"
+
+
+class CredentialsError(RuntimeError):
+    """The operator key or the demo organization could not be made."""
+
+
+def operator_key(identity: str, identity_env: Mapping[str, str], state_dir: Path) -> str:
+    """The platform operator's key from ``identity bootstrap-operator`` (the executable
+    ``identity``, run in ``state_dir`` with identity's environment), reusing the one kept in
+    ``state_dir``'s credentials file when identity still knows it."""
+    previous = _read_json(state_dir / CREDENTIALS_NAME).get("operatorKey")
+    args = [identity, "bootstrap-operator"]
+    if isinstance(previous, str) and previous:
+        args += ["--reuse", previous]
+    result = subprocess.run(
+        args,
+        env=dict(identity_env),
+        cwd=state_dir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    keys = [ln.strip() for ln in result.stdout.splitlines() if ln.strip().startswith("sk_")]
+    if result.returncode != 0 or not keys:
+        raise CredentialsError(
+            f"outpost-identity bootstrap-operator failed ({result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return keys[-1]
+
+
+def demo_organization(
+    gateway_url: str, operator_key: str, state_dir: Path, say: Callable[[str], None]
+) -> dict[str, str]:
+    """The demo organization and its API key, made through the gateway at ``gateway_url``
+    (the ones kept in ``state_dir``'s credentials file when the gateway still accepts them)."""
+    api = _Api(gateway_url)
+    # The gateway learns the operator key from an identity event: wait until it does.
+    deadline = time.monotonic() + OPERATOR_ACCEPT_TIMEOUT
+    while True:
+        status, body = api.call("GET", f"/api/v1/admin/organizations?name={DEMO_ORG}", operator_key)
+        if status == 200:
+            break
+        if time.monotonic() >= deadline:
+            raise CredentialsError(
+                f"the gateway did not accept the operator key within "
+                f"{OPERATOR_ACCEPT_TIMEOUT:.0f}s (last answer {status}: {body})"
+            )
+        time.sleep(0.25)
+    previous = _read_json(state_dir / CREDENTIALS_NAME).get("organization")
+    if isinstance(previous, dict) and previous.get("apiKey") and previous.get("id"):
+        status, _ = api.call("GET", "/api/v1/devices?limit=1", previous["apiKey"])
+        # 200 is the plain yes. Any answer but 401/403 means the gateway accepted the
+        # key and something behind it failed (e.g. devices not started): still valid.
+        if status not in (401, 403):
+            if status != 200:
+                say(f"demo key check answered {status}; reusing the key anyway")
+            return {"id": previous["id"], "name": DEMO_ORG, "apiKey": previous["apiKey"]}
+    status, body = api.call("POST", "/api/v1/admin/organizations", operator_key, {"name": DEMO_ORG})
+    if status == 201:
+        org_id = body["id"]
+    elif status == 409:
+        status, body = api.call("GET", f"/api/v1/admin/organizations?name={DEMO_ORG}", operator_key)
+        found = (
+            [o for o in body.get("data", []) if o.get("name") == DEMO_ORG] if status == 200 else []
+        )
+        if not found:
+            raise CredentialsError(
+                f"organization {DEMO_ORG!r} exists but lookup gave {status}: {body}"
+            )
+        org_id = found[0]["id"]
+    else:
+        raise CredentialsError(f"creating organization {DEMO_ORG!r} failed ({status}): {body}")
+    # The gateway learns of the new organization from identity's events (decision 10):
+    # until its cache has caught up, X-Organization names an unknown organization (404).
+    deadline = time.monotonic() + 15
+    while True:
+        status, body = api.call(
+            "POST",
+            "/api/v1/api-keys",
+            operator_key,
+            {"name": DEMO_KEY_NAME},
+            headers={"X-Organization": org_id},
+        )
+        if status != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if status != 201:
+        raise CredentialsError(f"creating the demo API key failed ({status}): {body}")
+    say(f"created organization {DEMO_ORG!r} ({org_id}) and its API key")
+    return {"id": org_id, "name": DEMO_ORG, "apiKey": body["key"]}
+
+
+class _Api:
+    """A few JSON calls to the gateway, with the standard library only."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {key}")
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, _decode(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, _decode(error.read())
+        except OSError as error:
+            return 0, str(error)
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

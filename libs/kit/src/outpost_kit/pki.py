@@ -1,5 +1,5 @@
 """Certificate-building plumbing shared by the development broker's material
-(``outpost_kit.infra.broker_pki``) and the devices service's organization CAs
+(``outpost_kit.broker_pki``) and the devices service's organization CAs
 (``outpost_devices.adapters.pki``): a CA certificate, and PEM text of a certificate or an
 unencrypted key. Pure: the caller passes the key, the names and the validity."""
 

@@ -1,7 +1,7 @@
 """The inbox consumer through a Postgres outage longer than its redelivery budget
 (docs/design/reliability.md pg-restart): the message is kept and its ack wait renewed, nothing is
 dead-lettered, every event is applied once when the database is back. It stops the
-session's Postgres, so it runs last (``outpost_kit.testing.fixtures``)."""
+session's Postgres, so it runs last (``outpost_devkit.testing.fixtures``)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from test_kit_consumer import _publish_counters
 
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.streams import ConsumerSpec
+from outpost_devkit.infra import PostgresCluster
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.engine import plain_dsn
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
-from outpost_kit.infra import PostgresCluster
 from outpost_kit.messaging import apply_streams
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ import pytest
 from nats.errors import NoServersError
 
 from outpost_contracts import access, subjects
+from outpost_devkit.infra._process import free_port
+from outpost_devkit.infra.nats import find_nats_server
 from outpost_kit import deploy, ids
-from outpost_kit.dev.stack import SECRETS_NAME, rotate_nats_password
-from outpost_kit.infra._process import free_port
-from outpost_kit.infra.nats import find_nats_server
+from outpost_kit.material import SECRETS_NAME, rotate_nats_password
 from outpost_kit.messaging import client_tls
 
 pytestmark = pytest.mark.integration

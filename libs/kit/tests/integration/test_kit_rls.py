@@ -13,11 +13,11 @@ import pytest
 from kitsvc import CODEC, STREAM_TYPE, CounterCreated, CounterProjector, KitDb
 from sqlalchemy import text
 
+from outpost_devkit.testing.audit import rls_violations
 from outpost_kit import ids
 from outpost_kit.db.engine import create_engine, plain_dsn
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
-from outpost_kit.testing.audit import rls_violations
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from outpost_contracts import access
-from outpost_kit.dev.stack import (
+from outpost_devkit.dev.stack import _MQTT_LISTEN
+from outpost_devkit.infra.nats import _ports_from_config, _render_config, _requires_tls
+from outpost_kit.broker_pki import ensure_broker_pki
+from outpost_kit.material import (
     _ALL_NATS_USERS,
-    _MQTT_LISTEN,
     ALL_SERVICES,
     _nats_secret,
     broker_config,
@@ -21,8 +23,6 @@ from outpost_kit.dev.stack import (
     nats_slots,
     rotate_nats_password,
 )
-from outpost_kit.infra.broker_pki import ensure_broker_pki
-from outpost_kit.infra.nats import _ports_from_config, _render_config, _requires_tls
 
 pytestmark = pytest.mark.unit
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-from typer.testing import CliRunner
 
 from outpost_kit import deploy
-from outpost_kit.admin import app
-from outpost_kit.dev.stack import ALL_SERVICES, SECRETS_NAME
+from outpost_kit.admin import main
+from outpost_kit.material import ALL_SERVICES, SECRETS_NAME
 
 pytestmark = pytest.mark.unit
 
@@ -137,9 +136,10 @@ def test_a_value_an_env_file_cannot_carry_is_refused() -> None:
         deploy.render_env({"OUTPOST_X": "two\nlines"})
 
 
-def test_the_command_prints_where_not_what(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
+def test_the_command_prints_where_not_what(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code = main(
         [
             "deploy",
             "init",
@@ -150,9 +150,11 @@ def test_the_command_prints_where_not_what(tmp_path: Path) -> None:
             "outpost",
         ],
     )
-    assert result.exit_code == 0, result.output
-    assert "kubernetes-secrets.yaml" in result.output
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert exit_code == 0, output
+    assert "kubernetes-secrets.yaml" in output
     secrets = json.loads((tmp_path / "m" / SECRETS_NAME).read_text())
     for value in secrets.values():
-        assert value not in result.output
-    assert "admin-pw" not in result.output
+        assert value not in output
+    assert "admin-pw" not in output

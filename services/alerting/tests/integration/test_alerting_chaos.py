@@ -23,6 +23,7 @@ from outpost_alerting.entrypoints import telemetry
 from outpost_contracts import alerting as api
 from outpost_contracts import streams, subjects
 from outpost_contracts.streams import ConsumerSpec
+from outpost_devkit.infra import PostgresCluster
 from outpost_kit import messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
@@ -30,7 +31,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.infra import PostgresCluster
 
 pytestmark = pytest.mark.integration
 

@@ -46,12 +46,12 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.envelope import EventEnvelope, RequestContext
 from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.query import Cmp, ListQuery
+from outpost_devkit.testing.suspensions import record_organization_event
 from outpost_kit import messaging
 from outpost_kit.consumer import InboxConsumer
 from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 

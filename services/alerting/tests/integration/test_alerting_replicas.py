@@ -27,8 +27,8 @@ from outpost_contracts import notifications as notify_api
 from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceRegistered
 from outpost_contracts.envelope import EventEnvelope
+from outpost_devkit.infra import NatsServer
 from outpost_kit import ids, messaging
-from outpost_kit.infra import NatsServer
 from outpost_kit.runtime import ServiceRuntime
 from outpost_kit.settings import Secret
 

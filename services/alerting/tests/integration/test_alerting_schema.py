@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from outpost_alerting import bootstrap
+from outpost_devkit.testing.audit import audit_service
 from outpost_kit.cli import migrations_dir
-from outpost_kit.testing.audit import audit_service
 
 pytestmark = pytest.mark.integration
 

@@ -36,6 +36,7 @@ from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Prot
 from outpost_contracts.query import ListQuery
 from outpost_contracts.readings import TelemetryReading
 from outpost_contracts.streams import ConsumerSpec
+from outpost_devkit.testing.suspensions import record_organization_event
 from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
@@ -43,7 +44,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)

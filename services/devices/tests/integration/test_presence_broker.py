@@ -27,8 +27,8 @@ from outpost_devices.adapters.callout import SUSPENSION_MEMORY_SECONDS, Sessions
 from outpost_devices.app import handlers, presence
 from outpost_devices.domain.presence import Connected, Connection, Disconnected
 from outpost_devices.entrypoints.presence import BrokerPresence, PresenceConfig
+from outpost_devkit.infra.nats import NatsServer
 from outpost_kit import ids
-from outpost_kit.infra.nats import NatsServer
 
 pytestmark = pytest.mark.integration
 

@@ -30,6 +30,7 @@ from outpost_devices.adapters.store import PgDevices, PgDevicesReads
 from outpost_devices.app import broker, provisioning
 from outpost_devices.app.handlers import Deps
 from outpost_devices.settings import DevicesSettings
+from outpost_devkit.testing.suspensions import record_organization_event
 from outpost_kit import ids
 from outpost_kit.cli import migrate, migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
@@ -37,7 +38,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.provision import service_dsn
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.settings import Secret
-from outpost_kit.testing.suspensions import record_organization_event
 
 pytestmark = pytest.mark.integration
 OLD_KEY = Fernet.generate_key().decode()

@@ -22,7 +22,7 @@ from outpost_devices.app.broker import (
     leaf_identity,
     session_expiry,
 )
-from outpost_kit.infra.broker_pki import issuer_public_key, new_account_seed
+from outpost_kit.broker_pki import issuer_public_key, new_account_seed
 
 pytestmark = pytest.mark.unit
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from outpost_devkit.infra._process import free_port
 from outpost_exports.adapters.artifacts import S3ArtifactStore
-from outpost_kit.infra._process import free_port
 
 pytestmark = pytest.mark.integration
 

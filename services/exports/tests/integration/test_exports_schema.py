@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from outpost_devkit.testing.audit import audit_service
 from outpost_exports import bootstrap
 from outpost_kit.cli import migrations_dir
-from outpost_kit.testing.audit import audit_service
 
 pytestmark = pytest.mark.integration
 

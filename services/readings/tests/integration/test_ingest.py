@@ -38,6 +38,8 @@ from outpost_contracts.readings import (
 )
 from outpost_contracts.registry import SensorDeclared, ValidRange, ValueType
 from outpost_contracts.streams import ConsumerSpec
+from outpost_devkit.testing.audit import rls_violations
+from outpost_devkit.testing.suspensions import record_organization_event
 from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
@@ -45,8 +47,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.testing.audit import rls_violations
-from outpost_kit.testing.suspensions import record_organization_event
 from outpost_readings import bootstrap
 from outpost_readings.adapters import store
 from outpost_readings.app import handlers, queries

@@ -11,7 +11,7 @@
 
 Afterwards every reading whose publish was acknowledged is in Postgres exactly once, and
 nothing else is there. These tests kill the session's servers, so they run last
-(``outpost_kit.testing.fixtures``); ``make chaos`` runs them alone.
+(``outpost_devkit.testing.fixtures``); ``make chaos`` runs them alone.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from outpost_contracts import streams, subjects
 from outpost_contracts.devices import DeviceRegistered
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.streams import ConsumerSpec
+from outpost_devkit.infra import NatsServer, PostgresCluster
 from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
@@ -48,7 +49,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.infra import NatsServer, PostgresCluster
 from outpost_readings import bootstrap
 from outpost_readings.app import handlers
 from outpost_readings.domain.readings import Limits

@@ -33,6 +33,7 @@ from outpost_contracts.readings import (
     TelemetryMessage,
     TelemetryReading,
 )
+from outpost_devkit.testing.audit import rls_violations
 from outpost_kit import ids
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
@@ -40,7 +41,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.testing.audit import rls_violations
 from outpost_readings import bootstrap
 from outpost_readings.app import handlers, queries
 from outpost_readings.domain import buckets as b

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from outpost_contracts import annotations as api
 from outpost_contracts.devices import DeviceRegistered
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
+from outpost_devkit.testing.audit import rls_violations
 from outpost_kit import ids
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine, plain_dsn
@@ -29,7 +30,6 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.migrate import _config, upgrade
 from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
-from outpost_kit.testing.audit import rls_violations
 from outpost_readings import bootstrap
 from outpost_readings.adapters import retention_store, store
 from outpost_readings.adapters.annotation_store import AnnotationsProjector

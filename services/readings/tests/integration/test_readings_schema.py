@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from outpost_devkit.testing.audit import audit_service
 from outpost_kit.cli import migrations_dir
-from outpost_kit.testing.audit import audit_service
 from outpost_readings import bootstrap
 
 pytestmark = pytest.mark.integration

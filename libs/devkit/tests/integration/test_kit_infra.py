@@ -9,7 +9,7 @@ import asyncpg
 import nats
 import pytest
 
-from outpost_kit.infra import NatsServer, PostgresCluster
+from outpost_devkit.infra import NatsServer, PostgresCluster
 
 pytestmark = pytest.mark.integration
 

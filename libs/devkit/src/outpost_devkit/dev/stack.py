@@ -11,13 +11,11 @@ reuses. Nothing depends on the current directory.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
 import json
 import os
 import re
-import secrets
 import signal
 import socket
 import ssl
@@ -33,39 +31,34 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from outpost_contracts import access
+from outpost_devkit.infra import NatsServer, PostgresCluster, free_port
+from outpost_devkit.infra._process import log_tail
+from outpost_kit import deploy
+from outpost_kit.broker_pki import BrokerPki, ensure_broker_pki
 from outpost_kit.db.provision import service_dsn
-from outpost_kit.infra import NatsServer, PostgresCluster, free_port
-from outpost_kit.infra._process import log_tail
-from outpost_kit.infra.broker_pki import BrokerPki, ensure_broker_pki
-
-# Every process, in start order; the gateway comes last.
-DOMAIN_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
-ALL_SERVICES: tuple[str, ...] = (*DOMAIN_SERVICES, "gateway")
-# Processes with a database schema (migrated, given a role and OUTPOST_<SVC>_DATABASE_URL):
-# all of them; the gateway's schema holds rate-limit counters and idempotency keys.
-DB_SERVICES: tuple[str, ...] = ALL_SERVICES
+from outpost_kit.deploy import CREDENTIALS_NAME
+from outpost_kit.material import (
+    ALL_SERVICES,
+    CA_ENCRYPTION_KEY,
+    DB_SERVICES,
+    DEV_NATS_USER,
+    DOWNLOAD_SIGNING_KEY,
+    KEY_ENCRYPTION_KEY,
+    SECRET_ENCRYPTION_KEY,
+    SECRETS_NAME,
+    SYSTEM_NATS_USER,
+    _write_private,
+    broker_config,
+    ensure_secrets,
+    nats_login,
+)
 
 READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 300.0
-OPERATOR_ACCEPT_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
-DEMO_ORG = "demo"
-DEMO_KEY_NAME = "demo"
 
 LOCK_NAME = "dev.lock"
 STATE_NAME = "dev-state.json"
-SECRETS_NAME = "secrets.json"
-KEY_ENCRYPTION_KEY = "identity_key_encryption_key"
-CA_ENCRYPTION_KEY = "devices_ca_encryption_key"
-SECRET_ENCRYPTION_KEY = "alerting_secret_encryption_key"
-DOWNLOAD_SIGNING_KEY = "gateway_download_signing_key"
-CREDENTIALS_NAME = "dev-credentials.json"
-# The broker user of dev tooling and tests (streams, inspection); every service has its own.
-DEV_NATS_USER = "outpost-dev"
-# The system-account user the devices service closes a decommissioned device's connections with.
-SYSTEM_NATS_USER = "outpost-system"
-
 _TAG_WIDTH = max(len(name) for name in (*ALL_SERVICES, "dev")) + 2
 _COLOURS = {
     "identity": "36",
@@ -147,16 +140,6 @@ def _pid_in(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by its owner only."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -691,294 +674,18 @@ class DevStack:
             time.sleep(0.25)
 
     def _operator_key(self, identity_env: dict[str, str]) -> str:
-        previous = _read_json(self.credentials_path).get("operatorKey")
-        args = [self._executable("identity"), "bootstrap-operator"]
-        if isinstance(previous, str) and previous:
-            args += ["--reuse", previous]
-        result = subprocess.run(
-            args,
-            env=identity_env,
-            cwd=self.base_dir,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        keys = [ln.strip() for ln in result.stdout.splitlines() if ln.strip().startswith("sk_")]
-        if result.returncode != 0 or not keys:
-            raise DevStackError(
-                f"outpost-identity bootstrap-operator failed ({result.returncode}):\n"
-                f"{result.stdout}{result.stderr}"
-            )
-        return keys[-1]
+        try:
+            return deploy.operator_key(self._executable("identity"), identity_env, self.base_dir)
+        except deploy.CredentialsError as exc:
+            raise DevStackError(str(exc)) from exc
 
     def _demo_org(self, operator_key: str) -> dict[str, str]:
-        api = _Api(self.gateway_url)
-        # The gateway learns the operator key from an identity event: wait until it does.
-        deadline = time.monotonic() + OPERATOR_ACCEPT_TIMEOUT
-        while True:
-            status, body = api.call(
-                "GET", f"/api/v1/admin/organizations?name={DEMO_ORG}", operator_key
-            )
-            if status == 200:
-                break
-            if time.monotonic() >= deadline:
-                raise DevStackError(
-                    f"the gateway did not accept the operator key within "
-                    f"{OPERATOR_ACCEPT_TIMEOUT:.0f}s (last answer {status}: {body})"
-                )
-            time.sleep(0.25)
-        previous = _read_json(self.credentials_path).get("organization")
-        if isinstance(previous, dict) and previous.get("apiKey") and previous.get("id"):
-            status, _ = api.call("GET", "/api/v1/devices?limit=1", previous["apiKey"])
-            # 200 is the plain yes. Any answer but 401/403 means the gateway accepted the
-            # key and something behind it failed (e.g. devices not started): still valid.
-            if status not in (401, 403):
-                if status != 200:
-                    self._say(f"demo key check answered {status}; reusing the key anyway")
-                return {"id": previous["id"], "name": DEMO_ORG, "apiKey": previous["apiKey"]}
-        status, body = api.call(
-            "POST", "/api/v1/admin/organizations", operator_key, {"name": DEMO_ORG}
-        )
-        if status == 201:
-            org_id = body["id"]
-        elif status == 409:
-            status, body = api.call(
-                "GET", f"/api/v1/admin/organizations?name={DEMO_ORG}", operator_key
-            )
-            found = (
-                [o for o in body.get("data", []) if o.get("name") == DEMO_ORG]
-                if status == 200
-                else []
-            )
-            if not found:
-                raise DevStackError(
-                    f"organization {DEMO_ORG!r} exists but lookup gave {status}: {body}"
-                )
-            org_id = found[0]["id"]
-        else:
-            raise DevStackError(f"creating organization {DEMO_ORG!r} failed ({status}): {body}")
-        # The gateway learns of the new organization from identity's events (decision 10):
-        # until its cache has caught up, X-Organization names an unknown organization (404).
-        deadline = time.monotonic() + 15
-        while True:
-            status, body = api.call(
-                "POST",
-                "/api/v1/api-keys",
-                operator_key,
-                {"name": DEMO_KEY_NAME},
-                headers={"X-Organization": org_id},
-            )
-            if status != 404 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        if status != 201:
-            raise DevStackError(f"creating the demo API key failed ({status}): {body}")
-        self._say(f"created organization {DEMO_ORG!r} ({org_id}) and its API key")
-        return {"id": org_id, "name": DEMO_ORG, "apiKey": body["key"]}
-
-
-NATS_USERS: tuple[str, ...] = (*ALL_SERVICES, DEV_NATS_USER)
-_ALL_NATS_USERS: tuple[str, ...] = (*NATS_USERS, SYSTEM_NATS_USER)
-# Each broker user has two login names (slots) with the same permissions, both always in the
-# auth callout's auth_users: a password is rotated by giving the idle slot a new one and
-# moving the process to it, which changes only nats-server's reloadable users, never its
-# auth_callout block (a reload refuses any change there). docs/runbook.md, "Rotating a
-# broker credential"; decision 74.
-SLOT_B_SUFFIX = "-b"
-
-
-def nats_slots(user: str) -> tuple[str, str]:
-    """The two login names of broker user ``user``."""
-    return user, user + SLOT_B_SUFFIX
-
-
-def _nats_secret(user: str) -> str:
-    return f"nats_{user}"
-
-
-def _active_key(user: str) -> str:
-    return f"nats_active_{user}"
-
-
-def nats_login(secrets: Mapping[str, str], user: str) -> tuple[str, str]:
-    """The login name and password ``user``'s processes connect with now (its active slot)."""
-    slot = secrets.get(_active_key(user)) or user
-    if slot not in nats_slots(user):
-        raise ValueError(f"{_active_key(user)} names {slot!r}, not one of {nats_slots(user)}")
-    return slot, secrets[_nats_secret(slot)]
-
-
-def rotate_nats_password(path: Path, user: str, *, retire: bool = False) -> str:
-    """Rotate ``user``'s broker password in the secrets file ``path``; returns the slot its
-    processes use afterwards.
-
-    Without ``retire``: the idle slot gets a new password and becomes the active one; the
-    old slot's password stays valid so running processes keep working until they restart.
-    With ``retire``: the idle slot's password is replaced by a fresh one nobody holds (the
-    old credential stops working at the next reload). Rendering the broker's configuration
-    and the processes' variables again (``outpost-admin deploy init``) and reloading
-    nats-server applies either."""
-    if user not in _ALL_NATS_USERS:
-        raise ValueError(f"unknown broker user {user!r}; known: {_ALL_NATS_USERS}")
-    stored = ensure_secrets(path)
-    active, _ = nats_login(stored, user)
-    idle = next(slot for slot in nats_slots(user) if slot != active)
-    stored[_nats_secret(idle)] = secrets.token_urlsafe(24)
-    if not retire:
-        stored[_active_key(user)] = active = idle
-    _write_private(path, json.dumps(stored, indent=2) + "\n")
-    return active
-
-
-def _nats_permissions(process: str) -> dict[str, Any]:
-    """nats-server's ``permissions`` of a process's user: what the contracts imply
-    (``outpost_contracts.access``, decision 74); the tooling user has none (all)."""
-    if process == SYSTEM_NATS_USER:
-        perms = access.system_permissions()
-    else:
-        perms = access.permissions(process)
-    rendered: dict[str, Any] = {
-        "publish": {"allow": list(perms.publish)},
-        "subscribe": {"allow": list(perms.subscribe)},
-    }
-    if perms.allow_responses:
-        rendered["allow_responses"] = True
-    return rendered
-
-
-def broker_config(
-    broker: BrokerPki,
-    mqtt_port: int,
-    passwords: Mapping[str, str],
-    *,
-    listen_host: str = "127.0.0.1",
-    files_at: Path | None = None,
-) -> str:
-    """nats-server's security: TLS with client certificates on both listeners, a user per
-    service with the permissions its contracts imply (they bypass the auth callout), the
-    tooling user (streams, inspection; all permissions), and the devices service's auth
-    callout for every other connection, i.e. devices (ADRs 0054
-    and 0074).
-
-    ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
-    ``broker``'s directory when it is not where it was written (a container's mount,
-    ``outpost_kit.deploy``)."""
-    issuer = broker.issuer_public_key  # read here: ``files_at`` may not exist on this machine
-    if files_at is not None:
-        broker = BrokerPki(files_at)
-    q = json.dumps
-    users = ",\n".join(
-        f"    {{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}"
-        + (f", permissions: {q(_nats_permissions(u))}" if u in ALL_SERVICES else "")
-        + "}"
-        for u in NATS_USERS
-        for slot in nats_slots(u)
-    )
-    tls = (
-        f"cert_file: {q(str(broker.server_cert))}\n"
-        f"  key_file: {q(str(broker.server_key))}\n"
-        f"  ca_file: {q(str(broker.client_ca_file))}\n"
-        "  verify: true\n"
-        "  timeout: 5\n"
-    )
-    system_perms = q(_nats_permissions(SYSTEM_NATS_USER))
-    system = ",\n".join(
-        f"    {{user: {q(slot)}, password: {q(passwords[_nats_secret(slot)])}, "
-        f"permissions: {system_perms}}}"
-        for slot in nats_slots(SYSTEM_NATS_USER)
-    )
-    auth_users = [slot for u in _ALL_NATS_USERS for slot in nats_slots(u)]
-    return (
-        f"tls {{\n  {tls}}}\n"
-        "accounts {\n"
-        f"  SYS: {{ users: [\n{system}\n  ] }}\n"
-        "}\n"
-        "system_account: SYS\n"
-        "authorization {\n"
-        f"  users: [\n{users}\n  ]\n"
-        "  auth_callout {\n"
-        f"    issuer: {q(issuer)}\n"
-        f"    auth_users: [{', '.join(q(u) for u in auth_users)}]\n"
-        "  }\n"
-        "}\n"
-        # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.
-        f"mqtt {{ listen: {listen_host}:{mqtt_port}\n"
-        f"  tls {{\n  {tls}  }}\n"
-        "}\n"
-    )
-
-
-def ensure_secrets(path: Path) -> dict[str, str]:
-    """The database and broker passwords and the encryption keys in ``path`` (a 0600 JSON
-    file), the missing ones made now: ``make dev`` and ``outpost-admin deploy init`` keep
-    them so a restarted platform can still open what it sealed."""
-    stored: dict[str, str] = {}
-    if path.exists():
-        stored = json.loads(path.read_text())
-    missing = [s for s in DB_SERVICES if not stored.get(s)]
-    missing += [
-        _nats_secret(slot)
-        for u in _ALL_NATS_USERS
-        for slot in nats_slots(u)
-        if not stored.get(_nats_secret(slot))
-    ]
-    for service in missing:
-        stored[service] = secrets.token_urlsafe(24)
-    if not stored.get(KEY_ENCRYPTION_KEY):
-        # A Fernet key (urlsafe base64 of 32 random bytes) for identity's signing keys;
-        # kept with the passwords so a restarted stack can still open its keys.
-        stored[KEY_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        missing.append(KEY_ENCRYPTION_KEY)
-    if not stored.get(CA_ENCRYPTION_KEY):
-        # The same kind of key for the devices service's per-organization CA keys.
-        stored[CA_ENCRYPTION_KEY] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        missing.append(CA_ENCRYPTION_KEY)
-    if not stored.get(SECRET_ENCRYPTION_KEY):
-        # And for alerting's webhook secrets (decision 64).
-        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        stored[SECRET_ENCRYPTION_KEY] = key
-        missing.append(SECRET_ENCRYPTION_KEY)
-    if not stored.get(DOWNLOAD_SIGNING_KEY):
-        # The gateway's export download links (decision 65): kid:secret.
-        stored[DOWNLOAD_SIGNING_KEY] = "dev1:" + secrets.token_urlsafe(32)
-        missing.append(DOWNLOAD_SIGNING_KEY)
-    if missing or (path.stat().st_mode & 0o077):
-        _write_private(path, json.dumps(stored, indent=2) + "\n")
-    return stored
-
-
-class _Api:
-    """A few JSON calls to the gateway, with the standard library only."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        key: str,
-        body: Any = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {key}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, _decode(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _decode(error.read())
-        except OSError as error:
-            return 0, str(error)
+            return deploy.demo_organization(
+                self.gateway_url, operator_key, self.base_dir, self._say
+            )
+        except deploy.CredentialsError as exc:
+            raise DevStackError(str(exc)) from exc
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
@@ -998,13 +705,6 @@ def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
         raise errors[0]
 
 
-def _decode(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
 def _http_status(url: str, timeout: float) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -1013,11 +713,3 @@ def _http_status(url: str, timeout: float) -> int:
         return int(error.code)
     except OSError:
         return 0
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

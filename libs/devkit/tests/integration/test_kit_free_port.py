@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from outpost_kit.infra import free_port
+from outpost_devkit.infra import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from outpost_kit.infra import NatsServer, PostgresCluster, docker_available
+from outpost_devkit.infra import NatsServer, PostgresCluster, docker_available
 
 T = TypeVar("T")
 

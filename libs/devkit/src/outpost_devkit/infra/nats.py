@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from outpost_kit.infra._process import (
+from outpost_devkit.infra._process import (
     free_port,
     log_tail,
     process_alive,
@@ -56,7 +56,7 @@ def _render_config(
 ) -> str:
     # json.dumps gives double-quoted strings, which the NATS config format accepts.
     return (
-        "# Written by outpost_kit.infra.NatsServer; rewritten on every fresh start.\n"
+        "# Written by outpost_devkit.infra.NatsServer; rewritten on every fresh start.\n"
         f"server_name: {json.dumps(server_name)}\n"
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{monitor_port}\n"

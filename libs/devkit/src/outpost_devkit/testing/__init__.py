@@ -1,5 +1,5 @@
 """Test helpers shared by every Outpost distribution.
 
-``outpost_kit.testing.fixtures`` is a pytest plugin (registered by the root conftest) that
+``outpost_devkit.testing.fixtures`` is a pytest plugin (registered by the root conftest) that
 provides real nats-server and PostgreSQL to integration tests.
 """

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from outpost_kit.infra._process import (
+from outpost_devkit.infra._process import (
     free_port,
     log_tail,
     process_alive,

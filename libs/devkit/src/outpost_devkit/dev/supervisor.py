@@ -14,9 +14,7 @@ from typing import Annotated
 
 import typer
 
-from outpost_kit.dev.stack import (
-    ALL_SERVICES,
-    CREDENTIALS_NAME,
+from outpost_devkit.dev.stack import (
     STATE_NAME,
     AlreadyRunning,
     DevStack,
@@ -24,6 +22,8 @@ from outpost_kit.dev.stack import (
     ServiceDied,
     lock_holder,
 )
+from outpost_kit.deploy import CREDENTIALS_NAME
+from outpost_kit.material import ALL_SERVICES
 
 app = typer.Typer(
     add_completion=False,
