@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports")
+SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports", "fleet")
 KIT = "outpost_kit"
 CONTRACTS = "outpost_contracts"
 CLIENT = "outpost_client"

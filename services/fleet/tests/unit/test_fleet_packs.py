@@ -182,7 +182,11 @@ def documents(draw: st.DrawFn, version: str) -> PackDocument:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(documents("1.0.0"), documents("1.2.0"), st.sets(st.tuples(st.sampled_from(list(ItemKind)), KEYS)))
+@given(
+    documents("1.0.0"),
+    documents("1.2.0"),
+    st.sets(st.tuples(st.sampled_from(list(ItemKind)), KEYS)),
+)
 def test_import_is_idempotent_and_an_upgrade_then_plans_nothing(
     v1: PackDocument, v2: PackDocument, user_edits: set[ItemId]
 ) -> None:

@@ -51,7 +51,9 @@ HUMIDITY = SensorProfile(id=UUID(int=2), name="Humidity", unit="%", min=0, max=1
 def test_a_good_sensor_profile_passes_and_min_may_equal_max() -> None:
     check_sensor_profile(TEMPERATURE)
     check_sensor_profile(msgspec.structs.replace(TEMPERATURE, min=5.0, max=5.0))
-    check_sensor_profile(SensorProfile(id=UUID(int=3), name="Door", unit="1", value_type=ValueType.BOOLEAN))
+    check_sensor_profile(
+        SensorProfile(id=UUID(int=3), name="Door", unit="1", value_type=ValueType.BOOLEAN)
+    )
 
 
 @pytest.mark.parametrize(

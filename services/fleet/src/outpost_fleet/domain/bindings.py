@@ -51,7 +51,7 @@ class ChangeBinding(msgspec.Struct, frozen=True, kw_only=True):
     follows "latest"."""
 
     priority: int | msgspec.UnsetType = msgspec.UNSET
-    artefact_version: int | None | msgspec.UnsetType = msgspec.UNSET
+    artefact_version: int | msgspec.UnsetType | None = msgspec.UNSET
     artefact_versions: frozenset[int] = frozenset()
 
 
@@ -116,7 +116,9 @@ def decide(state: Binding | None, command: Command, now: datetime) -> list[Event
     ]
     if not changed:
         return []
-    return [DesiredStateBindingChanged(changed=changed, priority=priority, artefact_version=version)]
+    return [
+        DesiredStateBindingChanged(changed=changed, priority=priority, artefact_version=version)
+    ]
 
 
 def evolve(state: Binding | None, event: Event, stream_id: UUID) -> Binding | None:

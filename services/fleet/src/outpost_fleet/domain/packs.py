@@ -239,4 +239,6 @@ def installed(
             )
         else:
             items[item_id] = before[item_id]
-    return Install(name=document.name, version=document.version, digest=digest(document), items=items)
+    return Install(
+        name=document.name, version=document.version, digest=digest(document), items=items
+    )

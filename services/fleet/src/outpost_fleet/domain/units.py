@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import re
 
-PREFIXES = ("da", "Y", "Z", "E", "P", "T", "G", "M", "k", "h", "d", "c", "m", "u", "n", "p", "f")
-PREFIXES += ("a", "z", "y")
+# Space-separated, so each list reads like the module's doc.
+PREFIXES = tuple("da Y Z E P T G M k h d c m u n p f a z y".split(" "))  # noqa: SIM905
 METRIC = frozenset(
-    "m g s A K mol cd rad sr Hz N Pa J W C V F Ohm S Wb T H Cel lm lx Bq Gy Sv L l bar eV B t m[Hg]"
-    .split()
+    "m g s A K mol cd rad sr Hz N Pa J W C V F Ohm S Wb T H Cel lm lx Bq Gy Sv L l bar "  # noqa: SIM905
+    "eV B t m[Hg]".split(" ")
 )
 UNPREFIXED = frozenset(
-    "% min h d wk mo a deg '' ' [ppm] [ppb] [ppth] [pH] [degF] [in_i] [ft_i] [mi_i] [psi] "
-    "[kn_i] [mm_i] [lb_av] [gal_us] [IU] [iU] [drp] [HP] Ao".split()
+    "% min h d wk mo a deg '' ' [ppm] [ppb] [ppth] [pH] [degF] [in_i] [ft_i] [mi_i] [psi] "  # noqa: SIM905
+    "[kn_i] [mm_i] [lb_av] [gal_us] [IU] [iU] [drp] [HP] Ao".split(" ")
 )
 MAX_LENGTH = 32
 
