@@ -166,6 +166,25 @@ def test_an_object_emptied_by_a_binding_is_a_leaf_that_binding_explains() -> Non
     assert state.explanation == {"/a": UUID(int=2), "/k~1~0": UUID(int=1)}
 
 
+def test_the_design_documents_example() -> None:
+    state = effective_state(
+        FACTS,
+        [
+            bound(3, TargetType.DEVICE, {"led": None, "debug": True}),
+            bound(2, TargetType.GROUP, {"sampling": {"interval": 10}}),
+            bound(
+                1, TargetType.ORGANIZATION, {"sampling": {"interval": 60, "unit": "s"}, "led": True}
+            ),
+        ],
+    )
+    assert state.document == {"sampling": {"interval": 10, "unit": "s"}, "debug": True}
+    assert state.explanation == {
+        "/sampling/interval": UUID(int=2),
+        "/sampling/unit": UUID(int=1),
+        "/debug": UUID(int=3),
+    }
+
+
 def test_size_says_whether_devices_desired_state_can_carry_it() -> None:
     small = effective_state(FACTS, [bound(1, TargetType.DEVICE, {"a": 1})])
     assert small.size == len(b'{"a":1}') and small.deliverable
