@@ -14,6 +14,8 @@ from jsonschema import exceptions, validators
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
+from outpost_fleet.domain.desired_state import pointer
+
 MAX_PROBLEMS = 20
 
 
@@ -35,9 +37,7 @@ def problems(document: Any, schema: dict[str, Any] | None) -> tuple[str, ...]:
         return (f"schema: a $ref that does not resolve within the schema: {exc.ref}",)
     found: list[str] = []
     for error in errors:
-        where = "".join(
-            "/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path
-        )
+        where = pointer(str(p) for p in error.absolute_path)
         found.append(f"{where or '/'}: {error.message}")
         if len(found) == MAX_PROBLEMS:
             break

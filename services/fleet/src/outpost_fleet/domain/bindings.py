@@ -11,6 +11,7 @@ from uuid import UUID
 
 import msgspec
 
+from outpost_contracts import patch
 from outpost_contracts.base import Event
 from outpost_contracts.errors import Conflict, NotFound, validation_error
 from outpost_contracts.fleet import (
@@ -20,7 +21,6 @@ from outpost_contracts.fleet import (
     Target,
     TargetType,
 )
-from outpost_contracts.patch import live
 
 STREAM_TYPE = "desired_state_binding"
 MIN_PRIORITY = -1000
@@ -62,14 +62,20 @@ class RemoveBinding(msgspec.Struct, frozen=True, kw_only=True):
 Command = CreateBinding | ChangeBinding | RemoveBinding
 
 
-def _check_priority(priority: int) -> None:
+# A change's fields: {API name: attribute} (``outpost_contracts.patch.changes``).
+FIELDS = {"priority": "priority", "artefactVersion": "artefact_version"}
+
+
+def _checked_priority(priority: int) -> int:
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise validation_error("priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
+    return priority
 
 
-def _check_version(version: int | None, available: frozenset[int]) -> None:
+def _checked_version(version: int | None, available: frozenset[int]) -> int | None:
     if version is not None and version not in available:
         raise validation_error("artefactVersion", f"the artefact has no version {version}")
+    return version
 
 
 def decide(state: Binding | None, command: Command, now: datetime) -> list[Event]:
@@ -84,8 +90,8 @@ def decide(state: Binding | None, command: Command, now: datetime) -> list[Event
             )
         if not command.target_exists:
             raise NotFound(f"no such {command.target.type.lower()}")
-        _check_priority(command.priority)
-        _check_version(command.artefact_version, command.artefact_versions)
+        _checked_priority(command.priority)
+        _checked_version(command.artefact_version, command.artefact_versions)
         return [
             DesiredStateBindingCreated(
                 artefact_id=command.artefact_id,
@@ -94,30 +100,26 @@ def decide(state: Binding | None, command: Command, now: datetime) -> list[Event
                 artefact_version=command.artefact_version,
             )
         ]
-    binding = live(state, "desired-state binding")
+    binding = patch.live(state, "desired-state binding")
     if isinstance(command, RemoveBinding):
         return [DesiredStateBindingRemoved(artefact_id=binding.artefact_id)]
-    priority = binding.priority if command.priority is msgspec.UNSET else command.priority
-    version = (
-        binding.artefact_version
-        if command.artefact_version is msgspec.UNSET
-        else command.artefact_version
+    available = command.artefact_versions
+    changes = patch.changes(
+        binding,
+        command,
+        FIELDS,
+        {
+            "priority": lambda _, p: _checked_priority(p),
+            "artefact_version": lambda _, v: _checked_version(v, available),
+        },
     )
-    _check_priority(priority)
-    if version != binding.artefact_version:
-        _check_version(version, command.artefact_versions)
-    changed = [
-        name
-        for name, old, new in (
-            ("priority", binding.priority, priority),
-            ("artefactVersion", binding.artefact_version, version),
-        )
-        if old != new
-    ]
-    if not changed:
+    if not changes:
         return []
+    new = msgspec.structs.replace(binding, **{FIELDS[k]: v for k, v in changes.items()})
     return [
-        DesiredStateBindingChanged(changed=changed, priority=priority, artefact_version=version)
+        DesiredStateBindingChanged(
+            changed=list(changes), priority=new.priority, artefact_version=new.artefact_version
+        )
     ]
 
 

@@ -18,9 +18,7 @@ from typing import Any
 
 import msgspec
 
-from outpost_fleet.domain.desired_state import leaves, pointer
-
-_ABSENT = object()
+from outpost_fleet.domain.desired_state import at, leaves, pointer
 
 
 class DeviceCompliance(enum.StrEnum):
@@ -34,15 +32,6 @@ class Counts(msgspec.Struct, frozen=True, kw_only=True):
     in_sync: int = 0
     drifted: int = 0
     pending: int = 0
-
-
-def at(document: Any, path: tuple[str, ...]) -> Any:
-    node = document
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return node
 
 
 def device_compliance(

@@ -112,14 +112,23 @@ def leaves(document: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterato
             yield path
 
 
-def _names(patch: Any, path: tuple[str, ...]) -> bool:
-    """Whether a merge patch names ``path`` with a value (not ``null``)."""
-    node = patch
+ABSENT: Any = object()  # what ``at`` finds where a document has no such path
+
+
+def at(document: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in a JSON document, or ``ABSENT``."""
+    node = document
     for part in path:
         if not isinstance(node, dict) or part not in node:
-            return False
+            return ABSENT
         node = node[part]
-    return node is not None
+    return node
+
+
+def _names(patch: Any, path: tuple[str, ...]) -> bool:
+    """Whether a merge patch names ``path`` with a value (not ``null``)."""
+    value = at(patch, path)
+    return value is not ABSENT and value is not None
 
 
 def effective_state(device: DeviceFacts, bindings: Iterable[ResolvedBinding]) -> EffectiveState:
