@@ -1,7 +1,7 @@
 """Unit codes of sensor profiles: a documented subset of UCUM's case-sensitive syntax (ADR 0088).
 
-A unit is ``1`` (dimensionless) or terms joined by ``.`` (product) and ``/`` (quotient), at
-most one ``/``-led term per ``/`` and no parentheses. A term is an atom with an optional
+A unit is ``1`` (dimensionless) or terms joined by ``.`` (product) and ``/`` (quotient), read
+left to right, without parentheses. A term is an atom with an optional
 integer exponent (``m2``, ``s-1``) and an optional annotation in braces (``%{RH}``), or an
 annotation alone (``{count}``). An atom is:
 
