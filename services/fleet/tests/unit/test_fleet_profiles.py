@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outpost_contracts.errors import ValidationFailed
 from outpost_contracts.registry import ValidRange, ValueType
@@ -145,3 +147,30 @@ def test_assigning_twice_plans_nothing_the_second_time() -> None:
     ]
     again = plan_assignment(PROFILE, KINDS, [c.name for c in first.add_components], after)
     assert not first.empty and again.empty
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sets(st.sampled_from(["main", "probe", "extra"])),
+    st.lists(
+        st.builds(
+            ExistingSensor,
+            key=st.sampled_from(["temperature", "humidity", "battery"]),
+            value_type=st.sampled_from(list(ValueType)),
+            unit=st.sampled_from([None, "Cel", "%", "V"]),
+        ),
+        unique_by=lambda s: s.key,
+    ),
+)
+def test_after_carrying_out_an_assignment_nothing_is_left_to_plan(
+    components: set[str], sensors: list[ExistingSensor]
+) -> None:
+    plan = plan_assignment(PROFILE, KINDS, components, sensors)
+    done = {s.key: s for s in sensors}
+    for spec in (*plan.declare_sensors, *plan.update_sensors):
+        done[spec.key] = ExistingSensor(
+            key=spec.key, value_type=spec.value_type, unit=spec.unit, valid_range=spec.valid_range
+        )
+    have = components | {c.name for c in plan.add_components}
+    assert plan_assignment(PROFILE, KINDS, have, done.values()).empty
+    assert set(done) >= {s.key for s in sensors}  # the device's own sensors stay
