@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports")
+SERVICES = ("gateway", "identity", "devices", "readings", "alerting", "exports", "fleet")
 KIT = "outpost_kit"
 DEVKIT = "outpost_devkit"
 CONTRACTS = "outpost_contracts"

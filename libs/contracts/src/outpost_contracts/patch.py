@@ -1,5 +1,7 @@
 """What a change command (a JSON merge patch, PATCH) does to an aggregate's state: shared by
-the services' deciders, which may import only contracts (tools/check_boundaries.py)."""
+the services' deciders, which may import only contracts (tools/check_boundaries.py). RFC 7396
+itself (``merge_patch``) lives here once: devices' attributes and desired state, and fleet's
+effective desired state, merge with it."""
 
 from __future__ import annotations
 
@@ -46,3 +48,16 @@ def changes(
             value = convert[attr](state, value)
         new[api_name] = value
     return {k: v for k, v in new.items() if v != getattr(state, fields[k])}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

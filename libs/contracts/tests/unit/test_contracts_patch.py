@@ -43,3 +43,11 @@ def test_changes_keep_only_set_fields_that_differ_after_conversion() -> None:
     assert patch.changes(state, Change(tags=None), FIELDS, CONVERT) == {"tags": ()}
     # without the conversion a list never equals the state's tuple
     assert patch.changes(state, Change(tags=["x"]), FIELDS) == {"tags": ["x"]}
+
+
+def test_merge_patch_is_rfc_7396_and_leaves_its_inputs_alone() -> None:
+    target = {"a": {"b": 1, "c": 2}, "d": [1]}
+    merged = patch.merge_patch(target, {"a": {"b": None, "e": 3}, "d": {"x": None}})
+    assert merged == {"a": {"c": 2, "e": 3}, "d": {}}
+    assert target == {"a": {"b": 1, "c": 2}, "d": [1]}
+    assert patch.merge_patch(target, ["x"]) == ["x"]

@@ -17,8 +17,8 @@ import msgspec
 from outpost_contracts import commands as api
 from outpost_contracts.base import Event
 from outpost_contracts.errors import Conflict, NotFound, validation_error
+from outpost_contracts.patch import merge_patch
 from outpost_contracts.presence import AckStatus, CommandStatus
-from outpost_devices.domain.devices import merge_patch
 
 COMMAND = "command"
 DESIRED_STATE = "device_state"

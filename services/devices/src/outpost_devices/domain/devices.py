@@ -21,6 +21,7 @@ from outpost_contracts.devices import (
     Tag,
 )
 from outpost_contracts.errors import Conflict, Gone, NotFound, validation_error
+from outpost_contracts.patch import merge_patch
 from outpost_contracts.provisioning import (
     DeviceCertificateRenewed,
     DeviceCertificateRevoked,
@@ -104,19 +105,6 @@ def _check_tags_and_attributes(tags: Any, attributes: Any) -> None:
         raise validation_error("tags", "each tag key may appear once")
     if len(msgspec.json.encode(attributes)) > MAX_ATTRIBUTES_BYTES:
         raise validation_error("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes")
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396: objects merge key by key, ``null`` deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def decide(state: Device | None, command: Command, now: datetime) -> list[Event]:

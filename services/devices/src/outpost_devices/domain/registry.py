@@ -19,7 +19,8 @@ from outpost_contracts import patch
 from outpost_contracts import registry as api
 from outpost_contracts.base import Event
 from outpost_contracts.errors import Conflict, validation_error
-from outpost_devices.domain.devices import MAX_ATTRIBUTES_BYTES, merge_patch
+from outpost_contracts.patch import merge_patch
+from outpost_devices.domain.devices import MAX_ATTRIBUTES_BYTES
 
 SITE = "site"
 DEVICE_GROUP = "device_group"

@@ -1,0 +1,105 @@
+"""Fleet configuration (issue 21, ADR 0088): config artefacts and desired-state bindings.
+
+The first layer of the fleet service is its domain; these are the events its deciders emit.
+The requests, views and operations follow with the service (docs/design/fleet.md), and so
+does this module's place in ``schemas.MODULES`` and a FLEET stream: nothing publishes these
+events yet."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+from uuid import UUID
+
+from outpost_contracts.base import Contract, Event, wire_tag
+
+SERVICE = "fleet"
+
+# A config artefact's document, and its JSON Schema, encoded: at most 256 KiB each.
+MAX_ARTEFACT_BYTES = 256 * 1024
+
+
+class TargetType(enum.StrEnum):
+    """What a desired-state binding applies to, from the least to the most specific
+    (ADR 0088: a device profile's configuration is a default, so it ranks right after the
+    organization)."""
+
+    ORGANIZATION = "ORGANIZATION"
+    PROFILE = "PROFILE"
+    SITE = "SITE"
+    GROUP = "GROUP"
+    DEVICE = "DEVICE"
+
+
+class Target(Contract, kw_only=True, frozen=True):
+    """``{type, id?}``: ``id`` names the site, group, device profile or device; an
+    ORGANIZATION target has none (the binding's own organization)."""
+
+    type: TargetType
+    id: UUID | None = None
+
+
+class ConfigArtefactCreated(
+    Event, tag=wire_tag(SERVICE, "ConfigArtefactCreated", 1), kw_only=True, frozen=True
+):
+    name: str
+
+
+class ConfigArtefactVersionPublished(
+    Event, tag=wire_tag(SERVICE, "ConfigArtefactVersionPublished", 1), kw_only=True, frozen=True
+):
+    """A new immutable version; ``schema`` is the JSON Schema it was checked against."""
+
+    version: int
+    document: dict[str, Any]
+    schema: dict[str, Any] | None = None
+
+
+class ConfigArtefactVersionDeleted(
+    Event, tag=wire_tag(SERVICE, "ConfigArtefactVersionDeleted", 1), kw_only=True, frozen=True
+):
+    version: int
+
+
+class ConfigArtefactDeleted(
+    Event, tag=wire_tag(SERVICE, "ConfigArtefactDeleted", 1), kw_only=True, frozen=True
+):
+    pass
+
+
+class DesiredStateBindingCreated(
+    Event, tag=wire_tag(SERVICE, "DesiredStateBindingCreated", 1), kw_only=True, frozen=True
+):
+    """``artefact_version`` None: the artefact's latest version, whichever it is."""
+
+    artefact_id: UUID
+    target: Target
+    priority: int
+    artefact_version: int | None = None
+
+
+class DesiredStateBindingChanged(
+    Event, tag=wire_tag(SERVICE, "DesiredStateBindingChanged", 1), kw_only=True, frozen=True
+):
+    """The binding's whole new state; ``changed`` names the fields that moved."""
+
+    changed: list[str]
+    priority: int
+    artefact_version: int | None = None
+
+
+class DesiredStateBindingRemoved(
+    Event, tag=wire_tag(SERVICE, "DesiredStateBindingRemoved", 1), kw_only=True, frozen=True
+):
+    artefact_id: UUID
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    ConfigArtefactCreated,
+    ConfigArtefactVersionPublished,
+    ConfigArtefactVersionDeleted,
+    ConfigArtefactDeleted,
+    DesiredStateBindingCreated,
+    DesiredStateBindingChanged,
+    DesiredStateBindingRemoved,
+)
