@@ -13,6 +13,7 @@ from uuid import UUID
 
 import msgspec
 
+from outpost_alerting.adapters.evaluation_store import SCOPE_COLUMNS
 from outpost_alerting.app.ports import Pair
 from outpost_alerting.domain.evaluation import Watch
 from outpost_contracts import alerting as api
@@ -148,12 +149,7 @@ class FakeTx(FakeUnitOfWork[World]):
     async def devices_in_scope(
         self, scope_type: api.ScopeType, scope_id: UUID | None
     ) -> list[UUID]:
-        column = {
-            api.ScopeType.ORGANIZATION: None,
-            api.ScopeType.DEVICE: "id",
-            api.ScopeType.GROUP: "group_id",
-            api.ScopeType.SITE: "site_id",
-        }[scope_type]
+        column = SCOPE_COLUMNS[scope_type]
         return sorted(
             key
             for key, d in self.w.devices.items()

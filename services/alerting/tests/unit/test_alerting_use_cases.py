@@ -41,25 +41,25 @@ def deps(fake: FakeAlerting) -> handlers.Deps:
     return handlers.Deps(uow=fake)
 
 
-def _nodata(scope: api.RuleScope, *, enabled: bool = True) -> api.CreateAlertRule:
+def _rule(
+    scope: api.RuleScope, condition: api.Condition, *, enabled: bool = True
+) -> api.CreateAlertRule:
     return api.CreateAlertRule(
-        name="silent",
+        name="temp watch",
         scope=scope,
         sensor="temp",
-        condition=api.Condition(op="nodata", seconds=60),
+        condition=condition,
         severity=api.Severity.WARNING,
         enabled=enabled,
     )
 
 
+def _nodata(scope: api.RuleScope, *, enabled: bool = True) -> api.CreateAlertRule:
+    return _rule(scope, api.Condition(op="nodata", seconds=60), enabled=enabled)
+
+
 def _above(scope: api.RuleScope) -> api.CreateAlertRule:
-    return api.CreateAlertRule(
-        name="hot",
-        scope=scope,
-        sensor="temp",
-        condition=api.Condition(op=">", threshold=30),
-        severity=api.Severity.CRITICAL,
-    )
+    return _rule(scope, api.Condition(op=">", threshold=30))
 
 
 async def _open_alert(

@@ -5,7 +5,6 @@ and the settings' defaults."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,21 +13,13 @@ import pytest
 from readings_fakes import FakeAnnotations
 
 from outpost_contracts import annotations as api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Conflict, ValidationFailed
+from outpost_kit.testing.fakes import api_key_context as _ctx
 from outpost_readings.app import annotations as app
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def _ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ the integration tests cover."""
 from __future__ import annotations
 
 import copy
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from outpost_contracts.base import Event
-from outpost_contracts.envelope import EventEnvelope, Principal
+from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.query import ListQuery, Page
 from outpost_kit import ids
 from outpost_kit.db.eventstore import ConcurrencyConflict
@@ -169,3 +170,15 @@ def first_page(views: Sequence[T], query: ListQuery, key: Callable[[T], Any]) ->
         raise NotImplementedError("the fake lists the first page, unfiltered, by id")
     ordered = sorted(views, key=key)
     return Page(data=ordered[: query.limit], limit=query.limit, has_more=len(ordered) > query.limit)
+
+
+def api_key_context(org_id: UUID) -> RequestContext:
+    """A request in ``org_id`` by an API key with every scope: who a unit test's use case
+    acts for when the caller's kind does not matter."""
+    return RequestContext(
+        request_id=secrets.token_hex(16),
+        org_id=org_id,
+        principal=Principal(
+            kind=PrincipalKind.API_KEY, id=ids.new_id(), org_id=org_id, scopes=("*",)
+        ),
+    )
