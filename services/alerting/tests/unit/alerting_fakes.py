@@ -24,6 +24,7 @@ from outpost_kit.testing.fakes import (
     FakeUnitOfWorkFactory,
     FakeWorld,
     first_page,
+    update_row,
 )
 
 
@@ -61,11 +62,7 @@ def _project(w: World, e: EventEnvelope) -> None:
         )  # type: ignore[arg-type]
         w.rules[key] = (e.org_id, view)
     elif isinstance(data, api.AlertRuleUpdated):
-        org, view = w.rules[key]
-        w.rules[key] = (
-            org,
-            msgspec.structs.replace(view, version=v, updated_at=at, **_rule_fields(data)),
-        )
+        update_row(w.rules, key, version=v, updated_at=at, **_rule_fields(data))
     elif isinstance(data, api.AlertRuleDeleted):
         w.rules.pop(key, None)
     elif isinstance(data, api.AlertOpened):
@@ -83,33 +80,14 @@ def _project(w: World, e: EventEnvelope) -> None:
         )
         w.alerts[key] = (e.org_id, alert)
     elif isinstance(data, api.AlertAcknowledged):
-        org, alert = w.alerts[key]
-        w.alerts[key] = (
-            org,
-            msgspec.structs.replace(
-                alert,
-                status=api.AlertStatus.ACKNOWLEDGED,
-                acknowledged_at=at,
-                acknowledged_by=data.by,
-                acknowledge_comment=data.comment,
-                version=v,
-            ),
+        update_row(
+            w.alerts, key, status=api.AlertStatus.ACKNOWLEDGED, acknowledged_at=at, version=v
         )
+        update_row(w.alerts, key, acknowledged_by=data.by, acknowledge_comment=data.comment)
     elif isinstance(data, api.AlertResolved):
-        org, alert = w.alerts[key]
-        w.alerts[key] = (
-            org,
-            msgspec.structs.replace(
-                alert,
-                status=api.AlertStatus.RESOLVED,
-                resolved_at=at,
-                resolved_by=data.by,
-                resolve_comment=data.comment,
-                resolution=data.resolution,
-                clear_value=data.value,
-                version=v,
-            ),
-        )
+        update_row(w.alerts, key, status=api.AlertStatus.RESOLVED, resolved_at=at, version=v)
+        update_row(w.alerts, key, resolved_by=data.by, resolve_comment=data.comment)
+        update_row(w.alerts, key, resolution=data.resolution, clear_value=data.value)
 
 
 class FakeTx(FakeUnitOfWork[World]):

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from outpost_contracts import annotations as api
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.query import ListQuery, Page
@@ -24,6 +22,7 @@ from outpost_kit.testing.fakes import (
     FakeUnitOfWorkFactory,
     FakeWorld,
     first_page,
+    update_row,
 )
 from outpost_readings.app.ports import SettingsRow, Window
 
@@ -64,9 +63,7 @@ def _project(w: World, e: EventEnvelope) -> None:
         )
         w.classes[key] = (e.org_id, view)
     elif isinstance(data, api.AnnotationClassUpdated):
-        org, found = w.classes[key]
-        changes = _changes(data)
-        w.classes[key] = (org, msgspec.structs.replace(found, **changes, updated_at=at, version=v))
+        update_row(w.classes, key, **_changes(data), updated_at=at, version=v)
     elif isinstance(data, api.AnnotationClassDeleted):
         w.classes.pop(key, None)
     elif isinstance(data, api.AnnotationCreated):
@@ -85,11 +82,8 @@ def _project(w: World, e: EventEnvelope) -> None:
         )
         w.annotations[key] = (e.org_id, view)
     elif isinstance(data, api.AnnotationUpdated):
-        org, annotation = w.annotations[key]
-        changes = _changes(data, _ANNOTATION_FIELDS)
-        w.annotations[key] = (
-            org,
-            msgspec.structs.replace(annotation, **changes, updated_at=at, version=v),
+        update_row(
+            w.annotations, key, **_changes(data, _ANNOTATION_FIELDS), updated_at=at, version=v
         )
     elif isinstance(data, api.AnnotationDeleted):
         w.annotations.pop(key, None)

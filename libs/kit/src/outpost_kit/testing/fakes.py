@@ -29,6 +29,8 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
+import msgspec
+
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.query import ListQuery, Page
@@ -161,6 +163,13 @@ class FakeUnitOfWorkFactory(Generic[W, U]):
 
     def advance(self, by: timedelta) -> None:
         self.world.now += by
+
+
+def update_row(table: dict[UUID, tuple[UUID, Any]], key: UUID, **changes: Any) -> None:
+    """An UPDATE of one row of a fake's read model kept as ``{id: (org_id, view)}``: the
+    view (a msgspec struct) with ``changes``, its organization kept."""
+    org_id, view = table[key]
+    table[key] = (org_id, msgspec.structs.replace(view, **changes))
 
 
 def first_page(views: Sequence[T], query: ListQuery, key: Callable[[T], Any]) -> Page[T]:
