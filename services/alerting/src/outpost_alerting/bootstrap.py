@@ -11,6 +11,7 @@ from typing import Any
 from outpost_alerting.adapters.channel_store import ChannelsProjector
 from outpost_alerting.adapters.projections import AlertingProjector
 from outpost_alerting.adapters.secrets import SecretVault
+from outpost_alerting.adapters.store import PgAlerting
 from outpost_alerting.app.evaluation import DEVICE_EVENTS, on_device_event
 from outpost_alerting.app.handlers import Deps
 from outpost_alerting.entrypoints import notifications as notification_entrypoints
@@ -50,7 +51,7 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
         return True
 
     uow = runtime.uow
-    runtime.serve(rpc.handlers(Deps(uow=uow, scope_exists=scope_exists)))
+    runtime.serve(rpc.handlers(Deps(uow=PgAlerting.over(uow), scope_exists=scope_exists)))
     # Every replica: evaluation skips a suspended organization, the delivery worker holds its
     # deliveries (decision 76).
     runtime.consume(

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from outpost_alerting import bootstrap
 from outpost_alerting.adapters import evaluation_store as store
 from outpost_alerting.adapters.projections import AlertingProjector
+from outpost_alerting.adapters.store import PgAlerting
 from outpost_alerting.app import evaluation, handlers
 from outpost_alerting.app.handlers import execute_alert
 from outpost_alerting.domain import alerts
@@ -66,7 +67,7 @@ class Env:
     def __init__(self, uow: UnitOfWorkFactory, nc: NATS) -> None:
         self.uow = uow
         self.nc = nc
-        self.deps = handlers.Deps(uow=uow)
+        self.deps = handlers.Deps(uow=PgAlerting.over(uow))
         self.js = nc.jetstream()
         self.org = ids.new_id()
 

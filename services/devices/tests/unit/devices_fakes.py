@@ -13,11 +13,9 @@ Presence is not faked: its use cases are covered against Postgres
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,9 +23,8 @@ import msgspec
 
 from outpost_contracts import commands as command_api
 from outpost_contracts import registry as registry_api
-from outpost_contracts.base import Event
 from outpost_contracts.devices import DeviceStatus, DeviceView
-from outpost_contracts.envelope import EventEnvelope, Principal
+from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.presence import CommandStatus
 from outpost_contracts.provisioning import CertificateView
 from outpost_contracts.query import ListQuery, Node, Page
@@ -41,9 +38,13 @@ from outpost_devices.app.ports import (
     StateRow,
 )
 from outpost_devices.domain import commands as command_domain
-from outpost_kit import ids
+from outpost_devkit.testing.fakes import (
+    FakeUnitOfWork,
+    FakeUnitOfWorkFactory,
+    FakeWorld,
+    first_page,
+)
 from outpost_kit.aggregate import Aggregate, Taken, fold
-from outpost_kit.db.eventstore import ConcurrencyConflict
 
 # Each kind the fake keeps a read model of: its aggregate and its view type.
 _KINDS: dict[str, tuple[Aggregate, type[Any]]] = {
@@ -66,9 +67,7 @@ class Wakeup:
 
 
 @dataclass
-class World:
-    now: datetime = field(default_factory=lambda: datetime(2025, 1, 1, tzinfo=UTC))
-    streams: dict[UUID, list[EventEnvelope]] = field(default_factory=dict)
+class World(FakeWorld):
     cas: dict[UUID, Ca] = field(default_factory=dict)
     suspended: set[UUID] = field(default_factory=set)
     states: dict[UUID, StateRow] = field(default_factory=dict)
@@ -93,88 +92,22 @@ def _view(kind: str, stream: Sequence[EventEnvelope]) -> Any | None:
     )
 
 
-class FakeEvents:
-    def __init__(self, tx: FakeTx) -> None:
-        self._tx = tx
+class FakeTx(FakeUnitOfWork[World]):
+    """One transaction of ``FakeDevices``; ``tenant`` plays the tenant's row-level security."""
 
-    async def load(self, stream_id: UUID) -> list[EventEnvelope]:
-        return list(self._tx.stream(stream_id))
-
-    async def append(
-        self,
-        *,
-        org_id: UUID,
-        stream_id: UUID,
-        stream_type: str,
-        expected_version: int,
-        events: Sequence[Event],
-        actor: Principal | None = None,
-        request_id: str | None = None,
-    ) -> list[EventEnvelope]:
-        w = self._tx.w
-        stream = w.streams.setdefault(stream_id, [])
-        if len(stream) != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, len(stream))
-        envelopes = [
-            EventEnvelope(
-                id=ids.new_id(),
-                org_id=org_id,
-                stream_id=stream_id,
-                stream_type=stream_type,
-                version=expected_version + i,
-                occurred_at=w.now,
-                data=event,
-                request_id=request_id,
-                actor=actor,
+    def project(self, envelope: EventEnvelope) -> None:
+        self.check_unique(envelope)
+        data = envelope.data
+        if isinstance(data, command_api.DesiredStateChanged):
+            state = self.w.states.get(data.device_id, EMPTY_STATE)
+            self.w.states[data.device_id] = replace(
+                state,
+                desired=dict(data.desired),
+                version=envelope.version,
+                desired_updated_at=envelope.occurred_at,
             )
-            for i, event in enumerate(events, start=1)
-        ]
-        for envelope in envelopes:
-            self._tx.check_unique(envelope)
-            stream.append(envelope)
-            data = envelope.data
-            if isinstance(data, command_api.DesiredStateChanged):
-                state = w.states.get(data.device_id, EMPTY_STATE)
-                w.states[data.device_id] = replace(
-                    state,
-                    desired=dict(data.desired),
-                    version=envelope.version,
-                    desired_updated_at=envelope.occurred_at,
-                )
-        return envelopes
-
-
-class FakeTx:
-    """One transaction of ``FakeDevices``; ``org_id`` plays the tenant's row-level security."""
-
-    def __init__(self, world: World, org_id: UUID | None) -> None:
-        self._world = world
-        self._org = org_id
-        self.w = world
-
-    async def __aenter__(self) -> FakeTx:
-        self.w = copy.deepcopy(self._world)
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.w = self._world
-
-    @property
-    def events(self) -> FakeEvents:
-        return FakeEvents(self)
-
-    async def commit(self) -> None:
-        self._world.__dict__.update(self.w.__dict__)
 
     # --- the tenant's view of the world -------------------------------------------------
-
-    def stream(self, stream_id: UUID) -> list[EventEnvelope]:
-        stream = self.w.streams.get(stream_id, [])
-        if stream and self._org is not None and stream[0].org_id != self._org:
-            return []
-        return stream
 
     def views(self, kind: str, world: World | None = None) -> dict[UUID, Any]:
         w = world or self.w
@@ -182,7 +115,7 @@ class FakeTx:
         for key, stream in w.streams.items():
             if not stream or stream[0].stream_type != kind:
                 continue
-            if self._org is None or stream[0].org_id == self._org:
+            if self.visible(stream[0].org_id):
                 view = _view(kind, stream)
                 if view is not None:
                     found[key] = view
@@ -209,10 +142,7 @@ class FakeTx:
         return next((v for v in views if v.name == name), None)
 
     async def page(self, kind: str, query: ListQuery) -> Page[Any]:
-        if query.filter is not None or query.order_by or query.after or query.skip:
-            raise NotImplementedError("the fake lists the first page, unfiltered, by id")
-        views = [v for _, v in sorted(self.views(kind).items())]
-        return Page(data=views[: query.limit], limit=query.limit, has_more=len(views) > query.limit)
+        return first_page(list(self.views(kind).values()), query, key=lambda v: v.id)
 
     async def name_taken(self, kind: str, name: str, other_than: UUID | None = None) -> bool:
         return any(v.name == name and k != other_than for k, v in self.views(kind).items())
@@ -244,7 +174,7 @@ class FakeTx:
     # --- provisioning -------------------------------------------------------------------
 
     async def ca(self) -> Ca | None:
-        return None if self._org is None else self.w.cas.get(self._org)
+        return None if self.tenant is None else self.w.cas.get(self.tenant)
 
     async def add_ca(
         self, org_id: UUID, certificate_pem: str, sealed_key: str, not_after: datetime, at: datetime
@@ -353,18 +283,11 @@ class FakeTx:
                 found.due, found.attempts = due, attempts
 
 
-class FakeDevices:
+class FakeDevices(FakeUnitOfWorkFactory[World, FakeTx]):
     """The ``DevicesUnitOfWork`` of the unit tests: ``world`` is what Postgres would hold."""
 
     def __init__(self) -> None:
-        self.world = World()
-
-    def __call__(self, org_id: UUID | None) -> FakeTx:
-        return FakeTx(self.world, org_id)
-
-    def tenant(self, org_id: UUID) -> FakeTx:
-        """A look at the committed world as one tenant sees it (for assertions)."""
-        return FakeTx(self.world, org_id)
+        super().__init__(World(), FakeTx)
 
 
 class FakeReads:

@@ -4,7 +4,6 @@ and the command delivery's bookkeeping (expiry, back-off, SENT, the desired stat
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,23 +13,16 @@ from devices_fakes import FakeDelivery, FakeDevices, FakeReads, command_statuses
 from outpost_contracts import commands as command_api
 from outpost_contracts import devices as api
 from outpost_contracts import registry as registry_api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
+from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from outpost_contracts.presence import STATE_COMMAND, CommandStatus
 from outpost_contracts.query import ListQuery
 from outpost_devices.app import commands, handlers, registry
 from outpost_devices.domain import devices as device_domain
+from outpost_devkit.testing.fakes import api_key_context as _ctx
 from outpost_kit import ids
 
 pytestmark = pytest.mark.unit
-
-
-def _ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
 
 
 @pytest.fixture

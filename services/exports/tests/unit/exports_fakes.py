@@ -9,25 +9,26 @@ cover; these fakes let a use case's decisions be tested without it."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from outpost_contracts import exports as api
-from outpost_contracts.base import Event
-from outpost_contracts.envelope import EventEnvelope, Principal, RequestContext
+from outpost_contracts.envelope import EventEnvelope, RequestContext
 from outpost_contracts.query import ListQuery, Page
+from outpost_devkit.testing.fakes import (
+    FakeUnitOfWork,
+    FakeUnitOfWorkFactory,
+    FakeWorld,
+    first_page,
+)
 from outpost_exports.app.ports import Lease, Queued, Stored
-from outpost_kit import ids
-from outpost_kit.db.eventstore import ConcurrencyConflict
 
 
 @dataclass
@@ -56,9 +57,7 @@ class WorkItem:
 
 
 @dataclass
-class World:
-    now: datetime = field(default_factory=lambda: datetime(2025, 1, 1, tzinfo=UTC))
-    streams: dict[UUID, list[EventEnvelope]] = field(default_factory=dict)
+class World(FakeWorld):
     rows: dict[UUID, Row] = field(default_factory=dict)
     queue: dict[UUID, tuple[UUID, datetime]] = field(default_factory=dict)
     expiries: dict[UUID, tuple[UUID, datetime]] = field(default_factory=dict)
@@ -129,76 +128,15 @@ def _project(w: World, e: EventEnvelope) -> None:
         w.runs.pop(key, None)
 
 
-class FakeEvents:
-    def __init__(self, world: World) -> None:
-        self._w = world
+class FakeTx(FakeUnitOfWork[World]):
+    """One transaction of ``FakeExports``; ``tenant`` plays the tenant's row-level security."""
 
-    async def load(self, stream_id: UUID) -> list[EventEnvelope]:
-        return list(self._w.streams.get(stream_id, []))
-
-    async def append(
-        self,
-        *,
-        org_id: UUID,
-        stream_id: UUID,
-        stream_type: str,
-        expected_version: int,
-        events: Sequence[Event],
-        actor: Principal | None = None,
-        request_id: str | None = None,
-    ) -> list[EventEnvelope]:
-        stream = self._w.streams.setdefault(stream_id, [])
-        if len(stream) != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, len(stream))
-        envelopes = [
-            EventEnvelope(
-                id=ids.new_id(),
-                org_id=org_id,
-                stream_id=stream_id,
-                stream_type=stream_type,
-                version=expected_version + i,
-                occurred_at=self._w.now,
-                data=event,
-                request_id=request_id,
-                actor=actor,
-            )
-            for i, event in enumerate(events, start=1)
-        ]
-        for envelope in envelopes:
-            stream.append(envelope)
-            _project(self._w, envelope)
-        return envelopes
-
-
-class FakeTx:
-    """One transaction of ``FakeExports``; ``org_id`` plays the tenant's row-level security."""
-
-    def __init__(self, world: World, org_id: UUID | None) -> None:
-        self._world = world
-        self._org = org_id
-        self._w = world
-        self.committed = False
-
-    async def __aenter__(self) -> FakeTx:
-        self._w = copy.deepcopy(self._world)
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._w = self._world
-
-    @property
-    def events(self) -> FakeEvents:
-        return FakeEvents(self._w)
-
-    async def commit(self) -> None:
-        self._world.__dict__.update(self._w.__dict__)
-        self.committed = True
+    def project(self, envelope: EventEnvelope) -> None:
+        _project(self.w, envelope)
 
     def _row(self, export_id: UUID) -> Row | None:
-        row = self._w.rows.get(export_id)
-        if row is None or (self._org is not None and row.org_id != self._org):
+        row = self.w.rows.get(export_id)
+        if row is None or not self.visible(row.org_id):
             return None
         return row
 
@@ -207,7 +145,7 @@ class FakeTx:
         if row is None:
             return None
         view = row.view
-        run = self._w.runs.get(export_id)
+        run = self.w.runs.get(export_id)
         if view.status == api.ExportStatus.RUNNING:
             progress = api.ExportProgress(rows_written=0)
             if run is not None and run.attempt == view.attempt:
@@ -220,11 +158,9 @@ class FakeTx:
         return Stored(view, row.object_name)
 
     async def page(self, query: ListQuery) -> Page[api.ExportView]:
-        if query.filter is not None or query.order_by or query.after or query.skip:
-            raise NotImplementedError("the fake lists the first page, unfiltered, by id")
-        found = [await self.find(i) for i in sorted(self._w.rows)]
+        found = [await self.find(i) for i in self.w.rows]
         views = [s.view for s in found if s is not None]
-        return Page(data=views[: query.limit], limit=query.limit, has_more=len(views) > query.limit)
+        return first_page(views, query, key=lambda v: v.id)
 
     async def status(self, export_id: UUID, *, lock: bool = False) -> str | None:
         row = self._row(export_id)
@@ -236,50 +172,50 @@ class FakeTx:
     async def count_active(self) -> int:
         active = (api.ExportStatus.PENDING, api.ExportStatus.RUNNING)
         return sum(
-            1 for i in self._w.rows if (r := self._row(i)) is not None and r.view.status in active
+            1 for i in self.w.rows if (r := self._row(i)) is not None and r.view.status in active
         )
 
     async def enqueue(
         self, org_id: UUID, export_id: UUID, event_id: UUID, msg_id: str | None = None
     ) -> None:
-        self._w.outbox.append(WorkItem(org_id, export_id, msg_id or f"work-{export_id}"))
+        self.w.outbox.append(WorkItem(org_id, export_id, msg_id or f"work-{export_id}"))
 
     async def due_requeues(self, cutoff: datetime, batch: int) -> list[tuple[UUID, UUID]]:
-        due = sorted((at, i, org) for i, (org, at) in self._w.queue.items() if at <= cutoff)
+        due = sorted((at, i, org) for i, (org, at) in self.w.queue.items() if at <= cutoff)
         return [(i, org) for _, i, org in due[:batch]]
 
     async def queued(self, export_id: UUID) -> Queued | None:
         row = self._row(export_id)
         if row is None:
             return None
-        run = self._w.runs.get(export_id)
+        run = self.w.runs.get(export_id)
         return Queued(row.view.status.value, run.lease_until if run else None)
 
     async def drop_queued(self, export_id: UUID) -> None:
-        self._w.queue.pop(export_id, None)
+        self.w.queue.pop(export_id, None)
 
     async def touch_queued(self, export_id: UUID, now: datetime) -> None:
-        if export_id in self._w.queue:
-            self._w.queue[export_id] = (self._w.queue[export_id][0], now)
+        if export_id in self.w.queue:
+            self.w.queue[export_id] = (self.w.queue[export_id][0], now)
 
     async def due_expiries(self, now: datetime, batch: int) -> list[tuple[UUID, UUID]]:
-        due = sorted((at, i, org) for i, (org, at) in self._w.expiries.items() if at <= now)
+        due = sorted((at, i, org) for i, (org, at) in self.w.expiries.items() if at <= now)
         return [(i, org) for _, i, org in due[:batch]]
 
     async def drop_expiry(self, export_id: UUID) -> None:
-        self._w.expiries.pop(export_id, None)
+        self.w.expiries.pop(export_id, None)
 
     async def lease(self, export_id: UUID) -> Lease | None:
-        run = self._w.runs.get(export_id)
+        run = self.w.runs.get(export_id)
         if run is None:
             return None
-        return Lease(run.worker, (run.lease_until - self._w.now).total_seconds())
+        return Lease(run.worker, (run.lease_until - self.w.now).total_seconds())
 
     async def open_run(
         self, org_id: UUID, export_id: UUID, attempt: int, worker: str, lease_seconds: float
     ) -> None:
-        until = self._w.now + timedelta(seconds=lease_seconds)
-        self._w.runs[export_id] = Run(org_id, attempt, worker, until, updated_at=self._w.now)
+        until = self.w.now + timedelta(seconds=lease_seconds)
+        self.w.runs[export_id] = Run(org_id, attempt, worker, until, updated_at=self.w.now)
 
     async def renew_run(
         self,
@@ -289,7 +225,7 @@ class FakeTx:
         estimate: int | None,
         lease_seconds: float,
     ) -> bool:
-        run, row = self._w.runs.get(export_id), self._row(export_id)
+        run, row = self.w.runs.get(export_id), self._row(export_id)
         if (
             run is None
             or row is None
@@ -298,30 +234,24 @@ class FakeTx:
             or row.view.status != api.ExportStatus.RUNNING
         ):
             return False
-        run.rows_written, run.rows_estimated, run.updated_at = rows, estimate, self._w.now
-        run.lease_until = self._w.now + timedelta(seconds=lease_seconds)
+        run.rows_written, run.rows_estimated, run.updated_at = rows, estimate, self.w.now
+        run.lease_until = self.w.now + timedelta(seconds=lease_seconds)
         return True
 
     async def release_run(self, export_id: UUID, attempt: int) -> None:
-        run = self._w.runs.get(export_id)
+        run = self.w.runs.get(export_id)
         if run is not None and run.attempt == attempt:
-            run.lease_until = self._w.now
+            run.lease_until = self.w.now
 
     async def end_run(self, export_id: UUID) -> None:
-        self._w.runs.pop(export_id, None)
+        self.w.runs.pop(export_id, None)
 
 
-class FakeExports:
+class FakeExports(FakeUnitOfWorkFactory[World, FakeTx]):
     """The ``ExportsUnitOfWork`` of the unit tests: ``world`` is what Postgres would hold."""
 
     def __init__(self) -> None:
-        self.world = World()
-
-    def __call__(self, org_id: UUID | None) -> FakeTx:
-        return FakeTx(self.world, org_id)
-
-    def advance(self, by: timedelta) -> None:
-        self.world.now += by
+        super().__init__(World(), FakeTx)
 
 
 class FakeArtifacts:

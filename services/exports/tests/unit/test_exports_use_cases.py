@@ -4,7 +4,6 @@ tests' (``tests/integration/test_exports_jobs.py``)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,9 +11,9 @@ import pytest
 from exports_fakes import FakeArtifacts, FakeExports, FakeSources
 
 from outpost_contracts import exports as api
-from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import Conflict, NotFound
 from outpost_contracts.query import ListQuery
+from outpost_devkit.testing.fakes import api_key_context as ctx
 from outpost_exports.app import handlers
 from outpost_exports.app.expiry import expire_due, requeue_stuck
 from outpost_exports.app.handlers import Deps, Policy
@@ -22,14 +21,6 @@ from outpost_exports.app.worker import Runner, Stopped, Verdict, WorkerConfig
 from outpost_exports.domain import exports as domain
 
 pytestmark = pytest.mark.unit
-
-
-def ctx(org: uuid.UUID) -> RequestContext:
-    return RequestContext(
-        request_id=secrets.token_hex(16),
-        org_id=org,
-        principal=Principal(kind=PrincipalKind.API_KEY, id=uuid.uuid4(), org_id=org, scopes=("*",)),
-    )
 
 
 def request() -> api.CreateExport:

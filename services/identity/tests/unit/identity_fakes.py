@@ -8,26 +8,25 @@ adapter (``adapters/store.py``) is what the integration and e2e tests cover."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from types import TracebackType
-from typing import TypeVar
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from outpost_contracts import identity as api
-from outpost_contracts.base import Event
-from outpost_contracts.envelope import EventEnvelope, Principal
+from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.query import ListQuery, Page
+from outpost_devkit.testing.fakes import (
+    FakeUnitOfWork,
+    FakeUnitOfWorkFactory,
+    FakeWorld,
+    first_page,
+)
 from outpost_identity.app.ports import ActiveKey, ClientRecord, Credentials, Member, SigningSecret
 from outpost_kit import ids
 from outpost_kit.aggregate import Taken
-from outpost_kit.db.eventstore import ConcurrencyConflict
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -53,9 +52,8 @@ class SigningKeyRow:
 
 
 @dataclass
-class World:
+class World(FakeWorld):
     now: datetime = field(default_factory=ids.now)  # tokens are checked against the real clock
-    streams: dict[UUID, list[EventEnvelope]] = field(default_factory=dict)
     organizations: dict[UUID, api.OrganizationView] = field(default_factory=dict)
     api_keys: dict[UUID, KeyRow] = field(default_factory=dict)
     users: dict[UUID, UserRow] = field(default_factory=dict)
@@ -141,101 +139,34 @@ def _project(w: World, e: EventEnvelope) -> None:
         w.oauth_clients.pop(key, None)
 
 
-class FakeEvents:
-    """The event store under the tenant's row-level security (reads and writes)."""
-
-    def __init__(self, world: World, tenant: UUID | None) -> None:
-        self._w = world
-        self._tenant = tenant
-
-    async def load(self, stream_id: UUID) -> list[EventEnvelope]:
-        return [e for e in self._w.streams.get(stream_id, []) if e.org_id == self._tenant]
-
-    async def append(
-        self,
-        *,
-        org_id: UUID,
-        stream_id: UUID,
-        stream_type: str,
-        expected_version: int,
-        events: Sequence[Event],
-        actor: Principal | None = None,
-        request_id: str | None = None,
-    ) -> list[EventEnvelope]:
-        if org_id != self._tenant:
-            raise PermissionError("row-level security refuses an event of another tenant")
-        stream = self._w.streams.setdefault(stream_id, [])
-        if len(stream) != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, len(stream))
-        envelopes = [
-            EventEnvelope(
-                id=ids.new_id(),
-                org_id=org_id,
-                stream_id=stream_id,
-                stream_type=stream_type,
-                version=expected_version + i,
-                occurred_at=self._w.now,
-                data=event,
-                request_id=request_id,
-                actor=actor,
-            )
-            for i, event in enumerate(events, start=1)
-        ]
-        for envelope in envelopes:
-            stream.append(envelope)
-            _project(self._w, envelope)
-        return envelopes
+def _by_id(view: Any) -> UUID:
+    return view.id  # type: ignore[no-any-return]
 
 
-def _page(views: list[T], query: ListQuery) -> Page[T]:
-    if query.filter is not None or query.order_by or query.after or query.skip:
-        raise NotImplementedError("the fake lists the first page, unfiltered, by id")
-    views = sorted(views, key=lambda v: v.id)  # type: ignore[attr-defined]
-    return Page(data=views[: query.limit], limit=query.limit, has_more=len(views) > query.limit)
-
-
-class FakeTx:
+class FakeTx(FakeUnitOfWork[World]):
     """One transaction of ``FakeIdentity``; ``tenant`` plays row-level security."""
 
-    def __init__(self, world: World, tenant: UUID | None) -> None:
-        self._world = world
-        self._w = world
-        self.tenant = tenant
+    def visible(self, org_id: UUID) -> bool:
+        return org_id == self.tenant  # identity's policies show nothing without a tenant
 
-    async def __aenter__(self) -> FakeTx:
-        self._w = copy.deepcopy(self._world)
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._w = self._world
-
-    @property
-    def events(self) -> FakeEvents:
-        return FakeEvents(self._w, self.tenant)
-
-    async def commit(self) -> None:
-        self._world.__dict__.update(self._w.__dict__)
-
-    async def set_tenant(self, org_id: UUID) -> None:
-        self.tenant = org_id
+    def project(self, envelope: EventEnvelope) -> None:
+        _project(self.w, envelope)
 
     async def organization(self, org_id: UUID) -> api.OrganizationView | None:
-        return self._w.organizations.get(org_id)
+        return self.w.organizations.get(org_id)
 
     async def organization_status(self, org_id: UUID) -> api.OrganizationStatus | None:
-        found = self._w.organizations.get(org_id)
+        found = self.w.organizations.get(org_id)
         return None if found is None else found.status
 
     async def organizations(self, query: ListQuery) -> Page[api.OrganizationView]:
-        return _page(list(self._w.organizations.values()), query)
+        return first_page(list(self.w.organizations.values()), query, key=_by_id)
 
     def _keys(self) -> list[KeyRow]:
-        return [k for k in self._w.api_keys.values() if k.org_id == self.tenant]
+        return [k for k in self.w.api_keys.values() if k.org_id == self.tenant]
 
     async def api_keys(self, query: ListQuery) -> Page[api.ApiKeyView]:
-        return _page([k.view for k in self._keys()], query)
+        return first_page([k.view for k in self._keys()], query, key=_by_id)
 
     async def key_used(self, key_id: UUID, at: datetime) -> None:
         for row in self._keys():
@@ -252,78 +183,72 @@ class FakeTx:
         return None
 
     def _user(self, email: str) -> tuple[UUID, UserRow] | None:
-        found = [(i, u) for i, u in self._w.users.items() if u.email.lower() == email]
+        found = [(i, u) for i, u in self.w.users.items() if u.email.lower() == email]
         return found[0] if found else None
 
     async def user_by_email(self, email: str) -> UUID | None:
-        if self._w.racing_email == email:
-            self._world.racing_email = self._w.racing_email = None
+        if self.w.racing_email == email:
+            self._world.racing_email = self.w.racing_email = None
             return None
         found = self._user(email)
         return None if found is None else found[0]
 
     async def save_password(self, user_id: UUID, password_hash: str, at: datetime) -> None:
-        assert user_id not in self._w.passwords
-        self._w.passwords[user_id] = password_hash
+        assert user_id not in self.w.passwords
+        self.w.passwords[user_id] = password_hash
 
     async def credentials(self, email: str) -> Credentials | None:
         found = self._user(email)
-        if found is None or found[0] not in self._w.passwords:
+        if found is None or found[0] not in self.w.passwords:
             return None
         user_id, row = found
-        return Credentials(user_id, tuple(row.organizations), self._w.passwords[user_id])
+        return Credentials(user_id, tuple(row.organizations), self.w.passwords[user_id])
 
     async def member(self, user_id: UUID) -> Member | None:
         assert self.tenant is not None
-        view = self._w.memberships.get((self.tenant, user_id))
+        view = self.w.memberships.get((self.tenant, user_id))
         return None if view is None else Member(view.id, view.role)
 
     def _members(self) -> list[api.UserView]:
-        return [v for (org, _), v in self._w.memberships.items() if org == self.tenant]
+        return [v for (org, _), v in self.w.memberships.items() if org == self.tenant]
 
     async def user(self, membership_id: UUID) -> api.UserView | None:
         return next((v for v in self._members() if v.id == membership_id), None)
 
     async def users(self, query: ListQuery) -> Page[api.UserView]:
-        return _page(self._members(), query)
+        return first_page(self._members(), query, key=_by_id)
 
     async def lock_signing_keys(self) -> None:
         return None  # one test task at a time: nothing races
 
     async def active_signing_key(self) -> ActiveKey | None:
-        for key_id, row in self._w.signing_keys.items():
+        for key_id, row in self.w.signing_keys.items():
             if row.retired_at is None:
                 return ActiveKey(key_id, row.kid, row.not_after)
         return None
 
     async def save_signing_secret(self, kid: str, private_key_enc: str) -> None:
-        self._w.signing_secrets[kid] = private_key_enc
+        self.w.signing_secrets[kid] = private_key_enc
 
     async def signing_secret(self) -> SigningSecret | None:
         active = await self.active_signing_key()
-        if active is None or active.kid not in self._w.signing_secrets:
+        if active is None or active.kid not in self.w.signing_secrets:
             return None
-        return SigningSecret(active.kid, active.not_after, self._w.signing_secrets[active.kid])
+        return SigningSecret(active.kid, active.not_after, self.w.signing_secrets[active.kid])
 
     def _clients(self) -> list[api.OAuthClientView]:
-        return [v for org, v in self._w.oauth_clients.values() if org == self.tenant]
+        return [v for org, v in self.w.oauth_clients.values() if org == self.tenant]
 
     async def oauth_client(self, client_uuid: UUID) -> ClientRecord | None:
         found = next((v for v in self._clients() if v.id == client_uuid), None)
         return None if found is None else ClientRecord(found.name, found.created_at)
 
     async def oauth_clients(self, query: ListQuery) -> Page[api.OAuthClientView]:
-        return _page(self._clients(), query)
+        return first_page(self._clients(), query, key=_by_id)
 
 
-class FakeIdentity:
+class FakeIdentity(FakeUnitOfWorkFactory[World, FakeTx]):
     """The ``IdentityUnitOfWork`` of the unit tests: ``world`` is what Postgres would hold."""
 
     def __init__(self) -> None:
-        self.world = World()
-
-    def __call__(self, org_id: UUID | None) -> FakeTx:
-        return FakeTx(self.world, org_id)
-
-    def advance(self, by: timedelta) -> None:
-        self.world.now += by
+        super().__init__(World(), FakeTx)

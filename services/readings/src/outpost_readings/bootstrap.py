@@ -15,7 +15,7 @@ from outpost_kit import messaging, suspensions
 from outpost_kit import telemetry as telemetry_context
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
-from outpost_readings.adapters.annotation_store import AnnotationsProjector
+from outpost_readings.adapters.annotation_store import AnnotationsProjector, PgAnnotations
 from outpost_readings.app.annotations import AnnotationDeps
 from outpost_readings.app.handlers import DEVICE_EVENT_TYPES, Deps, on_device_event
 from outpost_readings.domain.readings import Limits
@@ -57,7 +57,7 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
         auto_declare_sensors=settings.auto_declare_sensors,
     )
     annotation_deps = AnnotationDeps(
-        uow=runtime.uow,
+        uow=PgAnnotations.over(runtime.uow),
         device_exists=device_exists,
         auto_declare_sensors=settings.auto_declare_sensors,
         retention_days=settings.retention_days,

@@ -32,7 +32,7 @@ from outpost_kit.db.migrate import upgrade
 from outpost_kit.db.provision import provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_readings import bootstrap
-from outpost_readings.adapters.annotation_store import AnnotationsProjector
+from outpost_readings.adapters.annotation_store import AnnotationsProjector, PgAnnotations
 from outpost_readings.app import annotations as app
 from outpost_readings.app import handlers
 from outpost_readings.domain.readings import Limits
@@ -92,7 +92,7 @@ async def env(postgres_dsn: str) -> AsyncIterator[Env]:
     async def exists(ctx: Any, device_id: uuid.UUID) -> bool:
         return device_id in confirmed
 
-    deps = app.AnnotationDeps(uow=uow, device_exists=exists, retention_days=90)
+    deps = app.AnnotationDeps(uow=PgAnnotations.over(uow), device_exists=exists, retention_days=90)
     ingest = handlers.Deps(uow=uow, limits=Limits(), device_exists=exists)
     e = Env(deps, ingest)
     e.confirmed = confirmed

@@ -32,7 +32,7 @@ from outpost_kit.db.provision import owner_role, provision_service
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_readings import bootstrap
 from outpost_readings.adapters import retention_store, store
-from outpost_readings.adapters.annotation_store import AnnotationsProjector
+from outpost_readings.adapters.annotation_store import AnnotationsProjector, PgAnnotations
 from outpost_readings.app import annotations as app
 from outpost_readings.app import handlers
 from outpost_readings.app.retention import apply_retention
@@ -124,7 +124,7 @@ class Env:
     async def retention(self, org: uuid.UUID, days: int | None) -> None:
         principal = Principal(kind=PrincipalKind.API_KEY, id=ids.new_id(), org_id=org)
         ctx = RequestContext(request_id="r" * 32, org_id=org, principal=principal)
-        deps = app.AnnotationDeps(uow=self.uow, device_exists=_never)
+        deps = app.AnnotationDeps(uow=PgAnnotations.over(self.uow), device_exists=_never)
         body = api.PutReadingsSettings(auto_declare_sensors=True, retention_days=days)
         await app.set_settings(deps, ctx, api.SetReadingsSettings(settings=body))
 

@@ -168,15 +168,19 @@ async def rule(conn: AsyncConnection, rule_id: UUID) -> RuleRow | None:
     return None if row is None else _rule_row(row)
 
 
+# The devices column a scope names (None: every device of the organization).
+SCOPE_COLUMNS: dict[api.ScopeType, str | None] = {
+    api.ScopeType.ORGANIZATION: None,
+    api.ScopeType.DEVICE: "id",
+    api.ScopeType.GROUP: "group_id",
+    api.ScopeType.SITE: "site_id",
+}
+
+
 async def devices_in_scope(
     conn: AsyncConnection, scope_type: api.ScopeType, scope_id: UUID | None
 ) -> list[UUID]:
-    column = {
-        api.ScopeType.ORGANIZATION: None,
-        api.ScopeType.DEVICE: "id",
-        api.ScopeType.GROUP: "group_id",
-        api.ScopeType.SITE: "site_id",
-    }[scope_type]
+    column = SCOPE_COLUMNS[scope_type]
     where = "status <> 'DECOMMISSIONED'"
     params: dict[str, Any] = {}
     if column is not None:

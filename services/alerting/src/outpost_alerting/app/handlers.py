@@ -9,8 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from outpost_alerting.adapters import evaluation_store as store
-from outpost_alerting.adapters import queries
+from outpost_alerting.app.ports import AlertingTx, AlertingUnitOfWork
 from outpost_alerting.domain import alerts, evaluation, rules
 from outpost_contracts import alerting as api
 from outpost_contracts.base import Empty, Event
@@ -18,8 +17,7 @@ from outpost_contracts.envelope import PLATFORM_ORG_ID, RequestContext
 from outpost_contracts.errors import NotFound, ValidationFailed, validation_error
 from outpost_contracts.query import Page
 from outpost_kit import aggregate, ids
-from outpost_kit.db.listing import Collection, get_one, list_page
-from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+from outpost_kit.aggregate import HasEvents
 
 # Whether a DEVICE, GROUP or SITE scope's id names one of the organization's (the devices
 # service answers: alerting keeps only devices locally).
@@ -32,7 +30,7 @@ async def _any_scope(_ctx: RequestContext, _scope: api.RuleScope) -> bool:
 
 @dataclass(frozen=True)
 class Deps:
-    uow: UnitOfWorkFactory
+    uow: AlertingUnitOfWork
     scope_exists: ScopeExists = _any_scope
 
 
@@ -54,7 +52,7 @@ ALERTS = aggregate.Aggregate(alerts.ALERT, _decide_alert, alerts.evolve)
 
 
 async def execute_rule(
-    uow: UnitOfWork,
+    uow: HasEvents,
     ctx: RequestContext | None,
     org_id: UUID,
     rule_id: UUID,
@@ -72,7 +70,7 @@ async def execute_rule(
 
 
 async def execute_alert(
-    uow: UnitOfWork,
+    uow: HasEvents,
     ctx: RequestContext | None,
     org_id: UUID,
     alert_id: UUID,
@@ -90,11 +88,18 @@ async def execute_alert(
     return envelopes
 
 
-async def _row(uow: UnitOfWork, collection: Collection, key: UUID, noun: str) -> Any:
-    row = await get_one(uow.conn, collection, key)
-    if row is None:
-        raise NotFound(f"no such {noun}")
-    return row
+async def _rule(uow: AlertingTx, rule_id: UUID) -> api.AlertRuleView:
+    view = await uow.rule(rule_id)
+    if view is None:
+        raise NotFound("no such alert rule")
+    return view
+
+
+async def _alert(uow: AlertingTx, alert_id: UUID) -> api.AlertView:
+    view = await uow.alert(alert_id)
+    if view is None:
+        raise NotFound("no such alert")
+    return view
 
 
 async def _check_scope(deps: Deps, ctx: RequestContext, scope: api.RuleScope) -> None:
@@ -116,12 +121,12 @@ async def create_rule(
         state, _ = await execute_rule(uow, ctx, ctx.org_id, rule_id, cmd)
         assert state is not None
         await _watch_new_scope(uow, ctx.org_id, state)
-        view = queries.rule_view(await _row(uow, queries.RULES, rule_id, "alert rule"))
+        view = await _rule(uow, rule_id)
         await uow.commit()
     return view
 
 
-async def _watch_new_scope(uow: UnitOfWork, org_id: UUID, state: rules.AlertRule) -> None:
+async def _watch_new_scope(uow: AlertingTx, org_id: UUID, state: rules.AlertRule) -> None:
     """A ``nodata`` rule watches every device of its scope from now on, readings or not
     (a device that never reports is the case it is for)."""
     if state.condition.op != "nodata" or not state.enabled:
@@ -135,26 +140,26 @@ async def _watch_new_scope(uow: UnitOfWork, org_id: UUID, state: rules.AlertRule
         enabled=state.enabled,
     )
     now = ids.now()
-    devices = await store.devices_in_scope(uow.conn, state.scope.type, state.scope.id)
+    devices = await uow.devices_in_scope(state.scope.type, state.scope.id)
     pairs = [(state.id, d) for d in devices]
-    current = await store.lock_watches(uow.conn, org_id, pairs)
+    current = await uow.lock_watches(org_id, pairs)
     fresh = {
         pair: evaluation.rule_changed(rule, current[pair], now)
         if pair in current
         else evaluation.start(rule, now)
         for pair in pairs
     }
-    await store.save_watches(uow.conn, org_id, fresh)
+    await uow.save_watches(org_id, fresh)
 
 
 async def get_rule(deps: Deps, ctx: RequestContext, q: api.ById) -> api.AlertRuleView:
     async with deps.uow(ctx.org_id) as uow:
-        return queries.rule_view(await _row(uow, queries.RULES, q.id, "alert rule"))
+        return await _rule(uow, q.id)
 
 
 async def list_rules(deps: Deps, ctx: RequestContext, q: api.ListOf) -> Page[api.AlertRuleView]:
     async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, queries.RULES, q.query, queries.rule_view)
+        return await uow.rules(q.query)
 
 
 async def update_rule(
@@ -171,7 +176,7 @@ async def update_rule(
         )
         if envelopes and state is not None:
             await _watch_new_scope(uow, ctx.org_id, state)
-        view = queries.rule_view(await _row(uow, queries.RULES, cmd.id, "alert rule"))
+        view = await _rule(uow, cmd.id)
         await uow.commit()
     return view
 
@@ -183,14 +188,14 @@ async def delete_rule(deps: Deps, ctx: RequestContext, cmd: api.DeleteById) -> E
     async with deps.uow(ctx.org_id) as uow:
         await _require_rule(uow, cmd.id)
         await execute_rule(uow, ctx, ctx.org_id, cmd.id, rules.Delete(), cmd.expected_version)
-        for alert_id in await store.unresolved_of_rule(uow.conn, cmd.id):
+        for alert_id in await uow.unresolved_of_rule(cmd.id):
             await execute_alert(uow, ctx, ctx.org_id, alert_id, alerts.Cleared())
-        await store.forget_rule(uow.conn, cmd.id)
+        await uow.forget_rule(cmd.id)
         await uow.commit()
     return Empty()
 
 
-async def _require_rule(uow: UnitOfWork, rule_id: UUID) -> None:
+async def _require_rule(uow: AlertingTx, rule_id: UUID) -> None:
     """404 before anything else (If-Match included) for what this tenant cannot see."""
     state, _version = await ALERT_RULES.load(uow, rule_id)
     if state is None or state.deleted:
@@ -202,21 +207,21 @@ async def _require_rule(uow: UnitOfWork, rule_id: UUID) -> None:
 
 async def get_alert(deps: Deps, ctx: RequestContext, q: api.ById) -> api.AlertView:
     async with deps.uow(ctx.org_id) as uow:
-        return queries.alert_view(await _row(uow, queries.ALERTS, q.id, "alert"))
+        return await _alert(uow, q.id)
 
 
 async def list_alerts(deps: Deps, ctx: RequestContext, q: api.ListOf) -> Page[api.AlertView]:
     async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, queries.ALERTS, q.query, queries.alert_view)
+        return await uow.alerts(q.query)
 
 
 async def acknowledge_alert(deps: Deps, ctx: RequestContext, cmd: api.AlertAction) -> api.AlertView:
     _tenant(ctx)
     async with deps.uow(ctx.org_id) as uow:
-        await _row(uow, queries.ALERTS, cmd.id, "alert")
+        await _alert(uow, cmd.id)
         command = alerts.Acknowledge(by=ctx.principal.id, comment=cmd.comment)
         await execute_alert(uow, ctx, ctx.org_id, cmd.id, command, cmd.expected_version)
-        view = queries.alert_view(await _row(uow, queries.ALERTS, cmd.id, "alert"))
+        view = await _alert(uow, cmd.id)
         await uow.commit()
     return view
 
@@ -226,16 +231,14 @@ async def resolve_alert(deps: Deps, ctx: RequestContext, cmd: api.AlertAction) -
     cleared (evaluation's watch is told in the same transaction)."""
     _tenant(ctx)
     async with deps.uow(ctx.org_id) as uow:
-        row = await _row(uow, queries.ALERTS, cmd.id, "alert")
-        pair = (row["rule_id"], row["device_id"])
-        watches = await store.lock_watches(uow.conn, ctx.org_id, [pair])
+        found = await _alert(uow, cmd.id)
+        pair = (found.rule_id, found.device_id)
+        watches = await uow.lock_watches(ctx.org_id, [pair])
         command = alerts.Resolve(by=ctx.principal.id, comment=cmd.comment)
         await execute_alert(uow, ctx, ctx.org_id, cmd.id, command, cmd.expected_version)
         if pair in watches:
-            await store.save_watches(
-                uow.conn, ctx.org_id, {pair: evaluation.resolved_by_hand(watches[pair])}
-            )
-        view = queries.alert_view(await _row(uow, queries.ALERTS, cmd.id, "alert"))
+            await uow.save_watches(ctx.org_id, {pair: evaluation.resolved_by_hand(watches[pair])})
+        view = await _alert(uow, cmd.id)
         await uow.commit()
     return view
 
@@ -245,7 +248,7 @@ async def resolve_alert(deps: Deps, ctx: RequestContext, cmd: api.AlertAction) -
 
 async def list_events(deps: Deps, ctx: RequestContext, q: api.ListOf) -> Page[api.TimelineEntry]:
     async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, queries.TIMELINE, q.query, queries.timeline_view)
+        return await uow.timeline(q.query)
 
 
 HANDLERS: dict[Any, Any] = {

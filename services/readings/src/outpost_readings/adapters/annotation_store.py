@@ -5,7 +5,7 @@ use cases need."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from outpost_contracts import annotations as api
 from outpost_contracts.devices import Tag
 from outpost_contracts.envelope import EventEnvelope
-from outpost_kit.db.listing import Collection, Field, Relation
-from outpost_kit.db.uow import UnitOfWork
+from outpost_contracts.query import ListQuery, Page
+from outpost_kit.db.listing import Collection, Field, Relation, get_one, list_page
+from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
+from outpost_readings.app.ports import SettingsRow, Window
 
 _TIMES = {
     "createdAt": Field("created_at", "datetime"),
@@ -198,62 +200,108 @@ class AnnotationsProjector:
             )
 
 
-# --- queries ----------------------------------------------------------------------------
+# --- the port (app/ports.py) -------------------------------------------------------------
 
 
-async def one(uow: UnitOfWork, collection: Collection, key: UUID) -> Mapping[str, Any] | None:
-    sql = f"SELECT {collection.columns} FROM {collection.table} WHERE id = :id"
-    row = (await uow.execute(sql, {"id": key})).first()
-    return None if row is None else row._mapping
+class PgAnnotationsTx(UnitOfWork):
+    """One transaction (the kit's ``UnitOfWork``) with the annotation use cases' statements."""
+
+    async def __aenter__(self) -> PgAnnotationsTx:
+        await super().__aenter__()
+        return self
+
+    async def _one(self, collection: Collection, key: UUID) -> Mapping[str, Any] | None:
+        return await get_one(self.conn, collection, key)
+
+    async def annotation_class(self, class_id: UUID) -> api.AnnotationClassView | None:
+        row = await self._one(ANNOTATION_CLASSES, class_id)
+        return None if row is None else class_view(row)
+
+    async def classes(self, query: ListQuery) -> Page[api.AnnotationClassView]:
+        return await list_page(self.conn, ANNOTATION_CLASSES, query, class_view)
+
+    async def class_name_taken(self, name: str, own_id: UUID | None) -> bool:
+        sql = "SELECT 1 FROM annotation_classes WHERE name = :n AND id IS DISTINCT FROM :id"
+        return (await self.execute(sql, {"n": name, "id": own_id})).first() is not None
+
+    async def lock_class(self, class_id: UUID, *, exclusive: bool) -> bool:
+        mode = "UPDATE" if exclusive else "SHARE"
+        sql = f"SELECT 1 FROM annotation_classes WHERE id = :id FOR {mode}"
+        return (await self.execute(sql, {"id": class_id})).first() is not None
+
+    async def annotations_of_class(self, class_id: UUID) -> int:
+        sql = "SELECT count(*) FROM annotations WHERE class_id = :id"
+        return int((await self.execute(sql, {"id": class_id})).scalar_one())
+
+    async def device_in_registry(self, device_id: UUID) -> bool:
+        sql = "SELECT 1 FROM devices WHERE id = :id"
+        return (await self.execute(sql, {"id": device_id})).first() is not None
+
+    async def annotation(self, annotation_id: UUID) -> api.AnnotationView | None:
+        row = await self._one(ANNOTATIONS, annotation_id)
+        return None if row is None else annotation_view(row)
+
+    async def annotations(self, query: ListQuery, window: Window) -> Page[api.AnnotationView]:
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if window.device_id is not None:
+            where.append("device_id = :w_device")
+            params["w_device"] = window.device_id
+        if window.start is not None:
+            where.append(OVERLAP_FROM)
+            params["w_from"] = window.start
+        if window.end is not None:
+            where.append(OVERLAP_TO)
+            params["w_to"] = window.end
+        return await list_page(
+            self.conn,
+            ANNOTATIONS,
+            query,
+            annotation_view,
+            extra_where=" AND ".join(where) or "TRUE",
+            extra_params=params,
+        )
+
+    async def annotations_of_devices(
+        self,
+        device_ids: Sequence[UUID],
+        start: datetime,
+        end: datetime,
+        after: UUID | None,
+        limit: int,
+    ) -> list[api.AnnotationView]:
+        clauses = ["device_id = ANY(:devices)", OVERLAP_FROM, OVERLAP_TO]
+        params: dict[str, Any] = {
+            "devices": list(device_ids),
+            "w_from": start,
+            "w_to": end,
+            "n": limit,
+        }
+        if after is not None:
+            clauses.append("id > :after")
+            params["after"] = after
+        sql = (
+            f"SELECT {ANNOTATIONS.columns} FROM annotations WHERE {' AND '.join(clauses)}"
+            " ORDER BY id LIMIT :n"
+        )
+        return [annotation_view(row._mapping) for row in await self.execute(sql, params)]
+
+    async def settings(self) -> SettingsRow | None:
+        sql = "SELECT auto_declare_sensors, retention_days, version, updated_at FROM org_settings"
+        row = (await self.execute(sql)).first()
+        if row is None:
+            return None
+        return SettingsRow(
+            auto_declare_sensors=bool(row.auto_declare_sensors),
+            retention_days=None if row.retention_days is None else int(row.retention_days),
+            version=int(row.version),
+            updated_at=row.updated_at,
+        )
 
 
-async def class_name_taken(uow: UnitOfWork, name: str, own_id: UUID | None) -> bool:
-    sql = "SELECT 1 FROM annotation_classes WHERE name = :n AND id IS DISTINCT FROM :id"
-    return (await uow.execute(sql, {"n": name, "id": own_id})).first() is not None
+class PgAnnotations(UnitOfWorkFactory):
+    """The ``AnnotationsUnitOfWork`` bootstrap hands to the use cases: the kit's factory,
+    whose units of work carry the annotations' statements (``PgAnnotations.over(uow)``)."""
 
-
-async def lock_class(uow: UnitOfWork, class_id: UUID, *, exclusive: bool) -> bool:
-    """Lock the class's row: ``FOR UPDATE`` by a delete, ``FOR SHARE`` by an annotation that
-    refers to it, so no annotation can start using a class that is being deleted. False
-    when the tenant has no such class."""
-    mode = "UPDATE" if exclusive else "SHARE"
-    sql = f"SELECT 1 FROM annotation_classes WHERE id = :id FOR {mode}"
-    return (await uow.execute(sql, {"id": class_id})).first() is not None
-
-
-async def annotations_of_class(uow: UnitOfWork, class_id: UUID) -> int:
-    sql = "SELECT count(*) FROM annotations WHERE class_id = :id"
-    return int((await uow.execute(sql, {"id": class_id})).scalar_one())
-
-
-async def device_in_registry(uow: UnitOfWork, device_id: UUID) -> bool:
-    sql = "SELECT 1 FROM devices WHERE id = :id"
-    return (await uow.execute(sql, {"id": device_id})).first() is not None
-
-
-async def annotations_of_devices(
-    uow: UnitOfWork,
-    device_ids: list[UUID],
-    start: datetime,
-    end: datetime,
-    after: UUID | None,
-    limit: int,
-) -> list[Mapping[str, Any]]:
-    """The tenant's annotations of ``device_ids`` overlapping ``[start, end)``, by id."""
-    clauses = ["device_id = ANY(:devices)", OVERLAP_FROM, OVERLAP_TO]
-    params: dict[str, Any] = {"devices": device_ids, "w_from": start, "w_to": end, "n": limit}
-    if after is not None:
-        clauses.append("id > :after")
-        params["after"] = after
-    sql = (
-        f"SELECT {ANNOTATIONS.columns} FROM annotations WHERE {' AND '.join(clauses)}"
-        " ORDER BY id LIMIT :n"
-    )
-    return [row._mapping for row in await uow.execute(sql, params)]
-
-
-async def settings_row(uow: UnitOfWork) -> Mapping[str, Any] | None:
-    """The tenant's own settings row (None: the deployment's defaults apply)."""
-    sql = "SELECT auto_declare_sensors, retention_days, version, updated_at FROM org_settings"
-    row = (await uow.execute(sql)).first()
-    return None if row is None else row._mapping
+    def __call__(self, org_id: UUID | None) -> PgAnnotationsTx:
+        return PgAnnotationsTx(self.engine, self.codec, org_id=org_id, projectors=self.projectors)

@@ -20,9 +20,7 @@ from outpost_contracts.errors import Conflict, NotFound, ValidationFailed, valid
 from outpost_contracts.query import Page
 from outpost_contracts.rpc import Operation
 from outpost_kit import aggregate, ids
-from outpost_kit.db.listing import list_page
-from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
-from outpost_readings.adapters import annotation_store as store
+from outpost_readings.app.ports import AnnotationsTx, AnnotationsUnitOfWork, SettingsRow, Window
 from outpost_readings.domain import annotations as domain
 
 DeviceExists = Callable[[RequestContext, UUID], Awaitable[bool]]
@@ -30,7 +28,7 @@ DeviceExists = Callable[[RequestContext, UUID], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class AnnotationDeps:
-    uow: UnitOfWorkFactory
+    uow: AnnotationsUnitOfWork
     # Asks the devices service: the local registry can be a moment behind a registration.
     device_exists: DeviceExists
     # The deployment's defaults, for an organization that has not set its own.
@@ -47,7 +45,7 @@ SETTINGS = aggregate.Aggregate(
 )
 
 
-async def _require(uow: UnitOfWork, kind: aggregate.Aggregate, key: UUID, noun: str) -> Any:
+async def _require(uow: AnnotationsTx, kind: aggregate.Aggregate, key: UUID, noun: str) -> Any:
     """404 before anything else (If-Match included) for what this tenant cannot see."""
     state, _version = await kind.load(uow, key)
     if state is None or state.deleted:
@@ -67,33 +65,33 @@ async def create_class(
 ) -> api.AnnotationClassView:
     new_id = ids.new_id()
     async with deps.uow(ctx.org_id) as uow:
-        if await store.class_name_taken(uow, cmd.name, None):
+        if await uow.class_name_taken(cmd.name, None):
             raise _taken(cmd.name)
         try:
             await CLASSES.execute(uow, ctx, stream_id=new_id, command=cmd, org_id=ctx.org_id)
         except aggregate.Taken as exc:  # a concurrent create took the name
             raise _taken(cmd.name) from exc
-        row = await store.one(uow, store.ANNOTATION_CLASSES, new_id)
+        view = await uow.annotation_class(new_id)
         await uow.commit()
-    assert row is not None
-    return store.class_view(row)
+    assert view is not None
+    return view
 
 
 async def get_class(
     deps: AnnotationDeps, ctx: RequestContext, q: api.GetById
 ) -> api.AnnotationClassView:
     async with deps.uow(ctx.org_id) as uow:
-        row = await store.one(uow, store.ANNOTATION_CLASSES, q.id)
-    if row is None:
+        view = await uow.annotation_class(q.id)
+    if view is None:
         raise NotFound("no such annotation class")
-    return store.class_view(row)
+    return view
 
 
 async def list_classes(
     deps: AnnotationDeps, ctx: RequestContext, q: api.ListAnnotationClasses
 ) -> Page[api.AnnotationClassView]:
     async with deps.uow(ctx.org_id) as uow:
-        return await list_page(uow.conn, store.ANNOTATION_CLASSES, q.query, store.class_view)
+        return await uow.classes(q.query)
 
 
 async def update_class(
@@ -102,7 +100,7 @@ async def update_class(
     name = cmd.patch.name
     async with deps.uow(ctx.org_id) as uow:
         await _require(uow, CLASSES, cmd.id, "annotation class")
-        if isinstance(name, str) and await store.class_name_taken(uow, name, cmd.id):
+        if isinstance(name, str) and await uow.class_name_taken(name, cmd.id):
             raise _taken(name)
         try:
             await CLASSES.execute(
@@ -115,10 +113,10 @@ async def update_class(
             )
         except aggregate.Taken as exc:
             raise _taken(str(name)) from exc
-        row = await store.one(uow, store.ANNOTATION_CLASSES, cmd.id)
+        view = await uow.annotation_class(cmd.id)
         await uow.commit()
-    assert row is not None
-    return store.class_view(row)
+    assert view is not None
+    return view
 
 
 async def delete_class(deps: AnnotationDeps, ctx: RequestContext, cmd: api.DeleteById) -> Empty:
@@ -127,8 +125,8 @@ async def delete_class(deps: AnnotationDeps, ctx: RequestContext, cmd: api.Delet
     locked first so no annotation can start using it meanwhile."""
     async with deps.uow(ctx.org_id) as uow:
         await _require(uow, CLASSES, cmd.id, "annotation class")
-        await store.lock_class(uow, cmd.id, exclusive=True)
-        used = await store.annotations_of_class(uow, cmd.id)
+        await uow.lock_class(cmd.id, exclusive=True)
+        used = await uow.annotations_of_class(cmd.id)
         if used:
             raise Conflict(
                 f"the annotation class is used by {used} annotation(s): delete them or move"
@@ -151,18 +149,18 @@ async def delete_class(deps: AnnotationDeps, ctx: RequestContext, cmd: api.Delet
 
 
 async def _require_device(
-    deps: AnnotationDeps, uow: UnitOfWork, ctx: RequestContext, device_id: UUID, field: str
+    deps: AnnotationDeps, uow: AnnotationsTx, ctx: RequestContext, device_id: UUID, field: str
 ) -> None:
     """The device must be the tenant's: in readings' registry (under RLS), or confirmed by
     the devices service when the registry has not caught up with its registration yet."""
-    if await store.device_in_registry(uow, device_id):
+    if await uow.device_in_registry(device_id):
         return
     if not await deps.device_exists(ctx, device_id):
         raise validation_error(field, "no such device in this organization")
 
 
-async def _require_class(uow: UnitOfWork, class_id: UUID) -> None:
-    if not await store.lock_class(uow, class_id, exclusive=False):
+async def _require_class(uow: AnnotationsTx, class_id: UUID) -> None:
+    if not await uow.lock_class(class_id, exclusive=False):
         raise validation_error("classId", "no such annotation class in this organization")
 
 
@@ -174,20 +172,20 @@ async def create_annotation(
         await _require_device(deps, uow, ctx, cmd.device_id, "deviceId")
         await _require_class(uow, cmd.class_id)
         await ANNOTATIONS.execute(uow, ctx, stream_id=new_id, command=cmd, org_id=ctx.org_id)
-        row = await store.one(uow, store.ANNOTATIONS, new_id)
+        view = await uow.annotation(new_id)
         await uow.commit()
-    assert row is not None
-    return store.annotation_view(row)
+    assert view is not None
+    return view
 
 
 async def get_annotation(
     deps: AnnotationDeps, ctx: RequestContext, q: api.GetById
 ) -> api.AnnotationView:
     async with deps.uow(ctx.org_id) as uow:
-        row = await store.one(uow, store.ANNOTATIONS, q.id)
-    if row is None:
+        view = await uow.annotation(q.id)
+    if view is None:
         raise NotFound("no such annotation")
-    return store.annotation_view(row)
+    return view
 
 
 def _window(start: datetime | None, end: datetime | None) -> None:
@@ -203,31 +201,13 @@ async def query_annotations(
     """The collection, narrowed to a device (its own route) and to the annotations whose
     range overlaps ``[from, to)``."""
     _window(q.from_, q.to)
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    if q.device_id is not None:
-        where.append("device_id = :w_device")
-        params["w_device"] = q.device_id
-    if q.from_ is not None:
-        where.append(store.OVERLAP_FROM)
-        params["w_from"] = q.from_
-    if q.to is not None:
-        where.append(store.OVERLAP_TO)
-        params["w_to"] = q.to
     async with deps.uow(ctx.org_id) as uow:
         if q.device_id is not None:
             try:
                 await _require_device(deps, uow, ctx, q.device_id, "id")
             except ValidationFailed as exc:
                 raise NotFound("no such device") from exc
-        return await list_page(
-            uow.conn,
-            store.ANNOTATIONS,
-            q.query,
-            store.annotation_view,
-            extra_where=" AND ".join(where) or "TRUE",
-            extra_params=params,
-        )
+        return await uow.annotations(q.query, Window(q.device_id, q.from_, q.to))
 
 
 async def list_annotations(
@@ -236,16 +216,16 @@ async def list_annotations(
     """For exports: the annotations of some devices overlapping ``[from, to)``, by id."""
     _window(q.from_, q.to)
     async with deps.uow(ctx.org_id) as uow:
-        rows = await store.annotations_of_devices(
-            uow, sorted(set(q.device_ids)), q.from_, q.to, q.after, q.limit + 1
+        views = await uow.annotations_of_devices(
+            sorted(set(q.device_ids)), q.from_, q.to, q.after, q.limit + 1
         )
-    has_more = len(rows) > q.limit
-    rows = rows[: q.limit]
+    has_more = len(views) > q.limit
+    views = views[: q.limit]
     return Page(
-        data=[store.annotation_view(r) for r in rows],
+        data=views,
         limit=q.limit,
         has_more=has_more,
-        after=str(rows[-1]["id"]) if has_more and rows else None,
+        after=str(views[-1].id) if has_more and views else None,
     )
 
 
@@ -264,10 +244,10 @@ async def update_annotation(
             org_id=ctx.org_id,
             expected_version=cmd.expected_version,
         )
-        row = await store.one(uow, store.ANNOTATIONS, cmd.id)
+        view = await uow.annotation(cmd.id)
         await uow.commit()
-    assert row is not None
-    return store.annotation_view(row)
+    assert view is not None
+    return view
 
 
 async def delete_annotation(
@@ -290,7 +270,7 @@ async def delete_annotation(
 # --- an organization's readings settings -------------------------------------------------
 
 
-def _settings_view(deps: AnnotationDeps, row: Any) -> api.ReadingsSettings:
+def _settings_view(deps: AnnotationDeps, row: SettingsRow | None) -> api.ReadingsSettings:
     if row is None:
         return api.ReadingsSettings(
             auto_declare_sensors=deps.auto_declare_sensors,
@@ -298,13 +278,13 @@ def _settings_view(deps: AnnotationDeps, row: Any) -> api.ReadingsSettings:
             retention_default=True,
             version=0,
         )
-    own = row["retention_days"]
+    own = row.retention_days
     return api.ReadingsSettings(
-        auto_declare_sensors=bool(row["auto_declare_sensors"]),
-        retention_days=deps.retention_days if own is None else int(own),
+        auto_declare_sensors=row.auto_declare_sensors,
+        retention_days=deps.retention_days if own is None else own,
         retention_default=own is None,
-        version=int(row["version"]),
-        updated_at=row["updated_at"],
+        version=row.version,
+        updated_at=row.updated_at,
     )
 
 
@@ -312,7 +292,7 @@ async def get_settings(
     deps: AnnotationDeps, ctx: RequestContext, q: api.GetReadingsSettings
 ) -> api.ReadingsSettings:
     async with deps.uow(ctx.org_id) as uow:
-        row = await store.settings_row(uow)
+        row = await uow.settings()
     return _settings_view(deps, row)
 
 
@@ -332,7 +312,7 @@ async def set_settings(
             org_id=org,
             expected_version=cmd.expected_version,
         )
-        row = await store.settings_row(uow)
+        row = await uow.settings()
         await uow.commit()
     return _settings_view(deps, row)
 
