@@ -288,6 +288,7 @@ class Bench:
         from outpost_alerting import bootstrap
         from outpost_alerting.adapters.resolver import StaticResolver
         from outpost_alerting.adapters.secrets import SecretVault
+        from outpost_alerting.adapters.store import PgAlerting
         from outpost_alerting.adapters.webhook import WebhookSender
         from outpost_alerting.app import evaluation, handlers
         from outpost_alerting.app import notifications as notify
@@ -328,7 +329,7 @@ class Bench:
             org_id=self.org,
             principal=Principal(kind=PrincipalKind.USER, id=self.org, org_id=self.org),
         )
-        deps = handlers.Deps(uow=uows)
+        deps = handlers.Deps(uow=PgAlerting.over(uows))
         channel = await notify.create_channel(
             notify.NotificationDeps(
                 uow=uows,
