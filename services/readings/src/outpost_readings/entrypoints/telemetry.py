@@ -1,6 +1,12 @@
 """The TELEMETRY ingest loop: fetch a large batch, decode, validate and store it in one
 transaction (readings, quarantine, seq state), then ack.
 
+The same loop runs on ``readings-mqtt``, nats-server's own store of MQTT QoS 1/2 publishes
+(``$MQTT_msgs``, decision 82): that copy exists before the device gets its PUBACK, while the
+copy TELEMETRY captured is a core publish, lost if TELEMETRY has no leader at that moment.
+So the TELEMETRY loop skips (acknowledges unread) the MQTT QoS 1/2 messages that arrived after
+``readings-mqtt`` was created, and each reading is stored from one copy only.
+
 Raw nats-py rather than a FastStream subscriber: this is the hot path (docs/performance.md), and
 it needs batch fetches and per-message ack/nak/term after one commit.
 """
@@ -21,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
 from outpost_contracts import subjects
-from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, TelemetryMessage
+from outpost_contracts.readings import SOURCE_HEADER, SOURCE_HTTP, SOURCE_MQTT, TelemetryMessage
 from outpost_contracts.streams import ConsumerSpec
 from outpost_kit import ids, telemetry
 from outpost_kit.consumer import PermanentFailure, backoff_seconds, dead_letter
@@ -34,6 +40,11 @@ _decoder = msgspec.json.Decoder(TelemetryMessage)
 STORED = Counter("outpost_readings_stored_total", "Readings stored")
 REJECTED = Counter(
     "outpost_readings_rejected_total", "Readings (or whole messages) quarantined by validation"
+)
+SKIPPED_COPIES = Counter(
+    "outpost_readings_mqtt_copies_skipped_total",
+    "MQTT QoS 1/2 messages TELEMETRY captured and ingest skipped: readings stores the copy"
+    " nats-server kept in $MQTT_msgs before its PUBACK (readings-mqtt)",
 )
 DROPPED = Counter(
     "outpost_readings_suspended_dropped_total",
@@ -52,10 +63,18 @@ HOLD_BACKOFF_MAX_SECONDS = 5.0
 
 @functools.lru_cache(maxsize=65_536)
 def _device_of(subject: str) -> tuple[UUID, UUID]:
-    """(org, device) of a telemetry subject, parsed once per device rather than per message;
-    ValueError if it is not one."""
-    org, device = subjects.parse_telemetry(subject)
+    """(org, device) of a telemetry subject (or of its copy in ``$MQTT_msgs``), parsed once
+    per device rather than per message; ValueError if it is not one."""
+    org, device = subjects.parse_telemetry(subjects.unstored(subject))
     return UUID(org), UUID(device)
+
+
+class _StoredByBroker:
+    """A TELEMETRY message that is an MQTT QoS 1/2 publish: readings-mqtt stores its copy."""
+
+
+STORED_BY_BROKER = _StoredByBroker()
+Decoded = Incoming | PermanentFailure | _StoredByBroker
 
 
 def _incoming(msg: Msg, max_deliver: int) -> Incoming:
@@ -73,13 +92,15 @@ def _incoming(msg: Msg, max_deliver: int) -> Incoming:
         message=None,
         arrival=arrival,
         raw=msg.data,
-        subject=msg.subject,
+        subject=subjects.unstored(msg.subject),
         stream_seq=meta.sequence.stream if meta else None,
         first_delivery=attempt <= 1,
         last_attempt=attempt >= max_deliver,
     )
     if msg.headers and msg.headers.get(SOURCE_HEADER) == SOURCE_HTTP:
         incoming.source = SOURCE_HTTP  # an HTTP batch (decision 59): its seq is not counted
+    elif msg.subject.startswith(subjects.MQTT_STORED_PREFIX):
+        incoming.source = SOURCE_MQTT  # stream_seq is $MQTT_msgs' (decision 82)
     try:
         incoming.message = _decoder.decode(msg.data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -88,8 +109,11 @@ def _incoming(msg: Msg, max_deliver: int) -> Incoming:
 
 
 async def _fetch(
-    sub: JetStreamContext.PullSubscription, batch: int, max_deliver: int
-) -> list[tuple[Msg, Incoming | PermanentFailure]]:
+    sub: JetStreamContext.PullSubscription,
+    batch: int,
+    max_deliver: int,
+    mqtt_after: datetime | None = None,
+) -> list[tuple[Msg, Decoded]]:
     """The next batch, decoded; empty when there was nothing to fetch (or fetching
     failed, after a pause)."""
     try:
@@ -100,14 +124,31 @@ async def _fetch(
         _log.warning("telemetry fetch failed: %r", exc)
         await asyncio.sleep(0.5)
         return []
-    return [(msg, _decoded(msg, max_deliver)) for msg in msgs]
+    return [(msg, _decoded(msg, max_deliver, mqtt_after)) for msg in msgs]
 
 
-def _decoded(msg: Msg, max_deliver: int) -> Incoming | PermanentFailure:
+def _decoded(msg: Msg, max_deliver: int, mqtt_after: datetime | None = None) -> Decoded:
+    """``mqtt_after``: when readings-mqtt was created. An MQTT QoS 1/2 message that reached
+    TELEMETRY after that is in $MQTT_msgs too (nats-server stores it there before its PUBACK,
+    and the consumer's interest keeps it), and is stored from there."""
+    if (
+        mqtt_after is not None
+        and subjects.mqtt_stored(msg.headers)
+        and msg.metadata is not None
+        and msg.metadata.timestamp > mqtt_after
+    ):
+        return STORED_BY_BROKER
     try:
         return _incoming(msg, max_deliver)
     except PermanentFailure as exc:
         return exc
+
+
+async def copies_after(js: JetStreamContext, mqtt: ConsumerSpec | None) -> datetime | None:
+    """When the consumer ``mqtt`` (readings-mqtt) was created; None without one."""
+    if mqtt is None:
+        return None
+    return (await js.consumer_info(mqtt.stream, mqtt.name)).created
 
 
 async def run(
@@ -118,21 +159,25 @@ async def run(
     stop: asyncio.Event,
     *,
     hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
+    mqtt: ConsumerSpec | None = None,
 ) -> None:
     """Fetch and decode the next batch while the previous one is stored: one fetch in
     flight at a time, batches stored one after the other in fetch order, each acked only
     after its commit. While the database is unavailable the batch is kept and retried
-    (``hold_backoff_max`` caps the wait between attempts); nothing is nak'ed for it."""
+    (``hold_backoff_max`` caps the wait between attempts); nothing is nak'ed for it.
+    ``mqtt``: the consumer that stores MQTT QoS 1/2 telemetry from $MQTT_msgs (given to
+    the TELEMETRY loop: their copies here are skipped)."""
     sub = await js.pull_subscribe_bind(spec.name, stream=spec.stream)
-    ahead: asyncio.Task[list[tuple[Msg, Incoming | PermanentFailure]]] | None = None
+    after = await copies_after(js, mqtt)
+    ahead: asyncio.Task[list[tuple[Msg, Decoded]]] | None = None
     try:
         while not stop.is_set():
-            fetched = await (ahead or _fetch(sub, batch, spec.max_deliver))
+            fetched = await (ahead or _fetch(sub, batch, spec.max_deliver, after))
             ahead = None
             if not fetched:
                 continue
             if not stop.is_set():
-                ahead = asyncio.create_task(_fetch(sub, batch, spec.max_deliver))
+                ahead = asyncio.create_task(_fetch(sub, batch, spec.max_deliver, after))
             try:
                 await handle_decoded(deps, spec, fetched, stop, hold_backoff_max=hold_backoff_max)
             except Exception as exc:  # e.g. a dead letter not written: redelivered later
@@ -146,15 +191,19 @@ async def run(
             await sub.unsubscribe()
 
 
-async def handle(deps: Deps, spec: ConsumerSpec, msgs: list[Msg]) -> None:
+async def handle(
+    deps: Deps, spec: ConsumerSpec, msgs: list[Msg], mqtt_after: datetime | None = None
+) -> None:
     """Store a fetched batch in one transaction, then ack every message it settled."""
-    await handle_decoded(deps, spec, [(msg, _decoded(msg, spec.max_deliver)) for msg in msgs])
+    await handle_decoded(
+        deps, spec, [(msg, _decoded(msg, spec.max_deliver, mqtt_after)) for msg in msgs]
+    )
 
 
 async def handle_decoded(
     deps: Deps,
     spec: ConsumerSpec,
-    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
+    fetched: list[tuple[Msg, Decoded]],
     stop: asyncio.Event | None = None,
     *,
     hold_backoff_max: float = HOLD_BACKOFF_MAX_SECONDS,
@@ -178,7 +227,7 @@ async def handle_decoded(
 async def _handle_decoded(
     deps: Deps,
     spec: ConsumerSpec,
-    fetched: list[tuple[Msg, Incoming | PermanentFailure]],
+    fetched: list[tuple[Msg, Decoded]],
     stop: asyncio.Event | None,
     hold_backoff_max: float,
 ) -> None:
@@ -186,6 +235,9 @@ async def _handle_decoded(
     for msg, item in fetched:
         if isinstance(item, PermanentFailure):
             await dead_letter(deps.uow, spec.name, msg, item)
+        elif isinstance(item, _StoredByBroker):
+            SKIPPED_COPIES.inc()
+            await msg.ack()
         else:
             good.append((msg, item))
     if not good:
