@@ -4,10 +4,10 @@ loses one node to SIGKILL, gets it back, then has another node cut off by a part
 inside that node's own network namespace, while readings are ingested (HTTP batches through
 the gateway, and a provisioned device over MQTT at QoS 1), devices are created (each one
 an outbox event the readings service must receive) and the API is read. Afterwards every
-acknowledged (202) HTTP reading is stored exactly once, no MQTT reading twice (how many
-PUBACKed ones were lost is measured: a PUBACK is not the TELEMETRY stream's store), every
-created device's event reached readings, and every API read was answered (p99 and error
-counts are printed)."""
+acknowledged (202) HTTP reading and every PUBACKed MQTT QoS 1 reading is stored exactly once
+(readings stores an MQTT reading from nats-server's $MQTT_msgs, whose store precedes the
+PUBACK: decision 82), every created device's event reached readings, and every API read was
+answered (p99 and error counts are printed)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ class Load:
         self.ingest_errors: list[str] = []
         self.created: list[str] = []  # devices answered 201
         self.create_errors: list[str] = []
-        self.latencies: list[float] = []  # API reads
-        self.read_errors: list[str] = []
+        self.latencies: list[tuple[float, float]] = []  # API reads: (started, seconds)
+        self.read_errors: list[tuple[float, str]] = []
         self.threads = [
             threading.Thread(target=self._ingest, daemon=True),
             threading.Thread(target=self._create, daemon=True),
@@ -122,16 +122,24 @@ class Load:
                 try:
                     got = http.get("/api/v1/devices", params={"limit": 5})
                     if got.status_code != 200:
-                        self.read_errors.append(f"{got.status_code} {got.text[:200]}")
+                        self.read_errors.append((started, f"{got.status_code} {got.text[:200]}"))
                 except httpx.HTTPError as exc:
-                    self.read_errors.append(repr(exc))
-                self.latencies.append(time.monotonic() - started)
+                    self.read_errors.append((started, repr(exc)))
+                self.latencies.append((started, time.monotonic() - started))
                 time.sleep(0.05)
 
-    def p99(self) -> float:
-        if len(self.latencies) < 2:
-            return max(self.latencies, default=0.0)
-        return statistics.quantiles(self.latencies, n=100)[98]
+    def reads(self, window: tuple[float, float] | None = None) -> str:
+        """API reads in ``window`` (all without one): count, errors, p99 and max."""
+        start, end = window or (0.0, float("inf"))
+        took = [s for t, s in self.latencies if start <= t < end]
+        errors = [e for t, e in self.read_errors if start <= t < end]
+        p99 = max(took, default=0.0)
+        if len(took) >= 2:
+            p99 = statistics.quantiles(took, n=100)[98]
+        return (
+            f"API reads {len(took)}, errors {len(errors)}, p99 {p99 * 1000:.0f} ms,"
+            f" max {max(took, default=0.0) * 1000:.0f} ms"
+        )
 
 
 def _readings(http: httpx.Client, device_id: str) -> list[dict[str, Any]]:
@@ -224,6 +232,8 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
     assert replicas and set(replicas.values()) == {3}, replicas
 
     puback: list[int] = []
+    sent_at: dict[int, float] = {}
+    phases: dict[str, tuple[float, float]] = {}
     with (
         mqtt_session(mqtt_device, platform.broker_ca, platform.mqtt_port) as client,
         Load(platform, auth, sink["id"]) as load,
@@ -250,6 +260,7 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
                     "readings": [{"sensor": "mqtt", "ts": ts(seq), "value": seq}],
                 }
                 with lock:
+                    sent_at[seq] = time.monotonic()
                     info = client.publish(topic, json.dumps(payload).encode(), qos=1)
                     pending[info.mid] = seq
                 time.sleep(0.1)
@@ -257,20 +268,24 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
         publish_for(5)
         # SIGKILL of a node, 10 s of load without it, then it comes back.
         killed = platform.compose.ids("nats-2")[0]
+        started = time.monotonic()
         platform.compose.docker_run("kill", "--signal", "KILL", killed)
         publish_for(10)
         platform.compose.run("start", "nats-2")
         _wait_healthy(platform, "nats-2")
         publish_for(5)
+        phases["node killed until back and 5 s after"] = (started, time.monotonic())
         # A partition: nats-3's interface down inside its own namespace for 10 s.
         pid = _pid(platform, "nats-3")
         default = _netns(pid, "route", "show", "default").split()
+        started = time.monotonic()
         _netns(pid, "link", "set", "dev", "eth0", "down")
         publish_for(10)
         _netns(pid, "link", "set", "dev", "eth0", "up")
         if len(default) >= 3 and default[0] == "default":
             _netns(pid, "route", "replace", "default", "via", default[2])
         publish_for(5)
+        phases["node partitioned until healed and 5 s after"] = (started, time.monotonic())
     time.sleep(2)  # the last PUBACKs
 
     with httpx.Client(base_url=platform.gateway_url, timeout=30, headers=auth) as http:
@@ -283,24 +298,15 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
         assert stored, f"acknowledged readings missing: {len(load.acked)} acked"
         duplicated = len(stored) - len(set(stored))
 
-        # A device's MQTT readings: measured, not required. nats-server's QoS 1 PUBACK
-        # acknowledges the MQTT publish, not the TELEMETRY stream's store of it (the stream
-        # captures the subject as it does a core publish), so what arrives while TELEMETRY
-        # elects a leader can be lost after its PUBACK; the device's seq shows the gap.
+        # A device's MQTT QoS 1 readings: every one PUBACKed is stored once (decision 82).
         def mqtt_values() -> list[float]:
             return [r["value"] for r in _readings(http, mqtt_device.id) if r["sensor"] == "mqtt"]
 
-        previous: list[float] = []
-
-        def settled() -> list[float] | None:
-            nonlocal previous
+        def mqtt_stored() -> list[float] | None:
             got = mqtt_values()
-            if {float(s) for s in puback} <= set(got) or (got and got == previous):
-                return got
-            previous = got
-            return None
+            return got if {float(s) for s in puback} <= set(got) else None
 
-        mqtt_got = eventually(settled, timeout=120, every=3.0) or mqtt_values()
+        mqtt_got = eventually(mqtt_stored, timeout=120, every=3.0) or mqtt_values()
         mqtt_duplicated = len(mqtt_got) - len(set(mqtt_got))
         mqtt_lost = sorted({float(s) for s in puback} - set(mqtt_got))
 
@@ -319,23 +325,35 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
 
         all_delivered = eventually(lambda: not delivered(), timeout=120, every=2.0)
         undelivered = [] if all_delivered else delivered()
+        health = http.get(f"/api/v1/devices/{mqtt_device.id}/health").json()
 
     report(
         f"nats-node-loss: HTTP readings acknowledged {len(load.acked)}, stored"
-        f" {len(set(stored))}, lost 0, duplicated {duplicated}; ingest errors"
-        f" {len(load.ingest_errors)} {load.ingest_errors[:2]}"
+        f" {len(set(stored))}, lost {len(set(load.acked) - set(stored))}, duplicated"
+        f" {duplicated}; ingest errors {len(load.ingest_errors)} {load.ingest_errors[:2]}"
     )
     report(
         f"nats-node-loss: MQTT QoS1 readings PUBACKed {len(puback)} of {seq} sent, stored"
         f" {len(set(mqtt_got))}, PUBACKed but lost {len(mqtt_lost)} (seq"
-        f" {[int(v) for v in mqtt_lost[:10]]}...), duplicated {mqtt_duplicated}"
+        f" {[int(v) for v in mqtt_lost[:10]]}), duplicated {mqtt_duplicated}; the device's"
+        f" lastSeq {health.get('lastSeq')}, seqGaps {health.get('seqGaps')},"
+        f" seqResets {health.get('seqResets')}"
     )
     report(
         f"nats-node-loss: devices created {len(load.created)} (errors"
-        f" {len(load.create_errors)}), events not delivered {len(undelivered)}; API reads"
-        f" {len(load.latencies)}, errors {len(load.read_errors)},"
-        f" p99 {load.p99() * 1000:.0f} ms, max {max(load.latencies) * 1000:.0f} ms"
+        f" {len(load.create_errors)}), events not delivered {len(undelivered)}; whole run:"
+        f" {load.reads()}"
     )
+    acked_mqtt = set(puback)
+    for name, (start, end) in phases.items():
+        in_window = [q for q, t in sent_at.items() if start <= t < end]
+        report(
+            f"nats-node-loss, {name}: MQTT sent {len(in_window)}, PUBACKed"
+            f" {len(acked_mqtt.intersection(in_window))}, lost"
+            f" {len({float(q) for q in acked_mqtt.intersection(in_window)} - set(mqtt_got))};"
+            f" {load.reads((start, end))}"
+        )
     assert duplicated == 0 and mqtt_duplicated == 0
+    assert not mqtt_lost, f"MQTT readings PUBACKed and never stored: seq {mqtt_lost[:20]}"
     assert not undelivered, f"devices whose events never reached readings: {undelivered}"
     assert not load.read_errors, load.read_errors[:10]
