@@ -452,14 +452,16 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         material = Path(tmp) / "material"
-        deploy.init(
-            material,
-            broker_hosts=["nats"],
-            nats_url="tls://nats:4222",
-            admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
-            mount=str(material),
-        )
-        for path in (base, prod):
+        for path, replicas in ((base, 1), (prod, 3)):
+            # Prod's material as its operator makes it: MQTT streams at three replicas.
+            deploy.init(
+                material,
+                broker_hosts=["nats"],
+                nats_url="tls://nats:4222",
+                admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
+                mount=str(material),
+                stream_replicas=replicas,
+            )
             conf = material / "nats" / "nats.conf"
             conf.write_text(path.read_text().replace("/data/jetstream", f"{tmp}/js"))
             result = subprocess.run(

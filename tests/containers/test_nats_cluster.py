@@ -11,6 +11,8 @@ answered (p99 and error counts are printed)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import statistics
@@ -23,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from outpost_contracts import subjects
+from outpost_kit.messaging import client_tls, url_credentials
 from tests.containers._compose import Platform, compose_platform, report
 from tests.e2e._devices import bearer, mqtt_session, provision
 from tests.e2e._poll import eventually
@@ -195,6 +199,70 @@ def _streams_at_three_replicas(platform: Platform) -> dict[str, int]:
     return found
 
 
+# What the fault is forced onto (decision 82): TELEMETRY (whose core capture of an MQTT
+# publish is lost while it has no leader), nats-server's $MQTT_msgs (whose store precedes
+# the PUBACK) and readings' consumer of it, all led by the node about to be lost.
+LED = (
+    ("TELEMETRY", None),
+    (subjects.MQTT_MESSAGES_STREAM, None),
+    (subjects.MQTT_MESSAGES_STREAM, "readings-mqtt"),
+)
+
+
+class Administrator:
+    """The stream administrator's connection (admin.env, as the streams job has it) through
+    the published NATS port of node 1, which no test stops."""
+
+    def __init__(self, platform: Platform, material: Path) -> None:
+        raw = platform.compose.copy_out("nats", "/etc/outpost/env/admin.env").decode()
+        env = dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+        for key in ("OUTPOST_NATS_TLS_CERT", "OUTPOST_NATS_TLS_KEY"):
+            (material / key).write_bytes(platform.compose.copy_out("nats", env[key]))
+        self.user, self.password = url_credentials(env["OUTPOST_NATS_URL"])
+        self.url = platform.nats_url
+        self.tls = client_tls(
+            platform.broker_ca,
+            str(material / "OUTPOST_NATS_TLS_CERT"),
+            str(material / "OUTPOST_NATS_TLS_KEY"),
+        )
+
+    def lead_on(self, server: str) -> dict[str, str]:
+        """Move each of ``LED``'s leaders to ``server`` (a JetStream step-down naming it);
+        the leaders found afterwards."""
+        return asyncio.run(self._lead_on(server))
+
+    async def _lead_on(self, server: str) -> dict[str, str]:
+        nc = await nats.connect(
+            self.url, user=self.user, password=self.password, tls=self.tls, connect_timeout=10
+        )
+        try:
+            js = nc.jetstream(timeout=10)
+            leaders: dict[str, str] = {}
+            for stream, consumer in LED:
+                name = f"{stream}/{consumer}" if consumer else stream
+                api = (
+                    f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}"
+                    if consumer
+                    else f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}"
+                )
+                deadline = time.monotonic() + 60
+                while True:
+                    info = await (
+                        js.consumer_info(stream, consumer) if consumer else js.stream_info(stream)
+                    )
+                    leaders[name] = (info.cluster.leader if info.cluster else None) or ""
+                    if leaders[name] == server or time.monotonic() > deadline:
+                        break
+                    request = {"placement": {"preferred": server}}
+                    # Refused while a step-down is in progress: asked again.
+                    with contextlib.suppress(Exception):
+                        await nc.request(api, json.dumps(request).encode(), timeout=10)
+                    await asyncio.sleep(1.0)
+            return leaders
+        finally:
+            await nc.close()
+
+
 def _wait_healthy(platform: Platform, service: str) -> None:
     def healthy() -> bool:
         return all(
@@ -230,6 +298,7 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
 
     replicas = _streams_at_three_replicas(platform)
     assert replicas and set(replicas.values()) == {3}, replicas
+    admin = Administrator(platform, tmp_path)
 
     puback: list[int] = []
     sent_at: dict[int, float] = {}
@@ -266,7 +335,10 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
                 time.sleep(0.1)
 
         publish_for(5)
-        # SIGKILL of a node, 10 s of load without it, then it comes back.
+        # SIGKILL of the node leading TELEMETRY, $MQTT_msgs and readings-mqtt, 10 s of load
+        # without it, then it comes back.
+        leaders = admin.lead_on("nats-2")
+        assert set(leaders.values()) == {"nats-2"}, leaders
         killed = platform.compose.ids("nats-2")[0]
         started = time.monotonic()
         platform.compose.docker_run("kill", "--signal", "KILL", killed)
@@ -275,7 +347,10 @@ def test_a_node_killed_then_a_node_partitioned_loses_nothing_acknowledged(
         _wait_healthy(platform, "nats-2")
         publish_for(5)
         phases["node killed until back and 5 s after"] = (started, time.monotonic())
-        # A partition: nats-3's interface down inside its own namespace for 10 s.
+        # A partition of the node now leading them: nats-3's interface down inside its own
+        # namespace for 10 s.
+        leaders = admin.lead_on("nats-3")
+        assert set(leaders.values()) == {"nats-3"}, leaders
         pid = _pid(platform, "nats-3")
         default = _netns(pid, "route", "show", "default").split()
         started = time.monotonic()

@@ -137,6 +137,15 @@ def deploy_init(
     kubernetes_namespace: Annotated[
         str | None, typer.Option(help="Also write kubernetes-secrets.yaml for this namespace.")
     ] = None,
+    stream_replicas: Annotated[
+        int,
+        typer.Option(
+            envvar="OUTPOST_NATS_STREAM_REPLICAS",
+            min=1,
+            max=5,
+            help="The replicas of nats-server's MQTT streams (3 on a three-node cluster).",
+        ),
+    ] = 1,
 ) -> None:
     """Generate the broker PKI, passwords, keys, nats-server's security.conf and each
     process's env file (idempotent: what exists is kept)."""
@@ -149,6 +158,7 @@ def deploy_init(
         admin_dsn=database_url,
         mount=mount,
         kubernetes_namespace=kubernetes_namespace,
+        stream_replicas=stream_replicas,
     )
     typer.echo(
         f"deployment material in {out}: broker/, nats/security.conf, env/ ({', '.join(envs)})"
