@@ -87,6 +87,17 @@ ensure_netns_tools() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null
 }
 
+SUITE_PID=""
+# The suite's `timeout` passes the signal on to pytest; waited for, so that its compose
+# projects are down (or left to the teardown) before the engine stops.
+stop_suite() {
+    if [ -n "${SUITE_PID}" ] && kill -0 "${SUITE_PID}" 2>/dev/null; then
+        log "stopping the container suite (pid ${SUITE_PID})"
+        kill -TERM "${SUITE_PID}" 2>/dev/null || true
+        wait "${SUITE_PID}" 2>/dev/null || true
+    fi
+}
+
 temp_dir() {
     local dir
     dir=$(mktemp -d)
@@ -304,8 +315,8 @@ main() {
         exit 1
     fi
     # SIGTERM (a CI time-out) and SIGINT end the run through the EXIT trap: torn down.
-    trap 'exit 143' TERM
-    trap 'exit 130' INT
+    trap 'stop_suite; exit 143' TERM
+    trap 'stop_suite; exit 130' INT
     ensure_netns_tools
     if ! pick_client; then
         install_debian_engine
@@ -339,8 +350,13 @@ main() {
     fi
     cd "${ROOT}"
     local status=0
+    # In the background and waited for: a SIGTERM to this script is handled at once (bash
+    # runs a trap only after a foreground command ends), stopping the suite, then the teardown.
     timeout --kill-after=30 "${SUITE_TIMEOUT}" \
-        "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}" || status=$?
+        "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}" </dev/null &
+    SUITE_PID=$!
+    wait "${SUITE_PID}" || status=$?
+    SUITE_PID=""
     if [ "${status}" -eq 124 ]; then
         echo "the container suite took more than ${SUITE_TIMEOUT} s: stopped" >&2
     fi
