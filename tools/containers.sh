@@ -110,18 +110,22 @@ engine_answers() { timeout 20 "${1}" info >/dev/null 2>&1; }
 start_engine() {
     mkdir -p "${RUN_DIR}" "${STATE}/docker"
     if [ -f "${RUN_DIR}/dockerd.pid" ] && kill -0 "$(cat "${RUN_DIR}/dockerd.pid")" 2>/dev/null; then
-        echo "a dockerd of a previous run is still running (pid $(cat "${RUN_DIR}/dockerd.pid")):" \
-            "stop it first (kill it; it was started by tools/containers.sh)" >&2
-        exit 1
+        # This run holds the lock, so no other run is using it: a run killed before its
+        # teardown left it (the pid file is the one this script writes). Stopped, then a
+        # fresh one is started; what that run left is removed before the suite.
+        log "stopping the dockerd a killed run left (pid $(cat "${RUN_DIR}/dockerd.pid"))"
+        stop_engine
+        mkdir -p "${RUN_DIR}"
     fi
     log "starting dockerd (data root ${STATE}/docker, socket ${RUN_DIR}/docker.sock)"
     # --bridge=none: no docker0 (compose makes its own networks); --iptables=false and
-    # --ip-forward=false: the host's firewall and forwarding are left as they are.
+    # --ip-forward=false: the host's firewall and forwarding are left as they are. Without the
+    # lock's descriptor (9), or a dockerd left by a killed run would hold the lock.
     setsid /usr/sbin/dockerd \
         --iptables=false --ip-forward=false --bridge=none \
         --data-root "${STATE}/docker" --exec-root "${RUN_DIR}/exec" \
         --pidfile "${RUN_DIR}/dockerd.pid" -H "unix://${RUN_DIR}/docker.sock" \
-        >"${RUN_DIR}/dockerd.log" 2>&1 </dev/null &
+        >"${RUN_DIR}/dockerd.log" 2>&1 </dev/null 9>&- &
     STARTED_ENGINE=1
     export DOCKER_HOST="unix://${RUN_DIR}/docker.sock"
     for _ in $(seq 1 120); do
