@@ -143,7 +143,7 @@ stop_engine() {
     local pid
     pid=$(cat "${RUN_DIR}/dockerd.pid" 2>/dev/null || true)
     if [ -n "${pid}" ] && kill -0 "${pid}" 2>/dev/null; then
-        log "stopping the dockerd this run started (pid ${pid})"
+        log "stopping dockerd (pid ${pid}, started by tools/containers.sh)"
         kill -TERM "${pid}"
         for _ in $(seq 1 120); do
             kill -0 "${pid}" 2>/dev/null || break
@@ -356,8 +356,10 @@ main() {
     local status=0
     # In the background and waited for: a SIGTERM to this script is handled at once (bash
     # runs a trap only after a foreground command ends), stopping the suite, then the teardown.
+    # Without the lock's descriptor: only this script holds the lock (`timeout` makes a process
+    # group of its own, which a kill of this script's group does not reach).
     timeout --kill-after=30 "${SUITE_TIMEOUT}" \
-        "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}" </dev/null &
+        "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}" </dev/null 9>&- &
     SUITE_PID=$!
     wait "${SUITE_PID}" || status=$?
     SUITE_PID=""
