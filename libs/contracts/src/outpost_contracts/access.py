@@ -5,9 +5,10 @@ nowhere else (the dev stack, compose and Kubernetes render ``permissions(service
 nats-server's configuration):
 
 - publish: the subjects of the streams it owns (its events; exports' job queue; readings'
-  HTTP telemetry), the operations it *calls* (``CALLS``), the JetStream API of its own
-  durable consumers (next message, info, acks) and of its own buckets, plus the few core
-  subjects it declares in ``CORE``;
+  HTTP telemetry; not nats-server's MQTT message stream, which only nats-server writes),
+  the operations it *calls* (``CALLS``), the JetStream API of its own durable consumers
+  (next message, info, acks) and of its own buckets, plus the few core subjects it
+  declares in ``CORE``;
 - subscribe: the operations it *serves* (each one's subject), its own inbox prefix
   (``_INBOX.<service>.>``: nobody reads another's replies), and ``CORE``;
 - replies to the requests it receives (``allow_responses``), so a responder answers on the
@@ -208,7 +209,8 @@ def permissions(service: str) -> Permissions:
     publish: list[str] = []
     subscribe: list[str] = [f"{inbox_prefix(service)}.>"]
     for stream in streams.streams_of(service):
-        publish.extend(stream.subjects)
+        if not stream.written_by_broker:
+            publish.extend(stream.subjects)
         # The service checks at start-up that its streams exist (the administrator makes them).
         publish.append(_js("STREAM", "INFO", stream.name))
     publish.extend(op.subject for op in calls(service))

@@ -246,6 +246,9 @@ class BatchOutcome(Contract, kw_only=True, frozen=True):
 # numbering, so it does not count towards the device's seq gaps.
 SOURCE_HEADER = "Outpost-Source"
 SOURCE_HTTP = "http"
+# A device's MQTT QoS 1/2 message as nats-server stored it in ``$MQTT_msgs`` (decision 82): a
+# quarantined one's ``streamSeq`` is that stream's.
+SOURCE_MQTT = "mqtt"
 
 INGEST_READINGS = Operation(SERVICE, "IngestReadings", IngestReadings, BatchOutcome)
 

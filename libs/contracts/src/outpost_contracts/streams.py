@@ -29,8 +29,14 @@ class StreamSpec(msgspec.Struct, kw_only=True, frozen=True):
     # control-plane streams (docs/design/reliability.md). Recorded here so operators see the intent.
     control_plane: bool = True
     # "workqueue": a message is removed once acknowledged, and each one is consumed by one
-    # consumer (the export jobs); "limits": kept by age and size (event history).
-    retention: Literal["limits", "workqueue"] = "limits"
+    # consumer (the export jobs); "limits": kept by age and size (event history);
+    # "interest": kept while a consumer has not acknowledged it, not stored at all when no
+    # consumer's filter matches (nats-server's MQTT message stream).
+    retention: Literal["limits", "workqueue", "interest"] = "limits"
+    # nats-server writes it (MQTT): nobody else publishes on its subjects; the administrator
+    # creates it ahead with nats-server's own settings so that the consumers on it exist
+    # before the first message (decision 82).
+    written_by_broker: bool = False
 
 
 class ConsumerSpec(msgspec.Struct, kw_only=True, frozen=True):
@@ -80,6 +86,18 @@ STREAMS: tuple[StreamSpec, ...] = (
         duplicate_window_seconds=120,
         control_plane=False,
     ),
+    # nats-server's store of MQTT QoS 1/2 publishes (decision 82): the copy of a device's
+    # reading that exists once its PUBACK is sent, which readings stores. Created by nats-server
+    # on the first MQTT connection when missing, with exactly these settings.
+    StreamSpec(
+        name=subjects.MQTT_MESSAGES_STREAM,
+        subjects=(subjects.MQTT_STORED_PREFIX + ">",),
+        owner="readings",
+        description="nats-server's MQTT QoS 1/2 messages, kept until every consumer has them",
+        retention="interest",
+        control_plane=False,
+        written_by_broker=True,
+    ),
 )
 
 
@@ -114,6 +132,19 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         ack_wait_seconds=60,
         max_ack_pending=50_000,
         description="Readings ingest",
+    ),
+    ConsumerSpec(
+        # MQTT QoS 1/2 telemetry as nats-server stored it before its PUBACK (decision 82):
+        # its interest keeps each message in $MQTT_msgs until readings has stored it; the
+        # copy TELEMETRY captured is skipped by readings-telemetry.
+        stream=subjects.MQTT_MESSAGES_STREAM,
+        name="readings-mqtt",
+        owner="readings",
+        filter_subjects=(subjects.MQTT_STORED_TELEMETRY,),
+        ack_wait_seconds=60,
+        max_ack_pending=50_000,
+        deliver_policy="new",
+        description="Readings ingest of MQTT QoS 1/2 telemetry, as acknowledged to devices",
     ),
     ConsumerSpec(
         stream="DEVICES",

@@ -106,3 +106,26 @@ def parse_command_ack(subject: str) -> tuple[str, str]:
 def mqtt_topic(subject: str) -> str:
     """The MQTT topic nats-server maps to a subject (``/`` for ``.``)."""
     return subject.replace(".", "/")
+
+
+# nats-server's MQTT side (decision 82). It stores every QoS 1 and 2 PUBLISH in its own
+# stream ``$MQTT_msgs`` under ``$MQTT.msgs.<subject>`` before it sends the PUBACK, and marks
+# the message it publishes on ``<subject>`` with the header ``Nmqtt-Pub: <qos>``: that core
+# publish is what TELEMETRY captures, and it is lost when TELEMETRY has no leader.
+MQTT_MESSAGES_STREAM = "$MQTT_msgs"
+MQTT_STORED_PREFIX = "$MQTT.msgs."
+MQTT_QOS_HEADER = "Nmqtt-Pub"
+MQTT_STORED_TELEMETRY = MQTT_STORED_PREFIX + TELEMETRY_ALL
+
+
+def unstored(subject: str) -> str:
+    """The subject a message of ``$MQTT_msgs`` was published on (``subject`` itself for any
+    other)."""
+    return subject.removeprefix(MQTT_STORED_PREFIX)
+
+
+def mqtt_stored(headers: dict[str, str] | None) -> bool:
+    """Whether a message with these headers is an MQTT QoS 1 or 2 publish, which nats-server
+    also stored in ``$MQTT_msgs`` before acknowledging it (QoS 0 is not stored there)."""
+    qos = (headers or {}).get(MQTT_QOS_HEADER, "")
+    return qos[:1] in ("1", "2")

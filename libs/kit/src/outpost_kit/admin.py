@@ -114,6 +114,7 @@ def deploy_init(
     broker_host: Sequence[str],
     mount: str,
     kubernetes_namespace: str | None,
+    stream_replicas: int = 1,
 ) -> int:
     """Generate the broker PKI, passwords, keys, nats-server's security.conf and each
     process's env file (idempotent: what exists is kept)."""
@@ -126,6 +127,7 @@ def deploy_init(
         admin_dsn=database_url,
         mount=mount,
         kubernetes_namespace=kubernetes_namespace,
+        stream_replicas=stream_replicas,
     )
     print(f"deployment material in {out}: broker/, nats/security.conf, env/ ({', '.join(envs)})")
     if kubernetes_namespace is not None:
@@ -260,9 +262,22 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--kubernetes-namespace", help="Also write kubernetes-secrets.yaml for this namespace."
     )
+    init.add_argument(
+        "--stream-replicas",
+        type=_replicas,
+        default=_env("OUTPOST_NATS_STREAM_REPLICAS", "1"),  # a string: checked by type
+        help="The replicas of nats-server's MQTT streams (3 on a three-node cluster) [env "
+        "OUTPOST_NATS_STREAM_REPLICAS].",
+    )
     init.set_defaults(
         run=lambda a: deploy_init(
-            a.out, a.database_url, a.nats_url, a.broker_host, a.mount, a.kubernetes_namespace
+            a.out,
+            a.database_url,
+            a.nats_url,
+            a.broker_host,
+            a.mount,
+            a.kubernetes_namespace,
+            a.stream_replicas,
         )
     )
 

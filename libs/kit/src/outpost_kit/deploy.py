@@ -160,15 +160,22 @@ def init(
     admin_dsn: str,
     mount: str = MOUNT,
     kubernetes_namespace: str | None = None,
+    stream_replicas: int = 1,
 ) -> dict[str, dict[str, str]]:
-    """Write (or complete) the material under ``out``; returns each process's variables."""
+    """Write (or complete) the material under ``out``; returns each process's variables.
+    ``stream_replicas``: of nats-server's MQTT streams (3 on a three-node cluster)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hosts = [*broker_hosts, _host_of(nats_url)]
     broker = ensure_broker_pki(out / "broker", server_names=hosts)
     secrets = ensure_secrets(out / SECRETS_NAME)
     conf = broker_config(
-        broker, MQTT_PORT, secrets, listen_host="0.0.0.0", files_at=Path(mount) / "broker"
+        broker,
+        MQTT_PORT,
+        secrets,
+        listen_host="0.0.0.0",
+        files_at=Path(mount) / "broker",
+        mqtt_stream_replicas=stream_replicas,
     )
     (out / "nats").mkdir(exist_ok=True)
     _write_private(out / "nats" / "security.conf", conf)

@@ -126,6 +126,7 @@ def broker_config(
     *,
     listen_host: str = "127.0.0.1",
     files_at: Path | None = None,
+    mqtt_stream_replicas: int = 1,
 ) -> str:
     """nats-server's security: TLS with client certificates on both listeners, a user per
     service with the permissions its contracts imply (they bypass the auth callout), the
@@ -135,7 +136,9 @@ def broker_config(
 
     ``listen_host`` is where the MQTT listener binds; ``files_at`` is where nats-server sees
     ``broker``'s directory when it is not where it was written (a container's mount,
-    ``outpost_kit.deploy``)."""
+    ``outpost_kit.deploy``); ``mqtt_stream_replicas`` (above 1 on a cluster) is the replicas
+    of the streams nats-server makes for MQTT (sessions, QoS 1/2 messages: decision 82)
+    rather than its guess from the routes that resolve when the first device connects."""
     issuer = broker.issuer_public_key  # read here: ``files_at`` may not exist on this machine
     if files_at is not None:
         broker = BrokerPki(files_at)
@@ -177,7 +180,8 @@ def broker_config(
         # NatsServer and DevStack find the MQTT port with an anchored `mqtt { listen:`.
         f"mqtt {{ listen: {listen_host}:{mqtt_port}\n"
         f"  tls {{\n  {tls}  }}\n"
-        "}\n"
+        + (f"  stream_replicas: {mqtt_stream_replicas}\n" if mqtt_stream_replicas > 1 else "")
+        + "}\n"
     )
 
 

@@ -207,15 +207,20 @@ async def call(
         return op.decode_reply(msg.data)
 
 
+_RETENTION = {
+    "limits": RetentionPolicy.LIMITS,
+    "workqueue": RetentionPolicy.WORK_QUEUE,
+    "interest": RetentionPolicy.INTEREST,
+}
+
+
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         num_replicas=replicas,
         name=spec.name,
         subjects=list(spec.subjects),
         description=spec.description or None,
-        retention=(
-            RetentionPolicy.WORK_QUEUE if spec.retention == "workqueue" else RetentionPolicy.LIMITS
-        ),
+        retention=_RETENTION[spec.retention],
         storage=StorageType.FILE if spec.storage == "file" else StorageType.MEMORY,
         max_age=spec.max_age_seconds or None,
         max_bytes=spec.max_bytes,

@@ -104,6 +104,22 @@ def test_nats_security_points_at_the_mount_and_listens_for_devices_everywhere(
     assert str(tmp_path) not in conf
 
 
+def test_mqtt_streams_take_the_cluster_replicas_from_the_stream_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 82: nats-server's MQTT streams at OUTPOST_NATS_STREAM_REPLICAS on a cluster,
+    not its guess from the routes that resolve when the first device connects; one node (and
+    make dev) keeps nats-server's default."""
+    monkeypatch.setenv("OUTPOST_NATS_STREAM_REPLICAS", "3")
+    assert main(["deploy", "init", str(tmp_path / "m"), "--database-url", ADMIN]) == 0
+    monkeypatch.delenv("OUTPOST_NATS_STREAM_REPLICAS")
+    conf = (tmp_path / "m" / "nats" / "security.conf").read_text()
+    mqtt = conf[conf.index("mqtt {") :]
+    assert "stream_replicas: 3" in mqtt
+    _init(tmp_path / "one")
+    assert "stream_replicas" not in (tmp_path / "one" / "nats" / "security.conf").read_text()
+
+
 def test_kubernetes_secrets_hold_every_secret_the_manifests_name(tmp_path: Path) -> None:
     envs = _init(tmp_path, kubernetes_namespace="outpost")
     docs = list(yaml.safe_load_all((tmp_path / "kubernetes-secrets.yaml").read_text()))

@@ -85,15 +85,20 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
             deps.partitions.known,
         )
     )
-    runtime.background(
-        partial(
-            telemetry.run,
-            deps,
-            runtime.js,
-            streams.consumer("readings-telemetry"),
-            settings.ingest_batch_messages,
+    # TELEMETRY, and nats-server's own store of MQTT QoS 1/2 telemetry (decision 82): each
+    # MQTT reading is stored from the copy that existed when its PUBACK was sent.
+    mqtt = streams.consumer("readings-mqtt")
+    for spec, skip in ((streams.consumer("readings-telemetry"), mqtt), (mqtt, None)):
+        runtime.background(
+            partial(
+                telemetry.run,
+                deps,
+                runtime.js,
+                spec,
+                settings.ingest_batch_messages,
+                mqtt=skip,
+            )
         )
-    )
 
 
 def main() -> None:

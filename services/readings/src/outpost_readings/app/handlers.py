@@ -100,8 +100,9 @@ class Incoming:
     first_delivery: bool = True
     # The last delivery the consumer will make: an unknown device is quarantined, not retried.
     last_attempt: bool = False
-    # Where the message came from: a device over the broker, or an HTTP batch (its ``seq``
-    # is not the device's numbering and does not count towards seq gaps).
+    # Where the message came from: a device over the broker (``mqtt`` when read from
+    # nats-server's $MQTT_msgs, decision 82), or an HTTP batch (its ``seq`` is not the
+    # device's numbering and does not count towards seq gaps).
     source: str = "nats"
 
 
