@@ -32,8 +32,10 @@ from outpost_contracts import (
     alerting,
     audit,
     commands,
+    device_config,
     devices,
     exports,
+    fleet,
     identity,
     notifications,
     presence,
@@ -54,8 +56,10 @@ OPERATION_MODULES: tuple[ModuleType, ...] = (
     alerting,
     annotation_ops,
     commands,
+    device_config,
     devices,
     exports,
+    fleet,
     identity,
     notifications,
     presence,
@@ -84,9 +88,17 @@ def operations() -> tuple[Operation[Any, Any], ...]:
     return tuple(found[s] for s in sorted(found))
 
 
-# Operations only services call (bulk reads for export jobs): never reached from the API.
+# Operations only services call (bulk reads for export jobs; what fleet and devices ask of
+# each other, issue 21): never reached from the API.
 INTERNAL: frozenset[str] = frozenset(
-    op.subject for op in (readings.STREAM_READINGS, annotation_ops.LIST_ANNOTATIONS)
+    op.subject
+    for op in (
+        readings.STREAM_READINGS,
+        annotation_ops.LIST_ANNOTATIONS,
+        fleet.RESOLVE_DEVICE_PROFILE,
+        device_config.APPLY_DEVICE_PROFILE,
+        device_config.SET_FLEET_DESIRED_STATES,
+    )
 )
 
 _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)

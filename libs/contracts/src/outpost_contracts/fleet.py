@@ -11,7 +11,9 @@ import enum
 from typing import Any
 from uuid import UUID
 
-from outpost_contracts.base import Contract, Event, wire_tag
+from outpost_contracts.base import Contract, Event, Request, wire_tag
+from outpost_contracts.registry import ValidRange, ValueType
+from outpost_contracts.rpc import Operation
 
 SERVICE = "fleet"
 
@@ -102,4 +104,50 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DesiredStateBindingCreated,
     DesiredStateBindingChanged,
     DesiredStateBindingRemoved,
+)
+
+
+# --- a device profile as devices apply it (fleet serves it, devices call it) ------------------
+
+
+class ResolvedComponent(Contract, kw_only=True, frozen=True):
+    name: str
+    kind: str | None = None
+
+
+class ResolvedSensor(Contract, kw_only=True, frozen=True):
+    """A profile's sensor with its sensor profile's unit, value type and range filled in."""
+
+    key: str
+    sensor_profile_id: UUID
+    value_type: ValueType
+    unit: str
+    valid_range: ValidRange | None = None
+    precision: int | None = None
+    component: str | None = None  # the component's name, when the sensor belongs to one
+
+
+class DeviceProfileSpec(Contract, kw_only=True, frozen=True):
+    """What a device with this profile has: devices create what a device lacks (assignment
+    and the profile-change job) and never remove what it has beyond it. ``version`` is the
+    device profile's version (its ETag)."""
+
+    id: UUID
+    version: int
+    name: str
+    components: list[ResolvedComponent] = []
+    sensors: list[ResolvedSensor] = []
+    config_artefact_id: UUID | None = None
+    expected_interval_seconds: int | None = None
+    firmware_family: str | None = None
+
+
+class ResolveDeviceProfile(Request, kw_only=True, frozen=True):
+    """The organization's device profile ``id``, resolved: ``not_found`` when there is none."""
+
+    id: UUID
+
+
+RESOLVE_DEVICE_PROFILE = Operation(
+    SERVICE, "ResolveDeviceProfile", ResolveDeviceProfile, DeviceProfileSpec
 )
