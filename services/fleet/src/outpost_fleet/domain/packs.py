@@ -283,6 +283,15 @@ class DeletePack(msgspec.Struct, frozen=True, kw_only=True):
     removed: tuple[UUID, ...] = ()  # an uninstall: the resources it removed
 
 
+class _ChangePack(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``PackPatch`` in the state's names (``patch.changes`` reads both alike)."""
+
+    name: Any
+    pack_version: Any
+    refs: Any
+    description: Any
+
+
 PackCommand = api.CreatePack | api.PackPatch | RecordInstall | DeletePack
 
 PACK_FIELDS = {
@@ -360,7 +369,12 @@ def decide_pack(state: Pack | None, command: PackCommand, now: datetime) -> list
         )
     changes = patch.changes(
         live,
-        command,
+        _ChangePack(
+            name=command.name,
+            pack_version=command.version,
+            refs=command.items,
+            description=command.description,
+        ),
         PACK_FIELDS,
         {
             "refs": lambda _s, refs: _checked_refs(refs),
