@@ -7,7 +7,7 @@ uses of artefacts. The Postgres adapter is what the integration tests cover."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ class World(FakeWorld):
     artefact_uses: dict[UUID, tuple[str, ...]] = field(default_factory=dict)
 
 
-_TABLES = {
+_TABLES: dict[str, tuple[str, Callable[[Any, Any, UUID], Any]]] = {
     profiles.SENSOR_PROFILE: ("sensor_profiles", profiles.evolve_sensor_profile),
     profiles.DEVICE_PROFILE: ("device_profiles", profiles.evolve_device_profile),
     packs.PACK: ("packs", packs.evolve_pack),
