@@ -34,8 +34,8 @@ from outpost_fleet.domain.firmware_images import (
     CreateImage,
     DeleteImage,
     ExpireUpload,
-    Signature,
     SignAgain,
+    Signature,
     signature_for,
 )
 from outpost_fleet.domain.firmware_signing import AddKey, RevokeKey, signer, trusted
@@ -317,7 +317,7 @@ def test_one_key_signs_at_a_time_with_no_gap_unless_revoked(
     revoked = False
     for i, (add, hours, overlap, which) in enumerate(steps):
         at += timedelta(hours=hours)
-        kids = list(state.keys) if state else []
+        kids: list[str] = list(state.keys) if state else []
         if add:
             command: AddKey | RevokeKey = AddKey(
                 kid=f"k{i}", public_key=PUB_A, overlap=timedelta(hours=overlap)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +31,7 @@ def test_the_specifications_example_is_in_ascending_order() -> None:
         "2.0.0",
     ]
     assert sorted(reversed(ordered), key=semver.sort_key) == ordered
-    for low, high in zip(ordered, ordered[1:], strict=False):
+    for low, high in itertools.pairwise(ordered):
         assert parse(low) < parse(high) and compare_text(high, low) == 1
 
 
@@ -136,6 +138,6 @@ def test_a_version_round_trips_through_its_text(text: str) -> None:
 @given(st.lists(versions, min_size=1, max_size=8))
 def test_sorting_is_a_total_order(texts: list[str]) -> None:
     ordered = sorted(texts, key=semver.sort_key)
-    for low, high in zip(ordered, ordered[1:], strict=False):
+    for low, high in itertools.pairwise(ordered):
         assert compare_text(low, high) <= 0
     assert [v.key for v in sorted(map(parse, texts))] == [parse(t).key for t in ordered]

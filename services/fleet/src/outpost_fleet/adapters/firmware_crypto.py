@@ -77,9 +77,7 @@ class FirmwareKeyVault:
         return base64.b64encode(self._open(private_key_enc).sign(message)).decode()
 
 
-def verify(
-    public_key: str, signature: str, *, sha256: str, size_bytes: int, version: str
-) -> bool:
+def verify(public_key: str, signature: str, *, sha256: str, size_bytes: int, version: str) -> bool:
     """Whether ``signature`` is the key's over the image's ``signed_message`` (what a device
     does before installing)."""
     try:
