@@ -3,7 +3,9 @@ pacing, abort criteria, approval, pins, windows; property-based where it helps."
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from random import Random
 from typing import Any
 from uuid import UUID
@@ -150,9 +152,11 @@ def test_a_bad_rollout_is_a_validation_error(kw: dict[str, Any], field: str) -> 
 def test_phases_take_counts_cumulative_percents_rounded_up_and_the_last_takes_the_rest() -> None:
     phases = [Phase(count=1), Phase(percent=10), Phase(percent=40), Phase(percent=5)]
     plan = plan_phases(RID, DEVICES, phases)
-    # 1; ceil(10% of 10)=1 -> nothing more after the count; ceil(50% of 10)=5 -> 4; rest 5
-    assert [len(p) for p in plan] == [1, 0, 4, 5]
+    # 1; then ceil(10% of 10) = 1; ceil(50% of 10) = 5, so 4 more; the rest, 4
+    assert [len(p) for p in plan] == [1, 1, 4, 4]
     assert sorted(d for p in plan for d in p) == sorted(DEVICES)
+    thirds = [Phase(percent=33), Phase(percent=33), Phase(percent=33), Phase()]
+    assert [len(p) for p in plan_phases(RID, DEVICES, thirds)] == [4, 3, 3, 0]
     assert [len(p) for p in plan_phases(RID, DEVICES[:5], [Phase(percent=10), Phase()])] == [1, 4]
     assert [len(p) for p in plan_phases(RID, [], [Phase(percent=10), Phase()])] == [0, 0]
     assert [len(p) for p in plan_phases(RID, DEVICES, [Phase(count=50), Phase()])] == [10, 0]
@@ -187,16 +191,22 @@ def test_a_plan_is_a_partition_that_respects_the_sizes(
     flat = [d for p in plan for d in p]
     assert len(flat) == len(set(flat)) and set(flat) == set(devices)
     n = len(set(devices))
-    for phase, devices_in in zip(head, plan, strict=False):
+    counted = by_percent = 0
+    cumulative = Fraction(0)
+    for i, (phase, devices_in) in enumerate(zip(head, plan, strict=False)):
+        before = sum(map(len, plan[:i]))
         if phase.count is not None:
-            assert len(devices_in) <= phase.count
-    taken = 0
-    cumulative = 0.0
-    for phase, devices_in in zip(head, plan, strict=False):
-        taken += len(devices_in)
-        if phase.percent is not None:
-            cumulative += phase.percent
-            assert taken <= max(taken - len(devices_in), -(-cumulative * n // 100))
+            counted += phase.count
+            enough = before + phase.count <= n
+            assert len(devices_in) == phase.count if enough else len(devices_in) < phase.count
+        else:
+            cumulative += Fraction(str(phase.percent))
+            by_percent += len(devices_in)
+            share = math.ceil(cumulative * n / 100)  # the cumulative share, rounded up
+            if counted + share <= n:
+                assert by_percent == share
+            else:
+                assert before + len(devices_in) == n
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -265,7 +275,7 @@ def test_targeted_devices_are_skipped_for_a_pin_another_rollout_the_version_or_a
     )
     assert {d for p in state.plan for d in p} == {dev(1), dev(5), dev(6)}
     allowed, _ = step(draft(allow_downgrade=True), Start(devices=[dev(4)], facts=facts))
-    assert allowed.plan[-1] == (dev(4),) or dev(4) in {d for p in allowed.plan for d in p}
+    assert allowed.skipped == () and dev(4) in {d for p in allowed.plan for d in p}
 
 
 # --- phases, outcomes, abort ---------------------------------------------------------------------

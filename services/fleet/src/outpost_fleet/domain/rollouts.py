@@ -11,9 +11,11 @@ pure functions of the rollout's events, the command and the time:
   allows no downgrade (DOWNGRADE). The others are **planned into phases** (``plan_phases``):
   ordered by a hash of the rollout's and the device's ids (a stable, unbiased shuffle: the
   same devices give the same plan, and the first phase is not the oldest devices), then cut:
-  a phase of ``count`` takes that many, a phase of ``percent`` takes up to its cumulative
-  share of the total, rounded up (so 10% of 5 devices is one device, never none), and the last
-  phase takes every device left, whatever size it names. A phase may come out empty.
+  a phase of ``count`` takes that many; the phases of ``percent`` together take, up to each
+  of them, their cumulative share of the total rounded up (10% of 5 devices is one device,
+  never none; three phases of 33% of 10 devices take 4, 3 and 3, not 4, 4 and 2); the last
+  phase takes every device left, whatever size it names. A phase may come out empty when the
+  devices run out.
 - **Releases** (``Tick``): while RUNNING, inside the maintenance window, the current phase's
   devices not yet released are released (their executions notified), at most ``maxPerMinute``
   in any 60 seconds (a sliding window over the releases' times). Nothing outside the current
@@ -226,15 +228,17 @@ def plan_phases(
     n = len(ordered)
     plan: list[list[UUID]] = []
     taken = 0
-    cumulative = Fraction(0)
+    counted = 0  # devices taken by count phases so far
+    cumulative = Fraction(0)  # percent of the percent phases so far
     for i, phase in enumerate(phases):
         if i == len(phases) - 1:
             end = n
         elif phase.count is not None:
+            counted += phase.count
             end = min(n, taken + phase.count)
         else:
             cumulative += Fraction(str(phase.percent or 0))
-            end = max(taken, min(n, math.ceil(cumulative * n / 100)))
+            end = min(n, counted + math.ceil(cumulative * n / 100))
         plan.append(ordered[taken:end])
         taken = end
     return plan
