@@ -540,3 +540,18 @@ def test_a_rollout_never_notifies_beyond_its_phase_twice_too_fast_or_after_it_st
     # a rollout succeeded only once every execution it planned had ended
     if state.status is R.SUCCEEDED:
         assert all(d in state.outcomes for phase in state.plan for d in phase)
+
+
+def test_a_paused_rollout_counts_outcomes_and_completes_phases_but_starts_none() -> None:
+    state, _ = started()
+    state, _ = step(state, Pause())
+    state, events = finish(state, list(state.plan[0]), S.SUCCEEDED, NOW)
+    assert FirmwareRolloutPhaseCompleted(phase=0, at=NOW) in events
+    assert rollouts.decide(state, Tick(), NOW + timedelta(hours=1)) == []
+    state, _ = step(state, Resume(), NOW + timedelta(hours=1))
+    state, events = step(state, Tick(), NOW + timedelta(hours=1))
+    assert events[0] == FirmwareRolloutPhaseStarted(phase=1, at=NOW + timedelta(hours=1))
+    assert released(events) == list(state.plan[1])
+    assert [c.status for c in counts(state)] == ["COMPLETED", "RUNNING", "PENDING"]
+    assert counts(state)[1].counts["NOTIFIED"] == len(state.plan[1])
+    assert counts(state)[2].counts["QUEUED"] == len(state.plan[2])

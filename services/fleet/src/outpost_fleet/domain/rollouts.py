@@ -113,9 +113,10 @@ class Rollout(msgspec.Struct, frozen=True, kw_only=True):
     recent: tuple[tuple[datetime, int], ...] = ()  # releases within the pacing window
     abort_reason: str | None = None
     version: int = 1  # the stream's
-
-    def phase_of(self) -> dict[UUID, int]:
-        return {d: i for i, devices in enumerate(self.plan) for d in devices}
+    # Kept so that each outcome costs O(1) to judge, whatever the rollout's size:
+    phase_of: dict[UUID, int] = {}  # device -> its phase in the plan
+    ended: tuple[int, ...] = ()  # per phase, how many executions ended
+    tally: dict[ExecutionStatus, int] = {}  # ended executions by status
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -286,8 +287,9 @@ def allowance(state: Rollout, now: datetime) -> int | None:
 
 
 def executed_and_failed(state: Rollout) -> tuple[int, int]:
-    executed = sum(1 for s in state.outcomes.values() if s is not ExecutionStatus.CANCELLED)
-    failed = sum(1 for s in state.outcomes.values() if s in FAILURES)
+    """Ended executions that tried (not CANCELLED), and those of them that failed."""
+    executed = sum(n for s, n in state.tally.items() if s is not ExecutionStatus.CANCELLED)
+    failed = sum(n for s, n in state.tally.items() if s in FAILURES)
     return executed, failed
 
 
@@ -300,7 +302,7 @@ def should_abort(state: Rollout) -> bool:
 
 
 def phase_complete(state: Rollout, phase: int) -> bool:
-    return all(d in state.outcomes for d in state.plan[phase])
+    return state.ended[phase] == len(state.plan[phase])
 
 
 def next_phase_at(state: Rollout) -> datetime | None:
@@ -428,7 +430,7 @@ def _complete(state: Rollout, now: datetime) -> list[Event]:
     events: list[Event] = [FirmwareRolloutPhaseCompleted(phase=state.phase, at=now)]
     if state.phase == len(state.plan) - 1:
         _, failed = executed_and_failed(state)
-        succeeded = sum(1 for s in state.outcomes.values() if s is ExecutionStatus.SUCCEEDED)
+        succeeded = state.tally.get(ExecutionStatus.SUCCEEDED, 0)
         events.append(FirmwareRolloutSucceeded(succeeded=succeeded, failed=failed))
     return events
 
@@ -500,7 +502,7 @@ def decide(state: Rollout | None, command: Command, now: datetime) -> list[Event
     if isinstance(command, AddDevices):
         if not state.dynamic or state.status not in (R.RUNNING, R.PAUSED):
             return []
-        known = state.phase_of()
+        known = state.phase_of
         known_skipped = {s.device_id for s in state.skipped}
         new = [d for d in command.devices if d not in known and d not in known_skipped]
         eligible, skipped = _sort(state, new, command.facts)
@@ -509,7 +511,7 @@ def decide(state: Rollout | None, command: Command, now: datetime) -> list[Event
         last = len(state.plan) - 1
         return [FirmwareRolloutDevicesAdded(phase=last, device_ids=eligible, skipped=skipped)]
     if isinstance(command, RecordOutcome):
-        if command.device_id not in state.phase_of():
+        if command.device_id not in state.phase_of:
             raise NotFound("the device has no execution in this rollout")
         if command.device_id in state.outcomes:
             return []
@@ -550,6 +552,8 @@ def evolve(state: Rollout | None, event: Event, stream_id: UUID) -> Rollout | No
             status=R.RUNNING,
             plan=tuple(tuple(p) for p in event.plan),
             skipped=tuple(event.skipped),
+            phase_of={d: i for i, devices in enumerate(event.plan) for d in devices},
+            ended=(0,) * len(event.plan),
             version=version,
         )
     if isinstance(event, FirmwareRolloutPhaseStarted):
@@ -563,13 +567,21 @@ def evolve(state: Rollout | None, event: Event, stream_id: UUID) -> Rollout | No
         plan = list(state.plan)
         plan[event.phase] = plan[event.phase] + tuple(event.device_ids)
         return replace(
-            state, plan=tuple(plan), skipped=state.skipped + tuple(event.skipped), version=version
+            state,
+            plan=tuple(plan),
+            skipped=state.skipped + tuple(event.skipped),
+            phase_of={**state.phase_of, **dict.fromkeys(event.device_ids, event.phase)},
+            version=version,
         )
     if isinstance(event, FirmwareRolloutExecutionEnded):
+        ended = list(state.ended)
+        ended[state.phase_of[event.device_id]] += 1
         return replace(
             state,
             outcomes={**state.outcomes, event.device_id: event.status},
             errors={**state.errors, event.device_id: event.error},
+            ended=tuple(ended),
+            tally={**state.tally, event.status: state.tally.get(event.status, 0) + 1},
             version=version,
         )
     if isinstance(event, FirmwareRolloutPhaseCompleted):
