@@ -474,6 +474,61 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 
 
+# --- the device protocol (devices' commands, ADR 0056) ------------------------------------------
+
+# The command's name; its params are a ``FirmwareCommand``.
+FIRMWARE_COMMAND = "outpost.firmware"
+# Where a device reports the firmware it runs, in its reported state: {"firmware": {"version"}}.
+REPORTED_FIRMWARE_KEY = "firmware"
+DEVICE_PROGRESS = frozenset(
+    {
+        ExecutionStatus.DOWNLOADING,
+        ExecutionStatus.INSTALLING,
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.REJECTED,
+    }
+)
+
+
+class FirmwareCommand(Contract, kw_only=True, frozen=True):
+    """The params of an ``outpost.firmware`` command: download ``url`` (HTTP ``Range``
+    served, so an interrupted download resumes), check ``sizeBytes`` and ``sha256``, verify
+    ``signature`` (base64 Ed25519 over ``signed_message``) with a key from
+    ``GET /firmware/signing-keys`` (``signingKeyId`` names it), install, reboot, report the
+    version."""
+
+    execution_id: UUID
+    version: str
+    url: str
+    sha256: str
+    signature: str
+    size_bytes: int
+    signing_key_id: str | None = None
+
+
+class FirmwareProgress(Contract, kw_only=True, frozen=True):
+    """The ``result`` of the device's acks to an ``outpost.firmware`` command: DOWNLOADING
+    (with ``bytesDownloaded``), INSTALLING, SUCCEEDED (installed: counted once the reported
+    state names the version), FAILED or REJECTED (with ``error``)."""
+
+    execution_id: UUID
+    status: ExecutionStatus
+    bytes_downloaded: int | None = None
+    error: str | None = None
+
+
+def reported_version(reported: dict[str, object]) -> str | None:
+    """The firmware version a device's reported state names (``{"firmware": {"version"}}``),
+    or None."""
+    firmware = reported.get(REPORTED_FIRMWARE_KEY)
+    if isinstance(firmware, dict):
+        version = firmware.get("version")
+        if isinstance(version, str):
+            return version
+    return None
+
+
 # --- request bodies -----------------------------------------------------------------------------
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

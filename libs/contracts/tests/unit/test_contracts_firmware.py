@@ -102,3 +102,27 @@ def test_views_encode_in_camel_case() -> None:
         signing_key_id="fw-1",
     )
     assert b'"signingKeyId":"fw-1"' in msgspec.json.encode(view)
+
+
+def test_the_reported_version_is_read_from_the_firmware_key() -> None:
+    assert firmware.reported_version({"firmware": {"version": "1.4.2"}, "led": True}) == "1.4.2"
+    for reported in ({}, {"firmware": "1.4.2"}, {"firmware": {"version": 3}}):
+        assert firmware.reported_version(reported) is None
+
+
+def test_the_command_and_its_progress_are_camel_case() -> None:
+    command = firmware.FirmwareCommand(
+        execution_id=UUID(int=1),
+        version="1.4.2",
+        url="https://x/firmware/1/download?sig=a",
+        sha256="a" * 64,
+        signature="c2ln",
+        size_bytes=10,
+    )
+    assert b'"executionId"' in msgspec.json.encode(command)
+    ack = msgspec.json.decode(
+        b'{"executionId":"00000000-0000-0000-0000-000000000001","status":"DOWNLOADING",'
+        b'"bytesDownloaded":5}',
+        type=firmware.FirmwareProgress,
+    )
+    assert ack.status in firmware.DEVICE_PROGRESS and ack.bytes_downloaded == 5
