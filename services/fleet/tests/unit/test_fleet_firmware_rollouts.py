@@ -555,3 +555,62 @@ def test_a_paused_rollout_counts_outcomes_and_completes_phases_but_starts_none()
     assert [c.status for c in counts(state)] == ["COMPLETED", "RUNNING", "PENDING"]
     assert counts(state)[1].counts["NOTIFIED"] == len(state.plan[1])
     assert counts(state)[2].counts["QUEUED"] == len(state.plan[2])
+
+
+def test_next_tick_is_when_the_scheduler_wakes_the_rollout() -> None:
+    state, _ = started(phases=(Phase(count=6, wait_seconds=300), Phase()), max_per_minute=4)
+    assert rollouts.next_tick(state, NOW) == NOW + timedelta(seconds=60)  # the pace
+    state, _ = step(state, Tick(), NOW + timedelta(seconds=60))
+    assert rollouts.next_tick(state, NOW + timedelta(seconds=61)) is None  # outcomes awaited
+    t = NOW + timedelta(seconds=90)
+    state, _ = finish(state, list(state.plan[0]), S.SUCCEEDED, t)
+    assert rollouts.next_tick(state, t) == t + timedelta(seconds=300)  # the wait
+    window = MaintenanceWindow(days=[Weekday.WED], start="01:00", end="02:00", timezone="UTC")
+    closed, _ = step(draft(maintenance_window=window), Start(devices=DEVICES, zone=UTC))
+    assert rollouts.next_tick(closed, NOW, UTC) == datetime(2026, 12, 9, 1, tzinfo=UTC)
+    assert rollouts.next_tick(draft(), NOW) is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.randoms(use_true_random=False),
+    st.integers(1, 30),
+    st.one_of(st.none(), st.integers(1, 5)),
+    st.integers(0, 300),
+    st.booleans(),
+)
+def test_a_tick_before_next_tick_does_nothing_and_one_at_it_does_something(
+    rnd: Random, n: int, per_minute: int | None, wait: int, windowed: bool
+) -> None:
+    window = (
+        MaintenanceWindow(days=[Weekday.MON, Weekday.THU], start="12:05", end="12:20")
+        if windowed
+        else None
+    )
+    state, _ = step(
+        draft(
+            phases=(Phase(percent=30, wait_seconds=wait), Phase()),
+            max_per_minute=per_minute,
+            maintenance_window=window,
+        ),
+        Start(devices=[dev(i) for i in range(n)], zone=UTC),
+    )
+    at = NOW
+    for _ in range(200):
+        at += timedelta(seconds=rnd.randint(1, 90))
+        in_flight = [d for d in state.released if d not in state.outcomes]
+        if in_flight and rnd.random() < 0.6:
+            state, _ = step(
+                state, RecordOutcome(device_id=rnd.choice(in_flight), status=S.SUCCEEDED), at
+            )
+            continue
+        wake = rollouts.next_tick(state, at, UTC)
+        if wake is None:
+            assert rollouts.decide(state, Tick(zone=UTC), at) == []
+            continue
+        if wake > at:
+            early = min(at + (wake - at) * rnd.random(), wake - timedelta(microseconds=1))
+            assert rollouts.decide(state, Tick(zone=UTC), early) == []
+            at = wake
+        state, events = step(state, Tick(zone=UTC), at)
+        assert events

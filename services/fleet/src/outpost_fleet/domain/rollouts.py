@@ -316,6 +316,29 @@ def next_phase_at(state: Rollout) -> datetime | None:
     return completed + timedelta(seconds=state.phases[state.phase].wait_seconds)
 
 
+def next_tick(state: Rollout, now: datetime, zone: tzinfo | None = None) -> datetime | None:
+    """When a ``Tick`` next has something to do: the next phase's start, or the next release
+    (the window open and the pace allowing one); None while it waits for executions to end
+    (their outcomes come as commands) or once it stopped. The scheduler's wake-up time."""
+    if state.status is not R.RUNNING or state.phase < 0:
+        return None
+    if state.phase in state.completed:
+        starts = next_phase_at(state)
+        return None if starts is None else max(now, starts)
+    if all(d in state.released for d in state.plan[state.phase]):
+        return None
+    at = now
+    for _ in range(16):  # the window and the pace each push the time later; both settle fast
+        if state.window is not None:
+            if zone is None:
+                raise ValueError("a rollout with a maintenance window needs its zone")
+            at = windows.next_opening(state.window, at, zone)
+        if allowance(state, at) != 0:
+            return at
+        at = min(t for t, _ in state.recent if t > at - PACING_WINDOW) + PACING_WINDOW
+    return at
+
+
 def counts(state: Rollout) -> list[PhaseCounts]:
     """``GET /firmware-rollouts/{id}``'s counts per phase: QUEUED (not released yet), NOTIFIED
     (released, not ended: the executions say how far they are) and each way executions end."""
