@@ -55,11 +55,14 @@ PRIVATE_FIELDS: Mapping[type[Event], Mapping[str, str]] = {
 }
 
 
-def private_fields(event_type: type[Event]) -> dict[str, str]:
+def private_fields(
+    event_type: type[Event],
+    table: Mapping[type[Event], Mapping[str, str]] = PRIVATE_FIELDS,
+) -> dict[str, str]:
     """``{wire field name: reason}`` of the fields of ``event_type`` that never leave; a
-    KeyError if ``PRIVATE_FIELDS`` names a field the type does not have."""
+    KeyError if ``table`` names a field the type does not have."""
     names = {f.name: f.encode_name for f in msgspec.structs.fields(event_type)}
-    return {names[field]: why for field, why in PRIVATE_FIELDS.get(event_type, {}).items()}
+    return {names[field]: why for field, why in table.get(event_type, {}).items()}
 
 
 def event_types() -> list[type[Event]]:
@@ -276,7 +279,7 @@ def document() -> dict[str, Any]:
     if "readings" not in services:
         tags.append({"name": "readings", "description": "Readings and telemetry"})
 
-    return {
+    built = {
         "asyncapi": ASYNCAPI_VERSION,
         "id": "urn:outpost:event-streams",
         "info": {
@@ -315,3 +318,6 @@ def document() -> dict[str, Any]:
             },
         },
     }
+    # Plain JSON values only (msgspec's schemas hold tuples), as a client decodes them.
+    plain: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(built))
+    return plain
