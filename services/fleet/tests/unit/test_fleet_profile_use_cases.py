@@ -304,6 +304,14 @@ async def test_pack_documents_and_authoring_are_checked(
     with pytest.raises(Conflict):  # importing one's own authored pack
         await pack_app.import_pack(deps, a, api.ImportPack(document=document))
     b = _ctx(uuid.uuid4())
+    installed = await pack_app.import_pack(deps, b, api.ImportPack(document=document))
+    with pytest.raises(Conflict):  # an imported pack changes by importing a newer version
+        await pack_app.update_pack(
+            deps, b, api.UpdatePack(id=installed.pack.id, patch=api.PackPatch(version="9.0.0"))
+        )
+    exported = await pack_app.export_pack(deps, b, api.ExportPack(id=installed.pack.id))
+    assert exported == document  # what it was installed from
+    b = _ctx(uuid.uuid4())
     dangling = msgspec.structs.replace(document, items=document.items[1:])
     with pytest.raises(ValidationFailed) as bad:
         await pack_app.import_pack(deps, b, api.ImportPack(document=dangling))
