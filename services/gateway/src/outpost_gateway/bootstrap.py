@@ -51,6 +51,7 @@ from outpost_gateway.entrypoints import (
     notifications,
     oauth,
     organization_rate_limits,
+    packs,
     platform,
     presence,
     provisioning,
@@ -146,6 +147,7 @@ def create_app(
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
+            *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)

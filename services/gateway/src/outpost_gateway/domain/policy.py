@@ -115,6 +115,9 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports"): "exports:write",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
+    # packs beyond their group (ADR 0092)
+    ("GET", "/api/v1/packs/{id}/export"): "fleet:read",
+    ("POST", "/api/v1/packs/import"): "fleet:write",
 }
 
 
