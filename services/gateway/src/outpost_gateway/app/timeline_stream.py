@@ -126,7 +126,8 @@ HEARTBEAT = Heartbeat()
 
 
 class Ready:
-    """The stream is following: every entry committed from now on will be sent."""
+    """The stream has sent what was there when it started (``Last-Event-ID``'s backlog) and
+    follows: every entry committed from now on will be sent."""
 
 
 READY = Ready()
@@ -170,12 +171,12 @@ async def follow(
     heartbeat_seconds: float,
 ) -> AsyncIterator[TimelineEntry | Heartbeat | Ready]:
     """The entries of ``ctx``'s organization past ``after`` (None: from now) matching
-    ``user_filter``, then live; ``READY`` first, once following; ``HEARTBEAT`` after each
+    ``user_filter``, then live; ``READY`` once the backlog is sent; ``HEARTBEAT`` after each
     quiet ``heartbeat_seconds``."""
     sub = hub.subscribe(ctx.org_id)
     try:
         pos = after if after is not None else await last_seq(backend, ctx)
-        yield READY
+        ready = False
         while True:
             # What was announced before the query starts is committed: the query sees it.
             sub.woken.clear()
@@ -185,6 +186,9 @@ async def follow(
                 yield e
                 pos = e.seq
             pos = max(pos, target)
+            if not ready:
+                ready = True
+                yield READY
             while not (sub.woken.is_set() and (sub.forced or sub.announced > pos)):
                 sub.woken.clear()
                 try:
