@@ -28,7 +28,12 @@ from outpost_gateway.app.timeline_stream import (
     TimelineHub,
     follow,
 )
-from outpost_gateway.entrypoints.events_stream import message, parse_position, stream_filter
+from outpost_gateway.entrypoints.events_stream import (
+    comment,
+    message,
+    parse_position,
+    stream_filter,
+)
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -85,8 +90,8 @@ class Timeline:
         return seq
 
 
-async def _next(it: AsyncIterator[Any], timeout: float = 5) -> Any:
-    return await asyncio.wait_for(anext(it), timeout)
+async def _next(it: AsyncIterator[Any]) -> Any:
+    return await asyncio.wait_for(anext(it), 5)
 
 
 async def _seqs(it: AsyncIterator[Any], n: int) -> list[int]:
@@ -228,6 +233,8 @@ def test_positions_filters_and_messages() -> None:
     entry = TimelineEntry(id=uuid4(), ts=T0, type="t", summary="s", seq=7)
     msg = message(entry)
     assert (msg.id, msg.event) == ("7", "timeline") and '"seq":7' in str(msg.data)
+    assert msg.encode().startswith(b"id: 7\r\nevent: timeline\r\ndata: {")
+    assert comment("ready").encode() == b": ready\r\n\r\n"  # no message with it
 
 
 def test_announcements_are_read_from_their_subject() -> None:

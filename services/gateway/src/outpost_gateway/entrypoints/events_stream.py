@@ -86,15 +86,21 @@ def message(item: TimelineEntry) -> ServerSentEventMessage:
     )
 
 
+def comment(text: str) -> ServerSentEventMessage:
+    """A comment line alone (``data=None``: Litestar would add an empty ``data:`` line, which
+    a client dispatches as a message)."""
+    return ServerSentEventMessage(data=None, comment=text)
+
+
 async def _messages(
     entries: AsyncIterator[Any], release: Callable[[], None]
 ) -> AsyncIterator[ServerSentEventMessage]:
     try:
         async for item in entries:
             if item is HEARTBEAT:
-                yield ServerSentEventMessage(comment="heartbeat")
+                yield comment("heartbeat")
             elif item is READY:
-                yield ServerSentEventMessage(comment="ready")
+                yield comment("ready")
             else:
                 yield message(item)
     finally:
