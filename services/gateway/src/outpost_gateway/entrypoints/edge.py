@@ -40,7 +40,7 @@ _log = logging.getLogger(__name__)
 # Export archive downloads: no deadline (decision 65).
 _DOWNLOAD = re.compile(r"^/api/v1/exports/[^/]+/download$")
 # A live stream lasts as long as the client follows it (decision 96).
-_STREAM = re.compile(r"^/api/v1/events/stream$")
+_STREAM = re.compile(r"^/api/v[0-9]+/events/stream$")  # v0 is translated to v1
 
 UNMATCHED = "<unmatched>"
 

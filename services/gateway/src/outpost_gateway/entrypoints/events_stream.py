@@ -23,6 +23,7 @@ from outpost_contracts.alerting import LIST_EVENTS, ListOf, TimelineEntry
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import validation_error
 from outpost_contracts.query import ListQuery, Node
+from outpost_gateway.app.ports import Backend
 from outpost_gateway.app.timeline_stream import (
     HEARTBEAT,
     READY,
@@ -107,7 +108,7 @@ async def _messages(
         release()
 
 
-async def _check(backend: Any, ctx: RequestContext, user_filter: Node | None) -> None:
+async def _check(backend: Backend, ctx: RequestContext, user_filter: Node | None) -> None:
     """Alerting accepts the filter (and answers) before the stream's 200 is sent."""
     await backend.call(LIST_EVENTS, ctx, ListOf(query=ListQuery(filter=user_filter, limit=1)))
 
