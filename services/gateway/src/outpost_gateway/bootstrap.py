@@ -20,7 +20,7 @@ import uvloop
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from outpost_gateway.adapters.artifacts import NatsArtifacts
 from outpost_gateway.adapters.gateway_store import GatewayStore
@@ -101,6 +101,12 @@ def create_app(
     NATS connection and the credential cache's catch-up. ``store`` is the shared rate-limit
     and idempotency store (the gateway schema); without one, both live in this process."""
     metrics = HttpMetrics(CollectorRegistry())
+    timeline = timeline if timeline is not None else TimelineHub()
+    Gauge(
+        "outpost_gateway_event_streams",
+        "Open /events/stream connections on this replica (decision 96)",
+        registry=metrics.registry,
+    ).set_function(timeline.streams)
     limiter = RateLimiter(
         store,
         limits_of(settings),
@@ -132,7 +138,7 @@ def create_app(
             clock=epoch_clock,
         ),
         trusted_proxies=trusted_proxies_of(settings),
-        timeline=timeline if timeline is not None else TimelineHub(),
+        timeline=timeline,
         stream_leases=StreamLeases(limit=settings.stream_max_per_credential),
         stream_heartbeat_seconds=settings.stream_heartbeat_seconds,
     )

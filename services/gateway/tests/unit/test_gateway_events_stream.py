@@ -278,3 +278,11 @@ def test_a_filter_alerting_refuses_is_refused_before_the_stream(env: Env) -> Non
     resp = env.client.get("/api/v1/events/stream?nope=1", headers=bearer(env.world.full))
     assert_error(resp, 400, "validation_error")
     assert env.backend.last.body.query.filter == Cmp(field="nope", op="eq", value="1")
+
+
+def test_open_streams_are_a_metric(env: Env) -> None:
+    hub: TimelineHub = env.client.app.state["gateway"].timeline
+    assert "outpost_gateway_event_streams 0.0" in env.client.get("/metrics").text
+    sub = hub.subscribe(ORG)
+    assert "outpost_gateway_event_streams 1.0" in env.client.get("/metrics").text
+    hub.unsubscribe(ORG, sub)
