@@ -58,6 +58,7 @@ from outpost_gateway.entrypoints import (
     resources,
 )
 from outpost_gateway.entrypoints import annotations as annotation_routes
+from outpost_gateway.entrypoints import reference_pairs as reference_pair_routes
 from outpost_gateway.entrypoints.bodies import GatewayRequest
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
@@ -141,6 +142,7 @@ def create_app(
             *commands.ROUTES,
             *readings.ROUTES,
             *annotation_routes.ROUTES,
+            *reference_pair_routes.ROUTES,  # a pair's comparison (ADR 0098)
             *alerting.ROUTES,
             *audit.ROUTES,
             *organization_rate_limits.ROUTES,
