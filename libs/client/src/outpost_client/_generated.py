@@ -306,6 +306,34 @@ class CommandView(msgspec.Struct, kw_only=True, omit_defaults=True):
     sent_at: datetime | None = msgspec.field(name="sentAt", default=None)
 
 
+class ComparisonPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonPoint`` of the API."""
+
+    reference: float
+    test: float
+    ts: datetime
+    corrected: float | None = None
+
+
+class ComparisonView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonView`` of the API."""
+
+    from_: datetime = msgspec.field(name="from")
+    interval: str
+    n: int
+    pair_id: UUID = msgspec.field(name="pairId")
+    timezone: str
+    to: datetime
+    bias: float | None = None
+    intercept: float | None = None
+    mae: float | None = None
+    object: Literal["referencePairComparison"] = "referencePairComparison"
+    r: float | None = None
+    rmse: float | None = None
+    series: list[ComparisonPoint] | None = None
+    slope: float | None = None
+
+
 class ComponentPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``ComponentPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
@@ -434,6 +462,18 @@ class CreateOrganization(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``CreateOrganization`` of the API."""
 
     name: str
+
+
+class CreateReferencePair(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateReferencePair`` of the API."""
+
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    description: str | None = None
+    match_window_seconds: Literal[60, 300, 900, 3600, 86400] = msgspec.field(
+        name="matchWindowSeconds", default=300
+    )
 
 
 class CreateRegistrationToken(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -874,6 +914,31 @@ class ReadingsSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_at: datetime | None = msgspec.field(name="updatedAt", default=None)
 
 
+class ReferencePairPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A JSON merge patch: the sensors a pair compares are its identity and do not change. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    match_window_seconds: Literal[60, 300, 900, 3600, 86400] | None = msgspec.field(
+        name="matchWindowSeconds", default=None
+    )
+    name: str | None = None
+
+
+class ReferencePairView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ReferencePairView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    match_window_seconds: int = msgspec.field(name="matchWindowSeconds")
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    description: str | None = None
+    object: str = "referencePair"
+
+
 class Refresh(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``Refresh`` of the API."""
 
@@ -944,6 +1009,13 @@ class SensorPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
         name="validRange", default=msgspec.UNSET
     )
     value_type: ValueType | None = msgspec.field(name="valueType", default=None)
+
+
+class SensorRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A sensor of a device: ``deviceId`` and the sensor's ``key``."""
+
+    device_id: UUID = msgspec.field(name="deviceId")
+    sensor: str
 
 
 class SensorView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1282,6 +1354,28 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "status",
         "version",
     ),
+    "ComparisonPoint": (
+        "corrected",
+        "reference",
+        "test",
+        "ts",
+    ),
+    "ComparisonView": (
+        "bias",
+        "from",
+        "intercept",
+        "interval",
+        "mae",
+        "n",
+        "object",
+        "pairId",
+        "r",
+        "rmse",
+        "series",
+        "slope",
+        "timezone",
+        "to",
+    ),
     "ComponentPatch": (
         "attributes",
         "kind",
@@ -1371,6 +1465,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "scopes",
     ),
     "CreateOrganization": ("name",),
+    "CreateReferencePair": (
+        "description",
+        "matchWindowSeconds",
+        "name",
+        "reference",
+        "test",
+    ),
     "CreateRegistrationToken": (
         "deviceName",
         "ttlSeconds",
@@ -1643,6 +1744,23 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "version",
     ),
+    "ReferencePairPatch": (
+        "description",
+        "matchWindowSeconds",
+        "name",
+    ),
+    "ReferencePairView": (
+        "createdAt",
+        "description",
+        "id",
+        "matchWindowSeconds",
+        "name",
+        "object",
+        "reference",
+        "test",
+        "updatedAt",
+        "version",
+    ),
     "Refresh": ("refreshToken",),
     "RegistrationTokenIssued": (
         "createdAt",
@@ -1679,6 +1797,10 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "unit",
         "validRange",
         "valueType",
+    ),
+    "SensorRef": (
+        "deviceId",
+        "sensor",
     ),
     "SensorView": (
         "createdAt",
@@ -1802,6 +1924,14 @@ OPERATIONS: dict[str, Operation] = {
     "bulk_update_devices": Operation(
         "bulk_update_devices", "PATCH", "/api/v1/devices", (), ("$filter",), 200
     ),
+    "compare_reference_pair": Operation(
+        "compare_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}/comparison",
+        ("id",),
+        ("corrected", "from", "interval", "series", "timezone", "to"),
+        200,
+    ),
     "create_alert_rule": Operation("create_alert_rule", "POST", "/api/v1/alert-rules", (), (), 201),
     "create_annotation": Operation("create_annotation", "POST", "/api/v1/annotations", (), (), 201),
     "create_annotation_class": Operation(
@@ -1825,6 +1955,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "create_organization": Operation(
         "create_organization", "POST", "/api/v1/admin/organizations", (), (), 201
+    ),
+    "create_reference_pair": Operation(
+        "create_reference_pair", "POST", "/api/v1/reference-pairs", (), (), 201
     ),
     "create_registration_token": Operation(
         "create_registration_token", "POST", "/api/v1/devices/registration/tokens", (), (), 201
@@ -1861,6 +1994,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "delete_oauth_client": Operation(
         "delete_oauth_client", "DELETE", "/api/v1/oauth-clients/{id}", ("id",), (), 204
+    ),
+    "delete_reference_pair": Operation(
+        "delete_reference_pair", "DELETE", "/api/v1/reference-pairs/{id}", ("id",), (), 204
     ),
     "delete_sensor": Operation("delete_sensor", "DELETE", "/api/v1/sensors/{id}", ("id",), (), 204),
     "delete_site": Operation("delete_site", "DELETE", "/api/v1/sites/{id}", ("id",), (), 204),
@@ -1953,6 +2089,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "get_readings_settings": Operation(
         "get_readings_settings", "GET", "/api/v1/readings/settings", (), (), 200
+    ),
+    "get_reference_pair": Operation(
+        "get_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
     ),
     "get_sensor": Operation(
         "get_sensor", "GET", "/api/v1/sensors/{id}", ("id",), ("$expand", "$select"), 200
@@ -2416,6 +2560,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_reference_pairs": Operation(
+        "list_reference_pairs",
+        "GET",
+        "/api/v1/reference-pairs",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_registration_tokens": Operation(
         "list_registration_tokens",
         "GET",
@@ -2616,6 +2780,9 @@ OPERATIONS: dict[str, Operation] = {
         (),
         200,
     ),
+    "update_reference_pair": Operation(
+        "update_reference_pair", "PATCH", "/api/v1/reference-pairs/{id}", ("id",), (), 200
+    ),
     "update_sensor": Operation("update_sensor", "PATCH", "/api/v1/sensors/{id}", ("id",), (), 200),
     "update_site": Operation("update_site", "PATCH", "/api/v1/sites/{id}", ("id",), (), 200),
 }
@@ -2729,6 +2896,29 @@ class SyncOperations(SyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     def create_alert_rule(
@@ -2958,6 +3148,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             OrganizationView,
+        )
+
+    def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     def create_registration_token(
@@ -3210,6 +3419,26 @@ class SyncOperations(SyncBase):
             None,
             {},
             {},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
             params,
             headers,
             None,
@@ -3622,6 +3851,26 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ReadingsSettings,
+        )
+
+    def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     def get_sensor(
@@ -4427,6 +4676,37 @@ class SyncOperations(SyncBase):
             Page[ReadingView],
         )
 
+    def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     def list_registration_tokens(
         self,
         *,
@@ -5106,6 +5386,27 @@ class SyncOperations(SyncBase):
             NotificationChannelView,
         )
 
+    def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     def update_sensor(
         self,
         id: UUID | str,
@@ -5257,6 +5558,29 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    async def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     async def create_alert_rule(
@@ -5486,6 +5810,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             OrganizationView,
+        )
+
+    async def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     async def create_registration_token(
@@ -5738,6 +6081,26 @@ class AsyncOperations(AsyncBase):
             None,
             {},
             {},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
             params,
             headers,
             None,
@@ -6150,6 +6513,26 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             ReadingsSettings,
+        )
+
+    async def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     async def get_sensor(
@@ -6955,6 +7338,37 @@ class AsyncOperations(AsyncBase):
             Page[ReadingView],
         )
 
+    async def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     async def list_registration_tokens(
         self,
         *,
@@ -7634,6 +8048,27 @@ class AsyncOperations(AsyncBase):
             NotificationChannelView,
         )
 
+    async def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     async def update_sensor(
         self,
         id: UUID | str,
@@ -7707,6 +8142,8 @@ __all__ = [
     "CommandBody",
     "CommandStatus",
     "CommandView",
+    "ComparisonPoint",
+    "ComparisonView",
     "ComponentPatch",
     "ComponentView",
     "Condition",
@@ -7720,6 +8157,7 @@ __all__ = [
     "CreateNotificationChannel",
     "CreateOAuthClient",
     "CreateOrganization",
+    "CreateReferencePair",
     "CreateRegistrationToken",
     "CreateSite",
     "CreateUser",
@@ -7765,6 +8203,8 @@ __all__ = [
     "ReadingView",
     "ReadingsBatch",
     "ReadingsSettings",
+    "ReferencePairPatch",
+    "ReferencePairView",
     "Refresh",
     "RegistrationTokenIssued",
     "RegistrationTokenView",
@@ -7775,6 +8215,7 @@ __all__ = [
     "RuleScope",
     "ScopeType",
     "SensorPatch",
+    "SensorRef",
     "SensorView",
     "SetRateLimits",
     "Severity",
