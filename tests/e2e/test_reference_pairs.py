@@ -1,5 +1,5 @@
 """Reference pairs through the gateway (ADR 0098): two devices co-located, readings sent
-with the HTTP batch route where the sensor under test reads 1.1 × the reference + 2; the pair
+with the HTTP batch route where the sensor under test reads 1.1 * the reference + 2; the pair
 created, checked against the registry, changed and listed; its comparison finds the known
 bias and slope (and agrees with Python's ``statistics`` over the same bucket means), the
 corrected series lands on the reference; bad ranges and intervals are validation errors;
@@ -145,7 +145,7 @@ def test_a_known_bias_and_slope_through_the_gateway(
     assert math.isclose(
         view["rmse"], math.sqrt(statistics.fmean(d * d for d in diffs)), rel_tol=1e-9
     )
-    # bias = mean(0.1 × ref + 2) over the buckets, which hold equal numbers of readings
+    # bias = mean(0.1 * ref + 2) over the buckets, which hold equal numbers of readings
     expected_bias = 0.1 * statistics.fmean(v for _, v in points) + 2
     assert math.isclose(view["bias"], expected_bias, rel_tol=1e-9)
     for point in view["series"]:

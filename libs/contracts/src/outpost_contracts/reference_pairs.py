@@ -13,9 +13,9 @@ bucket (from the rollups), keeps the buckets where both have readings, and compu
 them, with x the test sensor's bucket mean and y the reference's:
 
 - ``n``: such buckets; ``bias`` = mean(x - y); ``mae`` = mean(|x - y|);
-  ``rmse`` = sqrt(mean((x - y)²)); ``r``: Pearson's correlation of x and y;
+  ``rmse`` = sqrt(mean((x - y)^2)); ``r``: Pearson's correlation of x and y;
 - ``slope`` and ``intercept``: the ordinary least squares fit of the reference on the
-  test sensor, y ≈ slope × x + intercept, so ``corrected = value × slope + intercept`` maps
+  test sensor, y ≈ slope * x + intercept, so ``corrected = value * slope + intercept`` maps
   a reading of the sensor under test onto the reference's scale.
 
 Every figure is null with fewer than 2 buckets; ``slope``, ``intercept`` and ``r`` are null
@@ -158,7 +158,7 @@ class ReferencePairView(Contract, kw_only=True, frozen=True):
 
 class ComparisonPoint(Contract, kw_only=True, frozen=True):
     """One bucket both sensors have readings in: its start and each sensor's mean;
-    ``corrected`` (asked for, and a slope there is) = test × slope + intercept."""
+    ``corrected`` (asked for, and a slope there is) = test * slope + intercept."""
 
     ts: datetime
     test: float

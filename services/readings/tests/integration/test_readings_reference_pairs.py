@@ -118,7 +118,8 @@ def ref(device: uuid.UUID, sensor: str) -> api.SensorRef:
 async def _pair(
     env: Env, org: uuid.UUID, test: api.SensorRef, reference: api.SensorRef, **kw: Any
 ) -> api.ReferencePairView:
-    body = api.CreateReferencePair(name=kw.pop("name", "pm25"), test=test, reference=reference, **kw)
+    name = kw.pop("name", "pm25")
+    body = api.CreateReferencePair(name=name, test=test, reference=reference, **kw)
     return await env.call(app.create_pair, org, body)  # type: ignore[no-any-return]
 
 
@@ -132,7 +133,7 @@ async def _compare(env: Env, org: uuid.UUID, pair: uuid.UUID, **kw: Any) -> api.
 def reference_figures(xs: list[float], ys: list[float]) -> dict[str, float]:
     """The comparison by Python's ``statistics``: x the test means, y the reference's."""
     diffs = [x - y for x, y in zip(xs, ys, strict=True)]
-    fit = statistics.linear_regression(xs, ys)  # y = slope × x + intercept
+    fit = statistics.linear_regression(xs, ys)  # y = slope * x + intercept
     return {
         "bias": statistics.fmean(diffs),
         "mae": statistics.fmean(abs(d) for d in diffs),
@@ -222,7 +223,7 @@ async def test_crud_validation_and_tenant_isolation(env: Env) -> None:
 
 
 async def test_a_known_bias_and_slope_from_the_rollups(env: Env) -> None:
-    """test = 1.1 × ref + 2, noise-free, several readings a bucket: the reference on the
+    """test = 1.1 * ref + 2, noise-free, several readings a bucket: the reference on the
     test sensor is ref = (test - 2) / 1.1, so slope 1/1.1 and intercept -2/1.1; r = 1."""
     org = ids.new_id()
     test, reference = await _two_sensors(env, org)

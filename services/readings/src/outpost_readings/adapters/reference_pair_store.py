@@ -157,7 +157,7 @@ class PgReferencePairsTx(UnitOfWork):
         """The statistics over the buckets both sensors have readings in, computed here:
         x the test sensor's bucket mean, y the reference's; the least squares fit is of y
         on x (``regr_slope(y, x)``). ``series``: the buckets' starts and both means, and the
-        corrected test means (x × slope + intercept), in time order."""
+        corrected test means (x * slope + intercept), in time order."""
         table = ROLLUP_TABLES[width]
         args: list[Any] = [
             test.device_id,
