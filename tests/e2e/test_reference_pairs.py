@@ -111,7 +111,7 @@ def test_a_known_bias_and_slope_through_the_gateway(
         ),
         201,
     )
-    assert pair["object"] == "referencePair" and pair["matchWindowSeconds"] == 300
+    assert pair["object"] == "referencePair" and pair["windowSeconds"] == 300
     listed = ok(
         http.get(
             "/api/v1/reference-pairs",
@@ -123,11 +123,11 @@ def test_a_known_bias_and_slope_through_the_gateway(
     patched = ok(
         http.patch(
             f"/api/v1/reference-pairs/{pair['id']}",
-            json={"matchWindowSeconds": 900, "description": "co-located on the roof"},
+            json={"windowSeconds": 900, "description": "co-located on the roof"},
             headers={**key, "If-Match": '"1"'},
         )
     )
-    assert patched["version"] == 2 and patched["matchWindowSeconds"] == 900
+    assert patched["version"] == 2 and patched["windowSeconds"] == 900
 
     url = f"/api/v1/reference-pairs/{pair['id']}/comparison"
     # the pair's window (15m): 8 buckets; the fit of the reference on the test sensor

@@ -471,8 +471,8 @@ class CreateReferencePair(msgspec.Struct, kw_only=True, omit_defaults=True):
     reference: SensorRef
     test: SensorRef
     description: str | None = None
-    match_window_seconds: Literal[60, 300, 900, 3600, 86400] = msgspec.field(
-        name="matchWindowSeconds", default=300
+    window_seconds: Literal[60, 300, 900, 3600, 86400] = msgspec.field(
+        name="windowSeconds", default=300
     )
 
 
@@ -918,10 +918,10 @@ class ReferencePairPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A JSON merge patch: the sensors a pair compares are its identity and do not change. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
     description: str | msgspec.UnsetType | None = msgspec.UNSET
-    match_window_seconds: Literal[60, 300, 900, 3600, 86400] | None = msgspec.field(
-        name="matchWindowSeconds", default=None
-    )
     name: str | None = None
+    window_seconds: Literal[60, 300, 900, 3600, 86400] | None = msgspec.field(
+        name="windowSeconds", default=None
+    )
 
 
 class ReferencePairView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -929,12 +929,12 @@ class ReferencePairView(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     created_at: datetime = msgspec.field(name="createdAt")
     id: UUID
-    match_window_seconds: int = msgspec.field(name="matchWindowSeconds")
     name: str
     reference: SensorRef
     test: SensorRef
     updated_at: datetime = msgspec.field(name="updatedAt")
     version: int
+    window_seconds: int = msgspec.field(name="windowSeconds")
     description: str | None = None
     object: str = "referencePair"
 
@@ -1467,10 +1467,10 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "CreateOrganization": ("name",),
     "CreateReferencePair": (
         "description",
-        "matchWindowSeconds",
         "name",
         "reference",
         "test",
+        "windowSeconds",
     ),
     "CreateRegistrationToken": (
         "deviceName",
@@ -1746,20 +1746,20 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     ),
     "ReferencePairPatch": (
         "description",
-        "matchWindowSeconds",
         "name",
+        "windowSeconds",
     ),
     "ReferencePairView": (
         "createdAt",
         "description",
         "id",
-        "matchWindowSeconds",
         "name",
         "object",
         "reference",
         "test",
         "updatedAt",
         "version",
+        "windowSeconds",
     ),
     "Refresh": ("refreshToken",),
     "RegistrationTokenIssued": (

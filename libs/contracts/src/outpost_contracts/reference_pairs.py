@@ -3,7 +3,7 @@ their comparison over time-aligned buckets (issue 24, ADR 0098).
 
 A pair names the sensor under test (``test``) and the reference (``reference``), each a
 device and a sensor key of the organization, both ``NUMBER`` sensors and not the same one,
-and a ``matchWindowSeconds``: the width of the buckets readings are aligned into when no
+and a ``windowSeconds``: the width of the buckets readings are aligned into when no
 ``interval`` is asked for (one of the aggregated queries' intervals: 60, 300, 900, 3600,
 86400). Which sensors a pair compares is its identity: a patch changes its name, description
 and window only.
@@ -38,8 +38,8 @@ from outpost_contracts.rpc import Operation
 PairName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Description = Annotated[str, msgspec.Meta(max_length=1024)]
 # The aggregated queries' intervals, in seconds (1m, 5m, 15m, 1h, 1d).
-MatchWindowSeconds = Literal[60, 300, 900, 3600, 86400]
-DEFAULT_MATCH_WINDOW_SECONDS: MatchWindowSeconds = 300
+WindowSeconds = Literal[60, 300, 900, 3600, 86400]
+DEFAULT_WINDOW_SECONDS: WindowSeconds = 300
 # The sensor type a pair compares (the devices service's ``valueType``).
 NUMBER = "NUMBER"
 
@@ -60,7 +60,7 @@ class ReferencePairCreated(
     name: str
     test: SensorRef
     reference: SensorRef
-    match_window_seconds: int
+    window_seconds: int
     description: str | None = None
 
 
@@ -72,7 +72,7 @@ class ReferencePairUpdated(
     changed: list[str]
     name: str | None = None
     description: str | None = None
-    match_window_seconds: int | None = None
+    window_seconds: int | None = None
 
 
 class ReferencePairDeleted(
@@ -94,7 +94,7 @@ class CreateReferencePair(Request, kw_only=True, frozen=True):
     name: PairName
     test: SensorRef
     reference: SensorRef
-    match_window_seconds: MatchWindowSeconds = DEFAULT_MATCH_WINDOW_SECONDS
+    window_seconds: WindowSeconds = DEFAULT_WINDOW_SECONDS
     description: Description | None = None
 
 
@@ -103,7 +103,7 @@ class ReferencePairPatch(Request, kw_only=True, frozen=True):
 
     name: PairName | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
-    match_window_seconds: MatchWindowSeconds | msgspec.UnsetType = msgspec.UNSET
+    window_seconds: WindowSeconds | msgspec.UnsetType = msgspec.UNSET
 
 
 class UpdateReferencePair(Request, kw_only=True, frozen=True):
@@ -127,7 +127,7 @@ class ListReferencePairs(Request, kw_only=True, frozen=True):
 
 class CompareReferencePair(Request, kw_only=True, frozen=True):
     """The comparison over ``[from, to)`` widened to whole buckets of ``interval`` (the
-    pair's ``matchWindowSeconds`` when absent) in ``timezone``. ``series``: the buckets'
+    pair's ``windowSeconds`` when absent) in ``timezone``. ``series``: the buckets'
     two means for charts; ``corrected``: each bucket's corrected test value too (implies
     ``series``)."""
 
@@ -148,7 +148,7 @@ class ReferencePairView(Contract, kw_only=True, frozen=True):
     name: str
     test: SensorRef
     reference: SensorRef
-    match_window_seconds: int
+    window_seconds: int
     created_at: datetime
     updated_at: datetime
     version: int

@@ -45,7 +45,7 @@ def pair() -> ReferencePairView:
         name="roof pm2.5",
         test=SensorRef(device_id=uuid4(), sensor="pm25"),
         reference=SensorRef(device_id=uuid4(), sensor="pm25"),
-        match_window_seconds=300,
+        window_seconds=300,
         created_at=T0,
         updated_at=T0,
         version=1,
@@ -78,7 +78,7 @@ def test_create_checks_the_body(env: Env) -> None:
     sensor = {"deviceId": str(uuid4()), "sensor": "pm25"}
     for body, field in [
         ({"name": "x", "test": sensor}, "reference"),
-        ({"name": "x", "test": sensor, "reference": sensor, "matchWindowSeconds": 7}, "match"),
+        ({"name": "x", "test": sensor, "reference": sensor, "windowSeconds": 7}, "window"),
         ({"name": "x", "test": {"deviceId": "nope", "sensor": "a"}, "reference": sensor}, "test"),
         ({"name": "", "test": sensor, "reference": sensor}, "name"),
     ]:
@@ -93,7 +93,7 @@ def test_create_checks_the_body(env: Env) -> None:
         headers=h,
     )
     assert resp.status_code == 201, resp.text
-    assert resp.json()["object"] == "referencePair" and resp.json()["matchWindowSeconds"] == 300
+    assert resp.json()["object"] == "referencePair" and resp.json()["windowSeconds"] == 300
 
 
 def test_the_comparison_sends_its_parameters(env: Env) -> None:

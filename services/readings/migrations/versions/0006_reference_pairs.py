@@ -27,8 +27,8 @@ def upgrade() -> None:
             test_sensor          text        NOT NULL,
             reference_device_id  uuid        NOT NULL,
             reference_sensor     text        NOT NULL,
-            match_window_seconds integer     NOT NULL
-                CHECK (match_window_seconds IN (60, 300, 900, 3600, 86400)),
+            window_seconds integer     NOT NULL
+                CHECK (window_seconds IN (60, 300, 900, 3600, 86400)),
             created_at           timestamptz NOT NULL,
             updated_at           timestamptz NOT NULL,
             version              integer     NOT NULL,

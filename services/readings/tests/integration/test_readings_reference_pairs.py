@@ -163,7 +163,7 @@ async def test_crud_validation_and_tenant_isolation(env: Env) -> None:
     await env.ingest(org, reference.device_id, [("pm25", T0, 1.0)])
 
     made = await _pair(env, org, test, reference, description="co-located on the roof")
-    assert made.version == 1 and made.match_window_seconds == 300
+    assert made.version == 1 and made.window_seconds == 300
     assert made.test == test and made.reference == reference
 
     # the sensors: the same one twice, an unknown device, a missing sensor, not a NUMBER
@@ -196,11 +196,11 @@ async def test_crud_validation_and_tenant_isolation(env: Env) -> None:
         org,
         api.UpdateReferencePair(
             id=made.id,
-            patch=api.ReferencePairPatch(match_window_seconds=3600, description=None),
+            patch=api.ReferencePairPatch(window_seconds=3600, description=None),
             expected_version=1,
         ),
     )
-    assert patched.version == 2 and patched.match_window_seconds == 3600
+    assert patched.version == 2 and patched.window_seconds == 3600
     assert patched.description is None
     with pytest.raises(PreconditionFailed):
         await env.call(
@@ -280,7 +280,7 @@ async def test_noisy_data_and_gaps_against_python(env: Env) -> None:
             raw[side].setdefault(bucket, []).append(value)
     await env.ingest(org, test.device_id, rows["t"])
     await env.ingest(org, reference.device_id, rows["r"])
-    pair = await _pair(env, org, test, reference, match_window_seconds=900)
+    pair = await _pair(env, org, test, reference, window_seconds=900)
     view = await _compare(env, org, pair.id, series=True)
     both = sorted(set(raw["t"]) & set(raw["r"]))
     xs = [statistics.fmean(raw["t"][k]) for k in both]
@@ -298,7 +298,7 @@ async def test_edge_cases(env: Env) -> None:
     before = T0 - timedelta(days=1)  # declares both sensors (auto-declare), out of the range
     await env.ingest(org, test.device_id, [("pm25", before, 1.0)])
     await env.ingest(org, reference.device_id, [("pm25", before, 1.0)])
-    pair = await _pair(env, org, test, reference, match_window_seconds=60)
+    pair = await _pair(env, org, test, reference, window_seconds=60)
     # no readings: n = 0, every figure null, an empty series
     empty = await _compare(env, org, pair.id, corrected=True)
     assert empty.n == 0 and empty.bias is None and empty.slope is None and empty.series == []

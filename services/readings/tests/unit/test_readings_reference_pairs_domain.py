@@ -39,7 +39,7 @@ def replay(*commands: domain.Command) -> domain.ReferencePair | None:
 
 def test_create_and_the_same_sensor_twice() -> None:
     state = replay(create(description="co-located"))
-    assert state is not None and state.version == 1 and state.match_window_seconds == 300
+    assert state is not None and state.version == 1 and state.window_seconds == 300
     assert state.description == "co-located"
     with pytest.raises(ValidationFailed) as caught:
         domain.decide(None, create(reference=api.SensorRef(device_id=A, sensor="pm25")), NOW)
@@ -53,10 +53,10 @@ def test_create_and_the_same_sensor_twice() -> None:
 def test_patches_and_delete() -> None:
     state = replay(create())
     assert state is not None
-    same = api.ReferencePairPatch(name="roof", match_window_seconds=300)
+    same = api.ReferencePairPatch(name="roof", window_seconds=300)
     assert domain.decide(state, same, NOW) == []
-    [event] = domain.decide(state, api.ReferencePairPatch(match_window_seconds=3600), NOW)
-    assert isinstance(event, api.ReferencePairUpdated) and event.changed == ["matchWindowSeconds"]
+    [event] = domain.decide(state, api.ReferencePairPatch(window_seconds=3600), NOW)
+    assert isinstance(event, api.ReferencePairUpdated) and event.changed == ["windowSeconds"]
     after = replay(create(description="x"), api.ReferencePairPatch(description=None))
     assert after is not None and after.description is None and after.version == 2
     gone = replay(create(), domain.Delete())

@@ -436,7 +436,7 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
                 description=(
                     "A sensor under test (`test`) and a reference sensor (`reference`), each"
                     " a `deviceId` and a `sensor` key: NUMBER sensors of this organization's"
-                    " devices, not the same one twice. `matchWindowSeconds` (60, 300, 900,"
+                    " devices, not the same one twice. `windowSeconds` (60, 300, 900,"
                     " 3600 or 86400; default 300): the buckets readings are aligned into when"
                     " the comparison names no `interval`."
                 ),

@@ -26,7 +26,7 @@ from outpost_gateway.entrypoints.security import BackendDep, Ctx
     summary="Compare a reference pair's sensors over a time range",
     description=(
         "Each sensor's readings are averaged per bucket of `interval` (default: the pair's"
-        " `matchWindowSeconds`) counted from local midnight in `timezone` (default UTC), from"
+        " `windowSeconds`) counted from local midnight in `timezone` (default UTC), from"
         " the rollups as the aggregated readings are; `[from, to)` is widened to whole"
         " buckets. Over the `n` buckets both sensors have readings in, with x the sensor"
         " under test's mean and y the reference's: `bias` = mean(x - y), `mae` ="

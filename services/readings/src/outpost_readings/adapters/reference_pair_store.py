@@ -26,7 +26,7 @@ REFERENCE_PAIRS = Collection(
     table="reference_pairs",
     columns=(
         "id, name, description, test_device_id, test_sensor, reference_device_id,"
-        " reference_sensor, match_window_seconds, created_at, updated_at, version"
+        " reference_sensor, window_seconds, created_at, updated_at, version"
     ),
     fields={
         "id": Field("id", "uuid"),
@@ -36,7 +36,7 @@ REFERENCE_PAIRS = Collection(
         "test.sensor": Field("test_sensor"),
         "reference.deviceId": Field("reference_device_id", "uuid"),
         "reference.sensor": Field("reference_sensor"),
-        "matchWindowSeconds": Field("match_window_seconds", "int32"),
+        "windowSeconds": Field("window_seconds", "int32"),
         "createdAt": Field("created_at", "datetime"),
         "updatedAt": Field("updated_at", "datetime"),
     },
@@ -52,7 +52,7 @@ def pair_view(row: Mapping[str, Any]) -> api.ReferencePairView:
         reference=api.SensorRef(
             device_id=row["reference_device_id"], sensor=row["reference_sensor"]
         ),
-        match_window_seconds=row["match_window_seconds"],
+        window_seconds=row["window_seconds"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
@@ -62,7 +62,7 @@ def pair_view(row: Mapping[str, Any]) -> api.ReferencePairView:
 _COLUMNS = {
     "name": "name",
     "description": "description",
-    "matchWindowSeconds": "match_window_seconds",
+    "windowSeconds": "window_seconds",
 }
 
 
@@ -76,7 +76,7 @@ class ReferencePairsProjector:
             await conn.execute(
                 text(
                     "INSERT INTO reference_pairs (org_id, id, name, description, test_device_id,"
-                    " test_sensor, reference_device_id, reference_sensor, match_window_seconds,"
+                    " test_sensor, reference_device_id, reference_sensor, window_seconds,"
                     " created_at, updated_at, version) VALUES (:org, :id, :name, :description,"
                     " :td, :ts, :rd, :rs, :w, :at, :at, :v)"
                 ),
@@ -88,7 +88,7 @@ class ReferencePairsProjector:
                     "ts": data.test.sensor,
                     "rd": data.reference.device_id,
                     "rs": data.reference.sensor,
-                    "w": data.match_window_seconds,
+                    "w": data.window_seconds,
                 },
             )
         elif isinstance(data, api.ReferencePairUpdated):

@@ -136,7 +136,7 @@ async def compare_pair(
         pair = await uow.pair(q.id)
         if pair is None:
             raise NotFound("no such reference pair")
-        interval = domain.interval_of(q.interval, pair.match_window_seconds)
+        interval = domain.interval_of(q.interval, pair.window_seconds)
         grid, width = plan(q.from_, q.to, interval, q.timezone)
         try:
             b.check_source_rows(2, grid.end - grid.first, width)

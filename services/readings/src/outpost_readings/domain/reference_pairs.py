@@ -23,7 +23,7 @@ from outpost_contracts.errors import Conflict, validation_error
 
 REFERENCE_PAIR = "reference_pair"
 
-# The aggregated queries' intervals by their width in seconds (``matchWindowSeconds``).
+# The aggregated queries' intervals by their width in seconds (``windowSeconds``).
 INTERVAL_OF_SECONDS = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 86400: "1d"}
 
 
@@ -37,7 +37,7 @@ class ReferencePair(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     test: api.SensorRef
     reference: api.SensorRef
-    match_window_seconds: int
+    window_seconds: int
     description: str | None = None
     deleted: bool = False
 
@@ -46,7 +46,7 @@ class ReferencePair(msgspec.Struct, frozen=True, kw_only=True):
 FIELDS = {
     "name": "name",
     "description": "description",
-    "matchWindowSeconds": "match_window_seconds",
+    "windowSeconds": "window_seconds",
 }
 
 Command = api.CreateReferencePair | api.ReferencePairPatch | Delete
@@ -67,7 +67,7 @@ def decide(state: ReferencePair | None, command: Command, now: datetime) -> list
                 name=command.name,
                 test=command.test,
                 reference=command.reference,
-                match_window_seconds=command.match_window_seconds,
+                window_seconds=command.window_seconds,
                 description=command.description,
             )
         ]
@@ -92,7 +92,7 @@ def evolve(state: ReferencePair | None, event: Event, stream_id: UUID) -> Refere
             name=event.name,
             test=event.test,
             reference=event.reference,
-            match_window_seconds=event.match_window_seconds,
+            window_seconds=event.window_seconds,
             description=event.description,
         )
     assert state is not None, f"{type(event).__name__} before its pair was created"
@@ -107,9 +107,9 @@ def evolve(state: ReferencePair | None, event: Event, stream_id: UUID) -> Refere
 # --- the comparison ----------------------------------------------------------------------
 
 
-def interval_of(requested: str | None, match_window_seconds: int) -> str:
+def interval_of(requested: str | None, window_seconds: int) -> str:
     """The buckets' interval: the one asked for, else the pair's matching window."""
-    return requested if requested is not None else INTERVAL_OF_SECONDS[match_window_seconds]
+    return requested if requested is not None else INTERVAL_OF_SECONDS[window_seconds]
 
 
 @dataclass(frozen=True)
