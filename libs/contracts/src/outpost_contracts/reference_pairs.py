@@ -40,6 +40,9 @@ Description = Annotated[str, msgspec.Meta(max_length=1024)]
 # The aggregated queries' intervals, in seconds (1m, 5m, 15m, 1h, 1d).
 WindowSeconds = Literal[60, 300, 900, 3600, 86400]
 DEFAULT_WINDOW_SECONDS: WindowSeconds = 300
+# Points of a comparison's series, at most (a reply stays well under the broker's 1 MB
+# message limit: 10,080 points would not); the statistics alone take any allowed range.
+MAX_SERIES_POINTS = 5000
 # The sensor type a pair compares (the devices service's ``valueType``).
 NUMBER = "NUMBER"
 
@@ -129,7 +132,7 @@ class CompareReferencePair(Request, kw_only=True, frozen=True):
     """The comparison over ``[from, to)`` widened to whole buckets of ``interval`` (the
     pair's ``windowSeconds`` when absent) in ``timezone``. ``series``: the buckets'
     two means for charts; ``corrected``: each bucket's corrected test value too (implies
-    ``series``)."""
+    ``series``); a series covers at most MAX_SERIES_POINTS buckets."""
 
     id: UUID
     from_: Instant = msgspec.field(name="from")

@@ -320,7 +320,11 @@ async def test_edge_cases(env: Env) -> None:
         ({"to": T0}, "from"),
         ({"interval": "1m", "to": T0 + timedelta(days=8)}, "interval"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"interval": "1m", "to": T0 + timedelta(days=4), "series": True}, "interval"),
     ]:
         with pytest.raises(ValidationFailed) as caught:
             await _compare(env, org, pair.id, **kw)
         assert caught.value.fields[0].name == field
+    # four days of minutes: too many points for a series, not for the statistics
+    four_days = await _compare(env, org, pair.id, interval="1m", to=T0 + timedelta(days=4))
+    assert four_days.n == 2

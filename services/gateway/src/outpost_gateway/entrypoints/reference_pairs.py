@@ -12,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from outpost_contracts.readings import MAX_BUCKETS, MAX_MINUTE_SOURCE_DAYS
 from outpost_contracts.reference_pairs import (
     COMPARE_REFERENCE_PAIR,
+    MAX_SERIES_POINTS,
     CompareReferencePair,
     ComparisonView,
 )
@@ -38,7 +39,8 @@ from outpost_gateway.entrypoints.security import BackendDep, Ctx
         " not vary. `series=true` adds the buckets' two means (`ts`, `test`, `reference`),"
         " `corrected=true` each bucket's `corrected` test mean too. Limits (a"
         f" `validation_error` beyond): at most {MAX_BUCKETS:,} buckets; intervals served"
-        f" from the per-minute rollups at most {MAX_MINUTE_SOURCE_DAYS} days. 404 for a"
+        f" from the per-minute rollups at most {MAX_MINUTE_SOURCE_DAYS} days; a series at"
+        f" most {MAX_SERIES_POINTS:,} points. 404 for a"
         " pair that is not this organization's."
     ),
 )

@@ -143,6 +143,13 @@ async def compare_pair(
         except b.QueryLimit as exc:
             raise validation_error(exc.field, exc.message) from None
         series = q.series or q.corrected
+        if series and len(grid) > api.MAX_SERIES_POINTS:
+            raise validation_error(
+                "interval",
+                f"a series has at most {api.MAX_SERIES_POINTS:,} points and this range has"
+                f" {len(grid):,} buckets; narrow the range, choose a longer interval, or ask"
+                " for the statistics alone",
+            )
         rows = await uow.compare(
             pair.test,
             pair.reference,
