@@ -175,12 +175,15 @@ class PgReferencePairsTx(UnitOfWork):
         lo, hi = "$5::timestamptz", "$6::timestamptz"
         tests = _series_avg(table, bucket, "$1::uuid", "$2::text", lo, hi)
         refs = _series_avg(table, bucket, "$3::uuid", "$4::text", lo, hi)
-        arrays = (
-            ", array_agg(j.ts ORDER BY j.ts) AS ts, array_agg(j.x ORDER BY j.ts) AS x,"
-            " array_agg(j.y ORDER BY j.ts) AS y,"
+        figures = "s.n, s.bias, s.mae, s.rmse, s.r, s.slope, s.intercept"
+        # the series: the joined buckets again, in time order, beside the figures
+        select = (
+            f"SELECT {figures}, array_agg(j.ts ORDER BY j.ts) AS ts,"
+            " array_agg(j.x ORDER BY j.ts) AS x, array_agg(j.y ORDER BY j.ts) AS y,"
             " array_agg(j.x * s.slope + s.intercept ORDER BY j.ts) AS corrected"
+            f" FROM s LEFT JOIN j ON true GROUP BY {figures}"
             if series
-            else ""
+            else f"SELECT {figures} FROM s"
         )
         statement = (
             f"WITH t AS ({tests}), r AS ({refs}),"
@@ -188,9 +191,7 @@ class PgReferencePairsTx(UnitOfWork):
             " s AS (SELECT count(*) AS n, avg(x - y) AS bias, avg(abs(x - y)) AS mae,"
             " sqrt(avg((x - y) ^ 2)) AS rmse, corr(y, x) AS r,"
             " regr_slope(y, x) AS slope, regr_intercept(y, x) AS intercept FROM j)"
-            f" SELECT s.n, s.bias, s.mae, s.rmse, s.r, s.slope, s.intercept{arrays}"
-            " FROM s LEFT JOIN j ON true"
-            " GROUP BY s.n, s.bias, s.mae, s.rmse, s.r, s.slope, s.intercept"
+            f" {select}"
         )
         row = await (await _driver(self)).fetchrow(statement, *args)
         assert row is not None
