@@ -316,12 +316,13 @@ async def test_edge_cases(env: Env) -> None:
     assert flat.slope is None and flat.intercept is None and flat.r is None
     assert isinstance(flat.series, list) and [p.corrected for p in flat.series] == [None, None]
     # bad ranges and intervals: the aggregated queries' errors
-    for kw, field in [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"to": T0}, "from"),
         ({"interval": "1m", "to": T0 + timedelta(days=8)}, "interval"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"interval": "1m", "to": T0 + timedelta(days=4), "series": True}, "interval"),
-    ]:
+    ]
+    for kw, field in bad:
         with pytest.raises(ValidationFailed) as caught:
             await _compare(env, org, pair.id, **kw)
         assert caught.value.fields[0].name == field
