@@ -107,7 +107,8 @@ _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)
 # alerting's bootstrap, exports' adapters/sources.py). The gateway's are computed below.
 CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     "identity": (),
-    "devices": (),
+    # A PATCH that sets a device's profileId resolves the profile (ADR 0091).
+    "devices": (fleet.RESOLVE_DEVICE_PROFILE,),
     "readings": (devices.GET_DEVICE,),
     "alerting": _SCOPE_LOOKUPS,
     "exports": (
