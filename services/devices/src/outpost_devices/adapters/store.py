@@ -303,7 +303,9 @@ class PgDevicesTx(UnitOfWork):
             self.conn, org_id, device_id, reported, at, reported_version
         )
 
-    async def publish_report(self, device_id: UUID, version: int, fact: Event, at: datetime) -> None:
+    async def publish_report(
+        self, device_id: UUID, version: int, fact: Event, at: datetime
+    ) -> None:
         assert self.org_id is not None
         envelope = EventEnvelope(
             id=ids.new_id(),

@@ -28,8 +28,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import commands as api
-from outpost_contracts import device_config
-from outpost_contracts import subjects
+from outpost_contracts import device_config, subjects
 from outpost_contracts.device_config import ReportedStateChanged
 from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.envelope import PLATFORM_ORG_ID, RequestContext

@@ -49,7 +49,7 @@ ATTEMPTS = 3  # a fleet batch that meets a concurrent change is tried again on t
 
 
 async def _profile(
-    deps: Deps, ctx: RequestContext, profile_id: UUID | None | msgspec.UnsetType
+    deps: Deps, ctx: RequestContext, profile_id: UUID | msgspec.UnsetType | None
 ) -> DeviceProfileSpec | None:
     """The device profile a change sets, resolved before its transaction opens."""
     if not isinstance(profile_id, UUID):

@@ -269,7 +269,9 @@ class CommandRecords(Transaction, Protocol):
         reported_version: int,
     ) -> None: ...
 
-    async def publish_report(self, device_id: UUID, version: int, fact: Event, at: datetime) -> None:
+    async def publish_report(
+        self, device_id: UUID, version: int, fact: Event, at: datetime
+    ) -> None:
         """The fact of a report (``ReportedStateChanged``) to the DEVICES stream through the
         outbox: not appended to the event store, so never in the audit log."""
         ...
