@@ -389,6 +389,7 @@ class CreateDevice(msgspec.Struct, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     device_type: str | None = msgspec.field(name="deviceType", default=None)
     group_id: UUID | None = msgspec.field(name="groupId", default=None)
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] = msgspec.field(default_factory=list)
 
@@ -549,6 +550,9 @@ class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     )
     group_id: UUID | msgspec.UnsetType | None = msgspec.field(name="groupId", default=msgspec.UNSET)
     name: str | None = None
+    profile_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="profileId", default=msgspec.UNSET
+    )
     site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
     tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -562,6 +566,7 @@ class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
     reported: dict[str, Any]
     version: int
     desired_updated_at: datetime | None = msgspec.field(name="desiredUpdatedAt", default=None)
+    explain: dict[str, Any] | None = None
     object: str = "deviceState"
     reported_updated_at: datetime | None = msgspec.field(name="reportedUpdatedAt", default=None)
 
@@ -586,6 +591,7 @@ class DeviceView(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen_at: datetime | None = msgspec.field(name="lastSeenAt", default=None)
     object: str = "device"
     online: bool = False
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] | None = None
 
@@ -686,6 +692,16 @@ class JsonWebKeySet(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``JsonWebKeySet`` of the API."""
 
     keys: list[JsonWebKey]
+
+
+class KeySource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``KeySource`` of the API."""
+
+    source: str
+    artefact_id: UUID | None = msgspec.field(name="artefactId", default=None)
+    artefact_version: int | None = msgspec.field(name="artefactVersion", default=None)
+    binding_id: UUID | None = msgspec.field(name="bindingId", default=None)
+    target_type: TargetType | None = msgspec.field(name="targetType", default=None)
 
 
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1019,6 +1035,9 @@ class Tag(msgspec.Struct, kw_only=True, omit_defaults=True):
     value: str = ""
 
 
+TargetType = Literal["ORGANIZATION", "PROFILE", "SITE", "GROUP", "DEVICE"]
+
+
 class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``TimelineEntry`` of the API."""
 
@@ -1342,6 +1361,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1446,6 +1466,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1454,6 +1475,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "desired",
         "desiredUpdatedAt",
         "deviceId",
+        "explain",
         "object",
         "reported",
         "reportedUpdatedAt",
@@ -1471,6 +1493,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "object",
         "online",
+        "profileId",
         "siteId",
         "status",
         "tags",
@@ -1525,6 +1548,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "x",
     ),
     "JsonWebKeySet": ("keys",),
+    "KeySource": (
+        "artefactId",
+        "artefactVersion",
+        "bindingId",
+        "source",
+        "targetType",
+    ),
     "Location": (
         "latitude",
         "longitude",
@@ -1927,7 +1957,7 @@ OPERATIONS: dict[str, Operation] = {
         "get_device_health", "GET", "/api/v1/devices/{id}/health", ("id",), (), 200
     ),
     "get_device_state": Operation(
-        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
+        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), ("explain",), 200
     ),
     "get_export": Operation(
         "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
@@ -7745,6 +7775,7 @@ __all__ = [
     "Include",
     "JsonWebKey",
     "JsonWebKeySet",
+    "KeySource",
     "Location",
     "Login",
     "NotificationChannelPatch",
@@ -7783,6 +7814,7 @@ __all__ = [
     "StatsView",
     "SyncOperations",
     "Tag",
+    "TargetType",
     "TimelineEntry",
     "TokenIssued",
     "TokenStatus",
