@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e._cli import Cli
+from tests.e2e._poll import eventually
 from tests.e2e.conftest import Tenants
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,17 @@ def test_the_simulator_applies_and_reports_desired_state_then_drifts(
         str(keys),
     )
     assert "1 desired state(s) applied and reported" in first.output, first.output
-    state = http.get(path, headers=auth).json()
+
+    def reported(want: dict[str, Any]) -> Any:
+        """The device's state once devices recorded the report (it follows the broker)."""
+
+        def check() -> Any:
+            state = http.get(path, headers=auth).json()
+            return state if state["reported"] == want else None
+
+        return eventually(check) or http.get(path, headers=auth).json()
+
+    state = reported(desired)
     assert state["desired"] == desired
     assert state["reported"] == desired
     assert state["delta"] == {}
@@ -93,7 +104,7 @@ def test_the_simulator_applies_and_reports_desired_state_then_drifts(
         "sampling.interval=5",
     )
     assert "1 desired state(s) applied and reported" in second.output, second.output
-    state = http.get(path, headers=auth).json()
+    state = reported({"led": True, "sampling": {"interval": 5}, "fan": 2})
     assert state["reported"] == {"led": True, "sampling": {"interval": 5}, "fan": 2}
     assert state["delta"] == {"sampling": {"interval": 10}}
 

@@ -69,7 +69,7 @@ class CommandsConfig:
     batch: int = 100
     # After DeviceConnected: the device subscribes just after connecting.
     connected_retries: tuple[float, ...] = (0.0, 0.3, 1.0, 2.0)
-    deliver_concurrency: int = 16  # deliveries at once after a fleet batch
+    deliver_concurrency: int = 16  # deliveries at once after fleet batches (per process)
 
 
 @dataclass
@@ -78,6 +78,7 @@ class CommandDeps:
     config: CommandsConfig = field(default_factory=CommandsConfig)
     deliver: Deliver | None = None  # None: no broker (deliveries wait for one)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _delivering: asyncio.Semaphore | None = None
 
     def soon(self, org_id: UUID, device_id: UUID) -> None:
         """Deliver what waits for the device now, in the background (the caller has
@@ -91,7 +92,9 @@ class CommandDeps:
         batch of 500 does not become 500 deliveries at once)."""
         if self.deliver is None or not device_ids:
             return
-        limit = asyncio.Semaphore(self.config.deliver_concurrency)
+        if self._delivering is None:  # one bound for every batch of this process
+            self._delivering = asyncio.Semaphore(self.config.deliver_concurrency)
+        limit = self._delivering
 
         async def one(device_id: UUID) -> None:
             async with limit:
