@@ -2,9 +2,9 @@
 platform (issue 21, ADR 0091): desired state set through the API reaches the simulated
 device over the broker, it applies it and reports it back, and ``GET /devices/{id}/state``
 shows an empty delta; run again with the credentials it kept and ``--drift``, the device
-reports something else and the delta says what. ``?explain=true`` names the device as the
-source of keys set through the API, and a device's ``profileId`` is refused when the fleet
-does not know it."""
+reports something else and the delta says what. ``?explain=true`` (``outpost state get
+--explain``) names the device as the source of keys set through the API, and a device's
+``profileId`` is refused when the fleet does not know it."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_the_simulator_applies_and_reports_desired_state_then_drifts(
     assert state["delta"] == {}
 
     # Explained: both keys were set on the device itself (no binding applies).
-    explained = http.get(path, params={"explain": "true"}, headers=auth).json()
+    explained = cli.json("state", "get", "gw-state", "--explain")
     assert explained["explain"] == {
         "/led": {"source": "device"},
         "/sampling/interval": {"source": "device"},
