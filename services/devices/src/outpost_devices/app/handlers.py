@@ -133,6 +133,8 @@ async def _require_device(tx: DeviceRecords, device_id: UUID) -> None:
 
 async def update_device(deps: Deps, ctx: RequestContext, cmd: api.UpdateDevice) -> api.DeviceView:
     _tenant(ctx)
+    if isinstance(cmd.patch.profile_id, UUID):  # 404 first, before asking fleet anything
+        _found(await deps.reads.find(ctx.org_id, devices.STREAM_TYPE, cmd.id))
     profile = await _profile(deps, ctx, cmd.patch.profile_id)
     async with deps.uow(ctx.org_id) as tx:
         await _require_device(tx, cmd.id)
