@@ -267,13 +267,21 @@ class FakeTx(FakeUnitOfWork[World]):
     async def publish_report(self, device_id: UUID, version: int, fact: Any, at: datetime) -> None:
         self.w.facts.append((device_id, version, fact))
 
-    async def fleet_digests(self, device_ids: Sequence[UUID]) -> dict[UUID, str]:
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[command_domain.DesiredState | None, int]]:
         devices = self.views(aggregates.DEVICES.stream_type)
-        return {
-            d: self.w.states.get(d, EMPTY_STATE).digest
-            for d in dict.fromkeys(device_ids)
-            if d in devices and devices[d].status != DeviceStatus.DECOMMISSIONED
-        }
+        found = {}
+        for device_id in dict.fromkeys(device_ids):
+            if device_id not in devices or devices[device_id].status == DeviceStatus.DECOMMISSIONED:
+                continue
+            stream = self.w.streams.get(command_api.desired_state_stream(device_id), [])
+            found[device_id] = (
+                fold(aggregates.DESIRED.evolve, stream[0].stream_id, stream)
+                if stream
+                else (None, 0)
+            )
+        return found
 
     async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
         for device_id in device_ids:

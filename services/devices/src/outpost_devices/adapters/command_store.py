@@ -18,6 +18,7 @@ from outpost_contracts.device_config import Source
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.presence import CommandStatus
 from outpost_devices.app.ports import EMPTY_STATE, StateRow
+from outpost_devices.domain import commands as domain
 from outpost_kit.db.listing import Collection, Field
 
 _encode = msgspec.json.encode
@@ -90,6 +91,27 @@ def state_row(row: Mapping[str, Any] | None) -> StateRow:
         digest=row["fleet_digest"],
         reported_version=row["reported_version"],
     )
+
+
+def desired_state(
+    device_id: UUID, row: Mapping[str, Any]
+) -> tuple[domain.DesiredState | None, int]:
+    """The desired-state aggregate as its read model holds it (every field its events
+    give it), and its version; (None, 0) before its first event."""
+    version = row["version"] or 0
+    if version == 0:
+        return None, 0
+    desired = json_value(row["desired"])
+    local = json_value(row["local"])
+    state = domain.DesiredState(
+        device_id=device_id,
+        desired=desired,
+        local=desired if local is None else local,
+        fleet=json_value(row["fleet_document"]),
+        sources=msgspec.convert(json_value(row["fleet_sources"]), dict[str, Source]),
+        digest=row["fleet_digest"],
+    )
+    return state, int(version)
 
 
 async def load_state(conn: AsyncConnection, device_id: UUID, *, lock: bool = False) -> StateRow:

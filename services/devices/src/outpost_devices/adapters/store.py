@@ -31,6 +31,7 @@ from outpost_devices.app.ports import (
     Redeemed,
     StateRow,
 )
+from outpost_devices.domain import commands as command_domain
 from outpost_devices.domain import devices, registration_tokens, registry
 from outpost_devices.domain.presence import Presence
 from outpost_devices.domain.profiles import ExistingSensor
@@ -318,14 +319,17 @@ class PgDevicesTx(UnitOfWork):
         )
         await presence_store.enqueue(self, [envelope])
 
-    async def fleet_digests(self, device_ids: Sequence[UUID]) -> dict[UUID, str]:
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[command_domain.DesiredState | None, int]]:
         rows = await self.execute(
-            "SELECT d.id, coalesce(s.fleet_digest, '') AS digest FROM devices d"
+            "SELECT d.id, s.version, s.desired, s.local, s.fleet_document, s.fleet_sources,"
+            " s.fleet_digest FROM devices d"
             " LEFT JOIN device_states s ON s.org_id = d.org_id AND s.device_id = d.id"
             " WHERE d.id = ANY(:ids) AND d.status <> 'DECOMMISSIONED' FOR SHARE OF d",
             {"ids": list(dict.fromkeys(device_ids))},
         )
-        return {r.id: r.digest for r in rows}
+        return {r.id: command_store.desired_state(r.id, r._mapping) for r in rows}
 
     async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
         await command_store.wake_many(self.conn, org_id, device_ids, due)

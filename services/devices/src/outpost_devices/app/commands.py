@@ -246,8 +246,9 @@ async def set_fleet_desired_states(
     deps: CommandDeps, ctx: RequestContext, cmd: device_config.SetFleetDesiredStates
 ) -> device_config.SetFleetDesiredStatesResult:
     """The fleet's layer of each device's desired state (ADR 0091), a batch of at most 500
-    in one transaction: the digests in one statement, then each changed device through the
-    desired-state aggregate (its event, projection and outbox row), the wake-ups in one
+    in one transaction: the aggregates read from their read model in one statement, then
+    each changed device decided and appended (its event, projection and outbox row; the
+    append fails on a concurrent change, and the batch is tried again), the wake-ups in one
     statement, and the deliveries after the commit as for a change through the API. The
     same digest again changes nothing; a desired state over 16 KiB changes nothing and is
     reported in ``too_large``."""
@@ -259,11 +260,12 @@ async def set_fleet_desired_states(
         too_large: list[UUID] = []
         try:
             async with deps.uow(ctx.org_id) as tx:
-                digests = await tx.fleet_digests(list(items))
+                states = await tx.desired_states(list(items))
                 for device_id, item in items.items():
-                    if device_id not in digests:
+                    if device_id not in states:
                         continue
-                    if digests[device_id] == item.digest:
+                    state, version = states[device_id]
+                    if state is not None and state.digest == item.digest:
                         unchanged.append(device_id)
                         continue
                     command = domain.SetFleet(
@@ -273,10 +275,12 @@ async def set_fleet_desired_states(
                         digest=item.digest,
                     )
                     try:
-                        _state, envelopes = await DESIRED.execute(
+                        _state, envelopes = await DESIRED.execute_on(
                             tx,
                             ctx,
                             stream_id=api.desired_state_stream(device_id),
+                            state=state,
+                            version=version,
                             command=command,
                             org_id=ctx.org_id,
                         )
@@ -291,7 +295,7 @@ async def set_fleet_desired_states(
             if attempt == ATTEMPTS - 1:
                 raise
     deps.soon_many(ctx.org_id, changed)
-    missing = [d for d in items if d not in digests]
+    missing = [d for d in items if d not in states]
     return device_config.SetFleetDesiredStatesResult(
         changed=changed, unchanged=unchanged, missing=missing, too_large=too_large
     )

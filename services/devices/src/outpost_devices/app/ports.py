@@ -276,9 +276,13 @@ class CommandRecords(Transaction, Protocol):
         outbox: not appended to the event store, so never in the audit log."""
         ...
 
-    async def fleet_digests(self, device_ids: Sequence[UUID]) -> dict[UUID, str]:
-        """The fleet layer's digest ("" for none) of those of ``device_ids`` that are devices
-        of the tenant and not decommissioned (locked FOR SHARE), in one statement."""
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[domain.DesiredState | None, int]]:
+        """The desired-state aggregate (None before its first event) and its version, of
+        those of ``device_ids`` that are devices of the tenant and not decommissioned
+        (locked FOR SHARE), from its read model in one statement: what a fleet batch
+        decides on instead of loading 500 streams."""
         ...
 
     async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
