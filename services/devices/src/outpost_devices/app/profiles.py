@@ -49,21 +49,26 @@ async def carry_out(
 ) -> bool:
     """Give the device what ``profile`` lists and it lacks; whether anything changed."""
     plan = profiles.plan_assignment(profile, parts.components, parts.sensors)
+    # New components and sensors are new streams: nothing to load (state None, version 0).
     for component in plan.add_components:
-        await COMPONENTS.execute(
+        await COMPONENTS.execute_on(
             tx,
             ctx,
             stream_id=ids.new_id(),
+            state=None,
+            version=0,
             command=registry_api.AddComponent(
                 device_id=device_id, name=component.name, kind=component.kind
             ),
             org_id=ctx.org_id,
         )
     for sensor in plan.declare_sensors:
-        await SENSORS.execute(
+        await SENSORS.execute_on(
             tx,
             ctx,
             stream_id=ids.new_id(),
+            state=None,
+            version=0,
             command=registry_api.DeclareSensor(
                 device_id=device_id,
                 key=sensor.key,
