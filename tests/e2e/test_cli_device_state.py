@@ -131,3 +131,6 @@ def test_a_profile_id_the_fleet_cannot_resolve_changes_nothing(
         assert [f["name"] for f in body["fields"]] == ["profileId"], body
     device = http.get(f"/api/v1/devices/{created.json()['id']}", headers=auth).json()
     assert device["version"] == 1 and device["profileId"] is None
+    # The collection filters on it.
+    none = http.get("/api/v1/devices", params={"profileId": str(uuid.uuid4())}, headers=auth)
+    assert none.status_code == 200 and none.json()["data"] == [], none.text
