@@ -417,6 +417,7 @@ class CreateDevice(msgspec.Struct, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     device_type: str | None = msgspec.field(name="deviceType", default=None)
     group_id: UUID | None = msgspec.field(name="groupId", default=None)
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] = msgspec.field(default_factory=list)
 
@@ -626,6 +627,9 @@ class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     )
     group_id: UUID | msgspec.UnsetType | None = msgspec.field(name="groupId", default=msgspec.UNSET)
     name: str | None = None
+    profile_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="profileId", default=msgspec.UNSET
+    )
     site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
     tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -679,6 +683,7 @@ class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
     reported: dict[str, Any]
     version: int
     desired_updated_at: datetime | None = msgspec.field(name="desiredUpdatedAt", default=None)
+    explain: dict[str, Any] | None = None
     object: str = "deviceState"
     reported_updated_at: datetime | None = msgspec.field(name="reportedUpdatedAt", default=None)
 
@@ -703,6 +708,7 @@ class DeviceView(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen_at: datetime | None = msgspec.field(name="lastSeenAt", default=None)
     object: str = "device"
     online: bool = False
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] | None = None
 
@@ -803,6 +809,16 @@ class JsonWebKeySet(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``JsonWebKeySet`` of the API."""
 
     keys: list[JsonWebKey]
+
+
+class KeySource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``KeySource`` of the API."""
+
+    source: str
+    artefact_id: UUID | None = msgspec.field(name="artefactId", default=None)
+    artefact_version: int | None = msgspec.field(name="artefactVersion", default=None)
+    binding_id: UUID | None = msgspec.field(name="bindingId", default=None)
+    target_type: TargetType | None = msgspec.field(name="targetType", default=None)
 
 
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1311,6 +1327,9 @@ class Tag(msgspec.Struct, kw_only=True, omit_defaults=True):
     value: str = ""
 
 
+TargetType = Literal["ORGANIZATION", "PROFILE", "SITE", "GROUP", "DEVICE"]
+
+
 class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``TimelineEntry`` of the API."""
 
@@ -1657,6 +1676,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1794,6 +1814,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1828,6 +1849,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "desired",
         "desiredUpdatedAt",
         "deviceId",
+        "explain",
         "object",
         "reported",
         "reportedUpdatedAt",
@@ -1845,6 +1867,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "object",
         "online",
+        "profileId",
         "siteId",
         "status",
         "tags",
@@ -1899,6 +1922,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "x",
     ),
     "JsonWebKeySet": ("keys",),
+    "KeySource": (
+        "artefactId",
+        "artefactVersion",
+        "bindingId",
+        "source",
+        "targetType",
+    ),
     "Location": (
         "latitude",
         "longitude",
@@ -2456,7 +2486,7 @@ OPERATIONS: dict[str, Operation] = {
         200,
     ),
     "get_device_state": Operation(
-        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
+        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), ("explain",), 200
     ),
     "get_export": Operation(
         "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
@@ -9435,6 +9465,7 @@ __all__ = [
     "Include",
     "JsonWebKey",
     "JsonWebKeySet",
+    "KeySource",
     "Location",
     "Login",
     "NotificationChannelPatch",
@@ -9491,6 +9522,7 @@ __all__ = [
     "StatsView",
     "SyncOperations",
     "Tag",
+    "TargetType",
     "TimelineEntry",
     "TokenIssued",
     "TokenStatus",
