@@ -45,6 +45,7 @@ from outpost_gateway.entrypoints import (
     alerting,
     audit,
     commands,
+    console,
     devices,
     exports,
     identity,
@@ -146,6 +147,7 @@ def create_app(
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
+            *console.ROUTES,  # the web console at / (decision 99)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)
