@@ -125,6 +125,11 @@ def _banner(stack: DevStack, creds: dict[str, object]) -> str:
             "Try:",
             f'  curl -H "Authorization: Bearer {key}" {creds["gatewayUrl"]}/api/v1/devices',
             "",
+            f"Console: {creds['gatewayUrl']}/  (sign in as a user of the organization; make one:",
+            f'  curl -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
+            """    -d '{"email":"you@example.com","password":"a long passphrase","role":"owner"}' \\""",
+            f"    {creds['gatewayUrl']}/api/v1/users )",
+            "",
             f"Logs: {stack.log_dir}/<service>.log, "
             f"{stack.base_dir / 'nats' / 'nats.log'}, {stack.base_dir / 'pg' / 'postgres.log'}",
             "Ctrl-C stops everything.",

@@ -44,7 +44,7 @@ function h(tag, attrs = {}, ...children) {
 
 function page(title, ...children) {
   const heading = h("h1", { tabindex: "-1" }, title);
-  main.replaceChildren(heading, ...children);
+  main.replaceChildren(heading, ...children.filter((c) => c !== null && c !== undefined));
   document.title = `${title} · Outpost console`;
   heading.focus();
   return heading;
