@@ -236,9 +236,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     search.send_keys(seeded["device"]["name"][:9])
     Select(driver.find_element(By.ID, "device-status")).select_by_value("REGISTERED")
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    link = _wait(driver).until(
-        ec.element_to_be_clickable((By.LINK_TEXT, seeded["device"]["name"]))
-    )
+    link = _wait(driver).until(ec.element_to_be_clickable((By.LINK_TEXT, seeded["device"]["name"])))
     violations["devices"] = _serious_violations(driver)
     _shot(driver, "devices")
     link.click()

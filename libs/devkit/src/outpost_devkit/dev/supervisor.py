@@ -116,6 +116,11 @@ def up(
 def _banner(stack: DevStack, creds: dict[str, object]) -> str:
     org = creds["organization"]
     key = org["apiKey"] if isinstance(org, dict) else ""
+    # the console signs people in (docs/console.md): the body of a user to sign in as
+    user = json.dumps(
+        {"email": "you@example.com", "password": "a long passphrase", "role": "owner"},
+        separators=(",", ":"),
+    )
     return "\n".join(
         [
             "",
@@ -127,7 +132,7 @@ def _banner(stack: DevStack, creds: dict[str, object]) -> str:
             "",
             f"Console: {creds['gatewayUrl']}/  (sign in as a user of the organization; make one:",
             f'  curl -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
-            """    -d '{"email":"you@example.com","password":"a long passphrase","role":"owner"}' \\""",
+            f"    -d '{user}' \\",
             f"    {creds['gatewayUrl']}/api/v1/users )",
             "",
             f"Logs: {stack.log_dir}/<service>.log, "

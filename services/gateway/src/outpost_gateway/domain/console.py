@@ -62,7 +62,12 @@ def cookie_is_secure(scheme: str, host_header: str) -> bool:
 def refresh_cookie(token: str, *, secure: bool) -> str:
     """The ``Set-Cookie`` value holding a refresh token: a session cookie (gone when the
     browser closes; identity bounds the session's life on its side)."""
-    attributes = [f"{REFRESH_COOKIE}={token}", f"Path={SESSION_PATH}", "HttpOnly", "SameSite=Strict"]
+    attributes = [
+        f"{REFRESH_COOKIE}={token}",
+        f"Path={SESSION_PATH}",
+        "HttpOnly",
+        "SameSite=Strict",
+    ]
     if secure:
         attributes.append("Secure")
     return "; ".join(attributes)
