@@ -115,6 +115,14 @@ def seeded(http: httpx.Client, tenants: Any, raise_limits: Any) -> dict[str, Any
         headers=bearer(key),
     )
     assert user.status_code == 201, user.text
+    # The same person in a second organization: signing in names the one to open.
+    other = tenants.org("console-other")
+    member = http.post(
+        "/api/v1/users",
+        json={"email": email, "password": "chosen by the other, unused", "role": "viewer"},
+        headers=bearer(tenants.key(other["id"])["key"]),
+    )
+    assert member.status_code == 201, member.text
     name = f"boiler-{uuid.uuid4().hex[:6]}"
     device = http.post("/api/v1/devices", json={"name": name}, headers=bearer(key))
     assert device.status_code == 201, device.text
@@ -168,6 +176,7 @@ def seeded(http: httpx.Client, tenants: Any, raise_limits: Any) -> dict[str, Any
 
     assert eventually(latest)
     return {
+        "org": org["id"],
         "key": key,
         "email": email,
         "device": {"id": device_id, "name": name},
@@ -196,6 +205,12 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     password.clear()
     password.send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.sign-in button[type=submit]").click()
+    # a member of two organizations: the form asks which, and takes the focus there
+    organization = _wait(driver).until(ec.visibility_of_element_located((By.ID, "organization")))
+    _wait(driver).until(ec.text_to_be_present_in_element((By.ID, "sign-in-error"), "several"))
+    assert driver.switch_to.active_element == organization
+    organization.send_keys(seeded["org"])
+    driver.find_element(By.CSS_SELECTOR, "form.sign-in button[type=submit]").click()
 
     # --- the overview: one device, one open alert --------------------------------------------
     _heading(driver, "Fleet overview")
@@ -214,6 +229,8 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     assert figure("Devices") == "1"
     assert figure("Registered") == "1"
     assert figure("Open alerts") == "1"
+    switcher = Select(driver.find_element(By.ID, "org-switch"))
+    assert switcher.first_selected_option.get_attribute("value") == seeded["org"]
     violations["overview"] = _serious_violations(driver)
     _shot(driver, "overview")
 
@@ -282,10 +299,28 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     )
     Select(driver.find_element(By.ID, "alert-status")).select_by_value("ACKNOWLEDGED")
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    row = _wait(driver).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'))
+    )
     _wait(driver).until(
         ec.text_to_be_present_in_element(
             (By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'), "burner checked"
         )
+    )
+    # ... and resolve it by hand, with a comment
+    row.find_element(By.XPATH, ".//button[normalize-space()='Resolve']").click()
+    comment = _wait(driver).until(ec.visibility_of_element_located((By.ID, "transition-comment")))
+    comment.send_keys("burner replaced")
+    driver.find_element(By.ID, "transition-confirm").click()
+    _wait(driver).until(ec.text_to_be_present_in_element((By.ID, "status"), "Alert resolved."))
+    _wait(driver).until(
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'))
+    )
+    resolved = http.get(f"/api/v1/alerts/{alert_id}", headers=bearer(seeded["key"])).json()
+    assert (resolved["status"], resolved["resolveComment"], resolved["resolution"]) == (
+        "RESOLVED",
+        "burner replaced",
+        "MANUAL",
     )
 
     # --- a phone-sized screen -----------------------------------------------------------------
@@ -294,7 +329,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     _heading(driver, "Fleet overview")
     _wait(driver).until(
         ec.text_to_be_present_in_element(
-            (By.CSS_SELECTOR, '[data-figure="Acknowledged alerts"] .figure-value'), "1"
+            (By.CSS_SELECTOR, '[data-figure="Acknowledged alerts"] .figure-value'), "0"
         )
     )
     violations["overview (phone)"] = _serious_violations(driver)

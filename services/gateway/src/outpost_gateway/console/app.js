@@ -620,9 +620,18 @@ async function alerts(params) {
 
 // --- the router ---------------------------------------------------------------------------
 
+function markCurrent(path) {
+  const section = path.startsWith("/devices") ? "#/devices" : path.startsWith("/alerts") ? "#/alerts" : "#/";
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.getAttribute("href") === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
 async function render() {
   if (!session.current()) return;
   const { path, params } = hashParams();
+  markCurrent(path);
   try {
     if (path === "/" || path === "") await overview();
     else if (path === "/devices") await devices(params);
