@@ -23,6 +23,7 @@ from outpost_contracts import (
     provisioning,
     query,
     readings,
+    reference_pairs,
     registry,
 )
 from outpost_contracts import annotations as annotation_contracts
@@ -37,6 +38,7 @@ MODULES: tuple[ModuleType, ...] = (
     commands,
     readings,
     annotation_contracts,
+    reference_pairs,
     alerting,
     notifications,
     exports,
