@@ -97,6 +97,12 @@ def _serious_violations(driver: WebDriver) -> list[dict[str, Any]]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
+def _button(driver: WebDriver, alert_id: str, label: str) -> Any:
+    """An alert row's button, found when clickable (the list may re-render live)."""
+    xpath = f"//tr[@data-alert='{alert_id}']//button[normalize-space()='{label}']"
+    return _wait(driver).until(ec.element_to_be_clickable((By.XPATH, xpath)))
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -139,6 +145,18 @@ def seeded(http: httpx.Client, tenants: Any, raise_limits: Any) -> dict[str, Any
         headers=bearer(key),
     )
     assert rule.status_code == 201, rule.text
+    warm = http.post(
+        "/api/v1/alert-rules",
+        json={
+            "name": "boiler warm",
+            "scope": {"type": "DEVICE", "id": device_id},
+            "sensor": "temp",
+            "condition": {"op": ">", "threshold": 80},
+            "severity": "WARNING",
+        },
+        headers=bearer(key),
+    )
+    assert warm.status_code == 201, warm.text
     now = datetime.now(UTC).replace(microsecond=0)
     points = [(now - timedelta(minutes=60 - i), 60.0 + (i % 7)) for i in range(59)]
     points.append((now - timedelta(seconds=30), 95.5))
@@ -165,8 +183,9 @@ def seeded(http: httpx.Client, tenants: Any, raise_limits: Any) -> dict[str, Any
         assert got.status_code == 200, got.text
         return list(got.json()["data"])
 
-    alerts = eventually(open_alerts)
-    assert len(alerts) == 1, alerts
+    alerts = eventually(lambda: len(open_alerts()) == 2 and open_alerts())
+    assert alerts and len(alerts) == 2, alerts
+    by_rule = {a["ruleId"]: a for a in alerts}
 
     def latest() -> bool:
         got = http.get(
@@ -180,7 +199,8 @@ def seeded(http: httpx.Client, tenants: Any, raise_limits: Any) -> dict[str, Any
         "key": key,
         "email": email,
         "device": {"id": device_id, "name": name},
-        "alert": alerts[0],
+        "alert": by_rule[rule.json()["id"]],  # acknowledged and resolved in the browser
+        "other": by_rule[warm.json()["id"]],  # acknowledged through the API: seen live
     }
 
 
@@ -228,7 +248,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
 
     assert figure("Devices") == "1"
     assert figure("Registered") == "1"
-    assert figure("Open alerts") == "1"
+    assert figure("Open alerts") == "2"
     switcher = Select(driver.find_element(By.ID, "org-switch"))
     assert switcher.first_selected_option.get_attribute("value") == seeded["org"]
     violations["overview"] = _serious_violations(driver)
@@ -244,7 +264,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     # A reload resumes the session from the cookie, without the password.
     driver.refresh()
     _heading(driver, "Fleet overview")
-    assert figure("Open alerts") == "1"
+    assert figure("Open alerts") == "2"
 
     # --- devices: search finds the device; its page has sensors and a chart ---------------
     driver.find_element(By.LINK_TEXT, "Devices").click()
@@ -281,7 +301,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     assert "temp > 90" in row.text
     violations["alerts"] = _serious_violations(driver)
     _shot(driver, "alerts")
-    row.find_element(By.XPATH, ".//button[normalize-space()='Acknowledge']").click()
+    _button(driver, alert_id, "Acknowledge").click()
     comment = _wait(driver).until(ec.visibility_of_element_located((By.ID, "transition-comment")))
     assert driver.switch_to.active_element == comment  # the dialog takes the focus
     comment.send_keys("on it: burner checked")
@@ -292,6 +312,22 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     _wait(driver).until(
         ec.invisibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'))
     )
+    # Live: the other alert, acknowledged through the API while the page is open, leaves the
+    # open list without a reload (the page follows /api/v1/events/stream).
+    other_id = seeded["other"]["id"]
+    _wait(driver).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{other_id}"]'))
+    )
+    by_api = http.post(
+        f"/api/v1/alerts/{other_id}/acknowledge",
+        json={"comment": "seen from the API"},
+        headers=bearer(seeded["key"]),
+    )
+    assert by_api.status_code == 200, by_api.text
+    _wait(driver).until(
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{other_id}"]'))
+    )
+    _wait(driver).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "No open"))
     acked = http.get(f"/api/v1/alerts/{alert_id}", headers=bearer(seeded["key"])).json()
     assert (acked["status"], acked["acknowledgeComment"]) == (
         "ACKNOWLEDGED",
@@ -308,7 +344,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
         )
     )
     # ... and resolve it by hand, with a comment
-    row.find_element(By.XPATH, ".//button[normalize-space()='Resolve']").click()
+    _button(driver, alert_id, "Resolve").click()
     comment = _wait(driver).until(ec.visibility_of_element_located((By.ID, "transition-comment")))
     comment.send_keys("burner replaced")
     driver.find_element(By.ID, "transition-confirm").click()
@@ -329,7 +365,7 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     _heading(driver, "Fleet overview")
     _wait(driver).until(
         ec.text_to_be_present_in_element(
-            (By.CSS_SELECTOR, '[data-figure="Acknowledged alerts"] .figure-value'), "0"
+            (By.CSS_SELECTOR, '[data-figure="Acknowledged alerts"] .figure-value'), "1"
         )
     )
     violations["overview (phone)"] = _serious_violations(driver)

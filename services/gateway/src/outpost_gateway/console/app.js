@@ -42,11 +42,14 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// A live refresh re-renders the page without moving the focus (decision 99).
+let quiet = false;
+
 function page(title, ...children) {
   const heading = h("h1", { tabindex: "-1" }, title);
   main.replaceChildren(heading, ...children.filter((c) => c !== null && c !== undefined));
   document.title = `${title} · Outpost console`;
-  heading.focus();
+  if (!quiet) heading.focus();
   return heading;
 }
 
@@ -182,6 +185,7 @@ function showSignIn(message, organization) {
 }
 
 document.getElementById("sign-out").addEventListener("click", async () => {
+  stopFollowing();
   await session.signOut();
   say("Signed out.");
   history.replaceState(null, "", "/");
@@ -193,6 +197,7 @@ document.getElementById("org-switch").addEventListener("change", async (event) =
   const me = session.current();
   if (me && chosen === me.org) return;
   // A session belongs to one organization: opening another is signing in to it.
+  stopFollowing();
   await session.signOut();
   say("Sign in to the organization you chose.");
   showSignIn("Sessions are per organization: sign in to open another.", chosen || " ");
@@ -628,10 +633,39 @@ function markCurrent(path) {
   }
 }
 
+// Live updates: the overview and the alerts list follow the organization's timeline and
+// refresh when an entry arrives (not polling), unless a dialog is open.
+let stopLive = null;
+let liveTimer = null;
+
+function goLive() {
+  if (stopLive) return;
+  stopLive = session.follow(() => {
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(async () => {
+      const { path } = hashParams();
+      const livePage = path === "/" || path === "" || path === "/alerts";
+      if (!livePage || dialog.open || !session.current()) return;
+      quiet = true;
+      try {
+        await render();
+      } finally {
+        quiet = false;
+      }
+    }, 250);
+  });
+}
+
+function stopFollowing() {
+  if (stopLive) stopLive();
+  stopLive = null;
+}
+
 async function render() {
   if (!session.current()) return;
   const { path, params } = hashParams();
   markCurrent(path);
+  goLive();
   try {
     if (path === "/" || path === "") await overview();
     else if (path === "/devices") await devices(params);

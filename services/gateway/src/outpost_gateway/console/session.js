@@ -151,3 +151,63 @@ export async function call(method, path, { params, body } = {}) {
   if (resp.status === 401 && (await resume())) resp = await send();
   return answer(resp);
 }
+
+// Follows the organization's timeline (GET /api/v1/events/stream, decision 96) and calls
+// onEntry with each new entry. fetch, not EventSource: EventSource cannot send the bearer
+// token, and the token must not go into a URL. Reconnects with Last-Event-ID after a
+// dropped connection. Returns the function that stops it.
+export function follow(onEntry) {
+  const controller = new AbortController();
+  let lastId = null;
+  let stopped = false;
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  (async () => {
+    while (!stopped) {
+      try {
+        if (access && access.expiresAt - Date.now() < 30_000) await resume();
+        if (!access) return;
+        const headers = { Authorization: `Bearer ${access.token}`, Accept: "text/event-stream" };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const resp = await fetch("/api/v1/events/stream", {
+          headers,
+          credentials: "omit",
+          signal: controller.signal,
+        });
+        if (resp.status === 401) {
+          if (!(await resume())) return;
+          continue;
+        }
+        if (resp.status === 403 || resp.status === 404) return; // no events:read, or no stream
+        if (resp.ok) {
+          const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += value.replace(/\r\n?/g, "\n");
+            let end;
+            while ((end = buffer.indexOf("\n\n")) >= 0) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              let event = "message";
+              let data = "";
+              for (const line of block.split("\n")) {
+                if (line.startsWith("event:")) event = line.slice(6).trim();
+                else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+                else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+              }
+              if (event === "timeline" && data) onEntry(JSON.parse(data));
+            }
+          }
+        }
+      } catch {
+        if (stopped) return;
+      }
+      if (!stopped) await pause(3000); // then reconnect, from Last-Event-ID
+    }
+  })();
+  return () => {
+    stopped = true;
+    controller.abort();
+  };
+}
