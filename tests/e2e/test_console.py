@@ -295,10 +295,11 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     alert_id = seeded["alert"]["id"]
     driver.find_element(By.LINK_TEXT, "Alerts").click()
     _heading(driver, "Alerts")
-    row = _wait(driver).until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'))
+    _wait(driver).until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'), "temp > 90"
+        )
     )
-    assert "temp > 90" in row.text
     violations["alerts"] = _serious_violations(driver)
     _shot(driver, "alerts")
     _button(driver, alert_id, "Acknowledge").click()
@@ -335,9 +336,6 @@ def test_sign_in_see_the_device_and_its_chart_acknowledge_the_alert_sign_out(
     )
     Select(driver.find_element(By.ID, "alert-status")).select_by_value("ACKNOWLEDGED")
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    row = _wait(driver).until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'))
-    )
     _wait(driver).until(
         ec.text_to_be_present_in_element(
             (By.CSS_SELECTOR, f'tr[data-alert="{alert_id}"]'), "burner checked"
