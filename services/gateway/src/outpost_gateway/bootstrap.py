@@ -47,6 +47,7 @@ from outpost_gateway.entrypoints import (
     alerting,
     audit,
     commands,
+    console,
     devices,
     events_stream,
     exports,
@@ -164,6 +165,7 @@ def create_app(
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
             *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
+            *console.ROUTES,  # the web console at / (decision 99)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)

@@ -46,6 +46,13 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/schemas"): PUBLIC,
     ("GET", "/api/asyncapi"): PUBLIC,  # the event streams' AsyncAPI document (decision 95)
     ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
+    # the web console (decision 99): its page and static assets; its session routes, where
+    # the body's password or the HttpOnly cookie's refresh token is the credential
+    ("GET", "/"): PUBLIC,
+    ("GET", "/console/{path}"): PUBLIC,
+    ("POST", "/console/session/login"): PUBLIC,
+    ("POST", "/console/session/refresh"): PUBLIC,
+    ("POST", "/console/session/logout"): AUTHENTICATED,
     # identity
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/reinstate"): OPERATOR,
