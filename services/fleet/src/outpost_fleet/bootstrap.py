@@ -6,7 +6,9 @@ from __future__ import annotations
 from nats.aio.client import Client as NATS
 
 from outpost_contracts import fleet
+from outpost_fleet.adapters import json_schema
 from outpost_fleet.adapters.config_store import ConfigProjector, PgConfig
+from outpost_fleet.adapters.targets import NatsTargets
 from outpost_fleet.app.handlers import Deps
 from outpost_fleet.entrypoints import rpc
 from outpost_fleet.settings import FleetSettings
@@ -21,7 +23,11 @@ PROJECTORS: tuple[Projector, ...] = (ConfigProjector(),)
 def deps(uow: UnitOfWorkFactory, nc: NATS, settings: FleetSettings) -> Deps:
     """The use cases' dependencies over the kit's unit of work and the broker connection
     (the integration tests make them the same way: tests/integration/fleet_testkit.py)."""
-    return Deps(config=PgConfig.over(uow))
+    return Deps(
+        config=PgConfig.over(uow),
+        targets=NatsTargets(nc, timeout=settings.rpc_timeout_seconds),
+        schema_problems=json_schema.problems,
+    )
 
 
 async def build(runtime: ServiceRuntime, settings: FleetSettings) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from outpost_contracts.rpc import Operation
 from outpost_fleet.app import config
-from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.ports import ConfigUnitOfWork, SchemaProblems, Targets
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,10 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    targets: Targets
+    # A document against its JSON Schema (adapters/json_schema.py: the domain may not import
+    # the validator, so the use case asks and hands the verdict to the decider).
+    schema_problems: SchemaProblems
 
 
 HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
