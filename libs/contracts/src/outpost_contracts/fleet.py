@@ -118,7 +118,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 ArtefactName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # A binding's priority: higher is merged later (wins) among bindings of one target type.
 Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
-ArtefactVersionNumber = Annotated[int, msgspec.Meta(ge=1)]
+# Version numbers are Postgres integers.
+MAX_VERSION = 2**31 - 1
+ArtefactVersionNumber = Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
 # A binding's artefact version: a number, or "latest" (whichever version is the newest).
 LATEST: Literal["latest"] = "latest"
 BoundVersion = ArtefactVersionNumber | Literal["latest"]
@@ -175,7 +177,7 @@ class ListConfigArtefactVersions(Request, kw_only=True, frozen=True):
 
 class GetConfigArtefactVersion(Request, kw_only=True, frozen=True):
     id: UUID
-    version: int
+    version: ArtefactVersionNumber
 
 
 class DeleteConfigArtefactVersion(Request, kw_only=True, frozen=True):
@@ -183,10 +185,10 @@ class DeleteConfigArtefactVersion(Request, kw_only=True, frozen=True):
     binding follows "latest"), and for the last version (delete the artefact)."""
 
     id: UUID
-    version: int
+    version: ArtefactVersionNumber
 
 
-class ConfigArtefactView(Contract, kw_only=True, frozen=True, omit_defaults=True):
+class ConfigArtefactView(Contract, kw_only=True, frozen=True):
     """``version`` is the latest version's number (and the ETag); ``document`` and
     ``schema`` are that version's. A list leaves ``document`` and ``schema`` out (a page of
     artefacts of 256 KiB each would be tens of MiB): ``GET /config-artefacts/{id}`` has
@@ -198,12 +200,13 @@ class ConfigArtefactView(Contract, kw_only=True, frozen=True, omit_defaults=True
     version_count: int
     created_at: datetime
     updated_at: datetime
-    document: dict[str, Any] | None = None
-    schema: dict[str, Any] | None = None
+    # Absent in a list; ``schema`` null when the version has none.
+    document: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
     object: Literal["configArtefact"] = "configArtefact"
 
 
-class ConfigArtefactVersionView(Contract, kw_only=True, frozen=True, omit_defaults=True):
+class ConfigArtefactVersionView(Contract, kw_only=True, frozen=True):
     """One immutable version; a list of versions leaves ``document`` and ``schema`` out
     (``sizeBytes`` is the document's, encoded)."""
 
@@ -211,8 +214,8 @@ class ConfigArtefactVersionView(Contract, kw_only=True, frozen=True, omit_defaul
     version: int
     size_bytes: int
     created_at: datetime
-    document: dict[str, Any] | None = None
-    schema: dict[str, Any] | None = None
+    document: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
     object: Literal["configArtefactVersion"] = "configArtefactVersion"
 
 

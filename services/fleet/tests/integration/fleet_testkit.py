@@ -184,6 +184,10 @@ async def fleet_env(
     ]
     for r in responders:
         await r.start()
+    # The server has every subscription once each connection's PING is answered: the first
+    # call never finds no responder.
+    await fleet_nc.flush()
+    await tests_nc.flush()
     stop = asyncio.Event()
     relay = asyncio.create_task(OutboxRelay(dsn, "fleet", js, idle_wait=0.1).run(stop))
     try:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 from fleet_testkit import Env, fleet_env
 
@@ -82,7 +83,7 @@ async def test_artefacts_are_created_listed_and_named_once_per_organization(env:
     page = await env.call(api.LIST_CONFIG_ARTEFACTS, org, api.ListConfigArtefacts())
     assert [a.name for a in page.data] == ["sampling", "leds"]
     # A list carries no documents (a page of 256 KiB artefacts would not fit a message).
-    assert all(a.document is None and a.schema is None for a in page.data)
+    assert all(a.document is msgspec.UNSET and a.schema is msgspec.UNSET for a in page.data)
     named = ListQuery(filter=Cmp(field="name", op="eq", value="leds"))
     page = await env.call(api.LIST_CONFIG_ARTEFACTS, org, api.ListConfigArtefacts(query=named))
     assert [a.name for a in page.data] == ["leds"]

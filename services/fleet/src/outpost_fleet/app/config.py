@@ -170,10 +170,10 @@ async def list_versions(
     """The live versions, oldest first; ``after`` is a version number."""
     after: int | None = None
     if q.query.after is not None:
-        try:
-            after = int(q.query.after)
-        except ValueError as exc:
-            raise validation_error("after", "must be a version number") from exc
+        text = q.query.after
+        if not (text.isascii() and text.isdigit() and int(text) <= api.MAX_VERSION):
+            raise validation_error("after", "must be a version number")
+        after = int(text)
     async with deps.config(ctx.org_id) as tx:
         await _artefact(tx, q.id)
         query = msgspec.structs.replace(q.query, after=None)

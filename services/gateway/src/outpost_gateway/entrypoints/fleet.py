@@ -14,6 +14,7 @@ from outpost_contracts.fleet import (
     DELETE_CONFIG_ARTEFACT_VERSION,
     GET_CONFIG_ARTEFACT_VERSION,
     LIST_CONFIG_ARTEFACT_VERSIONS,
+    MAX_VERSION,
     PUBLISH_CONFIG_ARTEFACT_VERSION,
     ConfigArtefactVersionView,
     DeleteConfigArtefactVersion,
@@ -34,7 +35,7 @@ from outpost_gateway.entrypoints.security import BackendDep, Ctx
 VERSION = resource_of(ConfigArtefactVersionView)
 VERSIONS = "/api/v1/config-artefacts/{id:uuid}/versions"
 TAGS = ["config-artefacts"]
-Number = Annotated[int, Parameter(ge=1, description="The version number")]
+Number = Annotated[int, Parameter(ge=1, le=MAX_VERSION, description="The version number")]
 
 
 @post(
