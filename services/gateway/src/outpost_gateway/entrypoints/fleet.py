@@ -10,6 +10,8 @@ from uuid import UUID
 from litestar import Response, delete, get, post
 from litestar.params import FromPath, JSONBody, Parameter
 
+from outpost_contracts.base import whole
+from outpost_contracts.errors import validation_error
 from outpost_contracts.fleet import (
     DELETE_CONFIG_ARTEFACT_VERSION,
     GET_CONFIG_ARTEFACT_VERSION,
@@ -27,6 +29,7 @@ from outpost_gateway.entrypoints.params import (
     Listing,
     etag,
     etag_header,
+    is_number,
     parse_if_match,
 )
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, resource_of
@@ -35,7 +38,17 @@ from outpost_gateway.entrypoints.security import BackendDep, Ctx
 VERSION = resource_of(ConfigArtefactVersionView)
 VERSIONS = "/api/v1/config-artefacts/{id:uuid}/versions"
 TAGS = ["config-artefacts"]
-Number = Annotated[int, Parameter(ge=1, le=MAX_VERSION, description="The version number")]
+# A string in the route (any path segment reaches the policy check: an unauthorized caller
+# is told 403, not 404), checked here: 1 to MAX_VERSION.
+Number = Annotated[
+    str, Parameter(pattern=whole(r"[1-9][0-9]{0,9}"), description="The version number")
+]
+
+
+def _number(version: str) -> int:
+    if not is_number(version) or not 1 <= int(version) <= MAX_VERSION:
+        raise validation_error("version", f"must be a version number (1 to {MAX_VERSION})")
+    return int(version)
 
 
 @post(
@@ -88,19 +101,19 @@ async def list_config_artefact_versions(
 
 
 @get(
-    VERSIONS + "/{version:int}",
+    VERSIONS + "/{version:str}",
     tags=TAGS,
     summary="Get one version of a config artefact, with its document and schema",
 )
 async def get_config_artefact_version(
     id: FromPath[UUID], version: Number, ctx: Ctx, backend: BackendDep
 ) -> ConfigArtefactVersionView:
-    q = GetConfigArtefactVersion(id=id, version=version)
+    q = GetConfigArtefactVersion(id=id, version=_number(version))
     return await backend.call(GET_CONFIG_ARTEFACT_VERSION, ctx, q)
 
 
 @delete(
-    VERSIONS + "/{version:int}",
+    VERSIONS + "/{version:str}",
     tags=TAGS,
     summary="Delete a version no binding uses",
     description=(
@@ -112,7 +125,7 @@ async def get_config_artefact_version(
 async def delete_config_artefact_version(
     id: FromPath[UUID], version: Number, ctx: Ctx, backend: BackendDep
 ) -> None:
-    cmd = DeleteConfigArtefactVersion(id=id, version=version)
+    cmd = DeleteConfigArtefactVersion(id=id, version=_number(version))
     await backend.call(DELETE_CONFIG_ARTEFACT_VERSION, ctx, cmd)
 
 
