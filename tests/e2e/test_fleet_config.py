@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e._cli import Cli
 
 pytestmark = pytest.mark.e2e
 
@@ -222,3 +225,21 @@ def test_fleet_scopes(http: httpx.Client, tenants: Any, platform: dict[str, Any]
         403,
         "access_denied",
     )
+
+
+def test_the_cli_creates_an_artefact_and_binds_it(
+    tmp_path: Path, platform: dict[str, Any], tenants: Any
+) -> None:
+    org = tenants.org("fleet-cli")
+    cli = Cli(tmp_path / "config.yaml")
+    cli.run("login", "--url", platform["gatewayUrl"], "--api-key", tenants.key(org["id"])["key"])
+    made = cli.json("config-artefacts", "create", "sampling", "--set", 'document={"interval": 60}')
+    assert made["version"] == 1 and made["document"] == {"interval": 60}
+    bound = cli.json(
+        "bindings", "create",
+        "--set", f"artefactId={made['id']}", "--set", "target.type=ORGANIZATION",
+    )  # fmt: skip
+    assert bound["artefactVersion"] == "latest"
+    assert bound["target"] == {"type": "ORGANIZATION", "id": None}
+    listed = cli.json("bindings", "list", "--filter", f"artefactId={made['id']}")
+    assert [b["id"] for b in listed] == [bound["id"]]
