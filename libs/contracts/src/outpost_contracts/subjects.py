@@ -47,6 +47,12 @@ def service_events(service: str) -> str:
     return event_filter(service)
 
 
+def organization_events(service: str, org_id: str | UUID) -> str:
+    """A filter for every event of ``service`` in one organization (what an integration of
+    that organization subscribes to, issue 23)."""
+    return f"{PREFIX}.evt.{_token(service)}.{_token(org_id)}.>"
+
+
 def rpc(service: str, operation: str) -> str:
     return f"{PREFIX}.rpc.{_token(service)}.{_token(operation)}"
 
@@ -58,6 +64,11 @@ def telemetry(org_id: str | UUID, device_id: str | UUID) -> str:
 TELEMETRY_ALL = f"{PREFIX}.tel.>"
 
 
+def organization_telemetry(org_id: str | UUID) -> str:
+    """A filter for the telemetry of every device of one organization."""
+    return f"{PREFIX}.tel.{_token(org_id)}.>"
+
+
 def work(service: str, org_id: str | UUID, item_id: str | UUID) -> str:
     """The subject of one work-queue item of ``service`` (an export job)."""
     return f"{PREFIX}.work.{_token(service)}.{_token(org_id)}.{_token(item_id)}"
@@ -65,6 +76,23 @@ def work(service: str, org_id: str | UUID, item_id: str | UUID) -> str:
 
 def work_all(service: str) -> str:
     return f"{PREFIX}.work.{_token(service)}.>"
+
+
+def timeline(org_id: str | UUID) -> str:
+    """The subject alerting's outbox announces an organization's new timeline entries on
+    (``alerting.TimelineAdvanced``; the gateway's live ``/events/stream``, decision 96)."""
+    return f"{PREFIX}.timeline.{_token(org_id)}"
+
+
+TIMELINE_ALL = f"{PREFIX}.timeline.*"
+
+
+def parse_timeline(subject: str) -> str:
+    """The organization id of a ``timeline`` subject."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or parts[1] != "timeline":
+        raise ValueError(f"not a timeline subject: {subject!r}")
+    return parts[2]
 
 
 def parse_telemetry(subject: str) -> tuple[str, str]:

@@ -8,8 +8,10 @@ from nats.aio.client import Client as NATS
 from outpost_contracts import fleet
 from outpost_fleet.adapters import json_schema
 from outpost_fleet.adapters.config_store import ConfigProjector, PgConfig
+from outpost_fleet.adapters.profile_store import PgProfiles, ProfileProjector
 from outpost_fleet.adapters.targets import NatsTargets
 from outpost_fleet.app.handlers import Deps
+from outpost_fleet.app.profiles import ProfileDeps
 from outpost_fleet.entrypoints import rpc
 from outpost_fleet.settings import FleetSettings
 from outpost_kit.cli import migrations_dir, service_main
@@ -17,7 +19,7 @@ from outpost_kit.db.eventstore import Projector
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.runtime import ServiceRuntime
 
-PROJECTORS: tuple[Projector, ...] = (ConfigProjector(),)
+PROJECTORS: tuple[Projector, ...] = (ConfigProjector(), ProfileProjector())
 
 
 def deps(uow: UnitOfWorkFactory, nc: NATS, settings: FleetSettings) -> Deps:
@@ -27,6 +29,7 @@ def deps(uow: UnitOfWorkFactory, nc: NATS, settings: FleetSettings) -> Deps:
         config=PgConfig.over(uow),
         targets=NatsTargets(nc, timeout=settings.rpc_timeout_seconds),
         schema_problems=json_schema.problems,
+        profiles=ProfileDeps(uow=PgProfiles.over(uow), schema_problems=json_schema.problems),
     )
 
 

@@ -184,8 +184,8 @@ async def fleet_env(
     ]
     for r in responders:
         await r.start()
-    # The server has every subscription once each connection's PING is answered: the first
-    # call never finds no responder.
+    # The subscriptions reach the server before the first request on the other connection
+    # (otherwise "no responders" at once, now and then).
     await fleet_nc.flush()
     await tests_nc.flush()
     stop = asyncio.Event()

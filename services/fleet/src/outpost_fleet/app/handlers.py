@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_fleet.app import config
+from outpost_fleet.app import config, packs, profiles
 from outpost_fleet.app.ports import ConfigUnitOfWork, SchemaProblems, Targets
+from outpost_fleet.app.profiles import ProfileDeps
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,14 @@ class Deps:
     # A document against its JSON Schema (adapters/json_schema.py: the domain may not import
     # the validator, so the use case asks and hands the verdict to the decider).
     schema_problems: SchemaProblems
+    profiles: ProfileDeps  # sensor and device profiles, packs (ADR 0092)
 
 
 HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
     **config.HANDLERS,
+}
+# Profiles and packs take their own ``ProfileDeps`` (``Deps.profiles``).
+PROFILE_HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
+    **profiles.HANDLERS,
+    **packs.HANDLERS,
 }
