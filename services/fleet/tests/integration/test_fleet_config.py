@@ -351,3 +351,41 @@ async def test_changes_reach_the_fleet_stream_and_the_audit_log(env: Env) -> Non
         "fleet.ConfigArtefactVersionPublished.v1",
         "fleet.DesiredStateBindingCreated.v1",
     }
+
+
+async def test_device_profiles_are_targets_and_uses_of_an_artefact(env: Env) -> None:
+    org, other = ids.new_id(), ids.new_id()
+    made = await _artefact(env, org, "defaults", document={"v": 1})
+    await _publish(env, org, made.id, {"v": 2})
+    profile = await env.call(
+        api.CREATE_DEVICE_PROFILE,
+        org,
+        api.CreateDeviceProfile(name="TH-1", config_artefact_id=made.id),
+    )
+    theirs = await env.call(api.CREATE_DEVICE_PROFILE, other, api.CreateDeviceProfile(name="X"))
+    bound = await _bind(
+        env, org, made.id, api.TargetBody(type=api.TargetType.PROFILE, id=profile.id)
+    )
+    assert bound.target.id == profile.id
+    for unknown in (theirs.id, ids.new_id()):
+        with pytest.raises(NotFound, match="profile"):
+            await _bind(env, org, made.id, api.TargetBody(type=api.TargetType.PROFILE, id=unknown))
+    await env.call(
+        api.DELETE_DESIRED_STATE_BINDING, org, api.DeleteDesiredStateBinding(id=bound.id)
+    )
+    # The profile names the artefact: its latest version and the artefact are in use.
+    with pytest.raises(Conflict) as used:
+        await env.call(
+            api.DELETE_CONFIG_ARTEFACT_VERSION,
+            org,
+            api.DeleteConfigArtefactVersion(id=made.id, version=2),
+        )
+    assert used.value.details["usedBy"] == [f"device profile {profile.id}"]
+    await env.call(
+        api.DELETE_CONFIG_ARTEFACT_VERSION,
+        org,
+        api.DeleteConfigArtefactVersion(id=made.id, version=1),
+    )
+    with pytest.raises(Conflict) as used:
+        await env.call(api.DELETE_CONFIG_ARTEFACT, org, api.DeleteConfigArtefact(id=made.id))
+    assert used.value.details["usedBy"] == [f"device profile {profile.id}"]

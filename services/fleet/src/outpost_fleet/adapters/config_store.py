@@ -280,17 +280,24 @@ class PgConfigTx(UnitOfWork):
 
     async def uses(self, artefact_id: UUID, version: int | None, *, latest: bool) -> list[str]:
         """What uses the artefact (``version`` None) or one of its versions: the bindings
-        that pin it, and when it is the latest, those that follow "latest"."""
-        if version is None:
-            sql = "SELECT id FROM desired_state_bindings WHERE artefact_id = :id ORDER BY id"
-            params: dict[str, Any] = {"id": artefact_id}
-        else:
-            sql = (
-                "SELECT id FROM desired_state_bindings WHERE artefact_id = :id AND"
-                " (artefact_version = :n OR (:latest AND artefact_version IS NULL)) ORDER BY id"
-            )
-            params = {"id": artefact_id, "n": version, "latest": latest}
-        return [f"binding {row.id}" for row in await self.execute(sql, params)]
+        that pin it, and when it is the latest, the bindings that follow "latest" and the
+        device profiles that name the artefact (a profile's configuration is its latest)."""
+        bindings = (
+            "SELECT 'binding ' || id AS use FROM desired_state_bindings WHERE artefact_id = :id"
+        )
+        profiles = (
+            "SELECT 'device profile ' || id FROM device_profiles"
+            " WHERE config_artefact_id = :id AND :latest"
+        )
+        if version is not None:
+            bindings += " AND (artefact_version = :n OR (:latest AND artefact_version IS NULL))"
+        sql = f"{bindings} UNION ALL {profiles} ORDER BY 1"
+        params = {"id": artefact_id, "n": version, "latest": latest or version is None}
+        return [row.use for row in await self.execute(sql, params)]
+
+    async def profile_exists(self, profile_id: UUID) -> bool:
+        sql = "SELECT 1 FROM device_profiles WHERE id = :id"
+        return (await self.execute(sql, {"id": profile_id})).first() is not None
 
     async def binding(self, binding_id: UUID) -> api.DesiredStateBindingView | None:
         row = await get_one(self.conn, BINDINGS, binding_id)

@@ -22,9 +22,7 @@ class NatsTargets:
         if target.type is api.TargetType.ORGANIZATION:
             return True
         if target.type is api.TargetType.PROFILE:
-            # Device profiles live in fleet's own schema (their store checks them); until
-            # they do, any id is accepted (docs/design/fleet.md, "Still to build").
-            return True
+            return True  # fleet's own: the use case asks its store (ConfigTx.profile_exists)
         assert target.id is not None
         try:
             if target.type is api.TargetType.DEVICE:

@@ -243,6 +243,9 @@ async def create_binding(
     exists = await deps.targets.exists(ctx, target) if well_formed else True
     new_id = ids.new_id()
     async with deps.config(ctx.org_id) as tx:
+        if well_formed and target.type is api.TargetType.PROFILE:
+            assert target.id is not None
+            exists = await tx.profile_exists(target.id)
         command = bindings.CreateBinding(
             artefact_id=cmd.artefact_id,
             target=target,

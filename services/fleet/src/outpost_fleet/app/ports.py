@@ -57,7 +57,11 @@ class ConfigTx(Protocol):
 
     async def uses(self, artefact_id: UUID, version: int | None, *, latest: bool) -> list[str]:
         """What uses the artefact (``version`` None) or that version of it (``latest``: it
-        is the latest one), as ``"binding <id>"``."""
+        is the latest one), as ``"binding <id>"`` and ``"device profile <id>"``."""
+        ...
+
+    async def profile_exists(self, profile_id: UUID) -> bool:
+        """Whether the tenant has the device profile (a PROFILE target)."""
         ...
 
     async def binding(self, binding_id: UUID) -> api.DesiredStateBindingView | None: ...
@@ -72,6 +76,7 @@ class ConfigUnitOfWork(Protocol):
 
 
 class Targets(Protocol):
-    """Whether a binding's target names something of the caller's organization."""
+    """Whether a binding's SITE, GROUP or DEVICE target names one of the caller's
+    organization (ORGANIZATION always does; a PROFILE is fleet's own: ``ConfigTx``)."""
 
     async def exists(self, ctx: RequestContext, target: api.Target) -> bool: ...
