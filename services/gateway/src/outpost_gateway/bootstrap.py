@@ -51,6 +51,7 @@ from outpost_gateway.entrypoints import (
     devices,
     events_stream,
     exports,
+    fleet,
     identity,
     notifications,
     oauth,
@@ -164,6 +165,7 @@ def create_app(
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
+            *fleet.ROUTES,  # config artefacts' versions (ADR 0090)
             *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
             *console.ROUTES,  # the web console at / (decision 99)
         ],

@@ -10,7 +10,7 @@ from typing import Any
 
 from outpost_contracts.rpc import Operation
 from outpost_fleet.app import config, packs, profiles
-from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.ports import ConfigUnitOfWork, SchemaProblems, Targets
 from outpost_fleet.app.profiles import ProfileDeps
 
 
@@ -19,6 +19,10 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    targets: Targets
+    # A document against its JSON Schema (adapters/json_schema.py: the domain may not import
+    # the validator, so the use case asks and hands the verdict to the decider).
+    schema_problems: SchemaProblems
     profiles: ProfileDeps  # sensor and device profiles, packs (ADR 0092)
 
 

@@ -125,6 +125,11 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports"): "exports:write",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
+    # fleet (ADR 0090): config artefacts' versions (the artefacts and the bindings: their groups)
+    ("POST", "/api/v1/config-artefacts/{id}/versions"): "fleet:write",
+    ("GET", "/api/v1/config-artefacts/{id}/versions"): "fleet:read",
+    ("GET", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:read",
+    ("DELETE", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:write",
     # packs beyond their group (ADR 0092)
     ("GET", "/api/v1/packs/{id}/export"): "fleet:read",
     ("POST", "/api/v1/packs/import"): "fleet:write",
