@@ -40,6 +40,9 @@ EVENT_TYPES = (
     identity.OAuthClientCreated,
     identity.OAuthClientSecretRotated,
     identity.OAuthClientDeleted,
+    identity.IntegrationCreated,
+    identity.IntegrationCredentialRotated,
+    identity.IntegrationRevoked,
 )
 
 _log = logging.getLogger(__name__)

@@ -145,6 +145,15 @@ class PgIdentityTx(UnitOfWork):
     async def oauth_clients(self, query: ListQuery) -> Page[api.OAuthClientView]:
         return await list_page(self.conn, queries.OAUTH_CLIENTS, query, queries.oauth_client_view)
 
+    # --- integrations -------------------------------------------------------------------
+
+    async def integration(self, integration_id: UUID) -> api.IntegrationView | None:
+        row = await get_one(self.conn, queries.INTEGRATIONS, integration_id)
+        return None if row is None else queries.integration_view(row)
+
+    async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]:
+        return await list_page(self.conn, queries.INTEGRATIONS, query, queries.integration_view)
+
 
 class PgIdentity(UnitOfWorkFactory):
     """The ``IdentityUnitOfWork`` bootstrap hands to the use cases: the kit's factory, whose

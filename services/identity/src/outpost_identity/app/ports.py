@@ -135,6 +135,12 @@ class IdentityTx(Protocol):
 
     async def oauth_clients(self, query: ListQuery) -> Page[api.OAuthClientView]: ...
 
+    # --- integrations -------------------------------------------------------------------
+
+    async def integration(self, integration_id: UUID) -> api.IntegrationView | None: ...
+
+    async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]: ...
+
 
 class IdentityUnitOfWork(Protocol):
     """``async with uow(org_id) as tx: ...; await tx.commit()``."""
