@@ -72,6 +72,9 @@ OPERATION_MODULES: tuple[ModuleType, ...] = (
 # (OUTPOST_EXPORTS_BUCKET / OUTPOST_GATEWAY_EXPORTS_BUCKET default to it; decision 65).
 EXPORTS_BUCKET = "outpost-exports"
 
+# The stream integrations read (outpost_contracts.integrations.STREAM; ADR 0097).
+INTEGRATIONS_STREAM = "PUBLIC"
+
 # nats-server's auth callout subject: the devices service answers it for every device.
 AUTH_CALLOUT = "$SYS.REQ.USER.AUTH"
 
@@ -147,6 +150,10 @@ CORE: dict[str, Core] = {
             subjects.service_events("devices"),
             subjects.event_filter("identity", "OrganizationSuspended"),
             subjects.event_filter("identity", "OrganizationReinstated"),
+            # an integration revoked or its password rotated: its connections are closed at
+            # once by every replica (ADR 0097)
+            subjects.event_filter("identity", "IntegrationRevoked"),
+            subjects.event_filter("identity", "IntegrationCredentialRotated"),
             AUTH_CALLOUT,
         ),
     ),
@@ -245,6 +252,8 @@ def permissions(service: str) -> Permissions:
                 _js("CONSUMER", "CREATE", spec.stream),
                 f"$JS.FC.{spec.stream}.>",
             ]
+    if service == "identity":
+        publish += integration_consumers()
     if service == "exports":
         publish += _bucket(EXPORTS_BUCKET, write=True)
     if service == "gateway":
@@ -253,6 +262,19 @@ def permissions(service: str) -> Permissions:
     publish += core.publish
     subscribe += core.subscribe
     return Permissions(publish=_unique(publish), subscribe=_unique(subscribe))
+
+
+def integration_consumers() -> tuple[str, ...]:
+    """What identity may do to integrations' durable consumers (ADR 0097): make, inspect and
+    remove consumers of the PUBLIC stream, and of no other: no platform consumer reads that
+    stream, so this cannot reach one."""
+    stream = INTEGRATIONS_STREAM
+    return (
+        _js("CONSUMER", "CREATE", stream, ">"),
+        _js("CONSUMER", "DURABLE", "CREATE", stream, "*"),
+        _js("CONSUMER", "INFO", stream, "*"),
+        _js("CONSUMER", "DELETE", stream, "*"),
+    )
 
 
 def system_permissions() -> Permissions:

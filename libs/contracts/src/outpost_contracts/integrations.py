@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from uuid import UUID
 
-from outpost_contracts import asyncapi, subjects
+from outpost_contracts import access, asyncapi, subjects
 from outpost_contracts.base import event_name
 from outpost_contracts.errors import validation_error
 
@@ -38,7 +38,7 @@ AREAS: dict[str, str] = {
 TELEMETRY_AREA = "telemetry"
 
 # The stream integrations' durable consumers are made on (ADR 0097).
-STREAM = "PUBLIC"
+STREAM = access.INTEGRATIONS_STREAM
 DEFAULT_GROUP = "default"
 USER_PREFIX = "integration-"
 

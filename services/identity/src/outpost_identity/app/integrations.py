@@ -62,7 +62,7 @@ async def create_integration(
     password = new_password()
     async with deps.uow(ctx.org_id) as tx:
         await require_active_org(tx, ctx.org_id)
-        await INTEGRATIONS.execute(
+        _, envelopes = await INTEGRATIONS.execute(
             tx,
             ctx,
             stream_id=integration_id,
@@ -79,6 +79,16 @@ async def create_integration(
                 created_by=ctx.principal.id,
             ),
         )
+        created = envelopes[0].data
+        assert isinstance(created, api.IntegrationCreated)
+        if deps.consumers is not None:  # before the commit: no integration without them
+            await deps.consumers.ensure(
+                created.consumers,
+                created.filters,
+                created.deliver_policy,
+                created.start_time,
+                f"integration {integration_id} of {ctx.org_id}: {cmd.name}",
+            )
         view = await tx.integration(integration_id)
         await tx.commit()
     assert view is not None
@@ -126,10 +136,13 @@ async def revoke_integration(
     deps: Deps, ctx: RequestContext, cmd: api.RevokeIntegration
 ) -> Empty:
     async with deps.uow(ctx.org_id) as tx:
-        if await tx.integration(cmd.id) is None:
+        view = await tx.integration(cmd.id)
+        if view is None:
             raise NotFound("no such integration")
         await INTEGRATIONS.execute(
             tx, ctx, stream_id=cmd.id, org_id=ctx.org_id, command=domain.RevokeIntegration()
         )
         await tx.commit()
+    if deps.consumers is not None:  # after the commit: its credentials are refused already
+        await deps.consumers.remove(tuple(view.consumers.values()))
     return Empty()
