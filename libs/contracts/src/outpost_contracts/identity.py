@@ -294,6 +294,7 @@ class IssueClientToken(Request, kw_only=True, frozen=True):
     client_secret: Annotated[str, msgspec.Meta(max_length=256)]
     scope: tuple[str, ...] | None = None
 
+
 # A subscription filter of the API: ``<area>.>`` or ``<area>.<EventName>`` (the areas and
 # what each maps to on the broker: ``outpost_contracts.integrations``).
 SubjectFilter = Annotated[
@@ -328,7 +329,6 @@ class RotateIntegrationCredential(Request, kw_only=True, frozen=True):
 
 class RevokeIntegration(Request, kw_only=True, frozen=True):
     id: UUID
-
 
 
 class CreateUser(Request, kw_only=True, frozen=True):

@@ -12,9 +12,9 @@ from outpost_contracts import commands as command_contracts
 from outpost_contracts import devices, integrations, presence, provisioning, registry
 from outpost_contracts.base import Event
 from outpost_contracts.errors import AccessDenied
+from outpost_devices.adapters import integrations_store
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
-from outpost_devices.adapters import integrations_store
 from outpost_devices.adapters.command_store import CommandsProjector
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS

@@ -77,9 +77,7 @@ def test_bad_filters_and_start_times_are_refused() -> None:
         ig.decide(None, _issue(start_time=NOW), NOW)
     with pytest.raises(ValidationFailed):
         ig.decide(None, _issue(groups=("a", "a")), NOW)
-    [ok] = ig.decide(
-        None, _issue(deliver_policy=DeliverPolicy.BY_START_TIME, start_time=NOW), NOW
-    )
+    [ok] = ig.decide(None, _issue(deliver_policy=DeliverPolicy.BY_START_TIME, start_time=NOW), NOW)
     assert isinstance(ok, IntegrationCreated) and ok.start_time == NOW
 
 

@@ -308,7 +308,9 @@ class Sessions:
             for name in (SUSPENDED, REINSTATED)
         ]
         subs += [
-            await self.nc.subscribe(subjects.event_filter("identity", name), cb=self._on_integration)
+            await self.nc.subscribe(
+                subjects.event_filter("identity", name), cb=self._on_integration
+            )
             for name in (INTEGRATION_REVOKED, INTEGRATION_ROTATED)
         ]
         try:

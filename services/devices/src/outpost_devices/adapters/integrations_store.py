@@ -7,6 +7,9 @@ newer one. Every replica also applies a rotation or revocation it hears on core 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import text
 
 from outpost_contracts.envelope import EventEnvelope
@@ -43,15 +46,15 @@ CREDENTIAL = (
 )
 
 
-def credential(row: object) -> IntegrationCredential:
-    get = row.__getitem__  # an asyncpg Record
+def credential(row: Mapping[str, Any]) -> IntegrationCredential:
+    """The callout's view of a row (an asyncpg Record)."""
     return IntegrationCredential(
-        org_id=get("tenant_id"),
-        user=get("broker_user"),
-        password_hash=get("password_hash"),
-        consumers=tuple(get("consumers")),
-        revoked=bool(get("revoked")),
-        suspended=bool(get("suspended")),
+        org_id=row["tenant_id"],
+        user=row["broker_user"],
+        password_hash=row["password_hash"],
+        consumers=tuple(row["consumers"]),
+        revoked=bool(row["revoked"]),
+        suspended=bool(row["suspended"]),
     )
 
 

@@ -16,10 +16,10 @@ from uuid import UUID
 from outpost_contracts import commands as command_api
 from outpost_contracts.base import Event
 from outpost_contracts.devices import DeviceStatus, DeviceView
+from outpost_contracts.envelope import PLATFORM_ORG_ID
 from outpost_contracts.presence import DeviceHealth
 from outpost_contracts.provisioning import CertificateView
 from outpost_contracts.query import ListQuery, Node, Page
-from outpost_contracts.envelope import PLATFORM_ORG_ID
 from outpost_devices.adapters import command_store, integrations_store, presence_store, queries
 from outpost_devices.adapters import registry_queries as rq
 from outpost_devices.app.ports import (

@@ -11,10 +11,10 @@ from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.identity import (
     LOGIN,
-    ROTATE_INTEGRATION_CREDENTIAL,
     LOGOUT,
     REFRESH,
     REINSTATE_ORGANIZATION,
+    ROTATE_INTEGRATION_CREDENTIAL,
     SUSPEND_ORGANIZATION,
     IntegrationIssued,
     Login,

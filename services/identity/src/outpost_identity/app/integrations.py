@@ -132,9 +132,7 @@ async def rotate_integration_credential(
     return _issued(view, password)
 
 
-async def revoke_integration(
-    deps: Deps, ctx: RequestContext, cmd: api.RevokeIntegration
-) -> Empty:
+async def revoke_integration(deps: Deps, ctx: RequestContext, cmd: api.RevokeIntegration) -> Empty:
     async with deps.uow(ctx.org_id) as tx:
         view = await tx.integration(cmd.id)
         if view is None:
