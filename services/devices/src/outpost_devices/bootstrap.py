@@ -175,8 +175,12 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         request: CalloutRequest,
     ) -> tuple[str, dict[str, object], datetime]:
         """An integration's connection (ADR 0097): its user and password, not a certificate."""
+        integration_id = integrations.integration_of(request.user)
+        heard = None
+        if sessions is not None and integration_id is not None:
+            heard = sessions.heard_password(integration_id)
         admitted = await broker.authorize_integration(
-            reads, request.user, request.password, ids.now(), session
+            reads, request.user, request.password, ids.now(), session, heard
         )
         if sessions is not None:
             presented = broker.password_hash(request.password)

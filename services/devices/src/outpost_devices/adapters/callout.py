@@ -227,6 +227,11 @@ class Sessions:
             return False
         return current is None or current != presented_hash
 
+    def heard_password(self, integration_id: UUID) -> str | None:
+        """The hash of a rotation heard a moment ago (the table may not have it yet)."""
+        found = self._changed.get(integration_id)
+        return None if found is None or found[0] <= self.clock() else found[1]
+
     async def integration_changed(self, integration_id: UUID, password_hash: str | None) -> int:
         """Revoked (``password_hash`` None) or rotated: close its connections this replica
         admitted, and refuse the old password until the table has it."""

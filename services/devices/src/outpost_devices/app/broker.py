@@ -160,12 +160,16 @@ async def authorize_integration(
     password: str,
     now: datetime,
     session: timedelta,
+    heard_hash: str | None = None,
 ) -> IntegrationSession:
     """The session of the integration ``user`` names, if ``password`` is its current one;
-    access_denied otherwise (the same answer for an unknown user and a wrong password)."""
+    access_denied otherwise (the same answer for an unknown user and a wrong password).
+    ``heard_hash``: a rotation's new hash this replica heard before its table has it."""
     integration_id = integrations.integration_of(user)
     found = None if integration_id is None else await reads.integration(integration_id)
     expected = found.password_hash if found is not None else "0" * 64
+    if found is not None and heard_hash is not None:
+        expected = heard_hash
     matches = hmac.compare_digest(password_hash(password), expected)
     if found is None or integration_id is None or not matches or found.user != user:
         raise AccessDenied("unknown integration or wrong password")
