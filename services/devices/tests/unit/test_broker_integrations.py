@@ -113,7 +113,7 @@ class _System:
     def __init__(self) -> None:
         self.kicks: list[tuple[str, int]] = []
 
-    async def request(self, subject: str, data: bytes, timeout: float) -> None:
+    async def request(self, subject: str, data: bytes, **_: Any) -> None:
         self.kicks.append((subject.split(".")[3], json.loads(data)["cid"]))
 
 
