@@ -338,3 +338,44 @@ def test_a_rotated_password_is_refused_and_a_revoked_integration_disconnected(
     listed = http.get(f"/api/v1/integrations/{issued['id']}", headers=bearer(key)).json()
     assert listed["revokedAt"] is not None
     assert integrations.integration_of(listed["user"]) == uuid.UUID(issued["id"])
+
+
+def test_a_replay_from_a_time_starts_there(
+    http: httpx.Client, tenants: Any, stack: DevStack, raise_limits: Any
+) -> None:
+    """``BY_START_TIME``: what PUBLIC stored before the time is not delivered, what after is."""
+    org = tenants.org("integration-replay")
+    raise_limits(org["id"])
+    key = tenants.key(org["id"])["key"]
+    watcher = _create(http, key, subjects=["devices.DeviceRegistered"])
+    before = http.post("/api/v1/devices", json={"name": "before"}, headers=bearer(key))
+    assert before.status_code == 201, before.text
+
+    async def stored(issued: dict[str, Any], name: str) -> list[str]:
+        """The device names the integration receives until ``name`` is among them."""
+        conn = await _admitted(stack, issued)
+        assert conn.nc is not None
+        group = next(iter(issued["consumers"].values()))
+        sub = await conn.nc.jetstream().pull_subscribe_bind(group, "PUBLIC")
+        names: list[str] = []
+        deadline = time.monotonic() + 30
+        while name not in names and time.monotonic() < deadline:
+            for msg in await _pull(sub):
+                names.append(msgspec.json.decode(msg.data)["data"]["name"])
+                await msg.ack_sync()
+        await conn.nc.close()
+        return names
+
+    assert "before" in asyncio.run(stored(watcher, "before"))  # PUBLIC has it now
+    start = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    after = http.post("/api/v1/devices", json={"name": "after"}, headers=bearer(key))
+    assert after.status_code == 201, after.text
+    replay = _create(
+        http,
+        key,
+        subjects=["devices.DeviceRegistered"],
+        deliverPolicy="BY_START_TIME",
+        startTime=start,
+    )
+    assert replay["deliverPolicy"] == "BY_START_TIME"
+    assert asyncio.run(stored(replay, "after")) == ["after"]
