@@ -298,6 +298,13 @@ def test_two_replicas_share_one_consumer(
             await one.nc.jetstream().pull_subscribe_bind(consumer, "PUBLIC"),
             await two.nc.jetstream().pull_subscribe_bind(consumer, "PUBLIC"),
         ]
+        # every event is waiting before the replicas pull in turn (its own consumer's INFO
+        # is one of the few things an integration may ask)
+        js = one.nc.jetstream()
+        deadline = time.monotonic() + 30
+        while (await js.consumer_info("PUBLIC", consumer)).num_pending < len(names):
+            assert time.monotonic() < deadline, "the events never reached PUBLIC"
+            await asyncio.sleep(0.1)
         by_replica: list[list[str]] = [[], []]
         deadline = time.monotonic() + 30
         while sum(map(len, by_replica)) < len(names) and time.monotonic() < deadline:
