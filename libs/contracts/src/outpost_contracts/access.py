@@ -101,6 +101,8 @@ INTERNAL: frozenset[str] = frozenset(
         fleet.RESOLVE_DEVICE_PROFILE,
         device_config.APPLY_DEVICE_PROFILE,
         device_config.SET_FLEET_DESIRED_STATES,
+        # the auth callout's report of integrations' connections (ADR 0097)
+        identity.RECORD_INTEGRATION_CONNECTIONS,
     )
 )
 
@@ -111,7 +113,8 @@ _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)
 CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     "identity": (),
     # A device's profileId set by a PATCH: the profile, resolved (issue 21).
-    "devices": (fleet.RESOLVE_DEVICE_PROFILE,),
+    # When integrations connected, reported by the auth callout in batches (ADR 0097).
+    "devices": (fleet.RESOLVE_DEVICE_PROFILE, identity.RECORD_INTEGRATION_CONNECTIONS),
     "readings": (devices.GET_DEVICE,),
     "alerting": _SCOPE_LOOKUPS,
     "exports": (

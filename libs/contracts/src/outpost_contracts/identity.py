@@ -439,10 +439,23 @@ class IntegrationView(Contract, kw_only=True, frozen=True):
     inbox_prefix: str  # the only inboxes it may use (nats-py's ``inbox_prefix``)
     created_at: datetime
     revoked_at: datetime | None = None
-    # When the broker last admitted a connection with its credentials (not yet recorded:
-    # ADR 0097).
+    # When the broker last admitted a connection with its credentials, reported by the auth
+    # callout in batches (within about 30 s; ADR 0097).
     last_connected_at: datetime | None = None
     version: int = 1
+
+
+class IntegrationConnection(Contract, kw_only=True, frozen=True):
+    id: UUID
+    org_id: UUID
+    at: datetime
+
+
+class RecordIntegrationConnections(Request, kw_only=True, frozen=True):
+    """Internal, from the devices service's auth callout (no HTTP route): the integrations
+    it admitted since its last report and when each was last admitted (``lastConnectedAt``)."""
+
+    connections: list[IntegrationConnection]
 
 
 class IntegrationIssued(Contract, kw_only=True, frozen=True):
@@ -525,3 +538,6 @@ ROTATE_INTEGRATION_CREDENTIAL = Operation(
     SERVICE, "RotateIntegrationCredential", RotateIntegrationCredential, IntegrationIssued
 )
 REVOKE_INTEGRATION = Operation(SERVICE, "RevokeIntegration", RevokeIntegration, Empty)
+RECORD_INTEGRATION_CONNECTIONS = Operation(
+    SERVICE, "RecordIntegrationConnections", RecordIntegrationConnections, Empty
+)

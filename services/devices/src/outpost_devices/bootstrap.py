@@ -16,6 +16,7 @@ from outpost_devices.adapters import integrations_store
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.adapters.command_store import CommandsProjector
+from outpost_devices.adapters.integration_connections import IntegrationConnections
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.adapters.store import PgDevices, PgDevicesReads
@@ -171,6 +172,9 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
             sessions.admitted(admitted.device_id, request, admitted.org_id)
         return admitted.name, admitted.permissions(), admitted.expires
 
+    connections = IntegrationConnections(runtime.nc, settings.integration_report_seconds)
+    runtime.background(connections.run)
+
     async def admit_integration(
         request: CalloutRequest,
     ) -> tuple[str, dict[str, object], datetime]:
@@ -189,6 +193,7 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
             if sessions.refuses(admitted.org_id):
                 raise AccessDenied("the organization is suspended")
             sessions.integration_admitted(admitted.integration_id, admitted.org_id, request)
+        connections.note(admitted.integration_id, admitted.org_id, ids.now())
         return admitted.name, admitted.permissions(), admitted.expires
 
     responder = CalloutResponder(runtime.nc, Issuer(settings.broker_issuer_seed.reveal()), decide)

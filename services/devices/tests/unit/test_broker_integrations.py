@@ -139,3 +139,34 @@ async def test_a_revocation_or_rotation_closes_what_was_admitted_and_refuses_the
 
     assert await sessions.kick_organization(ORG) == 1  # the suspension closes the other one
     assert system.kicks[-1] == ("S1", 3)
+
+
+async def test_admissions_are_reported_in_one_batch_and_kept_when_identity_is_away() -> None:
+    from outpost_devices.adapters import integration_connections as reports
+
+    calls: list[Any] = []
+    fail = [True]
+
+    async def call(nc: Any, op: Any, ctx: Any, body: Any, **_: Any) -> None:
+        if fail[0]:
+            raise TimeoutError("identity is away")
+        calls.append(body)
+
+    reporter = reports.IntegrationConnections(None, 30)  # type: ignore[arg-type]
+    original = reports.messaging.call
+    reports.messaging.call = call  # type: ignore[assignment]
+    try:
+        iid = uuid4()
+        reporter.note(iid, ORG, NOW)
+        reporter.note(iid, ORG, NOW + timedelta(seconds=1))  # one row per integration
+        assert await reporter.report() == 0  # identity away: kept
+        reporter.note(iid, ORG, NOW + timedelta(seconds=2))  # newer than the kept one
+        fail[0] = False
+        assert await reporter.report() == 1
+        [body] = calls
+        assert [(c.id, c.org_id, c.at) for c in body.connections] == [
+            (iid, ORG, NOW + timedelta(seconds=2))
+        ]
+        assert await reporter.report() == 0  # nothing new
+    finally:
+        reports.messaging.call = original  # type: ignore[assignment]

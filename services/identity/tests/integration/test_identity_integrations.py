@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import msgspec
 import nats
@@ -25,7 +26,7 @@ from outpost_identity.adapters.projections import PROJECTORS
 from outpost_identity.adapters.store import PgIdentity
 from outpost_identity.app import handlers
 from outpost_identity.app.integrations import hash_password
-from outpost_kit import messaging
+from outpost_kit import ids, messaging
 from outpost_kit.cli import migrations_dir
 from outpost_kit.db.engine import create_engine
 from outpost_kit.db.eventstore import EventCodec
@@ -123,6 +124,16 @@ async def test_create_list_get_rotate_revoke(world: tuple[handlers.Deps, object]
     ):
         with pytest.raises(NotFound):
             await call
+
+    # the auth callout's reports: lastConnectedAt moves forward only
+    later, earlier = ids.now(), ids.now() - timedelta(minutes=5)
+    for at in (later, earlier):
+        report = api.RecordIntegrationConnections(
+            connections=[api.IntegrationConnection(id=issued.id, org_id=org, at=at)]
+        )
+        await handlers.record_integration_connections(deps, _ctx(org), report)
+    got = await handlers.get_integration(deps, _ctx(org), api.GetIntegration(id=issued.id))
+    assert got.last_connected_at == later
 
     rotated = await handlers.rotate_integration_credential(
         deps, _ctx(org), api.RotateIntegrationCredential(id=issued.id)

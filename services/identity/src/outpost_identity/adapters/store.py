@@ -154,6 +154,13 @@ class PgIdentityTx(UnitOfWork):
     async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]:
         return await list_page(self.conn, queries.INTEGRATIONS, query, queries.integration_view)
 
+    async def integration_connected(self, integration_id: UUID, at: datetime) -> None:
+        await self.execute(
+            "UPDATE integrations SET last_connected_at = greatest(last_connected_at, :at)"
+            " WHERE id = :id",
+            {"id": integration_id, "at": at},
+        )
+
 
 class PgIdentity(UnitOfWorkFactory):
     """The ``IdentityUnitOfWork`` bootstrap hands to the use cases: the kit's factory, whose

@@ -25,6 +25,7 @@ from outpost_identity.app.integrations import (
     create_integration,
     get_integration,
     list_integrations,
+    record_integration_connections,
     revoke_integration,
     rotate_integration_credential,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "login",
     "logout",
     "operator_key_valid",
+    "record_integration_connections",
     "record_key_usage",
     "refresh",
     "reinstate_organization",
@@ -108,4 +110,5 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.GET_INTEGRATION: get_integration,
     api.ROTATE_INTEGRATION_CREDENTIAL: rotate_integration_credential,
     api.REVOKE_INTEGRATION: revoke_integration,
+    api.RECORD_INTEGRATION_CONNECTIONS: record_integration_connections,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from uuid import UUID
 
 from outpost_contracts import identity as api
 from outpost_contracts import integrations
@@ -143,4 +144,21 @@ async def revoke_integration(deps: Deps, ctx: RequestContext, cmd: api.RevokeInt
         await tx.commit()
     if deps.consumers is not None:  # after the commit: its credentials are refused already
         await deps.consumers.remove(tuple(view.consumers.values()))
+    return Empty()
+
+
+async def record_integration_connections(
+    deps: Deps, ctx: RequestContext, cmd: api.RecordIntegrationConnections
+) -> Empty:
+    """The auth callout's reports: ``last_connected_at`` only moves forward, whatever order
+    reports from several devices replicas arrive in. One transaction, tenant by tenant."""
+    by_org: dict[UUID, list[api.IntegrationConnection]] = {}
+    for connection in cmd.connections:
+        by_org.setdefault(connection.org_id, []).append(connection)
+    async with deps.uow(None) as tx:
+        for org_id, connections in by_org.items():
+            await tx.set_tenant(org_id)
+            for connection in connections:
+                await tx.integration_connected(connection.id, connection.at)
+        await tx.commit()
     return Empty()

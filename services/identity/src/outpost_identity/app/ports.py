@@ -141,6 +141,10 @@ class IdentityTx(Protocol):
 
     async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]: ...
 
+    async def integration_connected(self, integration_id: UUID, at: datetime) -> None:
+        """Move the integration's ``last_connected_at`` to ``at`` unless it is later."""
+        ...
+
 
 class IntegrationConsumers(Protocol):
     """Integrations' durable consumers on the broker (ADR 0097): made before the integration
