@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from outpost_contracts import commands as command_contracts
 from outpost_contracts import devices, integrations, presence, provisioning, registry
 from outpost_contracts.base import Event
+from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import AccessDenied
+from outpost_contracts.identity import RECORD_INTEGRATION_CONNECTIONS, RecordIntegrationConnections
 from outpost_devices.adapters import integrations_store
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
@@ -172,7 +174,10 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
             sessions.admitted(admitted.device_id, request, admitted.org_id)
         return admitted.name, admitted.permissions(), admitted.expires
 
-    connections = IntegrationConnections(runtime.nc, settings.integration_report_seconds)
+    async def send(ctx: RequestContext, body: RecordIntegrationConnections) -> object:
+        return await messaging.call(nc, RECORD_INTEGRATION_CONNECTIONS, ctx, body)
+
+    connections = IntegrationConnections(send, settings.integration_report_seconds)
     runtime.background(connections.run)
 
     async def admit_integration(

@@ -142,31 +142,26 @@ async def test_a_revocation_or_rotation_closes_what_was_admitted_and_refuses_the
 
 
 async def test_admissions_are_reported_in_one_batch_and_kept_when_identity_is_away() -> None:
-    from outpost_devices.adapters import integration_connections as reports
+    from outpost_devices.adapters.integration_connections import IntegrationConnections
 
-    calls: list[Any] = []
-    fail = [True]
+    sent: list[Any] = []
+    away = [True]
 
-    async def call(nc: Any, op: Any, ctx: Any, body: Any, **_: Any) -> None:
-        if fail[0]:
+    async def send(ctx: Any, body: Any) -> None:  # identity's side of the request
+        if away[0]:
             raise TimeoutError("identity is away")
-        calls.append(body)
+        sent.append(body)
 
-    reporter = reports.IntegrationConnections(None, 30)  # type: ignore[arg-type]
-    original = reports.messaging.call
-    reports.messaging.call = call  # type: ignore[assignment]
-    try:
-        iid = uuid4()
-        reporter.note(iid, ORG, NOW)
-        reporter.note(iid, ORG, NOW + timedelta(seconds=1))  # one row per integration
-        assert await reporter.report() == 0  # identity away: kept
-        reporter.note(iid, ORG, NOW + timedelta(seconds=2))  # newer than the kept one
-        fail[0] = False
-        assert await reporter.report() == 1
-        [body] = calls
-        assert [(c.id, c.org_id, c.at) for c in body.connections] == [
-            (iid, ORG, NOW + timedelta(seconds=2))
-        ]
-        assert await reporter.report() == 0  # nothing new
-    finally:
-        reports.messaging.call = original  # type: ignore[assignment]
+    reporter = IntegrationConnections(send, 30)
+    iid = uuid4()
+    reporter.note(iid, ORG, NOW)
+    reporter.note(iid, ORG, NOW + timedelta(seconds=1))  # one row per integration
+    assert await reporter.report() == 0  # identity away: kept
+    reporter.note(iid, ORG, NOW + timedelta(seconds=2))  # newer than the kept one
+    away[0] = False
+    assert await reporter.report() == 1
+    [body] = sent
+    assert [(c.id, c.org_id, c.at) for c in body.connections] == [
+        (iid, ORG, NOW + timedelta(seconds=2))
+    ]
+    assert await reporter.report() == 0  # nothing new

@@ -8,26 +8,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from uuid import UUID
 
-from nats.aio.client import Client as NATS
-
 from outpost_contracts.envelope import PLATFORM_ORG_ID, Principal, PrincipalKind, RequestContext
-from outpost_contracts.identity import (
-    RECORD_INTEGRATION_CONNECTIONS,
-    IntegrationConnection,
-    RecordIntegrationConnections,
-)
-from outpost_kit import ids, messaging
+from outpost_contracts.identity import IntegrationConnection, RecordIntegrationConnections
+from outpost_kit import ids
 
 _log = logging.getLogger(__name__)
 SYSTEM = Principal(kind=PrincipalKind.SYSTEM, id=PLATFORM_ORG_ID, org_id=PLATFORM_ORG_ID)
 
 
+# Sends one report to identity (``messaging.call`` on the service's connection).
+Send = Callable[[RequestContext, RecordIntegrationConnections], Awaitable[object]]
+
+
 class IntegrationConnections:
-    def __init__(self, nc: NATS, every: float) -> None:
-        self.nc = nc
+    def __init__(self, send: Send, every: float) -> None:
+        self.send = send
         self.every = every
         self._seen: dict[UUID, IntegrationConnection] = {}
 
@@ -52,7 +51,7 @@ class IntegrationConnections:
         ctx = RequestContext(request_id=ids.request_id(), org_id=PLATFORM_ORG_ID, principal=SYSTEM)
         body = RecordIntegrationConnections(connections=connections)
         try:
-            await messaging.call(self.nc, RECORD_INTEGRATION_CONNECTIONS, ctx, body)
+            await self.send(ctx, body)
         except Exception as exc:
             self.restore(connections)
             _log.warning("could not report integrations' connections (%s); will retry", exc)
