@@ -306,6 +306,34 @@ class CommandView(msgspec.Struct, kw_only=True, omit_defaults=True):
     sent_at: datetime | None = msgspec.field(name="sentAt", default=None)
 
 
+class ComparisonPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonPoint`` of the API."""
+
+    reference: float
+    test: float
+    ts: datetime
+    corrected: float | None = None
+
+
+class ComparisonView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonView`` of the API."""
+
+    from_: datetime = msgspec.field(name="from")
+    interval: str
+    n: int
+    pair_id: UUID = msgspec.field(name="pairId")
+    timezone: str
+    to: datetime
+    bias: float | None = None
+    intercept: float | None = None
+    mae: float | None = None
+    object: Literal["referencePairComparison"] = "referencePairComparison"
+    r: float | None = None
+    rmse: float | None = None
+    series: list[ComparisonPoint] | None = None
+    slope: float | None = None
+
+
 class ComponentPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``ComponentPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
@@ -389,6 +417,7 @@ class CreateDevice(msgspec.Struct, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     device_type: str | None = msgspec.field(name="deviceType", default=None)
     group_id: UUID | None = msgspec.field(name="groupId", default=None)
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] = msgspec.field(default_factory=list)
 
@@ -399,6 +428,21 @@ class CreateDeviceGroup(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     description: str | None = None
+
+
+class CreateDeviceProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateDeviceProfile`` of the API."""
+
+    name: str
+    components: list[ProfileComponent] = msgspec.field(default_factory=list)
+    config_artefact_id: UUID | None = msgspec.field(name="configArtefactId", default=None)
+    description: str | None = None
+    expected_interval_seconds: int | None = msgspec.field(
+        name="expectedIntervalSeconds", default=None
+    )
+    firmware_family: str | None = msgspec.field(name="firmwareFamily", default=None)
+    rule_templates: list[RuleTemplate] = msgspec.field(name="ruleTemplates", default_factory=list)
+    sensors: list[ProfileSensor] = msgspec.field(default_factory=list)
 
 
 class CreateExport(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -446,11 +490,45 @@ class CreateOrganization(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
 
 
+class CreatePack(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Author a pack from the organization's items: a device profile brings the sensor profiles and the config artefact it names with it, so listing it alone is enough."""
+
+    items: list[PackItemRef]
+    name: str
+    version: str
+    description: str | None = None
+
+
+class CreateReferencePair(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateReferencePair`` of the API."""
+
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    description: str | None = None
+    window_seconds: Literal[60, 300, 900, 3600, 86400] = msgspec.field(
+        name="windowSeconds", default=300
+    )
+
+
 class CreateRegistrationToken(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``ttl_seconds`` shortens the token's life below the deployment's setting (never lengthens it)."""
 
     device_name: str = msgspec.field(name="deviceName")
     ttl_seconds: int | None = msgspec.field(name="ttlSeconds", default=None)
+
+
+class CreateSensorProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateSensorProfile`` of the API."""
+
+    name: str
+    unit: str
+    display_name: str | None = msgspec.field(name="displayName", default=None)
+    key: str | None = None
+    max: float | None = None
+    min: float | None = None
+    precision: int | None = None
+    value_type: ValueType = msgspec.field(name="valueType", default="NUMBER")
 
 
 class CreateSite(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -562,8 +640,51 @@ class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     )
     group_id: UUID | msgspec.UnsetType | None = msgspec.field(name="groupId", default=msgspec.UNSET)
     name: str | None = None
+    profile_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="profileId", default=msgspec.UNSET
+    )
     site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
     tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class DeviceProfilePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A merge patch; a list given replaces the profile's whole list. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    components: list[ProfileComponent] | None = None
+    config_artefact_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="configArtefactId", default=msgspec.UNSET
+    )
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    expected_interval_seconds: int | msgspec.UnsetType | None = msgspec.field(
+        name="expectedIntervalSeconds", default=msgspec.UNSET
+    )
+    firmware_family: str | msgspec.UnsetType | None = msgspec.field(
+        name="firmwareFamily", default=msgspec.UNSET
+    )
+    name: str | None = None
+    rule_templates: list[RuleTemplate] | None = msgspec.field(name="ruleTemplates", default=None)
+    sensors: list[ProfileSensor] | None = None
+
+
+class DeviceProfileView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``DeviceProfileView`` of the API."""
+
+    components: list[ProfileComponent]
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    implied_rule_templates: list[RuleTemplate] = msgspec.field(name="impliedRuleTemplates")
+    name: str
+    rule_templates: list[RuleTemplate] = msgspec.field(name="ruleTemplates")
+    sensors: list[ProfileSensor]
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    config_artefact_id: UUID | None = msgspec.field(name="configArtefactId", default=None)
+    description: str | None = None
+    expected_interval_seconds: int | None = msgspec.field(
+        name="expectedIntervalSeconds", default=None
+    )
+    firmware_family: str | None = msgspec.field(name="firmwareFamily", default=None)
+    object: str = "deviceProfile"
 
 
 class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -575,6 +696,7 @@ class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
     reported: dict[str, Any]
     version: int
     desired_updated_at: datetime | None = msgspec.field(name="desiredUpdatedAt", default=None)
+    explain: dict[str, Any] | None = None
     object: str = "deviceState"
     reported_updated_at: datetime | None = msgspec.field(name="reportedUpdatedAt", default=None)
 
@@ -599,6 +721,7 @@ class DeviceView(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen_at: datetime | None = msgspec.field(name="lastSeenAt", default=None)
     object: str = "device"
     online: bool = False
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] | None = None
 
@@ -735,6 +858,16 @@ class JsonWebKeySet(msgspec.Struct, kw_only=True, omit_defaults=True):
     keys: list[JsonWebKey]
 
 
+class KeySource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``KeySource`` of the API."""
+
+    source: str
+    artefact_id: UUID | None = msgspec.field(name="artefactId", default=None)
+    artefact_version: int | None = msgspec.field(name="artefactVersion", default=None)
+    binding_id: UUID | None = msgspec.field(name="bindingId", default=None)
+    target_type: TargetType | None = msgspec.field(name="targetType", default=None)
+
+
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``Location`` of the API."""
 
@@ -825,6 +958,103 @@ class OrganizationView(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     status: OrganizationStatus
     version: int
+
+
+class PackDocument(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The self-contained JSON of ``GET /packs/{id}/export``, which ``POST /packs/import`` takes back in any organization."""
+
+    items: list[PackDocumentItem]
+    name: str
+    version: str
+    description: str | None = None
+    format: Literal["outpost.pack.v1"] = "outpost.pack.v1"
+
+
+class PackDocumentItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``content`` by kind (docs/design/fleet.md, 'Pack documents'): a sensor profile's or a device profile's fields as the API spells them, a device profile naming its sensor profiles (``sensors[].sensorProfile``) and artefact (``configArtefact``) by their keys in the pack; a config artefact's ``{name, document, schema?}`` (its latest version)."""
+
+    content: dict[str, Any]
+    key: str
+    kind: PackItemKind
+
+
+class PackImportView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackImportView`` of the API."""
+
+    outcome: Literal["INSTALLED", "UPGRADED", "UNCHANGED"]
+    pack: PackView
+    steps: list[PackStepView]
+    conflicts: list[PackStepView] | None = None
+
+
+PackItemKind = Literal["CONFIG_ARTEFACT", "DEVICE_PROFILE", "RULE_TEMPLATE", "SENSOR_PROFILE"]
+
+
+class PackItemRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An item of the organization an authored pack carries."""
+
+    id: UUID
+    kind: PackItemKind
+
+
+class PackItemView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackItemView`` of the API."""
+
+    id: UUID
+    kind: PackItemKind
+    key: str | None = None
+
+
+PackOrigin = Literal["AUTHORED", "IMPORTED"]
+
+
+class PackPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An authored pack's next version: ``items`` replaces the list. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    items: list[PackItemRef] | None = None
+    name: str | None = None
+    version: str | None = None
+
+
+class PackStepView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackStepView`` of the API."""
+
+    action: str
+    key: str
+    kind: PackItemKind
+    resource_id: UUID | None = msgspec.field(name="resourceId", default=None)
+
+
+class PackView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    items: list[PackItemView]
+    name: str
+    origin: PackOrigin
+    pack_version: str = msgspec.field(name="packVersion")
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    conflicts: list[str] | None = None
+    description: str | None = None
+    object: str = "pack"
+
+
+class ProfileComponent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A component every device of the profile has (devices' components: ``name``, ``kind``)."""
+
+    name: str
+    kind: str | None = None
+
+
+class ProfileSensor(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A sensor every device of the profile has, described by one of the organization's sensor profiles; ``component``: one of the profile's components, by name."""
+
+    key: str
+    sensor_profile_id: UUID = msgspec.field(name="sensorProfileId")
+    component: str | None = None
 
 
 Protocol = Literal["NATS", "MQTT"]
@@ -921,6 +1151,31 @@ class ReadingsSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_at: datetime | None = msgspec.field(name="updatedAt", default=None)
 
 
+class ReferencePairPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A JSON merge patch: the sensors a pair compares are its identity and do not change. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | None = None
+    window_seconds: Literal[60, 300, 900, 3600, 86400] | None = msgspec.field(
+        name="windowSeconds", default=None
+    )
+
+
+class ReferencePairView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ReferencePairView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    window_seconds: int = msgspec.field(name="windowSeconds")
+    description: str | None = None
+    object: str = "referencePair"
+
+
 class Refresh(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``Refresh`` of the API."""
 
@@ -980,6 +1235,19 @@ class RuleScope(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: UUID | None = None
 
 
+class RuleTemplate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An alert rule without its scope (alerting's ``CreateAlertRule``): the scope is the device a rule is made for. ``sensor``: one of the profile's sensor keys, required for every op but ``offline``. Stored as data here; alerting makes no rule of it yet."""
+
+    condition: Condition
+    name: str
+    severity: Severity
+    clear: Condition | None = None
+    description: str | None = None
+    for_seconds: int = msgspec.field(name="forSeconds", default=0)
+    hysteresis: float | None = None
+    sensor: str | None = None
+
+
 ScopeType = Literal["DEVICE", "GROUP", "ORGANIZATION", "SITE"]
 
 
@@ -991,6 +1259,46 @@ class SensorPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
         name="validRange", default=msgspec.UNSET
     )
     value_type: ValueType | None = msgspec.field(name="valueType", default=None)
+
+
+class SensorProfilePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``SensorProfilePatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    display_name: str | msgspec.UnsetType | None = msgspec.field(
+        name="displayName", default=msgspec.UNSET
+    )
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    max: float | msgspec.UnsetType | None = msgspec.UNSET
+    min: float | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | None = None
+    precision: int | msgspec.UnsetType | None = msgspec.UNSET
+    unit: str | None = None
+    value_type: ValueType | None = msgspec.field(name="valueType", default=None)
+
+
+class SensorProfileView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``SensorProfileView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    name: str
+    unit: str
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    value_type: ValueType = msgspec.field(name="valueType")
+    version: int
+    display_name: str | None = msgspec.field(name="displayName", default=None)
+    key: str | None = None
+    max: float | None = None
+    min: float | None = None
+    object: str = "sensorProfile"
+    precision: int | None = None
+
+
+class SensorRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A sensor of a device: ``deviceId`` and the sensor's ``key``."""
+
+    device_id: UUID = msgspec.field(name="deviceId")
+    sensor: str
 
 
 class SensorView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1066,6 +1374,9 @@ class Tag(msgspec.Struct, kw_only=True, omit_defaults=True):
     value: str = ""
 
 
+TargetType = Literal["ORGANIZATION", "PROFILE", "SITE", "GROUP", "DEVICE"]
+
+
 class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``TimelineEntry`` of the API."""
 
@@ -1077,6 +1388,7 @@ class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     data: dict[str, Any] | None = None
     device_id: UUID | None = msgspec.field(name="deviceId", default=None)
     object: str = "event"
+    seq: int = 0
 
 
 class TokenIssued(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1329,6 +1641,28 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "status",
         "version",
     ),
+    "ComparisonPoint": (
+        "corrected",
+        "reference",
+        "test",
+        "ts",
+    ),
+    "ComparisonView": (
+        "bias",
+        "from",
+        "intercept",
+        "interval",
+        "mae",
+        "n",
+        "object",
+        "pairId",
+        "r",
+        "rmse",
+        "series",
+        "slope",
+        "timezone",
+        "to",
+    ),
     "ComponentPatch": (
         "attributes",
         "kind",
@@ -1389,6 +1723,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1396,6 +1731,16 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "attributes",
         "description",
         "name",
+    ),
+    "CreateDeviceProfile": (
+        "components",
+        "configArtefactId",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "name",
+        "ruleTemplates",
+        "sensors",
     ),
     "CreateExport": (
         "format",
@@ -1425,9 +1770,32 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "scopes",
     ),
     "CreateOrganization": ("name",),
+    "CreatePack": (
+        "description",
+        "items",
+        "name",
+        "version",
+    ),
+    "CreateReferencePair": (
+        "description",
+        "name",
+        "reference",
+        "test",
+        "windowSeconds",
+    ),
     "CreateRegistrationToken": (
         "deviceName",
         "ttlSeconds",
+    ),
+    "CreateSensorProfile": (
+        "displayName",
+        "key",
+        "max",
+        "min",
+        "name",
+        "precision",
+        "unit",
+        "valueType",
     ),
     "CreateSite": (
         "address",
@@ -1500,14 +1868,42 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
+    ),
+    "DeviceProfilePatch": (
+        "components",
+        "configArtefactId",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "name",
+        "ruleTemplates",
+        "sensors",
+    ),
+    "DeviceProfileView": (
+        "components",
+        "configArtefactId",
+        "createdAt",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "id",
+        "impliedRuleTemplates",
+        "name",
+        "object",
+        "ruleTemplates",
+        "sensors",
+        "updatedAt",
+        "version",
     ),
     "DeviceStateView": (
         "delta",
         "desired",
         "desiredUpdatedAt",
         "deviceId",
+        "explain",
         "object",
         "reported",
         "reportedUpdatedAt",
@@ -1525,6 +1921,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "object",
         "online",
+        "profileId",
         "siteId",
         "status",
         "tags",
@@ -1607,6 +2004,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "x",
     ),
     "JsonWebKeySet": ("keys",),
+    "KeySource": (
+        "artefactId",
+        "artefactVersion",
+        "bindingId",
+        "source",
+        "targetType",
+    ),
     "Location": (
         "latitude",
         "longitude",
@@ -1662,6 +2066,67 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "status",
         "version",
+    ),
+    "PackDocument": (
+        "description",
+        "format",
+        "items",
+        "name",
+        "version",
+    ),
+    "PackDocumentItem": (
+        "content",
+        "key",
+        "kind",
+    ),
+    "PackImportView": (
+        "conflicts",
+        "outcome",
+        "pack",
+        "steps",
+    ),
+    "PackItemRef": (
+        "id",
+        "kind",
+    ),
+    "PackItemView": (
+        "id",
+        "key",
+        "kind",
+    ),
+    "PackPatch": (
+        "description",
+        "items",
+        "name",
+        "version",
+    ),
+    "PackStepView": (
+        "action",
+        "key",
+        "kind",
+        "resourceId",
+    ),
+    "PackView": (
+        "conflicts",
+        "createdAt",
+        "description",
+        "id",
+        "items",
+        "name",
+        "object",
+        "origin",
+        "packVersion",
+        "updatedAt",
+        "version",
+    ),
+    "ProfileComponent": (
+        "kind",
+        "name",
+    ),
+    "ProfileSensor": (
+        "component",
+        "key",
+        "sensorProfileId",
     ),
     "Provision": (
         "csr",
@@ -1725,6 +2190,23 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "version",
     ),
+    "ReferencePairPatch": (
+        "description",
+        "name",
+        "windowSeconds",
+    ),
+    "ReferencePairView": (
+        "createdAt",
+        "description",
+        "id",
+        "name",
+        "object",
+        "reference",
+        "test",
+        "updatedAt",
+        "version",
+        "windowSeconds",
+    ),
     "Refresh": ("refreshToken",),
     "RegistrationTokenIssued": (
         "createdAt",
@@ -1757,10 +2239,49 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "id",
         "type",
     ),
+    "RuleTemplate": (
+        "clear",
+        "condition",
+        "description",
+        "forSeconds",
+        "hysteresis",
+        "name",
+        "sensor",
+        "severity",
+    ),
     "SensorPatch": (
         "unit",
         "validRange",
         "valueType",
+    ),
+    "SensorProfilePatch": (
+        "displayName",
+        "key",
+        "max",
+        "min",
+        "name",
+        "precision",
+        "unit",
+        "valueType",
+    ),
+    "SensorProfileView": (
+        "createdAt",
+        "displayName",
+        "id",
+        "key",
+        "max",
+        "min",
+        "name",
+        "object",
+        "precision",
+        "unit",
+        "updatedAt",
+        "valueType",
+        "version",
+    ),
+    "SensorRef": (
+        "deviceId",
+        "sensor",
     ),
     "SensorView": (
         "createdAt",
@@ -1820,6 +2341,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceId",
         "id",
         "object",
+        "seq",
         "summary",
         "ts",
         "type",
@@ -1884,6 +2406,14 @@ OPERATIONS: dict[str, Operation] = {
     "bulk_update_devices": Operation(
         "bulk_update_devices", "PATCH", "/api/v1/devices", (), ("$filter",), 200
     ),
+    "compare_reference_pair": Operation(
+        "compare_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}/comparison",
+        ("id",),
+        ("corrected", "from", "interval", "series", "timezone", "to"),
+        200,
+    ),
     "create_alert_rule": Operation("create_alert_rule", "POST", "/api/v1/alert-rules", (), (), 201),
     "create_annotation": Operation("create_annotation", "POST", "/api/v1/annotations", (), (), 201),
     "create_annotation_class": Operation(
@@ -1898,6 +2428,9 @@ OPERATIONS: dict[str, Operation] = {
     "create_device_group": Operation(
         "create_device_group", "POST", "/api/v1/device-groups", (), (), 201
     ),
+    "create_device_profile": Operation(
+        "create_device_profile", "POST", "/api/v1/device-profiles", (), (), 201
+    ),
     "create_export": Operation("create_export", "POST", "/api/v1/exports", (), (), 201),
     "create_integration": Operation(
         "create_integration", "POST", "/api/v1/integrations", (), (), 201
@@ -1911,10 +2444,17 @@ OPERATIONS: dict[str, Operation] = {
     "create_organization": Operation(
         "create_organization", "POST", "/api/v1/admin/organizations", (), (), 201
     ),
+    "create_pack": Operation("create_pack", "POST", "/api/v1/packs", (), (), 201),
+    "create_reference_pair": Operation(
+        "create_reference_pair", "POST", "/api/v1/reference-pairs", (), (), 201
+    ),
     "create_registration_token": Operation(
         "create_registration_token", "POST", "/api/v1/devices/registration/tokens", (), (), 201
     ),
     "create_sensor": Operation("create_sensor", "POST", "/api/v1/sensors", (), (), 201),
+    "create_sensor_profile": Operation(
+        "create_sensor_profile", "POST", "/api/v1/sensor-profiles", (), (), 201
+    ),
     "create_site": Operation("create_site", "POST", "/api/v1/sites", (), (), 201),
     "create_user": Operation("create_user", "POST", "/api/v1/users", (), (), 201),
     "decommission_device": Operation(
@@ -1935,6 +2475,9 @@ OPERATIONS: dict[str, Operation] = {
     "delete_device_group": Operation(
         "delete_device_group", "DELETE", "/api/v1/device-groups/{id}", ("id",), (), 204
     ),
+    "delete_device_profile": Operation(
+        "delete_device_profile", "DELETE", "/api/v1/device-profiles/{id}", ("id",), (), 204
+    ),
     "delete_export": Operation("delete_export", "DELETE", "/api/v1/exports/{id}", ("id",), (), 204),
     "delete_notification_channel": Operation(
         "delete_notification_channel",
@@ -1947,7 +2490,14 @@ OPERATIONS: dict[str, Operation] = {
     "delete_oauth_client": Operation(
         "delete_oauth_client", "DELETE", "/api/v1/oauth-clients/{id}", ("id",), (), 204
     ),
+    "delete_pack": Operation("delete_pack", "DELETE", "/api/v1/packs/{id}", ("id",), (), 204),
+    "delete_reference_pair": Operation(
+        "delete_reference_pair", "DELETE", "/api/v1/reference-pairs/{id}", ("id",), (), 204
+    ),
     "delete_sensor": Operation("delete_sensor", "DELETE", "/api/v1/sensors/{id}", ("id",), (), 204),
+    "delete_sensor_profile": Operation(
+        "delete_sensor_profile", "DELETE", "/api/v1/sensor-profiles/{id}", ("id",), (), 204
+    ),
     "delete_site": Operation("delete_site", "DELETE", "/api/v1/sites/{id}", ("id",), (), 204),
     "discard_quarantine": Operation(
         "discard_quarantine", "POST", "/api/v1/admin/quarantine/discard", (), (), 200
@@ -1960,6 +2510,7 @@ OPERATIONS: dict[str, Operation] = {
         ("expires", "kid", "org", "signature"),
         200,
     ),
+    "export_pack": Operation("export_pack", "GET", "/api/v1/packs/{id}/export", ("id",), (), 200),
     "get_alert": Operation(
         "get_alert", "GET", "/api/v1/alerts/{id}", ("id",), ("$expand", "$select"), 200
     ),
@@ -2011,8 +2562,16 @@ OPERATIONS: dict[str, Operation] = {
     "get_device_health": Operation(
         "get_device_health", "GET", "/api/v1/devices/{id}/health", ("id",), (), 200
     ),
+    "get_device_profile": Operation(
+        "get_device_profile",
+        "GET",
+        "/api/v1/device-profiles/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
+    ),
     "get_device_state": Operation(
-        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
+        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), ("explain",), 200
     ),
     "get_export": Operation(
         "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
@@ -2036,14 +2595,33 @@ OPERATIONS: dict[str, Operation] = {
         ("$expand", "$select"),
         200,
     ),
+    "get_pack": Operation(
+        "get_pack", "GET", "/api/v1/packs/{id}", ("id",), ("$expand", "$select"), 200
+    ),
     "get_rate_limits": Operation(
         "get_rate_limits", "GET", "/api/v1/admin/organizations/{id}/rate-limits", ("id",), (), 200
     ),
     "get_readings_settings": Operation(
         "get_readings_settings", "GET", "/api/v1/readings/settings", (), (), 200
     ),
+    "get_reference_pair": Operation(
+        "get_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
+    ),
     "get_sensor": Operation(
         "get_sensor", "GET", "/api/v1/sensors/{id}", ("id",), ("$expand", "$select"), 200
+    ),
+    "get_sensor_profile": Operation(
+        "get_sensor_profile",
+        "GET",
+        "/api/v1/sensor-profiles/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
     ),
     "get_signing_keys": Operation("get_signing_keys", "GET", "/.well-known/jwks.json", (), (), 200),
     "get_site": Operation(
@@ -2052,6 +2630,7 @@ OPERATIONS: dict[str, Operation] = {
     "get_user": Operation(
         "get_user", "GET", "/api/v1/users/{id}", ("id",), ("$expand", "$select"), 200
     ),
+    "import_pack": Operation("import_pack", "POST", "/api/v1/packs/import", (), (), 200),
     "ingest_readings": Operation("ingest_readings", "POST", "/api/v1/readings/batch", (), (), 202),
     "latest_readings": Operation(
         "latest_readings",
@@ -2339,6 +2918,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_device_profiles": Operation(
+        "list_device_profiles",
+        "GET",
+        "/api/v1/device-profiles",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_devices": Operation(
         "list_devices",
         "GET",
@@ -2479,6 +3078,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_packs": Operation(
+        "list_packs",
+        "GET",
+        "/api/v1/packs",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_quarantine": Operation(
         "list_quarantine",
         "GET",
@@ -2524,10 +3143,50 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_reference_pairs": Operation(
+        "list_reference_pairs",
+        "GET",
+        "/api/v1/reference-pairs",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_registration_tokens": Operation(
         "list_registration_tokens",
         "GET",
         "/api/v1/devices/registration/tokens",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_sensor_profiles": Operation(
+        "list_sensor_profiles",
+        "GET",
+        "/api/v1/sensor-profiles",
         (),
         (
             "$count",
@@ -2702,6 +3361,9 @@ OPERATIONS: dict[str, Operation] = {
     "set_rate_limits": Operation(
         "set_rate_limits", "PUT", "/api/v1/admin/organizations/{id}/rate-limits", ("id",), (), 200
     ),
+    "stream_events": Operation(
+        "stream_events", "GET", "/api/v1/events/stream", (), ("lastEventId",), 200
+    ),
     "suspend_organization": Operation(
         "suspend_organization", "POST", "/api/v1/admin/organizations/{id}/suspend", ("id",), (), 200
     ),
@@ -2722,6 +3384,9 @@ OPERATIONS: dict[str, Operation] = {
     "update_device_group": Operation(
         "update_device_group", "PATCH", "/api/v1/device-groups/{id}", ("id",), (), 200
     ),
+    "update_device_profile": Operation(
+        "update_device_profile", "PATCH", "/api/v1/device-profiles/{id}", ("id",), (), 200
+    ),
     "update_notification_channel": Operation(
         "update_notification_channel",
         "PATCH",
@@ -2730,7 +3395,14 @@ OPERATIONS: dict[str, Operation] = {
         (),
         200,
     ),
+    "update_pack": Operation("update_pack", "PATCH", "/api/v1/packs/{id}", ("id",), (), 200),
+    "update_reference_pair": Operation(
+        "update_reference_pair", "PATCH", "/api/v1/reference-pairs/{id}", ("id",), (), 200
+    ),
     "update_sensor": Operation("update_sensor", "PATCH", "/api/v1/sensors/{id}", ("id",), (), 200),
+    "update_sensor_profile": Operation(
+        "update_sensor_profile", "PATCH", "/api/v1/sensor-profiles/{id}", ("id",), (), 200
+    ),
     "update_site": Operation("update_site", "PATCH", "/api/v1/sites/{id}", ("id",), (), 200),
 }
 
@@ -2843,6 +3515,29 @@ class SyncOperations(SyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     def create_alert_rule(
@@ -2998,6 +3693,25 @@ class SyncOperations(SyncBase):
             DeviceGroupView,
         )
 
+    def create_device_profile(
+        self,
+        *,
+        body: CreateDeviceProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``POST /api/v1/device-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_device_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def create_export(
         self,
         *,
@@ -3093,6 +3807,44 @@ class SyncOperations(SyncBase):
             OrganizationView,
         )
 
+    def create_pack(
+        self,
+        *,
+        body: CreatePack | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``POST /api/v1/packs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
+    def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     def create_registration_token(
         self,
         *,
@@ -3129,6 +3881,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def create_sensor_profile(
+        self,
+        *,
+        body: CreateSensorProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``POST /api/v1/sensor-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_sensor_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def create_site(
@@ -3289,6 +4060,26 @@ class SyncOperations(SyncBase):
             None,
         )
 
+    def delete_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_device_profile"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     def delete_export(
         self,
         id: UUID | str,
@@ -3348,6 +4139,46 @@ class SyncOperations(SyncBase):
             None,
         )
 
+    def delete_pack(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     def delete_sensor(
         self,
         id: UUID | str,
@@ -3359,6 +4190,26 @@ class SyncOperations(SyncBase):
         """``DELETE /api/v1/sensors/{id}``"""
         return self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_sensor"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_sensor_profile"],
             (id,),
             None,
             {},
@@ -3424,6 +4275,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             None,
+        )
+
+    def export_pack(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackDocument:
+        """``GET /api/v1/packs/{id}/export``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["export_pack"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            PackDocument,
         )
 
     def get_alert(
@@ -3644,6 +4514,26 @@ class SyncOperations(SyncBase):
             DeviceHealthView,
         )
 
+    def get_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``GET /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def get_device_state(
         self,
         id: UUID | str,
@@ -3743,6 +4633,26 @@ class SyncOperations(SyncBase):
             OrganizationView,
         )
 
+    def get_pack(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``GET /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_pack"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     def get_rate_limits(
         self,
         id: UUID | str,
@@ -3777,6 +4687,26 @@ class SyncOperations(SyncBase):
             ReadingsSettings,
         )
 
+    def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     def get_sensor(
         self,
         id: UUID | str,
@@ -3795,6 +4725,26 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def get_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``GET /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_sensor_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def get_signing_keys(
@@ -3850,6 +4800,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             UserView,
+        )
+
+    def import_pack(
+        self,
+        *,
+        body: PackDocument | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackImportView:
+        """``POST /api/v1/packs/import``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["import_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackImportView,
         )
 
     def ingest_readings(
@@ -4322,6 +5291,37 @@ class SyncOperations(SyncBase):
             Page[DeviceGroupView],
         )
 
+    def list_device_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DeviceProfileView]:
+        """``GET /api/v1/device-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_device_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DeviceProfileView],
+        )
+
     def list_devices(
         self,
         *,
@@ -4539,6 +5539,37 @@ class SyncOperations(SyncBase):
             Page[OrganizationView],
         )
 
+    def list_packs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[PackView]:
+        """``GET /api/v1/packs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_packs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[PackView],
+        )
+
     def list_quarantine(
         self,
         *,
@@ -4611,6 +5642,37 @@ class SyncOperations(SyncBase):
             Page[ReadingView],
         )
 
+    def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     def list_registration_tokens(
         self,
         *,
@@ -4640,6 +5702,37 @@ class SyncOperations(SyncBase):
             params,
             headers,
             Page[RegistrationTokenView],
+        )
+
+    def list_sensor_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[SensorProfileView]:
+        """``GET /api/v1/sensor-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_sensor_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[SensorProfileView],
         )
 
     def list_sensors(
@@ -5143,6 +6236,21 @@ class SyncOperations(SyncBase):
             RateLimits,
         )
 
+    def stream_events(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """``GET /api/v1/events/stream``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["stream_events"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
     def suspend_organization(
         self,
         id: UUID | str,
@@ -5307,6 +6415,27 @@ class SyncOperations(SyncBase):
             DeviceGroupView,
         )
 
+    def update_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: DeviceProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``PATCH /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_device_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def update_notification_channel(
         self,
         id: UUID | str,
@@ -5328,6 +6457,48 @@ class SyncOperations(SyncBase):
             NotificationChannelView,
         )
 
+    def update_pack(
+        self,
+        id: UUID | str,
+        *,
+        body: PackPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``PATCH /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_pack"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            PackView,
+        )
+
+    def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     def update_sensor(
         self,
         id: UUID | str,
@@ -5347,6 +6518,27 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def update_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: SensorProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``PATCH /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_sensor_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def update_site(
@@ -5479,6 +6671,29 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    async def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     async def create_alert_rule(
@@ -5634,6 +6849,25 @@ class AsyncOperations(AsyncBase):
             DeviceGroupView,
         )
 
+    async def create_device_profile(
+        self,
+        *,
+        body: CreateDeviceProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``POST /api/v1/device-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_device_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def create_export(
         self,
         *,
@@ -5729,6 +6963,44 @@ class AsyncOperations(AsyncBase):
             OrganizationView,
         )
 
+    async def create_pack(
+        self,
+        *,
+        body: CreatePack | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``POST /api/v1/packs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
+    async def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     async def create_registration_token(
         self,
         *,
@@ -5765,6 +7037,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def create_sensor_profile(
+        self,
+        *,
+        body: CreateSensorProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``POST /api/v1/sensor-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_sensor_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def create_site(
@@ -5925,6 +7216,26 @@ class AsyncOperations(AsyncBase):
             None,
         )
 
+    async def delete_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_device_profile"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     async def delete_export(
         self,
         id: UUID | str,
@@ -5984,6 +7295,46 @@ class AsyncOperations(AsyncBase):
             None,
         )
 
+    async def delete_pack(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     async def delete_sensor(
         self,
         id: UUID | str,
@@ -5995,6 +7346,26 @@ class AsyncOperations(AsyncBase):
         """``DELETE /api/v1/sensors/{id}``"""
         return await self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_sensor"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_sensor_profile"],
             (id,),
             None,
             {},
@@ -6060,6 +7431,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             None,
+        )
+
+    async def export_pack(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackDocument:
+        """``GET /api/v1/packs/{id}/export``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["export_pack"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            PackDocument,
         )
 
     async def get_alert(
@@ -6280,6 +7670,26 @@ class AsyncOperations(AsyncBase):
             DeviceHealthView,
         )
 
+    async def get_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``GET /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def get_device_state(
         self,
         id: UUID | str,
@@ -6379,6 +7789,26 @@ class AsyncOperations(AsyncBase):
             OrganizationView,
         )
 
+    async def get_pack(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``GET /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_pack"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     async def get_rate_limits(
         self,
         id: UUID | str,
@@ -6413,6 +7843,26 @@ class AsyncOperations(AsyncBase):
             ReadingsSettings,
         )
 
+    async def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     async def get_sensor(
         self,
         id: UUID | str,
@@ -6431,6 +7881,26 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def get_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``GET /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_sensor_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def get_signing_keys(
@@ -6486,6 +7956,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             UserView,
+        )
+
+    async def import_pack(
+        self,
+        *,
+        body: PackDocument | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackImportView:
+        """``POST /api/v1/packs/import``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["import_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackImportView,
         )
 
     async def ingest_readings(
@@ -6958,6 +8447,37 @@ class AsyncOperations(AsyncBase):
             Page[DeviceGroupView],
         )
 
+    async def list_device_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DeviceProfileView]:
+        """``GET /api/v1/device-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_device_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DeviceProfileView],
+        )
+
     async def list_devices(
         self,
         *,
@@ -7175,6 +8695,37 @@ class AsyncOperations(AsyncBase):
             Page[OrganizationView],
         )
 
+    async def list_packs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[PackView]:
+        """``GET /api/v1/packs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_packs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[PackView],
+        )
+
     async def list_quarantine(
         self,
         *,
@@ -7247,6 +8798,37 @@ class AsyncOperations(AsyncBase):
             Page[ReadingView],
         )
 
+    async def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     async def list_registration_tokens(
         self,
         *,
@@ -7276,6 +8858,37 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             Page[RegistrationTokenView],
+        )
+
+    async def list_sensor_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[SensorProfileView]:
+        """``GET /api/v1/sensor-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_sensor_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[SensorProfileView],
         )
 
     async def list_sensors(
@@ -7779,6 +9392,21 @@ class AsyncOperations(AsyncBase):
             RateLimits,
         )
 
+    async def stream_events(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """``GET /api/v1/events/stream``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["stream_events"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
     async def suspend_organization(
         self,
         id: UUID | str,
@@ -7943,6 +9571,27 @@ class AsyncOperations(AsyncBase):
             DeviceGroupView,
         )
 
+    async def update_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: DeviceProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``PATCH /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_device_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def update_notification_channel(
         self,
         id: UUID | str,
@@ -7964,6 +9613,48 @@ class AsyncOperations(AsyncBase):
             NotificationChannelView,
         )
 
+    async def update_pack(
+        self,
+        id: UUID | str,
+        *,
+        body: PackPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``PATCH /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_pack"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            PackView,
+        )
+
+    async def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     async def update_sensor(
         self,
         id: UUID | str,
@@ -7983,6 +9674,27 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def update_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: SensorProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``PATCH /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_sensor_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def update_site(
@@ -8037,6 +9749,8 @@ __all__ = [
     "CommandBody",
     "CommandStatus",
     "CommandView",
+    "ComparisonPoint",
+    "ComparisonView",
     "ComponentPatch",
     "ComponentView",
     "Condition",
@@ -8046,12 +9760,16 @@ __all__ = [
     "CreateApiKey",
     "CreateDevice",
     "CreateDeviceGroup",
+    "CreateDeviceProfile",
     "CreateExport",
     "CreateIntegration",
     "CreateNotificationChannel",
     "CreateOAuthClient",
     "CreateOrganization",
+    "CreatePack",
+    "CreateReferencePair",
     "CreateRegistrationToken",
+    "CreateSensorProfile",
     "CreateSite",
     "CreateUser",
     "DeclareSensor",
@@ -8064,6 +9782,8 @@ __all__ = [
     "DeviceGroupView",
     "DeviceHealthView",
     "DevicePatch",
+    "DeviceProfilePatch",
+    "DeviceProfileView",
     "DeviceStateView",
     "DeviceStatus",
     "DeviceView",
@@ -8079,6 +9799,7 @@ __all__ = [
     "IntegrationView",
     "JsonWebKey",
     "JsonWebKeySet",
+    "KeySource",
     "Location",
     "Login",
     "NotificationChannelPatch",
@@ -8088,7 +9809,19 @@ __all__ = [
     "OAuthError",
     "OrganizationStatus",
     "OrganizationView",
+    "PackDocument",
+    "PackDocumentItem",
+    "PackImportView",
+    "PackItemKind",
+    "PackItemRef",
+    "PackItemView",
+    "PackOrigin",
+    "PackPatch",
+    "PackStepView",
+    "PackView",
     "Page",
+    "ProfileComponent",
+    "ProfileSensor",
     "Protocol",
     "Provision",
     "Provisioned",
@@ -8099,6 +9832,8 @@ __all__ = [
     "ReadingView",
     "ReadingsBatch",
     "ReadingsSettings",
+    "ReferencePairPatch",
+    "ReferencePairView",
     "Refresh",
     "RegistrationTokenIssued",
     "RegistrationTokenView",
@@ -8107,8 +9842,12 @@ __all__ = [
     "Resolution",
     "Role",
     "RuleScope",
+    "RuleTemplate",
     "ScopeType",
     "SensorPatch",
+    "SensorProfilePatch",
+    "SensorProfileView",
+    "SensorRef",
     "SensorView",
     "SetRateLimits",
     "Severity",
@@ -8117,6 +9856,7 @@ __all__ = [
     "StatsView",
     "SyncOperations",
     "Tag",
+    "TargetType",
     "TimelineEntry",
     "TokenIssued",
     "TokenStatus",

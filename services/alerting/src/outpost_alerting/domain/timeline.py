@@ -1,6 +1,6 @@
 """What goes on an organization's timeline (``/events``) and how each entry reads: alert
-transitions from alerting's own events, and from the DEVICES stream connects and
-disconnects, provisioning, activation and decommissioning, and commands. Pure."""
+transitions from alerting's own events, and from the DEVICES stream registration, connects
+and disconnects, provisioning, activation and decommissioning, and commands. Pure."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
 
 # The devices stream's events the timeline keeps (alerting's own are all kept).
 DEVICE_EVENT_TYPES: tuple[type[Event], ...] = (
+    devices.DeviceRegistered,  # since ADR 0096: `outpost watch devices` sees a new device
     presence.DeviceConnected,
     presence.DeviceDisconnected,
     provisioning.DeviceProvisioned,
@@ -77,6 +78,12 @@ def entry(e: EventEnvelope, device_id: UUID | None = None) -> Entry | None:
     if isinstance(data, presence.DeviceDisconnected):
         reason = f" ({data.reason})" if data.reason else ""
         return Entry(summary=f"device disconnected{reason}", device_id=e.stream_id)
+    if isinstance(data, devices.DeviceRegistered):
+        return Entry(
+            summary=f"device {data.name!r} registered",
+            device_id=e.stream_id,
+            data={"name": data.name},
+        )
     if isinstance(data, provisioning.DeviceProvisioned):
         return Entry(summary="device provisioned", device_id=e.stream_id)
     if isinstance(data, provisioning.DeviceCertificateRevoked):

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_fleet.app import config
+from outpost_fleet.app import config, packs, profiles
 from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.profiles import ProfileDeps
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,14 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    profiles: ProfileDeps  # sensor and device profiles, packs (ADR 0092)
 
 
 HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
     **config.HANDLERS,
+}
+# Profiles and packs take their own ``ProfileDeps`` (``Deps.profiles``).
+PROFILE_HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
+    **profiles.HANDLERS,
+    **packs.HANDLERS,
 }

@@ -92,6 +92,8 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     # and the classes' are their groups'
     ("GET", "/api/v1/annotations"): "readings:read",
     ("GET", "/api/v1/devices/{id}/annotations"): "readings:read",
+    # reference pairs (ADR 0098): the comparison; the five routes are the group's
+    ("GET", "/api/v1/reference-pairs/{id}/comparison"): "readings:read",
     # an organization's readings settings: their own scope, so members (readings:*) do not
     # turn auto-declare off or shorten retention; viewers (*:read) may read them
     ("GET", "/api/v1/readings/settings"): "readings-settings:read",
@@ -107,6 +109,7 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/{id}/resolve"): "alerts:write",
     ("GET", "/api/v1/alerts/{id}/deliveries"): "alerts:read",
     ("GET", "/api/v1/events"): "events:read",
+    ("GET", "/api/v1/events/stream"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
     # alerting: notification channels' test and delivery logs (decision 64; the channels
@@ -117,6 +120,9 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports"): "exports:write",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
+    # packs beyond their group (ADR 0092)
+    ("GET", "/api/v1/packs/{id}/export"): "fleet:read",
+    ("POST", "/api/v1/packs/import"): "fleet:write",
 }
 
 

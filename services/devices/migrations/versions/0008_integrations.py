@@ -4,15 +4,15 @@
 flag, a version), without row-level security: a connection names its integration, not its
 organization.
 
-Revision ID: 0007_integrations
+Revision ID: 0008_integrations
 """
 
 from alembic import op
 
 from outpost_kit.db import ddl
 
-revision = "0007_integrations"
-down_revision = "0006_suspensions"
+revision = "0008_integrations"
+down_revision = "0007_fleet_layers"
 branch_labels = None
 depends_on = None
 
