@@ -69,7 +69,7 @@ def otlp() -> Iterator[OtlpReceiver]:
 # value; this checks the whole run's by shape, in every process's log, nats.log and
 # postgres.log included (issue 8).
 _LEAKS = {
-    "credential": re.compile(r"\b(?:sk|cs|rt|ot)_[A-Za-z0-9_-]{16,}"),
+    "credential": re.compile(r"\b(?:sk|cs|rt|ot|opi)_[A-Za-z0-9_-]{16,}"),
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 }

@@ -501,6 +501,16 @@ class CreateExport(msgspec.Struct, kw_only=True, omit_defaults=True):
     scope_id: UUID | None = msgspec.field(name="scopeId", default=None)
 
 
+class CreateIntegration(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateIntegration`` of the API."""
+
+    name: str
+    subjects: list[str]
+    deliver_policy: DeliverPolicy = msgspec.field(name="deliverPolicy", default="NEW")
+    groups: list[str] | None = None
+    start_time: datetime | None = msgspec.field(name="startTime", default=None)
+
+
 class CreateNotificationChannel(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``WEBHOOK``: ``url`` and ``secret``; ``EMAIL``: ``addresses``. A field of the other type is a ``validation_error``."""
 
@@ -592,6 +602,9 @@ class DeclareSensor(msgspec.Struct, kw_only=True, omit_defaults=True):
     unit: str | None = None
     valid_range: ValidRange | None = msgspec.field(name="validRange", default=None)
     value_type: ValueType = msgspec.field(name="valueType", default="NUMBER")
+
+
+DeliverPolicy = Literal["ALL", "BY_START_TIME", "NEW"]
 
 
 class DeliveryAttemptView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -860,6 +873,40 @@ class ExportView(msgspec.Struct, kw_only=True, omit_defaults=True):
 Format = Literal["CSV", "NDJSON"]
 
 Include = Literal["ALERTS", "ANNOTATIONS", "EVENTS", "READINGS"]
+
+
+class IntegrationIssued(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``IntegrationIssued`` of the API."""
+
+    consumers: dict[str, Any]
+    created_at: datetime = msgspec.field(name="createdAt")
+    deliver_policy: DeliverPolicy = msgspec.field(name="deliverPolicy")
+    id: UUID
+    inbox_prefix: str = msgspec.field(name="inboxPrefix")
+    name: str
+    password: str
+    stream: str
+    subjects: list[str]
+    user: str
+    start_time: datetime | None = msgspec.field(name="startTime", default=None)
+
+
+class IntegrationView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``IntegrationView`` of the API."""
+
+    consumers: dict[str, Any]
+    created_at: datetime = msgspec.field(name="createdAt")
+    deliver_policy: DeliverPolicy = msgspec.field(name="deliverPolicy")
+    id: UUID
+    inbox_prefix: str = msgspec.field(name="inboxPrefix")
+    name: str
+    stream: str
+    subjects: list[str]
+    user: str
+    last_connected_at: datetime | None = msgspec.field(name="lastConnectedAt", default=None)
+    revoked_at: datetime | None = msgspec.field(name="revokedAt", default=None)
+    start_time: datetime | None = msgspec.field(name="startTime", default=None)
+    version: int = 1
 
 
 class JsonWebKey(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1823,6 +1870,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "scopeType",
         "to",
     ),
+    "CreateIntegration": (
+        "deliverPolicy",
+        "groups",
+        "name",
+        "startTime",
+        "subjects",
+    ),
     "CreateNotificationChannel": (
         "addresses",
         "enabled",
@@ -2046,6 +2100,34 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "status",
         "to",
         "updatedAt",
+        "version",
+    ),
+    "IntegrationIssued": (
+        "consumers",
+        "createdAt",
+        "deliverPolicy",
+        "id",
+        "inboxPrefix",
+        "name",
+        "password",
+        "startTime",
+        "stream",
+        "subjects",
+        "user",
+    ),
+    "IntegrationView": (
+        "consumers",
+        "createdAt",
+        "deliverPolicy",
+        "id",
+        "inboxPrefix",
+        "lastConnectedAt",
+        "name",
+        "revokedAt",
+        "startTime",
+        "stream",
+        "subjects",
+        "user",
         "version",
     ),
     "JsonWebKey": (
@@ -2503,6 +2585,9 @@ OPERATIONS: dict[str, Operation] = {
         "create_device_profile", "POST", "/api/v1/device-profiles", (), (), 201
     ),
     "create_export": Operation("create_export", "POST", "/api/v1/exports", (), (), 201),
+    "create_integration": Operation(
+        "create_integration", "POST", "/api/v1/integrations", (), (), 201
+    ),
     "create_notification_channel": Operation(
         "create_notification_channel", "POST", "/api/v1/notification-channels", (), (), 201
     ),
@@ -2686,6 +2771,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "get_export": Operation(
         "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
+    ),
+    "get_integration": Operation(
+        "get_integration", "GET", "/api/v1/integrations/{id}", ("id",), ("$expand", "$select"), 200
     ),
     "get_notification_channel": Operation(
         "get_notification_channel",
@@ -3166,6 +3254,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_integrations": Operation(
+        "list_integrations",
+        "GET",
+        "/api/v1/integrations",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_notification_channels": Operation(
         "list_notification_channels",
         "GET",
@@ -3484,6 +3592,9 @@ OPERATIONS: dict[str, Operation] = {
         (),
         200,
     ),
+    "revoke_integration": Operation(
+        "revoke_integration", "DELETE", "/api/v1/integrations/{id}", ("id",), (), 204
+    ),
     "revoke_registration_token": Operation(
         "revoke_registration_token",
         "DELETE",
@@ -3491,6 +3602,9 @@ OPERATIONS: dict[str, Operation] = {
         ("id",),
         (),
         204,
+    ),
+    "rotate_integration": Operation(
+        "rotate_integration", "POST", "/api/v1/integrations/{id}/rotate", ("id",), (), 200
     ),
     "rotate_oauth_client_secret": Operation(
         "rotate_oauth_client_secret",
@@ -3925,6 +4039,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ExportView,
+        )
+
+    def create_integration(
+        self,
+        *,
+        body: CreateIntegration | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationIssued:
+        """``POST /api/v1/integrations``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_integration"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            IntegrationIssued,
         )
 
     def create_notification_channel(
@@ -4877,6 +5010,26 @@ class SyncOperations(SyncBase):
             ExportView,
         )
 
+    def get_integration(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationView:
+        """``GET /api/v1/integrations/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_integration"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            IntegrationView,
+        )
+
     def get_notification_channel(
         self,
         id: UUID | str,
@@ -5793,6 +5946,37 @@ class SyncOperations(SyncBase):
             Page[ExportView],
         )
 
+    def list_integrations(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[IntegrationView]:
+        """``GET /api/v1/integrations``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_integrations"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[IntegrationView],
+        )
+
     def list_notification_channels(
         self,
         *,
@@ -6489,6 +6673,25 @@ class SyncOperations(SyncBase):
             CertificateView,
         )
 
+    def revoke_integration(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/integrations/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["revoke_integration"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
     def revoke_registration_token(
         self,
         id: UUID | str,
@@ -6506,6 +6709,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             None,
+        )
+
+    def rotate_integration(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationIssued:
+        """``POST /api/v1/integrations/{id}/rotate``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["rotate_integration"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            IntegrationIssued,
         )
 
     def rotate_oauth_client_secret(
@@ -7274,6 +7496,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             ExportView,
+        )
+
+    async def create_integration(
+        self,
+        *,
+        body: CreateIntegration | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationIssued:
+        """``POST /api/v1/integrations``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_integration"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            IntegrationIssued,
         )
 
     async def create_notification_channel(
@@ -8226,6 +8467,26 @@ class AsyncOperations(AsyncBase):
             ExportView,
         )
 
+    async def get_integration(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationView:
+        """``GET /api/v1/integrations/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_integration"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            IntegrationView,
+        )
+
     async def get_notification_channel(
         self,
         id: UUID | str,
@@ -9142,6 +9403,37 @@ class AsyncOperations(AsyncBase):
             Page[ExportView],
         )
 
+    async def list_integrations(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[IntegrationView]:
+        """``GET /api/v1/integrations``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_integrations"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[IntegrationView],
+        )
+
     async def list_notification_channels(
         self,
         *,
@@ -9838,6 +10130,25 @@ class AsyncOperations(AsyncBase):
             CertificateView,
         )
 
+    async def revoke_integration(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/integrations/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["revoke_integration"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
     async def revoke_registration_token(
         self,
         id: UUID | str,
@@ -9855,6 +10166,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             None,
+        )
+
+    async def rotate_integration(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> IntegrationIssued:
+        """``POST /api/v1/integrations/{id}/rotate``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["rotate_integration"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            IntegrationIssued,
         )
 
     async def rotate_oauth_client_secret(
@@ -10310,6 +10640,7 @@ __all__ = [
     "CreateDeviceGroup",
     "CreateDeviceProfile",
     "CreateExport",
+    "CreateIntegration",
     "CreateNotificationChannel",
     "CreateOAuthClient",
     "CreateOrganization",
@@ -10320,6 +10651,7 @@ __all__ = [
     "CreateSite",
     "CreateUser",
     "DeclareSensor",
+    "DeliverPolicy",
     "DeliveryAttemptView",
     "DeliveryKind",
     "DeliveryOutcome",
@@ -10343,6 +10675,8 @@ __all__ = [
     "ExportView",
     "Format",
     "Include",
+    "IntegrationIssued",
+    "IntegrationView",
     "JsonWebKey",
     "JsonWebKeySet",
     "KeySource",

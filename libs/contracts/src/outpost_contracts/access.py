@@ -74,6 +74,9 @@ OPERATION_MODULES: tuple[ModuleType, ...] = (
 # (OUTPOST_EXPORTS_BUCKET / OUTPOST_GATEWAY_EXPORTS_BUCKET default to it; decision 65).
 EXPORTS_BUCKET = "outpost-exports"
 
+# The stream integrations read (outpost_contracts.integrations.STREAM; ADR 0097).
+INTEGRATIONS_STREAM = "PUBLIC"
+
 # nats-server's auth callout subject: the devices service answers it for every device.
 AUTH_CALLOUT = "$SYS.REQ.USER.AUTH"
 
@@ -100,6 +103,8 @@ INTERNAL: frozenset[str] = frozenset(
         fleet.RESOLVE_DEVICE_PROFILE,
         device_config.APPLY_DEVICE_PROFILE,
         device_config.SET_FLEET_DESIRED_STATES,
+        # the auth callout's report of integrations' connections (ADR 0097)
+        identity.RECORD_INTEGRATION_CONNECTIONS,
     )
 )
 
@@ -110,7 +115,8 @@ _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)
 CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     "identity": (),
     # A device's profileId set by a PATCH: the profile, resolved (issue 21).
-    "devices": (fleet.RESOLVE_DEVICE_PROFILE,),
+    # When integrations connected, reported by the auth callout in batches (ADR 0097).
+    "devices": (fleet.RESOLVE_DEVICE_PROFILE, identity.RECORD_INTEGRATION_CONNECTIONS),
     "readings": (devices.GET_DEVICE,),
     "alerting": _SCOPE_LOOKUPS,
     "exports": (
@@ -154,6 +160,10 @@ CORE: dict[str, Core] = {
             subjects.service_events("devices"),
             subjects.event_filter("identity", "OrganizationSuspended"),
             subjects.event_filter("identity", "OrganizationReinstated"),
+            # an integration revoked or its password rotated: its connections are closed at
+            # once by every replica (ADR 0097)
+            subjects.event_filter("identity", "IntegrationRevoked"),
+            subjects.event_filter("identity", "IntegrationCredentialRotated"),
             AUTH_CALLOUT,
         ),
     ),
@@ -252,6 +262,8 @@ def permissions(service: str) -> Permissions:
                 _js("CONSUMER", "CREATE", spec.stream),
                 f"$JS.FC.{spec.stream}.>",
             ]
+    if service == "identity":
+        publish += integration_consumers()
     if service == "exports":
         publish += _bucket(EXPORTS_BUCKET, write=True)
     if service == "gateway":
@@ -260,6 +272,19 @@ def permissions(service: str) -> Permissions:
     publish += core.publish
     subscribe += core.subscribe
     return Permissions(publish=_unique(publish), subscribe=_unique(subscribe))
+
+
+def integration_consumers() -> tuple[str, ...]:
+    """What identity may do to integrations' durable consumers (ADR 0097): make, inspect and
+    remove consumers of the PUBLIC stream, and of no other: no platform consumer reads that
+    stream, so this cannot reach one."""
+    stream = INTEGRATIONS_STREAM
+    return (
+        _js("CONSUMER", "CREATE", stream, ">"),
+        _js("CONSUMER", "DURABLE", "CREATE", stream, "*"),
+        _js("CONSUMER", "INFO", stream, "*"),
+        _js("CONSUMER", "DELETE", stream, "*"),
+    )
 
 
 def system_permissions() -> Permissions:

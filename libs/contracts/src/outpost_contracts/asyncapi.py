@@ -50,6 +50,8 @@ PRIVATE_FIELDS: Mapping[type[Event], Mapping[str, str]] = {
     identity.SessionRefreshed: {"refresh_token_hash": _HASH},
     identity.OAuthClientCreated: {"secret_hash": _HASH},
     identity.OAuthClientSecretRotated: {"secret_hash": _HASH},
+    identity.IntegrationCreated: {"password_hash": _HASH},
+    identity.IntegrationCredentialRotated: {"password_hash": _HASH},
     notifications.NotificationChannelCreated: {"url": _WEBHOOK_URL},
     notifications.NotificationChannelUpdated: {"url": _WEBHOOK_URL},
 }

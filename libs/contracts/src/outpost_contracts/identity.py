@@ -168,6 +168,63 @@ class OAuthClientDeleted(
     client_id: str
 
 
+# --- integrations (issue 23, ADR 0097) ---------------------------------------------------
+
+
+class DeliverPolicy(enum.StrEnum):
+    """Where an integration's consumers start: every retained event, only new ones, or the
+    first event at or after ``startTime``."""
+
+    ALL = "ALL"
+    NEW = "NEW"
+    BY_START_TIME = "BY_START_TIME"
+
+
+class IntegrationCreated(
+    Event, tag=wire_tag(SERVICE, "IntegrationCreated", 1), kw_only=True, frozen=True
+):
+    """An organization's integration: broker credentials for its own service to read the
+    organization's events. ``password_hash`` is SHA-256 of a 256-bit random password (never
+    the password): the devices service's auth callout checks a connection against it.
+    ``filters`` are the broker subjects its consumers are filtered to, ``consumers`` the
+    durable consumers' names (one per group) on the ``PUBLIC`` stream."""
+
+    name: str
+    user: str
+    password_hash: str
+    subjects: tuple[str, ...]
+    filters: tuple[str, ...]
+    deliver_policy: DeliverPolicy
+    start_time: datetime | None = None
+    consumers: tuple[str, ...]
+    created_by: UUID | None = None
+
+
+class IntegrationCredentialRotated(
+    Event, tag=wire_tag(SERVICE, "IntegrationCredentialRotated", 1), kw_only=True, frozen=True
+):
+    """A new password; the previous one is refused from now on and its connections closed."""
+
+    user: str
+    password_hash: str
+
+
+class IntegrationRevoked(
+    Event, tag=wire_tag(SERVICE, "IntegrationRevoked", 1), kw_only=True, frozen=True
+):
+    """The integration's credentials are refused and its connections closed."""
+
+    user: str
+
+
+# What the broker's auth callout (devices) follows to know integrations' credentials.
+INTEGRATION_EVENTS: tuple[type[Event], ...] = (
+    IntegrationCreated,
+    IntegrationCredentialRotated,
+    IntegrationRevoked,
+)
+
+
 # --- requests ---------------------------------------------------------------------------
 
 
@@ -236,6 +293,42 @@ class IssueClientToken(Request, kw_only=True, frozen=True):
     client_id: Annotated[str, msgspec.Meta(max_length=256)]
     client_secret: Annotated[str, msgspec.Meta(max_length=256)]
     scope: tuple[str, ...] | None = None
+
+
+# A subscription filter of the API: ``<area>.>`` or ``<area>.<EventName>`` (the areas and
+# what each maps to on the broker: ``outpost_contracts.integrations``).
+SubjectFilter = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=100, pattern=whole(r"[a-z]+\.(>|[A-Z][A-Za-z0-9]*)"))
+]
+GroupName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=32, pattern=whole(r"[a-z0-9][a-z0-9-]*"))
+]
+
+
+class CreateIntegration(Request, kw_only=True, frozen=True):
+    name: Name
+    subjects: Annotated[list[SubjectFilter], msgspec.Meta(min_length=1, max_length=20)]
+    deliver_policy: DeliverPolicy = DeliverPolicy.NEW
+    start_time: Instant | None = None
+    # Named consumer groups: one durable consumer each; replicas of a subscriber that use
+    # the same group share its messages. One group, ``default``, when not given.
+    groups: Annotated[list[GroupName], msgspec.Meta(min_length=1, max_length=10)] | None = None
+
+
+class ListIntegrations(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+class GetIntegration(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class RotateIntegrationCredential(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class RevokeIntegration(Request, kw_only=True, frozen=True):
+    id: UUID
 
 
 class CreateUser(Request, kw_only=True, frozen=True):
@@ -334,6 +427,54 @@ class OAuthClientIssued(Contract, kw_only=True, frozen=True):
     created_at: datetime
 
 
+class IntegrationView(Contract, kw_only=True, frozen=True):
+    id: UUID
+    name: str
+    user: str  # the broker user name it connects with
+    subjects: list[str]
+    deliver_policy: DeliverPolicy
+    start_time: datetime | None = None
+    stream: str  # the stream its consumers read
+    consumers: dict[str, str]  # group -> durable consumer name
+    inbox_prefix: str  # the only inboxes it may use (nats-py's ``inbox_prefix``)
+    created_at: datetime
+    revoked_at: datetime | None = None
+    # When the broker last admitted a connection with its credentials, reported by the auth
+    # callout in batches (within about 30 s; ADR 0097).
+    last_connected_at: datetime | None = None
+    version: int = 1
+
+
+class IntegrationConnection(Contract, kw_only=True, frozen=True):
+    id: UUID
+    org_id: UUID
+    at: datetime
+
+
+class RecordIntegrationConnections(Request, kw_only=True, frozen=True):
+    """Internal, from the devices service's auth callout (no HTTP route): the integrations
+    it admitted since its last report and when each was last admitted (``lastConnectedAt``)."""
+
+    connections: list[IntegrationConnection]
+
+
+class IntegrationIssued(Contract, kw_only=True, frozen=True):
+    """The one time an integration's password is shown (creation, rotation), with what a
+    subscriber needs to connect."""
+
+    id: UUID
+    name: str
+    user: str
+    password: str
+    subjects: list[str]
+    deliver_policy: DeliverPolicy
+    start_time: datetime | None = None
+    stream: str
+    consumers: dict[str, str]
+    inbox_prefix: str
+    created_at: datetime
+
+
 class ClientTokenIssued(Contract, kw_only=True, frozen=True):
     """An access token of the client-credentials grant. Field names are RFC 6749's."""
 
@@ -390,3 +531,13 @@ ROTATE_OAUTH_CLIENT_SECRET = Operation(
 )
 DELETE_OAUTH_CLIENT = Operation(SERVICE, "DeleteOAuthClient", DeleteOAuthClient, Empty)
 ISSUE_CLIENT_TOKEN = Operation(SERVICE, "IssueClientToken", IssueClientToken, ClientTokenIssued)
+CREATE_INTEGRATION = Operation(SERVICE, "CreateIntegration", CreateIntegration, IntegrationIssued)
+LIST_INTEGRATIONS = Operation(SERVICE, "ListIntegrations", ListIntegrations, Page[IntegrationView])
+GET_INTEGRATION = Operation(SERVICE, "GetIntegration", GetIntegration, IntegrationView)
+ROTATE_INTEGRATION_CREDENTIAL = Operation(
+    SERVICE, "RotateIntegrationCredential", RotateIntegrationCredential, IntegrationIssued
+)
+REVOKE_INTEGRATION = Operation(SERVICE, "RevokeIntegration", RevokeIntegration, Empty)
+RECORD_INTEGRATION_CONNECTIONS = Operation(
+    SERVICE, "RecordIntegrationConnections", RecordIntegrationConnections, Empty
+)

@@ -37,6 +37,9 @@ class StreamSpec(msgspec.Struct, kw_only=True, frozen=True):
     # creates it ahead with nats-server's own settings so that the consumers on it exist
     # before the first message (decision 82).
     written_by_broker: bool = False
+    # Streams nats-server copies into this one (no subjects of its own then): the PUBLIC
+    # stream integrations read (ADR 0097).
+    sources: tuple[str, ...] = ()
 
 
 class ConsumerSpec(msgspec.Struct, kw_only=True, frozen=True):
@@ -95,6 +98,20 @@ STREAMS: tuple[StreamSpec, ...] = (
         description="Device telemetry as devices publish it (docs/api.md, Device protocol)",
         max_age_seconds=7 * 24 * 3600,
         duplicate_window_seconds=120,
+        control_plane=False,
+    ),
+    # What integrations read (issue 23, ADR 0097): every organization's events but
+    # identity's, and telemetry, copied by nats-server from their streams with their
+    # subjects. Integrations' durable consumers live here alone, filtered to their own
+    # organization's subjects by identity, which creates them: no platform consumer is on
+    # this stream for that permission to touch.
+    StreamSpec(
+        name="PUBLIC",
+        subjects=(),
+        owner="identity",
+        description="Organizations' events and telemetry as integrations read them",
+        sources=("DEVICES", "READINGS", "ALERTING", "EXPORTS", "FLEET", "TELEMETRY"),
+        max_age_seconds=7 * 24 * 3600,
         control_plane=False,
     ),
     # nats-server's store of MQTT QoS 1/2 publishes (decision 82): the copy of a device's
@@ -215,6 +232,21 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     _suspensions("devices"),
     _suspensions("readings"),
     _suspensions("alerting"),
+    ConsumerSpec(
+        # The broker's auth callout learns integrations' users and password hashes (ADR 0097).
+        stream="IDENTITY",
+        name="devices-integrations",
+        owner="devices",
+        filter_subjects=tuple(
+            subjects.event_filter("identity", name)
+            for name in (
+                "IntegrationCreated",
+                "IntegrationCredentialRotated",
+                "IntegrationRevoked",
+            )
+        ),
+        description="Integrations' broker credentials (hashes), for the auth callout",
+    ),
 )
 
 

@@ -83,6 +83,8 @@ def test_no_process_may_administer_streams(process: str) -> None:
         for verb in ("CREATE", "UPDATE", "DELETE", "PURGE"):
             subject = f"$JS.API.STREAM.{verb}.{spec.name}"
             assert not allowed(perms.publish, subject), subject
+        if process == "identity" and spec.name == access.INTEGRATIONS_STREAM:
+            continue  # integrations' consumers, below
         for verb in ("CONSUMER.DELETE", "CONSUMER.DURABLE.CREATE", "CONSUMER.CREATE"):
             for consumer in streams.CONSUMERS:
                 subject = f"$JS.API.{verb}.{spec.name}.{consumer.name}"
@@ -139,3 +141,21 @@ def test_fleet_and_devices_may_ask_each_other_what_issue_21_needs() -> None:
     subject = subjects.event("fleet.DesiredStateBindingCreated.v1", "org")
     holders = [p for p in access.PROCESSES if allowed(access.permissions(p).publish, subject)]
     assert holders == ["fleet"] and streams.stream("FLEET").owner == "fleet"
+
+
+def test_only_identity_manages_consumers_and_only_on_the_stream_no_platform_consumer_reads() -> (
+    None
+):
+    """Integrations' durable consumers (ADR 0097): identity makes and removes them on PUBLIC,
+    where no platform consumer is, so the permission reaches no platform consumer."""
+    assert not [c for c in streams.CONSUMERS if c.stream == access.INTEGRATIONS_STREAM]
+    name = "integration-0123-default"
+    for process in access.PROCESSES:
+        perms = access.permissions(process)
+        for verb in ("CONSUMER.DELETE", "CONSUMER.DURABLE.CREATE", "CONSUMER.CREATE"):
+            subject = f"$JS.API.{verb}.{access.INTEGRATIONS_STREAM}.{name}"
+            assert allowed(perms.publish, subject) == (process == "identity"), subject
+            for spec in streams.STREAMS:
+                if spec.name != access.INTEGRATIONS_STREAM:
+                    other = f"$JS.API.{verb}.{spec.name}.{name}"
+                    assert not allowed(perms.publish, other), other

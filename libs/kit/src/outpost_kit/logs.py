@@ -30,7 +30,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("outpost_request_id", default=No
 # ``scheme://user:password@``: the password is masked, the user kept (it says which role).
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(?=@)", re.I)
 # Outpost's own credential formats: a prefix and a long random tail.
-_CREDENTIAL = re.compile(r"\b(?P<kind>sk|cs|rt|ot)_(?P<tail>[A-Za-z0-9_-]{16,})")
+_CREDENTIAL = re.compile(r"\b(?P<kind>sk|cs|rt|ot|opi)_(?P<tail>[A-Za-z0-9_-]{16,})")
 
 
 def scrub(text: str) -> str:

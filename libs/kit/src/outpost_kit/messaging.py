@@ -20,6 +20,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
 )
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -218,7 +219,8 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         num_replicas=replicas,
         name=spec.name,
-        subjects=list(spec.subjects),
+        subjects=list(spec.subjects) or None,
+        sources=[StreamSource(name=name) for name in spec.sources] or None,
         description=spec.description or None,
         retention=_RETENTION[spec.retention],
         storage=StorageType.FILE if spec.storage == "file" else StorageType.MEMORY,

@@ -10,13 +10,24 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from outpost_contracts import commands as command_contracts
-from outpost_contracts import device_config, devices, fleet, presence, provisioning, registry
+from outpost_contracts import (
+    device_config,
+    devices,
+    fleet,
+    integrations,
+    presence,
+    provisioning,
+    registry,
+)
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import AccessDenied
+from outpost_contracts.identity import RECORD_INTEGRATION_CONNECTIONS, RecordIntegrationConnections
+from outpost_devices.adapters import integrations_store
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
 from outpost_devices.adapters.command_store import CommandsProjector
+from outpost_devices.adapters.integration_connections import IntegrationConnections
 from outpost_devices.adapters.pki import CaVault
 from outpost_devices.adapters.projections import PROJECTORS
 from outpost_devices.adapters.store import PgDevices, PgDevicesReads
@@ -122,6 +133,11 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
     runtime.consume(
         "devices-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES
     )
+    runtime.consume(
+        "devices-integrations",
+        integrations_store.on_integration_event,
+        integrations_store.EVENT_TYPES,
+    )
     if settings.broker_issuer_seed is None:
         _log.warning("OUTPOST_DEVICES_BROKER_ISSUER_SEED is not set: devices cannot connect")
         return
@@ -165,11 +181,40 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         )
 
     async def decide(request: CalloutRequest) -> tuple[str, dict[str, object], datetime]:
+        if integrations.integration_of(request.user) is not None:
+            return await admit_integration(request)
         admitted = await broker.authorize(reads, cas, request.chain_pems, ids.now(), session)
         if sessions is not None:
             if sessions.refuses(admitted.org_id):  # heard suspended, not yet in the table
                 raise AccessDenied("the organization is suspended")
             sessions.admitted(admitted.device_id, request, admitted.org_id)
+        return admitted.name, admitted.permissions(), admitted.expires
+
+    async def send(ctx: RequestContext, body: RecordIntegrationConnections) -> object:
+        return await messaging.call(nc, RECORD_INTEGRATION_CONNECTIONS, ctx, body)
+
+    connections = IntegrationConnections(send, settings.integration_report_seconds)
+    runtime.background(connections.run)
+
+    async def admit_integration(
+        request: CalloutRequest,
+    ) -> tuple[str, dict[str, object], datetime]:
+        """An integration's connection (ADR 0097): its user and password, not a certificate."""
+        integration_id = integrations.integration_of(request.user)
+        heard = None
+        if sessions is not None and integration_id is not None:
+            heard = sessions.heard_password(integration_id)
+        admitted = await broker.authorize_integration(
+            reads, request.user, request.password, ids.now(), session, heard
+        )
+        if sessions is not None:
+            presented = broker.password_hash(request.password)
+            if sessions.refuses_integration(admitted.integration_id, presented):
+                raise AccessDenied("the integration is revoked or its password rotated")
+            if sessions.refuses(admitted.org_id):
+                raise AccessDenied("the organization is suspended")
+            sessions.integration_admitted(admitted.integration_id, admitted.org_id, request)
+        connections.note(admitted.integration_id, admitted.org_id, ids.now())
         return admitted.name, admitted.permissions(), admitted.expires
 
     responder = CalloutResponder(runtime.nc, Issuer(settings.broker_issuer_seed.reveal()), decide)

@@ -41,6 +41,9 @@ class DevicesSettings(CommonSettings, kw_only=True, frozen=True):
     # with presence (and at start), and how often telemetry's "last seen" times are written.
     presence_reconcile_seconds: float = 60.0
     presence_seen_flush_seconds: float = 5.0
+    # How often the auth callout reports the integrations it admitted to identity
+    # (their ``lastConnectedAt``; ADR 0097).
+    integration_report_seconds: float = 30.0
     # false: lastSeenAt moves only with connections (no subscription to all telemetry).
     presence_seen_from_telemetry: bool = True
     # Commands and desired state (ADR 0056): a command's expiry when

@@ -368,6 +368,9 @@ class FakeReads:
     async def admission(self, org_id: UUID, serial: str, device_id: UUID) -> Admission:
         raise NotImplementedError
 
+    async def integration(self, integration_id: UUID) -> Any:
+        raise NotImplementedError
+
 
 class FakeDelivery:
     """The broker's side of a command delivery: ``online`` says whether the device holds its

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import sys
+from dataclasses import replace
 from datetime import timedelta
 
 from outpost_contracts import identity
+from outpost_identity.adapters.broker import JetStreamConsumers
 from outpost_identity.adapters.passwords import Passwords, make_hasher
 from outpost_identity.adapters.projections import PROJECTORS
 from outpost_identity.adapters.signing import KeyVault
@@ -40,6 +42,9 @@ EVENT_TYPES = (
     identity.OAuthClientCreated,
     identity.OAuthClientSecretRotated,
     identity.OAuthClientDeleted,
+    identity.IntegrationCreated,
+    identity.IntegrationCredentialRotated,
+    identity.IntegrationRevoked,
 )
 
 _log = logging.getLogger(__name__)
@@ -68,7 +73,8 @@ def _make_deps(uow: UnitOfWorkFactory, settings: IdentitySettings) -> Deps:
 
 async def build(runtime: ServiceRuntime, settings: IdentitySettings) -> None:
     assert runtime.uow is not None
-    deps = _make_deps(runtime.uow, settings)
+    assert runtime.js is not None
+    deps = replace(_make_deps(runtime.uow, settings), consumers=JetStreamConsumers(runtime.js))
     runtime.serve(rpc.handlers(deps))
     if deps.vault is None:
         _log.warning("OUTPOST_IDENTITY_KEY_ENCRYPTION_KEY is not set: login is disabled")

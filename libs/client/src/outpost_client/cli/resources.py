@@ -86,6 +86,13 @@ SPECS = [
         "OAuth clients",
     ),
     Spec(
+        "integrations",
+        "/api/v1/integrations",
+        ("id", "name", "user", "subjects", "lastConnectedAt", "revokedAt"),
+        ("list", "get", "delete"),
+        "integrations",
+    ),
+    Spec(
         "devices",
         "/api/v1/devices",
         ("id", "name", "status", "online", "deviceType", "tags", "lastSeenAt"),

@@ -51,6 +51,8 @@ class CalloutRequest:
     chain_pems: list[str]  # the presented certificate first, then its chain
     kind: str  # "Client", or the listener's kind for MQTT/WebSocket/leafnode connections
     client_id: int = 0  # the connection's id on that server (what a KICK names)
+    user: str = ""  # the user and password of the CONNECT (an integration's, ADR 0097)
+    password: str = ""
 
 
 def parse_request(token: str) -> CalloutRequest:
@@ -68,6 +70,8 @@ def parse_request(token: str) -> CalloutRequest:
             chain_pems=chain,
             kind=str((nats.get("client_info") or {}).get("kind", "")),
             client_id=int((nats.get("client_info") or {}).get("id", 0)),
+            user=str((nats.get("connect_opts") or {}).get("user") or ""),
+            password=str((nats.get("connect_opts") or {}).get("pass") or ""),
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an authorization request: {exc}") from None
@@ -190,6 +194,12 @@ class Sessions:
         self._by_device: dict[UUID, set[tuple[str, int]]] = {}
         self._org_devices: dict[UUID, set[UUID]] = {}
         self._suspended: dict[UUID, float] = {}  # organization → until (clock)
+        # Integrations (ADR 0097): the connections this replica admitted, by integration and
+        # by organization, and the rotations and revocations heard a moment ago
+        # (integration → (until, the new password's hash or None when revoked)).
+        self._by_integration: dict[UUID, set[tuple[str, int]]] = {}
+        self._org_integrations: dict[UUID, set[UUID]] = {}
+        self._changed: dict[UUID, tuple[float, str | None]] = {}
 
     def admitted(
         self, device_id: UUID, request: CalloutRequest, org_id: UUID | None = None
@@ -197,6 +207,38 @@ class Sessions:
         self._by_device.setdefault(device_id, set()).add((request.server_id, request.client_id))
         if org_id is not None:
             self._org_devices.setdefault(org_id, set()).add(device_id)
+
+    def integration_admitted(
+        self, integration_id: UUID, org_id: UUID, request: CalloutRequest
+    ) -> None:
+        connection = (request.server_id, request.client_id)
+        self._by_integration.setdefault(integration_id, set()).add(connection)
+        self._org_integrations.setdefault(org_id, set()).add(integration_id)
+
+    def refuses_integration(self, integration_id: UUID, presented_hash: str) -> bool:
+        """Whether this replica heard the integration revoked, or its password rotated away
+        from ``presented_hash``, a moment ago (before its table may say so)."""
+        found = self._changed.get(integration_id)
+        if found is None:
+            return False
+        until, current = found
+        if until <= self.clock():
+            del self._changed[integration_id]
+            return False
+        return current is None or current != presented_hash
+
+    def heard_password(self, integration_id: UUID) -> str | None:
+        """The hash of a rotation heard a moment ago (the table may not have it yet)."""
+        found = self._changed.get(integration_id)
+        return None if found is None or found[0] <= self.clock() else found[1]
+
+    async def integration_changed(self, integration_id: UUID, password_hash: str | None) -> int:
+        """Revoked (``password_hash`` None) or rotated: close its connections this replica
+        admitted, and refuse the old password until the table has it."""
+        self._changed[integration_id] = (self.clock() + SUSPENSION_MEMORY_SECONDS, password_hash)
+        kicked = await self._kick(self._by_integration.pop(integration_id, set()))
+        _log.info("broker: integration %s changed: %d connections closed", integration_id, kicked)
+        return kicked
 
     def refuses(self, org_id: UUID) -> bool:
         """Whether this replica heard the organization suspended a moment ago."""
@@ -238,6 +280,8 @@ class Sessions:
         targets: set[tuple[str, int]] = set()
         for device_id in self._org_devices.pop(org_id, set()):
             targets |= self._by_device.pop(device_id, set())
+        for integration_id in self._org_integrations.pop(org_id, set()):
+            targets |= self._by_integration.pop(integration_id, set())
         try:
             targets |= await self.recorded_in(org_id)
         except Exception as exc:  # the database is away: the admitted ones still go
@@ -268,6 +312,12 @@ class Sessions:
             await self.nc.subscribe(subjects.event_filter("identity", name), cb=self._on_org)
             for name in (SUSPENDED, REINSTATED)
         ]
+        subs += [
+            await self.nc.subscribe(
+                subjects.event_filter("identity", name), cb=self._on_integration
+            )
+            for name in (INTEGRATION_REVOKED, INTEGRATION_ROTATED)
+        ]
         try:
             await stop.wait()
         finally:
@@ -290,6 +340,13 @@ class Sessions:
             return
         await self.organization_changed(event.stream_id, suspended=f".{SUSPENDED}." in msg.subject)
 
+    async def _on_integration(self, msg: Msg) -> None:
+        try:
+            event = msgspec.json.decode(msg.data, type=_IntegrationEvent)
+        except msgspec.DecodeError:
+            return
+        await self.integration_changed(event.stream_id, event.data.password_hash)
+
     async def organization_changed(self, org_id: UUID, *, suspended: bool) -> int:
         """``OrganizationSuspended``: refuse and disconnect its devices; ``Reinstated``: stop
         refusing on this replica's word (the table is cleared by the consumer)."""
@@ -304,6 +361,17 @@ class Sessions:
 
 SUSPENDED = "OrganizationSuspended"
 REINSTATED = "OrganizationReinstated"
+INTEGRATION_REVOKED = "IntegrationRevoked"
+INTEGRATION_ROTATED = "IntegrationCredentialRotated"
+
+
+class _IntegrationData(msgspec.Struct, rename="camel"):
+    password_hash: str | None = None  # a rotation's; a revocation has none
+
+
+class _IntegrationEvent(msgspec.Struct, rename="camel"):
+    stream_id: UUID
+    data: _IntegrationData
 
 
 def _connections(conns: Any) -> set[tuple[str, int]]:

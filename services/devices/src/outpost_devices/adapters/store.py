@@ -16,17 +16,18 @@ from uuid import UUID
 from outpost_contracts import commands as command_api
 from outpost_contracts.base import Event
 from outpost_contracts.devices import DeviceStatus, DeviceView
-from outpost_contracts.envelope import EventEnvelope
+from outpost_contracts.envelope import PLATFORM_ORG_ID, EventEnvelope
 from outpost_contracts.presence import DeviceHealth
 from outpost_contracts.provisioning import CertificateView
 from outpost_contracts.query import ListQuery, Node, Page
 from outpost_contracts.registry import ValueType
-from outpost_devices.adapters import command_store, presence_store, queries
+from outpost_devices.adapters import command_store, integrations_store, presence_store, queries
 from outpost_devices.adapters import registry_queries as rq
 from outpost_devices.app.ports import (
     Admission,
     Ca,
     DeviceParts,
+    IntegrationCredential,
     OpenCommand,
     Redeemed,
     StateRow,
@@ -423,6 +424,13 @@ class PgDevicesReads:
             last_disconnected_at=row["last_disconnected_at"],
             version=row["presence_version"],
         )
+
+    async def integration(self, integration_id: UUID) -> IntegrationCredential | None:
+        # broker_integrations has no row-level security (plumbing, ADR 0097): the tenant
+        # given to the read path does not matter; the platform's is named.
+        async with self.reads(PLATFORM_ORG_ID) as conn:
+            row = await conn.fetchrow(integrations_store.CREDENTIAL, integration_id)
+        return None if row is None else integrations_store.credential(row)
 
     async def admission(self, org_id: UUID, serial: str, device_id: UUID) -> Admission:
         async with self.reads(org_id) as conn:

@@ -8,10 +8,17 @@ decommissioned and its organization not suspended. The answer is the device's pe
 publish on its telemetry subject and its command-ack subject, subscribe to its command
 subject; nothing else (no ``_INBOX``, no JetStream API). Organization and device come from
 the certificate only.
+
+An integration (issue 23, ADR 0097) connects with the broker user and password identity
+issued it: the password's SHA-256 is compared (constant time) with the one identity's events
+carried, and the answer is ``integrations.permissions``: pull from and acknowledge on its own
+consumers of the PUBLIC stream, its own inboxes; no publish.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +26,7 @@ from uuid import UUID
 
 from cryptography import x509
 
-from outpost_contracts import subjects
+from outpost_contracts import integrations, subjects
 from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.errors import AccessDenied
 from outpost_devices.adapters import pki
@@ -123,3 +130,51 @@ async def authorize(
     if found.status is None or found.status == DeviceStatus.DECOMMISSIONED:
         raise AccessDenied("the device is decommissioned")
     return DeviceSession(org_id, device_id, serial, session_expiry(found.not_after, now, session))
+
+
+@dataclass(frozen=True)
+class IntegrationSession:
+    """An admitted integration connection (ADR 0097)."""
+
+    org_id: UUID
+    integration_id: UUID
+    consumers: tuple[str, ...]
+    expires: datetime
+
+    @property
+    def name(self) -> str:
+        # Not ``device:…``: presence leaves it alone.
+        return f"integration:{self.org_id}:{self.integration_id}"
+
+    def permissions(self) -> dict[str, Any]:
+        return integrations.permissions(self.integration_id, self.consumers)
+
+
+def password_hash(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+async def authorize_integration(
+    reads: DevicesReads,
+    user: str,
+    password: str,
+    now: datetime,
+    session: timedelta,
+    heard_hash: str | None = None,
+) -> IntegrationSession:
+    """The session of the integration ``user`` names, if ``password`` is its current one;
+    access_denied otherwise (the same answer for an unknown user and a wrong password).
+    ``heard_hash``: a rotation's new hash this replica heard before its table has it."""
+    integration_id = integrations.integration_of(user)
+    found = None if integration_id is None else await reads.integration(integration_id)
+    expected = found.password_hash if found is not None else "0" * 64
+    if found is not None and heard_hash is not None:
+        expected = heard_hash
+    matches = hmac.compare_digest(password_hash(password), expected)
+    if found is None or integration_id is None or not matches or found.user != user:
+        raise AccessDenied("unknown integration or wrong password")
+    if found.revoked:
+        raise AccessDenied("the integration is revoked")
+    if found.suspended:
+        raise AccessDenied("the organization is suspended")
+    return IntegrationSession(found.org_id, integration_id, found.consumers, now + session)

@@ -332,6 +332,19 @@ class DevicesUnitOfWork(Protocol):
     def __call__(self, org_id: UUID | None) -> AbstractAsyncContextManager[DevicesTx]: ...
 
 
+@dataclass(frozen=True)
+class IntegrationCredential:
+    """An integration as the auth callout checks it (ADR 0097): its organization, broker
+    user, password's SHA-256, consumers, and whether it or its organization is stopped."""
+
+    org_id: UUID
+    user: str
+    password_hash: str
+    consumers: tuple[str, ...]
+    revoked: bool
+    suspended: bool
+
+
 class DevicesReads(Protocol):
     """The read-only path: one statement per call, its own snapshot, in the tenant."""
 
@@ -344,3 +357,7 @@ class DevicesReads(Protocol):
     async def health(self, org_id: UUID, device_id: UUID) -> DeviceHealth | None: ...
 
     async def admission(self, org_id: UUID, serial: str, device_id: UUID) -> Admission: ...
+
+    async def integration(self, integration_id: UUID) -> IntegrationCredential | None:
+        """An integration's broker credential (``broker_integrations``), or None."""
+        ...

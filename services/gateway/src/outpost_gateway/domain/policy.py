@@ -65,6 +65,8 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/oauth-clients"): "oauth-clients:read",
     ("POST", "/api/v1/oauth-clients/{id}/rotate-secret"): "oauth-clients:write",
     ("DELETE", "/api/v1/oauth-clients/{id}"): "oauth-clients:write",
+    # an integration's five routes: the group /api/v1/integrations
+    ("POST", "/api/v1/integrations/{id}/rotate"): "integrations:write",
     # the client's id and secret (Basic or form) are the credential; RFC 6749 errors
     ("POST", "/auth/oauth/token"): PUBLIC,
     # devices (their five routes: the group /api/v1/devices)

@@ -91,14 +91,18 @@ from outpost_contracts.fleet import (
 )
 from outpost_contracts.identity import (
     CREATE_API_KEY,
+    CREATE_INTEGRATION,
     CREATE_ORGANIZATION,
     CREATE_USER,
+    GET_INTEGRATION,
     GET_ORGANIZATION,
     GET_USER,
     LIST_API_KEYS,
+    LIST_INTEGRATIONS,
     LIST_ORGANIZATIONS,
     LIST_USERS,
     REVOKE_API_KEY,
+    REVOKE_INTEGRATION,
 )
 from outpost_contracts.notifications import (
     CREATE_CHANNEL,
@@ -302,6 +306,14 @@ _SSRF = (
     " `validation_error` on `url` unless the deployment allows loopback or private ones. The"
     " host is resolved and checked again at every delivery, and redirects are not followed."
 )
+_INTEGRATION = (
+    "Broker credentials for the organization's own service: the answer carries the password"
+    " (shown once), the broker user, the stream, one durable consumer per group and the inbox"
+    " prefix to connect with. `subjects` are `<area>.>` or `<area>.<EventName>` with areas"
+    " `alerts`, `devices`, `readings` (with telemetry), `fleet`, `exports`, `telemetry`;"
+    " events with private fields are never delivered. `deliverPolicy` `ALL`, `NEW` (default)"
+    " or `BY_START_TIME` with `startTime`."
+)
 
 RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
     # identity: organizations (the operator's; suspend and reinstate: entrypoints/identity.py),
@@ -325,6 +337,30 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
         list=LIST_API_KEYS,
         delete=REVOKE_API_KEY,
         docs={"delete": Doc(name="revoke_api_key")},
+    ),
+    # an organization's integrations: broker credentials to read its events (issue 23, ADR
+    # 0097); the password's rotation: entrypoints/identity.py
+    ResourceGroup(
+        path="/api/v1/integrations",
+        one="integration",
+        many="integrations",
+        scope="integrations",
+        create=CREATE_INTEGRATION,  # answers the password, once
+        list=LIST_INTEGRATIONS,
+        get=GET_INTEGRATION,
+        delete=REVOKE_INTEGRATION,
+        docs={
+            "create": Doc(
+                summary="Create an integration",
+                description=_INTEGRATION,
+            ),
+            "delete": Doc(
+                summary="Revoke an integration",
+                description="Its password is refused and its broker connections are closed"
+                " within 5 s; it stays listed with `revokedAt`.",
+                name="revoke_integration",
+            ),
+        },
     ),
     ResourceGroup(
         path="/api/v1/users",

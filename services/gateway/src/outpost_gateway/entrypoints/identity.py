@@ -1,11 +1,12 @@
-"""Identity routes: organizations (operator), API keys, users and sessions."""
+"""Identity routes: organizations (operator), API keys, users, sessions and an integration's
+credential rotation (its five routes: the group /api/v1/integrations)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, post
+from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
 from outpost_contracts.identity import (
@@ -13,12 +14,15 @@ from outpost_contracts.identity import (
     LOGOUT,
     REFRESH,
     REINSTATE_ORGANIZATION,
+    ROTATE_INTEGRATION_CREDENTIAL,
     SUSPEND_ORGANIZATION,
+    IntegrationIssued,
     Login,
     Logout,
     OrganizationView,
     Refresh,
     ReinstateOrganizationById,
+    RotateIntegrationCredential,
     SuspendOrganizationById,
     TokenIssued,
 )
@@ -71,10 +75,28 @@ async def logout(ctx: Ctx, backend: BackendDep) -> None:
     await backend.call(LOGOUT, ctx, Logout())
 
 
+@post(
+    "/api/v1/integrations/{id:uuid}/rotate",
+    tags=["integrations"],
+    status_code=200,
+    summary="Rotate an integration's broker password",
+    description="Answers the new password, once; the previous one is refused from now on and"
+    " the broker connections made with it are closed within seconds.",
+)
+async def rotate_integration(
+    id: FromPath[UUID], ctx: Ctx, backend: BackendDep
+) -> Response[IntegrationIssued]:
+    issued = await backend.call(
+        ROTATE_INTEGRATION_CREDENTIAL, ctx, RotateIntegrationCredential(id=id)
+    )
+    return Response(issued, status_code=200, headers={"Cache-Control": "no-store"})
+
+
 ROUTES = [
     suspend_organization,
     reinstate_organization,
     login,
     refresh,
     logout,
+    rotate_integration,
 ]

@@ -9,6 +9,9 @@ from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
+    IntegrationCreated,
+    IntegrationCredentialRotated,
+    IntegrationRevoked,
     MembershipGranted,
     OAuthClientCreated,
     OAuthClientDeleted,
@@ -188,10 +191,50 @@ class OAuthClientsProjector:
             )
 
 
+class IntegrationsProjector:
+    async def apply(self, conn: AsyncConnection, e: EventEnvelope) -> None:
+        data = e.data
+        if isinstance(data, IntegrationCreated):
+            await conn.execute(
+                text(
+                    "INSERT INTO integrations (org_id, id, name, broker_user, subjects,"
+                    " deliver_policy, start_time, consumers, created_at, version)"
+                    " VALUES (:org, :id, :name, :user, :subjects, :policy, :start, :consumers,"
+                    " :at, :v)"
+                ),
+                {
+                    "org": e.org_id,
+                    "id": e.stream_id,
+                    "name": data.name,
+                    "user": data.user,
+                    "subjects": list(data.subjects),
+                    "policy": data.deliver_policy.value,
+                    "start": data.start_time,
+                    "consumers": list(data.consumers),
+                    "at": e.occurred_at,
+                    "v": e.version,
+                },
+            )
+        elif isinstance(data, IntegrationCredentialRotated):
+            await conn.execute(
+                text("UPDATE integrations SET version = :v WHERE org_id = :org AND id = :id"),
+                {"org": e.org_id, "id": e.stream_id, "v": e.version},
+            )
+        elif isinstance(data, IntegrationRevoked):
+            await conn.execute(
+                text(
+                    "UPDATE integrations SET revoked_at = :at, version = :v"
+                    " WHERE org_id = :org AND id = :id"
+                ),
+                {"org": e.org_id, "id": e.stream_id, "at": e.occurred_at, "v": e.version},
+            )
+
+
 PROJECTORS = (
     OrganizationsProjector(),
     ApiKeysProjector(),
     UsersProjector(),
     SigningKeysProjector(),
     OAuthClientsProjector(),
+    IntegrationsProjector(),
 )

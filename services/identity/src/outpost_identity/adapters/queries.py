@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from outpost_contracts import integrations
 from outpost_contracts.identity import (
     ApiKeyView,
+    DeliverPolicy,
+    IntegrationView,
     OAuthClientView,
     OrganizationStatus,
     OrganizationView,
@@ -48,6 +51,41 @@ OAUTH_CLIENTS = Collection(
         "createdAt": Field("created_at", "datetime"),
     },
 )
+
+
+INTEGRATIONS = Collection(
+    table="integrations",
+    columns=(
+        "id, name, broker_user, subjects, deliver_policy, start_time, consumers, created_at,"
+        " revoked_at, last_connected_at, version"
+    ),
+    fields={
+        "id": Field("id", "uuid"),
+        "name": Field("name"),
+        "createdAt": Field("created_at", "datetime"),
+        "revokedAt": Field("revoked_at", "datetime"),
+        "lastConnectedAt": Field("last_connected_at", "datetime"),
+    },
+)
+
+
+def integration_view(row: Mapping[str, Any]) -> IntegrationView:
+    prefix = integrations.consumer(row["id"], "")
+    return IntegrationView(
+        id=row["id"],
+        name=row["name"],
+        user=row["broker_user"],
+        subjects=list(row["subjects"]),
+        deliver_policy=DeliverPolicy(row["deliver_policy"]),
+        start_time=row["start_time"],
+        stream=integrations.STREAM,
+        consumers={c.removeprefix(prefix): c for c in row["consumers"]},
+        inbox_prefix=integrations.inbox_prefix(row["id"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        last_connected_at=row["last_connected_at"],
+        version=row["version"],
+    )
 
 
 def oauth_client_view(row: Mapping[str, Any]) -> OAuthClientView:

@@ -145,6 +145,22 @@ class PgIdentityTx(UnitOfWork):
     async def oauth_clients(self, query: ListQuery) -> Page[api.OAuthClientView]:
         return await list_page(self.conn, queries.OAUTH_CLIENTS, query, queries.oauth_client_view)
 
+    # --- integrations -------------------------------------------------------------------
+
+    async def integration(self, integration_id: UUID) -> api.IntegrationView | None:
+        row = await get_one(self.conn, queries.INTEGRATIONS, integration_id)
+        return None if row is None else queries.integration_view(row)
+
+    async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]:
+        return await list_page(self.conn, queries.INTEGRATIONS, query, queries.integration_view)
+
+    async def integration_connected(self, integration_id: UUID, at: datetime) -> None:
+        await self.execute(
+            "UPDATE integrations SET last_connected_at = greatest(last_connected_at, :at)"
+            " WHERE id = :id",
+            {"id": integration_id, "at": at},
+        )
+
 
 class PgIdentity(UnitOfWorkFactory):
     """The ``IdentityUnitOfWork`` bootstrap hands to the use cases: the kit's factory, whose

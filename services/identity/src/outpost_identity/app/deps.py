@@ -12,7 +12,7 @@ from outpost_contracts.envelope import PrincipalKind, RequestContext
 from outpost_contracts.errors import AccessDenied, NotFound, ServiceUnavailable
 from outpost_identity.adapters.passwords import Passwords
 from outpost_identity.adapters.signing import KeyVault
-from outpost_identity.app.ports import IdentityTx, IdentityUnitOfWork
+from outpost_identity.app.ports import IdentityTx, IdentityUnitOfWork, IntegrationConsumers
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Deps:
     access_ttl: timedelta = timedelta(minutes=15)
     refresh_ttl: timedelta = timedelta(days=30)
     signing_key_lifetime: timedelta = timedelta(days=90)
+    # None: integrations get no consumers (unit tests, a deployment without a broker)
+    consumers: IntegrationConsumers | None = None
 
 
 def require_operator(ctx: RequestContext) -> None:

@@ -1,6 +1,7 @@
 """Identity's handler table: each operation to its use case. The use cases live one
 aggregate per module (ADR 0086): ``organizations``, ``api_keys``, ``users``,
-``memberships``, ``sessions``, ``signing_keys``, ``oauth_clients``; what they share is in
+``memberships``, ``sessions``, ``signing_keys``, ``oauth_clients``, ``integrations``;
+what they share is in
 ``deps``; what they need of storage is ``ports``."""
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from outpost_identity.app.api_keys import (
     revoke_api_key,
 )
 from outpost_identity.app.deps import Deps
+from outpost_identity.app.integrations import (
+    create_integration,
+    get_integration,
+    list_integrations,
+    record_integration_connections,
+    revoke_integration,
+    rotate_integration_credential,
+)
 from outpost_identity.app.memberships import get_user, list_users
 from outpost_identity.app.oauth_clients import (
     create_oauth_client,
@@ -43,26 +52,32 @@ __all__ = [
     "HANDLERS",
     "Deps",
     "create_api_key",
+    "create_integration",
     "create_oauth_client",
     "create_organization",
     "create_user",
     "delete_oauth_client",
     "ensure_signing_key",
+    "get_integration",
     "get_organization",
     "get_user",
     "issue_client_token",
     "issue_operator_key",
     "list_api_keys",
+    "list_integrations",
     "list_oauth_clients",
     "list_organizations",
     "list_users",
     "login",
     "logout",
     "operator_key_valid",
+    "record_integration_connections",
     "record_key_usage",
     "refresh",
     "reinstate_organization",
     "revoke_api_key",
+    "revoke_integration",
+    "rotate_integration_credential",
     "rotate_oauth_client_secret",
     "suspend_organization",
 ]
@@ -90,4 +105,10 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.ROTATE_OAUTH_CLIENT_SECRET: rotate_oauth_client_secret,
     api.DELETE_OAUTH_CLIENT: delete_oauth_client,
     api.ISSUE_CLIENT_TOKEN: issue_client_token,
+    api.CREATE_INTEGRATION: create_integration,
+    api.LIST_INTEGRATIONS: list_integrations,
+    api.GET_INTEGRATION: get_integration,
+    api.ROTATE_INTEGRATION_CREDENTIAL: rotate_integration_credential,
+    api.REVOKE_INTEGRATION: revoke_integration,
+    api.RECORD_INTEGRATION_CONNECTIONS: record_integration_connections,
 }

@@ -135,6 +135,32 @@ class IdentityTx(Protocol):
 
     async def oauth_clients(self, query: ListQuery) -> Page[api.OAuthClientView]: ...
 
+    # --- integrations -------------------------------------------------------------------
+
+    async def integration(self, integration_id: UUID) -> api.IntegrationView | None: ...
+
+    async def integrations(self, query: ListQuery) -> Page[api.IntegrationView]: ...
+
+    async def integration_connected(self, integration_id: UUID, at: datetime) -> None:
+        """Move the integration's ``last_connected_at`` to ``at`` unless it is later."""
+        ...
+
+
+class IntegrationConsumers(Protocol):
+    """Integrations' durable consumers on the broker (ADR 0097): made before the integration
+    is committed (idempotent: the names come from its id), removed after its revocation."""
+
+    async def ensure(
+        self,
+        names: tuple[str, ...],
+        filters: tuple[str, ...],
+        policy: api.DeliverPolicy,
+        start_time: datetime | None,
+        description: str,
+    ) -> None: ...
+
+    async def remove(self, names: tuple[str, ...]) -> None: ...
+
 
 class IdentityUnitOfWork(Protocol):
     """``async with uow(org_id) as tx: ...; await tx.commit()``."""
