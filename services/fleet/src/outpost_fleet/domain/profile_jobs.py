@@ -79,9 +79,11 @@ class Stale(Conflict):
 
 def decide(job: ProfileJob | None, profile_id: UUID, command: Command, now: datetime) -> ProfileJob:
     if isinstance(command, Request):
-        if job is not None and job.profile_version >= command.profile_version:
-            if job.status is not Status.FAILED or job.profile_version > command.profile_version:
-                return job  # already applying (or applied) this version or a newer one
+        if job is not None and (
+            job.profile_version > command.profile_version
+            or (job.profile_version == command.profile_version and job.status is not Status.FAILED)
+        ):
+            return job  # already applying (or applied) this version or a newer one
         return ProfileJob(
             profile_id=profile_id,
             profile_version=command.profile_version,
