@@ -45,6 +45,7 @@ class DeviceRegistered(
     group_id: UUID | None = None
     tags: list[Tag] = msgspec.field(default_factory=list)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    profile_id: UUID | None = None  # its device profile (fleet, issue 21)
 
 
 class DeviceUpdated(Event, tag=wire_tag(SERVICE, "DeviceUpdated", 1), kw_only=True, frozen=True):
@@ -59,6 +60,7 @@ class DeviceUpdated(Event, tag=wire_tag(SERVICE, "DeviceUpdated", 1), kw_only=Tr
     group_id: UUID | None = None
     tags: list[Tag] = msgspec.field(default_factory=list)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    profile_id: UUID | None = None  # when ``changed`` names ``profileId``
 
 
 class DeviceActivated(

@@ -122,7 +122,8 @@ def test_the_outcome_sorts_each_sent_device() -> None:
         changed=[a], unchanged=[b], missing=[c], too_large=[d, UUID(int=77)]
     )
     got = outcome([a, b, c, d, e], result)
-    assert got.delivered == {a, b}
+    assert got.changed == {a}
+    assert got.unchanged == {b}
     assert got.missing == {c}
     assert got.too_large == {d}  # a device it was not sent is not counted
     assert got.unanswered == {e}

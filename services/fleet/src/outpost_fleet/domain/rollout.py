@@ -35,13 +35,16 @@ T = TypeVar("T")
 
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
     """A set of an organization's devices: every device (``everything``), or those on one of
-    the sites, in one of the groups, with one of the profiles, or named."""
+    the sites, in one of the groups, with one of the profiles, named, or whose effective
+    state, as last computed, merged one of the ``applied`` bindings (a binding changed or
+    removed reaches the devices it applied to)."""
 
     everything: bool = False
     site_ids: frozenset[UUID] = frozenset()
     group_ids: frozenset[UUID] = frozenset()
     profile_ids: frozenset[UUID] = frozenset()
     device_ids: frozenset[UUID] = frozenset()
+    applied: frozenset[UUID] = frozenset()
 
     @property
     def empty(self) -> bool:
@@ -51,6 +54,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             or self.group_ids
             or self.profile_ids
             or self.device_ids
+            or self.applied
         )
 
     def __or__(self, other: Selection) -> Selection:
@@ -61,6 +65,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             group_ids=self.group_ids | other.group_ids,
             profile_ids=self.profile_ids | other.profile_ids,
             device_ids=self.device_ids | other.device_ids,
+            applied=self.applied | other.applied,
         )
 
 
@@ -97,6 +102,11 @@ def of_targets(targets: Iterable[Target]) -> Selection:
 
 # What moves a device's effective state (camelCase, as ``DeviceUpdated.changed`` names them).
 PLACEMENT_FIELDS = frozenset({"siteId", "groupId", "profileId"})
+
+
+def of_bindings(binding_ids: Iterable[UUID]) -> Selection:
+    """The devices whose effective state merged one of these bindings."""
+    return Selection(applied=frozenset(binding_ids))
 
 
 def device_moved(changed: Iterable[str]) -> bool:
@@ -154,10 +164,12 @@ def batches(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What devices answered for one batch, per device: delivered (a new desired state, or
-    already that digest), missing (no such device any more), too large (16 KiB)."""
+    """What devices answered for one batch, per device: changed (a new desired state, sent
+    to the device), unchanged (it had that digest already), missing (no such device any
+    more), too large (over devices' 16 KiB)."""
 
-    delivered: frozenset[UUID]
+    changed: frozenset[UUID]
+    unchanged: frozenset[UUID]
     missing: frozenset[UUID]
     too_large: frozenset[UUID]
     unanswered: frozenset[UUID]  # sent but named in no list: delivered again later
@@ -165,12 +177,14 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 def outcome(sent: Iterable[UUID], result: SetFleetDesiredStatesResult) -> Outcome:
     sent_ids = frozenset(sent)
-    delivered = frozenset(result.changed) | frozenset(result.unchanged)
+    changed = frozenset(result.changed)
+    unchanged = frozenset(result.unchanged)
     missing = frozenset(result.missing)
     too_large = frozenset(result.too_large)
-    named = delivered | missing | too_large
+    named = changed | unchanged | missing | too_large
     return Outcome(
-        delivered=delivered & sent_ids,
+        changed=changed & sent_ids,
+        unchanged=unchanged & sent_ids,
         missing=missing & sent_ids,
         too_large=too_large & sent_ids,
         unanswered=sent_ids - named,
