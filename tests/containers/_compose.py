@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("identity", "devices", "readings", "alerting", "exports", "gateway")
+SERVICES = ("identity", "devices", "readings", "alerting", "exports", "fleet", "gateway")
 JOBS = ("init", "streams", "credentials", *(f"migrate-{s}" for s in SERVICES))
 # The operator and the demo organization set the tests' tenants up; they get the
 # per-organization override an operator would give (docs/runbook.md), as in tests/e2e.

@@ -107,7 +107,8 @@ _SCOPE_LOOKUPS = (devices.GET_DEVICE, registry.GET_GROUP, registry.GET_SITE)
 # alerting's bootstrap, exports' adapters/sources.py). The gateway's are computed below.
 CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     "identity": (),
-    "devices": (),
+    # A device's profileId set by a PATCH: the profile, resolved (issue 21).
+    "devices": (fleet.RESOLVE_DEVICE_PROFILE,),
     "readings": (devices.GET_DEVICE,),
     "alerting": _SCOPE_LOOKUPS,
     "exports": (
@@ -118,6 +119,9 @@ CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
         alerting.LIST_ALERTS,
         alerting.LIST_EVENTS,
     ),
+    # What a device profile's change and the effective desired states ask of devices
+    # (issue 21), in batches of at most device_config.MAX_BATCH.
+    "fleet": (device_config.APPLY_DEVICE_PROFILE, device_config.SET_FLEET_DESIRED_STATES),
 }
 
 

@@ -1,9 +1,8 @@
 """Fleet configuration (issue 21, ADR 0088): config artefacts and desired-state bindings.
 
-The first layer of the fleet service is its domain; these are the events its deciders emit.
-The requests, views and operations follow with the service (docs/design/fleet.md), and so
-does this module's place in ``schemas.MODULES`` and a FLEET stream: nothing publishes these
-events yet."""
+Owned by the fleet service (ADR 0090); its events go to the FLEET stream. The requests,
+views and operations of each resource group join this module with the group
+(docs/design/fleet.md)."""
 
 from __future__ import annotations
 

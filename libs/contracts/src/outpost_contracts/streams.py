@@ -70,6 +70,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     _service_stream("readings", "Readings service events (quarantine, annotations)"),
     _service_stream("alerting", "Alert rules, alerts and their transitions, channels"),
     _service_stream("exports", "Export jobs"),
+    _service_stream("fleet", "Config artefacts, desired-state bindings, profiles, packs"),
     StreamSpec(
         name="EXPORT_JOBS",
         subjects=(subjects.work_all("exports"),),

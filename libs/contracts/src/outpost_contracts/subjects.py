@@ -19,7 +19,7 @@ from uuid import UUID
 from outpost_contracts.base import event_name
 
 PREFIX = "outpost"
-SERVICES = ("identity", "devices", "readings", "alerting", "exports")
+SERVICES = ("identity", "devices", "readings", "alerting", "exports", "fleet")
 
 
 def _token(value: str | UUID) -> str:

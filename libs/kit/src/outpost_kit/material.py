@@ -21,7 +21,14 @@ from outpost_contracts import access
 from outpost_kit.broker_pki import BrokerPki
 
 # Every process, in start order; the gateway comes last.
-DOMAIN_SERVICES: tuple[str, ...] = ("identity", "devices", "readings", "alerting", "exports")
+DOMAIN_SERVICES: tuple[str, ...] = (
+    "identity",
+    "devices",
+    "readings",
+    "alerting",
+    "exports",
+    "fleet",
+)
 ALL_SERVICES: tuple[str, ...] = (*DOMAIN_SERVICES, "gateway")
 # Processes with a database schema (migrated, given a role and OUTPOST_<SVC>_DATABASE_URL):
 # all of them; the gateway's schema holds rate-limit counters and idempotency keys.

@@ -66,6 +66,7 @@ _COLOURS = {
     "readings": "34",
     "alerting": "35",
     "exports": "33",
+    "fleet": "92",
     "gateway": "96",
     "dev": "1",
 }

@@ -1,0 +1,3 @@
+from outpost_kit.db.migrate import run_env
+
+run_env()
