@@ -4,5 +4,27 @@ from outpost_kit.settings import CommonSettings
 
 
 class FleetSettings(CommonSettings, kw_only=True, frozen=True):
-    """``OUTPOST_FLEET_*``: today only the common settings; the jobs' batch sizes and pacing
-    join them with the jobs (docs/design/fleet.md)."""
+    """``OUTPOST_FLEET_*`` (docs/design/fleet.md, "The rollout")."""
+
+    # --- the rollout (ADR 0093) -------------------------------------------------------------
+    # Run the consumers and workers of the rollout in this replica (every replica answers
+    # requests; the workers share their queues through Postgres, so several may run them).
+    rollout: bool = True
+    # DEVICES events folded into the fleet's view of devices per transaction.
+    devices_batch: int = 500
+    # Devices computed per transaction when a change recomputes effective states.
+    recompute_page: int = 2000
+    # Effective states per SetFleetDesiredStates call (at most 500), calls in flight at
+    # once, and the pause of one worker between two calls: the rate devices and the broker
+    # see, whatever the size of the change.
+    delivery_batch: int = 500
+    delivery_concurrency: int = 2
+    delivery_pause_seconds: float = 0.05
+    # A worker's lease on a batch it delivers: after it, a dead worker's batch is due again.
+    delivery_lease_seconds: float = 60.0
+    # Devices per ApplyDeviceProfile call of a profile-change job (at most 500), and the
+    # failures in a row of one batch after which the job fails (resumable by a new change).
+    profile_batch: int = 500
+    profile_max_attempts: int = 10
+    # How often an idle worker looks at its queue again.
+    idle_seconds: float = 0.25

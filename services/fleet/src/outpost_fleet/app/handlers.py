@@ -5,12 +5,15 @@ bindings), all taking the one ``Deps``. The responder binds it (``entrypoints/rp
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_fleet.app import config
+from outpost_fleet.app import config, rollout_handlers
 from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
+from outpost_kit import ids
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,11 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    rollout: RolloutUnitOfWork  # effective states, compliance, profile jobs (ADR 0093)
+    clock: Callable[[], datetime] = field(default=ids.now)
 
 
 HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
     **config.HANDLERS,
+    **rollout_handlers.HANDLERS,
 }

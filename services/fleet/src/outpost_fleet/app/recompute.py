@@ -109,11 +109,13 @@ FLEET_EVENTS = (
 )
 
 
-async def on_fleet_event(uow: RolloutUnitOfWork, event: EventEnvelope, clock: Clock) -> int:
+async def on_fleet_event(
+    uow: RolloutUnitOfWork, event: EventEnvelope, clock: Clock, page: int = PAGE
+) -> int:
     """A binding or an artefact version changed: recompute the devices it affects."""
     async with uow(event.org_id) as tx:
         selection = await affected(tx, event)
-    queued = await recompute(uow, event.org_id, selection, clock)
+    queued = await recompute(uow, event.org_id, selection, clock, page)
     _log.info("%s %s: %d device(s) to deliver", event.type, event.stream_id, queued)
     return queued
 
