@@ -14,17 +14,19 @@ class FleetSettings(CommonSettings, kw_only=True, frozen=True):
     devices_batch: int = 500
     # Devices computed per transaction when a change recomputes effective states.
     recompute_page: int = 2000
-    # Effective states per SetFleetDesiredStates call (at most 500), calls in flight at
-    # once, and the pause of one worker between two calls: the rate devices and the broker
-    # see, whatever the size of the change.
+    # Effective states per SetFleetDesiredStates call (at most 500).
     delivery_batch: int = 500
+    # Delivery calls in flight at once (one per worker): with the pause below, the rate
+    # devices and the broker see, whatever the size of the change.
     delivery_concurrency: int = 2
+    # The pause of one delivery worker between two calls.
     delivery_pause_seconds: float = 0.05
     # A worker's lease on a batch it delivers: after it, a dead worker's batch is due again.
     delivery_lease_seconds: float = 60.0
-    # Devices per ApplyDeviceProfile call of a profile-change job (at most 500), and the
-    # failures in a row of one batch after which the job fails (resumable by a new change).
+    # Devices per ApplyDeviceProfile call of a profile-change job (at most 500).
     profile_batch: int = 500
+    # Failures in a row of one batch after which a profile-change job fails (the next
+    # change of the profile starts it again).
     profile_max_attempts: int = 10
     # How often an idle worker looks at its queue again.
     idle_seconds: float = 0.25
