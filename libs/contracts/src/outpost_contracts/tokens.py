@@ -51,6 +51,7 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
         "notification-channels:*",
         "events:read",
         "exports:*",
+        "fleet:*",
         "users:read",
         "api-keys:read",
     ),

@@ -47,6 +47,7 @@ from outpost_gateway.entrypoints import (
     commands,
     devices,
     exports,
+    fleet_status,
     identity,
     notifications,
     oauth,
@@ -146,6 +147,7 @@ def create_app(
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
+            *fleet_status.ROUTES,  # compliance and profile application (ADR 0093)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)

@@ -91,7 +91,8 @@ def test_who_may_grant_which_role(granter: Role | None, role: Role, allowed: boo
         (
             (
                 *("users:*", "devices:*", "readings:*", "alert-rules:*", "alerts:*"),
-                *("notification-channels:*", "events:read", "exports:*", "api-keys:read"),
+                *("notification-channels:*", "events:read", "exports:*", "fleet:*"),
+                "api-keys:read",
             ),
             Role.MEMBER,
             True,

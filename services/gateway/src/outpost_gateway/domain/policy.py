@@ -114,6 +114,10 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports"): "exports:write",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
+    # fleet's rollout (ADR 0093): compliance and a device profile's application
+    ("GET", "/api/v1/desired-state-bindings/{id}/status"): "fleet:read",
+    ("GET", "/api/v1/config-artefacts/{id}/versions/{version}/status"): "fleet:read",
+    ("GET", "/api/v1/device-profiles/{id}/application"): "fleet:read",
 }
 
 
