@@ -172,6 +172,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         description="Alerting's local view of devices, groups and sites",
     ),
     ConsumerSpec(
+        stream="FLEET",
+        name="alerting-fleet",
+        owner="alerting",
+        filter_subjects=(subjects.event_filter("fleet", "DeviceConfigDrifted"),),
+        description="The timeline's fleet entries: a device's configuration drifting",
+    ),
+    ConsumerSpec(
         stream="ALERTING",
         name="alerting-notifications",
         owner="alerting",
