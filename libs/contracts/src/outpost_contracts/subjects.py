@@ -47,6 +47,12 @@ def service_events(service: str) -> str:
     return event_filter(service)
 
 
+def organization_events(service: str, org_id: str | UUID) -> str:
+    """A filter for every event of ``service`` in one organization (what an integration of
+    that organization subscribes to, issue 23)."""
+    return f"{PREFIX}.evt.{_token(service)}.{_token(org_id)}.>"
+
+
 def rpc(service: str, operation: str) -> str:
     return f"{PREFIX}.rpc.{_token(service)}.{_token(operation)}"
 
@@ -56,6 +62,11 @@ def telemetry(org_id: str | UUID, device_id: str | UUID) -> str:
 
 
 TELEMETRY_ALL = f"{PREFIX}.tel.>"
+
+
+def organization_telemetry(org_id: str | UUID) -> str:
+    """A filter for the telemetry of every device of one organization."""
+    return f"{PREFIX}.tel.{_token(org_id)}.>"
 
 
 def work(service: str, org_id: str | UUID, item_id: str | UUID) -> str:

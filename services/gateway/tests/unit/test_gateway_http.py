@@ -12,6 +12,7 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from outpost_contracts import asyncapi
 from outpost_contracts.devices import (
     CREATE_DEVICE,
     GET_DEVICE,
@@ -649,6 +650,18 @@ def test_documents(env: Env) -> None:
     assert "CreateDevice" in schema["components"]["schemas"]
     schemas = env.client.get("/api/schemas").json()
     assert "DeviceView" in schemas["contracts"]
+
+
+def test_the_asyncapi_document_is_served_like_the_schemas(env: Env) -> None:
+    """``/api/asyncapi`` (decision 95) is public like ``/api/schemas``: no credential needed,
+    and a credential changes nothing; the body is the contracts' document."""
+    anonymous = env.client.get("/api/asyncapi")
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.headers["content-type"].startswith("application/json")
+    assert anonymous.json() == asyncapi.document()
+    with_key = env.client.get("/api/asyncapi", headers=bearer(env.world.reader))
+    assert with_key.status_code == 200 and with_key.json() == anonymous.json()
+    assert policy_for("GET", "/api/asyncapi") == policy_for("GET", "/api/schemas")
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v3/openapi.json"): PUBLIC,
     ("GET", "/api/v3/{path}"): UNRECOGNIZED,  # Litestar's catch-all for other document names
     ("GET", "/api/schemas"): PUBLIC,
+    ("GET", "/api/asyncapi"): PUBLIC,  # the event streams' AsyncAPI document (decision 95)
     ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
     # identity
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,

@@ -1,5 +1,6 @@
-"""Platform routes: health, readiness, metrics, the API's documents and the token signing
-keys (``/.well-known/jwks.json``)."""
+"""Platform routes: health, readiness, metrics, the API's documents (the contracts' JSON
+Schemas, the event streams' AsyncAPI document) and the token signing keys
+(``/.well-known/jwks.json``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import msgspec
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from outpost_contracts import asyncapi
 from outpost_contracts.errors import ServiceUnavailable
 from outpost_contracts.schemas import json_schemas
 from outpost_gateway.domain import jwks
@@ -49,6 +51,13 @@ def _schemas() -> dict[str, Any]:
 @get("/api/schemas", include_in_schema=False)
 async def schemas() -> dict[str, Any]:
     return _schemas()
+
+
+@get("/api/asyncapi", include_in_schema=False)
+async def asyncapi_document() -> dict[str, Any]:
+    """Every subject an integration may subscribe to, with the payload schemas of
+    ``/api/schemas`` (AsyncAPI 3.0, decision 95)."""
+    return asyncapi.document()
 
 
 class JsonWebKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,4 +102,4 @@ async def jwks_json(request: Req) -> Response[JsonWebKeySet]:
     )
 
 
-ROUTES = [healthz, readyz, metrics, schemas, jwks_json]
+ROUTES = [healthz, readyz, metrics, schemas, asyncapi_document, jwks_json]
