@@ -261,12 +261,16 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
     try:
         org = uuid.uuid4()
         ctx = _ctx(org)
-        sem = asyncio.Semaphore(32)
+        sem = asyncio.Semaphore(16)
 
         async def create(n: int) -> uuid.UUID:
             async with sem:
                 view = await call(
-                    nc, devices.CREATE_DEVICE, ctx, devices.CreateDevice(name=f"bench-{n:05d}")
+                    nc,
+                    devices.CREATE_DEVICE,
+                    ctx,
+                    devices.CreateDevice(name=f"bench-{n:05d}"),
+                    timeout=60,
                 )
                 return view.id  # type: ignore[no-any-return]
 
