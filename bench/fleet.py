@@ -23,8 +23,10 @@ has an effective state (computed) and a delivered one (set by devices). Baseline
 ``effective_state`` of every device in one Python loop, no I/O (the compute floor).
 
 No simulated device is connected: the time to "set" is until devices took each desired state
-(it would publish ``outpost.state`` to connected devices). Run:
-``uv run python bench/fleet.py [--devices 10000]``.
+(it would publish ``outpost.state`` to connected devices). ``--fleet-only`` publishes the
+registrations' events on DEVICES instead of creating the devices (the fleet's side alone,
+quick on a loaded machine; no ``GetDevice`` figures then). Run:
+``uv run python bench/fleet.py [--devices 10000] [--fleet-only]``.
 """
 
 from __future__ import annotations
@@ -174,6 +176,39 @@ async def _measure_idle(nc: Any, org: uuid.UUID, ids: list[uuid.UUID], n: int) -
     return out
 
 
+async def _publish_registrations(js: Any, org: uuid.UUID, count: int) -> list[uuid.UUID]:
+    """``--fleet-only``: the registrations' events on DEVICES as devices' relay publishes
+    them, without the devices service (no ``GetDevice`` then)."""
+    from outpost_contracts import devices, subjects
+    from outpost_contracts.envelope import EventEnvelope
+    from outpost_kit import ids
+    from outpost_kit.messaging import MSG_ID
+
+    device_ids = [uuid.uuid4() for _ in range(count)]
+    for start in range(0, count, 500):
+        envelopes = [
+            EventEnvelope(
+                id=ids.new_id(),
+                org_id=org,
+                stream_id=d,
+                stream_type="device",
+                version=1,
+                occurred_at=ids.now(),
+                data=devices.DeviceRegistered(name=f"bench-{d.hex[:8]}"),
+            )
+            for d in device_ids[start : start + 500]
+        ]
+        await asyncio.gather(
+            *(
+                js.publish(
+                    subjects.event(e.type, org), msgspec.json.encode(e), headers={MSG_ID: str(e.id)}
+                )
+                for e in envelopes
+            )
+        )
+    return device_ids
+
+
 async def _count(pool: asyncpg.Pool, sql: str, *args: Any) -> int:
     return int(await pool.fetchval(sql, *args))
 
@@ -275,7 +310,10 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
                 return view.id  # type: ignore[no-any-return]
 
         started = time.perf_counter()
-        device_ids = list(await asyncio.gather(*(create(n) for n in range(args.devices))))
+        if args.fleet_only:
+            device_ids = await _publish_registrations(js, org, args.devices)
+        else:
+            device_ids = list(await asyncio.gather(*(create(n) for n in range(args.devices))))
         registered = time.perf_counter() - started
         known_at = await _until(
             pool,
@@ -284,7 +322,7 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
             org,
         )
         view_loaded = known_at - started
-        idle = await _measure_idle(nc, org, device_ids, args.gets)
+        idle = [] if args.fleet_only else await _measure_idle(nc, org, device_ids, args.gets)
 
         # The binding: fleet's read model rows and its event on FLEET, as fleet writes them.
         artefact_id, binding_id = uuid.uuid4(), uuid.uuid4()
@@ -324,7 +362,11 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         )
         during: list[float] = []
         stop = asyncio.Event()
-        gets = asyncio.create_task(_get_device_loop(nc, org, device_ids, stop, during))
+        gets = asyncio.create_task(
+            asyncio.sleep(0)
+            if args.fleet_only
+            else _get_device_loop(nc, org, device_ids, stop, during)
+        )
         t0 = time.perf_counter()
         await js.publish(
             subjects.event(event.type, org),
@@ -354,7 +396,8 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         )
         if standin:
             print("  devices: SetFleetDesiredStates by a stand-in (this build's devices lacks it)")
-        print(f"  registered through CreateDevice      {registered:8.2f} s")
+        how = "published on DEVICES" if args.fleet_only else "through CreateDevice"
+        print(f"  registered ({how}) {registered:8.2f} s")
         print(
             f"  the fleet's view loaded (DEVICES)     {view_loaded:8.2f} s after the first create"
         )
@@ -363,6 +406,8 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
             f"  every desired state set by devices   {delivered_at - t0:8.2f} s ({calls} batches)"
         )
         print(f"  baseline: effective_state x{args.devices}, no I/O {floor:8.2f} s")
+        if args.fleet_only:
+            return
         for name, values in (("idle", idle), ("during the rollout", during)):
             print(
                 f"  GetDevice {name:<20} n={len(values):5d} p50 {statistics.median(values):6.2f} ms"
@@ -382,6 +427,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--gets", type=int, default=1000, help="idle GetDevice round trips")
+    ap.add_argument(
+        "--fleet-only",
+        action="store_true",
+        help="registrations published on DEVICES directly (no CreateDevice, no GetDevice)",
+    )
     args = ap.parse_args()
     from outpost_devkit.infra import NatsServer, PostgresCluster
 
