@@ -12,8 +12,7 @@ from uuid import UUID
 from outpost_contracts import device_config, fleet
 from outpost_contracts.envelope import EventEnvelope, RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_fleet.app.recompute import Clock
-from outpost_fleet.app.rollout_ports import Report, RolloutTx, RolloutUnitOfWork, Stored
+from outpost_fleet.app.rollout_ports import Clock, Report, RolloutTx, RolloutUnitOfWork, Stored
 from outpost_fleet.domain.compliance import (
     Counts,
     DeviceCompliance,

@@ -22,8 +22,7 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from outpost_contracts import device_config
-from outpost_fleet.app.recompute import Clock
-from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
+from outpost_fleet.app.rollout_ports import Clock, RolloutUnitOfWork
 from outpost_fleet.domain import rollout
 
 _log = logging.getLogger(__name__)

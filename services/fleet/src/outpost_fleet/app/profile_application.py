@@ -21,8 +21,7 @@ from uuid import UUID
 from outpost_contracts import device_config, fleet
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
-from outpost_fleet.app.recompute import Clock
-from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
+from outpost_fleet.app.rollout_ports import Clock, RolloutUnitOfWork
 from outpost_fleet.domain import profile_jobs as jobs
 from outpost_fleet.domain.profile_jobs import ProfileJob
 from outpost_fleet.domain.rollout import Selection

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 from outpost_contracts import fleet
 from outpost_contracts.envelope import EventEnvelope
-from outpost_fleet.app.rollout_ports import RolloutTx, RolloutUnitOfWork, StateRow
+from outpost_fleet.app.rollout_ports import Clock, RolloutTx, RolloutUnitOfWork, StateRow
 from outpost_fleet.domain import placement, rollout
 from outpost_fleet.domain.desired_state import DeviceFacts, ResolvedBinding, effective_state
 from outpost_fleet.domain.rollout import Selection
@@ -26,8 +26,6 @@ from outpost_fleet.domain.rollout import Selection
 _log = logging.getLogger(__name__)
 
 PAGE = 2000
-
-Clock = Callable[[], datetime]
 
 
 async def compute_into(

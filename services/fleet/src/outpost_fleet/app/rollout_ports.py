@@ -21,6 +21,8 @@ from outpost_fleet.domain.profile_jobs import ProfileJob
 from outpost_fleet.domain.rollout import Selection
 from outpost_kit.aggregate import EventStream
 
+Clock = Callable[[], datetime]  # the time now (``ids.now``; a test's own)
+
 
 class StateRow(msgspec.Struct, frozen=True, kw_only=True):
     """A device's effective state as computed, to store (and deliver)."""

@@ -21,7 +21,13 @@ from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import NotFound
 from outpost_contracts.streams import ConsumerSpec
-from outpost_fleet.app import compliance_status, delivery, profile_application, recompute
+from outpost_fleet.app import (
+    compliance_status,
+    delivery,
+    profile_application,
+    recompute,
+    rollout_ports,
+)
 from outpost_fleet.app.handlers import HANDLERS, Deps
 from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
 from outpost_fleet.domain import placement
@@ -42,7 +48,7 @@ from outpost_kit.db.eventstore import EventCodec
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.pull import Fetcher
 
-Clock = recompute.Clock
+Clock = rollout_ports.Clock
 
 
 def system_context(org_id: UUID) -> RequestContext:
