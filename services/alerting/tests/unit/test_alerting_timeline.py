@@ -35,4 +35,4 @@ def test_a_drift_reads_as_the_keys_that_moved() -> None:
     assert got.summary == "device configuration drifted: /sampling/interval, /led"
     assert got.device_id == device
     assert got.data == {"pointers": ["/sampling/interval", "/led"], "digest": "abc"}
-    assert FLEET_EVENT_TYPES == (fleet.DeviceConfigDrifted,)
+    assert (fleet.DeviceConfigDrifted,) == FLEET_EVENT_TYPES
