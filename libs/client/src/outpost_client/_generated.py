@@ -401,6 +401,21 @@ class CreateDeviceGroup(msgspec.Struct, kw_only=True, omit_defaults=True):
     description: str | None = None
 
 
+class CreateDeviceProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateDeviceProfile`` of the API."""
+
+    name: str
+    components: list[ProfileComponent] = msgspec.field(default_factory=list)
+    config_artefact_id: UUID | None = msgspec.field(name="configArtefactId", default=None)
+    description: str | None = None
+    expected_interval_seconds: int | None = msgspec.field(
+        name="expectedIntervalSeconds", default=None
+    )
+    firmware_family: str | None = msgspec.field(name="firmwareFamily", default=None)
+    rule_templates: list[RuleTemplate] = msgspec.field(name="ruleTemplates", default_factory=list)
+    sensors: list[ProfileSensor] = msgspec.field(default_factory=list)
+
+
 class CreateExport(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``POST /api/v1/exports``. ``scopeId`` names the device, group or site (absent for ORGANIZATION); ``[from, to)`` is the time range; ``includes`` defaults to READINGS and ``format`` to CSV."""
 
@@ -436,11 +451,33 @@ class CreateOrganization(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
 
 
+class CreatePack(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Author a pack from the organization's items: a device profile brings the sensor profiles and the config artefact it names with it, so listing it alone is enough."""
+
+    items: list[PackItemRef]
+    name: str
+    version: str
+    description: str | None = None
+
+
 class CreateRegistrationToken(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``ttl_seconds`` shortens the token's life below the deployment's setting (never lengthens it)."""
 
     device_name: str = msgspec.field(name="deviceName")
     ttl_seconds: int | None = msgspec.field(name="ttlSeconds", default=None)
+
+
+class CreateSensorProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateSensorProfile`` of the API."""
+
+    name: str
+    unit: str
+    display_name: str | None = msgspec.field(name="displayName", default=None)
+    key: str | None = None
+    max: float | None = None
+    min: float | None = None
+    precision: int | None = None
+    value_type: ValueType = msgspec.field(name="valueType", default="NUMBER")
 
 
 class CreateSite(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -551,6 +588,46 @@ class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | None = None
     site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
     tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class DeviceProfilePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A merge patch; a list given replaces the profile's whole list. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    components: list[ProfileComponent] | None = None
+    config_artefact_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="configArtefactId", default=msgspec.UNSET
+    )
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    expected_interval_seconds: int | msgspec.UnsetType | None = msgspec.field(
+        name="expectedIntervalSeconds", default=msgspec.UNSET
+    )
+    firmware_family: str | msgspec.UnsetType | None = msgspec.field(
+        name="firmwareFamily", default=msgspec.UNSET
+    )
+    name: str | None = None
+    rule_templates: list[RuleTemplate] | None = msgspec.field(name="ruleTemplates", default=None)
+    sensors: list[ProfileSensor] | None = None
+
+
+class DeviceProfileView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``DeviceProfileView`` of the API."""
+
+    components: list[ProfileComponent]
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    implied_rule_templates: list[RuleTemplate] = msgspec.field(name="impliedRuleTemplates")
+    name: str
+    rule_templates: list[RuleTemplate] = msgspec.field(name="ruleTemplates")
+    sensors: list[ProfileSensor]
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    config_artefact_id: UUID | None = msgspec.field(name="configArtefactId", default=None)
+    description: str | None = None
+    expected_interval_seconds: int | None = msgspec.field(
+        name="expectedIntervalSeconds", default=None
+    )
+    firmware_family: str | None = msgspec.field(name="firmwareFamily", default=None)
+    object: str = "deviceProfile"
 
 
 class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -780,6 +857,103 @@ class OrganizationView(msgspec.Struct, kw_only=True, omit_defaults=True):
     version: int
 
 
+class PackDocument(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The self-contained JSON of ``GET /packs/{id}/export``, which ``POST /packs/import`` takes back in any organization."""
+
+    items: list[PackDocumentItem]
+    name: str
+    version: str
+    description: str | None = None
+    format: Literal["outpost.pack.v1"] = "outpost.pack.v1"
+
+
+class PackDocumentItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``content`` by kind (docs/design/fleet.md, 'Pack documents'): a sensor profile's or a device profile's fields as the API spells them, a device profile naming its sensor profiles (``sensors[].sensorProfile``) and artefact (``configArtefact``) by their keys in the pack; a config artefact's ``{name, document, schema?}`` (its latest version)."""
+
+    content: dict[str, Any]
+    key: str
+    kind: PackItemKind
+
+
+class PackImportView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackImportView`` of the API."""
+
+    outcome: Literal["INSTALLED", "UPGRADED", "UNCHANGED"]
+    pack: PackView
+    steps: list[PackStepView]
+    conflicts: list[PackStepView] | None = None
+
+
+PackItemKind = Literal["CONFIG_ARTEFACT", "DEVICE_PROFILE", "RULE_TEMPLATE", "SENSOR_PROFILE"]
+
+
+class PackItemRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An item of the organization an authored pack carries."""
+
+    id: UUID
+    kind: PackItemKind
+
+
+class PackItemView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackItemView`` of the API."""
+
+    id: UUID
+    kind: PackItemKind
+    key: str | None = None
+
+
+PackOrigin = Literal["AUTHORED", "IMPORTED"]
+
+
+class PackPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An authored pack's next version: ``items`` replaces the list. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    items: list[PackItemRef] | None = None
+    name: str | None = None
+    version: str | None = None
+
+
+class PackStepView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackStepView`` of the API."""
+
+    action: str
+    key: str
+    kind: PackItemKind
+    resource_id: UUID | None = msgspec.field(name="resourceId", default=None)
+
+
+class PackView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``PackView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    items: list[PackItemView]
+    name: str
+    origin: PackOrigin
+    pack_version: str = msgspec.field(name="packVersion")
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    conflicts: list[str] | None = None
+    description: str | None = None
+    object: str = "pack"
+
+
+class ProfileComponent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A component every device of the profile has (devices' components: ``name``, ``kind``)."""
+
+    name: str
+    kind: str | None = None
+
+
+class ProfileSensor(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A sensor every device of the profile has, described by one of the organization's sensor profiles; ``component``: one of the profile's components, by name."""
+
+    key: str
+    sensor_profile_id: UUID = msgspec.field(name="sensorProfileId")
+    component: str | None = None
+
+
 Protocol = Literal["NATS", "MQTT"]
 
 
@@ -933,6 +1107,19 @@ class RuleScope(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: UUID | None = None
 
 
+class RuleTemplate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An alert rule without its scope (alerting's ``CreateAlertRule``): the scope is the device a rule is made for. ``sensor``: one of the profile's sensor keys, required for every op but ``offline``. Stored as data here; alerting makes no rule of it yet."""
+
+    condition: Condition
+    name: str
+    severity: Severity
+    clear: Condition | None = None
+    description: str | None = None
+    for_seconds: int = msgspec.field(name="forSeconds", default=0)
+    hysteresis: float | None = None
+    sensor: str | None = None
+
+
 ScopeType = Literal["DEVICE", "GROUP", "ORGANIZATION", "SITE"]
 
 
@@ -944,6 +1131,39 @@ class SensorPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
         name="validRange", default=msgspec.UNSET
     )
     value_type: ValueType | None = msgspec.field(name="valueType", default=None)
+
+
+class SensorProfilePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``SensorProfilePatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    display_name: str | msgspec.UnsetType | None = msgspec.field(
+        name="displayName", default=msgspec.UNSET
+    )
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    max: float | msgspec.UnsetType | None = msgspec.UNSET
+    min: float | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | None = None
+    precision: int | msgspec.UnsetType | None = msgspec.UNSET
+    unit: str | None = None
+    value_type: ValueType | None = msgspec.field(name="valueType", default=None)
+
+
+class SensorProfileView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``SensorProfileView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    name: str
+    unit: str
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    value_type: ValueType = msgspec.field(name="valueType")
+    version: int
+    display_name: str | None = msgspec.field(name="displayName", default=None)
+    key: str | None = None
+    max: float | None = None
+    min: float | None = None
+    object: str = "sensorProfile"
+    precision: int | None = None
 
 
 class SensorView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1350,6 +1570,16 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "description",
         "name",
     ),
+    "CreateDeviceProfile": (
+        "components",
+        "configArtefactId",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "name",
+        "ruleTemplates",
+        "sensors",
+    ),
     "CreateExport": (
         "format",
         "from",
@@ -1371,9 +1601,25 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "scopes",
     ),
     "CreateOrganization": ("name",),
+    "CreatePack": (
+        "description",
+        "items",
+        "name",
+        "version",
+    ),
     "CreateRegistrationToken": (
         "deviceName",
         "ttlSeconds",
+    ),
+    "CreateSensorProfile": (
+        "displayName",
+        "key",
+        "max",
+        "min",
+        "name",
+        "precision",
+        "unit",
+        "valueType",
     ),
     "CreateSite": (
         "address",
@@ -1448,6 +1694,32 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "siteId",
         "tags",
+    ),
+    "DeviceProfilePatch": (
+        "components",
+        "configArtefactId",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "name",
+        "ruleTemplates",
+        "sensors",
+    ),
+    "DeviceProfileView": (
+        "components",
+        "configArtefactId",
+        "createdAt",
+        "description",
+        "expectedIntervalSeconds",
+        "firmwareFamily",
+        "id",
+        "impliedRuleTemplates",
+        "name",
+        "object",
+        "ruleTemplates",
+        "sensors",
+        "updatedAt",
+        "version",
     ),
     "DeviceStateView": (
         "delta",
@@ -1581,6 +1853,67 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "status",
         "version",
     ),
+    "PackDocument": (
+        "description",
+        "format",
+        "items",
+        "name",
+        "version",
+    ),
+    "PackDocumentItem": (
+        "content",
+        "key",
+        "kind",
+    ),
+    "PackImportView": (
+        "conflicts",
+        "outcome",
+        "pack",
+        "steps",
+    ),
+    "PackItemRef": (
+        "id",
+        "kind",
+    ),
+    "PackItemView": (
+        "id",
+        "key",
+        "kind",
+    ),
+    "PackPatch": (
+        "description",
+        "items",
+        "name",
+        "version",
+    ),
+    "PackStepView": (
+        "action",
+        "key",
+        "kind",
+        "resourceId",
+    ),
+    "PackView": (
+        "conflicts",
+        "createdAt",
+        "description",
+        "id",
+        "items",
+        "name",
+        "object",
+        "origin",
+        "packVersion",
+        "updatedAt",
+        "version",
+    ),
+    "ProfileComponent": (
+        "kind",
+        "name",
+    ),
+    "ProfileSensor": (
+        "component",
+        "key",
+        "sensorProfileId",
+    ),
     "Provision": (
         "csr",
         "token",
@@ -1675,10 +2008,45 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "id",
         "type",
     ),
+    "RuleTemplate": (
+        "clear",
+        "condition",
+        "description",
+        "forSeconds",
+        "hysteresis",
+        "name",
+        "sensor",
+        "severity",
+    ),
     "SensorPatch": (
         "unit",
         "validRange",
         "valueType",
+    ),
+    "SensorProfilePatch": (
+        "displayName",
+        "key",
+        "max",
+        "min",
+        "name",
+        "precision",
+        "unit",
+        "valueType",
+    ),
+    "SensorProfileView": (
+        "createdAt",
+        "displayName",
+        "id",
+        "key",
+        "max",
+        "min",
+        "name",
+        "object",
+        "precision",
+        "unit",
+        "updatedAt",
+        "valueType",
+        "version",
     ),
     "SensorView": (
         "createdAt",
@@ -1816,6 +2184,9 @@ OPERATIONS: dict[str, Operation] = {
     "create_device_group": Operation(
         "create_device_group", "POST", "/api/v1/device-groups", (), (), 201
     ),
+    "create_device_profile": Operation(
+        "create_device_profile", "POST", "/api/v1/device-profiles", (), (), 201
+    ),
     "create_export": Operation("create_export", "POST", "/api/v1/exports", (), (), 201),
     "create_notification_channel": Operation(
         "create_notification_channel", "POST", "/api/v1/notification-channels", (), (), 201
@@ -1826,10 +2197,14 @@ OPERATIONS: dict[str, Operation] = {
     "create_organization": Operation(
         "create_organization", "POST", "/api/v1/admin/organizations", (), (), 201
     ),
+    "create_pack": Operation("create_pack", "POST", "/api/v1/packs", (), (), 201),
     "create_registration_token": Operation(
         "create_registration_token", "POST", "/api/v1/devices/registration/tokens", (), (), 201
     ),
     "create_sensor": Operation("create_sensor", "POST", "/api/v1/sensors", (), (), 201),
+    "create_sensor_profile": Operation(
+        "create_sensor_profile", "POST", "/api/v1/sensor-profiles", (), (), 201
+    ),
     "create_site": Operation("create_site", "POST", "/api/v1/sites", (), (), 201),
     "create_user": Operation("create_user", "POST", "/api/v1/users", (), (), 201),
     "decommission_device": Operation(
@@ -1850,6 +2225,9 @@ OPERATIONS: dict[str, Operation] = {
     "delete_device_group": Operation(
         "delete_device_group", "DELETE", "/api/v1/device-groups/{id}", ("id",), (), 204
     ),
+    "delete_device_profile": Operation(
+        "delete_device_profile", "DELETE", "/api/v1/device-profiles/{id}", ("id",), (), 204
+    ),
     "delete_export": Operation("delete_export", "DELETE", "/api/v1/exports/{id}", ("id",), (), 204),
     "delete_notification_channel": Operation(
         "delete_notification_channel",
@@ -1862,7 +2240,11 @@ OPERATIONS: dict[str, Operation] = {
     "delete_oauth_client": Operation(
         "delete_oauth_client", "DELETE", "/api/v1/oauth-clients/{id}", ("id",), (), 204
     ),
+    "delete_pack": Operation("delete_pack", "DELETE", "/api/v1/packs/{id}", ("id",), (), 204),
     "delete_sensor": Operation("delete_sensor", "DELETE", "/api/v1/sensors/{id}", ("id",), (), 204),
+    "delete_sensor_profile": Operation(
+        "delete_sensor_profile", "DELETE", "/api/v1/sensor-profiles/{id}", ("id",), (), 204
+    ),
     "delete_site": Operation("delete_site", "DELETE", "/api/v1/sites/{id}", ("id",), (), 204),
     "discard_quarantine": Operation(
         "discard_quarantine", "POST", "/api/v1/admin/quarantine/discard", (), (), 200
@@ -1875,6 +2257,7 @@ OPERATIONS: dict[str, Operation] = {
         ("expires", "kid", "org", "signature"),
         200,
     ),
+    "export_pack": Operation("export_pack", "GET", "/api/v1/packs/{id}/export", ("id",), (), 200),
     "get_alert": Operation(
         "get_alert", "GET", "/api/v1/alerts/{id}", ("id",), ("$expand", "$select"), 200
     ),
@@ -1926,6 +2309,14 @@ OPERATIONS: dict[str, Operation] = {
     "get_device_health": Operation(
         "get_device_health", "GET", "/api/v1/devices/{id}/health", ("id",), (), 200
     ),
+    "get_device_profile": Operation(
+        "get_device_profile",
+        "GET",
+        "/api/v1/device-profiles/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
+    ),
     "get_device_state": Operation(
         "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
     ),
@@ -1948,6 +2339,9 @@ OPERATIONS: dict[str, Operation] = {
         ("$expand", "$select"),
         200,
     ),
+    "get_pack": Operation(
+        "get_pack", "GET", "/api/v1/packs/{id}", ("id",), ("$expand", "$select"), 200
+    ),
     "get_rate_limits": Operation(
         "get_rate_limits", "GET", "/api/v1/admin/organizations/{id}/rate-limits", ("id",), (), 200
     ),
@@ -1957,6 +2351,14 @@ OPERATIONS: dict[str, Operation] = {
     "get_sensor": Operation(
         "get_sensor", "GET", "/api/v1/sensors/{id}", ("id",), ("$expand", "$select"), 200
     ),
+    "get_sensor_profile": Operation(
+        "get_sensor_profile",
+        "GET",
+        "/api/v1/sensor-profiles/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
+    ),
     "get_signing_keys": Operation("get_signing_keys", "GET", "/.well-known/jwks.json", (), (), 200),
     "get_site": Operation(
         "get_site", "GET", "/api/v1/sites/{id}", ("id",), ("$expand", "$select"), 200
@@ -1964,6 +2366,7 @@ OPERATIONS: dict[str, Operation] = {
     "get_user": Operation(
         "get_user", "GET", "/api/v1/users/{id}", ("id",), ("$expand", "$select"), 200
     ),
+    "import_pack": Operation("import_pack", "POST", "/api/v1/packs/import", (), (), 200),
     "ingest_readings": Operation("ingest_readings", "POST", "/api/v1/readings/batch", (), (), 202),
     "latest_readings": Operation(
         "latest_readings",
@@ -2251,6 +2654,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_device_profiles": Operation(
+        "list_device_profiles",
+        "GET",
+        "/api/v1/device-profiles",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_devices": Operation(
         "list_devices",
         "GET",
@@ -2371,6 +2794,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_packs": Operation(
+        "list_packs",
+        "GET",
+        "/api/v1/packs",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_quarantine": Operation(
         "list_quarantine",
         "GET",
@@ -2420,6 +2863,26 @@ OPERATIONS: dict[str, Operation] = {
         "list_registration_tokens",
         "GET",
         "/api/v1/devices/registration/tokens",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_sensor_profiles": Operation(
+        "list_sensor_profiles",
+        "GET",
+        "/api/v1/sensor-profiles",
         (),
         (
             "$count",
@@ -2608,6 +3071,9 @@ OPERATIONS: dict[str, Operation] = {
     "update_device_group": Operation(
         "update_device_group", "PATCH", "/api/v1/device-groups/{id}", ("id",), (), 200
     ),
+    "update_device_profile": Operation(
+        "update_device_profile", "PATCH", "/api/v1/device-profiles/{id}", ("id",), (), 200
+    ),
     "update_notification_channel": Operation(
         "update_notification_channel",
         "PATCH",
@@ -2616,7 +3082,11 @@ OPERATIONS: dict[str, Operation] = {
         (),
         200,
     ),
+    "update_pack": Operation("update_pack", "PATCH", "/api/v1/packs/{id}", ("id",), (), 200),
     "update_sensor": Operation("update_sensor", "PATCH", "/api/v1/sensors/{id}", ("id",), (), 200),
+    "update_sensor_profile": Operation(
+        "update_sensor_profile", "PATCH", "/api/v1/sensor-profiles/{id}", ("id",), (), 200
+    ),
     "update_site": Operation("update_site", "PATCH", "/api/v1/sites/{id}", ("id",), (), 200),
 }
 
@@ -2884,6 +3354,25 @@ class SyncOperations(SyncBase):
             DeviceGroupView,
         )
 
+    def create_device_profile(
+        self,
+        *,
+        body: CreateDeviceProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``POST /api/v1/device-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_device_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def create_export(
         self,
         *,
@@ -2960,6 +3449,25 @@ class SyncOperations(SyncBase):
             OrganizationView,
         )
 
+    def create_pack(
+        self,
+        *,
+        body: CreatePack | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``POST /api/v1/packs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     def create_registration_token(
         self,
         *,
@@ -2996,6 +3504,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def create_sensor_profile(
+        self,
+        *,
+        body: CreateSensorProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``POST /api/v1/sensor-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_sensor_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def create_site(
@@ -3156,6 +3683,26 @@ class SyncOperations(SyncBase):
             None,
         )
 
+    def delete_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_device_profile"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     def delete_export(
         self,
         id: UUID | str,
@@ -3215,6 +3762,26 @@ class SyncOperations(SyncBase):
             None,
         )
 
+    def delete_pack(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     def delete_sensor(
         self,
         id: UUID | str,
@@ -3226,6 +3793,26 @@ class SyncOperations(SyncBase):
         """``DELETE /api/v1/sensors/{id}``"""
         return self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_sensor"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_sensor_profile"],
             (id,),
             None,
             {},
@@ -3291,6 +3878,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             None,
+        )
+
+    def export_pack(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackDocument:
+        """``GET /api/v1/packs/{id}/export``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["export_pack"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            PackDocument,
         )
 
     def get_alert(
@@ -3511,6 +4117,26 @@ class SyncOperations(SyncBase):
             DeviceHealthView,
         )
 
+    def get_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``GET /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def get_device_state(
         self,
         id: UUID | str,
@@ -3590,6 +4216,26 @@ class SyncOperations(SyncBase):
             OrganizationView,
         )
 
+    def get_pack(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``GET /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_pack"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     def get_rate_limits(
         self,
         id: UUID | str,
@@ -3642,6 +4288,26 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def get_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``GET /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_sensor_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def get_signing_keys(
@@ -3697,6 +4363,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             UserView,
+        )
+
+    def import_pack(
+        self,
+        *,
+        body: PackDocument | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackImportView:
+        """``POST /api/v1/packs/import``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["import_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackImportView,
         )
 
     def ingest_readings(
@@ -4169,6 +4854,37 @@ class SyncOperations(SyncBase):
             Page[DeviceGroupView],
         )
 
+    def list_device_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DeviceProfileView]:
+        """``GET /api/v1/device-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_device_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DeviceProfileView],
+        )
+
     def list_devices(
         self,
         *,
@@ -4355,6 +5071,37 @@ class SyncOperations(SyncBase):
             Page[OrganizationView],
         )
 
+    def list_packs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[PackView]:
+        """``GET /api/v1/packs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_packs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[PackView],
+        )
+
     def list_quarantine(
         self,
         *,
@@ -4456,6 +5203,37 @@ class SyncOperations(SyncBase):
             params,
             headers,
             Page[RegistrationTokenView],
+        )
+
+    def list_sensor_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[SensorProfileView]:
+        """``GET /api/v1/sensor-profiles``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_sensor_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[SensorProfileView],
         )
 
     def list_sensors(
@@ -5085,6 +5863,27 @@ class SyncOperations(SyncBase):
             DeviceGroupView,
         )
 
+    def update_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: DeviceProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``PATCH /api/v1/device-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_device_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     def update_notification_channel(
         self,
         id: UUID | str,
@@ -5106,6 +5905,27 @@ class SyncOperations(SyncBase):
             NotificationChannelView,
         )
 
+    def update_pack(
+        self,
+        id: UUID | str,
+        *,
+        body: PackPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``PATCH /api/v1/packs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_pack"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            PackView,
+        )
+
     def update_sensor(
         self,
         id: UUID | str,
@@ -5125,6 +5945,27 @@ class SyncOperations(SyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    def update_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: SensorProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``PATCH /api/v1/sensor-profiles/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_sensor_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     def update_site(
@@ -5412,6 +6253,25 @@ class AsyncOperations(AsyncBase):
             DeviceGroupView,
         )
 
+    async def create_device_profile(
+        self,
+        *,
+        body: CreateDeviceProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``POST /api/v1/device-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_device_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def create_export(
         self,
         *,
@@ -5488,6 +6348,25 @@ class AsyncOperations(AsyncBase):
             OrganizationView,
         )
 
+    async def create_pack(
+        self,
+        *,
+        body: CreatePack | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``POST /api/v1/packs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     async def create_registration_token(
         self,
         *,
@@ -5524,6 +6403,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def create_sensor_profile(
+        self,
+        *,
+        body: CreateSensorProfile | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``POST /api/v1/sensor-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_sensor_profile"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def create_site(
@@ -5684,6 +6582,26 @@ class AsyncOperations(AsyncBase):
             None,
         )
 
+    async def delete_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_device_profile"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     async def delete_export(
         self,
         id: UUID | str,
@@ -5743,6 +6661,26 @@ class AsyncOperations(AsyncBase):
             None,
         )
 
+    async def delete_pack(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
     async def delete_sensor(
         self,
         id: UUID | str,
@@ -5754,6 +6692,26 @@ class AsyncOperations(AsyncBase):
         """``DELETE /api/v1/sensors/{id}``"""
         return await self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_sensor"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_sensor_profile"],
             (id,),
             None,
             {},
@@ -5819,6 +6777,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             None,
+        )
+
+    async def export_pack(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackDocument:
+        """``GET /api/v1/packs/{id}/export``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["export_pack"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            PackDocument,
         )
 
     async def get_alert(
@@ -6039,6 +7016,26 @@ class AsyncOperations(AsyncBase):
             DeviceHealthView,
         )
 
+    async def get_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``GET /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def get_device_state(
         self,
         id: UUID | str,
@@ -6118,6 +7115,26 @@ class AsyncOperations(AsyncBase):
             OrganizationView,
         )
 
+    async def get_pack(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``GET /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_pack"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            PackView,
+        )
+
     async def get_rate_limits(
         self,
         id: UUID | str,
@@ -6170,6 +7187,26 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def get_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``GET /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_sensor_profile"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def get_signing_keys(
@@ -6225,6 +7262,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             UserView,
+        )
+
+    async def import_pack(
+        self,
+        *,
+        body: PackDocument | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackImportView:
+        """``POST /api/v1/packs/import``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["import_pack"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            PackImportView,
         )
 
     async def ingest_readings(
@@ -6697,6 +7753,37 @@ class AsyncOperations(AsyncBase):
             Page[DeviceGroupView],
         )
 
+    async def list_device_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DeviceProfileView]:
+        """``GET /api/v1/device-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_device_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DeviceProfileView],
+        )
+
     async def list_devices(
         self,
         *,
@@ -6883,6 +7970,37 @@ class AsyncOperations(AsyncBase):
             Page[OrganizationView],
         )
 
+    async def list_packs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[PackView]:
+        """``GET /api/v1/packs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_packs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[PackView],
+        )
+
     async def list_quarantine(
         self,
         *,
@@ -6984,6 +8102,37 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             Page[RegistrationTokenView],
+        )
+
+    async def list_sensor_profiles(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[SensorProfileView]:
+        """``GET /api/v1/sensor-profiles``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_sensor_profiles"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[SensorProfileView],
         )
 
     async def list_sensors(
@@ -7613,6 +8762,27 @@ class AsyncOperations(AsyncBase):
             DeviceGroupView,
         )
 
+    async def update_device_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: DeviceProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeviceProfileView:
+        """``PATCH /api/v1/device-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_device_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DeviceProfileView,
+        )
+
     async def update_notification_channel(
         self,
         id: UUID | str,
@@ -7634,6 +8804,27 @@ class AsyncOperations(AsyncBase):
             NotificationChannelView,
         )
 
+    async def update_pack(
+        self,
+        id: UUID | str,
+        *,
+        body: PackPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> PackView:
+        """``PATCH /api/v1/packs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_pack"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            PackView,
+        )
+
     async def update_sensor(
         self,
         id: UUID | str,
@@ -7653,6 +8844,27 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             SensorView,
+        )
+
+    async def update_sensor_profile(
+        self,
+        id: UUID | str,
+        *,
+        body: SensorProfilePatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SensorProfileView:
+        """``PATCH /api/v1/sensor-profiles/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_sensor_profile"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            SensorProfileView,
         )
 
     async def update_site(
@@ -7716,11 +8928,14 @@ __all__ = [
     "CreateApiKey",
     "CreateDevice",
     "CreateDeviceGroup",
+    "CreateDeviceProfile",
     "CreateExport",
     "CreateNotificationChannel",
     "CreateOAuthClient",
     "CreateOrganization",
+    "CreatePack",
     "CreateRegistrationToken",
+    "CreateSensorProfile",
     "CreateSite",
     "CreateUser",
     "DeclareSensor",
@@ -7732,6 +8947,8 @@ __all__ = [
     "DeviceGroupView",
     "DeviceHealthView",
     "DevicePatch",
+    "DeviceProfilePatch",
+    "DeviceProfileView",
     "DeviceStateView",
     "DeviceStatus",
     "DeviceView",
@@ -7754,7 +8971,19 @@ __all__ = [
     "OAuthError",
     "OrganizationStatus",
     "OrganizationView",
+    "PackDocument",
+    "PackDocumentItem",
+    "PackImportView",
+    "PackItemKind",
+    "PackItemRef",
+    "PackItemView",
+    "PackOrigin",
+    "PackPatch",
+    "PackStepView",
+    "PackView",
     "Page",
+    "ProfileComponent",
+    "ProfileSensor",
     "Protocol",
     "Provision",
     "Provisioned",
@@ -7773,8 +9002,11 @@ __all__ = [
     "Resolution",
     "Role",
     "RuleScope",
+    "RuleTemplate",
     "ScopeType",
     "SensorPatch",
+    "SensorProfilePatch",
+    "SensorProfileView",
     "SensorView",
     "SetRateLimits",
     "Severity",

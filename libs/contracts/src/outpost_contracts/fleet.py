@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from outpost_contracts.base import Contract, Event, Request, wire_tag
-from outpost_contracts.registry import ValidRange, ValueType
+import msgspec
+
+from outpost_contracts.alerting import Condition, ForSeconds, Severity
+from outpost_contracts.base import Contract, Empty, Event, Request, whole, wire_tag
+from outpost_contracts.query import ListQuery, Page
+from outpost_contracts.registry import SensorKey, ValidRange, ValueType
 from outpost_contracts.rpc import Operation
 
 SERVICE = "fleet"
@@ -153,6 +157,517 @@ RESOLVE_DEVICE_PROFILE = Operation(
 )
 
 
+# --- sensor profiles, device profiles and packs (issue 21, ADR 0092) ---------------------
+# ``/api/v1/sensor-profiles``, ``/api/v1/device-profiles`` and ``/api/v1/packs``
+# (docs/design/fleet.md, "Profiles and packs"). Request types name their resource
+# (``GetSensorProfile``, not a shared ``GetById``) so the fleet areas add theirs beside
+# these without a clash.
+
+ProfileName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+UnitCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Bound = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+Precision = Annotated[int, msgspec.Meta(ge=0, le=12)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Description = Annotated[str, msgspec.Meta(max_length=1024)]
+# A device is expected to report at least this often: 1 s to 7 days.
+MAX_EXPECTED_INTERVAL_SECONDS = 7 * 86_400
+ExpectedInterval = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXPECTED_INTERVAL_SECONDS)]
+MAX_PROFILE_COMPONENTS = 100
+MAX_PROFILE_SENSORS = 200
+MAX_RULE_TEMPLATES = 50
+MAX_PACK_ITEMS = 200
+PackVersion = Annotated[
+    str, msgspec.Meta(pattern=whole(r"(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})"))
+]
+PackItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class ProfileComponent(Request, kw_only=True, frozen=True):
+    """A component every device of the profile has (devices' components: ``name``, ``kind``)."""
+
+    name: ProfileName
+    kind: ShortText | None = None
+
+
+class ProfileSensor(Request, kw_only=True, frozen=True):
+    """A sensor every device of the profile has, described by one of the organization's
+    sensor profiles; ``component``: one of the profile's components, by name."""
+
+    key: SensorKey
+    sensor_profile_id: UUID
+    component: ProfileName | None = None
+
+
+class RuleTemplate(Request, kw_only=True, frozen=True):
+    """An alert rule without its scope (alerting's ``CreateAlertRule``): the scope is the
+    device a rule is made for. ``sensor``: one of the profile's sensor keys, required for
+    every op but ``offline``. Stored as data here; alerting makes no rule of it yet."""
+
+    name: ProfileName
+    condition: Condition
+    severity: Severity
+    sensor: SensorKey | None = None
+    for_seconds: ForSeconds = 0
+    clear: Condition | None = None
+    hysteresis: Annotated[float, msgspec.Meta(ge=0, le=1e300)] | None = None
+    description: Description | None = None
+
+
+# -- events --
+
+
+class SensorProfileCreated(
+    Event, tag=wire_tag(SERVICE, "SensorProfileCreated", 1), kw_only=True, frozen=True
+):
+    name: str
+    unit: str
+    value_type: ValueType
+    key: str | None = None
+    min: float | None = None
+    max: float | None = None
+    precision: int | None = None
+    display_name: str | None = None
+
+
+class SensorProfileChanged(
+    Event, tag=wire_tag(SERVICE, "SensorProfileChanged", 1), kw_only=True, frozen=True
+):
+    """The sensor profile as it now is, whole; ``changed`` names the fields that moved."""
+
+    changed: list[str]
+    name: str
+    unit: str
+    value_type: ValueType
+    key: str | None = None
+    min: float | None = None
+    max: float | None = None
+    precision: int | None = None
+    display_name: str | None = None
+
+
+class SensorProfileDeleted(
+    Event, tag=wire_tag(SERVICE, "SensorProfileDeleted", 1), kw_only=True, frozen=True
+):
+    """Gone; no device profile used it."""
+
+
+class DeviceProfileCreated(
+    Event, tag=wire_tag(SERVICE, "DeviceProfileCreated", 1), kw_only=True, frozen=True
+):
+    name: str
+    components: list[ProfileComponent] = msgspec.field(default_factory=list)
+    sensors: list[ProfileSensor] = msgspec.field(default_factory=list)
+    rule_templates: list[RuleTemplate] = msgspec.field(default_factory=list)
+    config_artefact_id: UUID | None = None
+    expected_interval_seconds: int | None = None
+    firmware_family: str | None = None
+    description: str | None = None
+
+
+class DeviceProfileChanged(
+    Event, tag=wire_tag(SERVICE, "DeviceProfileChanged", 1), kw_only=True, frozen=True
+):
+    """The device profile as it now is, whole, at ``profile_version`` (its ETag: the stream's
+    version after this event). ``changed`` names the fields that moved; ``sensorProfiles``
+    means one of its sensor profiles changed (unit, type, range...), so what the profile
+    resolves to (``RESOLVE_DEVICE_PROFILE``) changed with the same fields. The profile-change
+    job applies the profile at this version to every device that has it."""
+
+    changed: list[str]
+    profile_version: int
+    name: str
+    components: list[ProfileComponent] = msgspec.field(default_factory=list)
+    sensors: list[ProfileSensor] = msgspec.field(default_factory=list)
+    rule_templates: list[RuleTemplate] = msgspec.field(default_factory=list)
+    config_artefact_id: UUID | None = None
+    expected_interval_seconds: int | None = None
+    firmware_family: str | None = None
+    description: str | None = None
+
+
+class DeviceProfileDeleted(
+    Event, tag=wire_tag(SERVICE, "DeviceProfileDeleted", 1), kw_only=True, frozen=True
+):
+    """Gone; no device had it."""
+
+
+class PackOrigin(enum.StrEnum):
+    """AUTHORED: made here from the organization's own items (``POST /packs``), exported to
+    others; IMPORTED: installed from a pack document (``POST /packs/import``)."""
+
+    AUTHORED = "AUTHORED"
+    IMPORTED = "IMPORTED"
+
+
+class PackItemKind(enum.StrEnum):
+    """What a pack carries (domain ``packs.ItemKind``); rule templates travel inside their
+    device profile (``ruleTemplates``), so RULE_TEMPLATE is reserved."""
+
+    SENSOR_PROFILE = "SENSOR_PROFILE"
+    CONFIG_ARTEFACT = "CONFIG_ARTEFACT"
+    RULE_TEMPLATE = "RULE_TEMPLATE"
+    DEVICE_PROFILE = "DEVICE_PROFILE"
+
+
+class PackItemRef(Request, kw_only=True, frozen=True):
+    """An item of the organization an authored pack carries."""
+
+    kind: PackItemKind
+    id: UUID
+
+
+class InstalledPackItem(Contract, kw_only=True, frozen=True):
+    """What an install created: the item's key in the pack, the resource made of it and the
+    digest (SHA-256 of canonical JSON) of the content installed."""
+
+    kind: PackItemKind
+    key: str
+    resource_id: UUID
+    installed_digest: str
+
+
+class PackCreated(Event, tag=wire_tag(SERVICE, "PackCreated", 1), kw_only=True, frozen=True):
+    """An authored pack: a name, a version and the organization's items it carries."""
+
+    name: str
+    pack_version: str
+    items: list[PackItemRef]
+    description: str | None = None
+
+
+class PackChanged(Event, tag=wire_tag(SERVICE, "PackChanged", 1), kw_only=True, frozen=True):
+    """An authored pack as it now is, whole."""
+
+    changed: list[str]
+    name: str
+    pack_version: str
+    items: list[PackItemRef]
+    description: str | None = None
+
+
+class PackInstalled(Event, tag=wire_tag(SERVICE, "PackInstalled", 1), kw_only=True, frozen=True):
+    """A pack document installed (first time) or upgraded: ``document`` as imported,
+    ``items`` what the install holds now (created or upgraded, kept as conflicts),
+    ``conflicts`` the keys left as users had them."""
+
+    name: str
+    pack_version: str
+    digest: str
+    document: dict[str, Any]
+    items: list[InstalledPackItem]
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    previous_version: str | None = None
+
+
+class PackDeleted(Event, tag=wire_tag(SERVICE, "PackDeleted", 1), kw_only=True, frozen=True):
+    """An authored pack deleted (its items stay) or an imported one uninstalled
+    (``removed``: the resources the install created that it removed)."""
+
+    removed: list[UUID] = msgspec.field(default_factory=list)
+
+
+# -- requests --
+
+
+class CreateSensorProfile(Request, kw_only=True, frozen=True):
+    name: ProfileName
+    unit: UnitCode
+    value_type: ValueType = ValueType.NUMBER
+    key: SensorKey | None = None
+    min: Bound | None = None
+    max: Bound | None = None
+    precision: Precision | None = None
+    display_name: DisplayName | None = None
+
+
+class SensorProfilePatch(Request, kw_only=True, frozen=True):
+    name: ProfileName | msgspec.UnsetType = msgspec.UNSET
+    unit: UnitCode | msgspec.UnsetType = msgspec.UNSET
+    value_type: ValueType | msgspec.UnsetType = msgspec.UNSET
+    key: SensorKey | msgspec.UnsetType | None = msgspec.UNSET
+    min: Bound | msgspec.UnsetType | None = msgspec.UNSET
+    max: Bound | msgspec.UnsetType | None = msgspec.UNSET
+    precision: Precision | msgspec.UnsetType | None = msgspec.UNSET
+    display_name: DisplayName | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class UpdateSensorProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+    patch: SensorProfilePatch
+    expected_version: int | None = None  # from If-Match
+
+
+class GetSensorProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeleteSensorProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+    expected_version: int | None = None  # from If-Match
+
+
+class ListSensorProfiles(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+Components = Annotated[list[ProfileComponent], msgspec.Meta(max_length=MAX_PROFILE_COMPONENTS)]
+Sensors = Annotated[list[ProfileSensor], msgspec.Meta(max_length=MAX_PROFILE_SENSORS)]
+RuleTemplates = Annotated[list[RuleTemplate], msgspec.Meta(max_length=MAX_RULE_TEMPLATES)]
+
+
+class CreateDeviceProfile(Request, kw_only=True, frozen=True):
+    name: ProfileName
+    components: Components = msgspec.field(default_factory=list)
+    sensors: Sensors = msgspec.field(default_factory=list)
+    rule_templates: RuleTemplates = msgspec.field(default_factory=list)
+    config_artefact_id: UUID | None = None
+    expected_interval_seconds: ExpectedInterval | None = None
+    firmware_family: ShortText | None = None
+    description: Description | None = None
+
+
+class DeviceProfilePatch(Request, kw_only=True, frozen=True):
+    """A merge patch; a list given replaces the profile's whole list."""
+
+    name: ProfileName | msgspec.UnsetType = msgspec.UNSET
+    components: Components | msgspec.UnsetType = msgspec.UNSET
+    sensors: Sensors | msgspec.UnsetType = msgspec.UNSET
+    rule_templates: RuleTemplates | msgspec.UnsetType = msgspec.UNSET
+    config_artefact_id: UUID | msgspec.UnsetType | None = msgspec.UNSET
+    expected_interval_seconds: ExpectedInterval | msgspec.UnsetType | None = msgspec.UNSET
+    firmware_family: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class UpdateDeviceProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+    patch: DeviceProfilePatch
+    expected_version: int | None = None  # from If-Match
+
+
+class GetDeviceProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeleteDeviceProfile(Request, kw_only=True, frozen=True):
+    id: UUID
+    expected_version: int | None = None  # from If-Match
+
+
+class ListDeviceProfiles(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+PackItemRefs = Annotated[list[PackItemRef], msgspec.Meta(min_length=1, max_length=MAX_PACK_ITEMS)]
+
+
+class CreatePack(Request, kw_only=True, frozen=True):
+    """Author a pack from the organization's items: a device profile brings the sensor
+    profiles and the config artefact it names with it, so listing it alone is enough."""
+
+    name: ProfileName
+    version: PackVersion
+    items: PackItemRefs
+    description: Description | None = None
+
+
+class PackPatch(Request, kw_only=True, frozen=True):
+    """An authored pack's next version: ``items`` replaces the list."""
+
+    name: ProfileName | msgspec.UnsetType = msgspec.UNSET
+    version: PackVersion | msgspec.UnsetType = msgspec.UNSET
+    items: PackItemRefs | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class UpdatePack(Request, kw_only=True, frozen=True):
+    id: UUID
+    patch: PackPatch
+    expected_version: int | None = None  # from If-Match
+
+
+class GetPack(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class DeletePack(Request, kw_only=True, frozen=True):
+    """An authored pack: deleted, its items stay. An imported one: uninstalled, which
+    removes what the install created and still exists, and nothing else."""
+
+    id: UUID
+    expected_version: int | None = None  # from If-Match
+
+
+class ListPacks(Request, kw_only=True, frozen=True):
+    query: ListQuery = msgspec.field(default_factory=ListQuery)
+
+
+class ExportPack(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class PackDocumentItem(Request, kw_only=True, frozen=True):
+    """``content`` by kind (docs/design/fleet.md, "Pack documents"): a sensor profile's or a
+    device profile's fields as the API spells them, a device profile naming its sensor
+    profiles (``sensors[].sensorProfile``) and artefact (``configArtefact``) by their keys in
+    the pack; a config artefact's ``{name, document, schema?}`` (its latest version)."""
+
+    kind: PackItemKind
+    key: PackItemKey
+    content: dict[str, Any]
+
+
+PACK_FORMAT = "outpost.pack.v1"
+
+
+class PackDocument(Request, kw_only=True, frozen=True):
+    """The self-contained JSON of ``GET /packs/{id}/export``, which ``POST /packs/import``
+    takes back in any organization."""
+
+    format: Literal["outpost.pack.v1"] = "outpost.pack.v1"
+    name: ProfileName
+    version: PackVersion
+    items: Annotated[list[PackDocumentItem], msgspec.Meta(max_length=MAX_PACK_ITEMS)]
+    description: Description | None = None
+
+
+class ImportPack(Request, kw_only=True, frozen=True):
+    """``POST /packs/import``: the body is the pack document itself."""
+
+    document: PackDocument
+
+
+# -- replies --
+
+
+class SensorProfileView(Contract, kw_only=True, frozen=True):
+    id: UUID
+    name: str
+    unit: str
+    value_type: ValueType
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    key: str | None = None
+    min: float | None = None
+    max: float | None = None
+    precision: int | None = None
+    display_name: str | None = None
+    object: str = "sensorProfile"
+
+
+class DeviceProfileView(Contract, kw_only=True, frozen=True):
+    """``impliedRuleTemplates``: the ``nodata`` and ``offline`` rules the expected interval
+    implies (docs/design/fleet.md), beside the profile's own ``ruleTemplates``."""
+
+    id: UUID
+    name: str
+    components: list[ProfileComponent]
+    sensors: list[ProfileSensor]
+    rule_templates: list[RuleTemplate]
+    implied_rule_templates: list[RuleTemplate]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    config_artefact_id: UUID | None = None
+    expected_interval_seconds: int | None = None
+    firmware_family: str | None = None
+    description: str | None = None
+    object: str = "deviceProfile"
+
+
+class PackItemView(Contract, kw_only=True, frozen=True):
+    """An authored pack's item (``id``: the organization's resource), or an imported one's
+    (``key`` in the pack, ``id`` the resource the install created)."""
+
+    kind: PackItemKind
+    id: UUID
+    key: str | None = None
+
+
+class PackView(Contract, kw_only=True, frozen=True):
+    """``packVersion``: the pack's MAJOR.MINOR.PATCH; ``version``: this resource's (ETag).
+    ``conflicts``: the keys the last import left as users had changed them."""
+
+    id: UUID
+    name: str
+    pack_version: str
+    origin: PackOrigin
+    items: list[PackItemView]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    description: str | None = None
+    object: str = "pack"
+
+
+class PackStepView(Contract, kw_only=True, frozen=True):
+    """One item of an import: CREATE, UPGRADE, UNCHANGED, CONFLICT (left as the user has
+    it) or REMOVE (the new version dropped it)."""
+
+    action: str
+    kind: PackItemKind
+    key: str
+    resource_id: UUID | None = None
+
+
+class PackImportView(Contract, kw_only=True, frozen=True):
+    """``outcome``: INSTALLED (first time), UPGRADED (a newer version) or UNCHANGED (this
+    version is installed: nothing was done)."""
+
+    outcome: Literal["INSTALLED", "UPGRADED", "UNCHANGED"]
+    pack: PackView
+    steps: list[PackStepView]
+    conflicts: list[PackStepView] = msgspec.field(default_factory=list)
+
+
+# -- operations --
+
+CREATE_SENSOR_PROFILE = Operation(
+    SERVICE, "CreateSensorProfile", CreateSensorProfile, SensorProfileView
+)
+LIST_SENSOR_PROFILES = Operation(
+    SERVICE, "ListSensorProfiles", ListSensorProfiles, Page[SensorProfileView]
+)
+GET_SENSOR_PROFILE = Operation(SERVICE, "GetSensorProfile", GetSensorProfile, SensorProfileView)
+UPDATE_SENSOR_PROFILE = Operation(
+    SERVICE, "UpdateSensorProfile", UpdateSensorProfile, SensorProfileView
+)
+DELETE_SENSOR_PROFILE = Operation(SERVICE, "DeleteSensorProfile", DeleteSensorProfile, Empty)
+CREATE_DEVICE_PROFILE = Operation(
+    SERVICE, "CreateDeviceProfile", CreateDeviceProfile, DeviceProfileView
+)
+LIST_DEVICE_PROFILES = Operation(
+    SERVICE, "ListDeviceProfiles", ListDeviceProfiles, Page[DeviceProfileView]
+)
+GET_DEVICE_PROFILE = Operation(SERVICE, "GetDeviceProfile", GetDeviceProfile, DeviceProfileView)
+UPDATE_DEVICE_PROFILE = Operation(
+    SERVICE, "UpdateDeviceProfile", UpdateDeviceProfile, DeviceProfileView
+)
+DELETE_DEVICE_PROFILE = Operation(SERVICE, "DeleteDeviceProfile", DeleteDeviceProfile, Empty)
+CREATE_PACK = Operation(SERVICE, "CreatePack", CreatePack, PackView)
+LIST_PACKS = Operation(SERVICE, "ListPacks", ListPacks, Page[PackView])
+GET_PACK = Operation(SERVICE, "GetPack", GetPack, PackView)
+UPDATE_PACK = Operation(SERVICE, "UpdatePack", UpdatePack, PackView)
+DELETE_PACK = Operation(SERVICE, "DeletePack", DeletePack, Empty)
+EXPORT_PACK = Operation(SERVICE, "ExportPack", ExportPack, PackDocument)
+IMPORT_PACK = Operation(SERVICE, "ImportPack", ImportPack, PackImportView)
+
+EVENT_TYPES = (
+    *EVENT_TYPES,
+    SensorProfileCreated,
+    SensorProfileChanged,
+    SensorProfileDeleted,
+    DeviceProfileCreated,
+    DeviceProfileChanged,
+    DeviceProfileDeleted,
+    PackCreated,
+    PackChanged,
+    PackInstalled,
+    PackDeleted,
+)
 # --- rollout, compliance and the profile-change job (ADR 0093) -----------------------------
 
 

@@ -9,10 +9,13 @@ from functools import partial
 from nats.aio.client import Client as NATS
 
 from outpost_contracts import fleet, streams
+from outpost_fleet.adapters import json_schema
 from outpost_fleet.adapters.config_store import ConfigProjector, PgConfig
+from outpost_fleet.adapters.profile_store import PgProfiles, ProfileProjector
 from outpost_fleet.adapters.rollout_store import PgRollout
 from outpost_fleet.app import delivery, profile_application
 from outpost_fleet.app.handlers import Deps
+from outpost_fleet.app.profiles import ProfileDeps
 from outpost_fleet.entrypoints import rollout, rpc
 from outpost_fleet.settings import FleetSettings
 from outpost_kit.cli import migrations_dir, service_main
@@ -20,13 +23,17 @@ from outpost_kit.db.eventstore import Projector
 from outpost_kit.db.uow import UnitOfWorkFactory
 from outpost_kit.runtime import Job, ServiceRuntime
 
-PROJECTORS: tuple[Projector, ...] = (ConfigProjector(),)
+PROJECTORS: tuple[Projector, ...] = (ConfigProjector(), ProfileProjector())
 
 
 def deps(uow: UnitOfWorkFactory, nc: NATS, settings: FleetSettings) -> Deps:
     """The use cases' dependencies over the kit's unit of work and the broker connection
     (the integration tests make them the same way: tests/integration/fleet_testkit.py)."""
-    return Deps(config=PgConfig.over(uow), rollout=PgRollout.over(uow))
+    return Deps(
+        config=PgConfig.over(uow),
+        profiles=ProfileDeps(uow=PgProfiles.over(uow), schema_problems=json_schema.problems),
+        rollout=PgRollout.over(uow),
+    )
 
 
 def rollout_jobs(

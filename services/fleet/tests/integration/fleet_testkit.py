@@ -149,6 +149,10 @@ async def fleet_env(
     ]
     for r in responders:
         await r.start()
+    # The subscriptions reach the server before the first request on the other connection
+    # (otherwise "no responders" at once, now and then).
+    await fleet_nc.flush()
+    await tests_nc.flush()
     stop = asyncio.Event()
     relay = asyncio.create_task(OutboxRelay(dsn, "fleet", js, idle_wait=0.1).run(stop))
     try:

@@ -52,6 +52,7 @@ from outpost_gateway.entrypoints import (
     notifications,
     oauth,
     organization_rate_limits,
+    packs,
     platform,
     presence,
     provisioning,
@@ -148,6 +149,7 @@ def create_app(
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
             *fleet_status.ROUTES,  # compliance and profile application (ADR 0093)
+            *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from outpost_contracts.rpc import Operation
-from outpost_fleet.app import config, rollout_handlers
+from outpost_fleet.app import config, packs, profiles, rollout_handlers
 from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.profiles import ProfileDeps
 from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
 from outpost_kit import ids
 
@@ -21,6 +22,7 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    profiles: ProfileDeps  # sensor and device profiles, packs (ADR 0092)
     rollout: RolloutUnitOfWork  # effective states, compliance, profile jobs (ADR 0093)
     clock: Callable[[], datetime] = field(default=ids.now)
 
@@ -28,4 +30,9 @@ class Deps:
 HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
     **config.HANDLERS,
     **rollout_handlers.HANDLERS,
+}
+# Profiles and packs take their own ``ProfileDeps`` (``Deps.profiles``).
+PROFILE_HANDLERS: dict[Operation[Any, Any], Callable[..., Awaitable[Any]]] = {
+    **profiles.HANDLERS,
+    **packs.HANDLERS,
 }

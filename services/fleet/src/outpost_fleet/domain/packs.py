@@ -29,11 +29,15 @@ import enum
 import hashlib
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
+from outpost_contracts import fleet as api
+from outpost_contracts import patch
+from outpost_contracts.base import Event
 from outpost_contracts.errors import Conflict, validation_error
 
 VERSION = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
@@ -241,4 +245,224 @@ def installed(
             items[item_id] = before[item_id]
     return Install(
         name=document.name, version=document.version, digest=digest(document), items=items
+    )
+
+
+# --- the pack aggregate (ADR 0092) --------------------------------------------------------
+# A pack resource of an organization is either AUTHORED (made from its own items, which
+# export turns into a document) or IMPORTED (an install of a document: what the install
+# created, per item). The use case plans an import with ``plan_import`` against
+# ``install_of(pack, current digests)``, carries the plan out, and records the result with
+# ``RecordInstall``.
+
+PACK = "pack"
+
+
+class Pack(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    name: str
+    pack_version: str
+    origin: api.PackOrigin
+    version: int
+    refs: tuple[api.PackItemRef, ...] = ()  # AUTHORED: the organization's items
+    installed: tuple[api.InstalledPackItem, ...] = ()  # IMPORTED: what the install holds
+    document: dict[str, Any] = msgspec.field(default_factory=dict)  # IMPORTED: as imported
+    digest: str = ""  # IMPORTED: the document's
+    conflicts: tuple[str, ...] = ()
+    description: str | None = None
+    deleted: bool = False
+
+
+class RecordInstall(msgspec.Struct, frozen=True, kw_only=True):
+    document: api.PackDocument
+    install: Install
+    conflicts: tuple[str, ...] = ()
+
+
+class DeletePack(msgspec.Struct, frozen=True, kw_only=True):
+    removed: tuple[UUID, ...] = ()  # an uninstall: the resources it removed
+
+
+class _ChangePack(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``PackPatch`` in the state's names (``patch.changes`` reads both alike)."""
+
+    name: Any
+    pack_version: Any
+    refs: Any
+    description: Any
+
+
+PackCommand = api.CreatePack | api.PackPatch | RecordInstall | DeletePack
+
+PACK_FIELDS = {
+    "name": "name",
+    "version": "pack_version",
+    "items": "refs",
+    "description": "description",
+}
+
+
+def _checked_refs(refs: Any) -> tuple[api.PackItemRef, ...]:
+    refs = tuple(refs)
+    if len({(r.kind, r.id) for r in refs}) != len(refs):
+        raise validation_error("items", "each item may appear once")
+    if any(r.kind is api.PackItemKind.RULE_TEMPLATE for r in refs):
+        raise validation_error(
+            "items", "rule templates travel inside their device profile: name the profile"
+        )
+    return refs
+
+
+def _checked_version(version: str) -> str:
+    version_key(version)
+    return version
+
+
+def _item_id(item: api.InstalledPackItem) -> ItemId:
+    return ItemKind(item.kind), item.key
+
+
+def decide_pack(state: Pack | None, command: PackCommand, now: datetime) -> list[Event]:
+    if isinstance(command, api.CreatePack):
+        if state is not None:
+            raise Conflict("the pack already exists")
+        if not command.name.strip():
+            raise validation_error("name", "must not be blank")
+        return [
+            api.PackCreated(
+                name=command.name,
+                pack_version=_checked_version(command.version),
+                items=list(_checked_refs(command.items)),
+                description=command.description,
+            )
+        ]
+    if isinstance(command, RecordInstall):
+        if state is not None and (state.deleted or state.origin is not api.PackOrigin.IMPORTED):
+            raise Conflict("an authored pack of this organization has that name")
+        install = command.install
+        items = [
+            api.InstalledPackItem(
+                kind=api.PackItemKind(kind),
+                key=key,
+                resource_id=item.resource_id,
+                installed_digest=item.installed_digest,
+            )
+            for (kind, key), item in sorted(install.items.items())
+        ]
+        return [
+            api.PackInstalled(
+                name=install.name,
+                pack_version=install.version,
+                digest=install.digest,
+                document=msgspec.to_builtins(command.document),
+                items=items,
+                conflicts=list(command.conflicts),
+                previous_version=None if state is None else state.pack_version,
+            )
+        ]
+    live = patch.live(state, "pack")
+    if isinstance(command, DeletePack):
+        return [api.PackDeleted(removed=list(command.removed))]
+    if live.origin is api.PackOrigin.IMPORTED:
+        raise Conflict(
+            "an imported pack changes by importing a newer version of it, not by a PATCH"
+        )
+    changes = patch.changes(
+        live,
+        _ChangePack(
+            name=command.name,
+            pack_version=command.version,
+            refs=command.items,
+            description=command.description,
+        ),
+        PACK_FIELDS,
+        {
+            "refs": lambda _s, refs: _checked_refs(refs),
+            "pack_version": lambda _s, v: _checked_version(v),
+        },
+    )
+    if not changes:
+        return []
+    if "version" in changes and version_key(changes["version"]) <= version_key(live.pack_version):
+        raise validation_error("version", f"must be greater than {live.pack_version}")
+    if "name" in changes and not str(changes["name"]).strip():
+        raise validation_error("name", "must not be blank")
+    new = msgspec.structs.replace(live, **{PACK_FIELDS[k]: v for k, v in changes.items()})
+    return [
+        api.PackChanged(
+            changed=list(changes),
+            name=new.name,
+            pack_version=new.pack_version,
+            items=list(new.refs),
+            description=new.description,
+        )
+    ]
+
+
+def evolve_pack(state: Pack | None, event: Event, stream_id: UUID) -> Pack | None:
+    version = 1 if state is None else state.version + 1
+    if isinstance(event, api.PackCreated):
+        return Pack(
+            id=stream_id,
+            name=event.name,
+            pack_version=event.pack_version,
+            origin=api.PackOrigin.AUTHORED,
+            refs=tuple(event.items),
+            description=event.description,
+            version=version,
+        )
+    if isinstance(event, api.PackInstalled):
+        return Pack(
+            id=stream_id,
+            name=event.name,
+            pack_version=event.pack_version,
+            origin=api.PackOrigin.IMPORTED,
+            installed=tuple(event.items),
+            document=event.document,
+            digest=event.digest,
+            conflicts=tuple(event.conflicts),
+            description=event.document.get("description"),
+            version=version,
+        )
+    assert state is not None, f"{type(event).__name__} before its pack was created"
+    if isinstance(event, api.PackChanged):
+        return msgspec.structs.replace(
+            state,
+            name=event.name,
+            pack_version=event.pack_version,
+            refs=tuple(event.items),
+            description=event.description,
+            version=version,
+        )
+    if isinstance(event, api.PackDeleted):
+        return msgspec.structs.replace(state, deleted=True, version=version)
+    return msgspec.structs.replace(state, version=version)
+
+
+def install_of(pack: Pack, current: Mapping[UUID, str | None]) -> Install:
+    """The install record ``plan_import`` and ``plan_uninstall`` take: ``current`` maps each
+    resource the install holds to its digest now (None, or absent: users deleted it)."""
+    return Install(
+        name=pack.name,
+        version=pack.pack_version,
+        digest=pack.digest,
+        items={
+            _item_id(item): InstalledItem(
+                resource_id=item.resource_id,
+                installed_digest=item.installed_digest,
+                current_digest=current.get(item.resource_id),
+            )
+            for item in pack.installed
+        },
+    )
+
+
+def document_of(document: api.PackDocument) -> PackDocument:
+    """The planner's view of a pack document."""
+    return PackDocument(
+        name=document.name,
+        version=document.version,
+        items=tuple(
+            PackItem(kind=ItemKind(i.kind), key=i.key, content=i.content) for i in document.items
+        ),
     )

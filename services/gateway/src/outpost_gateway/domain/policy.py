@@ -119,6 +119,9 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/desired-state-bindings/{id}/status"): "fleet:read",
     ("GET", "/api/v1/config-artefacts/{id}/versions/{version}/status"): "fleet:read",
     ("GET", "/api/v1/device-profiles/{id}/application"): "fleet:read",
+    # packs beyond their group (ADR 0092)
+    ("GET", "/api/v1/packs/{id}/export"): "fleet:read",
+    ("POST", "/api/v1/packs/import"): "fleet:write",
 }
 
 

@@ -63,6 +63,23 @@ from outpost_contracts.devices import (
     Tag,
 )
 from outpost_contracts.exports import DELETE_EXPORT, LIST_EXPORTS
+from outpost_contracts.fleet import (
+    CREATE_DEVICE_PROFILE,
+    CREATE_PACK,
+    CREATE_SENSOR_PROFILE,
+    DELETE_DEVICE_PROFILE,
+    DELETE_PACK,
+    DELETE_SENSOR_PROFILE,
+    GET_DEVICE_PROFILE,
+    GET_PACK,
+    GET_SENSOR_PROFILE,
+    LIST_DEVICE_PROFILES,
+    LIST_PACKS,
+    LIST_SENSOR_PROFILES,
+    UPDATE_DEVICE_PROFILE,
+    UPDATE_PACK,
+    UPDATE_SENSOR_PROFILE,
+)
 from outpost_contracts.identity import (
     CREATE_API_KEY,
     CREATE_ORGANIZATION,
@@ -467,6 +484,91 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
                 description=f"`type` never changes. {_SECRET} {_SSRF}",
             ),
             "delete": Doc(summary="Delete a notification channel (pending deliveries are dropped)"),
+        },
+    ),
+    # sensor and device profiles, packs (issue 21, ADR 0092); a pack's /export and
+    # /packs/import: entrypoints/packs.py
+    ResourceGroup(
+        path="/api/v1/sensor-profiles",
+        one="sensor_profile",
+        many="sensor_profiles",
+        scope="fleet",
+        create=CREATE_SENSOR_PROFILE,
+        list=LIST_SENSOR_PROFILES,
+        get=GET_SENSOR_PROFILE,
+        update=UPDATE_SENSOR_PROFILE,
+        delete=DELETE_SENSOR_PROFILE,
+        docs={
+            "create": Doc(
+                summary="Describe a kind of measurement once",
+                description=(
+                    "`unit`: a UCUM code (`Cel`, `%`, `hPa`, `kW.h`, `m/s`, `[ppm]`...);"
+                    " `min`/`max` (min <= max) and `precision` for NUMBER only. A change is a"
+                    " change of every device profile naming it (a new version of each)."
+                ),
+            ),
+            "delete": Doc(
+                summary="Delete a sensor profile no device profile names (409 otherwise)"
+            ),
+        },
+    ),
+    ResourceGroup(
+        path="/api/v1/device-profiles",
+        one="device_profile",
+        many="device_profiles",
+        scope="fleet",
+        create=CREATE_DEVICE_PROFILE,
+        list=LIST_DEVICE_PROFILES,
+        get=GET_DEVICE_PROFILE,
+        update=UPDATE_DEVICE_PROFILE,
+        delete=DELETE_DEVICE_PROFILE,
+        docs={
+            "create": Doc(
+                summary="Describe a kind of device once",
+                description=(
+                    "Components, sensors (each from one of the organization's sensor"
+                    " profiles), a default config artefact, alert rule templates (an alert"
+                    " rule without its scope), the interval devices report at"
+                    " (`impliedRuleTemplates`: the `nodata` and `offline` rules it implies)"
+                    " and the firmware family. Every change is a new version, applied to the"
+                    " devices that have the profile."
+                ),
+            ),
+            "update": Doc(summary="Change a device profile (JSON merge patch; a list replaces)"),
+            "delete": Doc(summary="Delete a device profile no device has (409 otherwise)"),
+        },
+    ),
+    ResourceGroup(
+        path="/api/v1/packs",
+        one="pack",
+        many="packs",
+        scope="fleet",
+        create=CREATE_PACK,
+        list=LIST_PACKS,
+        get=GET_PACK,
+        update=UPDATE_PACK,
+        delete=DELETE_PACK,
+        docs={
+            "create": Doc(
+                summary="Author a pack from the organization's items",
+                description=(
+                    "`{name, version: MAJOR.MINOR.PATCH, items: [{kind, id}]}`: a device"
+                    " profile brings the sensor profiles and the config artefact it names."
+                    " `GET /packs/{id}/export` gives the document another organization"
+                    " imports with `POST /packs/import`."
+                ),
+            ),
+            "update": Doc(
+                summary="Change an authored pack: its next version, name or items",
+                description="`version` only grows; an imported pack changes by importing.",
+            ),
+            "delete": Doc(
+                summary="Delete an authored pack (its items stay) or uninstall an imported one",
+                description=(
+                    "Uninstalling removes what the install created and still exists, and"
+                    " nothing else (409 while a device or another profile uses one of them)."
+                ),
+            ),
         },
     ),
 )
