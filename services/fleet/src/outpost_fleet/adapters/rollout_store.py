@@ -91,11 +91,19 @@ _BINDINGS = text(
     "  WHERE v.artefact_id = b.artefact_id"
     "  AND (b.artefact_version IS NULL OR v.version = b.artefact_version)"
     "  ORDER BY v.version DESC LIMIT 1) v ON true"
+    # A device profile's default configuration: an implicit binding on the profile (its id),
+    # below every binding made on it (priority -1001; theirs are -1000..1000).
+    " UNION ALL SELECT p.id, 'PROFILE', p.id, -1001, p.config_artefact_id, v.version,"
+    " v.document::text FROM device_profiles p"
+    " JOIN LATERAL (SELECT version, document FROM config_artefact_versions v"
+    "  WHERE v.artefact_id = p.config_artefact_id ORDER BY v.version DESC LIMIT 1) v ON true"
+    " WHERE p.config_artefact_id IS NOT NULL"
 )
 _BINDING_TARGET = text("SELECT target_type, target_id FROM desired_state_bindings WHERE id = :id")
 _LATEST_TARGETS = text(
     "SELECT target_type, target_id FROM desired_state_bindings"
     " WHERE artefact_id = :id AND artefact_version IS NULL"
+    " UNION ALL SELECT 'PROFILE', id FROM device_profiles WHERE config_artefact_id = :id"
 )
 _VERSION_EXISTS = text(
     "SELECT 1 FROM config_artefact_versions WHERE artefact_id = :id AND version = :version"

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from outpost_contracts import fleet
 from outpost_contracts.envelope import EventEnvelope
+from outpost_fleet.app import profile_application
 from outpost_fleet.app.rollout_ports import Clock, RolloutTx, RolloutUnitOfWork, StateRow
 from outpost_fleet.domain import placement, rollout
 from outpost_fleet.domain.desired_state import DeviceFacts, ResolvedBinding, effective_state
@@ -95,6 +96,9 @@ async def affected(tx: RolloutTx, event: EventEnvelope) -> Selection:
         return rollout.of_bindings([event.stream_id])
     if isinstance(data, fleet.ConfigArtefactVersionPublished | fleet.ConfigArtefactVersionDeleted):
         return rollout.of_targets(await tx.latest_targets_of_artefact(event.stream_id))
+    if isinstance(data, fleet.DeviceProfileChanged) and "configArtefactId" in data.changed:
+        # the profile's default configuration (an implicit binding on the profile)
+        return rollout.of_target(fleet.Target(type=fleet.TargetType.PROFILE, id=event.stream_id))
     return rollout.NOTHING
 
 
@@ -104,13 +108,20 @@ FLEET_EVENTS = (
     fleet.DesiredStateBindingRemoved,
     fleet.ConfigArtefactVersionPublished,
     fleet.ConfigArtefactVersionDeleted,
+    fleet.DeviceProfileChanged,
 )
 
 
 async def on_fleet_event(
     uow: RolloutUnitOfWork, event: EventEnvelope, clock: Clock, page: int = PAGE
 ) -> int:
-    """A binding or an artefact version changed: recompute the devices it affects."""
+    """A binding, an artefact version or a device profile changed: recompute the devices
+    it affects; a device profile's change is applied to the devices that have it (its job)."""
+    data = event.data
+    if isinstance(data, fleet.DeviceProfileChanged):
+        await profile_application.request_application(
+            uow, event.org_id, event.stream_id, data.profile_version, clock
+        )
     async with uow(event.org_id) as tx:
         selection = await affected(tx, event)
     queued = await recompute(uow, event.org_id, selection, clock, page)

@@ -28,7 +28,7 @@ from outpost_fleet.app import (
     recompute,
     rollout_ports,
 )
-from outpost_fleet.app.handlers import HANDLERS, Deps
+from outpost_fleet.app.handlers import PROFILE_HANDLERS, Deps
 from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
 from outpost_fleet.domain import placement
 from outpost_fleet.settings import FleetSettings
@@ -195,12 +195,10 @@ def resolver(deps: Deps) -> profile_application.Resolve:
     use case, called in process (None: the organization has no such profile)."""
 
     async def resolve(org_id: UUID, profile_id: UUID) -> fleet.DeviceProfileSpec | None:
-        handler = HANDLERS.get(fleet.RESOLVE_DEVICE_PROFILE)
-        if handler is None:
-            raise RuntimeError("device profiles are not served by this build")
+        handler = PROFILE_HANDLERS[fleet.RESOLVE_DEVICE_PROFILE]
         try:
             spec = await handler(
-                deps, system_context(org_id), fleet.ResolveDeviceProfile(id=profile_id)
+                deps.profiles, system_context(org_id), fleet.ResolveDeviceProfile(id=profile_id)
             )
         except NotFound:
             return None
