@@ -98,6 +98,8 @@ def stack(otlp: OtlpReceiver) -> Iterator[DevStack]:
         "OUTPOST_GATEWAY_KEY_USAGE_REPORT_SECONDS": "1",
         # A command for an offline device is offered again at least every 2 s.
         "OUTPOST_DEVICES_COMMAND_BACKOFF_MAX_SECONDS": "2",
+        # /events/stream's heartbeat every second: a test's reader notices a close at once.
+        "OUTPOST_GATEWAY_STREAM_HEARTBEAT_SECONDS": "1",
         # Export download links live 8 s, so a test can see one expire.
         "OUTPOST_GATEWAY_DOWNLOAD_URL_SECONDS": "8",
         # Every test reaches the public routes from 127.0.0.1, and some log one user in

@@ -70,7 +70,10 @@ def _call(http: httpx.Client, method: str, path: str, headers: dict[str, str]) -
     # every path parameter a random id (`{id}`, `{key}`, `{command_id}`…; `{serial}` too)
     concrete = re.sub(r"\{[^}]+\}", lambda _m: str(uuid.uuid4()), path)
     body = {} if method in ("POST", "PATCH", "PUT") else None
-    return http.request(method, concrete, json=body, headers=headers)
+    with http.stream(method, concrete, json=body, headers=headers) as response:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.read()  # an event stream's 200 never ends: its status is the answer
+        return response
 
 
 def test_every_role_and_scope_against_every_route(

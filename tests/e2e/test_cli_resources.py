@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from outpost_client import events
 from tests.e2e._cli import Cli
 from tests.e2e._webhooks import Receiver
 from tests.e2e.conftest import Tenants
@@ -189,29 +189,28 @@ def test_watch_devices_sees_a_device_appear(
     out: dict[str, Any] = {}
 
     def watch() -> None:
-        out["result"] = cli.run(
-            "watch", "devices", "--interval", "0.5", "--count", "1", "--for", "60", "-o", "json"
-        )
+        out["result"] = cli.run("watch", "devices", "--count", "1", "--for", "60", "-o", "json")
 
     watcher = threading.Thread(target=watch)
-    # Its first page is what exists already: the device is created once the watcher has
-    # that page in hand (not after a guessed 1.5 s, which a loaded machine can overrun).
-    first_page = threading.Event()
-    send = httpx.Client.send
+    # The device is created once the watcher's stream follows the timeline (its ": ready"),
+    # not after a guessed delay, which a loaded machine can overrun.
+    following = threading.Event()
+    parse = events.parse
 
-    def observed(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        response = send(self, request, **kwargs)
-        if threading.current_thread() is watcher and request.url.path == "/api/v1/devices":
-            first_page.set()
-        return response
+    def observed(lines: Any) -> Any:
+        for message in parse(lines):
+            if message.comment == "ready" and threading.current_thread() is watcher:
+                following.set()
+            yield message
 
-    monkeypatch.setattr(httpx.Client, "send", observed)
+    monkeypatch.setattr(events, "parse", observed)
     watcher.start()
-    assert first_page.wait(60), "the watcher never listed the devices"
+    assert following.wait(60), "the watcher never followed the timeline"
     device = cli.json("devices", "create", "appears")
     watcher.join(90)
     lines = [json.loads(line) for line in out["result"].stdout.splitlines() if line.strip()]
     assert [d["id"] for d in lines] == [device["id"]]
+    assert lines[0]["event"]["type"] == "devices.DeviceRegistered.v1"
 
 
 def test_audit_log_and_events_lists(cli: Cli) -> None:

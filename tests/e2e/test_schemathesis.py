@@ -38,6 +38,7 @@ STATEFUL_EXAMPLES = 10
 STATEFUL_STEPS = 6
 LINKS_PER_MACHINE = 4
 STATEFUL_SUITES = 2  # a suite that Hypothesis ends early (see Flaky below) is followed by one more
+ENDLESS = frozenset({"GET /api/v1/events/stream"})  # Server-Sent Events (ADR 0096)
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -80,11 +81,17 @@ def _run(operation: Any, headers: dict[str, str], statuses: Counter[int]) -> Non
 
 def test_every_operation_keeps_the_document(platform: dict[str, Any], http: httpx.Client) -> None:
     schema = _schema(platform["gatewayUrl"])
-    # Nothing is excluded: no operation can take the run's own credentials away. Each
+    # Nothing is excluded but the live stream, whose 200 never ends (a request/response
+    # fuzzer cannot validate it; tests/e2e/test_events_stream.py covers it, refusals too):
+    # no operation can take the run's own credentials away. Each
     # organization key is used for one operation only, so `DELETE /api-keys/{id}` and
     # `POST /auth/logout` cannot end a later operation's key, and the operator's key cannot
     # be revoked through the API. Random ids never name an existing object.
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if op.label not in ENDLESS
+    ]
     assert len(operations) >= 25
     failures: dict[str, str] = {}
     statuses: Counter[int] = Counter()

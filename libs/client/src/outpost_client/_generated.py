@@ -1250,6 +1250,7 @@ class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     data: dict[str, Any] | None = None
     device_id: UUID | None = msgspec.field(name="deviceId", default=None)
     object: str = "event"
+    seq: int = 0
 
 
 class TokenIssued(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -2106,6 +2107,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceId",
         "id",
         "object",
+        "seq",
         "summary",
         "ts",
         "type",
@@ -3050,6 +3052,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "set_rate_limits": Operation(
         "set_rate_limits", "PUT", "/api/v1/admin/organizations/{id}/rate-limits", ("id",), (), 200
+    ),
+    "stream_events": Operation(
+        "stream_events", "GET", "/api/v1/events/stream", (), ("lastEventId",), 200
     ),
     "suspend_organization": Operation(
         "suspend_organization", "POST", "/api/v1/admin/organizations/{id}/suspend", ("id",), (), 200
@@ -5697,6 +5702,21 @@ class SyncOperations(SyncBase):
             params,
             headers,
             RateLimits,
+        )
+
+    def stream_events(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """``GET /api/v1/events/stream``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["stream_events"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
         )
 
     def suspend_organization(
@@ -8596,6 +8616,21 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             RateLimits,
+        )
+
+    async def stream_events(
+        self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """``GET /api/v1/events/stream``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["stream_events"],
+            (),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
         )
 
     async def suspend_organization(

@@ -14,7 +14,6 @@ import yaml
 from outpost_client import output
 from outpost_client.cli.context import assignments, filters, parse_duration
 from outpost_client.cli.extra import parse_condition
-from outpost_client.cli.watch import changes
 from outpost_client.config import Config, Profile
 
 pytestmark = pytest.mark.unit
@@ -104,21 +103,6 @@ def test_durations() -> None:
     assert parse_duration("2h").total_seconds() == 7200
     with pytest.raises(typer.BadParameter):
         parse_duration("soon")
-
-
-def test_watch_prints_new_and_changed_objects_once_oldest_first() -> None:
-    seen: dict[str, object] = {}
-
-    def version(a: dict[str, object]) -> object:
-        return a["status"]
-
-    first = changes(seen, [{"id": "2", "status": "OPEN"}, {"id": "1", "status": "OPEN"}], version)
-    assert [a["id"] for a in first] == ["1", "2"]
-    again = changes(
-        seen, [{"id": "2", "status": "ACKNOWLEDGED"}, {"id": "1", "status": "OPEN"}], version
-    )
-    assert again == [{"id": "2", "status": "ACKNOWLEDGED"}]
-    assert changes(seen, [{"id": "2", "status": "ACKNOWLEDGED"}], version) == []
 
 
 def test_the_config_file_is_0600_and_the_environment_overrides(

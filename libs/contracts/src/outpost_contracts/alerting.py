@@ -322,7 +322,9 @@ class AlertAction(Request, kw_only=True, frozen=True):
 class TimelineEntry(Contract, kw_only=True, frozen=True):
     """One entry of the organization's timeline (``/events``): ``type`` is the source
     event's wire tag (``alerting.AlertOpened.v1``, ``devices.DeviceConnected.v1``…), ``id``
-    its event id."""
+    its event id. ``seq``: its place in the organization's timeline, 1, 2, 3… in the order
+    the entries were committed (an entry is visible only once every smaller one is); the
+    ``id:`` of ``/events/stream``'s messages and what ``Last-Event-ID`` names (decision 96)."""
 
     id: UUID
     ts: datetime
@@ -331,7 +333,17 @@ class TimelineEntry(Contract, kw_only=True, frozen=True):
     device_id: UUID | None = None
     alert_id: UUID | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+    seq: int = 0
     object: str = "event"
+
+
+class TimelineAdvanced(Contract, kw_only=True, frozen=True):
+    """What alerting's outbox publishes on ``subjects.timeline(org)`` once a transaction
+    that added timeline entries commits: the organization's timeline now reaches ``seq``
+    (the largest it added). A wake-up, not the entry: readers query ``/events`` for what
+    is past their position (decision 96)."""
+
+    seq: int
 
 
 CREATE_RULE = Operation(SERVICE, "CreateAlertRule", CreateAlertRule, AlertRuleView)

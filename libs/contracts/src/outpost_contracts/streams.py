@@ -78,6 +78,16 @@ STREAMS: tuple[StreamSpec, ...] = (
         description="Export jobs to run: one message per job, fed from exports' outbox",
         retention="workqueue",
     ),
+    # Announcements of new timeline entries (decision 96): tiny, kept a day; what the
+    # gateway's /events/stream wakes on. The timeline itself stays in alerting's table.
+    StreamSpec(
+        name="TIMELINE",
+        subjects=(subjects.TIMELINE_ALL,),
+        owner="alerting",
+        description="The organization's timeline advanced (its sequence), from alerting's outbox",
+        max_age_seconds=24 * 3600,
+        control_plane=False,
+    ),
     StreamSpec(
         name="TELEMETRY",
         subjects=(subjects.TELEMETRY_ALL,),
@@ -124,6 +134,15 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable=False,
         filter_subjects=(subjects.service_events("identity"),),
         description="Each gateway replica's credential cache (API keys, organizations)",
+    ),
+    ConsumerSpec(
+        stream="TIMELINE",
+        name="gateway-timeline",
+        owner="gateway",
+        durable=False,
+        filter_subjects=(subjects.TIMELINE_ALL,),
+        deliver_policy="new",
+        description="Each gateway replica's wake-ups of /events/stream connections",
     ),
     ConsumerSpec(
         stream="TELEMETRY",

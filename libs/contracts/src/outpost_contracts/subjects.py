@@ -78,6 +78,23 @@ def work_all(service: str) -> str:
     return f"{PREFIX}.work.{_token(service)}.>"
 
 
+def timeline(org_id: str | UUID) -> str:
+    """The subject alerting's outbox announces an organization's new timeline entries on
+    (``alerting.TimelineAdvanced``; the gateway's live ``/events/stream``, decision 96)."""
+    return f"{PREFIX}.timeline.{_token(org_id)}"
+
+
+TIMELINE_ALL = f"{PREFIX}.timeline.*"
+
+
+def parse_timeline(subject: str) -> str:
+    """The organization id of a ``timeline`` subject."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or parts[1] != "timeline":
+        raise ValueError(f"not a timeline subject: {subject!r}")
+    return parts[2]
+
+
 def parse_telemetry(subject: str) -> tuple[str, str]:
     """(org_id, device_id) of a telemetry subject; ValueError if it is not one."""
     parts = subject.split(".")

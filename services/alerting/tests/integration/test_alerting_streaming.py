@@ -34,7 +34,7 @@ from outpost_contracts.envelope import EventEnvelope, Principal, PrincipalKind, 
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed
 from outpost_contracts.identity import OrganizationReinstated, OrganizationSuspended
 from outpost_contracts.presence import DeviceConnected, DeviceDisconnected, Protocol
-from outpost_contracts.query import ListQuery
+from outpost_contracts.query import Cmp, ListQuery
 from outpost_contracts.readings import TelemetryReading
 from outpost_contracts.streams import ConsumerSpec
 from outpost_devkit.testing.suspensions import record_organization_event
@@ -566,10 +566,23 @@ async def test_the_timeline_and_another_organization(env: Env) -> None:
     [alert] = await env.alerts()
     page = await handlers.list_events(env.deps, ctx(env.org), api.ListOf())
     assert [(e.type, e.device_id) for e in page.data] == [
+        ("devices.DeviceRegistered.v1", device),
         ("devices.DeviceConnected.v1", device),
         ("alerting.AlertOpened.v1", device),
     ]
-    assert page.data[1].alert_id == alert.id and "temp > 30" in page.data[1].summary
+    assert page.data[2].alert_id == alert.id and "temp > 30" in page.data[2].summary
+    # Numbered in commit order (ADR 0096), each announced on the organization's subject.
+    assert [e.seq for e in page.data] == [1, 2, 3]
+    past = ListQuery(filter=Cmp(field="seq", op="gt", value=2))
+    later = await handlers.list_events(env.deps, ctx(env.org), api.ListOf(query=past))
+    assert [e.seq for e in later.data] == [3]
+    async with env.uow(None) as uow:
+        rows = await uow.execute(
+            "SELECT payload FROM outbox WHERE subject = :s ORDER BY position",
+            {"s": subjects.timeline(env.org)},
+        )
+        announced = [msgspec.json.decode(bytes(r[0])) for r in rows]
+        assert announced == [{"seq": 1}, {"seq": 2}, {"seq": 3}]
     other = ids.new_id()
     assert (await handlers.list_events(env.deps, ctx(other), api.ListOf())).data == []
     assert await env.alerts(org=other) == []

@@ -20,18 +20,20 @@ import uvloop
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from outpost_gateway.adapters.artifacts import NatsArtifacts
 from outpost_gateway.adapters.gateway_store import GatewayStore
 from outpost_gateway.adapters.identity_follower import IdentityFollower
 from outpost_gateway.adapters.nats_backend import NatsBackend
 from outpost_gateway.adapters.session_tokens import JwtVerifier
+from outpost_gateway.adapters.timeline_follower import TimelineFollower
 from outpost_gateway.app.key_usage import KeyUsage
 from outpost_gateway.app.ports import ArtifactReader, Backend, GatewayStorePort
 from outpost_gateway.app.public_throttle import PublicThrottle
 from outpost_gateway.app.rate_limiter import MemoryStore, RateLimiter, RateLimitMetrics
 from outpost_gateway.app.readiness import Readiness
+from outpost_gateway.app.timeline_stream import StreamLeases, TimelineHub
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.downloads import DownloadSigner, parse_keys
 from outpost_gateway.domain.public_throttle import (
@@ -46,6 +48,7 @@ from outpost_gateway.entrypoints import (
     audit,
     commands,
     devices,
+    events_stream,
     exports,
     fleet_status,
     identity,
@@ -94,11 +97,18 @@ def create_app(
     store: GatewayStorePort | None = None,
     epoch_clock: Callable[[], float] = time.time,
     artifacts: ArtifactReader | None = None,
+    timeline: TimelineHub | None = None,
 ) -> Litestar:
     """The HTTP app. ``readiness`` defaults to no checks (always ready); ``main`` adds the
     NATS connection and the credential cache's catch-up. ``store`` is the shared rate-limit
     and idempotency store (the gateway schema); without one, both live in this process."""
     metrics = HttpMetrics(CollectorRegistry())
+    timeline = timeline if timeline is not None else TimelineHub()
+    Gauge(
+        "outpost_gateway_event_streams",
+        "Open /events/stream connections on this replica (decision 96)",
+        registry=metrics.registry,
+    ).set_function(timeline.streams)
     limiter = RateLimiter(
         store,
         limits_of(settings),
@@ -130,6 +140,9 @@ def create_app(
             clock=epoch_clock,
         ),
         trusted_proxies=trusted_proxies_of(settings),
+        timeline=timeline,
+        stream_leases=StreamLeases(limit=settings.stream_max_per_credential),
+        stream_heartbeat_seconds=settings.stream_heartbeat_seconds,
     )
     app = Litestar(
         route_handlers=[
@@ -144,6 +157,7 @@ def create_app(
             *readings.ROUTES,
             *annotation_routes.ROUTES,
             *alerting.ROUTES,
+            *events_stream.ROUTES,  # the timeline, live (decision 96)
             *audit.ROUTES,
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
@@ -259,11 +273,17 @@ async def serve(settings: GatewaySettings) -> None:
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
+    hub = TimelineHub()
+
+    async def reconnected() -> None:  # announcements may have been missed meanwhile
+        hub.wake_all()
+
     nc = await messaging.connect(
         settings.nats_url,
         name=f"{SERVICE}-{settings.instance or os.getpid()}",
         tls=settings.nats_tls(),
         process=SERVICE,
+        reconnected_cb=reconnected,
     )
     store: GatewayStore | None = None
     if settings.database_url is None:
@@ -291,7 +311,9 @@ async def serve(settings: GatewaySettings) -> None:
         readiness=readiness,
         store=store,
         artifacts=NatsArtifacts(nc.jetstream()),
+        timeline=hub,
     )
+    timeline_follower = TimelineFollower(nc, hub)
     server = Server(
         app,
         address=settings.host,
@@ -305,6 +327,7 @@ async def serve(settings: GatewaySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
     follow = asyncio.create_task(follower.start())
+    follow_timeline = asyncio.create_task(timeline_follower.start())
     purge = asyncio.create_task(_purge_forever(store)) if store is not None else None
     forget = asyncio.create_task(
         _forget_revoked_sessions_forever(cache, settings.revoked_session_retention_seconds)
@@ -316,12 +339,14 @@ async def serve(settings: GatewaySettings) -> None:
         await server.serve()
     finally:
         follow.cancel()
+        follow_timeline.cancel()
         forget.cancel()
         report.cancel()
         await usage.report(backend)  # what was used since the last report
         if purge is not None:
             purge.cancel()
         await follower.stop()
+        await timeline_follower.stop()
         await nc.drain()
         if store is not None:
             await store.close()

@@ -33,6 +33,11 @@ class GatewaySettings(CommonSettings, kw_only=True, frozen=True):
     revoked_session_retention_seconds: float = 3600.0
     # API keys' lastUsedAt: each replica reports the keys it accepted this often.
     key_usage_report_seconds: float = 30.0
+    # /events/stream (decision 96): a comment line this often when nothing else is sent
+    # (proxies and clients see the connection alive), and the open streams one credential
+    # may hold on one replica (one more is 429 throttled).
+    stream_heartbeat_seconds: float = 15.0
+    stream_max_per_credential: int = 5
     # false turns rate limiting off.
     ratelimit_enabled: bool = True
     # granian: pending connections the kernel queues, and requests taken in at once. Past

@@ -1,22 +1,23 @@
-"""``outpost watch alerts|events|devices``: what changes, as it changes. The API has no
-push channel for people (devices have the broker), so the newest page is polled
-(``--interval``, well inside the list rate limit) and each new or changed object printed
-once: an alert whose status moved, a device that came online, a new timeline event."""
+"""``outpost watch alerts|events|devices``: what changes, as it changes. It follows the
+organization's timeline live (``GET /api/v1/events/stream``, Server-Sent Events) and prints
+each entry once: a timeline event as it is; for ``alerts`` the alert an entry is about, for
+``devices`` the device, each as it is when the entry arrives. A dropped connection is resumed
+after the last entry received (``Last-Event-ID``): nothing missed, nothing twice."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from outpost_client import output
+from outpost_client import errors, output
 from outpost_client.cli.context import OutputOpt, state
+from outpost_client.events import EventStream
 
 
 class Kind(StrEnum):
@@ -27,89 +28,101 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Watched:
-    path: str
+    filter: str | None  # the entries it follows (``/events``' OData ``$filter``)
+    path: str | None  # what an entry is about, fetched to print it (by the entry's ``key``)
+    key: str
     columns: tuple[str, ...]
-    version: Callable[[dict[str, Any]], Any]  # what, changed, makes an object worth printing
 
 
 WATCHED = {
     Kind.alerts: Watched(
-        "/api/v1/alerts",
+        "alertId ne null",
+        "/api/v1/alerts/{}",
+        "alertId",
         ("id", "status", "severity", "sensor", "deviceId", "trigger.value", "openedAt"),
-        lambda a: (a.get("status"), a.get("version")),
     ),
-    Kind.events: Watched(
-        "/api/v1/events", ("ts", "type", "summary", "deviceId"), lambda e: e.get("id")
-    ),
+    Kind.events: Watched(None, None, "id", ("seq", "ts", "type", "summary", "deviceId")),
     Kind.devices: Watched(
-        "/api/v1/devices",
+        "startswith(type, 'devices.Device')",
+        "/api/v1/devices/{}",
+        "deviceId",
         ("id", "name", "status", "online", "lastSeenAt"),
-        lambda d: (d.get("status"), d.get("online"), d.get("version")),
     ),
 }
 
 
-def changes(
-    seen: dict[str, Any], items: list[dict[str, Any]], version: Callable[[dict[str, Any]], Any]
-) -> list[dict[str, Any]]:
-    """The items that are new or whose version differs from ``seen`` (updated), oldest
-    first (pages come newest first)."""
-    fresh = []
-    for item in reversed(items):
-        key = str(item.get("id"))
-        now = version(item)
-        if seen.get(key) != now:
-            seen[key] = now
-            fresh.append(item)
-    return fresh
+def subject_of(api: Any, watched: Watched, entry: dict[str, Any]) -> dict[str, Any]:
+    """What to print for an entry: the entry, or the object it is about (with the entry as
+    ``event``); an object gone since (a decommissioned device's 404) is its id and the entry."""
+    if watched.path is None:
+        return entry
+    key = entry.get(watched.key)
+    try:
+        found = api.json("GET", watched.path.format(key))
+    except errors.ApiError as exc:
+        if exc.status not in (404, 410):
+            raise
+        found = {"id": key}
+    return {**found, "event": entry}
 
 
 def register(app: typer.Typer) -> None:
     @app.command(
         "watch",
         help=(
-            "Stream changes of alerts, timeline events or devices as they happen (Ctrl-C to"
-            " stop). With --output json, one JSON object a line."
+            "Follow alerts, timeline events or devices as they change (Ctrl-C to stop), live"
+            " from the timeline's stream; resumed after a dropped connection. With --output"
+            " json, one JSON object a line."
         ),
-        epilog="Example: outpost watch alerts --interval 2",
+        epilog="Example: outpost watch alerts -o json",
     )
     def watch(
         ctx: typer.Context,
         kind: Annotated[Kind, typer.Argument(help="alerts, events or devices")],
-        interval: Annotated[float, typer.Option(help="Seconds between polls")] = 2.0,
-        history: Annotated[bool, typer.Option(help="Print the current ones first")] = False,
+        history: Annotated[
+            bool, typer.Option(help="Replay the whole timeline first, then follow")
+        ] = False,
+        after: Annotated[
+            int | None,
+            typer.Option(help="Start after this timeline entry (its seq; e.g. the last printed)"),
+        ] = None,
         stop_after: Annotated[
-            float | None, typer.Option("--for", help="Stop after this many seconds")
+            float | None,
+            typer.Option("--for", help="Stop after this many seconds (after the replay)"),
         ] = None,
         until: Annotated[
             int | None, typer.Option("--count", help="Stop after this many changes")
+        ] = None,
+        interval: Annotated[
+            float | None, typer.Option(hidden=True, help="Ignored: the stream is live")
         ] = None,
         out: OutputOpt = None,
     ) -> None:
         st = state(ctx)
         watched = WATCHED[kind]
         fmt = (out or st.output).lower()
-        seen: dict[str, Any] = {}
+        start = "0" if history else (str(after) if after is not None else None)
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+        params = {"$filter": watched.filter} if watched.filter else {}
         printed = 0
-        started = time.monotonic()
-        params = {"order": "DESC", "limit": 100}
-        first = True
         with st.client() as api:
+            stream = EventStream(
+                api,
+                params,
+                last_event_id=start,
+                stop_at=deadline,
+                on_reconnect=lambda exc: st.errors.print(
+                    f"connection lost ({type(exc).__name__}); resuming after"
+                    f" {stream.last_event_id or 'now'}",
+                    markup=False,
+                ),
+            )
             try:
-                while True:
-                    page = api.json("GET", watched.path, params=params)
-                    fresh = changes(seen, page["data"], watched.version)
-                    if first and not history:
-                        fresh = []
-                    first = False
-                    for item in fresh:
-                        _emit(st, fmt, item, watched.columns)
-                        printed += 1
-                        if until is not None and printed >= until:
-                            return
-                    if stop_after is not None and time.monotonic() - started >= stop_after:
+                for entry in stream:
+                    _emit(st, fmt, subject_of(api, watched, entry), watched.columns)
+                    printed += 1
+                    if until is not None and printed >= until:
                         return
-                    time.sleep(interval)
             except KeyboardInterrupt:
                 return
 

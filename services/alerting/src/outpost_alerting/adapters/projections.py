@@ -64,7 +64,7 @@ class AlertingProjector:
         (``change`` returns the alert's ``device_id``)."""
         result = await conn.execute(
             cached_text(
-                f"WITH a AS ({change}), t AS ({timeline.INSERT_FROM_ALERT}) SELECT count(*) FROM a"
+                f"WITH a AS ({change}),{timeline.INSERT_FROM_ALERT} SELECT count(*) FROM a"
             ),
             {**params, **timeline.alert_entry_params(e)},
         )

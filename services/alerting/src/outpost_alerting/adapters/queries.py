@@ -55,9 +55,10 @@ ALERTS = Collection(
 
 TIMELINE = Collection(
     table="timeline",
-    columns="id, ts, type, device_id, alert_id, summary, data",
+    columns="id, ts, type, device_id, alert_id, summary, data, seq",
     fields={
         "id": Field("id", "uuid"),
+        "seq": Field("seq", "int"),
         "ts": Field("ts", "datetime"),
         "type": Field("type"),
         "deviceId": Field("device_id", "uuid"),
@@ -124,4 +125,5 @@ def timeline_view(row: Mapping[str, Any]) -> api.TimelineEntry:
         device_id=row["device_id"],
         alert_id=row["alert_id"],
         data=_json(row["data"]) or {},
+        seq=row["seq"],
     )

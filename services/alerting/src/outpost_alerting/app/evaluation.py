@@ -351,10 +351,10 @@ async def _timer(
 
 # --- devices ----------------------------------------------------------------------------
 
-DEVICE_EVENTS: tuple[type[Any], ...] = (
-    device_events.DeviceRegistered,
-    device_events.DeviceUpdated,
-    *DEVICE_EVENT_TYPES,
+DEVICE_EVENTS: tuple[type[Any], ...] = tuple(
+    dict.fromkeys(
+        (device_events.DeviceRegistered, device_events.DeviceUpdated, *DEVICE_EVENT_TYPES)
+    )
 )
 
 

@@ -1,5 +1,5 @@
 """What goes on an organization's timeline (``/events``) and how each entry reads: alert
-transitions from alerting's own events, from the DEVICES stream connects and
+transitions from alerting's own events, from the DEVICES stream registration, connects and
 disconnects, provisioning, activation and decommissioning, and commands, and from the FLEET
 stream a device's configuration drifting (ADR 0093). Pure."""
 
@@ -25,6 +25,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
 
 # The devices stream's events the timeline keeps (alerting's own are all kept).
 DEVICE_EVENT_TYPES: tuple[type[Event], ...] = (
+    devices.DeviceRegistered,  # since ADR 0096: `outpost watch devices` sees a new device
     presence.DeviceConnected,
     presence.DeviceDisconnected,
     provisioning.DeviceProvisioned,
@@ -81,6 +82,12 @@ def entry(e: EventEnvelope, device_id: UUID | None = None) -> Entry | None:
     if isinstance(data, presence.DeviceDisconnected):
         reason = f" ({data.reason})" if data.reason else ""
         return Entry(summary=f"device disconnected{reason}", device_id=e.stream_id)
+    if isinstance(data, devices.DeviceRegistered):
+        return Entry(
+            summary=f"device {data.name!r} registered",
+            device_id=e.stream_id,
+            data={"name": data.name},
+        )
     if isinstance(data, provisioning.DeviceProvisioned):
         return Entry(summary="device provisioned", device_id=e.stream_id)
     if isinstance(data, provisioning.DeviceCertificateRevoked):

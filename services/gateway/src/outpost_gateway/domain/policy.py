@@ -105,6 +105,7 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/{id}/resolve"): "alerts:write",
     ("GET", "/api/v1/alerts/{id}/deliveries"): "alerts:read",
     ("GET", "/api/v1/events"): "events:read",
+    ("GET", "/api/v1/events/stream"): "events:read",
     # every service's event store
     ("GET", "/api/v1/audit-log"): "audit-log:read",
     # alerting: notification channels' test and delivery logs (decision 64; the channels

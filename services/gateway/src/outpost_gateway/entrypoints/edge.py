@@ -39,6 +39,8 @@ from outpost_kit.logs import REQUEST_ID
 _log = logging.getLogger(__name__)
 # Export archive downloads: no deadline (decision 65).
 _DOWNLOAD = re.compile(r"^/api/v1/exports/[^/]+/download$")
+# A live stream lasts as long as the client follows it (decision 96).
+_STREAM = re.compile(r"^/api/v[0-9]+/events/stream$")  # v0 is translated to v1
 
 UNMATCHED = "<unmatched>"
 
@@ -164,7 +166,8 @@ class Edge:
     async def _serve(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         try:
             # An archive download lasts as long as the client takes to read it.
-            streaming = _DOWNLOAD.fullmatch(str(scope.get("path", ""))) is not None
+            path = str(scope.get("path", ""))
+            streaming = _DOWNLOAD.fullmatch(path) is not None or _STREAM.fullmatch(path) is not None
             async with asyncio.timeout(None if streaming else self.timeout_seconds):
                 out: Send = exchange.send
                 versioned = await translated(

@@ -33,6 +33,7 @@ from outpost_gateway.app.ports import ArtifactReader, Backend, IdempotencyStore
 from outpost_gateway.app.public_throttle import PublicThrottle
 from outpost_gateway.app.rate_limiter import RateLimiter
 from outpost_gateway.app.readiness import Readiness
+from outpost_gateway.app.timeline_stream import StreamLeases, TimelineHub
 from outpost_gateway.domain.auth import SessionVerifier, authenticate
 from outpost_gateway.domain.credentials import CredentialCache
 from outpost_gateway.domain.downloads import DownloadSigner, SigningKey
@@ -89,6 +90,11 @@ class GatewayState:
     # The public routes' limits (decision 75) and the proxies whose X-Forwarded-For is read.
     public: PublicThrottle | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # /events/stream (decision 96): the streams by organization, fed by the timeline
+    # follower; each credential's open streams; the heartbeat interval.
+    timeline: TimelineHub = field(default_factory=TimelineHub)
+    stream_leases: StreamLeases = field(default_factory=lambda: StreamLeases(limit=5))
+    stream_heartbeat_seconds: float = 15.0
 
 
 def gateway_state(connection: ASGIConnection[Any, Any, Any, Any]) -> GatewayState:
