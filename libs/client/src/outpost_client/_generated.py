@@ -306,6 +306,34 @@ class CommandView(msgspec.Struct, kw_only=True, omit_defaults=True):
     sent_at: datetime | None = msgspec.field(name="sentAt", default=None)
 
 
+class ComparisonPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonPoint`` of the API."""
+
+    reference: float
+    test: float
+    ts: datetime
+    corrected: float | None = None
+
+
+class ComparisonView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComparisonView`` of the API."""
+
+    from_: datetime = msgspec.field(name="from")
+    interval: str
+    n: int
+    pair_id: UUID = msgspec.field(name="pairId")
+    timezone: str
+    to: datetime
+    bias: float | None = None
+    intercept: float | None = None
+    mae: float | None = None
+    object: Literal["referencePairComparison"] = "referencePairComparison"
+    r: float | None = None
+    rmse: float | None = None
+    series: list[ComparisonPoint] | None = None
+    slope: float | None = None
+
+
 class ComponentPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``ComponentPatch`` of the API. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
 
@@ -389,6 +417,7 @@ class CreateDevice(msgspec.Struct, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     device_type: str | None = msgspec.field(name="deviceType", default=None)
     group_id: UUID | None = msgspec.field(name="groupId", default=None)
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] = msgspec.field(default_factory=list)
 
@@ -458,6 +487,18 @@ class CreatePack(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     version: str
     description: str | None = None
+
+
+class CreateReferencePair(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``CreateReferencePair`` of the API."""
+
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    description: str | None = None
+    window_seconds: Literal[60, 300, 900, 3600, 86400] = msgspec.field(
+        name="windowSeconds", default=300
+    )
 
 
 class CreateRegistrationToken(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -586,6 +627,9 @@ class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     )
     group_id: UUID | msgspec.UnsetType | None = msgspec.field(name="groupId", default=msgspec.UNSET)
     name: str | None = None
+    profile_id: UUID | msgspec.UnsetType | None = msgspec.field(
+        name="profileId", default=msgspec.UNSET
+    )
     site_id: UUID | msgspec.UnsetType | None = msgspec.field(name="siteId", default=msgspec.UNSET)
     tags: list[Tag] | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -639,6 +683,7 @@ class DeviceStateView(msgspec.Struct, kw_only=True, omit_defaults=True):
     reported: dict[str, Any]
     version: int
     desired_updated_at: datetime | None = msgspec.field(name="desiredUpdatedAt", default=None)
+    explain: dict[str, Any] | None = None
     object: str = "deviceState"
     reported_updated_at: datetime | None = msgspec.field(name="reportedUpdatedAt", default=None)
 
@@ -663,6 +708,7 @@ class DeviceView(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen_at: datetime | None = msgspec.field(name="lastSeenAt", default=None)
     object: str = "device"
     online: bool = False
+    profile_id: UUID | None = msgspec.field(name="profileId", default=None)
     site_id: UUID | None = msgspec.field(name="siteId", default=None)
     tags: list[Tag] | None = None
 
@@ -763,6 +809,16 @@ class JsonWebKeySet(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``JsonWebKeySet`` of the API."""
 
     keys: list[JsonWebKey]
+
+
+class KeySource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``KeySource`` of the API."""
+
+    source: str
+    artefact_id: UUID | None = msgspec.field(name="artefactId", default=None)
+    artefact_version: int | None = msgspec.field(name="artefactVersion", default=None)
+    binding_id: UUID | None = msgspec.field(name="bindingId", default=None)
+    target_type: TargetType | None = msgspec.field(name="targetType", default=None)
 
 
 class Location(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1048,6 +1104,31 @@ class ReadingsSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_at: datetime | None = msgspec.field(name="updatedAt", default=None)
 
 
+class ReferencePairPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A JSON merge patch: the sensors a pair compares are its identity and do not change. A field typed ``… | UnsetType | None`` is left out while UNSET (unchanged) and sent as null when None (cleared); any other field is left out when None."""
+
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | None = None
+    window_seconds: Literal[60, 300, 900, 3600, 86400] | None = msgspec.field(
+        name="windowSeconds", default=None
+    )
+
+
+class ReferencePairView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ReferencePairView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    name: str
+    reference: SensorRef
+    test: SensorRef
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    window_seconds: int = msgspec.field(name="windowSeconds")
+    description: str | None = None
+    object: str = "referencePair"
+
+
 class Refresh(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``Refresh`` of the API."""
 
@@ -1166,6 +1247,13 @@ class SensorProfileView(msgspec.Struct, kw_only=True, omit_defaults=True):
     precision: int | None = None
 
 
+class SensorRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A sensor of a device: ``deviceId`` and the sensor's ``key``."""
+
+    device_id: UUID = msgspec.field(name="deviceId")
+    sensor: str
+
+
 class SensorView(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``SensorView`` of the API."""
 
@@ -1237,6 +1325,9 @@ class Tag(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     key: str
     value: str = ""
+
+
+TargetType = Literal["ORGANIZATION", "PROFILE", "SITE", "GROUP", "DEVICE"]
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1503,6 +1594,28 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "status",
         "version",
     ),
+    "ComparisonPoint": (
+        "corrected",
+        "reference",
+        "test",
+        "ts",
+    ),
+    "ComparisonView": (
+        "bias",
+        "from",
+        "intercept",
+        "interval",
+        "mae",
+        "n",
+        "object",
+        "pairId",
+        "r",
+        "rmse",
+        "series",
+        "slope",
+        "timezone",
+        "to",
+    ),
     "ComponentPatch": (
         "attributes",
         "kind",
@@ -1563,6 +1676,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1607,6 +1721,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "items",
         "name",
         "version",
+    ),
+    "CreateReferencePair": (
+        "description",
+        "name",
+        "reference",
+        "test",
+        "windowSeconds",
     ),
     "CreateRegistrationToken": (
         "deviceName",
@@ -1693,6 +1814,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "deviceType",
         "groupId",
         "name",
+        "profileId",
         "siteId",
         "tags",
     ),
@@ -1727,6 +1849,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "desired",
         "desiredUpdatedAt",
         "deviceId",
+        "explain",
         "object",
         "reported",
         "reportedUpdatedAt",
@@ -1744,6 +1867,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "name",
         "object",
         "online",
+        "profileId",
         "siteId",
         "status",
         "tags",
@@ -1798,6 +1922,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "x",
     ),
     "JsonWebKeySet": ("keys",),
+    "KeySource": (
+        "artefactId",
+        "artefactVersion",
+        "bindingId",
+        "source",
+        "targetType",
+    ),
     "Location": (
         "latitude",
         "longitude",
@@ -1977,6 +2108,23 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "version",
     ),
+    "ReferencePairPatch": (
+        "description",
+        "name",
+        "windowSeconds",
+    ),
+    "ReferencePairView": (
+        "createdAt",
+        "description",
+        "id",
+        "name",
+        "object",
+        "reference",
+        "test",
+        "updatedAt",
+        "version",
+        "windowSeconds",
+    ),
     "Refresh": ("refreshToken",),
     "RegistrationTokenIssued": (
         "createdAt",
@@ -2048,6 +2196,10 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "valueType",
         "version",
+    ),
+    "SensorRef": (
+        "deviceId",
+        "sensor",
     ),
     "SensorView": (
         "createdAt",
@@ -2172,6 +2324,14 @@ OPERATIONS: dict[str, Operation] = {
     "bulk_update_devices": Operation(
         "bulk_update_devices", "PATCH", "/api/v1/devices", (), ("$filter",), 200
     ),
+    "compare_reference_pair": Operation(
+        "compare_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}/comparison",
+        ("id",),
+        ("corrected", "from", "interval", "series", "timezone", "to"),
+        200,
+    ),
     "create_alert_rule": Operation("create_alert_rule", "POST", "/api/v1/alert-rules", (), (), 201),
     "create_annotation": Operation("create_annotation", "POST", "/api/v1/annotations", (), (), 201),
     "create_annotation_class": Operation(
@@ -2200,6 +2360,9 @@ OPERATIONS: dict[str, Operation] = {
         "create_organization", "POST", "/api/v1/admin/organizations", (), (), 201
     ),
     "create_pack": Operation("create_pack", "POST", "/api/v1/packs", (), (), 201),
+    "create_reference_pair": Operation(
+        "create_reference_pair", "POST", "/api/v1/reference-pairs", (), (), 201
+    ),
     "create_registration_token": Operation(
         "create_registration_token", "POST", "/api/v1/devices/registration/tokens", (), (), 201
     ),
@@ -2243,6 +2406,9 @@ OPERATIONS: dict[str, Operation] = {
         "delete_oauth_client", "DELETE", "/api/v1/oauth-clients/{id}", ("id",), (), 204
     ),
     "delete_pack": Operation("delete_pack", "DELETE", "/api/v1/packs/{id}", ("id",), (), 204),
+    "delete_reference_pair": Operation(
+        "delete_reference_pair", "DELETE", "/api/v1/reference-pairs/{id}", ("id",), (), 204
+    ),
     "delete_sensor": Operation("delete_sensor", "DELETE", "/api/v1/sensors/{id}", ("id",), (), 204),
     "delete_sensor_profile": Operation(
         "delete_sensor_profile", "DELETE", "/api/v1/sensor-profiles/{id}", ("id",), (), 204
@@ -2320,7 +2486,7 @@ OPERATIONS: dict[str, Operation] = {
         200,
     ),
     "get_device_state": Operation(
-        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), (), 200
+        "get_device_state", "GET", "/api/v1/devices/{id}/state", ("id",), ("explain",), 200
     ),
     "get_export": Operation(
         "get_export", "GET", "/api/v1/exports/{id}", ("id",), ("$expand", "$select"), 200
@@ -2349,6 +2515,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "get_readings_settings": Operation(
         "get_readings_settings", "GET", "/api/v1/readings/settings", (), (), 200
+    ),
+    "get_reference_pair": Operation(
+        "get_reference_pair",
+        "GET",
+        "/api/v1/reference-pairs/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
     ),
     "get_sensor": Operation(
         "get_sensor", "GET", "/api/v1/sensors/{id}", ("id",), ("$expand", "$select"), 200
@@ -2861,6 +3035,26 @@ OPERATIONS: dict[str, Operation] = {
         ),
         200,
     ),
+    "list_reference_pairs": Operation(
+        "list_reference_pairs",
+        "GET",
+        "/api/v1/reference-pairs",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
     "list_registration_tokens": Operation(
         "list_registration_tokens",
         "GET",
@@ -3088,6 +3282,9 @@ OPERATIONS: dict[str, Operation] = {
         200,
     ),
     "update_pack": Operation("update_pack", "PATCH", "/api/v1/packs/{id}", ("id",), (), 200),
+    "update_reference_pair": Operation(
+        "update_reference_pair", "PATCH", "/api/v1/reference-pairs/{id}", ("id",), (), 200
+    ),
     "update_sensor": Operation("update_sensor", "PATCH", "/api/v1/sensors/{id}", ("id",), (), 200),
     "update_sensor_profile": Operation(
         "update_sensor_profile", "PATCH", "/api/v1/sensor-profiles/{id}", ("id",), (), 200
@@ -3204,6 +3401,29 @@ class SyncOperations(SyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     def create_alert_rule(
@@ -3471,6 +3691,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             PackView,
+        )
+
+    def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     def create_registration_token(
@@ -3778,6 +4017,26 @@ class SyncOperations(SyncBase):
         """``DELETE /api/v1/packs/{id}``"""
         return self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
             (id,),
             None,
             {},
@@ -4273,6 +4532,26 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ReadingsSettings,
+        )
+
+    def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     def get_sensor(
@@ -5179,6 +5458,37 @@ class SyncOperations(SyncBase):
             Page[ReadingView],
         )
 
+    def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     def list_registration_tokens(
         self,
         *,
@@ -5946,6 +6256,27 @@ class SyncOperations(SyncBase):
             PackView,
         )
 
+    def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     def update_sensor(
         self,
         id: UUID | str,
@@ -6118,6 +6449,29 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             BulkResult,
+        )
+
+    async def compare_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        from_: datetime | str | None = None,
+        interval: str | None = None,
+        timezone: str | None = None,
+        to: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComparisonView:
+        """``GET /api/v1/reference-pairs/{id}/comparison``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["compare_reference_pair"],
+            (id,),
+            None,
+            {"from": from_, "interval": interval, "timezone": timezone, "to": to},
+            {},
+            params,
+            headers,
+            ComparisonView,
         )
 
     async def create_alert_rule(
@@ -6385,6 +6739,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             PackView,
+        )
+
+    async def create_reference_pair(
+        self,
+        *,
+        body: CreateReferencePair | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``POST /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_reference_pair"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     async def create_registration_token(
@@ -6692,6 +7065,26 @@ class AsyncOperations(AsyncBase):
         """``DELETE /api/v1/packs/{id}``"""
         return await self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_pack"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_reference_pair"],
             (id,),
             None,
             {},
@@ -7187,6 +7580,26 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             ReadingsSettings,
+        )
+
+    async def get_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``GET /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_reference_pair"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ReferencePairView,
         )
 
     async def get_sensor(
@@ -8093,6 +8506,37 @@ class AsyncOperations(AsyncBase):
             Page[ReadingView],
         )
 
+    async def list_reference_pairs(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ReferencePairView]:
+        """``GET /api/v1/reference-pairs``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_reference_pairs"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ReferencePairView],
+        )
+
     async def list_registration_tokens(
         self,
         *,
@@ -8860,6 +9304,27 @@ class AsyncOperations(AsyncBase):
             PackView,
         )
 
+    async def update_reference_pair(
+        self,
+        id: UUID | str,
+        *,
+        body: ReferencePairPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ReferencePairView:
+        """``PATCH /api/v1/reference-pairs/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_reference_pair"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ReferencePairView,
+        )
+
     async def update_sensor(
         self,
         id: UUID | str,
@@ -8954,6 +9419,8 @@ __all__ = [
     "CommandBody",
     "CommandStatus",
     "CommandView",
+    "ComparisonPoint",
+    "ComparisonView",
     "ComponentPatch",
     "ComponentView",
     "Condition",
@@ -8969,6 +9436,7 @@ __all__ = [
     "CreateOAuthClient",
     "CreateOrganization",
     "CreatePack",
+    "CreateReferencePair",
     "CreateRegistrationToken",
     "CreateSensorProfile",
     "CreateSite",
@@ -8997,6 +9465,7 @@ __all__ = [
     "Include",
     "JsonWebKey",
     "JsonWebKeySet",
+    "KeySource",
     "Location",
     "Login",
     "NotificationChannelPatch",
@@ -9029,6 +9498,8 @@ __all__ = [
     "ReadingView",
     "ReadingsBatch",
     "ReadingsSettings",
+    "ReferencePairPatch",
+    "ReferencePairView",
     "Refresh",
     "RegistrationTokenIssued",
     "RegistrationTokenView",
@@ -9042,6 +9513,7 @@ __all__ = [
     "SensorPatch",
     "SensorProfilePatch",
     "SensorProfileView",
+    "SensorRef",
     "SensorView",
     "SetRateLimits",
     "Severity",
@@ -9050,6 +9522,7 @@ __all__ = [
     "StatsView",
     "SyncOperations",
     "Tag",
+    "TargetType",
     "TimelineEntry",
     "TokenIssued",
     "TokenStatus",

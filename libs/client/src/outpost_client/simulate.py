@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
+import json
 import ssl
 import struct
 import time
@@ -71,6 +74,7 @@ class SimDevice:
     telemetry_subject: str
     nats_url: str = ""
     mqtt_url: str = ""
+    command_subject: str = ""
 
     @property
     def mqtt_topic(self) -> str:
@@ -103,7 +107,7 @@ async def provision_one(http: Any, api_key: str, name: str, directory: Path) -> 
     key_file.touch(mode=0o600)
     key_file.write_bytes(key_pem)
     chain_file.write_text(body["certificate"] + body["caChain"])
-    return SimDevice(
+    device = SimDevice(
         device_id=body["deviceId"],
         name=name,
         key_file=str(key_file),
@@ -111,7 +115,21 @@ async def provision_one(http: Any, api_key: str, name: str, directory: Path) -> 
         telemetry_subject=body["telemetrySubject"],
         nats_url=body.get("natsUrl", ""),
         mqtt_url=body.get("mqttUrl", ""),
+        command_subject=body.get("commandSubject", ""),
     )
+    # Kept beside its key, so a later run connects with these credentials (``kept``).
+    (directory / f"{body['deviceId']}.json").write_text(json.dumps(dataclasses.asdict(device)))
+    return device
+
+
+def kept(directory: Path) -> list[SimDevice]:
+    """The devices provisioned earlier into ``directory`` (their credentials and subjects),
+    by name."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        fields = json.loads(path.read_text())
+        found.append(SimDevice(**fields))
+    return sorted(found, key=lambda d: d.name)
 
 
 async def provision(
@@ -499,3 +517,111 @@ async def settle(conns: Sequence[Connected], seconds: float = 10) -> None:
                         await asyncio.wait_for(conn.handle.room.wait(), left)
             else:
                 await conn.handle.flush(timeout=left)
+
+
+# -- desired state ------------------------------------------------------------------------
+
+STATE_COMMAND = "outpost.state"  # the desired-state delivery (docs/api.md, "Device protocol")
+
+
+def command_subject(device: SimDevice) -> str:
+    """The device's command subject (from provisioning; from its telemetry subject for
+    credentials kept before provisioning named it)."""
+    if device.command_subject:
+        return device.command_subject
+    prefix, _tel, org, device_id = device.telemetry_subject.split(".")
+    return f"{prefix}.cmd.{org}.{device_id}"
+
+
+def with_drift(desired: dict[str, Any], drift: dict[str, Any]) -> dict[str, Any]:
+    """What a device reports that applied ``desired`` but has ``drift`` (dotted keys, e.g.
+    ``sampling.interval``) set otherwise."""
+    out = copy.deepcopy(desired)
+    for dotted, value in drift.items():
+        *parents, last = dotted.split(".")
+        node = out
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[last] = value
+    return out
+
+
+def report_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch (RFC 7396) that turns the reported state ``previous`` into ``new``:
+    what a device sends in its ``StateReport``."""
+    patch: dict[str, Any] = {k: None for k in previous if k not in new}
+    for key, value in new.items():
+        before = previous.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = report_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif key not in previous or before != value:
+            patch[key] = value
+    return patch
+
+
+class StateFollower:
+    """A simulated device's desired state over NATS: it subscribes to its command subject,
+    applies each ``outpost.state`` it receives (kept in memory; a repeated version is
+    ignored) and reports its state back on ``<commandSubject>.ack``: the desired state,
+    with ``drift`` set otherwise when asked."""
+
+    def __init__(
+        self,
+        conn: Connected,
+        device: SimDevice,
+        drift: dict[str, Any] | None = None,
+        say: Callable[[str], None] = lambda _line: None,
+        progress: asyncio.Event | None = None,
+    ) -> None:
+        self.conn, self.device, self.say = conn, device, say
+        self.progress = progress
+        self.drift = dict(drift or {})
+        self.subject = command_subject(device)
+        self.desired: dict[str, Any] = {}
+        self.reported: dict[str, Any] = {}
+        self.version = 0
+        self.applied = 0
+        self.changed = asyncio.Event()
+
+    async def start(self) -> None:
+        if self.conn.is_mqtt:
+            raise OutpostError("following desired state needs NATS (--protocol nats)")
+        await self.conn.handle.subscribe(self.subject, cb=self._on_message)
+        await self.conn.handle.flush()
+
+    async def _on_message(self, msg: Any) -> None:
+        try:
+            message = json.loads(msg.data)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("name") != STATE_COMMAND:
+            self.say(f"{self.device.name}: command {message.get('name')!r} (not simulated)")
+            return
+        params = message.get("params") or {}
+        version = int(params.get("version", 0))
+        if version <= self.version:
+            return  # delivery is at least once
+        self.version = version
+        self.desired = dict(params.get("desired") or {})
+        reported = with_drift(self.desired, self.drift)
+        patch = report_patch(self.reported, reported)
+        self.reported = reported
+        body = json.dumps({"state": {"reported": patch}}).encode()
+        await self.conn.handle.publish(f"{self.subject}.ack", body)
+        await self.conn.handle.flush()
+        self.applied += 1
+        self.changed.set()
+        if self.progress is not None:
+            self.progress.set()
+        drift = f" (drift: {json.dumps(self.drift, sort_keys=True)})" if self.drift else ""
+        self.say(
+            f"{self.device.name}: desired v{version} {json.dumps(self.desired, sort_keys=True)}"
+            f" applied; reported {json.dumps(reported, sort_keys=True)}{drift}"
+        )

@@ -145,7 +145,7 @@ def test_only_patch_bodies_tell_absent_from_null() -> None:
     assert unset == {
         "AlertRulePatch", "AnnotationClassPatch", "AnnotationPatch", "ComponentPatch",
         "DeviceGroupPatch", "DevicePatch", "SensorPatch", "SitePatch",
-        "DeviceProfilePatch", "PackPatch", "SensorProfilePatch",
+        "DeviceProfilePatch", "PackPatch", "SensorProfilePatch", "ReferencePairPatch",
     }  # fmt: skip
     view = msgspec.json.decode(
         b'{"id": "%s", "name": "gw", "status": "ACTIVE", "version": 1,'

@@ -4,16 +4,21 @@ telemetry the readings contract decodes, and MQTT packets as MQTT 3.1.1 frames t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import struct
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 import pytest
+import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from outpost_client import simulate as sim
+from outpost_client.cli.simulate import parse_drift
 from outpost_contracts.readings import TelemetryMessage
 
 pytestmark = pytest.mark.unit
@@ -76,3 +81,45 @@ def test_mqtt_publish_frames_topic_packet_id_and_payload(qos: int) -> None:
         assert struct.unpack("!H", rest[:2]) == (513,)
         rest = rest[2:]
     assert rest == payload
+
+
+# --- desired state (ADR 0091) -------------------------------------------------------------
+
+
+def test_a_report_patch_turns_the_previous_report_into_the_new_one() -> None:
+    previous = {"led": True, "fan": {"speed": 2, "mode": "eco"}, "old": 1}
+    new = {"led": True, "fan": {"speed": 3, "mode": "eco"}, "rate": 5}
+    patch = sim.report_patch(previous, new)
+    assert patch == {"old": None, "fan": {"speed": 3}, "rate": 5}
+    assert sim.report_patch(new, new) == {}
+
+
+def test_drift_sets_dotted_keys_over_the_desired_state() -> None:
+    desired = {"sampling": {"interval": 10}, "led": True}
+    assert sim.with_drift(desired, {"sampling.interval": 5, "debug.on": True}) == {
+        "sampling": {"interval": 5},
+        "led": True,
+        "debug": {"on": True},
+    }
+    assert desired == {"sampling": {"interval": 10}, "led": True}  # not changed in place
+
+
+def test_drift_options_parse_json_values_or_text() -> None:
+    assert parse_drift("led=false") == ("led", False)
+    assert parse_drift("mode=eco") == ("mode", "eco")
+    assert parse_drift('a.b={"c": 1}') == ("a.b", {"c": 1})
+    with pytest.raises(typer.BadParameter):
+        parse_drift("nothing")
+
+
+def test_kept_credentials_are_read_back(tmp_path: Path) -> None:
+    device = sim.SimDevice(
+        device_id="d1",
+        name="gw-1",
+        key_file="k",
+        chain_file="c",
+        telemetry_subject="outpost.tel.org1.d1",
+    )
+    (tmp_path / "d1.json").write_text(json.dumps(dataclasses.asdict(device)))
+    assert sim.kept(tmp_path) == [device]
+    assert sim.command_subject(device) == "outpost.cmd.org1.d1"

@@ -41,6 +41,7 @@ from outpost_contracts import (
     presence,
     provisioning,
     readings,
+    reference_pairs,
     registry,
     streams,
     subjects,
@@ -65,6 +66,7 @@ OPERATION_MODULES: tuple[ModuleType, ...] = (
     presence,
     provisioning,
     readings,
+    reference_pairs,
     registry,
 )
 

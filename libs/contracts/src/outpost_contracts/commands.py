@@ -21,6 +21,8 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts.base import Contract, Event, Instant, Request, whole, wire_tag
+from outpost_contracts.device_config import Source
+from outpost_contracts.fleet import TargetType
 from outpost_contracts.presence import CommandStatus
 from outpost_contracts.query import ListQuery, Page
 from outpost_contracts.rpc import Operation
@@ -82,13 +84,29 @@ class CommandExpired(Event, tag=wire_tag(SERVICE, "CommandExpired", 1), kw_only=
     device_id: UUID
 
 
+class FleetLayer(Contract, kw_only=True, frozen=True):
+    """The fleet's part of a device's desired state (``SetFleetDesiredStates``, ADR 0091)."""
+
+    document: dict[str, Any]
+    sources: dict[str, Source] = msgspec.field(default_factory=dict)
+    digest: str = ""
+
+
 class DesiredStateChanged(
     Event, tag=wire_tag(SERVICE, "DesiredStateChanged", 1), kw_only=True, frozen=True
 ):
-    """The device's whole desired state after the change (small: at most 16 KiB)."""
+    """The device's whole desired state after the change (small: at most 16 KiB).
+
+    Since ADR 0091 the desired state has two layers: ``desired`` is
+    ``merge_patch(fleet.document, local)``. ``local`` is what users set through the API (a
+    merge patch over the fleet's document: its ``null`` removes a fleet key on this device);
+    ``fleet`` is there when the fleet's layer changed. Older events have neither: their
+    ``desired`` was all local."""
 
     device_id: UUID
     desired: dict[str, Any]
+    local: dict[str, Any] | None = None
+    fleet: FleetLayer | None = None
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -133,6 +151,7 @@ class ListCommands(Request, kw_only=True, frozen=True):
 
 class GetDeviceState(Request, kw_only=True, frozen=True):
     device_id: UUID
+    explain: bool = False  # ?explain=true: where each key of the desired state comes from
 
 
 class DesiredStatePatch(Request, kw_only=True, frozen=True):
@@ -169,6 +188,18 @@ class CommandView(Contract, kw_only=True, frozen=True):
     object: str = "command"
 
 
+class KeySource(Contract, kw_only=True, frozen=True, omit_defaults=True):
+    """Where one leaf of the desired state comes from (``?explain=true``): a desired-state
+    binding of the fleet (``source`` "binding") or the device's own desired state, set
+    through ``PATCH``/``PUT /devices/{id}/state`` (``source`` "device")."""
+
+    source: str
+    binding_id: UUID | None = None
+    artefact_id: UUID | None = None
+    artefact_version: int | None = None
+    target_type: TargetType | None = None
+
+
 class DeviceStateView(Contract, kw_only=True, frozen=True):
     device_id: UUID
     desired: dict[str, Any]
@@ -177,6 +208,8 @@ class DeviceStateView(Contract, kw_only=True, frozen=True):
     version: int  # the desired state's version (the ETag); 0 before the first change
     desired_updated_at: datetime | None = None
     reported_updated_at: datetime | None = None
+    # JSON Pointer of each leaf of ``desired`` -> its source; only with ``?explain=true``.
+    explain: dict[str, KeySource] | None = None
     object: str = "deviceState"
 
 

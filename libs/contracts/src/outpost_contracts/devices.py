@@ -88,6 +88,7 @@ class CreateDevice(Request, kw_only=True, frozen=True):
     group_id: UUID | None = None
     tags: Annotated[list[Tag], msgspec.Meta(max_length=64)] = msgspec.field(default_factory=list)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    profile_id: UUID | None = None  # created with what the device profile lists (ADR 0091)
 
 
 class DevicePatch(Request, kw_only=True, frozen=True):
@@ -104,6 +105,9 @@ class DevicePatch(Request, kw_only=True, frozen=True):
         msgspec.UNSET
     )
     attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    # The device profile (fleet): setting one gives the device the components and sensors
+    # the profile lists and it lacks; ``null`` clears it and keeps what the device has.
+    profile_id: UUID | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UpdateDevice(Request, kw_only=True, frozen=True):
@@ -165,6 +169,7 @@ class DeviceView(Contract, kw_only=True, frozen=True):
     group_id: UUID | None = None
     tags: list[Tag] = msgspec.field(default_factory=list)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    profile_id: UUID | None = None  # its device profile (fleet, ADR 0091)
     # Presence (ADR 0055): not part of the version/ETag.
     online: bool = False
     last_seen_at: datetime | None = None

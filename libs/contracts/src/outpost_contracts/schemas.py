@@ -12,6 +12,7 @@ from outpost_contracts import (
     alerting,
     audit,
     commands,
+    device_config,
     devices,
     envelope,
     errors,
@@ -23,6 +24,7 @@ from outpost_contracts import (
     provisioning,
     query,
     readings,
+    reference_pairs,
     registry,
 )
 from outpost_contracts import annotations as annotation_contracts
@@ -35,8 +37,10 @@ MODULES: tuple[ModuleType, ...] = (
     registry,
     presence,
     commands,
+    device_config,
     readings,
     annotation_contracts,
+    reference_pairs,
     alerting,
     notifications,
     exports,

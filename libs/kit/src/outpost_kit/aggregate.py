@@ -95,6 +95,37 @@ async def execute(
             "the resource has changed since that version",
             details={"expectedVersion": expected_version, "actualVersion": version},
         )
+    return await decide_and_append(
+        uow,
+        ctx,
+        stream_id=stream_id,
+        stream_type=stream_type,
+        decide=decide,
+        evolve=evolve,
+        state=state,
+        version=version,
+        command=command,
+        org_id=org_id,
+        now=now,
+    )
+
+
+async def decide_and_append(
+    uow: HasEvents,
+    ctx: RequestContext | None,
+    *,
+    stream_id: UUID,
+    stream_type: str,
+    decide: Decide,
+    evolve: Evolve,
+    state: Any,
+    version: int,
+    command: Any,
+    org_id: UUID,
+    now: datetime | None = None,
+) -> tuple[Any, list[EventEnvelope]]:
+    """Decide on ``state`` (at ``version``) and append; a concurrent change since fails the
+    append (``ConcurrencyConflict``)."""
     events = decide(state, command, now or ids.now())
     envelopes = await uow.events.append(
         org_id=org_id,
@@ -146,3 +177,32 @@ class Aggregate:
 
     async def load(self, uow: HasEvents, stream_id: UUID) -> tuple[Any, int]:
         return await load(uow, self.evolve, stream_id)
+
+    async def execute_on(
+        self,
+        uow: HasEvents,
+        ctx: RequestContext | None,
+        *,
+        stream_id: UUID,
+        state: Any,
+        version: int,
+        command: Any,
+        org_id: UUID,
+        now: datetime | None = None,
+    ) -> tuple[Any, list[EventEnvelope]]:
+        """``execute`` on a state the caller already holds at ``version`` (a read model kept
+        in the same transaction as the stream, read for a whole batch in one statement),
+        instead of loading the stream: the append still fails if the stream moved on."""
+        return await decide_and_append(
+            uow,
+            ctx,
+            stream_id=stream_id,
+            stream_type=self.stream_type,
+            decide=self.decide,
+            evolve=self.evolve,
+            state=state,
+            version=version,
+            command=command,
+            org_id=org_id,
+            now=now,
+        )

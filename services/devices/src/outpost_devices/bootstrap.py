@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from outpost_contracts import commands as command_contracts
-from outpost_contracts import devices, presence, provisioning, registry
+from outpost_contracts import device_config, devices, fleet, presence, provisioning, registry
 from outpost_contracts.base import Event
+from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import AccessDenied
 from outpost_devices.adapters.callout import CalloutRequest, CalloutResponder, Issuer, Sessions
 from outpost_devices.adapters.command_delivery import NatsDelivery
@@ -38,6 +40,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     *provisioning.EVENT_TYPES,
     *presence.EVENT_TYPES,
     *command_contracts.EVENT_TYPES,
+    *device_config.EVENT_TYPES,
 )
 # The registry's projectors and the commands' (kept apart: adapters/command_store.py).
 ALL_PROJECTORS = (*PROJECTORS, CommandsProjector())
@@ -107,8 +110,14 @@ async def build(runtime: ServiceRuntime, settings: DevicesSettings) -> None:
         config=commands_config(settings),
         deliver=NatsDelivery(runtime.nc, settings.command_delivery_timeout_seconds),
     )
-    runtime.serve(rpc.handlers(Deps(uow=uow, reads=reads, provisioning=config), command_deps))
     nc = runtime.nc
+
+    async def resolve_profile(ctx: RequestContext, profile_id: UUID) -> fleet.DeviceProfileSpec:
+        request = fleet.ResolveDeviceProfile(id=profile_id)
+        return await messaging.call(nc, fleet.RESOLVE_DEVICE_PROFILE, ctx, request)
+
+    deps = Deps(uow=uow, reads=reads, provisioning=config, resolve_profile=resolve_profile)
+    runtime.serve(rpc.handlers(deps, command_deps))
     runtime.background(lambda stop: command_entrypoints.run(nc, command_deps, stop))
     runtime.consume(
         "devices-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES

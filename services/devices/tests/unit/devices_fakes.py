@@ -33,11 +33,13 @@ from outpost_devices.app.ports import (
     EMPTY_STATE,
     Admission,
     Ca,
+    DeviceParts,
     OpenCommand,
     Redeemed,
     StateRow,
 )
 from outpost_devices.domain import commands as command_domain
+from outpost_devices.domain.profiles import ExistingSensor
 from outpost_devkit.testing.fakes import (
     FakeUnitOfWork,
     FakeUnitOfWorkFactory,
@@ -72,6 +74,7 @@ class World(FakeWorld):
     suspended: set[UUID] = field(default_factory=set)
     states: dict[UUID, StateRow] = field(default_factory=dict)
     wakeups: dict[UUID, Wakeup] = field(default_factory=dict)
+    facts: list[tuple[UUID, int, Any]] = field(default_factory=list)  # the outbox's facts
 
 
 def _view(kind: str, stream: Sequence[EventEnvelope]) -> Any | None:
@@ -100,11 +103,15 @@ class FakeTx(FakeUnitOfWork[World]):
         data = envelope.data
         if isinstance(data, command_api.DesiredStateChanged):
             state = self.w.states.get(data.device_id, EMPTY_STATE)
+            fleet = data.fleet
             self.w.states[data.device_id] = replace(
                 state,
                 desired=dict(data.desired),
                 version=envelope.version,
                 desired_updated_at=envelope.occurred_at,
+                local=None if data.local is None else dict(data.local),
+                sources=state.sources if fleet is None else dict(fleet.sources),
+                digest=state.digest if fleet is None else fleet.digest,
             )
 
     # --- the tenant's view of the world -------------------------------------------------
@@ -171,6 +178,29 @@ class FakeTx(FakeUnitOfWork[World]):
             raise NotImplementedError("the fake matches every device (no filter)")
         return sorted(self.views(aggregates.DEVICES.stream_type))[:limit]
 
+    async def device_parts(self, device_ids: Sequence[UUID]) -> dict[UUID, DeviceParts]:
+        devices = self.views(aggregates.DEVICES.stream_type)
+        components = self.views(aggregates.COMPONENTS.stream_type).values()
+        sensors = self.views(aggregates.SENSORS.stream_type).values()
+        found = {}
+        for device_id in dict.fromkeys(device_ids):
+            view = devices.get(device_id)
+            if view is None or view.status == DeviceStatus.DECOMMISSIONED:
+                continue
+            mine = [s for s in sensors if s.device_id == device_id]
+            found[device_id] = DeviceParts(
+                profile_id=view.profile_id,
+                components=frozenset(c.name for c in components if c.device_id == device_id),
+                sensors=tuple(
+                    ExistingSensor(
+                        key=s.key, value_type=s.value_type, unit=s.unit, valid_range=s.valid_range
+                    )
+                    for s in mine
+                ),
+                sensor_ids={s.key: s.id for s in mine},
+            )
+        return found
+
     # --- provisioning -------------------------------------------------------------------
 
     async def ca(self) -> Ca | None:
@@ -222,10 +252,40 @@ class FakeTx(FakeUnitOfWork[World]):
         self.w.states.setdefault(device_id, EMPTY_STATE)
 
     async def save_reported(
-        self, org_id: UUID, device_id: UUID, reported: dict[str, Any], at: datetime
+        self,
+        org_id: UUID,
+        device_id: UUID,
+        reported: dict[str, Any],
+        at: datetime,
+        reported_version: int,
     ) -> None:
         state = self.w.states.get(device_id, EMPTY_STATE)
-        self.w.states[device_id] = replace(state, reported=reported, reported_updated_at=at)
+        self.w.states[device_id] = replace(
+            state, reported=reported, reported_updated_at=at, reported_version=reported_version
+        )
+
+    async def publish_report(self, device_id: UUID, version: int, fact: Any, at: datetime) -> None:
+        self.w.facts.append((device_id, version, fact))
+
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[command_domain.DesiredState | None, int]]:
+        devices = self.views(aggregates.DEVICES.stream_type)
+        found = {}
+        for device_id in dict.fromkeys(device_ids):
+            if device_id not in devices or devices[device_id].status == DeviceStatus.DECOMMISSIONED:
+                continue
+            stream = self.w.streams.get(command_api.desired_state_stream(device_id), [])
+            found[device_id] = (
+                fold(aggregates.DESIRED.evolve, stream[0].stream_id, stream)
+                if stream
+                else (None, 0)
+            )
+        return found
+
+    async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
+        for device_id in device_ids:
+            await self.wake(org_id, device_id, due)
 
     async def mark_state_delivered(self, device_id: UUID, version: int) -> None:
         state = self.w.states[device_id]

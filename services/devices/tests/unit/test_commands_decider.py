@@ -144,14 +144,16 @@ def test_a_result_too_large_is_refused() -> None:
 
 
 def _desired(desired: dict[str, Any]) -> domain.DesiredState:
-    return domain.DesiredState(device_id=DEVICE, desired=desired)
+    return domain.DesiredState(device_id=DEVICE, desired=desired, local=desired)
 
 
 def test_desired_state_merges_a_patch_and_null_deletes() -> None:
     change = domain.ChangeDesired(device_id=DEVICE, desired={"fan": {"speed": 3}, "led": True})
     [first] = domain.decide_desired(None, change, NOW)
     assert first == api.DesiredStateChanged(
-        device_id=DEVICE, desired={"fan": {"speed": 3}, "led": True}
+        device_id=DEVICE,
+        desired={"fan": {"speed": 3}, "led": True},
+        local={"fan": {"speed": 3}, "led": True},
     )
     state = domain.evolve_desired(None, first, uuid4())
     patch = domain.ChangeDesired(device_id=DEVICE, desired={"fan": {"mode": "eco"}, "led": None})

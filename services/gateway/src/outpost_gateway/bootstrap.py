@@ -63,6 +63,7 @@ from outpost_gateway.entrypoints import (
     resources,
 )
 from outpost_gateway.entrypoints import annotations as annotation_routes
+from outpost_gateway.entrypoints import reference_pairs as reference_pair_routes
 from outpost_gateway.entrypoints.bodies import GatewayRequest
 from outpost_gateway.entrypoints.edge import Edge, HttpMetrics
 from outpost_gateway.entrypoints.errors import EXCEPTION_HANDLERS
@@ -156,6 +157,7 @@ def create_app(
             *commands.ROUTES,
             *readings.ROUTES,
             *annotation_routes.ROUTES,
+            *reference_pair_routes.ROUTES,  # a pair's comparison (ADR 0098)
             *alerting.ROUTES,
             *events_stream.ROUTES,  # the timeline, live (decision 96)
             *audit.ROUTES,

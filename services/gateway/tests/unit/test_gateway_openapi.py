@@ -289,3 +289,13 @@ def test_query_parameters_have_their_wire_names(doc: dict[str, Any]) -> None:
     assert {"deviceId", "from", "to"} <= params and "from_" not in params
     for _, _, op in operations(doc):
         assert not any(p["name"].endswith("_") for p in op.get("parameters", [])), op
+
+
+def test_a_devices_state_documents_explain(doc: dict[str, Any]) -> None:
+    """`GET /devices/{id}/state?explain=true` (ADR 0091): a boolean query parameter, and the
+    answer's `explain` maps JSON Pointers to their source."""
+    get = doc["paths"]["/api/v1/devices/{id}/state"]["get"]
+    [explain] = [p for p in get["parameters"] if p["name"] == "explain"]
+    assert explain["in"] == "query" and explain["schema"]["type"] == "boolean"
+    view = doc["components"]["schemas"]["DeviceStateView"]["properties"]["explain"]
+    assert "KeySource" in str(view)

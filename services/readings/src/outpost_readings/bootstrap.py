@@ -7,7 +7,7 @@ from functools import partial
 from uuid import UUID
 
 from outpost_contracts import annotations as annotation_contracts
-from outpost_contracts import devices, streams
+from outpost_contracts import devices, reference_pairs, streams
 from outpost_contracts.annotations import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from outpost_contracts.envelope import RequestContext
 from outpost_contracts.errors import NotFound
@@ -16,8 +16,13 @@ from outpost_kit import telemetry as telemetry_context
 from outpost_kit.cli import migrations_dir, service_main
 from outpost_kit.runtime import ServiceRuntime
 from outpost_readings.adapters.annotation_store import AnnotationsProjector, PgAnnotations
+from outpost_readings.adapters.reference_pair_store import (
+    PgReferencePairs,
+    ReferencePairsProjector,
+)
 from outpost_readings.app.annotations import AnnotationDeps
 from outpost_readings.app.handlers import DEVICE_EVENT_TYPES, Deps, on_device_event
+from outpost_readings.app.reference_pairs import ReferencePairDeps
 from outpost_readings.domain.readings import Limits
 from outpost_readings.entrypoints import maintenance, retention, rpc, telemetry
 from outpost_readings.settings import ReadingsSettings
@@ -62,7 +67,8 @@ async def build(runtime: ServiceRuntime, settings: ReadingsSettings) -> None:
         auto_declare_sensors=settings.auto_declare_sensors,
         retention_days=settings.retention_days,
     )
-    runtime.serve(rpc.handlers(deps, annotation_deps))
+    pair_deps = ReferencePairDeps(uow=PgReferencePairs.over(runtime.uow))
+    runtime.serve(rpc.handlers(deps, annotation_deps, pair_deps))
     runtime.consume("readings-devices", on_device_event, DEVICE_EVENT_TYPES)
     runtime.consume(
         "readings-organizations", suspensions.on_organization_event, suspensions.EVENT_TYPES
@@ -107,8 +113,8 @@ def main() -> None:
         settings_type=ReadingsSettings,
         build=build,
         migrations=migrations_dir(__file__),
-        event_types=annotation_contracts.EVENT_TYPES,
-        projectors=lambda _settings: (AnnotationsProjector(),),
+        event_types=(*annotation_contracts.EVENT_TYPES, *reference_pairs.EVENT_TYPES),
+        projectors=lambda _settings: (AnnotationsProjector(), ReferencePairsProjector()),
     )
 
 

@@ -470,16 +470,22 @@ def get_command(
 
 
 @state_app.command(
-    "get", help="Desired, reported and delta.", epilog="Example: outpost state get gw-1 -o yaml"
+    "get",
+    help="Desired, reported and delta (--explain: the source of each desired key).",
+    epilog="Example: outpost state get gw-1 --explain -o yaml",
 )
 def get_state(
     ctx: typer.Context,
     device: Annotated[str, typer.Argument(help="Id or name")],
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Which binding (or the device) set each key")
+    ] = False,
     out: OutputOpt = None,
 ) -> None:
     st = state(ctx)
+    params = {"explain": "true"} if explain else None
     with st.client() as api:
-        found = api.json("GET", f"/api/v1/devices/{device_id(api, device)}/state")
+        found = api.json("GET", f"/api/v1/devices/{device_id(api, device)}/state", params=params)
     st.show(found, (), out)
 
 

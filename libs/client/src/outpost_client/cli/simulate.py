@@ -1,12 +1,16 @@
 """``outpost device simulate``: provision N simulated devices (registration tokens, CSRs,
-certificates), connect them over NATS or MQTT and publish telemetry at a rate, with a live
-dashboard of what was sent. The code that does it is ``outpost_client.simulate``, which
-``bench/devices.py`` drives as its load generator."""
+certificates), or connect with the credentials kept from an earlier run, connect them over
+NATS or MQTT and publish telemetry at a rate, with a live dashboard of what was sent; over
+NATS each device also follows its desired state (applies each ``outpost.state`` and reports
+it back, with ``--drift`` keys reported otherwise; ADR 0091). The code that does it is
+``outpost_client.simulate``, which ``bench/devices.py`` drives as its load generator."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import math
 import os
 import random
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -72,7 +76,8 @@ def register(group: typer.Typer) -> None:
         ),
         epilog=(
             "Example: outpost device simulate --count 50 --rate 2 --seconds 60 --protocol mqtt"
-            " --value 21 --amplitude 5"
+            " --value 21 --amplitude 5. Desired state only: outpost device simulate --device"
+            " gw-1 --no-telemetry --seconds 600 --drift sampling.interval=5"
         ),
     )
     def simulate(
@@ -97,6 +102,36 @@ def register(group: typer.Typer) -> None:
         keys_dir: Annotated[
             Path | None, typer.Option(help="Where the devices' keys are kept (default: temp)")
         ] = None,
+        connect: Annotated[
+            bool,
+            typer.Option(
+                "--connect",
+                help="Connect with the credentials kept in --keys-dir instead of provisioning",
+            ),
+        ] = False,
+        telemetry: Annotated[
+            bool, typer.Option("--telemetry/--no-telemetry", help="Publish telemetry")
+        ] = True,
+        follow_state: Annotated[
+            bool,
+            typer.Option(
+                "--state/--no-state",
+                help="Follow the desired state: apply each one, report it back (NATS)",
+            ),
+        ] = True,
+        drift: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="KEY=VALUE (VALUE as JSON, else text; KEY dotted for nested keys): report"
+                " this instead of what the desired state says (repeatable)"
+            ),
+        ] = None,
+        states: Annotated[
+            int,
+            typer.Option(
+                help="Stop once every device applied this many desired states (0: run --seconds)"
+            ),
+        ] = 0,
         out: OutputOpt = None,
         quiet: QuietOpt = False,
     ) -> None:
@@ -111,6 +146,10 @@ def register(group: typer.Typer) -> None:
                 " `outpost login --broker-ca`)",
                 param_hint="--broker-ca",
             )
+        if connect and keys_dir is None:
+            raise typer.BadParameter("--connect needs --keys-dir", param_hint="--connect")
+        if (drift or states) and not follow_state:
+            raise typer.BadParameter("--drift and --states need --state", param_hint="--drift")
         plan = Plan(
             url=profile.url,
             token=profile.token,
@@ -126,13 +165,22 @@ def register(group: typer.Typer) -> None:
             value=value,
             values=wave(value, amplitude, period, noise) if (amplitude or noise) else None,
             sensor=sensor,
+            connect=connect,
+            telemetry=telemetry,
+            follow_state=follow_state and protocol == "nats",
+            drift=dict(parse_drift(item) for item in drift or ()),
+            states=states,
         )
+        if follow_state and protocol != "nats":
+            st.note("desired state is followed over NATS only (--protocol nats)")
         result = asyncio.run(_run(st, plan))
         st.errors.print(
             f"{result.devices} device(s) sent {result.sent:,} messages in"
             f" {result.elapsed:.1f} s ({result.sent / max(result.elapsed, 1e-9):,.1f} msg/s);"
             f" refused {result.refused}"
         )
+        if plan.follow_state:
+            st.errors.print(f"{result.states_applied} desired state(s) applied and reported")
         fmt = (out or st.output).lower()
         if quiet or st.quiet:
             print("\n".join(result.ids))
@@ -156,6 +204,11 @@ class Plan:
     value: float
     values: Callable[[sim.Connected, float], float] | None
     sensor: str
+    connect: bool = False
+    telemetry: bool = True
+    follow_state: bool = False
+    drift: dict[str, Any] = dataclasses.field(default_factory=dict)
+    states: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,13 +218,38 @@ class Outcome:
     refused: int
     elapsed: float
     ids: list[str]
+    states_applied: int = 0
+
+
+def parse_drift(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: the value as JSON (``5``, ``true``, ``{"a": 1}``), else as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise typer.BadParameter(f"KEY=VALUE, not {text!r}", param_hint="--drift")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+async def _devices(st: State, plan: Plan) -> list[sim.SimDevice]:
+    if plan.connect:
+        devices = await asyncio.to_thread(sim.kept, plan.directory)
+        if plan.names:
+            devices = [d for d in devices if d.name in plan.names]
+        if not devices:
+            raise OutpostError(f"no device credentials kept in {plan.directory}")
+        st.note(f"connecting {len(devices)} device(s) with kept credentials …")
+        return devices
+    st.note(f"provisioning {len(plan.names) or plan.count} device(s) …")
+    return await sim.provision(
+        plan.url, plan.token, plan.count, plan.directory, prefix=plan.prefix, names=plan.names
+    )
 
 
 async def _run(st: State, plan: Plan) -> Outcome:
-    st.note(f"provisioning {len(plan.names) or plan.count} device(s) …")
-    devices = await sim.provision(
-        plan.url, plan.token, plan.count, plan.directory, prefix=plan.prefix, names=plan.names
-    )
+    devices = await _devices(st, plan)
     clients = []
     for d in devices:
         url = d.nats_url if plan.protocol == "nats" else d.mqtt_url
@@ -183,7 +261,40 @@ async def _run(st: State, plan: Plan) -> Outcome:
         )
     except Exception as exc:  # TLS, the broker's refusal, a timeout: one line, not a trace
         raise OutpostError(f"connecting over {plan.protocol}: {exc!r}") from exc
+    followers = []
+    progress = asyncio.Event()  # set by each state applied
+    if plan.follow_state:
+        for device, conn in zip(devices, conns, strict=True):
+            follower = sim.StateFollower(
+                conn, device, plan.drift, say=st.errors.print, progress=progress
+            )
+            await follower.start()
+            followers.append(follower)
+        st.note(f"{len(followers)} device(s) following their desired state")
+
+    def synced() -> bool:
+        return plan.states > 0 and all(f.applied >= plan.states for f in followers)
+
     start = time.monotonic()
+    if not plan.telemetry:
+        deadline = start + plan.seconds
+        while True:
+            progress.clear()  # before looking: a state applied after this sets it again
+            left = deadline - time.monotonic()
+            if synced() or left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), left)
+        for conn in conns:
+            await sim.close_connection(conn)
+        return Outcome(
+            len(devices),
+            0,
+            0,
+            time.monotonic() - start,
+            [d.device_id for d in devices],
+            sum(f.applied for f in followers),
+        )
     task = asyncio.ensure_future(
         sim.publish(
             conns,
@@ -228,5 +339,10 @@ async def _run(st: State, plan: Plan) -> Outcome:
     for conn in conns:
         await sim.close_connection(conn)
     return Outcome(
-        len(devices), published.sent, published.refused, elapsed, [d.device_id for d in devices]
+        len(devices),
+        published.sent,
+        published.refused,
+        elapsed,
+        [d.device_id for d in devices],
+        sum(f.applied for f in followers),
     )

@@ -4,7 +4,7 @@ reported state, and the delivery wake-ups (decision 56)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,9 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from outpost_contracts import commands as api
+from outpost_contracts.device_config import Source
 from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.presence import CommandStatus
 from outpost_devices.app.ports import EMPTY_STATE, StateRow
+from outpost_devices.domain import commands as domain
 from outpost_kit.db.listing import Collection, Field
 
 _encode = msgspec.json.encode
@@ -64,8 +66,13 @@ def command_view(row: Mapping[str, Any]) -> api.CommandView:
     )
 
 
+# The stream type of ``ReportedStateChanged`` facts (outbox only, like presence's: no event
+# store row, so not in the audit log); their version is the device's ``reported_version``.
+REPORT_STREAM_TYPE = "reported_state"
+
 STATE_COLUMNS = (
-    "desired, version, reported, desired_updated_at, reported_updated_at, delivered_version"
+    "desired, version, reported, desired_updated_at, reported_updated_at, delivered_version,"
+    " local, fleet_sources, fleet_digest, reported_version"
 )
 
 
@@ -79,7 +86,32 @@ def state_row(row: Mapping[str, Any] | None) -> StateRow:
         desired_updated_at=row["desired_updated_at"],
         reported_updated_at=row["reported_updated_at"],
         delivered_version=row["delivered_version"],
+        local=None if row["local"] is None else json_value(row["local"]),
+        sources=msgspec.convert(json_value(row["fleet_sources"]), dict[str, Source]),
+        digest=row["fleet_digest"],
+        reported_version=row["reported_version"],
     )
+
+
+def desired_state(
+    device_id: UUID, row: Mapping[str, Any]
+) -> tuple[domain.DesiredState | None, int]:
+    """The desired-state aggregate as its read model holds it (every field its events
+    give it), and its version; (None, 0) before its first event."""
+    version = row["version"] or 0
+    if version == 0:
+        return None, 0
+    desired = json_value(row["desired"])
+    local = json_value(row["local"])
+    state = domain.DesiredState(
+        device_id=device_id,
+        desired=desired,
+        local=desired if local is None else local,
+        fleet=json_value(row["fleet_document"]),
+        sources=msgspec.convert(json_value(row["fleet_sources"]), dict[str, Source]),
+        digest=row["fleet_digest"],
+    )
+    return state, int(version)
 
 
 async def load_state(conn: AsyncConnection, device_id: UUID, *, lock: bool = False) -> StateRow:
@@ -91,16 +123,28 @@ async def load_state(conn: AsyncConnection, device_id: UUID, *, lock: bool = Fal
 
 
 async def save_reported(
-    conn: AsyncConnection, org_id: UUID, device_id: UUID, reported: dict[str, Any], at: datetime
+    conn: AsyncConnection,
+    org_id: UUID,
+    device_id: UUID,
+    reported: dict[str, Any],
+    at: datetime,
+    reported_version: int,
 ) -> None:
     await conn.execute(
         text(
-            "INSERT INTO device_states (org_id, device_id, reported, reported_updated_at)"
-            " VALUES (:org, :d, CAST(:r AS jsonb), :at) ON CONFLICT (org_id, device_id)"
-            " DO UPDATE SET reported = excluded.reported,"
-            " reported_updated_at = excluded.reported_updated_at"
+            "INSERT INTO device_states (org_id, device_id, reported, reported_updated_at,"
+            " reported_version) VALUES (:org, :d, CAST(:r AS jsonb), :at, :rv)"
+            " ON CONFLICT (org_id, device_id) DO UPDATE SET reported = excluded.reported,"
+            " reported_updated_at = excluded.reported_updated_at,"
+            " reported_version = excluded.reported_version"
         ),
-        {"org": org_id, "d": device_id, "r": _encode(reported).decode(), "at": at},
+        {
+            "org": org_id,
+            "d": device_id,
+            "r": _encode(reported).decode(),
+            "at": at,
+            "rv": reported_version,
+        },
     )
 
 
@@ -128,6 +172,24 @@ async def wake(conn: AsyncConnection, org_id: UUID, device_id: UUID, due: dateti
             " seq = command_wakeups.seq + 1"
         ),
         {"d": device_id, "org": org_id, "due": due},
+    )
+
+
+async def wake_many(
+    conn: AsyncConnection, org_id: UUID, device_ids: Sequence[UUID], due: datetime
+) -> None:
+    """``wake`` for many devices in one statement."""
+    if not device_ids:
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO command_wakeups (device_id, tenant_id, due_at)"
+            " SELECT d, :org, :due FROM unnest(CAST(:ids AS uuid[])) AS d"
+            " ON CONFLICT (device_id) DO UPDATE SET"
+            " due_at = least(command_wakeups.due_at, excluded.due_at), attempts = 0,"
+            " seq = command_wakeups.seq + 1"
+        ),
+        {"ids": sorted(set(device_ids)), "org": org_id, "due": due},
     )
 
 
@@ -250,12 +312,31 @@ class CommandsProjector:
                 {**base, "s": _STATUS[type(data)].value, "r": _encode(result).decode()},
             )
         elif isinstance(data, api.DesiredStateChanged):
+            fleet = data.fleet
+            sets = (
+                "desired = excluded.desired, version = excluded.version,"
+                " desired_updated_at = excluded.desired_updated_at, local = excluded.local"
+            )
+            if fleet is not None:
+                sets += (
+                    ", fleet_document = excluded.fleet_document,"
+                    " fleet_sources = excluded.fleet_sources, fleet_digest = excluded.fleet_digest"
+                )
             await conn.execute(
                 text(
                     "INSERT INTO device_states (org_id, device_id, desired, version,"
-                    " desired_updated_at) VALUES (:org, :d, CAST(:desired AS jsonb), :v, :at)"
-                    " ON CONFLICT (org_id, device_id) DO UPDATE SET desired = excluded.desired,"
-                    " version = excluded.version, desired_updated_at = excluded.desired_updated_at"
+                    " desired_updated_at, local, fleet_document, fleet_sources, fleet_digest)"
+                    " VALUES (:org, :d, CAST(:desired AS jsonb), :v, :at, CAST(:local AS jsonb),"
+                    " CAST(:doc AS jsonb), CAST(:sources AS jsonb), :digest)"
+                    f" ON CONFLICT (org_id, device_id) DO UPDATE SET {sets}"
                 ),
-                {**base, "d": data.device_id, "desired": _encode(data.desired).decode()},
+                {
+                    **base,
+                    "d": data.device_id,
+                    "desired": _encode(data.desired).decode(),
+                    "local": None if data.local is None else _encode(data.local).decode(),
+                    "doc": _encode({} if fleet is None else fleet.document).decode(),
+                    "sources": _encode({} if fleet is None else fleet.sources).decode(),
+                    "digest": "" if fleet is None else fleet.digest,
+                },
             )

@@ -36,9 +36,9 @@ class DevicesProjector:
             await conn.execute(
                 text(
                     "INSERT INTO devices (org_id, id, name, status, device_type, site_id, group_id,"
-                    " tags, attributes, created_at, updated_at, version) VALUES (:org, :id, :name,"
-                    " :status, :type, :site, :group, CAST(:tags AS jsonb), CAST(:attrs AS jsonb),"
-                    " :at, :at, :v)"
+                    " tags, attributes, created_at, updated_at, version, profile_id) VALUES (:org,"
+                    " :id, :name, :status, :type, :site, :group, CAST(:tags AS jsonb),"
+                    " CAST(:attrs AS jsonb), :at, :at, :v, :profile)"
                 ),
                 {
                     "org": e.org_id,
@@ -48,6 +48,7 @@ class DevicesProjector:
                     "type": data.device_type,
                     "site": data.site_id,
                     "group": data.group_id,
+                    "profile": data.profile_id,
                     "tags": _encode(data.tags).decode(),
                     "attrs": _encode(data.attributes).decode(),
                     "at": e.occurred_at,
@@ -67,6 +68,7 @@ class DevicesProjector:
                 "deviceType": ("device_type", data.device_type),
                 "siteId": ("site_id", data.site_id),
                 "groupId": ("group_id", data.group_id),
+                "profileId": ("profile_id", data.profile_id),
                 "tags": ("tags", _encode(data.tags).decode()),
                 "attributes": ("attributes", _encode(data.attributes).decode()),
             }.items():

@@ -15,7 +15,8 @@ DEVICES = Collection(
     table="devices",
     columns=(
         "id, name, status, device_type, site_id, group_id, tags, attributes, created_at,"
-        " updated_at, version, online, last_seen_at, last_connected_at, last_disconnected_at"
+        " updated_at, version, online, last_seen_at, last_connected_at, last_disconnected_at,"
+        " profile_id"
     ),
     fields={
         "id": Field("id", "uuid"),
@@ -24,6 +25,7 @@ DEVICES = Collection(
         "deviceType": Field("device_type"),
         "siteId": Field("site_id", "uuid"),
         "groupId": Field("group_id", "uuid"),
+        "profileId": Field("profile_id", "uuid"),
         "createdAt": Field("created_at", "datetime"),
         "updatedAt": Field("updated_at", "datetime"),
         # presence (decision 55)
@@ -53,6 +55,7 @@ def device_view(row: Mapping[str, Any]) -> DeviceView:
         device_type=row["device_type"],
         site_id=row["site_id"],
         group_id=row["group_id"],
+        profile_id=row["profile_id"],
         tags=msgspec.convert(_json(row["tags"]), list[Tag]),
         attributes=_json(row["attributes"]),
         created_at=row["created_at"],

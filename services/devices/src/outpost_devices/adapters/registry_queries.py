@@ -112,6 +112,11 @@ def component_view(row: Mapping[str, Any]) -> api.ComponentView:
     )
 
 
+def sensor_view_range(raw: Any) -> api.ValidRange | None:
+    valid_range = _json(raw)
+    return None if valid_range is None else msgspec.convert(valid_range, api.ValidRange)
+
+
 def sensor_view(row: Mapping[str, Any]) -> api.SensorView:
     valid_range = _json(row["valid_range"])
     return api.SensorView(

@@ -16,15 +16,26 @@ from uuid import UUID
 from outpost_contracts import commands as command_api
 from outpost_contracts.base import Event
 from outpost_contracts.devices import DeviceStatus, DeviceView
+from outpost_contracts.envelope import EventEnvelope
 from outpost_contracts.presence import DeviceHealth
 from outpost_contracts.provisioning import CertificateView
 from outpost_contracts.query import ListQuery, Node, Page
+from outpost_contracts.registry import ValueType
 from outpost_devices.adapters import command_store, presence_store, queries
 from outpost_devices.adapters import registry_queries as rq
-from outpost_devices.app.ports import Admission, Ca, OpenCommand, Redeemed, StateRow
+from outpost_devices.app.ports import (
+    Admission,
+    Ca,
+    DeviceParts,
+    OpenCommand,
+    Redeemed,
+    StateRow,
+)
+from outpost_devices.domain import commands as command_domain
 from outpost_devices.domain import devices, registration_tokens, registry
 from outpost_devices.domain.presence import Presence
-from outpost_kit import suspensions
+from outpost_devices.domain.profiles import ExistingSensor
+from outpost_kit import ids, suspensions
 from outpost_kit.db.listing import Collection, compile_filter, list_page
 from outpost_kit.db.reads import TenantReads
 from outpost_kit.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -110,6 +121,50 @@ class PgDevicesTx(UnitOfWork):
             f"SELECT id FROM devices WHERE {where} ORDER BY id LIMIT :_cap FOR UPDATE", params
         )
         return [row.id for row in rows]
+
+    async def device_parts(self, device_ids: Sequence[UUID]) -> dict[UUID, DeviceParts]:
+        ids = list(dict.fromkeys(device_ids))
+        if not ids:
+            return {}
+        devices_found = await self.execute(
+            "SELECT id, profile_id FROM devices WHERE id = ANY(:ids)"
+            " AND status <> 'DECOMMISSIONED' ORDER BY id FOR UPDATE",
+            {"ids": ids},
+        )
+        profiles = {r.id: r.profile_id for r in devices_found}
+        live = list(profiles)
+        components: dict[UUID, set[str]] = {d: set() for d in live}
+        for row in await self.execute(
+            "SELECT device_id, name FROM components WHERE device_id = ANY(:ids)", {"ids": live}
+        ):
+            components[row.device_id].add(row.name)
+        sensors: dict[UUID, list[tuple[UUID, ExistingSensor]]] = {d: [] for d in live}
+        for row in await self.execute(
+            "SELECT id, device_id, key, value_type, unit, valid_range FROM sensors"
+            " WHERE device_id = ANY(:ids)",
+            {"ids": live},
+        ):
+            view = rq.sensor_view_range(row.valid_range)
+            sensors[row.device_id].append(
+                (
+                    row.id,
+                    ExistingSensor(
+                        key=row.key,
+                        value_type=ValueType(row.value_type),
+                        unit=row.unit,
+                        valid_range=view,
+                    ),
+                )
+            )
+        return {
+            d: DeviceParts(
+                profile_id=profiles[d],
+                components=frozenset(components[d]),
+                sensors=tuple(s for _id, s in sensors[d]),
+                sensor_ids={s.key: sensor_id for sensor_id, s in sensors[d]},
+            )
+            for d in live
+        }
 
     # --- provisioning ---------------------------------------------------------------------
 
@@ -238,9 +293,46 @@ class PgDevicesTx(UnitOfWork):
         )
 
     async def save_reported(
-        self, org_id: UUID, device_id: UUID, reported: dict[str, Any], at: datetime
+        self,
+        org_id: UUID,
+        device_id: UUID,
+        reported: dict[str, Any],
+        at: datetime,
+        reported_version: int,
     ) -> None:
-        await command_store.save_reported(self.conn, org_id, device_id, reported, at)
+        await command_store.save_reported(
+            self.conn, org_id, device_id, reported, at, reported_version
+        )
+
+    async def publish_report(
+        self, device_id: UUID, version: int, fact: Event, at: datetime
+    ) -> None:
+        assert self.org_id is not None
+        envelope = EventEnvelope(
+            id=ids.new_id(),
+            org_id=self.org_id,
+            stream_id=device_id,
+            stream_type=command_store.REPORT_STREAM_TYPE,
+            version=version,
+            occurred_at=at,
+            data=fact,
+        )
+        await presence_store.enqueue(self, [envelope])
+
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[command_domain.DesiredState | None, int]]:
+        rows = await self.execute(
+            "SELECT d.id, s.version, s.desired, s.local, s.fleet_document, s.fleet_sources,"
+            " s.fleet_digest FROM devices d"
+            " LEFT JOIN device_states s ON s.org_id = d.org_id AND s.device_id = d.id"
+            " WHERE d.id = ANY(:ids) AND d.status <> 'DECOMMISSIONED' FOR SHARE OF d",
+            {"ids": list(dict.fromkeys(device_ids))},
+        )
+        return {r.id: command_store.desired_state(r.id, r._mapping) for r in rows}
+
+    async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
+        await command_store.wake_many(self.conn, org_id, device_ids, due)
 
     async def mark_state_delivered(self, device_id: UUID, version: int) -> None:
         await command_store.mark_state_delivered(self.conn, device_id, version)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,8 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import commands as api
-from outpost_contracts import subjects
+from outpost_contracts import device_config, subjects
+from outpost_contracts.device_config import ReportedStateChanged
 from outpost_contracts.devices import DeviceStatus
 from outpost_contracts.envelope import PLATFORM_ORG_ID, RequestContext
 from outpost_contracts.errors import Conflict, NotFound, ValidationFailed, validation_error
@@ -68,6 +69,7 @@ class CommandsConfig:
     batch: int = 100
     # After DeviceConnected: the device subscribes just after connecting.
     connected_retries: tuple[float, ...] = (0.0, 0.3, 1.0, 2.0)
+    deliver_concurrency: int = 16  # deliveries at once after fleet batches (per process)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class CommandDeps:
     config: CommandsConfig = field(default_factory=CommandsConfig)
     deliver: Deliver | None = None  # None: no broker (deliveries wait for one)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _delivering: asyncio.Semaphore | None = None
 
     def soon(self, org_id: UUID, device_id: UUID) -> None:
         """Deliver what waits for the device now, in the background (the caller has
@@ -83,6 +86,27 @@ class CommandDeps:
         if self.deliver is None:
             return
         self.spawn(deliver_claimed(self, org_id, device_id))
+
+    def soon_many(self, org_id: UUID, device_ids: Sequence[UUID]) -> None:
+        """``soon`` for a batch, at most ``config.deliver_concurrency`` at a time (a fleet
+        batch of 500 does not become 500 deliveries at once)."""
+        if self.deliver is None or not device_ids:
+            return
+        if self._delivering is None:  # one bound for every batch of this process
+            self._delivering = asyncio.Semaphore(self.config.deliver_concurrency)
+        limit = self._delivering
+
+        async def one(device_id: UUID) -> None:
+            async with limit:
+                await deliver_claimed(self, org_id, device_id)
+
+        async def all_of() -> None:
+            results = await asyncio.gather(*(one(d) for d in device_ids), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    _log.error("command delivery failed", exc_info=result)
+
+        self.spawn(all_of())
 
     def spawn(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(job)
@@ -186,7 +210,7 @@ async def get_state(
     async with deps.uow(ctx.org_id) as tx:
         await _device(tx, q.device_id, live=False)
         row = await tx.state(q.device_id)
-    return row.view(q.device_id)
+    return row.view(q.device_id, explain=q.explain)
 
 
 async def change_desired(
@@ -213,6 +237,68 @@ async def change_desired(
     if envelopes:
         deps.soon(ctx.org_id, cmd.device_id)
     return row.view(cmd.device_id)
+
+
+ATTEMPTS = 3  # a fleet batch that meets a concurrent change is tried again on the new state
+
+
+async def set_fleet_desired_states(
+    deps: CommandDeps, ctx: RequestContext, cmd: device_config.SetFleetDesiredStates
+) -> device_config.SetFleetDesiredStatesResult:
+    """The fleet's layer of each device's desired state (ADR 0091), a batch of at most 500
+    in one transaction: the aggregates read from their read model in one statement, then
+    each changed device decided and appended (its event, projection and outbox row; the
+    append fails on a concurrent change, and the batch is tried again), the wake-ups in one
+    statement, and the deliveries after the commit as for a change through the API. The
+    same digest again changes nothing; a desired state over 16 KiB changes nothing and is
+    reported in ``too_large``."""
+    _tenant(ctx)
+    items = {item.device_id: item for item in cmd.items}  # a device named twice: the last
+    for attempt in range(ATTEMPTS):
+        changed: list[UUID] = []
+        unchanged: list[UUID] = []
+        too_large: list[UUID] = []
+        try:
+            async with deps.uow(ctx.org_id) as tx:
+                states = await tx.desired_states(list(items))
+                for device_id, item in items.items():
+                    if device_id not in states:
+                        continue
+                    state, version = states[device_id]
+                    if state is not None and state.digest == item.digest:
+                        unchanged.append(device_id)
+                        continue
+                    command = domain.SetFleet(
+                        device_id=device_id,
+                        document=item.document,
+                        sources=item.sources,
+                        digest=item.digest,
+                    )
+                    try:
+                        _state, envelopes = await DESIRED.execute_on(
+                            tx,
+                            ctx,
+                            stream_id=api.desired_state_stream(device_id),
+                            state=state,
+                            version=version,
+                            command=command,
+                            org_id=ctx.org_id,
+                        )
+                    except ValidationFailed:
+                        too_large.append(device_id)
+                        continue
+                    (changed if envelopes else unchanged).append(device_id)
+                await tx.wake_many(ctx.org_id, changed, ids.now())
+                await tx.commit()
+            break
+        except (ConcurrencyConflict, Taken):
+            if attempt == ATTEMPTS - 1:
+                raise
+    deps.soon_many(ctx.org_id, changed)
+    missing = [d for d in items if d not in states]
+    return device_config.SetFleetDesiredStatesResult(
+        changed=changed, unchanged=unchanged, missing=missing, too_large=too_large
+    )
 
 
 # --- transitions, delivery, acks --------------------------------------------------------
@@ -411,7 +497,14 @@ async def record_report(
         except ValidationFailed as exc:
             _log.info("device %s: state report refused: %s", device_id, exc)
             return
-        await tx.save_reported(org_id, device_id, merged, now)
+        # The fact, for the fleet's compliance counts (ADR 0091): on a device's first report
+        # and whenever its reported state changes; the same report again is no news.
+        version = current.reported_version
+        if merged != current.reported or current.reported_updated_at is None:
+            version += 1
+            fact = ReportedStateChanged(device_id=device_id, reported=merged, reported_at=now)
+            await tx.publish_report(device_id, version, fact, now)
+        await tx.save_reported(org_id, device_id, merged, now, version)
         await tx.commit()
 
 
@@ -450,4 +543,5 @@ HANDLERS: dict[Operation[Any, Any], Handler] = {
     api.LIST_COMMANDS: list_commands,
     api.GET_DEVICE_STATE: get_state,
     api.CHANGE_DESIRED_STATE: change_desired,
+    device_config.SET_FLEET_DESIRED_STATES: set_fleet_desired_states,
 }

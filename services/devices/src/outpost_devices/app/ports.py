@@ -12,19 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from outpost_contracts import commands as api
 from outpost_contracts.base import Event
+from outpost_contracts.device_config import Source
 from outpost_contracts.devices import DeviceStatus, DeviceView
 from outpost_contracts.presence import DeviceHealth
 from outpost_contracts.provisioning import CertificateView
 from outpost_contracts.query import ListQuery, Node, Page
 from outpost_devices.domain import commands as domain
 from outpost_devices.domain.presence import Presence
+from outpost_devices.domain.profiles import ExistingSensor
 from outpost_kit.aggregate import EventStream
 
 # --- the records the ports return -------------------------------------------------------
@@ -81,8 +83,13 @@ class StateRow:
     desired_updated_at: datetime | None
     reported_updated_at: datetime | None
     delivered_version: int
+    local: dict[str, Any] | None = None  # None: all of ``desired`` (rows before ADR 0091)
+    sources: dict[str, Source] = field(default_factory=dict)  # the fleet's, by leaf
+    digest: str = ""  # the fleet layer's ("" : none)
+    reported_version: int = 0  # how many ReportedStateChanged the device has had
 
-    def view(self, device_id: UUID) -> api.DeviceStateView:
+    def view(self, device_id: UUID, *, explain: bool = False) -> api.DeviceStateView:
+        local = self.desired if self.local is None else self.local
         return api.DeviceStateView(
             device_id=device_id,
             desired=self.desired,
@@ -91,10 +98,22 @@ class StateRow:
             version=self.version,
             desired_updated_at=self.desired_updated_at,
             reported_updated_at=self.reported_updated_at,
+            explain=domain.explain(self.desired, local, self.sources) if explain else None,
         )
 
 
 EMPTY_STATE = StateRow({}, 0, {}, None, None, 0)
+
+
+@dataclass(frozen=True)
+class DeviceParts:
+    """What assigning a device profile looks at: the device's profile, its components'
+    names and its sensors (with their ids, to align them)."""
+
+    profile_id: UUID | None
+    components: frozenset[str] = frozenset()
+    sensors: tuple[ExistingSensor, ...] = ()
+    sensor_ids: Mapping[str, UUID] = field(default_factory=dict)
 
 
 # --- one transaction, by area -----------------------------------------------------------
@@ -148,6 +167,12 @@ class DeviceRecords(Transaction, Protocol):
     async def lock_devices(self, node: Node | None, limit: int) -> list[UUID]:
         """The ids of the devices the filter matches (at most ``limit``), in id order,
         locked FOR UPDATE until the transaction ends."""
+        ...
+
+    async def device_parts(self, device_ids: Sequence[UUID]) -> dict[UUID, DeviceParts]:
+        """Those of ``device_ids`` that are devices of the tenant and not decommissioned,
+        locked FOR UPDATE, with their components and sensors: a few statements for the lot,
+        not a round trip per device."""
         ...
 
 
@@ -236,8 +261,33 @@ class CommandRecords(Transaction, Protocol):
         ...
 
     async def save_reported(
-        self, org_id: UUID, device_id: UUID, reported: dict[str, Any], at: datetime
+        self,
+        org_id: UUID,
+        device_id: UUID,
+        reported: dict[str, Any],
+        at: datetime,
+        reported_version: int,
     ) -> None: ...
+
+    async def publish_report(
+        self, device_id: UUID, version: int, fact: Event, at: datetime
+    ) -> None:
+        """The fact of a report (``ReportedStateChanged``) to the DEVICES stream through the
+        outbox: not appended to the event store, so never in the audit log."""
+        ...
+
+    async def desired_states(
+        self, device_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[domain.DesiredState | None, int]]:
+        """The desired-state aggregate (None before its first event) and its version, of
+        those of ``device_ids`` that are devices of the tenant and not decommissioned
+        (locked FOR SHARE), from its read model in one statement: what a fleet batch
+        decides on instead of loading 500 streams."""
+        ...
+
+    async def wake_many(self, org_id: UUID, device_ids: Sequence[UUID], due: datetime) -> None:
+        """``wake`` for many devices in one statement."""
+        ...
 
     async def mark_state_delivered(self, device_id: UUID, version: int) -> None: ...
 

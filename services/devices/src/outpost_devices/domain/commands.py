@@ -8,6 +8,7 @@ applies decides nothing (an empty list) instead of failing: a final status never
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ import msgspec
 
 from outpost_contracts import commands as api
 from outpost_contracts.base import Event
+from outpost_contracts.device_config import Source
 from outpost_contracts.errors import Conflict, NotFound, validation_error
 from outpost_contracts.patch import merge_patch
 from outpost_contracts.presence import AckStatus, CommandStatus
@@ -137,35 +139,166 @@ def evolve_command(state: Command | None, event: Event, stream_id: UUID) -> Comm
 
 
 # --- desired state ----------------------------------------------------------------------
+#
+# Two layers (ADR 0091): the fleet's document (``SetFleetDesiredStates``: the merge of the
+# desired-state bindings that apply, with the binding behind each leaf and a digest) and the
+# local layer, what users set through ``PATCH``/``PUT /devices/{id}/state``. The local layer is
+# a merge patch over the fleet's document: ``desired = merge_patch(fleet, local)``; a ``null``
+# in it removes a key the fleet sets, on this device only. With no fleet document the local
+# layer is the desired state, as before.
 
 
 class DesiredState(msgspec.Struct, frozen=True, kw_only=True):
     device_id: UUID
     desired: dict[str, Any]
+    local: dict[str, Any] = msgspec.field(default_factory=dict)
+    fleet: dict[str, Any] = msgspec.field(default_factory=dict)
+    sources: dict[str, Source] = msgspec.field(default_factory=dict)
+    digest: str = ""
 
 
 class ChangeDesired(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's change of the local layer: a merge patch of it, or (``replace``) a new one."""
+
     device_id: UUID
     desired: dict[str, Any]
     replace: bool = False
 
 
+class SetFleet(msgspec.Struct, frozen=True, kw_only=True):
+    """The fleet's layer: its effective document for the device. The same digest again
+    changes nothing; a desired state over the size limit is refused (``ValidationFailed``)."""
+
+    device_id: UUID
+    document: dict[str, Any]
+    sources: dict[str, Source]
+    digest: str
+
+
+DesiredCommand = ChangeDesired | SetFleet
+
+
+def compose(local: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` applied to a merge patch, keeping its ``null`` (each one still removes the
+    key from what the result is applied to)."""
+    out = dict(local)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = compose(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def trim(local: dict[str, Any], fleet: Any) -> dict[str, Any]:
+    """The local layer without the ``null`` that remove nothing of ``fleet`` (so with no
+    fleet document the local layer is exactly the desired state)."""
+    out: dict[str, Any] = {}
+    for key, value in local.items():
+        under = fleet.get(key) if isinstance(fleet, dict) else None
+        if value is None:
+            if under is not None:
+                out[key] = None
+        elif isinstance(value, dict):
+            out[key] = trim(value, under)
+        else:
+            out[key] = value
+    return out
+
+
 def decide_desired(
-    state: DesiredState | None, command: ChangeDesired, now: datetime
+    state: DesiredState | None, command: DesiredCommand, now: datetime
 ) -> list[Event]:
     current = {} if state is None else state.desired
-    new = dict(command.desired) if command.replace else merge_patch(current, command.desired)
-    if command.replace:
-        new = merge_patch({}, new)  # null values in a replacement are no keys at all
+    local = {} if state is None else state.local
+    fleet = {} if state is None else state.fleet
+    if isinstance(command, SetFleet):
+        if state is not None and state.digest == command.digest:
+            return []
+        new = merge_patch(command.document, local)
+        _size("desired", new)
+        layer = api.FleetLayer(
+            document=dict(command.document), sources=dict(command.sources), digest=command.digest
+        )
+        return [
+            api.DesiredStateChanged(
+                device_id=command.device_id, desired=new, local=dict(local), fleet=layer
+            )
+        ]
+    new_local = trim(command.desired if command.replace else compose(local, command.desired), fleet)
+    new = merge_patch(fleet, new_local)
     _size("desired", new)
-    if state is not None and new == current:
+    if state is not None and new == current and new_local == local:
         return []
-    return [api.DesiredStateChanged(device_id=command.device_id, desired=new)]
+    return [api.DesiredStateChanged(device_id=command.device_id, desired=new, local=new_local)]
 
 
 def evolve_desired(state: DesiredState | None, event: Event, stream_id: UUID) -> DesiredState:
     assert isinstance(event, api.DesiredStateChanged)
-    return DesiredState(device_id=event.device_id, desired=dict(event.desired))
+    # Events before ADR 0091 carry neither layer: their desired state was all local.
+    local = dict(event.desired) if event.local is None else dict(event.local)
+    if event.fleet is not None:
+        return DesiredState(
+            device_id=event.device_id,
+            desired=dict(event.desired),
+            local=local,
+            fleet=dict(event.fleet.document),
+            sources=dict(event.fleet.sources),
+            digest=event.fleet.digest,
+        )
+    if state is None:
+        return DesiredState(device_id=event.device_id, desired=dict(event.desired), local=local)
+    return msgspec.structs.replace(state, desired=dict(event.desired), local=local)
+
+
+def pointer(path: Iterable[str]) -> str:
+    """RFC 6901: ``~`` is ``~0``, ``/`` is ``~1``."""
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def leaves(document: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The paths of the document's leaves: values that are not objects, and empty objects
+    (as the fleet names them in ``sources``)."""
+    for key, value in document.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and value:
+            yield from leaves(value, path)
+        else:
+            yield path
+
+
+def _set_locally(local: Any, path: tuple[str, ...]) -> bool:
+    """Whether the local layer gives ``path`` its value (there or on an object above it)."""
+    node = local
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+        if node is not None and not isinstance(node, dict):
+            return True
+    return isinstance(node, dict)
+
+
+def explain(
+    desired: dict[str, Any], local: dict[str, Any], sources: Mapping[str, Source]
+) -> dict[str, api.KeySource]:
+    """The source of each leaf of ``desired`` (``?explain=true``): the binding the fleet
+    names for it, or the device when the local layer sets it (or the fleet names none)."""
+    out: dict[str, api.KeySource] = {}
+    for path in leaves(desired):
+        key = pointer(path)
+        source = None if _set_locally(local, path) else sources.get(key)
+        if source is None:
+            out[key] = api.KeySource(source="device")
+        else:
+            out[key] = api.KeySource(
+                source="binding",
+                binding_id=source.binding_id,
+                artefact_id=source.artefact_id,
+                artefact_version=source.artefact_version,
+                target_type=source.target_type,
+            )
+    return out
 
 
 def delta(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     group_id: UUID | None = None
     tags: tuple[Tag, ...] = ()
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    profile_id: UUID | None = None
     certificates: tuple[str, ...] = ()  # serials issued and not revoked (expired included)
 
 
@@ -96,6 +97,7 @@ PATCHABLE = {
     "groupId": "group_id",
     "tags": "tags",
     "attributes": "attributes",
+    "profileId": "profile_id",
 }
 
 
@@ -120,6 +122,7 @@ def decide(state: Device | None, command: Command, now: datetime) -> list[Event]
                 group_id=command.group_id,
                 tags=list(command.tags),
                 attributes=dict(command.attributes),
+                profile_id=command.profile_id,
             )
         ]
     if state is None:
@@ -181,6 +184,7 @@ def _update(state: Device, patch: DevicePatch) -> list[Event]:
         ("deviceType", "device_type"),
         ("siteId", "site_id"),
         ("groupId", "group_id"),
+        ("profileId", "profile_id"),
     ):
         value = getattr(patch, attr)
         if value is not msgspec.UNSET:
@@ -217,6 +221,7 @@ def evolve(state: Device | None, event: Event, stream_id: UUID) -> Device | None
             group_id=event.group_id,
             tags=tuple(event.tags),
             attributes=dict(event.attributes),
+            profile_id=event.profile_id,
         )
     assert state is not None, "a device's first event registers it"
     if isinstance(event, DeviceUpdated):

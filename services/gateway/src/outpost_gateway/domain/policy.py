@@ -90,6 +90,8 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     # and the classes' are their groups'
     ("GET", "/api/v1/annotations"): "readings:read",
     ("GET", "/api/v1/devices/{id}/annotations"): "readings:read",
+    # reference pairs (ADR 0098): the comparison; the five routes are the group's
+    ("GET", "/api/v1/reference-pairs/{id}/comparison"): "readings:read",
     # an organization's readings settings: their own scope, so members (readings:*) do not
     # turn auto-declare off or shorten retention; viewers (*:read) may read them
     ("GET", "/api/v1/readings/settings"): "readings-settings:read",

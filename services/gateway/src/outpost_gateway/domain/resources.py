@@ -103,6 +103,13 @@ from outpost_contracts.provisioning import (
     LIST_REGISTRATION_TOKENS,
     REVOKE_REGISTRATION_TOKEN,
 )
+from outpost_contracts.reference_pairs import (
+    CREATE_REFERENCE_PAIR,
+    DELETE_REFERENCE_PAIR,
+    GET_REFERENCE_PAIR,
+    LIST_REFERENCE_PAIRS,
+    UPDATE_REFERENCE_PAIR,
+)
 from outpost_contracts.registry import (
     ADD_COMPONENT,
     CREATE_GROUP,
@@ -427,6 +434,35 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
         delete=DELETE_ANNOTATION,
         relations={"tags": Tag},
         etag="The version",
+    ),
+    # reference pairs (ADR 0098): a sensor under test and a reference sensor; their
+    # comparison is written by hand in entrypoints/reference_pairs.py
+    ResourceGroup(
+        path="/api/v1/reference-pairs",
+        one="reference_pair",
+        many="reference_pairs",
+        scope="readings",
+        create=CREATE_REFERENCE_PAIR,
+        list=LIST_REFERENCE_PAIRS,
+        get=GET_REFERENCE_PAIR,
+        update=UPDATE_REFERENCE_PAIR,
+        delete=DELETE_REFERENCE_PAIR,
+        docs={
+            "create": Doc(
+                summary="Create a reference pair",
+                description=(
+                    "A sensor under test (`test`) and a reference sensor (`reference`), each"
+                    " a `deviceId` and a `sensor` key: NUMBER sensors of this organization's"
+                    " devices, not the same one twice. `windowSeconds` (60, 300, 900,"
+                    " 3600 or 86400; default 300): the buckets readings are aligned into when"
+                    " the comparison names no `interval`."
+                ),
+            ),
+            "update": Doc(
+                summary="Change a reference pair's name, description or matching window",
+                description="The sensors a pair compares are its identity and do not change.",
+            ),
+        },
     ),
     # alerting (decision 63); alerts and their transitions: entrypoints/alerting.py
     ResourceGroup(

@@ -26,7 +26,14 @@ from outpost_contracts.commands import (
     GetDeviceState,
 )
 from outpost_gateway.domain.query import parse_single_request
-from outpost_gateway.entrypoints.params import IfMatch, Listing, etag, etag_header, parse_if_match
+from outpost_gateway.entrypoints.params import (
+    Explain,
+    IfMatch,
+    Listing,
+    etag,
+    etag_header,
+    parse_if_match,
+)
 from outpost_gateway.entrypoints.rendering import ListOf, fetch_list, render_one, resource_of
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
 
@@ -90,12 +97,21 @@ def _state(view: DeviceStateView) -> Response[DeviceStateView]:
     "/api/v1/devices/{id:uuid}/state",
     tags=["commands"],
     summary="A device's desired and reported state, and the delta between them",
+    description=(
+        "The desired state is the fleet's document (the desired-state bindings that apply"
+        " to the device, merged) with what was set through PATCH/PUT on this route merged"
+        " over it (ADR 0091). `?explain=true` adds `explain`: for each leaf of `desired`"
+        " (a JSON Pointer), the binding that set it (`source` `binding`, with `bindingId`,"
+        " `artefactId`, `artefactVersion`, `targetType`) or `source` `device` for a key set"
+        " on the device itself."
+    ),
     response_headers=STATE_ETAG,
 )
 async def get_device_state(
-    id: FromPath[UUID], ctx: Ctx, backend: BackendDep
+    id: FromPath[UUID], ctx: Ctx, backend: BackendDep, explain: Explain = False
 ) -> Response[DeviceStateView]:
-    return _state(await backend.call(GET_DEVICE_STATE, ctx, GetDeviceState(device_id=id)))
+    query = GetDeviceState(device_id=id, explain=explain)
+    return _state(await backend.call(GET_DEVICE_STATE, ctx, query))
 
 
 @patch(

@@ -28,6 +28,12 @@ Include = Annotated[
     str | None, QueryParameter(description="`totalCount` to add the number of matching items")
 ]
 DEFAULT = DEFAULT_LIMIT
+Explain = Annotated[
+    bool,
+    QueryParameter(
+        description="`true` adds `explain`: the source of each key of the desired state"
+    ),
+]
 
 QueryItems = list[tuple[str, str]]
 

@@ -18,8 +18,10 @@ from typing import Protocol
 from uuid import UUID
 
 from outpost_contracts import annotations as api
+from outpost_contracts import reference_pairs as pairs_api
 from outpost_contracts.query import ListQuery, Page
 from outpost_kit.aggregate import EventStream
+from outpost_readings.domain.buckets import Buckets
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,65 @@ class AnnotationsUnitOfWork(Protocol):
     """``async with uow(org_id) as tx: ...; await tx.commit()``."""
 
     def __call__(self, org_id: UUID | None) -> AbstractAsyncContextManager[AnnotationsTx]: ...
+
+
+# --- reference pairs (ADR 0098) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparisonRows:
+    """What the comparison's statement returns: the figures over the ``n`` buckets both
+    sensors have readings in (Postgres' nulls as they are), and, when asked for, the series
+    in time order (``corrected`` None where there is no fit)."""
+
+    n: int
+    bias: float | None
+    mae: float | None
+    rmse: float | None
+    r: float | None
+    slope: float | None
+    intercept: float | None
+    ts: list[datetime]
+    test: list[float]
+    reference: list[float]
+    corrected: list[float | None]
+
+
+class ReferencePairsTx(Protocol):
+    """One transaction in one tenant; leaving it without ``commit()`` rolls back."""
+
+    @property
+    def events(self) -> EventStream: ...
+
+    async def commit(self) -> None: ...
+
+    async def pair(self, pair_id: UUID) -> pairs_api.ReferencePairView | None: ...
+
+    async def pairs(self, query: ListQuery) -> Page[pairs_api.ReferencePairView]: ...
+
+    async def device_in_registry(self, device_id: UUID) -> bool:
+        """Whether readings' local registry knows the tenant's device."""
+        ...
+
+    async def sensor_type(self, device_id: UUID, sensor: str) -> str | None:
+        """The ``valueType`` of the device's sensor as readings knows it (None: unknown)."""
+        ...
+
+    async def compare(
+        self,
+        test: pairs_api.SensorRef,
+        reference: pairs_api.SensorRef,
+        *,
+        width: int,
+        buckets: Buckets,
+        dense: bool,
+        series: bool,
+    ) -> ComparisonRows:
+        """The comparison over ``buckets``, from the rollup of ``width`` seconds."""
+        ...
+
+
+class ReferencePairsUnitOfWork(Protocol):
+    """``async with uow(org_id) as tx: ...; await tx.commit()``."""
+
+    def __call__(self, org_id: UUID | None) -> AbstractAsyncContextManager[ReferencePairsTx]: ...

@@ -172,10 +172,18 @@ def plan_aggregates(
 ) -> tuple[b.Buckets, int]:
     """The buckets and the rollup (its width in seconds) that serves them: the hourly one
     for 1h/1d when every boundary is a whole UTC hour, else the per-minute one."""
+    return plan(q.from_, q.to, q.interval, q.timezone)
+
+
+def plan(
+    start: datetime, end: datetime, interval_name: str, timezone: str
+) -> tuple[b.Buckets, int]:
+    """``plan_aggregates`` of a range, an interval and a zone (reference pairs' comparison
+    plans its buckets so too)."""
     try:
-        tz = _zone(q.timezone)
-        interval = b.Interval(q.interval)
-        grid = b.buckets(q.from_, q.to, interval, tz)
+        tz = _zone(timezone)
+        interval = b.Interval(interval_name)
+        grid = b.buckets(start, end, interval, tz)
     except b.QueryLimit as exc:
         raise _limit_error(exc) from None
     if interval in (b.Interval.H1, b.Interval.D1) and grid.on_grid(b.HOUR):

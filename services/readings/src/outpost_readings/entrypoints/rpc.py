@@ -11,6 +11,7 @@ from outpost_contracts.envelope import RequestContext
 from outpost_contracts.rpc import Operation
 from outpost_kit.responder import Handler, bind
 from outpost_readings.app import annotations as annotation_app
+from outpost_readings.app import reference_pairs as pair_app
 from outpost_readings.app.handlers import HANDLERS, Deps, ingest_batch
 from outpost_readings.app.queries import QUERY_HANDLERS
 
@@ -33,11 +34,14 @@ async def _ingest_batch(deps: Deps, ctx: RequestContext, q: api.IngestReadings) 
 
 
 def handlers(
-    deps: Deps, annotation_deps: annotation_app.AnnotationDeps
+    deps: Deps,
+    annotation_deps: annotation_app.AnnotationDeps,
+    pair_deps: pair_app.ReferencePairDeps,
 ) -> dict[Operation[Any, Any], Handler]:
     table = {**HANDLERS, **QUERY_HANDLERS}
     table[api.INGEST_READINGS] = _ingest_batch
     return {
         **bind(table, deps),
         **bind(annotation_app.HANDLERS, annotation_deps),
+        **bind(pair_app.HANDLERS, pair_deps),
     }
