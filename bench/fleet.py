@@ -110,7 +110,7 @@ def devices_main(nats_url: str, dsn: str, ready: Any) -> None:
     _run(main())
 
 
-def fleet_main(nats_url: str, dsn: str, ready: Any) -> None:
+def fleet_main(nats_url: str, dsn: str, ready: Any, batch: int, concurrency: int) -> None:
     async def main() -> None:
         from outpost_contracts import fleet
         from outpost_fleet import bootstrap
@@ -123,7 +123,7 @@ def fleet_main(nats_url: str, dsn: str, ready: Any) -> None:
         from outpost_kit.messaging import connect
         from outpost_kit.responder import Responder
 
-        settings = FleetSettings()
+        settings = FleetSettings(delivery_batch=batch, delivery_concurrency=concurrency)
         engine = create_engine(dsn, "fleet", pool_size=8)
         uow = UnitOfWorkFactory(engine, EventCodec(fleet.EVENT_TYPES), bootstrap.PROJECTORS)
         nc = await connect(nats_url, "bench-fleet")
@@ -287,7 +287,12 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
     ready_devices, child_devices = mp.Pipe()
     ready_fleet, child_fleet = mp.Pipe()
     procs.append(mp.Process(target=devices_main, args=(nats_url, devices_dsn, child_devices)))
-    procs.append(mp.Process(target=fleet_main, args=(nats_url, fleet_dsn, child_fleet)))
+    procs.append(
+        mp.Process(
+            target=fleet_main,
+            args=(nats_url, fleet_dsn, child_fleet, args.batch, args.concurrency),
+        )
+    )
     for p in procs:
         p.start()
     standin = ready_devices.recv()
@@ -392,7 +397,8 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         )
         floor = _baseline(args.devices)
         print(
-            f"bench/fleet: {args.devices} devices in one organization, one binding (organization)"
+            f"bench/fleet: {args.devices} devices in one organization, one binding"
+            f" (organization); delivery: {args.batch} per call, {args.concurrency} at once"
         )
         if standin:
             print("  devices: SetFleetDesiredStates by a stand-in (this build's devices lacks it)")
@@ -427,6 +433,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--gets", type=int, default=1000, help="idle GetDevice round trips")
+    ap.add_argument("--batch", type=int, default=500, help="OUTPOST_FLEET_DELIVERY_BATCH")
+    ap.add_argument("--concurrency", type=int, default=2, help="OUTPOST_FLEET_DELIVERY_CONCURRENCY")
     ap.add_argument(
         "--fleet-only",
         action="store_true",

@@ -43,8 +43,8 @@ Deliver = Callable[
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryOptions:
-    batch: int = device_config.MAX_BATCH
-    concurrency: int = 2
+    batch: int = 100
+    concurrency: int = 1
     pause: float = 0.05  # seconds between two batches of one worker
     idle: float = 0.25  # seconds between two looks at an empty queue
     lease: timedelta = timedelta(seconds=60)
