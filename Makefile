@@ -52,6 +52,7 @@ test-e2e: install
 ifeq ($(wildcard tests/e2e),)
 	@echo "(no tests/e2e yet)"
 else
+	@bash tools/browser.sh  # Debian's chromium + chromium-driver for the console's browser test
 	$(call pytest_layer,-m e2e tests/e2e)
 endif
 

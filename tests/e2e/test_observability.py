@@ -201,7 +201,15 @@ def test_every_metrics_media_type_names_each_parameter_once(stack: DevStack) -> 
     """Prometheus 3 refuses a ``Content-Type`` with a repeated parameter (the gateway sent
     ``charset`` twice): every process's header is prometheus_client's (decision 77)."""
     urls = stack.metrics_urls()
-    assert set(urls) == {"identity", "devices", "readings", "alerting", "exports", "gateway"}
+    assert set(urls) == {
+        "identity",
+        "devices",
+        "readings",
+        "alerting",
+        "exports",
+        "fleet",
+        "gateway",
+    }
     for name, url in urls.items():
         ctype = httpx.get(url, timeout=5).headers["content-type"]
         media, *params = (p.strip() for p in ctype.split(";"))
@@ -238,7 +246,15 @@ def test_every_process_serves_the_named_series_and_they_move(
         return scraped if ready else None
 
     before = eventually(sampled, timeout=60) or _scrape_all(stack)
-    assert set(before) == {"identity", "devices", "readings", "alerting", "exports", "gateway"}
+    assert set(before) == {
+        "identity",
+        "devices",
+        "readings",
+        "alerting",
+        "exports",
+        "fleet",
+        "gateway",
+    }
 
     for name, samples in before.items():
         assert _has(samples, "process_cpu_seconds_total"), name

@@ -323,8 +323,8 @@ def test_nats_server_refuses_a_config_it_cannot_run(tmp_path: Path) -> None:
             "exec-form ENTRYPOINT",
         ),
         (
+            "identity|devices|readings|alerting|exports|fleet|gateway)",
             "identity|devices|readings|alerting|exports|gateway)",
-            "identity|devices|readings|alerting|gateway)",
             "ARG SERVICE accepts",
         ),
         ("COPY libs libs", "COPY lib lib", "COPY source lib does not exist"),

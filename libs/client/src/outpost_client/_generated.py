@@ -366,6 +366,32 @@ class Condition(msgspec.Struct, kw_only=True, omit_defaults=True):
     threshold: float | None = None
 
 
+class ConfigArtefactVersionView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ConfigArtefactVersionView`` of the API."""
+
+    artefact_id: UUID = msgspec.field(name="artefactId")
+    created_at: datetime = msgspec.field(name="createdAt")
+    size_bytes: int = msgspec.field(name="sizeBytes")
+    version: int
+    document: dict[str, Any] | None = None
+    object: Literal["configArtefactVersion"] = "configArtefactVersion"
+    schema: dict[str, Any] | None = None
+
+
+class ConfigArtefactView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ConfigArtefactView`` of the API."""
+
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    name: str
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    version_count: int = msgspec.field(name="versionCount")
+    document: dict[str, Any] | None = None
+    object: Literal["configArtefact"] = "configArtefact"
+    schema: dict[str, Any] | None = None
+
+
 class CreateAlertRule(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``clear``: the condition that resolves the alert (default: the condition no longer holds); ``hysteresis``: a margin a comparison or ``outside`` must get back inside before the alert clears (not with ``clear``). ``sensor``: the sensor whose readings are judged; required for every op but ``offline``, which follows the device's presence (a sensor given with ``offline`` is kept as a label and never matched by readings)."""
 
@@ -408,6 +434,25 @@ class CreateApiKey(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     expires_at: datetime | None = msgspec.field(name="expiresAt", default=None)
     scopes: list[str] | None = None
+
+
+class CreateConfigArtefact(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Version 1 of a new artefact: ``document`` (a JSON object) must satisfy ``schema`` (a JSON Schema, draft 2020-12 unless its ``$schema`` names another) when one is given."""
+
+    document: dict[str, Any]
+    name: str
+    schema: dict[str, Any] | None = None
+
+
+class CreateDesiredStateBinding(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The artefact must be the organization's (404 otherwise), the version one of its live versions; the target's id must name one of the organization's sites, groups, devices or device profiles (none for ORGANIZATION)."""
+
+    artefact_id: UUID = msgspec.field(name="artefactId")
+    target: TargetBody
+    artefact_version: int | Literal["latest"] = msgspec.field(
+        name="artefactVersion", default="latest"
+    )
+    priority: int = 0
 
 
 class CreateDevice(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -571,6 +616,29 @@ class DeliveryAttemptView(msgspec.Struct, kw_only=True, omit_defaults=True):
 DeliveryKind = Literal["ALERT", "TEST"]
 
 DeliveryOutcome = Literal["SUCCEEDED", "FAILED", "DEAD"]
+
+
+class DesiredStateBindingPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a binding may change; its artefact and target are its identity (delete it and bind again to move it)."""
+
+    artefact_version: int | Literal["latest"] | None = msgspec.field(
+        name="artefactVersion", default=None
+    )
+    priority: int | None = None
+
+
+class DesiredStateBindingView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``DesiredStateBindingView`` of the API."""
+
+    artefact_id: UUID = msgspec.field(name="artefactId")
+    artefact_version: int | Literal["latest"] = msgspec.field(name="artefactVersion")
+    created_at: datetime = msgspec.field(name="createdAt")
+    id: UUID
+    priority: int
+    target: Target
+    updated_at: datetime = msgspec.field(name="updatedAt")
+    version: int
+    object: Literal["desiredStateBinding"] = "desiredStateBinding"
 
 
 class DesiredStatePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1035,6 +1103,13 @@ class Provisioned(msgspec.Struct, kw_only=True, omit_defaults=True):
     broker_ca_chain: str = msgspec.field(name="brokerCaChain", default="")
 
 
+class PublishConfigArtefactVersionBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The body of ``POST /config-artefacts/{id}/versions``."""
+
+    document: dict[str, Any]
+    schema: dict[str, Any] | None = None
+
+
 class PutReadingsSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Replace the organization's settings (``PUT``): both fields are required; ``retentionDays`` null returns to the deployment's default."""
 
@@ -1327,7 +1402,21 @@ class Tag(msgspec.Struct, kw_only=True, omit_defaults=True):
     value: str = ""
 
 
-TargetType = Literal["ORGANIZATION", "PROFILE", "SITE", "GROUP", "DEVICE"]
+class Target(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``Target`` of the API."""
+
+    type: TargetType
+    id: UUID | None = None
+
+
+class TargetBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A binding's target as a request gives it (unknown fields refused)."""
+
+    type: TargetType
+    id: UUID | None = None
+
+
+TargetType = Literal["DEVICE", "GROUP", "ORGANIZATION", "PROFILE", "SITE"]
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1639,6 +1728,26 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "seconds",
         "threshold",
     ),
+    "ConfigArtefactVersionView": (
+        "artefactId",
+        "createdAt",
+        "document",
+        "object",
+        "schema",
+        "sizeBytes",
+        "version",
+    ),
+    "ConfigArtefactView": (
+        "createdAt",
+        "document",
+        "id",
+        "name",
+        "object",
+        "schema",
+        "updatedAt",
+        "version",
+        "versionCount",
+    ),
     "CreateAlertRule": (
         "channelIds",
         "clear",
@@ -1670,6 +1779,17 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "expiresAt",
         "name",
         "scopes",
+    ),
+    "CreateConfigArtefact": (
+        "document",
+        "name",
+        "schema",
+    ),
+    "CreateDesiredStateBinding": (
+        "artefactId",
+        "artefactVersion",
+        "priority",
+        "target",
     ),
     "CreateDevice": (
         "attributes",
@@ -1777,6 +1897,21 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "object",
         "outcome",
         "statusCode",
+    ),
+    "DesiredStateBindingPatch": (
+        "artefactVersion",
+        "priority",
+    ),
+    "DesiredStateBindingView": (
+        "artefactId",
+        "artefactVersion",
+        "createdAt",
+        "id",
+        "object",
+        "priority",
+        "target",
+        "updatedAt",
+        "version",
     ),
     "DesiredStatePatch": ("desired",),
     "DeviceGroupPatch": (
@@ -2062,6 +2197,10 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "serial",
         "telemetrySubject",
     ),
+    "PublishConfigArtefactVersionBody": (
+        "document",
+        "schema",
+    ),
     "PutReadingsSettings": (
         "autoDeclareSensors",
         "retentionDays",
@@ -2253,6 +2392,14 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "key",
         "value",
     ),
+    "Target": (
+        "id",
+        "type",
+    ),
+    "TargetBody": (
+        "id",
+        "type",
+    ),
     "TimelineEntry": (
         "alertId",
         "data",
@@ -2342,6 +2489,12 @@ OPERATIONS: dict[str, Operation] = {
         "create_command", "POST", "/api/v1/devices/{id}/commands", ("id",), (), 201
     ),
     "create_component": Operation("create_component", "POST", "/api/v1/components", (), (), 201),
+    "create_config_artefact": Operation(
+        "create_config_artefact", "POST", "/api/v1/config-artefacts", (), (), 201
+    ),
+    "create_desired_state_binding": Operation(
+        "create_desired_state_binding", "POST", "/api/v1/desired-state-bindings", (), (), 201
+    ),
     "create_device": Operation("create_device", "POST", "/api/v1/devices", (), (), 201),
     "create_device_group": Operation(
         "create_device_group", "POST", "/api/v1/device-groups", (), (), 201
@@ -2386,6 +2539,25 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "delete_component": Operation(
         "delete_component", "DELETE", "/api/v1/components/{id}", ("id",), (), 204
+    ),
+    "delete_config_artefact": Operation(
+        "delete_config_artefact", "DELETE", "/api/v1/config-artefacts/{id}", ("id",), (), 204
+    ),
+    "delete_config_artefact_version": Operation(
+        "delete_config_artefact_version",
+        "DELETE",
+        "/api/v1/config-artefacts/{id}/versions/{version}",
+        ("id", "version"),
+        (),
+        204,
+    ),
+    "delete_desired_state_binding": Operation(
+        "delete_desired_state_binding",
+        "DELETE",
+        "/api/v1/desired-state-bindings/{id}",
+        ("id",),
+        (),
+        204,
     ),
     "delete_device_group": Operation(
         "delete_device_group", "DELETE", "/api/v1/device-groups/{id}", ("id",), (), 204
@@ -2453,6 +2625,30 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "get_component": Operation(
         "get_component", "GET", "/api/v1/components/{id}", ("id",), ("$expand", "$select"), 200
+    ),
+    "get_config_artefact": Operation(
+        "get_config_artefact",
+        "GET",
+        "/api/v1/config-artefacts/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
+    ),
+    "get_config_artefact_version": Operation(
+        "get_config_artefact_version",
+        "GET",
+        "/api/v1/config-artefacts/{id}/versions/{version}",
+        ("id", "version"),
+        ("$expand", "$select"),
+        200,
+    ),
+    "get_desired_state_binding": Operation(
+        "get_desired_state_binding",
+        "GET",
+        "/api/v1/desired-state-bindings/{id}",
+        ("id",),
+        ("$expand", "$select"),
+        200,
     ),
     "get_device": Operation(
         "get_device", "GET", "/api/v1/devices/{id}", ("id",), ("$expand", "$select"), 200
@@ -2752,6 +2948,66 @@ OPERATIONS: dict[str, Operation] = {
         "list_components",
         "GET",
         "/api/v1/components",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_config_artefact_versions": Operation(
+        "list_config_artefact_versions",
+        "GET",
+        "/api/v1/config-artefacts/{id}/versions",
+        ("id",),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_config_artefacts": Operation(
+        "list_config_artefacts",
+        "GET",
+        "/api/v1/config-artefacts",
+        (),
+        (
+            "$count",
+            "$expand",
+            "$filter",
+            "$orderby",
+            "$select",
+            "$skip",
+            "$top",
+            "after",
+            "include",
+            "limit",
+            "order",
+        ),
+        200,
+    ),
+    "list_desired_state_bindings": Operation(
+        "list_desired_state_bindings",
+        "GET",
+        "/api/v1/desired-state-bindings",
         (),
         (
             "$count",
@@ -3161,6 +3417,14 @@ OPERATIONS: dict[str, Operation] = {
         "patch_device_state", "PATCH", "/api/v1/devices/{id}/state", ("id",), (), 200
     ),
     "provision": Operation("provision", "POST", "/api/v1/devices/provision", (), (), 201),
+    "publish_config_artefact_version": Operation(
+        "publish_config_artefact_version",
+        "POST",
+        "/api/v1/config-artefacts/{id}/versions",
+        ("id",),
+        (),
+        201,
+    ),
     "put_device_state": Operation(
         "put_device_state", "PUT", "/api/v1/devices/{id}/state", ("id",), (), 200
     ),
@@ -3265,6 +3529,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "update_component": Operation(
         "update_component", "PATCH", "/api/v1/components/{id}", ("id",), (), 200
+    ),
+    "update_desired_state_binding": Operation(
+        "update_desired_state_binding",
+        "PATCH",
+        "/api/v1/desired-state-bindings/{id}",
+        ("id",),
+        (),
+        200,
     ),
     "update_device": Operation("update_device", "PATCH", "/api/v1/devices/{id}", ("id",), (), 200),
     "update_device_group": Operation(
@@ -3539,6 +3811,44 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ComponentView,
+        )
+
+    def create_config_artefact(
+        self,
+        *,
+        body: CreateConfigArtefact | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactView:
+        """``POST /api/v1/config-artefacts``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_config_artefact"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ConfigArtefactView,
+        )
+
+    def create_desired_state_binding(
+        self,
+        *,
+        body: CreateDesiredStateBinding | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``POST /api/v1/desired-state-bindings``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_desired_state_binding"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DesiredStateBindingView,
         )
 
     def create_device(
@@ -3898,6 +4208,69 @@ class SyncOperations(SyncBase):
         """``DELETE /api/v1/components/{id}``"""
         return self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_component"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_config_artefact(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/config-artefacts/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_config_artefact"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_config_artefact_version(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/config-artefacts/{id}/versions/{version}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_config_artefact_version"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
+    def delete_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/desired-state-bindings/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_desired_state_binding"],
             (id,),
             None,
             {},
@@ -4285,6 +4658,70 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ComponentView,
+        )
+
+    def get_config_artefact(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactView:
+        """``GET /api/v1/config-artefacts/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_config_artefact"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ConfigArtefactView,
+        )
+
+    def get_config_artefact_version(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactVersionView:
+        """``GET /api/v1/config-artefacts/{id}/versions/{version}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_config_artefact_version"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ConfigArtefactVersionView,
+        )
+
+    def get_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``GET /api/v1/desired-state-bindings/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_desired_state_binding"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DesiredStateBindingView,
         )
 
     def get_device(
@@ -5039,6 +5476,100 @@ class SyncOperations(SyncBase):
             Page[ComponentView],
         )
 
+    def list_config_artefact_versions(
+        self,
+        id: UUID | str,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ConfigArtefactVersionView]:
+        """``GET /api/v1/config-artefacts/{id}/versions``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_config_artefact_versions"],
+            (id,),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ConfigArtefactVersionView],
+        )
+
+    def list_config_artefacts(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ConfigArtefactView]:
+        """``GET /api/v1/config-artefacts``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_config_artefacts"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ConfigArtefactView],
+        )
+
+    def list_desired_state_bindings(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DesiredStateBindingView]:
+        """``GET /api/v1/desired-state-bindings``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_desired_state_bindings"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DesiredStateBindingView],
+        )
+
     def list_device_annotations(
         self,
         id: UUID | str,
@@ -5718,6 +6249,27 @@ class SyncOperations(SyncBase):
             Provisioned,
         )
 
+    def publish_config_artefact_version(
+        self,
+        id: UUID | str,
+        *,
+        body: PublishConfigArtefactVersionBody | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactVersionView:
+        """``POST /api/v1/config-artefacts/{id}/versions``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["publish_config_artefact_version"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ConfigArtefactVersionView,
+        )
+
     def put_device_state(
         self,
         id: UUID | str,
@@ -6149,6 +6701,27 @@ class SyncOperations(SyncBase):
             params,
             headers,
             ComponentView,
+        )
+
+    def update_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        body: DesiredStateBindingPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``PATCH /api/v1/desired-state-bindings/{id}``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_desired_state_binding"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DesiredStateBindingView,
         )
 
     def update_device(
@@ -6589,6 +7162,44 @@ class AsyncOperations(AsyncBase):
             ComponentView,
         )
 
+    async def create_config_artefact(
+        self,
+        *,
+        body: CreateConfigArtefact | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactView:
+        """``POST /api/v1/config-artefacts``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_config_artefact"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            ConfigArtefactView,
+        )
+
+    async def create_desired_state_binding(
+        self,
+        *,
+        body: CreateDesiredStateBinding | Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``POST /api/v1/desired-state-bindings``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["create_desired_state_binding"],
+            (),
+            body,
+            {},
+            {},
+            params,
+            headers,
+            DesiredStateBindingView,
+        )
+
     async def create_device(
         self,
         *,
@@ -6946,6 +7557,69 @@ class AsyncOperations(AsyncBase):
         """``DELETE /api/v1/components/{id}``"""
         return await self._call(  # type: ignore[no-any-return]
             OPERATIONS["delete_component"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_config_artefact(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/config-artefacts/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_config_artefact"],
+            (id,),
+            None,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_config_artefact_version(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/config-artefacts/{id}/versions/{version}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_config_artefact_version"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            None,
+        )
+
+    async def delete_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``DELETE /api/v1/desired-state-bindings/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["delete_desired_state_binding"],
             (id,),
             None,
             {},
@@ -7333,6 +8007,70 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             ComponentView,
+        )
+
+    async def get_config_artefact(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactView:
+        """``GET /api/v1/config-artefacts/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_config_artefact"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ConfigArtefactView,
+        )
+
+    async def get_config_artefact_version(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactVersionView:
+        """``GET /api/v1/config-artefacts/{id}/versions/{version}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_config_artefact_version"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            ConfigArtefactVersionView,
+        )
+
+    async def get_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        select: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``GET /api/v1/desired-state-bindings/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_desired_state_binding"],
+            (id,),
+            None,
+            {"$select": select},
+            {},
+            params,
+            headers,
+            DesiredStateBindingView,
         )
 
     async def get_device(
@@ -8087,6 +8825,100 @@ class AsyncOperations(AsyncBase):
             Page[ComponentView],
         )
 
+    async def list_config_artefact_versions(
+        self,
+        id: UUID | str,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ConfigArtefactVersionView]:
+        """``GET /api/v1/config-artefacts/{id}/versions``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_config_artefact_versions"],
+            (id,),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ConfigArtefactVersionView],
+        )
+
+    async def list_config_artefacts(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[ConfigArtefactView]:
+        """``GET /api/v1/config-artefacts``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_config_artefacts"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[ConfigArtefactView],
+        )
+
+    async def list_desired_state_bindings(
+        self,
+        *,
+        filter: str | None = None,
+        select: str | None = None,
+        after: str | None = None,
+        include: str | None = None,
+        limit: int | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page[DesiredStateBindingView]:
+        """``GET /api/v1/desired-state-bindings``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["list_desired_state_bindings"],
+            (),
+            None,
+            {
+                "$filter": filter,
+                "$select": select,
+                "after": after,
+                "include": include,
+                "limit": limit,
+                "order": order,
+            },
+            {},
+            params,
+            headers,
+            Page[DesiredStateBindingView],
+        )
+
     async def list_device_annotations(
         self,
         id: UUID | str,
@@ -8766,6 +9598,27 @@ class AsyncOperations(AsyncBase):
             Provisioned,
         )
 
+    async def publish_config_artefact_version(
+        self,
+        id: UUID | str,
+        *,
+        body: PublishConfigArtefactVersionBody | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ConfigArtefactVersionView:
+        """``POST /api/v1/config-artefacts/{id}/versions``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["publish_config_artefact_version"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            ConfigArtefactVersionView,
+        )
+
     async def put_device_state(
         self,
         id: UUID | str,
@@ -9199,6 +10052,27 @@ class AsyncOperations(AsyncBase):
             ComponentView,
         )
 
+    async def update_desired_state_binding(
+        self,
+        id: UUID | str,
+        *,
+        body: DesiredStateBindingPatch | Mapping[str, Any],
+        if_match: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DesiredStateBindingView:
+        """``PATCH /api/v1/desired-state-bindings/{id}``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["update_desired_state_binding"],
+            (id,),
+            body,
+            {},
+            {"If-Match": if_match},
+            params,
+            headers,
+            DesiredStateBindingView,
+        )
+
     async def update_device(
         self,
         id: UUID | str,
@@ -9424,10 +10298,14 @@ __all__ = [
     "ComponentPatch",
     "ComponentView",
     "Condition",
+    "ConfigArtefactVersionView",
+    "ConfigArtefactView",
     "CreateAlertRule",
     "CreateAnnotation",
     "CreateAnnotationClass",
     "CreateApiKey",
+    "CreateConfigArtefact",
+    "CreateDesiredStateBinding",
     "CreateDevice",
     "CreateDeviceGroup",
     "CreateDeviceProfile",
@@ -9445,6 +10323,8 @@ __all__ = [
     "DeliveryAttemptView",
     "DeliveryKind",
     "DeliveryOutcome",
+    "DesiredStateBindingPatch",
+    "DesiredStateBindingView",
     "DesiredStatePatch",
     "DeviceGroupPatch",
     "DeviceGroupView",
@@ -9491,6 +10371,7 @@ __all__ = [
     "Protocol",
     "Provision",
     "Provisioned",
+    "PublishConfigArtefactVersionBody",
     "PutReadingsSettings",
     "QuarantineOutcome",
     "QuarantinedReading",
@@ -9522,6 +10403,8 @@ __all__ = [
     "StatsView",
     "SyncOperations",
     "Tag",
+    "Target",
+    "TargetBody",
     "TargetType",
     "TimelineEntry",
     "TokenIssued",

@@ -51,7 +51,7 @@ def test_the_issue_s_groups_are_all_there() -> None:
     wanted = {
         "login", "whoami", "orgs", "users", "api-keys", "oauth-clients", "devices", "groups",
         "sites", "tokens", "commands", "state", "alert-rules", "alerts", "channels", "exports",
-        "audit-log", "events", "readings", "device", "watch",
+        "audit-log", "events", "readings", "device", "watch", "config-artefacts", "bindings",
     }  # fmt: skip
     assert wanted <= names
 

@@ -123,7 +123,12 @@ CALLS: dict[str, tuple[Operation[Any, Any], ...]] = {
     ),
     # What a device profile's change and the effective desired states ask of devices
     # (issue 21), in batches of at most device_config.MAX_BATCH.
-    "fleet": (device_config.APPLY_DEVICE_PROFILE, device_config.SET_FLEET_DESIRED_STATES),
+    # and a binding's target checked with the devices service (ADR 0090).
+    "fleet": (
+        *_SCOPE_LOOKUPS,
+        device_config.APPLY_DEVICE_PROFILE,
+        device_config.SET_FLEET_DESIRED_STATES,
+    ),
 }
 
 

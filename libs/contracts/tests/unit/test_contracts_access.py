@@ -120,3 +120,22 @@ def test_may_call_follows_the_declarations() -> None:
     assert access.may_call("gateway", identity.CREATE_API_KEY)
     assert not access.may_call("gateway", readings.STREAM_READINGS)
     assert access.may_call("exports", readings.STREAM_READINGS)
+
+
+def test_fleet_and_devices_may_ask_each_other_what_issue_21_needs() -> None:
+    from outpost_contracts import device_config, devices, fleet, readings
+
+    for op in (
+        device_config.APPLY_DEVICE_PROFILE,
+        device_config.SET_FLEET_DESIRED_STATES,
+        devices.GET_DEVICE,  # a binding's target
+    ):
+        assert access.may_call("fleet", op)
+    assert not access.may_call("fleet", readings.STREAM_READINGS)
+    assert access.may_call("devices", fleet.RESOLVE_DEVICE_PROFILE)
+    assert not access.may_call("gateway", fleet.RESOLVE_DEVICE_PROFILE)
+    assert access.may_call("gateway", fleet.CREATE_CONFIG_ARTEFACT)
+    # fleet publishes its own events (the FLEET stream) and nobody else's
+    subject = subjects.event("fleet.DesiredStateBindingCreated.v1", "org")
+    holders = [p for p in access.PROCESSES if allowed(access.permissions(p).publish, subject)]
+    assert holders == ["fleet"] and streams.stream("FLEET").owner == "fleet"

@@ -24,11 +24,13 @@ def upgrade() -> None:
             id             uuid        NOT NULL PRIMARY KEY,
             name           text        NOT NULL,
             latest_version integer     NOT NULL,
+            version_count  integer     NOT NULL,
             created_at     timestamptz NOT NULL,
             updated_at     timestamptz NOT NULL,
             version        integer     NOT NULL
         );
-        CREATE INDEX config_artefacts_org_id ON config_artefacts (org_id, id);
+        -- Names are unique per organization (the handler checks first; this is the race).
+        CREATE UNIQUE INDEX config_artefacts_org_name ON config_artefacts (org_id, name);
         -- The live versions of each artefact: immutable once written, deleted one by one.
         CREATE TABLE config_artefact_versions (
             org_id      uuid        NOT NULL,
@@ -36,6 +38,7 @@ def upgrade() -> None:
             version     integer     NOT NULL,
             document    jsonb       NOT NULL,
             schema      jsonb,
+            size_bytes  integer     NOT NULL,
             created_at  timestamptz NOT NULL,
             PRIMARY KEY (artefact_id, version)
         );

@@ -13,6 +13,7 @@ from outpost_fleet.adapters import json_schema
 from outpost_fleet.adapters.config_store import ConfigProjector, PgConfig
 from outpost_fleet.adapters.profile_store import PgProfiles, ProfileProjector
 from outpost_fleet.adapters.rollout_store import PgRollout
+from outpost_fleet.adapters.targets import NatsTargets
 from outpost_fleet.app import delivery, profile_application
 from outpost_fleet.app.handlers import Deps
 from outpost_fleet.app.profiles import ProfileDeps
@@ -31,6 +32,8 @@ def deps(uow: UnitOfWorkFactory, nc: NATS, settings: FleetSettings) -> Deps:
     (the integration tests make them the same way: tests/integration/fleet_testkit.py)."""
     return Deps(
         config=PgConfig.over(uow),
+        targets=NatsTargets(nc, timeout=settings.rpc_timeout_seconds),
+        schema_problems=json_schema.problems,
         profiles=ProfileDeps(uow=PgProfiles.over(uow), schema_problems=json_schema.problems),
         rollout=PgRollout.over(uow),
     )

@@ -7,6 +7,9 @@ to the FLEET stream, and a stand-in of the devices service answering what fleet 
     async with fleet_env(postgres_dsn, nats_url) as env:
         view = await env.call(fleet.SOME_OPERATION, org, body)
 
+The stand-in also answers the lookups of a binding's target (``GetDevice``, ``GetSite``,
+``GetGroup``) from ``env.devices.known``: add an organization's ids there.
+
 ``env.call`` goes through NATS exactly as the gateway's call does; ``env.deps`` is what the
 handlers are given (for a test that calls a use case directly); ``env.rows`` reads the
 schema as the migrations' owner would not (through the service's role, in a tenant)."""
@@ -26,8 +29,9 @@ from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from outpost_contracts import audit as audit_contract
-from outpost_contracts import device_config, fleet, streams
+from outpost_contracts import device_config, devices, fleet, registry, streams
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
+from outpost_contracts.errors import NotFound
 from outpost_contracts.rpc import Operation
 from outpost_fleet import bootstrap
 from outpost_fleet.app.handlers import Deps
@@ -56,12 +60,45 @@ class Devices:
     ``SetFleetDesiredStates`` recorded and answered as if every device took them (set
     ``apply`` / ``set_states`` to answer otherwise)."""
 
+    known: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)  # org → ids
     applied: list[tuple[uuid.UUID, device_config.ApplyDeviceProfile]] = field(default_factory=list)
     states: list[tuple[uuid.UUID, device_config.SetFleetDesiredStates]] = field(
         default_factory=list
     )
     apply: Callable[[RequestContext, device_config.ApplyDeviceProfile], Any] | None = None
     set_states: Callable[[RequestContext, device_config.SetFleetDesiredStates], Any] | None = None
+
+    def add(self, org: uuid.UUID) -> uuid.UUID:
+        """A new device, site or group id of ``org`` (the lookups do not tell them apart)."""
+        new = ids.new_id()
+        self.known.setdefault(org, set()).add(new)
+        return new
+
+    def _known(self, c: RequestContext, id: uuid.UUID, noun: str) -> None:
+        if id not in self.known.get(c.org_id, set()):
+            raise NotFound(f"no such {noun}")
+
+    async def _get_device(self, c: RequestContext, q: devices.GetDevice) -> devices.DeviceView:
+        self._known(c, q.id, "device")
+        at = ids.now()
+        return devices.DeviceView(
+            id=q.id,
+            name=str(q.id),
+            status=devices.DeviceStatus.ACTIVE,
+            created_at=at,
+            updated_at=at,
+            version=1,
+        )
+
+    async def _get_site(self, c: RequestContext, q: registry.Get) -> registry.SiteView:
+        self._known(c, q.id, "site")
+        at = ids.now()
+        return registry.SiteView(id=q.id, name="s", created_at=at, updated_at=at, version=1)
+
+    async def _get_group(self, c: RequestContext, q: registry.Get) -> registry.DeviceGroupView:
+        self._known(c, q.id, "device group")
+        at = ids.now()
+        return registry.DeviceGroupView(id=q.id, name="g", created_at=at, updated_at=at, version=1)
 
     async def _apply(
         self, c: RequestContext, q: device_config.ApplyDeviceProfile
@@ -125,7 +162,7 @@ async def fleet_env(
         streams.consumers_of("fleet"),
     )
     deps = bootstrap.deps(uow, fleet_nc, settings or FleetSettings())
-    devices = Devices()
+    stand_in = Devices()
     responders = [
         Responder(
             fleet_nc,
@@ -142,8 +179,11 @@ async def fleet_env(
             tests_nc,
             "devices",
             {
-                device_config.APPLY_DEVICE_PROFILE: devices._apply,
-                device_config.SET_FLEET_DESIRED_STATES: devices._set_states,
+                device_config.APPLY_DEVICE_PROFILE: stand_in._apply,
+                device_config.SET_FLEET_DESIRED_STATES: stand_in._set_states,
+                devices.GET_DEVICE: stand_in._get_device,
+                registry.GET_SITE: stand_in._get_site,
+                registry.GET_GROUP: stand_in._get_group,
             },
         ),
     ]
@@ -156,7 +196,7 @@ async def fleet_env(
     stop = asyncio.Event()
     relay = asyncio.create_task(OutboxRelay(dsn, "fleet", js, idle_wait=0.1).run(stop))
     try:
-        yield Env(dsn, uow, tests_nc, js, deps, devices)
+        yield Env(dsn, uow, tests_nc, js, deps, stand_in)
     finally:
         stop.set()
         await asyncio.wait_for(relay, 10)

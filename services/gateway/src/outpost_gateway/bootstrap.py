@@ -47,9 +47,11 @@ from outpost_gateway.entrypoints import (
     alerting,
     audit,
     commands,
+    console,
     devices,
     events_stream,
     exports,
+    fleet,
     fleet_status,
     identity,
     notifications,
@@ -164,8 +166,10 @@ def create_app(
             *organization_rate_limits.ROUTES,
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
+            *fleet.ROUTES,  # config artefacts' versions (ADR 0090)
             *fleet_status.ROUTES,  # compliance and profile application (ADR 0093)
             *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
+            *console.ROUTES,  # the web console at / (decision 99)
         ],
         before_request=security_check,
         request_class=GatewayRequest,  # a body nested too deeply is 400 (entrypoints/bodies.py)

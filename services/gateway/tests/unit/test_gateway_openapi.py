@@ -247,11 +247,20 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
     }
     with_links = {p for p in creating if "links" in doc["paths"][p]["post"]["responses"]["201"]}
     assert with_links == creating
-    # every 201 body that a link reads has the `id` it reads
+    # A version under an artefact: its number is the created body's `version`.
+    versions = doc["paths"]["/api/v1/config-artefacts/{id}/versions"]["post"]["responses"]
+    assert [link["parameters"] for link in versions["201"]["links"].values()] == [
+        {"path.id": "$request.path.id", "path.version": "$response.body#/version"}
+    ] * 2
+    # every 201 body that a link reads has the field it reads
     for path in creating:
         ref = doc["paths"][path]["post"]["responses"]["201"]["content"]["application/json"]
         name = ref["schema"]["$ref"].rsplit("/", 1)[-1]
-        assert "id" in doc["components"]["schemas"][name]["required"], path
+        for link in doc["paths"][path]["post"]["responses"]["201"]["links"].values():
+            for source in link["parameters"].values():
+                if source.startswith("$response.body#/"):
+                    field = source.removeprefix("$response.body#/")
+                    assert field in doc["components"]["schemas"][name]["required"], path
 
 
 def test_request_bodies_are_documented_as_msgspec_decodes_them(doc: dict[str, Any]) -> None:

@@ -140,6 +140,27 @@ SPECS = [
         "notification channels",
     ),
     Spec(
+        "config-artefacts",
+        "/api/v1/config-artefacts",
+        ("id", "name", "version", "versionCount", "updatedAt"),
+        ("list", "get", "create", "delete"),
+        "config artefacts",
+        example_create=(
+            "outpost config-artefacts create sampling --set document='{\"interval\": 60}'"
+        ),
+    ),
+    Spec(
+        "bindings",
+        "/api/v1/desired-state-bindings",
+        ("id", "artefactId", "artefactVersion", "target.type", "target.id", "priority"),
+        CRUD,
+        "desired-state bindings",
+        name_field=None,
+        example_create=(
+            "outpost bindings create --set artefactId=… --set target.type=ORGANIZATION"
+        ),
+    ),
+    Spec(
         "audit-log",
         "/api/v1/audit-log",
         ("occurredAt", "service", "type", "streamType", "streamId", "actorKind"),

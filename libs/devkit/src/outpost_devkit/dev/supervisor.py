@@ -116,6 +116,11 @@ def up(
 def _banner(stack: DevStack, creds: dict[str, object]) -> str:
     org = creds["organization"]
     key = org["apiKey"] if isinstance(org, dict) else ""
+    # the console signs people in (docs/console.md): the body of a user to sign in as
+    user = json.dumps(
+        {"email": "you@example.com", "password": "a long passphrase", "role": "owner"},
+        separators=(",", ":"),
+    )
     return "\n".join(
         [
             "",
@@ -124,6 +129,11 @@ def _banner(stack: DevStack, creds: dict[str, object]) -> str:
             "",
             "Try:",
             f'  curl -H "Authorization: Bearer {key}" {creds["gatewayUrl"]}/api/v1/devices',
+            "",
+            f"Console: {creds['gatewayUrl']}/  (sign in as a user of the organization; make one:",
+            f'  curl -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
+            f"    -d '{user}' \\",
+            f"    {creds['gatewayUrl']}/api/v1/users )",
             "",
             f"Logs: {stack.log_dir}/<service>.log, "
             f"{stack.base_dir / 'nats' / 'nats.log'}, {stack.base_dir / 'pg' / 'postgres.log'}",

@@ -11,7 +11,7 @@ from typing import Any
 
 from outpost_contracts.rpc import Operation
 from outpost_fleet.app import config, packs, profiles, rollout_handlers
-from outpost_fleet.app.ports import ConfigUnitOfWork
+from outpost_fleet.app.ports import ConfigUnitOfWork, SchemaProblems, Targets
 from outpost_fleet.app.profiles import ProfileDeps
 from outpost_fleet.app.rollout_ports import RolloutUnitOfWork
 from outpost_kit import ids
@@ -22,6 +22,10 @@ class Deps:
     """What the use cases are given, made once in ``bootstrap.deps``."""
 
     config: ConfigUnitOfWork
+    targets: Targets
+    # A document against its JSON Schema (adapters/json_schema.py: the domain may not import
+    # the validator, so the use case asks and hands the verdict to the decider).
+    schema_problems: SchemaProblems
     profiles: ProfileDeps  # sensor and device profiles, packs (ADR 0092)
     rollout: RolloutUnitOfWork  # effective states, compliance, profile jobs (ADR 0093)
     clock: Callable[[], datetime] = field(default=ids.now)

@@ -46,6 +46,13 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/schemas"): PUBLIC,
     ("GET", "/api/asyncapi"): PUBLIC,  # the event streams' AsyncAPI document (decision 95)
     ("GET", "/.well-known/jwks.json"): PUBLIC,  # the token signing keys (decision 78)
+    # the web console (decision 99): its page and static assets; its session routes, where
+    # the body's password or the HttpOnly cookie's refresh token is the credential
+    ("GET", "/"): PUBLIC,
+    ("GET", "/console/{path}"): PUBLIC,
+    ("POST", "/console/session/login"): PUBLIC,
+    ("POST", "/console/session/refresh"): PUBLIC,
+    ("POST", "/console/session/logout"): AUTHENTICATED,
     # identity
     ("POST", "/api/v1/admin/organizations/{id}/suspend"): OPERATOR,
     ("POST", "/api/v1/admin/organizations/{id}/reinstate"): OPERATOR,
@@ -118,6 +125,11 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports"): "exports:write",
     ("GET", "/api/v1/exports/{id}"): "exports:read",
     ("GET", "/api/v1/exports/{id}/download"): PUBLIC,
+    # fleet (ADR 0090): config artefacts' versions (the artefacts and the bindings: their groups)
+    ("POST", "/api/v1/config-artefacts/{id}/versions"): "fleet:write",
+    ("GET", "/api/v1/config-artefacts/{id}/versions"): "fleet:read",
+    ("GET", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:read",
+    ("DELETE", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:write",
     # fleet's rollout (ADR 0093): compliance and a device profile's application
     ("GET", "/api/v1/desired-state-bindings/{id}/status"): "fleet:read",
     ("GET", "/api/v1/config-artefacts/{id}/versions/{version}/status"): "fleet:read",

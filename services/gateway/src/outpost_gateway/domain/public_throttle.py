@@ -36,6 +36,8 @@ class PublicRoute(enum.StrEnum):
 PUBLIC_ROUTES: dict[tuple[str, str], PublicRoute] = {
     ("POST", "/api/v1/auth/login"): PublicRoute.LOGIN,
     ("POST", "/api/v1/auth/refresh"): PublicRoute.REFRESH,
+    ("POST", "/console/session/login"): PublicRoute.LOGIN,  # the console's (decision 99)
+    ("POST", "/console/session/refresh"): PublicRoute.REFRESH,
     ("POST", "/auth/oauth/token"): PublicRoute.OAUTH_TOKEN,
     ("POST", "/api/v1/devices/provision"): PublicRoute.PROVISION,
     ("POST", "/api/v1/devices/certificates/renew"): PublicRoute.RENEW,

@@ -64,18 +64,27 @@ from outpost_contracts.devices import (
 )
 from outpost_contracts.exports import DELETE_EXPORT, LIST_EXPORTS
 from outpost_contracts.fleet import (
+    CREATE_CONFIG_ARTEFACT,
+    CREATE_DESIRED_STATE_BINDING,
     CREATE_DEVICE_PROFILE,
     CREATE_PACK,
     CREATE_SENSOR_PROFILE,
+    DELETE_CONFIG_ARTEFACT,
+    DELETE_DESIRED_STATE_BINDING,
     DELETE_DEVICE_PROFILE,
     DELETE_PACK,
     DELETE_SENSOR_PROFILE,
+    GET_CONFIG_ARTEFACT,
+    GET_DESIRED_STATE_BINDING,
     GET_DEVICE_PROFILE,
     GET_PACK,
     GET_SENSOR_PROFILE,
+    LIST_CONFIG_ARTEFACTS,
+    LIST_DESIRED_STATE_BINDINGS,
     LIST_DEVICE_PROFILES,
     LIST_PACKS,
     LIST_SENSOR_PROFILES,
+    UPDATE_DESIRED_STATE_BINDING,
     UPDATE_DEVICE_PROFILE,
     UPDATE_PACK,
     UPDATE_SENSOR_PROFILE,
@@ -604,6 +613,81 @@ RESOURCE_GROUPS: tuple[ResourceGroup, ...] = (
                     "Uninstalling removes what the install created and still exists, and"
                     " nothing else (409 while a device or another profile uses one of them)."
                 ),
+            ),
+        },
+    ),
+    # fleet configuration (ADR 0090); an artefact's versions: entrypoints/fleet.py
+    ResourceGroup(
+        path="/api/v1/config-artefacts",
+        one="config_artefact",
+        many="config_artefacts",
+        scope="fleet",
+        create=CREATE_CONFIG_ARTEFACT,
+        list=LIST_CONFIG_ARTEFACTS,
+        get=GET_CONFIG_ARTEFACT,
+        delete=DELETE_CONFIG_ARTEFACT,
+        etag="The config artefact's latest version",
+        docs={
+            "create": Doc(
+                summary="Create a config artefact (its version 1)",
+                description=(
+                    "`{name, document, schema?}`: `name` unique in the organization;"
+                    " `document` a JSON object of at most 256 KiB encoded; `schema` an"
+                    " optional JSON Schema (draft 2020-12 unless its `$schema` names"
+                    " another; `$ref` resolves only inside it) the document must satisfy"
+                    " (400 `validation_error` listing the problems). Every later change is a"
+                    " new version: `POST /config-artefacts/{id}/versions`."
+                ),
+            ),
+            "list": Doc(
+                summary="List config artefacts",
+                description=(
+                    "Without their documents (`GET /config-artefacts/{id}` has the latest"
+                    " version's): `version` is the latest version's number."
+                ),
+            ),
+            "get": Doc(summary="Get a config artefact with its latest version's document"),
+            "delete": Doc(
+                summary="Delete a config artefact no binding uses, with all its versions",
+                description="409 `conflict` (`details.usedBy`) while a binding uses it.",
+            ),
+        },
+    ),
+    ResourceGroup(
+        path="/api/v1/desired-state-bindings",
+        one="desired_state_binding",
+        many="desired_state_bindings",
+        scope="fleet",
+        create=CREATE_DESIRED_STATE_BINDING,
+        list=LIST_DESIRED_STATE_BINDINGS,
+        get=GET_DESIRED_STATE_BINDING,
+        update=UPDATE_DESIRED_STATE_BINDING,
+        delete=DELETE_DESIRED_STATE_BINDING,
+        docs={
+            "create": Doc(
+                summary="Bind a config artefact version to a target",
+                description=(
+                    '`{artefactId, artefactVersion: <n> | "latest" (default), target:'
+                    " {type: ORGANIZATION | PROFILE | SITE | GROUP | DEVICE, id?}, priority"
+                    " (-1000..1000, default 0)}`. Another organization's artefact is 404, and"
+                    " so is a target id that names none of the organization's sites, groups"
+                    " or devices; `id` is required for every type but ORGANIZATION. A"
+                    " device's effective desired state merges every binding that applies to"
+                    " it (RFC 7396), from the least specific target type to the most"
+                    " (ORGANIZATION, PROFILE, SITE, GROUP, DEVICE), then by priority (higher"
+                    " later), then by binding id: the last one wins a key."
+                ),
+            ),
+            "list": Doc(
+                summary="List desired-state bindings",
+                description=(
+                    'Filters: `artefactId`, `artefactVersion` (`null`: "latest"),'
+                    " `target.type`, `target.id` (or `targetType`, `targetId`), `priority`."
+                ),
+            ),
+            "update": Doc(
+                summary="Change a binding's artefact version or priority (JSON merge patch)",
+                description="The artefact and the target are the binding's identity.",
             ),
         },
     ),

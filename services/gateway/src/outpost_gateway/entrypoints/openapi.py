@@ -246,13 +246,19 @@ def _token_operation(operation: dict[str, Any]) -> None:
 LinkedResponse = tuple[str, str, str]  # (path, method, status) of a response that has links
 
 
-def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[str, Any]]:
+def links(
+    paths: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, Any] | None = None
+) -> dict[LinkedResponse, dict[str, Any]]:
     """The OpenAPI links of the document, by response, from two rules; each link is named
     by its target's operationId.
 
     - Created objects: a ``POST`` on a collection (a path without parameters) that answers
       201 creates an object whose ``id`` is the ``{id}`` of every operation on
-      ``{collection}/{id}`` and on the paths below it that take no other parameter.
+      ``{collection}/{id}`` and on the paths below it that take no other parameter. Under an
+      object (``/devices/{id}/commands``), the member's parameter is read from the created
+      body's ``id``, or from its field of the parameter's own name when it has one
+      (``/config-artefacts/{id}/versions/{version}``: ``version``; ``schemas`` are the
+      document's components).
     - Versions: a ``GET`` whose 200 has an ``ETag`` links to the operations on the same path
       that take ``If-Match``, with the same path parameters and that ETag.
     """
@@ -264,7 +270,7 @@ def links(paths: Mapping[str, Mapping[str, Any]]) -> dict[LinkedResponse, dict[s
         if "{" not in collection:
             created = _created_links(paths, collection, ITEM_PARAMETER, {})
         else:
-            created = _sub_collection_links(paths, collection)
+            created = _sub_collection_links(paths, collection, create, schemas or {})
         if created:
             found[(collection, "post", "201")] = created
     for path, item in paths.items():
@@ -293,9 +299,11 @@ def _created_links(
     collection: str,
     parameter: str,
     outer: Mapping[str, str],
+    field: str = "id",
 ) -> dict[str, Any]:
     """Links from a 201 on ``collection`` to the operations on ``{collection}/{parameter}``
-    and below that take no other parameter than ``outer``'s and ``parameter``."""
+    and below that take no other parameter than ``outer``'s and ``parameter`` (read from the
+    created body's ``field``)."""
     member = f"{collection}/{{{parameter}}}"
     created: dict[str, Any] = {}
     for path, target_item in paths.items():
@@ -306,14 +314,17 @@ def _created_links(
         for method, target in _operations(target_item):
             created[target["operationId"]] = {
                 "operationId": target["operationId"],
-                "parameters": {**outer, f"path.{parameter}": "$response.body#/id"},
+                "parameters": {**outer, f"path.{parameter}": f"$response.body#/{field}"},
                 "description": f"`{method.upper()} {path}` on the object just created",
             }
     return created
 
 
 def _sub_collection_links(
-    paths: Mapping[str, Mapping[str, Any]], collection: str
+    paths: Mapping[str, Mapping[str, Any]],
+    collection: str,
+    create: Mapping[str, Any],
+    schemas: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A collection under an object (``/devices/{id}/commands``): its member's parameter is
     the one ``{collection}/{…}`` adds; the outer ones are the request's."""
@@ -321,8 +332,20 @@ def _sub_collection_links(
     prefix = f"{collection}/{{"
     for path in paths:
         if path.startswith(prefix) and path.endswith("}") and path.count("{") == len(outer) + 1:
-            return _created_links(paths, collection, path[len(prefix) : -1], outer)
+            parameter = path[len(prefix) : -1]
+            field = parameter if parameter in _created_fields(create, schemas) else "id"
+            return _created_links(paths, collection, parameter, outer, field)
     return {}
+
+
+def _created_fields(create: Mapping[str, Any], schemas: Mapping[str, Any]) -> set[str]:
+    """The properties of the body a 201 answers (its schema's, when it is a reference)."""
+    content = create.get("responses", {}).get("201", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref:
+        schema = schemas.get(ref.rsplit("/", 1)[-1], {})
+    return set(schema.get("properties", {}))
 
 
 def _operations(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -443,7 +466,7 @@ def document(
                 _token_operation(operation)
             if method == "get":
                 _query_options(path, operation)
-    for (path, method, answer), found in links(doc.get("paths", {})).items():
+    for (path, method, answer), found in links(doc.get("paths", {}), components["schemas"]).items():
         doc["paths"][path][method]["responses"][answer]["links"] = found
     return doc
 
