@@ -4,11 +4,10 @@ to the devices that use it (``/application``), beside the groups of ADR 0090."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
 from litestar import get
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
 from outpost_contracts.fleet import (
     GET_ARTEFACT_VERSION_STATUS,
@@ -20,9 +19,8 @@ from outpost_contracts.fleet import (
     GetProfileApplication,
     ProfileApplicationView,
 )
+from outpost_gateway.entrypoints.fleet import Number, parse_version_number
 from outpost_gateway.entrypoints.security import BackendDep, Ctx
-
-Number = Annotated[int, Parameter(ge=1, description="The version number")]
 
 _COUNTS = (
     "`targeted`: the devices whose effective desired state it is merged into; of them,"
@@ -45,7 +43,7 @@ async def get_desired_state_binding_status(
 
 
 @get(
-    "/api/v1/config-artefacts/{id:uuid}/versions/{version:int}/status",
+    "/api/v1/config-artefacts/{id:uuid}/versions/{version:str}/status",
     tags=["config-artefacts"],
     summary="A config artefact version's compliance: {targeted, inSync, drifted, pending}",
     description=_COUNTS + " Each device is compared on the keys this version sets for it.",
@@ -53,7 +51,7 @@ async def get_desired_state_binding_status(
 async def get_config_artefact_version_status(
     id: FromPath[UUID], version: Number, ctx: Ctx, backend: BackendDep
 ) -> ComplianceView:
-    request = GetArtefactVersionStatus(id=id, version=version)
+    request = GetArtefactVersionStatus(id=id, version=parse_version_number(version))
     return await backend.call(GET_ARTEFACT_VERSION_STATUS, ctx, request)
 
 
