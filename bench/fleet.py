@@ -335,16 +335,18 @@ async def main_async(args: argparse.Namespace, nats_url: str, admin_dsn: str) ->
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO fleet.config_artefacts (org_id, id, name, latest_version,"
-                " created_at, updated_at, version) VALUES ($1, $2, 'bench', 1, now(), now(), 1)",
+                " version_count, created_at, updated_at, version)"
+                " VALUES ($1, $2, 'bench', 1, 1, now(), now(), 1)",
                 org,
                 artefact_id,
             )
             await conn.execute(
                 "INSERT INTO fleet.config_artefact_versions (org_id, artefact_id, version,"
-                " document, created_at) VALUES ($1, $2, 1, $3::jsonb, now())",
+                " document, size_bytes, created_at) VALUES ($1, $2, 1, $3::jsonb, $4, now())",
                 org,
                 artefact_id,
                 msgspec.json.encode(document).decode(),
+                len(msgspec.json.encode(document)),
             )
             await conn.execute(
                 "INSERT INTO fleet.desired_state_bindings (org_id, id, artefact_id,"

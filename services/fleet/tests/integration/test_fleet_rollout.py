@@ -95,12 +95,12 @@ async def artefact(env: Env, org: uuid.UUID, *documents: dict[str, Any]) -> uuid
     now = ids.now()
     async with env.uow(org) as u:
         await u.execute(
-            "INSERT INTO config_artefacts (org_id, id, name, latest_version, created_at,"
-            " updated_at, version) VALUES (:org, :id, :name, :n, :now, :now, 1)",
+            "INSERT INTO config_artefacts (org_id, id, name, latest_version, version_count,"
+            " created_at, updated_at, version) VALUES (:org, :id, :name, :n, :n, :now, :now, 1)",
             {
                 "org": org,
                 "id": artefact_id,
-                "name": f"a-{artefact_id.hex[:6]}",
+                "name": f"a-{artefact_id.hex}",
                 "n": len(documents),
                 "now": now,
             },
@@ -108,12 +108,14 @@ async def artefact(env: Env, org: uuid.UUID, *documents: dict[str, Any]) -> uuid
         for n, document in enumerate(documents, start=1):
             await u.execute(
                 "INSERT INTO config_artefact_versions (org_id, artefact_id, version, document,"
-                " created_at) VALUES (:org, :id, :n, CAST(:doc AS jsonb), :now)",
+                " size_bytes, created_at) VALUES (:org, :id, :n, CAST(:doc AS jsonb),"
+                " :size, :now)",
                 {
                     "org": org,
                     "id": artefact_id,
                     "n": n,
                     "doc": msgspec.json.encode(document).decode(),
+                    "size": len(msgspec.json.encode(document)),
                     "now": now,
                 },
             )
@@ -270,7 +272,8 @@ async def test_precedence_and_exactly_the_affected_devices(
         async with env.uow(org) as u:
             await u.execute(
                 "INSERT INTO config_artefact_versions (org_id, artefact_id, version, document,"
-                " created_at) VALUES (:org, :id, 2, CAST(:doc AS jsonb), now())",
+                " size_bytes, created_at) VALUES (:org, :id, 2, CAST(:doc AS jsonb),"
+                " 15, now())",
                 {"org": org, "id": fast, "doc": '{"interval": 5}'},
             )
             await u.commit()
