@@ -435,8 +435,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--gets", type=int, default=1000, help="idle GetDevice round trips")
-    ap.add_argument("--batch", type=int, default=500, help="OUTPOST_FLEET_DELIVERY_BATCH")
-    ap.add_argument("--concurrency", type=int, default=2, help="OUTPOST_FLEET_DELIVERY_CONCURRENCY")
+    ap.add_argument("--batch", type=int, default=100, help="OUTPOST_FLEET_DELIVERY_BATCH")
+    ap.add_argument("--concurrency", type=int, default=1, help="OUTPOST_FLEET_DELIVERY_CONCURRENCY")
     ap.add_argument(
         "--fleet-only",
         action="store_true",
