@@ -196,6 +196,9 @@ class ApiKeyView(msgspec.Struct, kw_only=True, omit_defaults=True):
     version: int = 1
 
 
+ApplicationStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED"]
+
+
 class AuditEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``AuditEntry`` of the API."""
 
@@ -332,6 +335,19 @@ class ComparisonView(msgspec.Struct, kw_only=True, omit_defaults=True):
     rmse: float | None = None
     series: list[ComparisonPoint] | None = None
     slope: float | None = None
+
+
+class ComplianceView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ComplianceView`` of the API."""
+
+    drifted: int
+    in_sync: int = msgspec.field(name="inSync")
+    pending: int
+    targeted: int
+    artefact_id: UUID | None = msgspec.field(name="artefactId", default=None)
+    artefact_version: int | None = msgspec.field(name="artefactVersion", default=None)
+    binding_id: UUID | None = msgspec.field(name="bindingId", default=None)
+    computed_at: datetime | None = msgspec.field(name="computedAt", default=None)
 
 
 class ComponentPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -1110,6 +1126,20 @@ class PackView(msgspec.Struct, kw_only=True, omit_defaults=True):
     object: str = "pack"
 
 
+class ProfileApplicationView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``ProfileApplicationView`` of the API."""
+
+    done: int
+    profile_id: UUID = msgspec.field(name="profileId")
+    profile_version: int = msgspec.field(name="profileVersion")
+    requested_at: datetime = msgspec.field(name="requestedAt")
+    status: ApplicationStatus
+    total: int
+    error: str | None = None
+    finished_at: datetime | None = msgspec.field(name="finishedAt", default=None)
+    missing: int = 0
+
+
 class ProfileComponent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A component every device of the profile has (devices' components: ``name``, ``kind``)."""
 
@@ -1752,6 +1782,16 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "timezone",
         "to",
     ),
+    "ComplianceView": (
+        "artefactId",
+        "artefactVersion",
+        "bindingId",
+        "computedAt",
+        "drifted",
+        "inSync",
+        "pending",
+        "targeted",
+    ),
     "ComponentPatch": (
         "attributes",
         "kind",
@@ -2254,6 +2294,17 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "updatedAt",
         "version",
     ),
+    "ProfileApplicationView": (
+        "done",
+        "error",
+        "finishedAt",
+        "missing",
+        "profileId",
+        "profileVersion",
+        "requestedAt",
+        "status",
+        "total",
+    ),
     "ProfileComponent": (
         "kind",
         "name",
@@ -2735,6 +2786,14 @@ OPERATIONS: dict[str, Operation] = {
         ("$expand", "$select"),
         200,
     ),
+    "get_desired_state_binding_status": Operation(
+        "get_desired_state_binding_status",
+        "GET",
+        "/api/v1/desired-state-bindings/{id}/status",
+        ("id",),
+        (),
+        200,
+    ),
     "get_device": Operation(
         "get_device", "GET", "/api/v1/devices/{id}", ("id",), ("$expand", "$select"), 200
     ),
@@ -2764,6 +2823,14 @@ OPERATIONS: dict[str, Operation] = {
         "/api/v1/device-profiles/{id}",
         ("id",),
         ("$expand", "$select"),
+        200,
+    ),
+    "get_device_profile_application": Operation(
+        "get_device_profile_application",
+        "GET",
+        "/api/v1/device-profiles/{id}/application",
+        ("id",),
+        (),
         200,
     ),
     "get_device_state": Operation(
@@ -3624,6 +3691,14 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "set_rate_limits": Operation(
         "set_rate_limits", "PUT", "/api/v1/admin/organizations/{id}/rate-limits", ("id",), (), 200
+    ),
+    "status_get_config_artefact_version_status": Operation(
+        "status_get_config_artefact_version_status",
+        "GET",
+        "/api/v1/config-artefacts/{id}/versions/{version}/status",
+        ("id", "version"),
+        (),
+        200,
     ),
     "stream_events": Operation(
         "stream_events", "GET", "/api/v1/events/stream", (), ("lastEventId",), 200
@@ -4857,6 +4932,25 @@ class SyncOperations(SyncBase):
             DesiredStateBindingView,
         )
 
+    def get_desired_state_binding_status(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComplianceView:
+        """``GET /api/v1/desired-state-bindings/{id}/status``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_desired_state_binding_status"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ComplianceView,
+        )
+
     def get_device(
         self,
         id: UUID | str,
@@ -4969,6 +5063,25 @@ class SyncOperations(SyncBase):
             params,
             headers,
             DeviceProfileView,
+        )
+
+    def get_device_profile_application(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ProfileApplicationView:
+        """``GET /api/v1/device-profiles/{id}/application``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile_application"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ProfileApplicationView,
         )
 
     def get_device_state(
@@ -6788,6 +6901,29 @@ class SyncOperations(SyncBase):
             RateLimits,
         )
 
+    def status_get_config_artefact_version_status(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComplianceView:
+        """``GET /api/v1/config-artefacts/{id}/versions/{version}/status``"""
+        return self._call(  # type: ignore[no-any-return]
+            OPERATIONS["status_get_config_artefact_version_status"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ComplianceView,
+        )
+
     def stream_events(
         self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
@@ -8314,6 +8450,25 @@ class AsyncOperations(AsyncBase):
             DesiredStateBindingView,
         )
 
+    async def get_desired_state_binding_status(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComplianceView:
+        """``GET /api/v1/desired-state-bindings/{id}/status``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_desired_state_binding_status"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ComplianceView,
+        )
+
     async def get_device(
         self,
         id: UUID | str,
@@ -8426,6 +8581,25 @@ class AsyncOperations(AsyncBase):
             params,
             headers,
             DeviceProfileView,
+        )
+
+    async def get_device_profile_application(
+        self,
+        id: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ProfileApplicationView:
+        """``GET /api/v1/device-profiles/{id}/application``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["get_device_profile_application"],
+            (id,),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ProfileApplicationView,
         )
 
     async def get_device_state(
@@ -10245,6 +10419,29 @@ class AsyncOperations(AsyncBase):
             RateLimits,
         )
 
+    async def status_get_config_artefact_version_status(
+        self,
+        id: UUID | str,
+        version: UUID | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ComplianceView:
+        """``GET /api/v1/config-artefacts/{id}/versions/{version}/status``"""
+        return await self._call(  # type: ignore[no-any-return]
+            OPERATIONS["status_get_config_artefact_version_status"],
+            (
+                id,
+                version,
+            ),
+            None,
+            {},
+            {},
+            params,
+            headers,
+            ComplianceView,
+        )
+
     async def stream_events(
         self, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
@@ -10610,6 +10807,7 @@ __all__ = [
     "AnnotationView",
     "ApiKeyIssued",
     "ApiKeyView",
+    "ApplicationStatus",
     "AsyncOperations",
     "AuditEntry",
     "BatchOutcome",
@@ -10625,6 +10823,7 @@ __all__ = [
     "CommandView",
     "ComparisonPoint",
     "ComparisonView",
+    "ComplianceView",
     "ComponentPatch",
     "ComponentView",
     "Condition",
@@ -10700,6 +10899,7 @@ __all__ = [
     "PackStepView",
     "PackView",
     "Page",
+    "ProfileApplicationView",
     "ProfileComponent",
     "ProfileSensor",
     "Protocol",

@@ -879,3 +879,82 @@ EVENT_TYPES = (
     PackInstalled,
     PackDeleted,
 )
+# --- rollout, compliance and the profile-change job (ADR 0093) -----------------------------
+
+
+class DeviceConfigDrifted(
+    Event, tag=wire_tag(SERVICE, "DeviceConfigDrifted", 1), kw_only=True, frozen=True
+):
+    """A device that reported its effective desired state reported something else later (its
+    stream is the device's id). A fact the fleet observed, for the timeline; ``pointers``
+    are the JSON Pointers that differ (at most 20), ``digest`` the desired state's."""
+
+    device_id: UUID
+    digest: str
+    pointers: list[str]
+    reported_at: datetime
+
+
+class ComplianceView(Contract, kw_only=True, frozen=True):
+    """Of the devices a binding (or an artefact version) applies to: how many report the
+    desired state (``inSync``), something else (``drifted``), nothing since it was
+    delivered (``pending``). ``targeted`` is the sum."""
+
+    targeted: int
+    in_sync: int
+    drifted: int
+    pending: int
+    binding_id: UUID | None = None
+    artefact_id: UUID | None = None
+    artefact_version: int | None = None
+    computed_at: datetime | None = None
+
+
+class GetBindingStatus(Request, kw_only=True, frozen=True):
+    id: UUID
+
+
+class GetArtefactVersionStatus(Request, kw_only=True, frozen=True):
+    id: UUID
+    version: int
+
+
+class ApplicationStatus(enum.StrEnum):
+    """A device profile's application to the devices that use it."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class ProfileApplicationView(Contract, kw_only=True, frozen=True):
+    """The newest change of a device profile, applied to every device that uses it
+    (asynchronous, resumable, in batches): ``done`` of ``total`` devices so far. A profile
+    that never changed while devices used it has none (404)."""
+
+    profile_id: UUID
+    profile_version: int
+    status: ApplicationStatus
+    total: int
+    done: int
+    missing: int = 0
+    error: str | None = None
+    requested_at: datetime
+    finished_at: datetime | None = None
+
+
+class GetProfileApplication(Request, kw_only=True, frozen=True):
+    id: UUID  # the device profile's
+
+
+GET_BINDING_STATUS = Operation(SERVICE, "GetBindingStatus", GetBindingStatus, ComplianceView)
+GET_ARTEFACT_VERSION_STATUS = Operation(
+    SERVICE, "GetArtefactVersionStatus", GetArtefactVersionStatus, ComplianceView
+)
+GET_PROFILE_APPLICATION = Operation(
+    SERVICE, "GetProfileApplication", GetProfileApplication, ProfileApplicationView
+)
+
+# Appended here, after its class, so the tuple above stays as it was agreed.
+EVENT_TYPES = (*EVENT_TYPES, DeviceConfigDrifted)

@@ -208,6 +208,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         description="Alerting's local view of devices, groups and sites",
     ),
     ConsumerSpec(
+        stream="FLEET",
+        name="alerting-fleet",
+        owner="alerting",
+        filter_subjects=(subjects.event_filter("fleet", "DeviceConfigDrifted"),),
+        description="The timeline's fleet entries: a device's configuration drifting",
+    ),
+    ConsumerSpec(
         stream="ALERTING",
         name="alerting-notifications",
         owner="alerting",
@@ -228,6 +235,35 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         max_deliver=-1,
         max_ack_pending=1000,
         description="Export workers: explicit acks, in-progress acks while working",
+    ),
+    # The fleet's rollout (issue 21, ADR 0093): where each device sits, what each reports,
+    # and the configuration changes that recompute effective desired states.
+    ConsumerSpec(
+        stream="DEVICES",
+        name="fleet-devices",
+        owner="fleet",
+        filter_subjects=tuple(
+            subjects.event_filter("devices", name)
+            for name in ("DeviceRegistered", "DeviceUpdated", "DeviceDecommissioned")
+        ),
+        max_ack_pending=20_000,
+        description="The fleet's view of devices: organization, site, group, device profile",
+    ),
+    ConsumerSpec(
+        stream="DEVICES",
+        name="fleet-reports",
+        owner="fleet",
+        filter_subjects=(subjects.event_filter("devices", "ReportedStateChanged"),),
+        max_ack_pending=20_000,
+        description="Devices' reported states, for the fleet's compliance counts",
+    ),
+    ConsumerSpec(
+        stream="FLEET",
+        name="fleet-recompute",
+        owner="fleet",
+        filter_subjects=(subjects.service_events("fleet"),),
+        ack_wait_seconds=60,
+        description="Artefact, binding and device profile changes: effective states recomputed",
     ),
     _suspensions("devices"),
     _suspensions("readings"),

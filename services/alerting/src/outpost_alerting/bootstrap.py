@@ -12,8 +12,9 @@ from outpost_alerting.adapters.channel_store import ChannelsProjector
 from outpost_alerting.adapters.projections import AlertingProjector
 from outpost_alerting.adapters.secrets import SecretVault
 from outpost_alerting.adapters.store import PgAlerting
-from outpost_alerting.app.evaluation import DEVICE_EVENTS, on_device_event
+from outpost_alerting.app.evaluation import DEVICE_EVENTS, on_device_event, on_fleet_event
 from outpost_alerting.app.handlers import Deps
+from outpost_alerting.domain.timeline import FLEET_EVENT_TYPES
 from outpost_alerting.entrypoints import notifications as notification_entrypoints
 from outpost_alerting.entrypoints import rpc, telemetry, timers
 from outpost_alerting.settings import AlertingSettings
@@ -59,6 +60,7 @@ async def build(runtime: ServiceRuntime, settings: AlertingSettings) -> None:
     )
     if settings.evaluate:
         runtime.consume("alerting-devices", on_device_event, DEVICE_EVENTS)
+        runtime.consume("alerting-fleet", on_fleet_event, FLEET_EVENT_TYPES)
         runtime.background(
             partial(
                 telemetry.run,

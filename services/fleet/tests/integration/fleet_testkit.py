@@ -155,7 +155,12 @@ async def fleet_env(
     tests_nc = await connect(nats_url, "fleet-tests")  # the caller's (the gateway's) side
     fleet_nc = await connect(nats_url, "fleet", process="fleet")
     js = tests_nc.jetstream()
-    await apply_streams(js, streams.streams_of("fleet"), streams.consumers_of("fleet"))
+    # DEVICES too: fleet's consumers of it (ADR 0093) are made with fleet's own.
+    await apply_streams(
+        js,
+        (streams.stream("DEVICES"), *streams.streams_of("fleet")),
+        streams.consumers_of("fleet"),
+    )
     deps = bootstrap.deps(uow, fleet_nc, settings or FleetSettings())
     stand_in = Devices()
     responders = [

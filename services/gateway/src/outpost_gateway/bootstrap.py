@@ -52,6 +52,7 @@ from outpost_gateway.entrypoints import (
     events_stream,
     exports,
     fleet,
+    fleet_status,
     identity,
     notifications,
     oauth,
@@ -166,6 +167,7 @@ def create_app(
             *notifications.ROUTES,  # notification channels and delivery logs (decision 64)
             *exports.ROUTES,  # export jobs and their downloads (decision 65)
             *fleet.ROUTES,  # config artefacts' versions (ADR 0090)
+            *fleet_status.ROUTES,  # compliance and profile application (ADR 0093)
             *packs.ROUTES,  # a pack's export and the import of one (ADR 0092)
             *console.ROUTES,  # the web console at / (decision 99)
         ],

@@ -247,11 +247,12 @@ def test_every_creating_operation_links_to_its_object(doc: dict[str, Any]) -> No
     }
     with_links = {p for p in creating if "links" in doc["paths"][p]["post"]["responses"]["201"]}
     assert with_links == creating
-    # A version under an artefact: its number is the created body's `version`.
+    # A version under an artefact: its number is the created body's `version` (get, delete,
+    # and its compliance `/status`, ADR 0093).
     versions = doc["paths"]["/api/v1/config-artefacts/{id}/versions"]["post"]["responses"]
     assert [link["parameters"] for link in versions["201"]["links"].values()] == [
         {"path.id": "$request.path.id", "path.version": "$response.body#/version"}
-    ] * 2
+    ] * 3
     # every 201 body that a link reads has the field it reads
     for path in creating:
         ref = doc["paths"][path]["post"]["responses"]["201"]["content"]["application/json"]

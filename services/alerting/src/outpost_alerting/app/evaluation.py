@@ -358,6 +358,11 @@ DEVICE_EVENTS: tuple[type[Any], ...] = tuple(
 )
 
 
+async def on_fleet_event(uow: UnitOfWork, event: EventEnvelope) -> None:
+    """The fleet's events the timeline keeps (a device's configuration drifting, ADR 0093)."""
+    await timeline.record(uow.conn, event)
+
+
 async def on_device_event(uow: UnitOfWork, event: EventEnvelope) -> None:
     """Keep alerting's view of devices (scopes), watch a device that comes under a
     ``nodata`` rule, forget a decommissioned one, and record the timeline's entries."""

@@ -1,6 +1,7 @@
 """What goes on an organization's timeline (``/events``) and how each entry reads: alert
-transitions from alerting's own events, and from the DEVICES stream registration, connects
-and disconnects, provisioning, activation and decommissioning, and commands. Pure."""
+transitions from alerting's own events, from the DEVICES stream registration, connects and
+disconnects, provisioning, activation and decommissioning, and commands, and from the FLEET
+stream a device's configuration drifting (ADR 0093). Pure."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from uuid import UUID
 import msgspec
 
 from outpost_contracts import alerting as api
-from outpost_contracts import commands, devices, presence, provisioning
+from outpost_contracts import commands, devices, fleet, presence, provisioning
 from outpost_contracts.base import Event
 from outpost_contracts.envelope import EventEnvelope
 
@@ -36,6 +37,9 @@ DEVICE_EVENT_TYPES: tuple[type[Event], ...] = (
     commands.CommandFailed,
     commands.CommandExpired,
 )
+
+# The fleet stream's events the timeline keeps (ADR 0093).
+FLEET_EVENT_TYPES: tuple[type[Event], ...] = (fleet.DeviceConfigDrifted,)
 
 
 def _by(by: UUID | None, comment: str | None) -> str:
@@ -106,5 +110,12 @@ def entry(e: EventEnvelope, device_id: UUID | None = None) -> Entry | None:
             summary=f"command {outcome}",
             device_id=data.device_id,
             data={"commandId": str(e.stream_id)},
+        )
+    if isinstance(data, fleet.DeviceConfigDrifted):
+        keys = ", ".join(data.pointers) or "its reported state"
+        return Entry(
+            summary=f"device configuration drifted: {keys}",
+            device_id=data.device_id,
+            data={"pointers": list(data.pointers), "digest": data.digest},
         )
     return None

@@ -63,3 +63,24 @@ def count(statuses: Iterable[DeviceCompliance]) -> Counts:
         drifted=tally[DeviceCompliance.DRIFTED],
         pending=tally[DeviceCompliance.PENDING],
     )
+
+
+def drifted(previous: DeviceCompliance | None, current: DeviceCompliance) -> bool:
+    """Whether a report makes a device drift: it was in sync and now reports something else
+    (ADR 0093: the fleet's ``DeviceConfigDrifted``, once per drift, not on every report)."""
+    return previous is DeviceCompliance.IN_SYNC and current is DeviceCompliance.DRIFTED
+
+
+def differing(
+    desired: dict[str, Any], reported: dict[str, Any], keys: Iterable[str] | None = None
+) -> list[str]:
+    """The JSON Pointers of ``desired``'s leaves (of ``keys``) that ``reported`` differs at."""
+    wanted = None if keys is None else set(keys)
+    found: list[str] = []
+    for path in leaves(desired):
+        name = pointer(path)
+        if wanted is not None and name not in wanted:
+            continue
+        if at(reported, path) != at(desired, path):
+            found.append(name)
+    return found

@@ -132,6 +132,10 @@ HANDWRITTEN_POLICIES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/config-artefacts/{id}/versions"): "fleet:read",
     ("GET", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:read",
     ("DELETE", "/api/v1/config-artefacts/{id}/versions/{version}"): "fleet:write",
+    # fleet's rollout (ADR 0093): compliance and a device profile's application
+    ("GET", "/api/v1/desired-state-bindings/{id}/status"): "fleet:read",
+    ("GET", "/api/v1/config-artefacts/{id}/versions/{version}/status"): "fleet:read",
+    ("GET", "/api/v1/device-profiles/{id}/application"): "fleet:read",
     # packs beyond their group (ADR 0092)
     ("GET", "/api/v1/packs/{id}/export"): "fleet:read",
     ("POST", "/api/v1/packs/import"): "fleet:write",

@@ -45,6 +45,12 @@ Number = Annotated[
 ]
 
 
+def parse_version_number(version: str) -> int:
+    """A version number from the path: 400 ``validation_error`` on ``version`` otherwise
+    (after the route's policy, so a caller without the scope is refused first)."""
+    return _number(version)
+
+
 def _number(version: str) -> int:
     if not is_number(version) or not 1 <= int(version) <= MAX_VERSION:
         raise validation_error("version", f"must be a version number (1 to {MAX_VERSION})")
