@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import msgspec
 import nats
@@ -20,6 +21,7 @@ from outpost_contracts import integrations, streams
 from outpost_contracts.envelope import Principal, PrincipalKind, RequestContext
 from outpost_contracts.errors import NotFound, ValidationFailed
 from outpost_contracts.query import ListQuery
+from outpost_devkit.infra import NatsServer
 from outpost_identity import bootstrap
 from outpost_identity.adapters.broker import JetStreamConsumers
 from outpost_identity.adapters.projections import PROJECTORS
@@ -45,14 +47,17 @@ def _ctx(org: uuid.UUID) -> RequestContext:
 
 
 @pytest.fixture
-async def world(postgres_dsn: str, nats_url: str) -> AsyncIterator[tuple[handlers.Deps, object]]:
+async def world(postgres_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[handlers.Deps, object]]:
     dsn = await provision_service(postgres_dsn, "identity", secrets.token_urlsafe(16))
     await upgrade(postgres_dsn, "identity", migrations_dir(bootstrap.__file__))
     engine = create_engine(dsn, "identity", pool_size=2)
-    nc = await nats.connect(nats_url)
+    # A broker of its own: the session's broker holds other tests' service streams, whose
+    # subjects the stand-in below would overlap.
+    broker = NatsServer.start(tmp_path / "nats")
+    nc = await nats.connect(broker.url)
     js = nc.jetstream()
     public = next(s for s in streams.STREAMS if s.name == integrations.STREAM)
-    # the test broker has no service streams: PUBLIC with subjects of its own stands in
+    # this broker has no service streams: PUBLIC with subjects of its own stands in
     spec = msgspec.structs.replace(public, sources=(), subjects=("outpost.evt.>", "outpost.tel.>"))
     await messaging.apply_streams(js, [spec])
     try:
@@ -64,8 +69,8 @@ async def world(postgres_dsn: str, nats_url: str) -> AsyncIterator[tuple[handler
             js,
         )
     finally:
-        await js.delete_stream(integrations.STREAM)
         await nc.close()
+        broker.stop()
         await engine.dispose()
 
 
