@@ -33,3 +33,20 @@ def fresh_key(http: httpx.Client, platform: dict[str, Any], prefix: str) -> str:
         assert time.monotonic() < deadline, "the new API key was not accepted within 30 s"
         time.sleep(0.1)
     return key
+
+
+def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:
+    """An API key of ``org_id`` with only ``scopes``, once the gateway knows it (401 until
+    then; a key without the devices scope is answered 403 by the probe, which is enough)."""
+    issued = http.post(
+        "/api/v1/api-keys",
+        json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes},
+        headers={**bearer(platform["operatorKey"]), "X-Organization": org_id},
+    )
+    assert issued.status_code == 201, issued.text
+    key = str(issued.json()["key"])
+    deadline = time.monotonic() + 30
+    while http.get("/api/v1/devices/by-key/name='-'", headers=bearer(key)).status_code == 401:
+        assert time.monotonic() < deadline, "the key was not accepted within 30 s"
+        time.sleep(0.1)
+    return key

@@ -6,12 +6,13 @@ HTTP batch does with an undeclared sensor, and the scopes."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e._keys import scoped_key
 
 pytestmark = pytest.mark.e2e
 
@@ -36,21 +37,6 @@ def error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     body = dict(response.json())
     assert body["object"] == "error" and body["type"] == kind, body
     return body
-
-
-def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:
-    """An API key with only ``scopes``, once the gateway knows it (401 until then)."""
-    issued = http.post(
-        "/api/v1/api-keys",
-        json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes},
-        headers={**bearer(platform["operatorKey"]), "X-Organization": org_id},
-    )
-    key = str(ok(issued, 201)["key"])
-    deadline = time.monotonic() + 30
-    while http.get("/api/v1/annotation-classes", headers=bearer(key)).status_code == 401:
-        assert time.monotonic() < deadline, "the key was not accepted within 30 s"
-        time.sleep(0.1)
-    return key
 
 
 def test_classes_annotations_conventions_and_isolation(

@@ -6,7 +6,6 @@ another organization's ids (404), the audit log, and the scopes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e._cli import Cli
+from tests.e2e._keys import scoped_key
 
 pytestmark = pytest.mark.e2e
 
@@ -38,21 +38,6 @@ def error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     body = dict(response.json())
     assert body["object"] == "error" and body["type"] == kind, body
     return body
-
-
-def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:
-    """An API key with only ``scopes``, once the gateway knows it (401 until then)."""
-    issued = http.post(
-        "/api/v1/api-keys",
-        json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes},
-        headers={**bearer(platform["operatorKey"]), "X-Organization": org_id},
-    )
-    key = str(ok(issued, 201)["key"])
-    deadline = time.monotonic() + 30
-    while http.get("/api/v1/config-artefacts", headers=bearer(key)).status_code == 401:
-        assert time.monotonic() < deadline, "the key was not accepted within 30 s"
-        time.sleep(0.1)
-    return key
 
 
 def test_artefacts_versions_bindings_and_isolation(

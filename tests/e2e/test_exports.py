@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 import pytest
 
+from tests.e2e._keys import scoped_key
 from tests.e2e._poll import eventually
 
 pytestmark = pytest.mark.e2e
@@ -45,18 +46,6 @@ def error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     body = dict(response.json())
     assert body["object"] == "error" and body["type"] == kind, body
     return body
-
-
-def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:
-    """An API key with only ``scopes``, once the gateway knows it (401 until then)."""
-    issued = http.post(
-        "/api/v1/api-keys",
-        json={"name": "exports-reader", "scopes": scopes},
-        headers={**bearer(platform["operatorKey"]), "X-Organization": org_id},
-    )
-    key = str(ok(issued, 201)["key"])
-    assert eventually(lambda: http.get("/api/v1/exports", headers=bearer(key)).status_code != 401)
-    return key
 
 
 def parse_ts(text: str) -> datetime:

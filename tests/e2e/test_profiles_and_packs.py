@@ -7,12 +7,12 @@ stay). Tenancy, ETag/If-Match, a sensor profile in use (409), the fleet scope, t
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e._keys import scoped_key
 
 pytestmark = pytest.mark.e2e
 
@@ -208,21 +208,6 @@ def test_a_pack_from_one_organization_to_another(
         ["fleet.SensorProfileCreated.v1"] * 2
         + ["fleet.DeviceProfileCreated.v1", "fleet.PackInstalled.v1"]
     )
-
-
-def scoped_key(http: httpx.Client, platform: dict[str, Any], org_id: str, scopes: list[str]) -> str:
-    """An API key with only ``scopes``, once the gateway knows it (401 until then)."""
-    issued = http.post(
-        "/api/v1/api-keys",
-        json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes},
-        headers={**bearer(platform["operatorKey"]), "X-Organization": org_id},
-    )
-    key = str(ok(issued, 201)["key"])
-    deadline = time.monotonic() + 30
-    while http.get("/api/v1/sensor-profiles", headers=bearer(key)).status_code == 401:
-        assert time.monotonic() < deadline, "the key was not accepted within 30 s"
-        time.sleep(0.1)
-    return key
 
 
 def test_the_fleet_scope(http: httpx.Client, tenants: Any, platform: dict[str, Any]) -> None:
