@@ -341,7 +341,10 @@ async def main_async(args: argparse.Namespace, stack: Any, creds: dict[str, Any]
         print(f"  every effective state computed         {when('computed')} (target < 10 s)")
         print(f"  every desired state set by devices     {when('set')} ({calls} calls)")
         print(f"  every connected device received it     {when('received')}")
-        print(f"  ... and reported it (inSync {in_sync:>4d})     {when('reported')}")
+        print(
+            f"  ... and reported it (inSync {in_sync:>4d})     {when('reported')}"
+            " (counted once the rollout is over)"
+        )
         print(f"baseline: effective_state x{len(ids)}, no I/O   {floor:8.2f} s")
         print(
             "load average (1, 5, 15 min) before the binding"
