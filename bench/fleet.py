@@ -10,7 +10,7 @@ it, the hop without the gateway).
 What runs: the dev stack (``outpost_devkit.dev.stack.DevStack``, what ``make dev`` and the
 e2e tests run: nats-server with TLS and the auth callout, Postgres, every service and the
 gateway as child processes, default settings but the rate limits, raised so the load is
-not refused; ``--batch``/``--concurrency`` set the fleet's delivery settings).
+not refused; ``--batch``/``--concurrency``/``--pause`` set the fleet's delivery settings).
 
 Setup (timed, not the measured figure): ``--connected`` devices are provisioned through the
 real flow (registration token, CSR, certificate: ``outpost_client.simulate.provision``, as
@@ -326,7 +326,8 @@ async def main_async(args: argparse.Namespace, stack: Any, creds: dict[str, Any]
         print(
             f"\nbench/fleet: {len(ids)} devices in one organization, {len(followers)} of them"
             f" connected (NATS, following desired state); one binding (organization);"
-            f" delivery: {args.batch} per call, {args.concurrency} at once;"
+            f" delivery: {args.batch} per call, {args.concurrency} at once,"
+            f" {args.pause:g} s between calls;"
             f" {os.cpu_count()} cores shared by every process"
         )
         print("setup:")
@@ -393,6 +394,9 @@ def main() -> None:
     ap.add_argument("--register-concurrency", type=int, default=64)
     ap.add_argument("--batch", type=int, default=100, help="OUTPOST_FLEET_DELIVERY_BATCH")
     ap.add_argument("--concurrency", type=int, default=1, help="OUTPOST_FLEET_DELIVERY_CONCURRENCY")
+    ap.add_argument(
+        "--pause", type=float, default=0.05, help="OUTPOST_FLEET_DELIVERY_PAUSE_SECONDS"
+    )
     ap.add_argument("--limit", type=float, default=300, help="seconds to wait for the rollout")
     args = ap.parse_args()
     from outpost_devkit.dev.stack import DevStack
@@ -407,6 +411,7 @@ def main() -> None:
             "OUTPOST_GATEWAY_PUBLIC_PER_ADDRESS_PER_MINUTE": "1000000",
             "OUTPOST_FLEET_DELIVERY_BATCH": str(args.batch),
             "OUTPOST_FLEET_DELIVERY_CONCURRENCY": str(args.concurrency),
+            "OUTPOST_FLEET_DELIVERY_PAUSE_SECONDS": str(args.pause),
         }
     )
     # A TLS connection the broker closes as well says so once each: not a finding.
