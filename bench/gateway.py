@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
-from loadgen import HEADER, Result, build_request, closed_loop, open_loop
+from loadgen import HEADER, Result, build_request, closed_loop, http_json, open_loop
 
 from outpost_contracts.credentials import lookup_prefix, verify_key
 from outpost_contracts.devices import DeviceView
@@ -160,22 +160,13 @@ def serve_hop_responder(dsn: str, nats_url: str) -> None:
     uvloop.run(main())
 
 
-def _http(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {key}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
 def _create_device(gateway: str, key: str, seconds: float = 30) -> Any:
     """The bench's device, once the gateway's credential cache has the demo key."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            return _http("POST", f"{gateway}/api/v1/devices", key, {"name": f"bench-{os.getpid()}"})
+            body = {"name": f"bench-{os.getpid()}"}
+            return http_json("POST", f"{gateway}/api/v1/devices", key, body)
         except urllib.error.HTTPError as exc:
             if exc.code != 401 or time.monotonic() > deadline:
                 raise
@@ -337,7 +328,7 @@ def main() -> None:
         gport = int(gateway.rsplit(":", 1)[1])
         for port in (bare_port, hop_port, gport):
             _wait_for(f"http://127.0.0.1:{port}/")
-            assert _http("GET", f"http://127.0.0.1:{port}{path}", key)["id"] == device["id"]
+            assert http_json("GET", f"http://127.0.0.1:{port}{path}", key)["id"] == device["id"]
         headers = {"Authorization": f"Bearer {key}"}
         targets = {
             label: (port, build_request("127.0.0.1", port, path, headers))

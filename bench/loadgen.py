@@ -10,9 +10,12 @@ cost more CPU than the servers it measures on a 2-core machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -47,6 +50,19 @@ class Result:
 HEADER = (
     f"{'target':<22}{'mode':<8}{'offered':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
 )
+
+
+def http_json(
+    method: str, url: str, key: str, body: dict[str, Any] | None = None, timeout: float = 10
+) -> Any:
+    """One authenticated JSON call (setup, not load): the answer's body."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
 
 
 def build_request(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
