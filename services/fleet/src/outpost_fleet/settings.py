@@ -15,8 +15,10 @@ class FleetSettings(CommonSettings, kw_only=True, frozen=True):
     # Devices computed per transaction when a change recomputes effective states.
     recompute_page: int = 2000
     # Effective states per SetFleetDesiredStates call (at most 500). Each call is one
-    # transaction of devices': 100 keeps GetDevice's p99 within 2x idle during a rollout
-    # (bench/fleet: 1.3x at 100, one at a time; 3.1x at 500, two at a time).
+    # transaction of devices': bench/fleet with devices and fleet alone, 2,000 devices:
+    # GetDevice's p99 1.3x idle during a rollout at 100, one at a time; 3.1x at 500, two at
+    # a time; the whole platform at 10,000 devices: the gateway's GET /devices/{id} p99
+    # 3.5-4.4x at 100, one at a time (docs/design/fleet.md).
     delivery_batch: int = 100
     # Delivery calls in flight at once (one per worker): with the pause below, the rate
     # devices and the broker see, whatever the size of the change.
